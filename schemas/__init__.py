@@ -1,0 +1,106 @@
+"""The Tawasul event contract: CloudEvents 1.0 envelope, typed `data`, validation.
+
+```python
+from schemas import parse_event, decode_event, new_event, InvalidEvent
+ev = decode_event(message_value)      # bytes -> Event, raises InvalidEvent
+ev.data.priority                      # typed, frozen
+ev.to_json()                          # compact UTF-8 JSON, round-trips
+```
+"""
+
+from __future__ import annotations
+
+from schemas.base import EventData
+from schemas.call import CallAbandonedData, CallAnsweredData, CallEndedData, CallOfferedData
+from schemas.envelope import Event
+from schemas.errors import FieldError, InvalidEvent
+from schemas.kpi import KpiSnapshotData
+from schemas.parsing import decode_event, new_event, parse_event
+from schemas.registry import CURRENT_VERSIONS, data_model, dataschema_uri, parse_dataschema
+from schemas.sla import SlaBreachedData, SlaMetData, SlaOutcomeData, SlaWarningData
+from schemas.survey import SurveySubmittedData
+from schemas.ticket import (
+    Location,
+    TicketAcknowledgedData,
+    TicketAssignedData,
+    TicketClosedData,
+    TicketOpenedData,
+    TicketPausedData,
+    TicketPriorityChangedData,
+    TicketReopenedData,
+    TicketResolvedData,
+    TicketResumedData,
+)
+from schemas.values import (
+    CHANNELS,
+    DATACONTENTTYPE,
+    EVENT_TYPES,
+    KINDS,
+    LANGUAGES,
+    MAX_EVENT_BYTES,
+    PRIORITIES,
+    SLA_TARGETS,
+    SPECVERSION,
+    SURVEY_SCALES,
+    Channel,
+    EventType,
+    Kind,
+    Language,
+    Priority,
+    SlaTarget,
+)
+from schemas.visit import VisitCalledData, VisitCheckedInData, VisitCompletedData, VisitNoShowData
+
+__all__ = [
+    "CHANNELS",
+    "CURRENT_VERSIONS",
+    "DATACONTENTTYPE",
+    "EVENT_TYPES",
+    "KINDS",
+    "LANGUAGES",
+    "MAX_EVENT_BYTES",
+    "PRIORITIES",
+    "SLA_TARGETS",
+    "SPECVERSION",
+    "SURVEY_SCALES",
+    "CallAbandonedData",
+    "CallAnsweredData",
+    "CallEndedData",
+    "CallOfferedData",
+    "Channel",
+    "Event",
+    "EventData",
+    "EventType",
+    "FieldError",
+    "InvalidEvent",
+    "Kind",
+    "KpiSnapshotData",
+    "Language",
+    "Location",
+    "Priority",
+    "SlaBreachedData",
+    "SlaMetData",
+    "SlaOutcomeData",
+    "SlaTarget",
+    "SlaWarningData",
+    "SurveySubmittedData",
+    "TicketAcknowledgedData",
+    "TicketAssignedData",
+    "TicketClosedData",
+    "TicketOpenedData",
+    "TicketPausedData",
+    "TicketPriorityChangedData",
+    "TicketReopenedData",
+    "TicketResolvedData",
+    "TicketResumedData",
+    "VisitCalledData",
+    "VisitCheckedInData",
+    "VisitCompletedData",
+    "VisitNoShowData",
+    "data_model",
+    "dataschema_uri",
+    "decode_event",
+    "new_event",
+    "parse_dataschema",
+    "parse_event",
+]

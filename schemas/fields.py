@@ -1,0 +1,126 @@
+"""Annotated field types shared by the envelope and the data models.
+
+Each type validates in Python and carries the JSON Schema that says the same, so the
+generated schema files agree with :func:`schemas.parse_event`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Final
+
+from pydantic import (
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+# RFC 3339 section 5.6 `date-time`: "T" and "Z" are case-insensitive; the offset is mandatory.
+RFC3339_PATTERN: Final = (
+    r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])[Tt]"
+    r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$"
+)
+# RFC 3986 URI-reference: a scheme, or a relative reference whose first segment has no ":".
+URI_REFERENCE_PATTERN: Final = (
+    r"^(?:[A-Za-z][A-Za-z0-9+.\-]*:|(?=[^:/?#]*(?:[/?#]|$)))"
+    r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$"
+)
+NON_BLANK_PATTERN: Final = r"\S"
+
+_NO_OFFSET: Final = "has no UTC offset (add Z or e.g. +04:00)"
+_RFC3339: Final = re.compile(RFC3339_PATTERN)
+_LOCAL_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
+_URI_REFERENCE: Final = re.compile(URI_REFERENCE_PATTERN)
+
+
+def parse_timestamp(value: object) -> datetime:
+    """An aware datetime from an RFC 3339 string (or an aware datetime), offset kept."""
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is None:
+            raise PydanticCustomError("timestamp_offset", _NO_OFFSET)
+        if offset % timedelta(minutes=1):
+            raise PydanticCustomError("timestamp_offset", "UTC offset must be whole minutes")
+        if isinstance(value.tzinfo, timezone):
+            return value
+        return value.replace(tzinfo=timezone(offset))
+    if not isinstance(value, str):
+        raise PydanticCustomError("timestamp_type", "must be an RFC 3339 timestamp string")
+    if _RFC3339.fullmatch(value) is None:
+        if _LOCAL_TIME.fullmatch(value):
+            raise PydanticCustomError("timestamp_offset", _NO_OFFSET)
+        raise PydanticCustomError(
+            "timestamp_format", "must be an RFC 3339 timestamp like 2025-03-01T09:30:00+04:00"
+        )
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise PydanticCustomError("timestamp_value", "is not a valid calendar date") from None
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 text of an aware datetime, with its own offset (`Z` for UTC)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def format_number(value: float) -> int | float:
+    """Whole numbers as JSON integers (35 rather than 35.0), others unchanged."""
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def parse_uri_reference(value: object) -> str:
+    """A non-empty RFC 3986 URI-reference."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("uri_type", "must be a string")
+    if not value:
+        raise PydanticCustomError("uri_empty", "must not be empty")
+    if _URI_REFERENCE.fullmatch(value) is None:
+        raise PydanticCustomError("uri_format", "must be a URI-reference like /channels/pbx/main")
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainValidator(parse_timestamp),
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+]
+"""RFC 3339 date-time with a mandatory offset; kept as an aware datetime."""
+
+UriReference = Annotated[
+    str,
+    PlainValidator(parse_uri_reference),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri-reference",
+            "minLength": 1,
+            "pattern": URI_REFERENCE_PATTERN,
+        }
+    ),
+]
+"""Non-empty RFC 3986 URI-reference."""
+
+Text = Annotated[str, Strict()]
+"""Any string, empty included."""
+
+Name = Annotated[str, Strict(), StringConstraints(pattern=NON_BLANK_PATTERN)]
+"""A string with at least one non-blank character (ids, queues, categories, ...)."""
+
+_AS_JSON_NUMBER: Final = PlainSerializer(format_number, return_type=int | float, when_used="json")
+
+Seconds = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False), _AS_JSON_NUMBER]
+"""A finite, non-negative number of seconds."""
+
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False), _AS_JSON_NUMBER]
+"""A finite number."""
+
+Count = Annotated[int, Strict(), Field(ge=0)]
+"""A non-negative integer."""

@@ -1,0 +1,7 @@
+"""`python -m tawasul` is the `tawasul` command."""
+
+from __future__ import annotations
+
+from tawasul.cli import main
+
+main()

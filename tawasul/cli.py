@@ -1,0 +1,51 @@
+"""The `tawasul` command line: a map from command names to the modules that implement them."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from tawasul.logs import configure_logging
+
+COMMANDS: dict[str, str] = {
+    "kafka": "tawasul.kafka_local.cli:kafka",
+    "topics": "tawasul.topics_cli:topics",
+    "simulate": "producers.simulate_cmd:simulate",
+}
+"""Command name -> `module:click-object`. Modules are imported only when their command runs."""
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--kafka", "kafka", default=None, help="Kafka bootstrap servers [env TAWASUL_KAFKA; localhost:9092]")
+@click.option("--db", "database_url", default=None,
+              help="SQLAlchemy database URL [env TAWASUL_DATABASE_URL; sqlite:///tawasul.db]")
+@click.option("--policies", "policies", default=None, type=click.Path(dir_okay=False),
+              help="SLA policy file [env TAWASUL_POLICIES; the shipped default]")
+@click.option("--log-level", default="info", envvar="TAWASUL_LOG_LEVEL", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="Log level (JSON logs on stderr)")
+@click.version_option(package_name="tawasul")
+def cli(kafka: str | None, database_url: str | None, policies: str | None, log_level: str) -> None:
+    """Tawasul: live SLA, satisfaction and contact-centre KPIs for government customer service."""
+    configure_logging(log_level)
+
+
+def main() -> None:
+    cli(prog_name="tawasul")

@@ -1,0 +1,228 @@
+"""The SLA engine of a ticket, pure and event-sourced (contract section 3).
+
+`apply` folds one ticket event into the state and returns the outcomes it decides (a clock
+stopping: `sla.met`, or a late `sla.breached`); `due` returns the warnings and breaches whose
+instant has come; `next_deadline` says when `due` next has something to do; `evaluate` gives
+the status of each target as of an instant, for the period report.
+
+The state keeps the ticket's deduplicated events sorted by (time, type, id) and derives the
+clocks from them, so out-of-order arrival of the same events gives the same result.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from tawasul.domain.calendars import from_us, to_us
+from tawasul.domain.policies import Policy, PolicyBook
+from tawasul.domain.sla_state import (
+    BREACHED, MET, RUNNING, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING, SlaError, SlaOutcome,
+    TargetStatus, TicketSla, fired_bit,
+)
+from tawasul.domain.sla_timeline import (
+    CLOSED, OPENED, PRIORITY, RANKS, Clock, Mark, Measure, Payload, Timeline, build_timeline, measure,
+    projected_deadline,
+)
+
+__all__ = ["SlaError", "SlaOutcome", "TargetStatus", "TicketSla", "TicketEvent", "apply", "due",
+           "evaluate", "next_deadline"]
+
+
+class TicketEvent(Protocol):
+    """What the engine reads from an event (a `schemas.Event` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def data(self) -> Any: ...
+
+
+def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tuple[TicketSla, list[SlaOutcome]]:
+    """Fold a ticket event into the state; returns the new state and the outcomes it decides.
+
+    Duplicates (by id) and non-ticket events change nothing; events after `ticket.closed` are
+    dropped and counted (`ignored_after_close`).
+    """
+    if state is None:
+        state = TicketSla(ticket_id=str(event.subject))
+    rank = RANKS.get(str(event.type))
+    if rank is None or state.has_event(str(event.id)):
+        return state, []
+    mark = _mark(event, rank)
+    marks = list(state.marks)
+    if marks and marks[-1][1] == CLOSED and mark > marks[-1]:
+        return replace(state, ignored=tuple(sorted((*state.ignored, mark[2])))), []
+    bisect.insort(marks, mark)
+    ignored = state.ignored
+    if rank == CLOSED:
+        cut = next(i for i, m in enumerate(marks) if m[1] == CLOSED) + 1
+        ignored = tuple(sorted((*ignored, *(m[2] for m in marks[cut:]))))
+        marks = marks[:cut]
+    return _advance(TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire), book, None)
+
+
+def due(state: TicketSla, now: datetime, book: PolicyBook) -> tuple[TicketSla, list[SlaOutcome]]:
+    """Emit the warnings and breaches whose instant is at or before `now` and not yet emitted."""
+    now_us = to_us(now)
+    if state.next_fire is None or state.next_fire > now_us:
+        return state, []
+    return _advance(state, book, now_us)
+
+
+def next_deadline(state: TicketSla) -> datetime | None:
+    """The earliest instant (UTC) at which `due` would emit something; None when nothing can."""
+    return None if state.next_fire is None else from_us(state.next_fire, timezone.utc)
+
+
+def evaluate(state: TicketSla, at: datetime, book: PolicyBook) -> dict[str, TargetStatus]:
+    """The status of each target as of `at`, from the events with time before `at`.
+
+    Targets without a policy are left out; an empty dict means the ticket has no SLA (yet).
+    """
+    at_us = to_us(at)
+    timeline = build_timeline(state.marks, until=at_us)
+    if timeline is None:
+        return {}
+    result: dict[str, TargetStatus] = {}
+    for target, clock in timeline.clocks.items():
+        priority = clock.stops[-1].priority if clock.done else timeline.priority
+        policy = book.match(*timeline.profile_with(priority))
+        limit = None if policy is None else policy.target_us(target)
+        if policy is None or limit is None:
+            continue
+        cal = book.calendar(policy.calendar)
+        m = measure(cal, limit, None, clock.segments, horizon=at_us)
+        spent = m.ends[-1] if m.ends else 0
+        deadline: int | None = None
+        if spent > limit and m.breach is not None:
+            status, deadline = STATUS_BREACHED, m.breach.deadline
+        elif clock.done:
+            status = STATUS_MET
+            deadline = projected_deadline(cal, limit, clock.segments, m.ends, len(m.ends), timeline.opened)
+        elif timeline.paused:
+            status = UNDECIDED
+        else:
+            status = RUNNING
+            deadline = projected_deadline(cal, limit, clock.segments, m.ends, len(m.ends), timeline.opened)
+        result[target] = TargetStatus(target, policy.name, status, timedelta(microseconds=spent),
+                                      timedelta(microseconds=limit),
+                                      None if deadline is None else cal.instant(deadline))
+    return result
+
+
+def _text(value: Any) -> str:
+    return sys.intern(str(getattr(value, "value", value)))
+
+
+def _mark(event: TicketEvent, rank: int) -> Mark:
+    payload: Payload = None
+    data = event.data
+    if rank == OPENED:
+        department = getattr(data, "department", None)
+        payload = (_text(data.channel), _text(data.kind), _text(data.category), _text(data.priority),
+                   None if department is None else _text(department))
+    elif rank == PRIORITY:
+        payload = _text(data.priority)
+    return to_us(event.time), rank, str(event.id), payload
+
+
+def _advance(state: TicketSla, book: PolicyBook, now: int | None) -> tuple[TicketSla, list[SlaOutcome]]:
+    """Emit stop outcomes (now is None: after an event) or timed ones up to `now`; reschedule."""
+    timeline = build_timeline(state.marks)
+    if timeline is None:
+        return TicketSla(state.ticket_id, state.marks, state.fired, state.ignored, None), []
+    run = _Run(state, timeline, book)
+    for target, clock in timeline.clocks.items():
+        if now is None:
+            run.stops(target, clock)
+        if not clock.done:
+            run.timed(target, now)
+    run.outcomes.sort(key=lambda o: (o.at, o.target, o.type))
+    next_fire = min(run.fire_times, default=None)
+    return TicketSla(state.ticket_id, state.marks, run.fired, state.ignored, next_fire), run.outcomes
+
+
+class _Run:
+    """One pass of the engine over a ticket's timeline: collects outcomes and future instants."""
+
+    __slots__ = ("state", "timeline", "book", "fired", "outcomes", "fire_times", "_measures")
+
+    def __init__(self, state: TicketSla, timeline: Timeline, book: PolicyBook) -> None:
+        self.state, self.timeline, self.book = state, timeline, book
+        self.fired = state.fired
+        self.outcomes: list[SlaOutcome] = []
+        self.fire_times: list[int] = []
+        self._measures: dict[tuple[str, str], Measure] = {}
+
+    def _policy(self, target: str, priority: str) -> tuple[Policy, int] | None:
+        policy = self.book.match(*self.timeline.profile_with(priority))
+        limit = None if policy is None else policy.target_us(target)
+        return None if policy is None or limit is None else (policy, limit)
+
+    def _measure(self, target: str, policy: Policy, limit: int) -> Measure:
+        key = (target, policy.name)
+        if key not in self._measures:
+            clock = self.timeline.clocks[target]
+            warn = None if clock.done or self._has(target, WARNING) or self._has(target, BREACHED) \
+                else int(limit * policy.warn_at)
+            self._measures[key] = measure(self.book.calendar(policy.calendar), limit, warn, clock.segments)
+        return self._measures[key]
+
+    def _has(self, target: str, kind: str, cycle: int = 0) -> bool:
+        return bool(self.fired & fired_bit(target, kind, cycle))
+
+    def _emit(self, kind: str, target: str, policy: Policy, priority: str, deadline: int, at: int,
+              cycle: int) -> None:
+        self.fired |= fired_bit(target, kind, cycle)
+        cal = self.book.calendar(policy.calendar)
+        channel, ticket_kind, category, _, _ = self.timeline.profile
+        self.outcomes.append(SlaOutcome(
+            type=kind, ticket_id=self.state.ticket_id, target=target, policy=policy.name,
+            deadline=cal.instant(deadline), at=cal.instant(at), channel=channel, kind=ticket_kind,
+            category=category, priority=priority, cycle=cycle))
+
+    def stops(self, target: str, clock: Clock) -> None:
+        """Each stop decides its cycle: met within the limit, else the (single) breach."""
+        for stop in clock.stops:
+            found = self._policy(target, stop.priority)
+            if found is None:
+                continue
+            policy, limit = found
+            m = self._measure(target, policy, limit)
+            spent = m.ends[stop.segments - 1] if stop.segments else 0
+            if spent <= limit and not self._has(target, MET, stop.cycle):
+                deadline = projected_deadline(self.book.calendar(policy.calendar), limit, clock.segments, m.ends,
+                                              stop.segments, self.timeline.opened)
+                self._emit(MET, target, policy, stop.priority, deadline, stop.time, stop.cycle)
+            elif spent > limit and m.breach is not None and not self._has(target, BREACHED):
+                self._emit(BREACHED, target, policy, stop.priority, m.breach.deadline, m.breach.fire - 1,
+                           m.breach.cycle)
+
+    def timed(self, target: str, now: int | None) -> None:
+        """Emit the warning and breach of an open clock up to `now`; remember later instants."""
+        priority = self.timeline.priority
+        found = self._policy(target, priority)
+        if found is None:
+            return
+        policy, limit = found
+        m = self._measure(target, policy, limit)
+        if m.warning is not None and not self._has(target, WARNING) and not self._has(target, BREACHED):
+            if now is not None and m.warning.fire <= now:
+                self._emit(WARNING, target, policy, priority, m.warning.deadline, m.warning.fire, m.warning.cycle)
+            else:
+                self.fire_times.append(m.warning.fire)
+        if m.breach is not None and not self._has(target, BREACHED):
+            if now is not None and m.breach.fire <= now:
+                self._emit(BREACHED, target, policy, priority, m.breach.deadline, m.breach.fire - 1, m.breach.cycle)
+            else:
+                self.fire_times.append(m.breach.fire)

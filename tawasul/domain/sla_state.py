@@ -1,0 +1,156 @@
+"""Records of the SLA engine: the stored state of a ticket, outcomes and statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tawasul.domain.errors import DomainError
+from tawasul.domain.sla_timeline import CLOSED, OPENED, Mark, Payload, Profile
+
+WARNING, BREACHED, MET = "sla.warning", "sla.breached", "sla.met"
+RUNNING, UNDECIDED = "running", "undecided"
+STATUS_MET, STATUS_BREACHED = "met", "breached"
+
+
+class SlaError(DomainError, ValueError):
+    """A stored SLA state could not be read back."""
+
+
+def fired_bit(target: str, kind: str, cycle: int = 0) -> int:
+    """The bit of `TicketSla.fired` recording an emitted outcome.
+
+    Warnings and breaches fire at most once per ticket and target; `sla.met` once per
+    resolution cycle (a reopened ticket can be met again by its next resolution).
+    """
+    base = 0 if target == "first_response" else 3
+    if kind == WARNING:
+        return 1 << base
+    if kind == BREACHED:
+        return 1 << (base + 1)
+    return 1 << (2 if target == "first_response" else 5 + cycle)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSla:
+    """The SLA state of one ticket, compact and JSON-serialisable.
+
+    `marks` are the ticket's deduplicated events sorted by (time, type rank, id); everything
+    else is derived from them, so the order of arrival does not matter. `fired` is a bit set
+    of emitted outcomes (`fired_bit`), `ignored` the ids of events after `ticket.closed`, and
+    `next_fire` the earliest instant (us since the epoch) at which `due` emits something.
+    """
+
+    ticket_id: str
+    marks: tuple[Mark, ...] = ()
+    fired: int = 0
+    ignored: tuple[str, ...] = ()
+    next_fire: int | None = None
+
+    @property
+    def opened(self) -> bool:
+        """True once `ticket.opened` is stored."""
+        return any(m[1] == OPENED for m in self.marks)
+
+    @property
+    def closed(self) -> bool:
+        """True once `ticket.closed` is stored."""
+        return bool(self.marks) and self.marks[-1][1] == CLOSED
+
+    @property
+    def ignored_after_close(self) -> int:
+        """How many distinct events were dropped because they came after `ticket.closed`."""
+        return len(self.ignored)
+
+    @property
+    def profile(self) -> Profile | None:
+        """(channel, kind, category, priority at opening, department), once opened."""
+        mark = next((m for m in self.marks if m[1] == OPENED), None)
+        return mark[3] if mark is not None and isinstance(mark[3], tuple) else None
+
+    def has_event(self, event_id: str) -> bool:
+        """True when an event with this id was seen (stored or ignored after closing)."""
+        return event_id in self.ignored or any(m[2] == event_id for m in self.marks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A compact JSON-ready dict; `from_dict(to_dict(s)) == s`."""
+        out: dict[str, Any] = {"ticket_id": self.ticket_id,
+                               "marks": [[t, r, i, list(p) if isinstance(p, tuple) else p]
+                                         for t, r, i, p in self.marks]}
+        if self.fired:
+            out["fired"] = self.fired
+        if self.ignored:
+            out["ignored"] = list(self.ignored)
+        if self.next_fire is not None:
+            out["next_fire"] = self.next_fire
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TicketSla:
+        """Read back `to_dict` output; raises SlaError on anything else."""
+        try:
+            marks = tuple((int(t), int(r), str(i), _payload(p)) for t, r, i, p in raw["marks"])
+            next_fire = raw.get("next_fire")
+            return cls(ticket_id=str(raw["ticket_id"]), marks=marks, fired=int(raw.get("fired", 0)),
+                       ignored=tuple(str(i) for i in raw.get("ignored", ())),
+                       next_fire=None if next_fire is None else int(next_fire))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SlaError(f"not a stored ticket SLA state: {exc!r}") from exc
+
+
+def _payload(raw: object) -> Payload:
+    if raw is None or isinstance(raw, str):
+        return raw
+    if isinstance(raw, list) and len(raw) == 5:
+        channel, kind, category, priority, department = raw
+        return str(channel), str(kind), str(category), str(priority), (
+            None if department is None else str(department))
+    raise SlaError(f"bad mark payload {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SlaOutcome:
+    """An `sla.warning`, `sla.breached` or `sla.met` of one ticket and target.
+
+    `at` is when it happened: the warning instant, the instant the limit was exceeded from,
+    or the stopping event's time for `sla.met`. `id` is deterministic so that consumers can
+    drop repeats after a restart.
+    """
+
+    type: str
+    ticket_id: str
+    target: str
+    policy: str
+    deadline: datetime
+    at: datetime
+    channel: str
+    kind: str
+    category: str
+    priority: str
+    cycle: int = 0
+
+    @property
+    def id(self) -> str:
+        """`{ticket_id}:{target}:{type}:{cycle}`, the same after a restart or a replay."""
+        return f"{self.ticket_id}:{self.target}:{self.type}:{self.cycle}"
+
+    def to_data(self) -> dict[str, str]:
+        """The `data` of the outcome's CloudEvent (contract section 3)."""
+        return {"ticket_id": self.ticket_id, "target": self.target, "policy": self.policy,
+                "deadline": self.deadline.isoformat(), "channel": self.channel, "kind": self.kind,
+                "category": self.category, "priority": self.priority}
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """A target as of an instant: `met`, `breached`, `running` (clock running within the
+    limit) or `undecided` (clock paused within the limit). `deadline` is None while paused."""
+
+    target: str
+    policy: str
+    status: str
+    elapsed: timedelta
+    limit: timedelta
+    deadline: datetime | None

@@ -1,0 +1,8 @@
+"""Local single-node Apache Kafka (KRaft) for development, demos and tests."""
+
+from __future__ import annotations
+
+from tawasul.kafka_local.broker import KAFKA_VERSION, BrokerLayout, default_home, start, status, stop
+from tawasul.kafka_local.errors import BrokerError
+
+__all__ = ["KAFKA_VERSION", "BrokerError", "BrokerLayout", "default_home", "start", "status", "stop"]

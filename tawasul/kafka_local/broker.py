@@ -1,0 +1,289 @@
+"""A local single-node Apache Kafka broker (KRaft) fetched from Maven Central with Maven."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from tawasul.kafka_local.errors import BrokerError
+
+KAFKA_VERSION = "4.1.1"
+"""Pinned in pom.xml too; a test keeps the two in step."""
+
+MIN_JAVA = 17
+
+
+@dataclass(frozen=True)
+class BrokerLayout:
+    """Where one local broker keeps its jars, data, configuration and log."""
+
+    home: Path
+    host: str = "localhost"
+    port: int = 9092
+    controller_port: int = 9093
+
+    @property
+    def libs_dir(self) -> Path:
+        return self.home / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / f"kafka-data-{self.port}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / f"server-{self.port}.properties"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / f"kafka-{self.port}.log"
+
+    @property
+    def console_file(self) -> Path:
+        return self.home / "logs" / f"kafka-{self.port}.out"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"kafka-{self.port}.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def default_home() -> Path:
+    """`TAWASUL_HOME`, else a folder in the user's cache directory."""
+    configured = os.environ.get("TAWASUL_HOME")
+    if configured:
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "tawasul"
+
+
+def _resource_text(name: str) -> str:
+    return resources.files("tawasul.kafka_local").joinpath(name).read_text(encoding="utf-8")
+
+
+def java_major_version(java: str = "java") -> int:
+    """The major version of the `java` on PATH; raises BrokerError when there is none."""
+    if shutil.which(java) is None:
+        raise BrokerError(f"no Java found: install Java {MIN_JAVA} or newer (e.g. the openjdk-{MIN_JAVA}-jre-headless package)")
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    text = result.stderr + result.stdout
+    for token in text.replace('"', " ").split():
+        head = token.split(".")[0]
+        if head.isdigit() and (token.count(".") >= 1 or token.isdigit()):
+            major = int(head)
+            return int(token.split(".")[1]) if major == 1 else major
+    raise BrokerError(f"could not read the Java version from: {text.strip()[:200]}")
+
+
+def ensure_libs(layout: BrokerLayout, *, echo: Callable[[str], None] = print) -> Path:
+    """Fetch the pinned Kafka jars with Maven once; later calls return the cached folder."""
+    marker = layout.libs_dir / ".complete"
+    if marker.exists():
+        return layout.libs_dir
+    if shutil.which("mvn") is None:
+        raise BrokerError("no Maven found: install Maven (the `maven` package) so Apache Kafka can be fetched")
+    layout.libs_dir.parent.mkdir(parents=True, exist_ok=True)
+    echo(f"Fetching Apache Kafka {KAFKA_VERSION} with Maven (first start only)...")
+    with tempfile.TemporaryDirectory(dir=layout.libs_dir.parent) as tmp:
+        pom = Path(tmp) / "pom.xml"
+        pom.write_text(_resource_text("pom.xml"), encoding="utf-8")
+        staging = Path(tmp) / "libs"
+        result = subprocess.run(
+            ["mvn", "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise BrokerError(f"Maven could not fetch Apache Kafka {KAFKA_VERSION}:\n{tail}")
+        (staging / ".complete").write_text(KAFKA_VERSION, encoding="utf-8")
+        if layout.libs_dir.exists():
+            shutil.rmtree(layout.libs_dir)
+        staging.rename(layout.libs_dir)
+    return layout.libs_dir
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host if host != "localhost" else "127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def read_pid(layout: BrokerLayout) -> int | None:
+    """The pid of our broker if its process is alive, else None (a stale pid file is removed)."""
+    try:
+        pid = int(layout.pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        layout.pid_file.unlink(missing_ok=True)
+        return None
+    except PermissionError:
+        return pid
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"kafka.Kafka" not in cmdline.read_bytes():
+        layout.pid_file.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    with _quiet("kafka"):
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), client_id="tawasul-probe",
+            )
+        except (KafkaError, OSError):
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except (KafkaError, OSError):
+            return False
+        finally:
+            admin.close()
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library's connection-refused noise while probing a broker that may be down."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+
+
+def _write_config(layout: BrokerLayout) -> None:
+    text = _resource_text("server.properties.template").format(
+        host=layout.host, port=layout.port, controller_port=layout.controller_port, data_dir=layout.data_dir,
+    )
+    layout.config_file.write_text(text, encoding="utf-8")
+
+
+def _java_command(layout: BrokerLayout, main_class: str, *args: str, heap: str) -> list[str]:
+    log4j = layout.home / "log4j2.properties"
+    log4j.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
+    return [
+        "java", f"-Xmx{heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}", f"-Dtawasul.kafka.log={layout.log_file}",
+        "-cp", str(layout.libs_dir / "*"), main_class, *args,
+    ]
+
+
+def _format_storage(layout: BrokerLayout) -> None:
+    if (layout.data_dir / "meta.properties").exists():
+        return
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    command = _java_command(
+        layout, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(layout.config_file), heap="256m",
+    )
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BrokerError(f"formatting the broker storage failed:\n{(result.stdout + result.stderr).strip()[-2000:]}")
+
+
+def log_tail(layout: BrokerLayout, lines: int = 20) -> str:
+    chunks: list[str] = []
+    for path in (layout.console_file, layout.log_file):
+        if path.exists():
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            chunks.append(f"--- last lines of {path.name} ---\n" + "\n".join(text))
+    return "\n".join(chunks)
+
+
+def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 90.0, echo: Callable[[str], None] = print) -> bool:
+    """Start the broker; returns False when ours was already running. Returns once it answers."""
+    if read_pid(layout) is not None and broker_answers(layout.bootstrap):
+        return False
+    major = java_major_version()
+    if major < MIN_JAVA:
+        raise BrokerError(f"Java {major} found, Apache Kafka {KAFKA_VERSION} needs Java {MIN_JAVA} or newer")
+    for port in (layout.port, layout.controller_port):
+        if read_pid(layout) is None and port_in_use(layout.host, port):
+            raise BrokerError(
+                f"port {port} on {layout.host} is in use by another process: stop it, or choose other ports "
+                f"(--port/--controller-port)"
+            )
+    ensure_libs(layout, echo=echo)
+    layout.home.mkdir(parents=True, exist_ok=True)
+    layout.log_file.parent.mkdir(parents=True, exist_ok=True)
+    _write_config(layout)
+    _format_storage(layout)
+    pid = read_pid(layout)
+    if pid is None:
+        with layout.console_file.open("ab") as console:
+            process = subprocess.Popen(
+                _java_command(layout, "kafka.Kafka", str(layout.config_file), heap=heap),
+                stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        layout.pid_file.write_text(str(process.pid), encoding="utf-8")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if read_pid(layout) is None:
+            raise BrokerError(f"the broker exited during start-up\n{log_tail(layout)}")
+        if broker_answers(layout.bootstrap, timeout_s=2.0):
+            return True
+        time.sleep(0.5)
+    stop(layout)
+    raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s\n{log_tail(layout)}")
+
+
+def stop(layout: BrokerLayout, *, timeout_s: float = 60.0) -> bool:
+    """Stop the broker cleanly (SIGTERM, then SIGKILL after the timeout). False when none ran."""
+    pid = read_pid(layout)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    layout.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def status(layout: BrokerLayout) -> str:
+    """`running (pid N) on host:port`, `starting (pid N)`, or `stopped`."""
+    pid = read_pid(layout)
+    if pid is None:
+        return "stopped"
+    if broker_answers(layout.bootstrap, timeout_s=2.0):
+        return f"running (pid {pid}) on {layout.bootstrap}"
+    return f"not answering (pid {pid}); see {layout.log_file}"

@@ -1,0 +1,67 @@
+"""Every Kafka topic Tawasul uses, declared once and created idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic's name (without run prefix), partition count and topic-level configuration."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+EVENTS = TopicSpec(
+    "tawasul.events", 6, {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "every valid input event; key = subject",
+)
+DEAD_LETTER = TopicSpec(
+    "tawasul.deadletter", 1, {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "rejected input with the reason and the original bytes",
+)
+SLA_OUTCOMES = TopicSpec(
+    "tawasul.sla.outcomes", 6, {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "sla.warning / sla.breached / sla.met CloudEvents; key = ticket id",
+)
+TICKET_STATE = TopicSpec(
+    "tawasul.tickets.state", 6, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "each ticket's current SLA state; key = ticket id",
+)
+KPIS = TopicSpec(
+    "tawasul.kpis", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "KPI snapshots; key = figure + window + scope",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, TICKET_STATE, KPIS)
+
+
+def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
+    """Create the missing topics; returns the names created. Safe to call any number of times."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tawasul-topics")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [spec for spec in specs if f"{prefix}{spec.name}" not in existing]
+        created: list[str] = []
+        for spec in wanted:
+            topic = NewTopic(
+                name=f"{prefix}{spec.name}", num_partitions=spec.partitions,
+                replication_factor=1, topic_configs=dict(spec.config),
+            )
+            try:
+                admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                continue
+        return created
+    finally:
+        admin.close()

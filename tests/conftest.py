@@ -1,0 +1,81 @@
+"""Session fixtures that start real services once: the Kafka broker and the databases."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tawasul.kafka_local.broker import broker_answers
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """`TAWASUL_KAFKA` when set; otherwise `tawasul kafka start` now and `stop` at the end."""
+    configured = os.environ.get("TAWASUL_KAFKA")
+    if configured:
+        if not broker_answers(configured, timeout_s=10):
+            pytest.fail(f"TAWASUL_KAFKA={configured} does not answer")
+        yield configured
+        return
+    tawasul = [sys.executable, "-m", "tawasul", "kafka"]
+    already = subprocess.run([*tawasul, "status"], capture_output=True, text=True).returncode == 0
+    result = subprocess.run([*tawasul, "start"], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"could not start Kafka:\n{result.stdout}\n{result.stderr}")
+    yield "localhost:9092"
+    if not already:
+        subprocess.run([*tawasul, "stop"], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """`TAWASUL_TEST_POSTGRES_URL` when set; otherwise a throw-away local PostgreSQL server."""
+    configured = os.environ.get("TAWASUL_TEST_POSTGRES_URL")
+    if configured:
+        yield configured
+        return
+    import shutil
+    import tempfile
+
+    from tests.support.postgres import TempPostgres
+
+    # Not under pytest's own tmp folder: that one is private to root, and the server runs as `postgres`.
+    base = Path(tempfile.mkdtemp(prefix="tawasul-pg-"))
+    server = TempPostgres(base)
+    server.init()
+    server.start()
+    server.create_database()
+    yield server.url
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test against SQLite (a fresh file) and PostgreSQL (a fresh schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tawasul.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(base)
+    with engine.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    engine = create_engine(base)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()

@@ -1,0 +1,40 @@
+"""Helpers for tests on the real broker: unique names, topic creation, reading a topic back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from kafka import KafkaConsumer, TopicPartition
+
+from tawasul.topics import TopicSpec, ensure_topics
+
+
+def unique(name: str) -> str:
+    """A name no other test (or earlier run) uses."""
+    return f"{name}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 6, config: dict[str, str] | None = None) -> str:
+    ensure_topics(bootstrap, specs=(TopicSpec(name, partitions, dict(config or {})),))
+    return name
+
+
+def read_all(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> list[tuple[str, int, bytes | None, bytes]]:
+    """Every record of the topics from the start to their current end: (topic, partition, key, value)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records: list[tuple[str, int, bytes | None, bytes]] = []
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(consumer.position(tp) < end[tp] for tp in partitions):
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                records.extend((tp.topic, tp.partition, r.key, r.value) for r in batch)
+        return records
+    finally:
+        consumer.close()
