@@ -33,12 +33,16 @@ TICKET_STATE = TopicSpec(
     "tawasul.tickets.state", 6, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
     "each ticket's current SLA state; key = ticket id",
 )
+SLA_TICKS = TopicSpec(
+    "tawasul.sla.ticks", 6, {"retention.ms": str(DAY_MS), "cleanup.policy": "delete"},
+    "internal: timer ticks and end-of-input watermarks for the SLA engine, co-partitioned with events",
+)
 KPIS = TopicSpec(
     "tawasul.kpis", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
     "KPI snapshots; key = figure + window + scope",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, TICKET_STATE, KPIS)
+ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, KPIS)
 
 
 def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:

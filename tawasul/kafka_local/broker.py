@@ -128,24 +128,42 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def _process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of a process (`R`, `S`, `Z`, ...), or None when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[0]
+
+
+def _is_ours(pid: int) -> bool:
+    """True when `pid` is a live (not zombie) process that may be our broker's JVM."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if _process_state(pid) in ("Z", "X"):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return not cmdline or b"java" in cmdline or b"kafka" in cmdline
+
+
 def read_pid(layout: BrokerLayout) -> int | None:
     """The pid of our broker if its process is alive, else None (a stale pid file is removed)."""
     try:
         pid = int(layout.pid_file.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        layout.pid_file.unlink(missing_ok=True)
-        return None
-    except PermissionError:
+    if _is_ours(pid):
         return pid
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and b"kafka.Kafka" not in cmdline.read_bytes():
-        layout.pid_file.unlink(missing_ok=True)
-        return None
-    return pid
+    layout.pid_file.unlink(missing_ok=True)
+    return None
 
 
 def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
@@ -182,7 +200,11 @@ def _quiet(logger_name: str) -> Iterator[None]:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A random KRaft cluster id (base64url UUID); like Kafka's own, never starting with '-'."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _write_config(layout: BrokerLayout) -> None:
@@ -241,8 +263,8 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 90.0, ec
     layout.log_file.parent.mkdir(parents=True, exist_ok=True)
     _write_config(layout)
     _format_storage(layout)
-    pid = read_pid(layout)
-    if pid is None:
+    process: subprocess.Popen[bytes] | None = None
+    if read_pid(layout) is None:
         with layout.console_file.open("ab") as console:
             process = subprocess.Popen(
                 _java_command(layout, "kafka.Kafka", str(layout.config_file), heap=heap),
@@ -251,8 +273,10 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 90.0, ec
         layout.pid_file.write_text(str(process.pid), encoding="utf-8")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if read_pid(layout) is None:
-            raise BrokerError(f"the broker exited during start-up\n{log_tail(layout)}")
+        exited = process.poll() if process is not None else (None if read_pid(layout) else -1)
+        if exited is not None:
+            layout.pid_file.unlink(missing_ok=True)
+            raise BrokerError(f"the broker exited during start-up (status {exited})\n{log_tail(layout)}")
         if broker_answers(layout.bootstrap, timeout_s=2.0):
             return True
         time.sleep(0.5)
@@ -268,14 +292,14 @@ def stop(layout: BrokerLayout, *, timeout_s: float = 60.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _is_ours(pid):
             break
         time.sleep(0.2)
     else:
         os.kill(pid, signal.SIGKILL)
     layout.pid_file.unlink(missing_ok=True)
+    while time.monotonic() < deadline and any(port_in_use(layout.host, p) for p in (layout.port, layout.controller_port)):
+        time.sleep(0.2)
     return True
 
 

@@ -38,3 +38,16 @@ def read_all(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> 
         return records
     finally:
         consumer.close()
+
+
+def committed_offsets(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
+    """The consumer group's committed offset per partition of `topic` (kafka-python 3 admin API)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tawasul-test-offsets")
+    try:
+        by_group = admin.list_group_offsets(group_id)
+    finally:
+        admin.close()
+    offsets = by_group.get(group_id, {})
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}

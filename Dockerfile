@@ -1,0 +1,15 @@
+# The Tawasul image used by docker-compose.yml: every `tawasul` command, PostgreSQL driver included.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY tawasul ./tawasul
+COPY schemas ./schemas
+COPY producers ./producers
+COPY stream_processors ./stream_processors
+COPY sinks ./sinks
+RUN pip install --no-cache-dir ".[postgres]"
+RUN useradd --create-home tawasul
+USER tawasul
+ENTRYPOINT ["tawasul"]
+CMD ["--help"]

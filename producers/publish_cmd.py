@@ -1,0 +1,263 @@
+"""`tawasul publish FILE|-`: validate a JSON Lines file of events and publish the valid ones.
+
+Each line is checked against the contract (`producers.intake`); valid events go to the
+events topic (key = subject, value = the line as written), rejected ones to the dead-letter
+topic and to stdout as `line N: reason`. Blank lines are skipped. The file is streamed in
+binary, one line at a time, and a line longer than the event size limit is never held
+whole, so memory stays flat for files of any size. Exit status: 0 when every line was
+valid, 1 when any was rejected (the valid ones are still published), 3 when Kafka did not
+confirm every send, 128 + signal number when interrupted (after flushing what was sent).
+
+The helpers here (`publish_lines`, `StopOnSignal`, `byte_progress`) are shared with
+`tawasul adapters` and the benchmark.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import BinaryIO, Final
+
+import click
+from kafka.errors import KafkaError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from producers.intake import Accepted, Rejected, accept_line, too_large
+from producers.publisher import EventPublisher, PublishError
+from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
+from schemas import MAX_EVENT_BYTES
+from tawasul.cli_options import settings_options
+from tawasul.settings import Settings
+from tawasul.topics import ensure_topics
+
+EXIT_OK: Final = 0
+EXIT_REJECTED: Final = 1
+EXIT_KAFKA: Final = 3
+PROGRESS_STEP_BYTES: Final = 256 * 1024
+_SKIP_CHUNK: Final = 1024 * 1024
+
+RejectReport = Callable[[int, Rejected], None]
+ByteProgress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    """What one run published: events sent, inputs rejected, duration, and whether it was stopped."""
+
+    published: int
+    rejected: int
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Inputs (published + rejected) per second."""
+        return (self.published + self.rejected) / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        stopped = " (interrupted)" if self.interrupted else ""
+        return (
+            f"published {self.published:,}, rejected {self.rejected:,}, "
+            f"{self.seconds:.1f} s, {self.rate:,.0f} events/s{stopped}"
+        )
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM set `event` instead of killing the process, so the
+    command can stop at a line boundary and flush; `signum` is the signal received."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = signum
+        self.event.set()
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    @property
+    def exit_code(self) -> int | None:
+        """128 + the signal number once a signal was received, else None."""
+        return None if self.signum is None else 128 + self.signum
+
+
+def iter_lines(handle: BinaryIO, max_bytes: int = MAX_EVENT_BYTES) -> Iterator[tuple[int, bytes, int]]:
+    """`(line_no, line, size)` for each line (line ending included when present).
+
+    A line longer than `max_bytes` (plus its line ending) is not held whole: `line` is its
+    first bytes and `size` its full length without the ending; otherwise `size` is -1.
+    """
+    limit = max_bytes + 3
+    line_no = 0
+    while True:
+        line = handle.readline(limit)
+        if not line:
+            return
+        line_no += 1
+        if len(line) < limit or line.endswith(b"\n"):
+            yield line_no, line, -1
+            continue
+        size = len(line)
+        while True:
+            rest = handle.readline(_SKIP_CHUNK)
+            if not rest:
+                break
+            if rest.endswith(b"\n"):
+                size += len(rest.rstrip(b"\r\n"))
+                break
+            size += len(rest)
+        yield line_no, line, size
+
+
+def publish_lines(
+    handle: BinaryIO,
+    name: str,
+    publisher: EventPublisher,
+    pseudonymiser: Pseudonymiser | None,
+    *,
+    report: RejectReport | None = None,
+    progress: ByteProgress | None = None,
+    stop: threading.Event | None = None,
+    source_kind: str = "file",
+) -> PublishSummary:
+    """Validate and publish every line of `handle`; origins are `<name>:<line>`.
+
+    Does not flush: the caller flushes (and learns of failed sends) before trusting the summary.
+    """
+    began = time.perf_counter()
+    published = rejected = 0
+    read = reported = 0
+    interrupted = False
+    for line_no, line, size in iter_lines(handle):
+        if stop is not None and stop.is_set():
+            interrupted = True
+            break
+        read += len(line) if size < 0 else size
+        if progress is not None and read - reported >= PROGRESS_STEP_BYTES:
+            reported = read
+            progress(read)
+        if size >= 0:
+            outcome: Accepted | Rejected = too_large(line, size, f"{name}:{line_no}")
+        elif not line.strip():
+            continue
+        else:
+            outcome = accept_line(line, f"{name}:{line_no}", pseudonymiser)
+        if isinstance(outcome, Accepted):
+            publisher.publish(outcome.event, outcome.value)
+            published += 1
+        else:
+            publisher.reject(outcome, source_kind=source_kind)
+            rejected += 1
+            if report is not None:
+                report(line_no, outcome)
+    if progress is not None:
+        progress(read)
+    return PublishSummary(published, rejected, time.perf_counter() - began, interrupted)
+
+
+@contextmanager
+def byte_progress(total: int | None, enabled: bool, label: str = "publishing") -> Iterator[ByteProgress | None]:
+    """A rich progress bar on stderr, by bytes; yields its update function (None when disabled)."""
+    if not enabled or not total:
+        yield None
+        return
+    columns = (
+        TextColumn(label), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(label, total=total)
+
+        def update(done: int) -> None:
+            bar.update(task, completed=min(done, total))
+
+        yield update
+
+
+def pseudonymiser_from_env(required: bool) -> Pseudonymiser | None:
+    """The pseudonymiser of TAWASUL_PSEUDONYM_KEY; a clear usage error when it is unusable."""
+    try:
+        return from_env(required=required)
+    except PseudonymiseError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def open_publisher(settings: Settings, client_id: str) -> EventPublisher:
+    """Create the topics when missing and connect a publisher; exits with status 3 on failure."""
+    try:
+        ensure_topics(settings.kafka, settings.topic_prefix)
+        return EventPublisher(settings, client_id=client_id)
+    except (KafkaError, PublishError) as exc:
+        click.echo(f"error: Kafka at {settings.kafka} is not usable: {exc}", err=True)
+        sys.exit(EXIT_KAFKA)
+
+
+def finish(publisher: EventPublisher, summary: PublishSummary, signals: StopOnSignal) -> int:
+    """Flush and close, print the summary on stderr, and return the exit status."""
+    try:
+        publisher.close()
+    except PublishError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo(summary.line(), err=True)
+        return EXIT_KAFKA
+    click.echo(summary.line(), err=True)
+    if signals.exit_code is not None:
+        return signals.exit_code
+    return EXIT_REJECTED if summary.rejected else EXIT_OK
+
+
+@click.command("publish")
+@click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr [default: when stderr is a terminal and FILE is a file].")
+@settings_options
+def publish(file: str, progress: bool | None, settings: Settings) -> None:
+    """Validate each line of a JSON Lines file of events and publish the valid ones.
+
+    Prints `line N: reason` for each rejected line (also sent to the dead-letter topic).
+    Exit status 0 when all lines were valid, 1 when any was rejected, 3 on a Kafka failure.
+    """
+    pseudonymiser = pseudonymiser_from_env(required=False)
+    from_stdin = file == "-"
+    name = "stdin" if from_stdin else Path(file).name
+    total = None if from_stdin else Path(file).stat().st_size
+    show = sys.stderr.isatty() if progress is None else progress
+    publisher = open_publisher(settings, "tawasul-publish")
+
+    def report(line_no: int, rejected: Rejected) -> None:
+        click.echo(f"line {line_no}: {rejected.reason}")
+
+    with StopOnSignal() as signals:
+        handle = sys.stdin.buffer if from_stdin else open(file, "rb")  # noqa: SIM115 - closed below
+        try:
+            with byte_progress(total, show and not from_stdin) as update:
+                summary = publish_lines(
+                    handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals.event
+                )
+        except PublishError as exc:
+            click.echo(f"error: {exc}", err=True)
+            with suppress(PublishError):
+                publisher.close(timeout_s=5)
+            sys.exit(EXIT_KAFKA)
+        finally:
+            if not from_stdin:
+                handle.close()
+        sys.exit(finish(publisher, summary, signals))

@@ -1,0 +1,238 @@
+"""What the database sink stores, as plain rows: events, ticket states, outcomes, KPI snapshots.
+
+Rows are dicts keyed by column name, ready for an `executemany`. Strings that a database
+driver cannot store (a lone surrogate, a NUL character) are escaped with backslashes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from schemas import Event
+from tawasul.domain.kpis import is_satisfied
+
+SLA_TYPES = frozenset({"sla.warning", "sla.breached", "sla.met"})
+KPI_TYPE = "kpi.snapshot"
+TICKET_STATUSES = frozenset({"open", "resolved", "closed"})
+
+Row = dict[str, Any]
+
+
+class BadRecord(ValueError):
+    """A record the sink cannot store (it names the field, never the value)."""
+
+
+def clean_text(value: str) -> str:
+    """`value`, with what UTF-8 or PostgreSQL cannot hold (lone surrogates, NUL) escaped."""
+    if value.isascii():
+        return value.replace("\x00", "\\x00") if "\x00" in value else value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value.replace("\x00", "\\x00") if "\x00" in value else value
+
+
+def _opt_text(value: object) -> str | None:
+    return None if value is None else clean_text(str(value))
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """`end - start` in seconds (exact to the microsecond), None when either is missing."""
+    if start is None or end is None:
+        return None
+    return ((end - start) // timedelta(microseconds=1)) / 1_000_000
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """One SLA target as carried by a ticket-state message."""
+
+    target: str
+    deadline: datetime | None
+    state: str
+    warned: bool
+    breached: bool
+
+
+@dataclass(frozen=True)
+class TicketState:
+    """A `tawasul.tickets.state` message (see docs/architecture.md, Messages between stages)."""
+
+    ticket_id: str
+    channel: str
+    kind: str
+    category: str
+    priority: str
+    department: str | None
+    status: str
+    policy: str | None
+    opened_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime | None
+    version: int
+    targets: tuple[TargetState, ...]
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TicketState:
+        """Parse a decoded message; raises `BadRecord` naming the first bad field."""
+        if not isinstance(raw, Mapping):
+            raise BadRecord("ticket state: not a JSON object")
+        version = raw.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise BadRecord("ticket state: version must be an integer >= 0")
+        status = raw.get("status")
+        if status not in TICKET_STATUSES:
+            raise BadRecord("ticket state: status must be one of open, resolved, closed")
+        targets_raw = raw.get("targets") or {}
+        if not isinstance(targets_raw, Mapping):
+            raise BadRecord("ticket state: targets must be an object")
+        return cls(
+            ticket_id=_required(raw, "ticket_id"),
+            channel=_required(raw, "channel"),
+            kind=_required(raw, "kind"),
+            category=_required(raw, "category"),
+            priority=_required(raw, "priority"),
+            department=_opt_text(raw.get("department")),
+            status=str(status),
+            policy=_opt_text(raw.get("policy")),
+            opened_at=_timestamp(raw, "opened_at"),
+            resolved_at=_timestamp(raw, "resolved_at"),
+            closed_at=_timestamp(raw, "closed_at"),
+            updated_at=_timestamp(raw, "updated_at"),
+            version=version,
+            targets=tuple(_target(name, value) for name, value in sorted(targets_raw.items())),
+        )
+
+    def ticket_row(self) -> Row:
+        return {
+            "ticket_id": self.ticket_id, "channel": self.channel, "kind": self.kind,
+            "category": self.category, "priority": self.priority, "department": self.department,
+            "status": self.status, "policy": self.policy, "opened_at": self.opened_at,
+            "resolved_at": self.resolved_at, "closed_at": self.closed_at, "updated_at": self.updated_at,
+            "version": self.version,
+        }
+
+    def target_rows(self) -> list[Row]:
+        return [
+            {"ticket_id": self.ticket_id, "target": t.target, "deadline": t.deadline, "state": t.state,
+             "warned": t.warned, "breached": t.breached, "version": self.version}
+            for t in self.targets
+        ]
+
+
+def _required(raw: Mapping[str, Any], field: str) -> str:
+    value = raw.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRecord(f"ticket state: {field} must be a non-empty string")
+    return clean_text(value)
+
+
+def _parse_time(value: object, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRecord(f"ticket state: {field} must be an RFC 3339 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRecord(f"ticket state: {field} must be an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise BadRecord(f"ticket state: {field} has no UTC offset")
+    return parsed
+
+
+def _timestamp(raw: Mapping[str, Any], field: str) -> datetime | None:
+    return _parse_time(raw.get(field), field)
+
+
+def _target(name: object, value: object) -> TargetState:
+    if not isinstance(name, str) or not isinstance(value, Mapping):
+        raise BadRecord("ticket state: targets must map a target name to an object")
+    state = value.get("state")
+    if not isinstance(state, str) or not state:
+        raise BadRecord(f"ticket state: targets.{clean_text(name)}.state must be a string")
+    return TargetState(
+        target=clean_text(name),
+        deadline=_parse_time(value.get("deadline"), f"targets.{clean_text(name)}.deadline"),
+        state=state,
+        warned=bool(value.get("warned", False)),
+        breached=bool(value.get("breached", False)),
+    )
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An input event as the sink stores it: envelope, `data` as plain JSON, and its JSON text.
+
+    `payload` is the event's JSON text as it travelled on Kafka (what intake published: the
+    original valid JSON or `Event.to_json()`); `schemas.parse_event(json.loads(payload))`
+    gives the event back.
+    """
+
+    id: str
+    type: str
+    subject: str
+    time: datetime
+    source: str
+    data: Mapping[str, Any]
+    payload: str
+
+    @classmethod
+    def from_event(cls, event: Event) -> EventRecord:
+        body = event.to_json()
+        return cls(id=event.id, type=event.type, subject=event.subject, time=event.time,
+                   source=event.source, data=json.loads(body)["data"], payload=body.decode("utf-8"))
+
+
+def event_row(record: EventRecord, stored_at: datetime) -> Row:
+    """The `events` row of an accepted input event."""
+    return {
+        "id": clean_text(record.id), "type": record.type, "subject": clean_text(record.subject),
+        "time": record.time, "source": clean_text(record.source), "payload": record.payload,
+        "stored_at": stored_at,
+    }
+
+
+def outcome_row(event: Event) -> Row:
+    """The `sla_outcomes` row of an `sla.*` event."""
+    data = event.data
+    return {
+        "id": clean_text(event.id), "type": event.type, "ticket_id": clean_text(data.ticket_id),
+        "target": data.target, "policy": clean_text(data.policy), "deadline": data.deadline,
+        "channel": data.channel, "kind": data.kind, "category": clean_text(data.category),
+        "priority": data.priority, "time": event.time,
+    }
+
+
+def kpi_key(figure: str, window: str, scope: Mapping[str, str]) -> str:
+    """`figure|window|scope` with the scope as `k=v` pairs sorted by key, joined by `,`."""
+    return f"{figure}|{window}|" + ",".join(f"{k}={scope[k]}" for k in sorted(scope))
+
+
+def kpi_row(event: Event) -> Row:
+    """The `kpi_snapshots` row of a `kpi.snapshot` event."""
+    data = event.data
+    scope = {str(k): str(v) for k, v in data.scope.items()}
+    return {
+        "key": clean_text(kpi_key(data.figure, data.window, scope)),
+        "figure": clean_text(data.figure), "window": clean_text(data.window),
+        "scope": clean_text(json.dumps(scope, sort_keys=True, separators=(",", ":"), ensure_ascii=False)),
+        "value": None if data.value is None else float(data.value), "count": data.count,
+        "as_of": data.as_of, "event_id": clean_text(event.id), "payload": event.to_json().decode("utf-8"),
+    }
+
+
+def survey_row(record: EventRecord) -> Row:
+    """The `surveys` row of a `survey.submitted` event."""
+    data = record.data
+    score, scale = int(data["score"]), int(data.get("scale") or 5)
+    return {
+        "id": clean_text(record.id), "subject": clean_text(record.subject), "channel": str(data["channel"]),
+        "score": score, "scale": scale, "satisfied": is_satisfied(score, scale), "time": record.time,
+    }

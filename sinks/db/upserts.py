@@ -1,0 +1,237 @@
+"""Idempotent batch upserts, the same code on SQLite and PostgreSQL.
+
+Each method takes a connection inside the caller's transaction and a list of rows (dicts
+with the same keys) and runs ONE `executemany` of `INSERT ... ON CONFLICT`. It returns the
+number of rows the database reports as inserted or changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    extract,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sinks.db.contacts import CALLS, VISITS, ContactSpec
+from sinks.db.models import Call, KpiSnapshot, Ticket, TicketTarget, UtcDateTime, Visit
+from sinks.db.records import Row
+
+SqlValue = ColumnElement[Any]
+
+IN_LIST_CHUNK = 500
+"""Ids per `IN (...)` list (well under SQLite's and PostgreSQL's parameter limits)."""
+
+
+class UnsupportedDialect(RuntimeError):
+    """Upserts exist for SQLite and PostgreSQL only."""
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise UnsupportedDialect(f"no upsert for dialect {name!r}")
+
+
+def _primary_key(table: Table) -> list[str]:
+    return [column.name for column in table.primary_key.columns]
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement compiled for one dialect, and how to turn rows into driver parameters."""
+
+    sql: str
+    names: tuple[str, ...] | None
+    """Parameter order when the driver's style is positional (SQLite); None for named (psycopg)."""
+    timestamps: tuple[int, ...]
+    """Positions of timestamp parameters that need converting (SQLite only)."""
+
+    def parameters(self, rows: Sequence[Row]) -> list[Any]:
+        if self.names is None:
+            return list(rows)
+        names, timestamps = self.names, self.timestamps
+        out: list[Any] = []
+        for row in rows:
+            values = [row[name] for name in names]
+            for position in timestamps:
+                value = values[position]
+                if value is not None:
+                    values[position] = _sqlite_timestamp(value)
+            out.append(tuple(values))
+        return out
+
+
+class Upserts:
+    """The sink's statements for one engine, compiled once and run as driver-level `executemany`.
+
+    Rows go to the DB-API cursor directly, skipping SQLAlchemy's per-row parameter processing
+    (the costliest part of a large batch). Values are what `models.UtcDateTime` would bind:
+    aware UTC timestamps for psycopg, `YYYY-MM-DD HH:MM:SS.ffffff` UTC text for SQLite. The
+    statements carry no bound literal besides the rows' columns.
+    """
+
+    def __init__(self) -> None:
+        self._prepared: dict[tuple[str, str], _Prepared] = {}
+
+    def _prepare(self, connection: Connection, key: str, build: Callable[[], Any], table: Table) -> _Prepared:
+        cache_key = (connection.dialect.name, key)
+        prepared = self._prepared.get(cache_key)
+        if prepared is None:
+            compiled = build().compile(dialect=connection.dialect)
+            if compiled.positional:
+                names = tuple(compiled.positiontup)
+                stamps = tuple(i for i, name in enumerate(names) if isinstance(table.c[name].type, UtcDateTime))
+                prepared = _Prepared(compiled.string, names, stamps)
+            else:
+                prepared = _Prepared(compiled.string, None, ())
+            self._prepared[cache_key] = prepared
+        return prepared
+
+    def _run(self, connection: Connection, key: str, build: Callable[[], Any], table: Table,
+             rows: Sequence[Row]) -> int:
+        if not rows:
+            return 0
+        prepared = self._prepare(connection, key, build, table)
+        result = connection.exec_driver_sql(prepared.sql, prepared.parameters(rows))
+        return max(int(result.rowcount), 0)
+
+    def insert_new(self, connection: Connection, table: Table, rows: Sequence[Row]) -> int:
+        """Append-only rows: `ON CONFLICT (primary key) DO NOTHING`."""
+        def build() -> Any:
+            return _insert(connection, table).on_conflict_do_nothing(index_elements=_primary_key(table))
+
+        return self._run(connection, f"insert_new:{table.name}", build, table, rows)
+
+    def upsert_newer(self, connection: Connection, table: Table, rows: Sequence[Row], order_column: str, *,
+                     replace_equal: bool = False) -> int:
+        """Current-state rows: replace the stored row only when `order_column` is newer.
+
+        With `replace_equal` a row whose `order_column` equals the stored one replaces it too
+        (the last message of a compacted topic wins).
+        """
+        def build() -> Any:
+            base = _insert(connection, table)
+            keys = set(_primary_key(table))
+            stored, incoming = table.c[order_column], base.excluded[order_column]
+            return base.on_conflict_do_update(
+                index_elements=sorted(keys),
+                set_={c.name: base.excluded[c.name] for c in table.columns if c.name not in keys},
+                where=incoming >= stored if replace_equal else incoming > stored,
+            )
+
+        return self._run(connection, f"upsert_newer:{table.name}:{order_column}:{replace_equal}", build, table, rows)
+
+    def upsert_tickets(self, connection: Connection, tickets: Sequence[Row], targets: Sequence[Row]) -> int:
+        """Ticket states and their targets; a state never replaces one with a higher `version`.
+
+        Targets carry the version of the state they came with; afterwards any target older
+        than its ticket's stored version (a target the newer state no longer has, or one a
+        late message inserted) is removed.
+        """
+        ticket_table, target_table = Ticket.__table__, TicketTarget.__table__
+        written = self.upsert_newer(connection, ticket_table, tickets, "version")  # type: ignore[arg-type]
+        written += self.upsert_newer(connection, target_table, targets, "version")  # type: ignore[arg-type]
+        ids = sorted({row["ticket_id"] for row in tickets})
+        current = (select(ticket_table.c.version)
+                   .where(ticket_table.c.ticket_id == target_table.c.ticket_id)
+                   .scalar_subquery())
+        for start in range(0, len(ids), IN_LIST_CHUNK):
+            chunk = ids[start:start + IN_LIST_CHUNK]
+            connection.execute(delete(target_table).where(
+                target_table.c.ticket_id.in_(chunk), target_table.c.version < current))
+        return written
+
+    def upsert_kpis(self, connection: Connection, rows: Sequence[Row]) -> int:
+        """KPI snapshots: the newest `as_of` per key wins (equal `as_of`: the later message)."""
+        table = KpiSnapshot.__table__
+        return self.upsert_newer(connection, table, rows, "as_of", replace_equal=True)  # type: ignore[arg-type]
+
+    def merge_calls(self, connection: Connection, rows: Sequence[Row]) -> int:
+        """Call rows merged into the stored ones (earliest times, first non-null values)."""
+        return self._merge_contacts(connection, CALLS, Call.__table__, rows, _call_derived)  # type: ignore[arg-type]
+
+    def merge_visits(self, connection: Connection, rows: Sequence[Row]) -> int:
+        """Visit rows merged into the stored ones (earliest times, first non-null values)."""
+        return self._merge_contacts(connection, VISITS, Visit.__table__, rows, _visit_derived)  # type: ignore[arg-type]
+
+    def _merge_contacts(self, connection: Connection, spec: ContactSpec, table: Table, rows: Sequence[Row],
+                        derived: Derived) -> int:
+        def build() -> Any:
+            base = _insert(connection, table)
+            merged: dict[str, SqlValue] = {}
+            for name in spec.times:
+                merged[name] = _earliest(table.c[name], base.excluded[name])
+            for name in spec.descriptive:
+                merged[name] = func.coalesce(table.c[name], base.excluded[name])
+            changed = or_(*(merged[name].is_distinct_from(table.c[name]) for name in merged))
+            return base.on_conflict_do_update(
+                index_elements=[spec.key], set_={**merged, **derived(connection, merged)}, where=changed)
+
+        return self._run(connection, f"merge:{table.name}", build, table, rows)
+
+
+def _earliest(stored: SqlValue, incoming: SqlValue) -> SqlValue:
+    return case((stored.is_(None), incoming), (incoming.is_(None), stored), (incoming < stored, incoming),
+                else_=stored)
+
+
+def seconds_sql(connection: Connection, start: SqlValue, end: SqlValue) -> SqlValue:
+    """`end - start` in seconds, exact to the microsecond, NULL when either is NULL.
+
+    SQLite keeps timestamps as `YYYY-MM-DD HH:MM:SS.ffffff` UTC text: whole seconds come from
+    `strftime('%s')`, microseconds from characters 21-26. PostgreSQL subtracts timestamptz.
+    """
+    if connection.dialect.name == "sqlite":
+        def whole(value: SqlValue) -> SqlValue:
+            return cast(func.strftime(literal_column("'%s'"), value), Integer)
+
+        def micros(value: SqlValue) -> SqlValue:
+            return cast(func.substr(value, literal_column("21"), literal_column("6")), Integer)
+
+        million = literal_column("1000000")
+        total = (whole(end) - whole(start)) * million + (micros(end) - micros(start))
+        diff: SqlValue = total / literal_column("1000000.0")
+    else:
+        diff = cast(extract("epoch", end - start), Float)
+    return case((and_(start.is_not(None), end.is_not(None)), diff), else_=None)
+
+
+Derived = Callable[[Connection, dict[str, SqlValue]], dict[str, SqlValue]]
+
+
+def _call_derived(connection: Connection, merged: dict[str, SqlValue]) -> dict[str, SqlValue]:
+    answered_or_abandoned = func.coalesce(merged["answered_at"], merged["abandoned_at"])
+    talk = seconds_sql(connection, merged["answered_at"], merged["ended_at"])
+    return {
+        "wait_seconds": seconds_sql(connection, merged["offered_at"], answered_or_abandoned),
+        "handle_seconds": talk + func.coalesce(merged["wrap_up_seconds"], literal_column("0.0")),
+    }
+
+
+def _visit_derived(connection: Connection, merged: dict[str, SqlValue]) -> dict[str, SqlValue]:
+    return {"wait_seconds": seconds_sql(connection, merged["checked_in_at"], merged["called_at"])}

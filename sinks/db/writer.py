@@ -1,0 +1,156 @@
+"""The batch database writer: buffer records with `add`, store them in one transaction with `flush`.
+
+Records are what the sink reads from Kafka: input `Event`s (`tawasul.events`), SLA outcome
+events (`tawasul.sla.outcomes`), KPI snapshot events (`tawasul.kpis`) and ticket states
+(`tawasul.tickets.state`, a `TicketState` or its decoded JSON dict). Every write is an
+idempotent upsert, so storing the same records again (a redelivered batch, a duplicate
+event, an outcome repeated after a restart) changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from schemas import Event
+from sinks.db.upserts import Upserts
+from sinks.db.contacts import CALLS, SPEC_BY_TYPE, finish_call, finish_visit, merge_event
+from sinks.db.models import Base
+from sinks.db.records import (
+    KPI_TYPE,
+    SLA_TYPES,
+    EventRecord,
+    Row,
+    TicketState,
+    event_row,
+    kpi_row,
+    outcome_row,
+    survey_row,
+)
+
+Record = EventRecord | Event | TicketState
+"""What the writer buffers: input events (as `EventRecord`), outcome and KPI `Event`s, ticket states."""
+
+TABLES = ("events", "calls", "visits", "surveys", "sla_outcomes", "tickets", "kpi_snapshots")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What one `flush` stored: records flushed and rows inserted or changed per table."""
+
+    records: int = 0
+    rows: Mapping[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Batch:
+    """The rows of one flush, deduplicated."""
+
+    events: dict[str, Row] = field(default_factory=dict)
+    surveys: dict[str, Row] = field(default_factory=dict)
+    outcomes: dict[str, Row] = field(default_factory=dict)
+    kpis: dict[str, Row] = field(default_factory=dict)
+    tickets: dict[str, TicketState] = field(default_factory=dict)
+    calls: dict[str, Row] = field(default_factory=dict)
+    visits: dict[str, Row] = field(default_factory=dict)
+
+    def add(self, record: Record, stored_at: datetime) -> None:
+        if isinstance(record, TicketState):
+            held = self.tickets.get(record.ticket_id)
+            if held is None or record.version >= held.version:
+                self.tickets[record.ticket_id] = record
+            return
+        if isinstance(record, EventRecord):
+            self._add_input(record, stored_at)
+            return
+        kind = record.type
+        if kind in SLA_TYPES:
+            if record.id not in self.outcomes:
+                self.outcomes[record.id] = outcome_row(record)
+            return
+        if kind == KPI_TYPE:
+            row = kpi_row(record)
+            held_kpi = self.kpis.get(row["key"])
+            if held_kpi is None or row["as_of"] >= held_kpi["as_of"]:
+                self.kpis[row["key"]] = row
+            return
+        self._add_input(EventRecord.from_event(record), stored_at)
+
+    def _add_input(self, record: EventRecord, stored_at: datetime) -> None:
+        if record.id in self.events:
+            return
+        self.events[record.id] = event_row(record, stored_at)
+        spec = SPEC_BY_TYPE.get(record.type)
+        if spec is not None:
+            merge_event(self.calls if spec is CALLS else self.visits, spec, record)
+        elif record.type == "survey.submitted":
+            self.surveys[record.id] = survey_row(record)
+
+
+class DbWriter:
+    """Buffers records and stores them in one transaction per `flush` (Quix-Streams sink style).
+
+    Not thread-safe: one writer per consumer loop.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._pending: list[Record] = []
+        self._upserts = Upserts()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, record: Record | Mapping[str, Any]) -> None:
+        """Buffer one record; a ticket-state dict is parsed now (raises `BadRecord` when malformed)."""
+        if isinstance(record, EventRecord | Event | TicketState):
+            self._pending.append(record)
+        else:
+            self._pending.append(TicketState.from_dict(record))
+
+    def take(self) -> list[Record]:
+        """Remove and return the buffered records (to store them another way)."""
+        taken, self._pending = self._pending, []
+        return taken
+
+    def flush(self) -> FlushResult:
+        """Store every buffered record in ONE transaction; the buffer is emptied only on success.
+
+        Raises the database's error (`sqlalchemy.exc.SQLAlchemyError`) when the transaction
+        fails; nothing of the batch is then stored and the records stay buffered.
+        """
+        if not self._pending:
+            return FlushResult()
+        started = time.perf_counter()
+        batch = _Batch()
+        stored_at = self._clock()
+        for record in self._pending:
+            batch.add(record, stored_at)
+        tickets = [state.ticket_row() for state in batch.tickets.values()]
+        targets = [row for state in batch.tickets.values() for row in state.target_rows()]
+        rows: dict[str, int] = {}
+        with self.engine.begin() as connection:
+            tables = Base.metadata.tables
+            rows["events"] = self._upserts.insert_new(connection, tables["events"], list(batch.events.values()))
+            rows["calls"] = self._upserts.merge_calls(connection, [finish_call(r) for r in batch.calls.values()])
+            rows["visits"] = self._upserts.merge_visits(connection, [finish_visit(r) for r in batch.visits.values()])
+            rows["surveys"] = self._upserts.insert_new(connection, tables["surveys"], list(batch.surveys.values()))
+            rows["sla_outcomes"] = self._upserts.insert_new(
+                connection, tables["sla_outcomes"], list(batch.outcomes.values()))
+            rows["tickets"] = self._upserts.upsert_tickets(connection, tickets, targets)
+            rows["kpi_snapshots"] = self._upserts.upsert_kpis(connection, list(batch.kpis.values()))
+        records = len(self._pending)
+        self._pending = []
+        elapsed = time.perf_counter() - started
+        return FlushResult(records=records, rows={k: v for k, v in rows.items() if v}, seconds=elapsed)

@@ -1,0 +1,284 @@
+"""Turn the pipeline's output messages into the Prometheus metrics of `tawasul.metrics`.
+
+`MetricsFeed` is fed by the sink with what it consumes:
+
+* `tawasul.tickets.state` JSON -> `observe_ticket_state(dict)`: the open-ticket gauge
+  `tawasul_tickets_open{channel, kind, priority, sla_state}`;
+* `tawasul.sla.outcomes` CloudEvents -> `observe_outcome(event)`: `tawasul_sla_outcomes_total`,
+  counted once per outcome id;
+* `tawasul.kpis` CloudEvents -> `observe_kpi(event)`: satisfaction, service level, ASA, abandon
+  ratio, calls waiting, walk-in waiting gauges;
+* any of those CloudEvents -> `observe_event(event)` (dispatches on the type).
+
+Labels stay bounded: channels, kinds, priorities and targets are the contract's closed sets;
+windows, queues and centres are capped (`LabelLimits`), values beyond the cap are dropped
+and counted in `dropped`. Per-ticket and per-outcome memories are bounded LRU maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from prometheus_client import Gauge
+
+from schemas import CHANNELS, KINDS, Event, InvalidEvent, parse_event
+from schemas.values import PRIORITIES, SLA_TARGETS
+from tawasul.metrics import Metrics
+
+__all__ = [
+    "ALL", "KPI_FIGURES", "SLA_STATES", "KpiFigure", "LabelLimits", "MetricsFeed", "MetricsFeedError",
+    "TicketLabels", "sla_state_of",
+]
+
+log = logging.getLogger(__name__)
+
+ALL: Final = "all"
+"""Label value of a KPI whose scope is everything (`scope == {}`)."""
+SLA_STATES: Final = ("on_track", "at_risk", "breached", "no_sla")
+"""Values of the `sla_state` label of `tawasul_tickets_open`."""
+OUTCOMES: Final = {"sla.warning": "warning", "sla.breached": "breached", "sla.met": "met"}
+_LABEL_VALUE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class MetricsFeedError(ValueError):
+    """A message handed to the feed is not what its topic carries."""
+
+
+@dataclass(frozen=True)
+class KpiFigure:
+    """Where one KPI figure goes: a gauge of `Metrics`, keyed by one scope field."""
+
+    gauge: str
+    """Attribute name on `Metrics`."""
+    scope_key: str
+    """The scope field that becomes the gauge's first label (queue, channel, centre)."""
+    windowed: bool = True
+    """Whether the gauge has a `window` label."""
+    count_gauge: str | None = None
+    """A second gauge that receives the snapshot's `count` (e.g. survey responses)."""
+
+
+KPI_FIGURES: Final[Mapping[str, KpiFigure]] = {
+    "calls.service_level": KpiFigure("service_level_ratio", "queue"),
+    "calls.average_speed_of_answer_seconds": KpiFigure("asa_seconds", "queue"),
+    "calls.abandon_ratio": KpiFigure("abandon_ratio", "queue"),
+    "calls.waiting": KpiFigure("calls_waiting", "queue", windowed=False),
+    "walk_in.waiting": KpiFigure("walk_in_waiting", "centre", windowed=False),
+    "satisfaction": KpiFigure("satisfaction_ratio", "channel", count_gauge="survey_responses"),
+}
+"""KPI `figure` name -> metric. Figures not listed here are not exported to Prometheus."""
+
+
+@dataclass(frozen=True)
+class LabelLimits:
+    """Caps that keep label cardinality and memory bounded."""
+
+    windows: int = 12
+    queues: int = 64
+    centres: int = 32
+    tickets: int = 200_000
+    """Tickets whose last labels are remembered (open ones, and closed ones to drop stale replays)."""
+    outcome_ids: int = 200_000
+    """Outcome ids remembered to count each outcome once."""
+
+
+@dataclass(frozen=True)
+class TicketLabels:
+    """The label set one open ticket contributes to `tawasul_tickets_open`."""
+
+    channel: str
+    kind: str
+    priority: str
+    sla_state: str
+
+    def values(self) -> tuple[str, str, str, str]:
+        return (self.channel, self.kind, self.priority, self.sla_state)
+
+
+def sla_state_of(state: Mapping[str, Any]) -> str:
+    """`breached` if any target breached, else `at_risk` if any running target was warned,
+    else `on_track` while a target runs or is paused, else `no_sla`."""
+    targets = state.get("targets") or {}
+    if not isinstance(targets, Mapping) or state.get("policy") is None and not targets:
+        return "no_sla"
+    runs = [t for t in targets.values() if isinstance(t, Mapping)]
+    if any(t.get("breached") or t.get("state") == "breached" for t in runs):
+        return "breached"
+    live = [t for t in runs if t.get("state") in ("running", "paused")]
+    if any(t.get("warned") for t in live):
+        return "at_risk"
+    if live or runs:
+        return "on_track"
+    return "no_sla"
+
+
+class _Lru(OrderedDict[str, Any]):
+    """An insertion-ordered map that forgets its oldest entry beyond `capacity`."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def put(self, key: str, value: Any) -> tuple[str, Any] | None:
+        """Store `key`; return the evicted (key, value) when the map overflowed."""
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.capacity:
+            return self.popitem(last=False)
+        return None
+
+
+class MetricsFeed:
+    """Keeps the business gauges and counters of one `Metrics` in step with the pipeline."""
+
+    def __init__(self, metrics: Metrics, limits: LabelLimits | None = None, *, zero_breaches: bool = True) -> None:
+        """`zero_breaches` exports every (channel, kind, target) breach counter at 0 from the start,
+        so that `increase()` in the alert rules sees the very first breach of a combination."""
+        self.metrics = metrics
+        self.limits = limits or LabelLimits()
+        self._tickets = _Lru(self.limits.tickets)  # ticket id -> (version, TicketLabels | None)
+        self._outcomes = _Lru(self.limits.outcome_ids)  # outcome id -> None
+        self._open: dict[tuple[str, str, str, str], int] = {}
+        self._seen: dict[str, set[str]] = {"window": set(), "queue": set(), "centre": set()}
+        self.dropped = 0
+        """Messages or label values dropped (unknown values, caps reached)."""
+        if zero_breaches:
+            for channel in CHANNELS:
+                for kind in KINDS:
+                    for target in SLA_TARGETS:
+                        metrics.sla_outcomes.labels("breached", channel, kind, target)
+
+    # -- tickets -----------------------------------------------------------------------
+    def observe_ticket_state(self, state: Mapping[str, Any]) -> None:
+        """Apply one `tawasul.tickets.state` value; older versions than the last seen are ignored."""
+        ticket_id = state.get("ticket_id")
+        if not isinstance(ticket_id, str) or not ticket_id:
+            raise MetricsFeedError("ticket state without ticket_id")
+        version = state.get("version")
+        version = version if isinstance(version, int) else 0
+        known = self._tickets.get(ticket_id)
+        if known is not None and version < known[0]:
+            return
+        labels = self._labels_of(state)
+        previous: TicketLabels | None = known[1] if known is not None else None
+        if previous != labels:
+            if previous is not None:
+                self._move(previous, -1)
+            if labels is not None:
+                self._move(labels, +1)
+        evicted = self._tickets.put(ticket_id, (version, labels))
+        if evicted is not None and evicted[1][1] is not None:
+            self._move(evicted[1][1], -1)
+
+    def _labels_of(self, state: Mapping[str, Any]) -> TicketLabels | None:
+        if state.get("status") != "open":
+            return None
+        channel, kind, priority = state.get("channel"), state.get("kind"), state.get("priority")
+        if channel not in CHANNELS or kind not in KINDS or priority not in PRIORITIES:
+            self.dropped += 1
+            return None
+        return TicketLabels(str(channel), str(kind), str(priority), sla_state_of(state))
+
+    def _move(self, labels: TicketLabels, delta: int) -> None:
+        key = labels.values()
+        count = self._open.get(key, 0) + delta
+        self._open[key] = count
+        self.metrics.tickets_open.labels(*key).set(max(count, 0))
+
+    def open_tickets(self) -> dict[tuple[str, str, str, str], int]:
+        """Current open-ticket counts per (channel, kind, priority, sla_state)."""
+        return {key: count for key, count in self._open.items() if count > 0}
+
+    # -- SLA outcomes ------------------------------------------------------------------
+    def observe_outcome(self, event: Event | Mapping[str, Any]) -> bool:
+        """Count one `sla.*` outcome; False when its id was already counted."""
+        ev = _as_event(event)
+        outcome = OUTCOMES.get(ev.type)
+        if outcome is None:
+            raise MetricsFeedError(f"not an SLA outcome: {ev.type}")
+        if ev.id in self._outcomes:
+            self._outcomes.move_to_end(ev.id)
+            return False
+        self._outcomes.put(ev.id, None)
+        data = ev.data
+        self.metrics.sla_outcomes.labels(
+            outcome=outcome, channel=str(data.channel), kind=str(data.kind), target=str(data.target)
+        ).inc()
+        return True
+
+    # -- KPI snapshots -----------------------------------------------------------------
+    def observe_kpi(self, event: Event | Mapping[str, Any]) -> bool:
+        """Set the gauge of one `kpi.snapshot`; False when the figure is not exported or dropped."""
+        ev = _as_event(event)
+        if ev.type != "kpi.snapshot":
+            raise MetricsFeedError(f"not a KPI snapshot: {ev.type}")
+        data = ev.data
+        target = KPI_FIGURES.get(data.figure)
+        if target is None:
+            return False
+        scope_value = data.scope.get(target.scope_key, ALL) if len(data.scope) <= 1 else None
+        first = self._bounded(target.scope_key, scope_value)
+        if first is None:
+            return False
+        window = self._bounded("window", data.window) if target.windowed else ""
+        if window is None:
+            return False
+        labels = (first, window) if target.windowed else (first,)
+        self._set(getattr(self.metrics, target.gauge), labels, data.value)
+        if target.count_gauge is not None and data.count is not None:
+            self._set(getattr(self.metrics, target.count_gauge), labels, data.count)
+        return True
+
+    def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float | int | None) -> None:
+        """A null value (empty denominator) removes the series rather than exporting 0."""
+        if value is None:
+            try:
+                gauge.remove(*labels)
+            except KeyError:
+                pass
+            return
+        gauge.labels(*labels).set(float(value))
+
+    def _bounded(self, key: str, value: object) -> str | None:
+        """`value` as a label value of `key`, or None when unknown or over the cap."""
+        if not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+            self.dropped += 1
+            return None
+        if key == "channel":
+            if value in CHANNELS or value == ALL:
+                return value
+            self.dropped += 1
+            return None
+        seen = self._seen[key]
+        cap = {"window": self.limits.windows, "queue": self.limits.queues, "centre": self.limits.centres}[key]
+        if value not in seen:
+            if len(seen) >= cap:
+                self.dropped += 1
+                log.warning("label cap reached, value dropped", extra={"label": key, "cap": cap})
+                return None
+            seen.add(value)
+        return value
+
+    # -- dispatch ----------------------------------------------------------------------
+    def observe_event(self, event: Event | Mapping[str, Any]) -> bool:
+        """Route an output CloudEvent (`sla.*`, `kpi.snapshot`); other types are ignored (False)."""
+        ev = _as_event(event)
+        if ev.type in OUTCOMES:
+            return self.observe_outcome(ev)
+        if ev.type == "kpi.snapshot":
+            return self.observe_kpi(ev)
+        return False
+
+
+def _as_event(event: Event | Mapping[str, Any]) -> Event:
+    if isinstance(event, Event):
+        return event
+    try:
+        return parse_event(dict(event))
+    except InvalidEvent as exc:
+        raise MetricsFeedError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Tawasul database (run through `sinks.db.migrate`)."""

@@ -1,0 +1,87 @@
+"""Build the faust app of the stream processors (no module-level app: each call builds a fresh one)."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+
+import faust
+
+from tawasul.domain.policies import load_policies
+from tawasul.metrics import Metrics
+from tawasul.settings import Settings
+from tawasul.topics import EVENTS, SLA_TICKS
+
+from stream_processors.clock import DEFAULT_LATENESS
+from stream_processors.context import Mode, ProcessorContext, Registrar
+from stream_processors.sla_agent import register_sla
+
+LIVE_APP_ID = "tawasul-stream-processors"
+REPLAY_APP_ID = "tawasul-replay"
+
+
+def default_app_id(settings: Settings, mode: Mode) -> str:
+    """Live: one stable consumer group per topic prefix (restarts resume it). Replay: a fresh one."""
+    if mode == "live":
+        return settings.topic(LIVE_APP_ID)
+    return settings.topic(f"{REPLAY_APP_ID}-{uuid.uuid4().hex[:12]}")
+
+
+def broker_urls(kafka: str) -> list[str]:
+    """`host:port[,host:port...]` as faust broker URLs."""
+    return [f"kafka://{server.strip()}" for server in kafka.split(",") if server.strip()]
+
+
+def build_app(
+    settings: Settings,
+    *,
+    mode: Mode,
+    app_id: str | None = None,
+    lateness: timedelta = DEFAULT_LATENESS,
+    extra_registrars: Iterable[Registrar] = (),
+    metrics: Metrics | None = None,
+    datadir: Path | None = None,
+    commit_interval_s: float = 1.0,
+) -> faust.App:
+    """A faust app running the SLA engine (and any `extra_registrars`) on the wall clock or event time.
+
+    The app reads `settings.topic("tawasul.events")` from its earliest offset when its consumer
+    group is new; the topics must exist (`tawasul.topics.ensure_topics`). Table state is kept in
+    memory and rebuilt from its changelog topic `<app_id>-sla-changelog` after a restart.
+    """
+    if mode not in ("live", "replay"):
+        raise ValueError(f"mode must be 'live' or 'replay', not {mode!r}")
+    app_id = app_id or default_app_id(settings, mode)
+    datadir = datadir or Path(tempfile.gettempdir()) / "tawasul-faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        app_id,
+        broker=broker_urls(settings.kafka),
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        datadir=str(datadir),
+        topic_partitions=EVENTS.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        broker_commit_interval=commit_interval_s,
+        stream_wait_empty=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    ctx = ProcessorContext(
+        settings=settings, mode=mode, lateness=lateness, book=load_policies(settings.policies_path),
+        metrics=metrics or Metrics(),
+        events=app.topic(settings.topic(EVENTS.name), partitions=EVENTS.partitions, **raw),
+        ticks=app.topic(settings.topic(SLA_TICKS.name), partitions=SLA_TICKS.partitions, **raw),
+    )
+    register_sla(app, ctx)
+    for registrar in extra_registrars:
+        registrar(app, ctx)
+    return app

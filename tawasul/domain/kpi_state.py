@@ -1,0 +1,437 @@
+"""Per-subject KPI facts (calls, visits, tickets, surveys) and what each contributes to the figures.
+
+`apply(record, event)` folds an event into the record of its subject; it is idempotent and
+does not depend on the order of arrival (of several events of one type, the earliest by
+(time, id) wins, exactly as in `tawasul.domain.report`). `contributions(record, config, as_of)`
+says what the subject adds to which scope at which event time:
+
+* a call counts in the window of its `call.offered`, per queue and in total;
+* a visit counts in the window of its `visit.checked_in`, per centre and in total;
+* a survey counts in the window of its own `time`, under the attributes of its subject
+  (ticket: channel, kind, category, department; call: queue, agent; visit: centre). A survey
+  whose subject is not known yet is held; once `survey_hold` of event time has passed without
+  the subject, it counts as unmatched (and moves to its subject if that appears later).
+
+`KpiBook` (in `tawasul.domain.kpi_book`-free form, see `kpi_figures`) sums contributions per
+scope over the windows of `tawasul.domain.windows`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from typing import Any
+
+from schemas import Event
+from tawasul.domain.errors import DomainError
+from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS, is_satisfied
+from tawasul.domain.windows import DAY_US, HOUR_US, from_us, to_us
+
+__all__ = [
+    "KPI_EVENT_TYPES", "Backlog", "Contribution", "KpiConfig", "KpiStateError", "Live", "Scope",
+    "SubjectRecord", "Tally", "apply", "apply_ticket_state", "contributions", "expiry_us", "live_status",
+    "normalised_points", "pending_deadline_us", "scope",
+]
+
+KPI_EVENT_TYPES: frozenset[str] = frozenset({
+    "call.offered", "call.answered", "call.abandoned", "call.ended", "ticket.opened",
+    "visit.checked_in", "visit.called", "visit.completed", "visit.no_show", "survey.submitted"})
+"""The input events the KPIs read; the other ticket events reach them through the ticket state."""
+
+Scope = tuple[tuple[str, str], ...]
+"""What a figure is restricted to, as sorted (name, value) pairs; `()` is everything."""
+_US = timedelta(microseconds=1)
+_OPEN_TICKET_RETENTION_US = 10 * 365 * DAY_US
+
+
+class KpiStateError(DomainError, ValueError):
+    """A stored KPI record or a ticket state message could not be read."""
+
+
+def scope(**attributes: str) -> Scope:
+    """A scope from keyword attributes: `scope(queue="general")`."""
+    return tuple(sorted(attributes.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class KpiConfig:
+    """Settings of the KPI figures."""
+
+    thresholds: Mapping[str, int] = field(default_factory=dict)
+    """Service-level threshold in seconds per queue; others use `default_threshold_seconds`."""
+    default_threshold_seconds: int = DEFAULT_THRESHOLD_SECONDS
+    survey_hold: timedelta = timedelta(hours=24)
+    """How long (event time) a survey waits for its unknown subject before it counts as unmatched."""
+    call_stale_after: timedelta = timedelta(hours=4)
+    """A call waiting or talking longer than this is taken as lost (no end event) in the live figures."""
+    visit_stale_after: timedelta = timedelta(hours=12)
+    attribute_retention: timedelta = timedelta(days=35)
+    """How long after its latest event a subject's attributes are kept for late surveys."""
+
+    def threshold_us(self, queue: str) -> int:
+        return self.thresholds.get(queue, self.default_threshold_seconds) * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Additive counters of one bucket or window; durations in integer microseconds (exact)."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    within: int = 0
+    wait_us: int = 0
+    ended: int = 0
+    handle_us: int = 0
+    responses: int = 0
+    satisfied: int = 0
+    score_points: int = 0
+    visits: int = 0
+    called: int = 0
+    visit_wait_us: int = 0
+    completed: int = 0
+    no_show: int = 0
+
+    def values(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in _TALLY_FIELDS)
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+
+    def __sub__(self, other: Tally) -> Tally:
+        return Tally(*(a - b for a, b in zip(self.values(), other.values(), strict=True)))
+
+    def __neg__(self) -> Tally:
+        return Tally(*(-a for a in self.values()))
+
+    def __bool__(self) -> bool:
+        return any(self.values())
+
+
+_TALLY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Tally))
+ZERO = Tally()
+
+Stamp = tuple[int, str]
+"""(time us, event id): of several events of one type the smallest wins."""
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """One survey answer about the record's subject."""
+
+    id: str
+    time_us: int
+    score: int
+    scale: int
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The latest ticket state seen: open or not, and its backlog class."""
+
+    version: int
+    open: bool
+    channel: str
+    kind: str
+    priority: str
+    sla_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRecord:
+    """Everything the KPIs know about one ticket, call or visit (the table value)."""
+
+    subject: str
+    offered: tuple[int, str, str] | None = None
+    """(us, id, queue)"""
+    answered: tuple[int, str, str, str] | None = None
+    """(us, id, queue, agent)"""
+    abandoned: tuple[int, str, str] | None = None
+    ended: tuple[int, str, float | None] | None = None
+    """(us, id, wrap_up_seconds)"""
+    opened: tuple[int, str, str, str, str, str | None] | None = None
+    """(us, id, channel, kind, category, department)"""
+    checked_in: tuple[int, str, str] | None = None
+    """(us, id, centre)"""
+    called: Stamp | None = None
+    completed: Stamp | None = None
+    no_show: Stamp | None = None
+    surveys: tuple[Survey, ...] = ()
+    backlog: Backlog | None = None
+    seen_us: int = 0
+    """The latest event time applied (for retention)."""
+
+    @property
+    def section(self) -> str | None:
+        """`ticket`, `call` or `visit` once the subject's first event is known (ticket first)."""
+        if self.opened is not None:
+            return "ticket"
+        if self.offered is not None:
+            return "call"
+        if self.checked_in is not None:
+            return "visit"
+        return None
+
+    @property
+    def is_answered(self) -> bool:
+        """Answered, and not abandoned before (the report's rule for a call with both)."""
+        return self.answered is not None and (self.abandoned is None or self.answered[:2] <= self.abandoned[:2])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; `SubjectRecord.from_dict(r.to_dict()) == r`."""
+        out: dict[str, Any] = {"subject": self.subject, "seen_us": self.seen_us}
+        for name in _TUPLE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value)
+        if self.surveys:
+            out["surveys"] = [[s.id, s.time_us, s.score, s.scale, s.channel] for s in self.surveys]
+        if self.backlog is not None:
+            b = self.backlog
+            out["backlog"] = [b.version, b.open, b.channel, b.kind, b.priority, b.sla_state]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SubjectRecord:
+        try:
+            values: dict[str, Any] = {name: tuple(raw[name]) for name in _TUPLE_FIELDS if raw.get(name) is not None}
+            surveys = tuple(Survey(str(i), int(t), int(sc), int(sl), str(ch)) for i, t, sc, sl, ch in raw.get("surveys", ()))
+            backlog = raw.get("backlog")
+            return cls(subject=str(raw["subject"]), seen_us=int(raw.get("seen_us", 0)), surveys=surveys,
+                       backlog=None if backlog is None else Backlog(int(backlog[0]), bool(backlog[1]),
+                                                                   *(str(v) for v in backlog[2:6])),
+                       **values)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise KpiStateError(f"unreadable KPI record: {type(exc).__name__}") from None
+
+
+_TUPLE_FIELDS: tuple[str, ...] = ("offered", "answered", "abandoned", "ended", "opened", "checked_in",
+                                  "called", "completed", "no_show")
+
+
+def _earliest(current: tuple[Any, ...] | None, candidate: tuple[Any, ...]) -> tuple[Any, ...]:
+    return candidate if current is None or candidate[:2] < current[:2] else current
+
+
+def apply(record: SubjectRecord | None, event: Event) -> SubjectRecord | None:
+    """The record after `event`; idempotent, order-independent; other event types change nothing."""
+    kind = event.type
+    if kind not in KPI_EVENT_TYPES:
+        return record
+    current = record or SubjectRecord(subject=event.subject)
+    at = to_us(event.time)
+    data = event.data
+    stamp = (at, event.id)
+    changes: dict[str, Any]
+    if kind == "survey.submitted":
+        if any(s.id == event.id for s in current.surveys):
+            return current
+        survey = Survey(event.id, at, int(data.score), int(data.scale), str(data.channel))
+        changes = {"surveys": tuple(sorted((*current.surveys, survey), key=lambda s: (s.time_us, s.id)))}
+    elif kind == "call.offered":
+        changes = {"offered": _earliest(current.offered, (*stamp, str(data.queue)))}
+    elif kind == "call.answered":
+        changes = {"answered": _earliest(current.answered, (*stamp, str(data.queue), str(data.agent)))}
+    elif kind == "call.abandoned":
+        changes = {"abandoned": _earliest(current.abandoned, (*stamp, str(data.queue)))}
+    elif kind == "call.ended":
+        wrap = None if data.wrap_up_seconds is None else float(data.wrap_up_seconds)
+        changes = {"ended": _earliest(current.ended, (*stamp, wrap))}
+    elif kind == "ticket.opened":
+        department = None if data.department is None else str(data.department)
+        payload = (*stamp, str(data.channel), str(data.kind), str(data.category), department)
+        changes = {"opened": _earliest(current.opened, payload)}
+    elif kind == "visit.checked_in":
+        changes = {"checked_in": _earliest(current.checked_in, (*stamp, str(data.centre)))}
+    else:
+        name = kind.partition(".")[2]
+        changes = {name: _earliest(getattr(current, name), stamp)}
+    changes["seen_us"] = max(current.seen_us, at)
+    return _replace(current, changes)
+
+
+def _replace(record: SubjectRecord, changes: dict[str, Any]) -> SubjectRecord:
+    if all(getattr(record, k) == v for k, v in changes.items()):
+        return record
+    values = {f.name: getattr(record, f.name) for f in fields(SubjectRecord)}
+    values.update(changes)
+    return SubjectRecord(**values)
+
+
+def sla_state_of(state: Mapping[str, Any]) -> str:
+    """`breached` (a target breached), `at_risk` (a running target warned), `on_track`, or `none` (no policy)."""
+    if state.get("policy") is None:
+        return "none"
+    targets = state.get("targets") or {}
+    if not isinstance(targets, Mapping):
+        raise KpiStateError("ticket state: targets must be an object")
+    values = [t for t in targets.values() if isinstance(t, Mapping)]
+    if any(t.get("breached") or t.get("state") == "breached" for t in values):
+        return "breached"
+    if any(t.get("warned") and t.get("state") in ("running", "paused") for t in values):
+        return "at_risk"
+    return "on_track"
+
+
+def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -> SubjectRecord:
+    """Fold a `tawasul.tickets.state` message (latest `version` wins) into the ticket's record."""
+    try:
+        subject = str(state["ticket_id"])
+        version = int(state["version"])
+        backlog = Backlog(version, state["status"] == "open", str(state["channel"]), str(state["kind"]),
+                          str(state["priority"]), sla_state_of(state))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KpiStateError(f"unreadable ticket state: {type(exc).__name__}") from None
+    current = record or SubjectRecord(subject=subject)
+    if current.backlog is not None and current.backlog.version >= version:
+        return current
+    return _replace(current, {"backlog": backlog})
+
+
+def normalised_points(score: int, scale: int) -> int:
+    """A score on the 5-point scale: 3-point answers map linearly, 1 -> 1, 2 -> 3, 3 -> 5."""
+    return 2 * score - 1 if scale == 3 else score
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one subject adds to one scope, at one event time."""
+
+    scope: Scope
+    time_us: int
+    tally: Tally
+
+
+def _call_tally(record: SubjectRecord, config: KpiConfig) -> Tally:
+    offered = record.offered
+    assert offered is not None
+    if record.is_answered:
+        answered = record.answered
+        assert answered is not None
+        wait = max(answered[0] - offered[0], 0)
+        within = int(wait <= config.threshold_us(offered[2]))
+        ended = handle = 0
+        if record.ended is not None:
+            ended = 1
+            wrap = record.ended[2]
+            handle = max(record.ended[0] - answered[0], 0) + (timedelta(seconds=wrap or 0.0) // _US)
+        return Tally(offered=1, answered=1, within=within, wait_us=wait, ended=ended, handle_us=handle)
+    return Tally(offered=1, abandoned=int(record.abandoned is not None))
+
+
+def _visit_tally(record: SubjectRecord) -> Tally:
+    checked_in = record.checked_in
+    assert checked_in is not None
+    called = wait = completed = no_show = 0
+    if record.called is not None:
+        called, wait = 1, max(record.called[0] - checked_in[0], 0)
+    if record.completed is not None and (record.no_show is None or record.completed <= record.no_show):
+        completed = 1
+    elif record.no_show is not None:
+        no_show = 1
+    return Tally(visits=1, called=called, visit_wait_us=wait, completed=completed, no_show=no_show)
+
+
+def survey_scopes(record: SubjectRecord) -> tuple[Scope, ...]:
+    """The scopes a survey about this (known) subject counts in, besides `()`."""
+    section = record.section
+    if section == "ticket":
+        opened = record.opened
+        assert opened is not None
+        channel, kind, category, department = opened[2], opened[3], opened[4], opened[5]
+        out = [scope(contact="ticket"), scope(channel=channel), scope(kind=kind), scope(category=category)]
+        if department is not None:
+            out.append(scope(department=department))
+        return tuple(out)
+    if section == "call":
+        assert record.offered is not None
+        out = [scope(contact="call"), scope(channel="call"), scope(queue=record.offered[2])]
+        if record.answered is not None:
+            out.append(scope(agent=record.answered[3]))
+        return tuple(out)
+    assert record.checked_in is not None
+    return scope(contact="visit"), scope(channel="walk_in"), scope(centre=record.checked_in[2])
+
+
+def contributions(record: SubjectRecord, config: KpiConfig, as_of_us: int) -> tuple[Contribution, ...]:
+    """What the subject adds to the windows, as seen at `as_of_us` (which decides unmatched surveys)."""
+    out: list[Contribution] = []
+    if record.offered is not None:
+        tally = _call_tally(record, config)
+        at = record.offered[0]
+        out += [Contribution((), at, tally), Contribution(scope(queue=record.offered[2]), at, tally)]
+    if record.checked_in is not None:
+        tally = _visit_tally(record)
+        at = record.checked_in[0]
+        out += [Contribution((), at, tally), Contribution(scope(centre=record.checked_in[2]), at, tally)]
+    if record.surveys:
+        hold = config.survey_hold // _US
+        known = record.section is not None
+        scopes = survey_scopes(record) if known else ()
+        for survey in record.surveys:
+            if known:
+                targets: tuple[Scope, ...] = scopes
+            elif as_of_us >= survey.time_us + hold:
+                targets = (scope(contact="unmatched"), scope(channel=survey.channel))
+            else:
+                continue
+            tally = Tally(responses=1, satisfied=int(is_satisfied(survey.score, survey.scale)),
+                          score_points=normalised_points(survey.score, survey.scale))
+            out += [Contribution(s, survey.time_us, tally) for s in ((), *targets)]
+    return tuple(out)
+
+
+def pending_deadline_us(record: SubjectRecord, config: KpiConfig, as_of_us: int) -> int | None:
+    """When the earliest still-held survey of an unknown subject becomes unmatched, or None."""
+    if record.section is not None:
+        return None
+    hold = config.survey_hold // _US
+    due = [s.time_us + hold for s in record.surveys if s.time_us + hold > as_of_us]
+    return min(due) if due else None
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A subject's part in the instantaneous figures."""
+
+    kind: str
+    """`call_waiting`, `on_call` or `visit_waiting`."""
+    group: str
+    """The queue or centre."""
+    since_us: int
+    agent: str = ""
+
+
+def live_status(record: SubjectRecord) -> Live | None:
+    """Whether the call waits or talks, or the visitor waits, right now (ignoring staleness)."""
+    if record.offered is not None and record.answered is None and record.abandoned is None and record.ended is None:
+        return Live("call_waiting", record.offered[2], record.offered[0])
+    if record.answered is not None and record.is_answered and record.ended is None:
+        return Live("on_call", record.answered[2], record.answered[0], record.answered[3])
+    ci = record.checked_in
+    if ci is not None and record.called is None and record.completed is None and record.no_show is None:
+        return Live("visit_waiting", ci[2], ci[0])
+    return None
+
+
+def _last_window_instant(time_us: int) -> int:
+    """The first instant at which `time_us` lies in no window (30 days rolling, the half-year)."""
+    local = from_us(time_us)
+    half_end = local.replace(year=local.year + 1, month=1, day=1) if local.month > 6 else local.replace(month=7, day=1)
+    half_end = half_end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(time_us + 30 * DAY_US + HOUR_US, to_us(half_end))
+
+
+def expiry_us(record: SubjectRecord, config: KpiConfig) -> int:
+    """When the record can be deleted: no window needs it and late surveys are no longer expected."""
+    keep = record.seen_us + config.attribute_retention // _US
+    for at in (record.offered, record.checked_in):
+        if at is not None:
+            keep = max(keep, _last_window_instant(at[0]))
+    for survey in record.surveys:
+        keep = max(keep, _last_window_instant(survey.time_us), survey.time_us + config.survey_hold // _US)
+    if record.backlog is not None and record.backlog.open:
+        keep = max(keep, record.seen_us + _OPEN_TICKET_RETENTION_US)
+    return keep

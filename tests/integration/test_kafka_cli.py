@@ -1,0 +1,85 @@
+"""`tawasul kafka start|stop|status` on a second, private broker (its own home and ports)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from tawasul.kafka_local.broker import KAFKA_VERSION, BrokerLayout, default_home
+from tests.support.kafka import create_topic, read_all
+from tests.support.postgres import free_port
+
+
+def _tawasul(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TAWASUL_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "tawasul", "kafka", *args], capture_output=True, text=True,
+                          env=env, timeout=180)
+
+
+@pytest.fixture
+def private_home(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Path]:
+    """A broker home that reuses the session broker's downloaded jars (no second Maven fetch)."""
+    home = tmp_path / "home"
+    libs = BrokerLayout(home=default_home()).libs_dir
+    target = BrokerLayout(home=home).libs_dir
+    target.parent.mkdir(parents=True)
+    if libs.exists():
+        target.symlink_to(libs, target_is_directory=True)
+    yield home
+
+
+def test_start_twice_is_safe_and_stop_start_keeps_data(private_home: Path) -> None:
+    port, controller = free_port(), free_port()
+    ports = ["--port", str(port), "--controller-port", str(controller), "--heap", "512m"]
+    status_ports = ports[:4]
+    try:
+        first = _tawasul(private_home, "start", *ports)
+        assert first.returncode == 0, first.stderr
+        assert "started" in first.stdout
+        second = _tawasul(private_home, "start", *ports)
+        assert second.returncode == 0 and "already running" in second.stdout
+        running = _tawasul(private_home, "status", *status_ports)
+        assert running.returncode == 0 and f"localhost:{port}" in running.stdout
+
+        bootstrap = f"localhost:{port}"
+        topic = create_topic(bootstrap, "kept-across-restart", partitions=2)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        for n in range(50):
+            producer.send(topic, key=str(n % 5).encode(), value=f"v{n}".encode())
+        producer.flush()
+        producer.close()
+
+        stopped = _tawasul(private_home, "stop", *status_ports)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        after_stop = _tawasul(private_home, "status", *status_ports)
+        assert after_stop.returncode == 3 and "stopped" in after_stop.stdout
+
+        again = _tawasul(private_home, "start", *ports)
+        assert again.returncode == 0, again.stderr
+        values = sorted(value.decode() for _, _, _, value in read_all(bootstrap, [topic]))
+        assert values == sorted(f"v{n}" for n in range(50))
+    finally:
+        _tawasul(private_home, "stop", *status_ports)
+
+
+def test_port_in_use_gives_a_clear_error(private_home: Path) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        result = _tawasul(private_home, "start", "--port", str(busy), "--controller-port", str(free_port()))
+    assert result.returncode != 0
+    assert f"port {busy}" in result.stderr and "in use" in result.stderr
+
+
+def test_broker_jars_come_from_maven_with_the_pinned_version() -> None:
+    libs = BrokerLayout(home=default_home()).libs_dir
+    assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists()
+    assert (libs / ".complete").read_text(encoding="utf-8") == KAFKA_VERSION
