@@ -30,7 +30,7 @@ from pathlib import Path
 import kafka
 from kafka import KafkaAdminClient, KafkaProducer
 
-from producers.publish_cmd import publish_lines
+from producers.publish_cmd import READ_BUFFER, default_workers, publish_lines
 from producers.publisher import PRODUCER_DEFAULTS, EventPublisher
 from producers.simulator import Params, iter_events, parse_when
 from tawasul.settings import Settings
@@ -79,7 +79,7 @@ def raw_run(path: Path, bootstrap: str, topic: str, config: dict[str, object]) -
     producer.partitions_for(topic)  # connect and fetch metadata before the clock starts
     sent = 0
     began = time.perf_counter()
-    with path.open("rb") as handle:
+    with path.open("rb", buffering=READ_BUFFER) as handle:
         for line in handle:
             value = line.rstrip(b"\r\n")
             match = SUBJECT.search(value)
@@ -91,13 +91,13 @@ def raw_run(path: Path, bootstrap: str, topic: str, config: dict[str, object]) -
     return Run("raw kafka-python producer", sent, seconds)
 
 
-def publish_run(path: Path, settings: Settings, config: dict[str, object]) -> Run:
+def publish_run(path: Path, settings: Settings, config: dict[str, object], workers: int) -> Run:
     """`tawasul publish` without the process start: validate, publish, flush, close."""
     publisher = EventPublisher(settings, client_id="bench-publish", producer_config=config)
     publisher.connect()
     began = time.perf_counter()
-    with path.open("rb") as handle:
-        summary = publish_lines(handle, path.name, publisher, None)
+    with path.open("rb", buffering=READ_BUFFER) as handle:
+        summary = publish_lines(handle, path.name, publisher, None, workers=workers)
     publisher.close()
     seconds = time.perf_counter() - began
     if summary.rejected:
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compression", default=None,
                         help=f"compression_type for both runs (default the publisher's: "
                              f"{PRODUCER_DEFAULTS['compression_type']}; none = no compression)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="validation processes of the publish run (default: as `tawasul publish` chooses)")
     parser.add_argument("--keep-topics", action="store_true", help="do not delete the benchmark topics")
     args = parser.parse_args(argv)
 
@@ -152,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             raw = raw_run(path, args.kafka, f"{raw_prefix}{EVENTS.name}", config)
             print(f"(a) {raw.name}: {raw.events:,} events in {raw.seconds:.1f} s = {raw.rate:,.0f} events/s")
             settings = Settings(kafka=args.kafka).with_prefix(publish_prefix)
-            published = publish_run(path, settings, config)
-            print(f"(b) {published.name}: {published.events:,} events in {published.seconds:.1f} s "
-                  f"= {published.rate:,.0f} events/s")
+            workers = default_workers(path.stat().st_size) if args.workers is None else args.workers
+            published = publish_run(path, settings, config, workers)
+            print(f"(b) {published.name} ({workers} validation worker(s)): {published.events:,} events in "
+                  f"{published.seconds:.1f} s = {published.rate:,.0f} events/s")
             print(f"ratio publish / raw = {published.rate / raw.rate:.2f} (goal >= 0.50)")
         finally:
             if not args.keep_topics:

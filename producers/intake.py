@@ -36,6 +36,7 @@ here raises for bad input, and nothing here talks to Kafka.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -51,6 +52,7 @@ CATEGORIES: Final = (
 )
 """Every value of `Rejected.category` (the `reason` label of `tawasul_events_rejected_total`)."""
 _LINE_END: Final = b" \t\r\n"
+_FIELD_NAMES: Final = re.compile("|".join(PHONE_FIELDS + REF_FIELDS).encode("ascii"))
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,19 @@ def too_large(head: bytes, size: int, origin: str) -> Rejected:
     return reject(head, f"{WHOLE_EVENT}: too large: {size} bytes (limit {MAX_EVENT_BYTES})", origin, "too_large")
 
 
-def _has_personal_data(event: Event) -> bool:
+def _has_personal_data(event: Event, body: bytes) -> bool:
+    """True when the event's `data` holds a raw phone field or a ref that is a phone number.
+
+    Fast path: a body that names none of those fields (and has no `\\u` escape that could
+    spell one) cannot hold them.
+    """
+    if _FIELD_NAMES.search(body) is None and b"\\u" not in body:
+        return False
     data = event.data
-    extra = data.model_extra or {}
-    if any(name in extra for name in PHONE_FIELDS):
+    fields = {**data.__dict__, **(data.model_extra or {})}
+    if any(name in fields for name in PHONE_FIELDS):
         return True
-    return any(looks_like_phone_number(getattr(data, name, None)) for name in REF_FIELDS)
+    return any(looks_like_phone_number(fields.get(name)) for name in REF_FIELDS)
 
 
 def _from_dict(raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | None, original: bytes) -> Outcome:
@@ -147,7 +156,7 @@ def accept_line(line: bytes, origin: str, pseudonymiser: Pseudonymiser | None) -
         event = decode_event(body)
     except InvalidEvent as exc:
         return reject(body, str(exc), origin, _category(exc))
-    if not _has_personal_data(event):
+    if not _has_personal_data(event, body):
         return Accepted(event, body, origin)
     return _from_dict(json.loads(body), origin, pseudonymiser, body)
 

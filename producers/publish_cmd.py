@@ -14,11 +14,15 @@ The helpers here (`publish_lines`, `StopOnSignal`, `byte_progress`) are shared w
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from producers.intake import Accepted, Rejected, accept_line, too_large
-from producers.publisher import EventPublisher, PublishError
+from producers.publisher import EventPublisher, PublishError, channel_of
 from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
 from schemas import MAX_EVENT_BYTES
 from tawasul.cli_options import settings_options
@@ -42,6 +46,14 @@ EXIT_OK: Final = 0
 EXIT_REJECTED: Final = 1
 EXIT_KAFKA: Final = 3
 PROGRESS_STEP_BYTES: Final = 256 * 1024
+CHUNK_LINES: Final = 2_000
+CHUNK_BYTES: Final = 1024 * 1024
+CHUNKS_AHEAD: Final = 4
+"""Chunks in flight per worker process (bounds memory: about workers x 4 x 1 MiB)."""
+PARALLEL_MIN_BYTES: Final = 16 * 1024 * 1024
+"""Inputs at least this large are validated in worker processes (their start costs ~1 s)."""
+READ_BUFFER: Final = 1024 * 1024
+"""Large reads: fewer system calls, each of which lets the producer's sender thread take the GIL."""
 _SKIP_CHUNK: Final = 1024 * 1024
 
 RejectReport = Callable[[int, Rejected], None]
@@ -127,6 +139,59 @@ def iter_lines(handle: BinaryIO, max_bytes: int = MAX_EVENT_BYTES) -> Iterator[t
         yield line_no, line, size
 
 
+Verdict = tuple[int, bytes, bytes, str, str] | tuple[int, Rejected]
+"""One judged line: `(line_no, key, value, channel, type)` to publish, or `(line_no, Rejected)`."""
+Chunk = list[tuple[int, bytes, int]]
+
+
+def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None) -> list[Verdict]:
+    """Validate lines read by `iter_lines` (blank ones are left out); runs in a worker process
+    for large inputs, so it returns plain tuples rather than events."""
+    verdicts: list[Verdict] = []
+    for line_no, line, size in lines:
+        if size >= 0:
+            verdicts.append((line_no, too_large(line, size, f"{name}:{line_no}")))
+            continue
+        if not line.strip():
+            continue
+        outcome = accept_line(line, f"{name}:{line_no}", pseudonymiser)
+        if isinstance(outcome, Accepted):
+            verdicts.append((line_no, outcome.key, outcome.value, channel_of(outcome.event), outcome.event.type))
+        else:
+            verdicts.append((line_no, outcome))
+    return verdicts
+
+
+def _chunks(handle: BinaryIO, counter: list[int]) -> Iterator[Chunk]:
+    """Lines in chunks of at most CHUNK_LINES lines / CHUNK_BYTES bytes; `counter[0]` counts bytes read."""
+    chunk: Chunk = []
+    held = 0
+    for line_no, line, size in iter_lines(handle):
+        chunk.append((line_no, line, size))
+        length = len(line) if size < 0 else size
+        counter[0] += length
+        held += len(line)
+        if len(chunk) >= CHUNK_LINES or held >= CHUNK_BYTES:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def _ignore_sigint() -> None:
+    """Worker processes leave Ctrl-C to the main process, which stops and flushes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def default_workers(size: int | None) -> int:
+    """Validation processes for an input of `size` bytes (None: unknown, e.g. stdin): none for
+    small or unknown inputs or a single CPU, else up to 4, leaving a CPU to the sending process."""
+    cpus = os.cpu_count() or 1
+    if size is None or size < PARALLEL_MIN_BYTES or cpus < 2:
+        return 0
+    return min(4, cpus - 1)
+
+
 def publish_lines(
     handle: BinaryIO,
     name: str,
@@ -137,40 +202,67 @@ def publish_lines(
     progress: ByteProgress | None = None,
     stop: threading.Event | None = None,
     source_kind: str = "file",
+    workers: int = 0,
 ) -> PublishSummary:
-    """Validate and publish every line of `handle`; origins are `<name>:<line>`.
+    """Validate and publish every line of `handle` in file order; origins are `<name>:<line>`.
 
-    Does not flush: the caller flushes (and learns of failed sends) before trusting the summary.
+    With `workers` > 0, lines are validated in that many worker processes (chunks are sent
+    in order, so the order of every subject is kept) while this process sends. Does not
+    flush: the caller flushes (and learns of failed sends) before trusting the summary.
     """
     began = time.perf_counter()
-    published = rejected = 0
-    read = reported = 0
+    counts = [0, 0]  # published, rejected
+    read = [0]
+    reported = 0
     interrupted = False
-    for line_no, line, size in iter_lines(handle):
-        if stop is not None and stop.is_set():
-            interrupted = True
-            break
-        read += len(line) if size < 0 else size
-        if progress is not None and read - reported >= PROGRESS_STEP_BYTES:
-            reported = read
-            progress(read)
-        if size >= 0:
-            outcome: Accepted | Rejected = too_large(line, size, f"{name}:{line_no}")
-        elif not line.strip():
-            continue
-        else:
-            outcome = accept_line(line, f"{name}:{line_no}", pseudonymiser)
-        if isinstance(outcome, Accepted):
-            publisher.publish(outcome.event, outcome.value)
-            published += 1
-        else:
-            publisher.reject(outcome, source_kind=source_kind)
-            rejected += 1
-            if report is not None:
-                report(line_no, outcome)
+
+    def emit(verdicts: list[Verdict]) -> None:
+        nonlocal reported
+        for verdict in verdicts:
+            if len(verdict) == 5:
+                _, key, value, channel, event_type = verdict  # type: ignore[misc]
+                publisher.publish_validated(key, value, channel=channel, event_type=event_type)
+                counts[0] += 1
+            else:
+                line_no, rejected = verdict  # type: ignore[misc]
+                publisher.reject(rejected, source_kind=source_kind)
+                counts[1] += 1
+                if report is not None:
+                    report(line_no, rejected)
+        if progress is not None and read[0] - reported >= PROGRESS_STEP_BYTES:
+            reported = read[0]
+            progress(reported)
+
+    chunks = _chunks(handle, read)
+    if workers <= 0:
+        for chunk in chunks:
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
+            emit(judge_chunk(name, chunk, pseudonymiser))
+    else:
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
+            ahead: deque[Future[list[Verdict]]] = deque()
+            try:
+                for chunk in chunks:
+                    if stop is not None and stop.is_set():
+                        interrupted = True
+                        break
+                    ahead.append(pool.submit(judge_chunk, name, chunk, pseudonymiser))
+                    if len(ahead) > workers * CHUNKS_AHEAD:
+                        emit(ahead.popleft().result())
+                while ahead and not interrupted:
+                    if stop is not None and stop.is_set():
+                        interrupted = True
+                        break
+                    emit(ahead.popleft().result())
+            finally:
+                for future in ahead:
+                    future.cancel()
     if progress is not None:
-        progress(read)
-    return PublishSummary(published, rejected, time.perf_counter() - began, interrupted)
+        progress(read[0])
+    return PublishSummary(counts[0], counts[1], time.perf_counter() - began, interrupted)
 
 
 @contextmanager
@@ -228,8 +320,11 @@ def finish(publisher: EventPublisher, summary: PublishSummary, signals: StopOnSi
 @click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal and FILE is a file].")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Validation processes (0 = validate in this process) [default: CPUs - 1, at most 4, "
+                   "for files of 16 MiB or more; else 0].")
 @settings_options
-def publish(file: str, progress: bool | None, settings: Settings) -> None:
+def publish(file: str, progress: bool | None, workers: int | None, settings: Settings) -> None:
     """Validate each line of a JSON Lines file of events and publish the valid ones.
 
     Prints `line N: reason` for each rejected line (also sent to the dead-letter topic).
@@ -246,11 +341,12 @@ def publish(file: str, progress: bool | None, settings: Settings) -> None:
         click.echo(f"line {line_no}: {rejected.reason}")
 
     with StopOnSignal() as signals:
-        handle = sys.stdin.buffer if from_stdin else open(file, "rb")  # noqa: SIM115 - closed below
+        handle = sys.stdin.buffer if from_stdin else open(file, "rb", buffering=READ_BUFFER)  # noqa: SIM115
         try:
             with byte_progress(total, show and not from_stdin) as update:
                 summary = publish_lines(
-                    handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals.event
+                    handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals.event,
+                    workers=default_workers(total) if workers is None else workers,
                 )
         except PublishError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -50,11 +50,18 @@ PRODUCER_DEFAULTS: Final[Mapping[str, object]] = {
     "max_in_flight_requests_per_connection": 5,
     "linger_ms": 20,
     "batch_size": 256 * 1024,
-    "compression_type": "gzip",
+    "compression_type": None,
     "max_request_size": 1024 * 1024,
     "allow_auto_create_topics": False,
 }
-"""kafka-python settings of every Tawasul publisher (`producer_config` overrides them)."""
+"""kafka-python settings of every Tawasul publisher (`producer_config` overrides them).
+
+Idempotent, `acks=all`, retried until `delivery_timeout_ms`. No compression: measured with
+kafka-python 3.0 on ~300-byte JSON events, none and zstd were equally fast, lz4 slower and
+gzip slowest; none needs no codec package in any producer or consumer (aiokafka would need
+one for zstd or lz4). Topics are never auto-created: `tawasul.topics.ensure_topics` creates
+them with their partitions and retention.
+"""
 DEFAULT_WINDOW: Final = 20_000
 """Unconfirmed sends kept before `publish` waits for the oldest one."""
 _KIND_CHANNEL: Final[Mapping[str, str]] = {"call": "call", "visit": "walk_in"}
@@ -68,7 +75,7 @@ class PublishError(Exception):
 
 def channel_of(event: Event) -> str:
     """The metric `channel` label: the event's `data.channel`, else one implied by its type."""
-    channel = getattr(event.data, "channel", None)
+    channel = event.data.__dict__.get("channel")
     if isinstance(channel, str) and channel in CHANNELS:
         return channel
     return _KIND_CHANNEL.get(event.type.split(".", 1)[0], "unknown")
@@ -128,6 +135,11 @@ class EventPublisher:
         value = raw if raw is not None else event.to_json()
         key = event.subject.encode("utf-8", "surrogatepass")
         return self._send(self.events_topic, key, value, None, "event", (channel_of(event), event.type))
+
+    def publish_validated(self, key: bytes, value: bytes, *, channel: str, event_type: str) -> FutureRecordMetadata:
+        """Send an event validated elsewhere (another process) as its key and value bytes;
+        `channel` and `event_type` label the metrics (see `channel_of`)."""
+        return self._send(self.events_topic, key, value, None, "event", (channel, event_type))
 
     def dead_letter(self, letter: DeadLetter, *, source_kind: str = "file") -> FutureRecordMetadata:
         """Send a dead letter (no key; headers `reason` and `origin`)."""

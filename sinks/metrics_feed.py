@@ -25,14 +25,18 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from prometheus_client import Gauge
+from sqlalchemy import Connection, Engine, select
 
 from schemas import CHANNELS, KINDS, Event, InvalidEvent, parse_event
+from sinks.db.models import Ticket, TicketTarget
+from sinks.db.records import TicketState
 from schemas.values import PRIORITIES, SLA_TARGETS
 from tawasul.metrics import Metrics
 
 __all__ = [
-    "ALL", "KPI_FIGURES", "SLA_STATES", "KpiFigure", "LabelLimits", "MetricsFeed", "MetricsFeedError",
-    "TicketLabels", "sla_state_of",
+    "ALL", "FIGURE_ABANDON", "FIGURE_ASA", "FIGURE_CALLS_WAITING", "FIGURE_SATISFACTION", "FIGURE_SERVICE_LEVEL",
+    "FIGURE_WALK_IN_WAITING", "KPI_FIGURES", "SLA_STATES", "KpiFigure", "LabelLimits", "MetricsFeed", "MetricsFeedError",
+    "TicketLabels", "open_ticket_states", "sla_state_of", "state_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,13 +67,20 @@ class KpiFigure:
     """A second gauge that receives the snapshot's `count` (e.g. survey responses)."""
 
 
+FIGURE_SERVICE_LEVEL: Final = "calls.service_level"
+FIGURE_ASA: Final = "calls.average_speed_of_answer_seconds"
+FIGURE_ABANDON: Final = "calls.abandon_ratio"
+FIGURE_CALLS_WAITING: Final = "calls.waiting"
+FIGURE_WALK_IN_WAITING: Final = "walk_in.waiting"
+FIGURE_SATISFACTION: Final = "satisfaction"
+
 KPI_FIGURES: Final[Mapping[str, KpiFigure]] = {
-    "calls.service_level": KpiFigure("service_level_ratio", "queue"),
-    "calls.average_speed_of_answer_seconds": KpiFigure("asa_seconds", "queue"),
-    "calls.abandon_ratio": KpiFigure("abandon_ratio", "queue"),
-    "calls.waiting": KpiFigure("calls_waiting", "queue", windowed=False),
-    "walk_in.waiting": KpiFigure("walk_in_waiting", "centre", windowed=False),
-    "satisfaction": KpiFigure("satisfaction_ratio", "channel", count_gauge="survey_responses"),
+    FIGURE_SERVICE_LEVEL: KpiFigure("service_level_ratio", "queue"),
+    FIGURE_ASA: KpiFigure("asa_seconds", "queue"),
+    FIGURE_ABANDON: KpiFigure("abandon_ratio", "queue"),
+    FIGURE_CALLS_WAITING: KpiFigure("calls_waiting", "queue", windowed=False),
+    FIGURE_WALK_IN_WAITING: KpiFigure("walk_in_waiting", "centre", windowed=False),
+    FIGURE_SATISFACTION: KpiFigure("satisfaction_ratio", "channel", count_gauge="survey_responses"),
 }
 """KPI `figure` name -> metric. Figures not listed here are not exported to Prometheus."""
 
@@ -273,6 +284,60 @@ class MetricsFeed:
         if ev.type == "kpi.snapshot":
             return self.observe_kpi(ev)
         return False
+
+    def observe_record(self, record: object) -> bool:
+        """Whatever the database sink decoded: an `Event`, a `TicketState` or a ticket-state dict.
+
+        Input events (the sink's `EventRecord`) and anything else are ignored (False).
+        """
+        if isinstance(record, Event):
+            return self.observe_event(record)
+        if isinstance(record, TicketState):
+            self.observe_ticket_state(state_dict(record))
+            return True
+        if isinstance(record, Mapping) and "ticket_id" in record:
+            self.observe_ticket_state(record)
+            return True
+        return False
+
+    def seed_open_tickets(self, engine: Engine) -> int:
+        """Load the open tickets the database holds (after a restart); returns how many."""
+        states = open_ticket_states(engine)
+        for state in states:
+            self.observe_ticket_state(state)
+        return len(states)
+
+
+def state_dict(state: TicketState) -> dict[str, Any]:
+    """A `TicketState` as the fields `observe_ticket_state` reads."""
+    return {
+        "ticket_id": state.ticket_id, "channel": state.channel, "kind": state.kind, "priority": state.priority,
+        "status": state.status, "policy": state.policy, "version": state.version,
+        "targets": {t.target: {"state": t.state, "warned": t.warned, "breached": t.breached} for t in state.targets},
+    }
+
+
+def open_ticket_states(source: Engine | Connection) -> list[dict[str, Any]]:
+    """The open tickets of the `tickets` / `ticket_targets` tables, as ticket-state dicts."""
+    query = (
+        select(Ticket.ticket_id, Ticket.channel, Ticket.kind, Ticket.priority, Ticket.policy, Ticket.version,
+               TicketTarget.target, TicketTarget.state, TicketTarget.warned, TicketTarget.breached)
+        .select_from(Ticket)
+        .outerjoin(TicketTarget, TicketTarget.ticket_id == Ticket.ticket_id)
+        .where(Ticket.status == "open"))
+    if isinstance(source, Engine):
+        with source.connect() as connection:
+            rows = connection.execute(query).all()
+    else:
+        rows = source.execute(query).all()
+    states: dict[str, dict[str, Any]] = {}
+    for ticket_id, channel, kind, priority, policy, version, target, state, warned, breached in rows:
+        entry = states.setdefault(ticket_id, {
+            "ticket_id": ticket_id, "channel": channel, "kind": kind, "priority": priority, "status": "open",
+            "policy": policy, "version": version, "targets": {}})
+        if target is not None:
+            entry["targets"][target] = {"state": state, "warned": bool(warned), "breached": bool(breached)}
+    return list(states.values())
 
 
 def _as_event(event: Event | Mapping[str, Any]) -> Event:

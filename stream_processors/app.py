@@ -45,12 +45,17 @@ def build_app(
     metrics: Metrics | None = None,
     datadir: Path | None = None,
     commit_interval_s: float = 1.0,
+    instance_id: str | None = None,
+    session_timeout_s: float = 30.0,
 ) -> faust.App:
     """A faust app running the SLA engine (and any `extra_registrars`) on the wall clock or event time.
 
     The app reads `settings.topic("tawasul.events")` from its earliest offset when its consumer
     group is new; the topics must exist (`tawasul.topics.ensure_topics`). Table state is kept in
     memory and rebuilt from its changelog topic `<app_id>-sla-changelog` after a restart.
+    `instance_id` turns on Kafka static group membership: a worker restarted with the same id
+    takes its partitions back at once instead of waiting `session_timeout_s` for the group to
+    drop its dead predecessor.
     """
     if mode not in ("live", "replay"):
         raise ValueError(f"mode must be 'live' or 'replay', not {mode!r}")
@@ -71,6 +76,9 @@ def build_app(
         processing_guarantee="at_least_once",
         broker_commit_interval=commit_interval_s,
         stream_wait_empty=False,
+        consumer_group_instance_id=instance_id,
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -173,12 +173,13 @@ def input_drained(settings: Settings, group_id: str) -> bool:
 
     topics = (settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name))
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         ends = consumer.end_offsets(partitions)
-        committed = admin.list_consumer_group_offsets(group_id)
-        return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in partitions)
+        committed = admin.list_group_offsets({group_id: partitions}).get(group_id, {})
+        done = {tp for tp, meta in committed.items() if meta is not None and meta.offset >= ends.get(tp, 0)}
+        return all(ends[tp] == 0 or tp in done for tp in partitions)
     finally:
         consumer.close()
         admin.close()

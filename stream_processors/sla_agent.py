@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 TABLE_NAME = "sla"
 TICK = b'{"kind":"tick"}'
+READY_MESSAGE = "sla timers running"
+"""Logged (JSON, field `partitions`) each time the worker's recovered partitions change."""
 TIMER_MAX_SLEEP_S = 0.1
 TIMER_MIN_SLEEP_S = 0.005
 CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
@@ -195,10 +197,15 @@ class SlaProcessor:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.events_name}
 
     async def _timer(self) -> None:
+        announced: set[int] = set()
         while True:
             await asyncio.sleep(self._sleep_s())
+            owned = self.owned_partitions()
+            if owned and owned != announced:
+                announced = owned
+                log.info(READY_MESSAGE, extra={"partitions": sorted(owned), "scheduled": len(self.index)})
             now = self.wall.now_us()
-            for partition in self.owned_partitions():
+            for partition in owned:
                 for key in self.index.pop_due(partition, now):
                     await self.ctx.ticks.send(key=key, value=TICK, partition=partition)
 

@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "kafka": "tawasul.kafka_local.cli:kafka",
     "topics": "tawasul.topics_cli:topics",
     "simulate": "producers.simulate_cmd:simulate",
+    "report": "sinks.report_cmd:report",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 

@@ -1,10 +1,14 @@
 """The authenticated HTTP ingest endpoint (`tawasul gateway`, contract section 5).
 
 ```python
-from producers.gateway import load_secrets, Authenticator, GatewayOptions, create_app
-adapters = load_secrets("secrets.yaml")          # per-channel bearer-token hashes and HMAC secrets
-app = create_app(settings, adapters, publisher=publisher, pseudonymiser=pseudonymiser)
+from producers.gateway import load_secrets, signature_headers
+from producers.gateway.app import GatewayOptions, create_app
+adapters = load_secrets("secrets.yaml")       # per-channel bearer-token hashes and HMAC secrets
+app = create_app(settings, adapters, options=GatewayOptions(), pseudonymiser=pseudonymiser)
+headers = signature_headers("crm", secret, body)   # what a client sends with a signed body
 ```
+
+The click command is `producers.gateway.cli:gateway`; docs/gateway.md describes the protocol.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -266,14 +266,16 @@ def create_app(
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
-    app.on_cleanup.append(_close)
+    app.cleanup_ctx.append(_lifecycle)
     return app
 
 
-
-async def _close(app: web.Application) -> None:
-    """Flush the publisher (every confirmed answer was flushed already; this catches the rest)."""
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """At start, connect to Kafka in the background; at the end, flush and close the publisher."""
     gateway = app[GATEWAY]
+    warm_up = asyncio.create_task(gateway.health.status(gateway.executor))
+    yield
+    await warm_up
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(gateway.executor, gateway.slot.close, gateway.options.ack_timeout_s)

@@ -9,7 +9,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 
@@ -62,6 +61,12 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this code has a migration script for."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
 def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
@@ -69,11 +74,7 @@ def _current(connection: Connection) -> str | None:
 def _check_known(current: str | None, script: ScriptDirectory, head: str) -> None:
     if current is None:
         return
-    try:
-        known = script.get_revision(current)
-    except CommandError:
-        known = None
-    if known is None:
+    if current not in {rev.revision for rev in script.walk_revisions()}:
         raise DatabaseTooNew(current, head)
 
 

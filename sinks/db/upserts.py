@@ -128,34 +128,39 @@ class Upserts:
         return self._run(connection, f"insert_new:{table.name}", build, table, rows)
 
     def upsert_newer(self, connection: Connection, table: Table, rows: Sequence[Row], order_column: str, *,
-                     replace_equal: bool = False) -> int:
+                     tie_column: str | None = None) -> int:
         """Current-state rows: replace the stored row only when `order_column` is newer.
 
-        With `replace_equal` a row whose `order_column` equals the stored one replaces it too
-        (the last message of a compacted topic wins).
+        With `tie_column`, a row whose `order_column` equals the stored one replaces it when
+        its `tie_column` differs (another message with the same order value: the later one
+        wins); the very same row delivered again changes nothing.
         """
         def build() -> Any:
             base = _insert(connection, table)
             keys = set(_primary_key(table))
             stored, incoming = table.c[order_column], base.excluded[order_column]
+            newer = incoming > stored
+            if tie_column is not None:
+                newer = or_(newer, and_(incoming == stored, base.excluded[tie_column] != table.c[tie_column]))
             return base.on_conflict_do_update(
                 index_elements=sorted(keys),
                 set_={c.name: base.excluded[c.name] for c in table.columns if c.name not in keys},
-                where=incoming >= stored if replace_equal else incoming > stored,
+                where=newer,
             )
 
-        return self._run(connection, f"upsert_newer:{table.name}:{order_column}:{replace_equal}", build, table, rows)
+        return self._run(connection, f"upsert_newer:{table.name}:{order_column}:{tie_column}", build, table, rows)
 
-    def upsert_tickets(self, connection: Connection, tickets: Sequence[Row], targets: Sequence[Row]) -> int:
+    def upsert_tickets(self, connection: Connection, tickets: Sequence[Row],
+                       targets: Sequence[Row]) -> tuple[int, int]:
         """Ticket states and their targets; a state never replaces one with a higher `version`.
 
         Targets carry the version of the state they came with; afterwards any target older
         than its ticket's stored version (a target the newer state no longer has, or one a
-        late message inserted) is removed.
+        late message inserted) is removed. Returns the ticket and target rows written.
         """
         ticket_table, target_table = Ticket.__table__, TicketTarget.__table__
         written = self.upsert_newer(connection, ticket_table, tickets, "version")  # type: ignore[arg-type]
-        written += self.upsert_newer(connection, target_table, targets, "version")  # type: ignore[arg-type]
+        written_targets = self.upsert_newer(connection, target_table, targets, "version")  # type: ignore[arg-type]
         ids = sorted({row["ticket_id"] for row in tickets})
         current = (select(ticket_table.c.version)
                    .where(ticket_table.c.ticket_id == target_table.c.ticket_id)
@@ -164,12 +169,12 @@ class Upserts:
             chunk = ids[start:start + IN_LIST_CHUNK]
             connection.execute(delete(target_table).where(
                 target_table.c.ticket_id.in_(chunk), target_table.c.version < current))
-        return written
+        return written, written_targets
 
     def upsert_kpis(self, connection: Connection, rows: Sequence[Row]) -> int:
-        """KPI snapshots: the newest `as_of` per key wins (equal `as_of`: the later message)."""
+        """KPI snapshots: the newest `as_of` per key wins (equal `as_of`: the later snapshot event)."""
         table = KpiSnapshot.__table__
-        return self.upsert_newer(connection, table, rows, "as_of", replace_equal=True)  # type: ignore[arg-type]
+        return self.upsert_newer(connection, table, rows, "as_of", tie_column="event_id")  # type: ignore[arg-type]
 
     def merge_calls(self, connection: Connection, rows: Sequence[Row]) -> int:
         """Call rows merged into the stored ones (earliest times, first non-null values)."""

@@ -36,9 +36,6 @@ from sinks.db.records import (
 Record = EventRecord | Event | TicketState
 """What the writer buffers: input events (as `EventRecord`), outcome and KPI `Event`s, ticket states."""
 
-TABLES = ("events", "calls", "visits", "surveys", "sla_outcomes", "tickets", "kpi_snapshots")
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -148,7 +145,7 @@ class DbWriter:
             rows["surveys"] = self._upserts.insert_new(connection, tables["surveys"], list(batch.surveys.values()))
             rows["sla_outcomes"] = self._upserts.insert_new(
                 connection, tables["sla_outcomes"], list(batch.outcomes.values()))
-            rows["tickets"] = self._upserts.upsert_tickets(connection, tickets, targets)
+            rows["tickets"], rows["ticket_targets"] = self._upserts.upsert_tickets(connection, tickets, targets)
             rows["kpi_snapshots"] = self._upserts.upsert_kpis(connection, list(batch.kpis.values()))
         records = len(self._pending)
         self._pending = []

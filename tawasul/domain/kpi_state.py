@@ -12,21 +12,25 @@ says what the subject adds to which scope at which event time:
   whose subject is not known yet is held; once `survey_hold` of event time has passed without
   the subject, it counts as unmatched (and moves to its subject if that appears later).
 
-`KpiBook` (in `tawasul.domain.kpi_book`-free form, see `kpi_figures`) sums contributions per
-scope over the windows of `tawasul.domain.windows`.
+`KpiBook` sums the contributions per scope over the windows of `tawasul.domain.windows` and
+turns them into figures with the formulas of `tawasul.domain.kpis`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from schemas import Event
+from tawasul.domain import kpis
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS, is_satisfied
-from tawasul.domain.windows import DAY_US, HOUR_US, from_us, to_us
+from tawasul.domain.windows import DAY_US, HOUR_US, MINUTE_US, NOW, WINDOW_NAMES, WindowedSums, from_us, to_us
 
 __all__ = [
     "KPI_EVENT_TYPES", "Backlog", "Contribution", "KpiConfig", "KpiStateError", "Live", "Scope",
@@ -287,7 +291,17 @@ def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -
     current = record or SubjectRecord(subject=subject)
     if current.backlog is not None and current.backlog.version >= version:
         return current
-    return _replace(current, {"backlog": backlog})
+    return _replace(current, {"backlog": backlog, "seen_us": max(current.seen_us, _updated_us(state))})
+
+
+def _updated_us(state: Mapping[str, Any]) -> int:
+    text = state.get("updated_at")
+    if not isinstance(text, str):
+        return 0
+    try:
+        return to_us(datetime.fromisoformat(text))
+    except ValueError:
+        return 0
 
 
 def normalised_points(score: int, scale: int) -> int:
@@ -435,3 +449,324 @@ def expiry_us(record: SubjectRecord, config: KpiConfig) -> int:
     if record.backlog is not None and record.backlog.open:
         keep = max(keep, record.seen_us + _OPEN_TICKET_RETENTION_US)
     return keep
+
+
+# --- figures -------------------------------------------------------------------------------
+
+CALL_FIGURES: tuple[str, ...] = (
+    "calls.offered", "calls.answered", "calls.abandoned", "calls.answered_within_threshold",
+    "calls.service_level", "calls.average_speed_of_answer_seconds", "calls.average_handle_seconds",
+    "calls.abandon_ratio")
+SURVEY_FIGURES: tuple[str, ...] = (
+    "surveys.responses", "surveys.satisfied", "surveys.satisfaction", "surveys.average_score")
+VISIT_FIGURES: tuple[str, ...] = (
+    "visits.checked_in", "visits.called", "visits.completed", "visits.no_show", "visits.average_wait_seconds")
+NOW_FIGURES: tuple[str, ...] = (
+    "calls.waiting", "calls.longest_wait_seconds", "calls.agents_on_call", "visits.waiting",
+    "visits.longest_wait_seconds", "tickets.open", "surveys.pending")
+
+
+def scope_key(value: Scope) -> str:
+    """`queue=general`, `category=mosque.cleaning,kind=facility_report`; `` for everything.
+
+    Values are percent-encoded (`quote(value, safe="")`) so `|`, `,` and `=` never clash.
+    """
+    return ",".join(f"{name}={quote(v, safe='')}" for name, v in value)
+
+
+def snapshot_key(figure: str, window: str, value: Scope) -> str:
+    """The Kafka key of a snapshot: `figure|window|scope`, e.g. `calls.service_level|15m|queue=general`."""
+    return f"{figure}|{window}|{scope_key(value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure over one window for one scope."""
+
+    figure: str
+    window: str
+    scope: Scope
+    value: float | None
+    count: int | None
+
+    @property
+    def key(self) -> str:
+        return snapshot_key(self.figure, self.window, self.scope)
+
+
+def _count(figure: str, window: str, where: Scope, n: int) -> Row:
+    return Row(figure, window, where, float(n), n)
+
+
+def tally_rows(tally: Tally, window: str, where: Scope, families: tuple[str, ...]) -> list[Row]:
+    """The figures of `families` (`calls`, `surveys`, `visits`) from one window's tally."""
+    t = tally
+    rows: list[Row] = []
+    if "calls" in families:
+        decided = t.answered + t.abandoned
+        rows += [
+            _count("calls.offered", window, where, t.offered),
+            _count("calls.answered", window, where, t.answered),
+            _count("calls.abandoned", window, where, t.abandoned),
+            _count("calls.answered_within_threshold", window, where, t.within),
+            Row("calls.service_level", window, where, kpis.service_level(t.within, t.answered, t.abandoned), decided),
+            Row("calls.average_speed_of_answer_seconds", window, where,
+                kpis.average_speed_of_answer(timedelta(microseconds=t.wait_us), t.answered), t.answered),
+            Row("calls.average_handle_seconds", window, where,
+                kpis.average_handle_seconds(timedelta(microseconds=t.handle_us), t.ended), t.ended),
+            Row("calls.abandon_ratio", window, where, kpis.abandon_ratio(t.abandoned, t.answered), decided),
+        ]
+    if "surveys" in families:
+        rows += [
+            _count("surveys.responses", window, where, t.responses),
+            _count("surveys.satisfied", window, where, t.satisfied),
+            Row("surveys.satisfaction", window, where, kpis.satisfaction(t.satisfied, t.responses), t.responses),
+            Row("surveys.average_score", window, where, kpis.average(t.score_points, t.responses), t.responses),
+        ]
+    if "visits" in families:
+        rows += [
+            _count("visits.checked_in", window, where, t.visits),
+            _count("visits.called", window, where, t.called),
+            _count("visits.completed", window, where, t.completed),
+            _count("visits.no_show", window, where, t.no_show),
+            Row("visits.average_wait_seconds", window, where,
+                kpis.average_wait_seconds(timedelta(microseconds=t.visit_wait_us), t.called), t.called),
+        ]
+    return rows
+
+
+def families(where: Scope) -> tuple[str, ...]:
+    """Which figure families a scope publishes: by the names in it."""
+    names = tuple(name for name, _ in where)
+    if not names:
+        return ("calls", "surveys", "visits")
+    if names == ("queue",):
+        return ("calls", "surveys")
+    if names == ("centre",):
+        return ("visits", "surveys")
+    return ("surveys",)
+
+
+# --- the book: every scope's windows and the instantaneous figures ---------------------------
+
+Lookup = Callable[[str], SubjectRecord | None]
+BacklogClass = tuple[str, str, str, str]
+"""(channel, kind, priority, sla_state) of an open ticket."""
+_BACKLOG_NAMES = ("channel", "kind", "priority", "sla_state")
+
+
+class KpiBook:
+    """All figures of one aggregator: per-scope window totals, live statuses, the ticket backlog.
+
+    Feed it every changed record with `update(subject, record)` (None forgets the subject) and
+    move its clock with `advance(as_of_us, lookup)`; both are idempotent. It only keeps what the
+    records imply, so rebuilding it from the stored records after a restart gives the same
+    figures. `take_dirty()` names the scopes whose window figures may have changed since.
+    """
+
+    def __init__(self, config: KpiConfig, as_of_us: int = 0) -> None:
+        self.config = config
+        self._as_of = as_of_us
+        self._minute = as_of_us // MINUTE_US
+        self._sums: dict[Scope, WindowedSums[Tally]] = {(): WindowedSums(ZERO, as_of_us)}
+        self._applied: dict[str, tuple[Contribution, ...]] = {}
+        self._live: dict[str, Live] = {}
+        self._backlog: dict[str, BacklogClass] = {}
+        self._backlog_counts: Counter[BacklogClass] = Counter()
+        self._backlog_seen: set[BacklogClass] = set()
+        self._pending: dict[str, int] = {}
+        self._pending_heap: list[tuple[int, str]] = []
+        self._expiry: dict[str, int] = {}
+        self._next_sweep = 0
+        self._dirty: set[Scope] = set()
+        self.now_dirty = False
+
+    @property
+    def as_of_us(self) -> int:
+        return self._as_of
+
+    def __len__(self) -> int:
+        """How many subjects the book holds."""
+        return len(self._expiry)
+
+    def scopes(self) -> list[Scope]:
+        return list(self._sums)
+
+    def take_dirty(self) -> set[Scope]:
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def update(self, subject: str, record: SubjectRecord | None) -> None:
+        """Take the subject's current record into account (None: the subject is gone)."""
+        new = contributions(record, self.config, self._as_of) if record is not None else ()
+        old = self._applied.get(subject, ())
+        if new != old:
+            for c in old:
+                self._scope(c.scope).add(c.time_us, -c.tally)
+                self._dirty.add(c.scope)
+            for c in new:
+                self._scope(c.scope).add(c.time_us, c.tally)
+                self._dirty.add(c.scope)
+            if new:
+                self._applied[subject] = new
+            else:
+                self._applied.pop(subject, None)
+        self._set_live(subject, live_status(record) if record is not None else None)
+        backlog = record.backlog if record is not None else None
+        cls = (backlog.channel, backlog.kind, backlog.priority, backlog.sla_state) if backlog and backlog.open else None
+        self._set_backlog(subject, cls)
+        self._set_pending(subject, record)
+        if record is None:
+            self._expiry.pop(subject, None)
+        else:
+            self._expiry[subject] = expiry_us(record, self.config)
+
+    def _scope(self, where: Scope) -> WindowedSums[Tally]:
+        sums = self._sums.get(where)
+        if sums is None:
+            sums = self._sums[where] = WindowedSums(ZERO, self._as_of)
+        return sums
+
+    def _set_live(self, subject: str, status: Live | None) -> None:
+        if self._live.get(subject) != status:
+            self.now_dirty = True
+            if status is None:
+                del self._live[subject]
+            else:
+                self._live[subject] = status
+
+    def _set_backlog(self, subject: str, cls: BacklogClass | None) -> None:
+        old = self._backlog.get(subject)
+        if old == cls:
+            return
+        self.now_dirty = True
+        if old is not None:
+            self._backlog_counts[old] -= 1
+            del self._backlog[subject]
+        if cls is not None:
+            self._backlog[subject] = cls
+            self._backlog_counts[cls] += 1
+            self._backlog_seen.add(cls)
+
+    def _set_pending(self, subject: str, record: SubjectRecord | None) -> None:
+        held = 0
+        if record is not None and record.section is None:
+            hold = self.config.survey_hold // _US
+            held = sum(1 for s in record.surveys if s.time_us + hold > self._as_of)
+        if self._pending.get(subject, 0) != held:
+            self.now_dirty = True
+            if held:
+                self._pending[subject] = held
+            else:
+                self._pending.pop(subject, None)
+        deadline = pending_deadline_us(record, self.config, self._as_of) if record is not None else None
+        if deadline is not None:
+            heapq.heappush(self._pending_heap, (deadline, subject))
+
+    def advance(self, as_of_us: int, lookup: Lookup) -> None:
+        """Move the clock forward (never back); held surveys whose time is up become unmatched."""
+        if as_of_us <= self._as_of:
+            return
+        self._as_of = as_of_us
+        if self._live or self._backlog_counts:
+            self.now_dirty = True
+        minute = as_of_us // MINUTE_US
+        if minute != self._minute:
+            self._minute = minute
+            for where, sums in self._sums.items():
+                if sums.advance(as_of_us):
+                    self._dirty.add(where)
+        while self._pending_heap and self._pending_heap[0][0] <= as_of_us:
+            _, subject = heapq.heappop(self._pending_heap)
+            self.update(subject, lookup(subject))
+
+    def expired(self) -> list[str]:
+        """Subjects whose records may be deleted now (looked for at most once per day of clock)."""
+        if self._as_of < self._next_sweep:
+            return []
+        self._next_sweep = self._as_of + DAY_US
+        return [subject for subject, at in self._expiry.items() if at <= self._as_of]
+
+    def window_rows(self, where: Scope) -> list[Row]:
+        """Every window figure of one scope."""
+        sums = self._sums.get(where)
+        if sums is None:
+            return []
+        kinds = families(where)
+        rows: list[Row] = []
+        for name in WINDOW_NAMES:
+            rows += tally_rows(sums.total(name), name, where, kinds)
+        return rows
+
+    def tally(self, where: Scope, window: str) -> Tally:
+        """The counters of one scope over one window (zero for an unknown scope)."""
+        sums = self._sums.get(where)
+        return ZERO if sums is None else sums.total(window)
+
+    def now_rows(self) -> list[Row]:
+        """The instantaneous figures: calls and visitors waiting, agents on a call, open tickets."""
+        now = self._as_of
+        call_stale = now - self.config.call_stale_after // _US
+        visit_stale = now - self.config.visit_stale_after // _US
+        waiting: dict[str, list[int]] = {}
+        agents: dict[str, set[str]] = {}
+        visitors: dict[str, list[int]] = {}
+        for where in self._sums:
+            if len(where) == 1 and where[0][0] == "queue":
+                waiting.setdefault(where[0][1], [])
+                agents.setdefault(where[0][1], set())
+            elif len(where) == 1 and where[0][0] == "centre":
+                visitors.setdefault(where[0][1], [])
+        for status in self._live.values():
+            if status.kind == "visit_waiting":
+                if status.since_us >= visit_stale:
+                    visitors.setdefault(status.group, []).append(status.since_us)
+            elif status.since_us >= call_stale:
+                if status.kind == "call_waiting":
+                    waiting.setdefault(status.group, []).append(status.since_us)
+                    agents.setdefault(status.group, set())
+                else:
+                    agents.setdefault(status.group, set()).add(status.agent)
+                    waiting.setdefault(status.group, [])
+        rows = _wait_rows("calls", waiting, now) + _wait_rows("visits", visitors, now)
+        everyone = set().union(*agents.values()) if agents else set()
+        rows.append(_count("calls.agents_on_call", NOW, (), len(everyone)))
+        rows += [_count("calls.agents_on_call", NOW, scope(queue=q), len(a)) for q, a in sorted(agents.items())]
+        rows += self._backlog_rows()
+        rows.append(_count("surveys.pending", NOW, (), sum(self._pending.values())))
+        return rows
+
+    def _backlog_rows(self) -> list[Row]:
+        groups: Counter[Scope] = Counter()
+        for cls in self._backlog_seen:
+            n = self._backlog_counts[cls]
+            full = tuple(sorted(zip(_BACKLOG_NAMES, cls, strict=True)))
+            groups[()] += n
+            groups[full] += n
+            for pair in full:
+                groups[(pair,)] += n
+        return [_count("tickets.open", NOW, where, n) for where, n in sorted(groups.items())]
+
+
+def _wait_rows(family: str, waits: dict[str, list[int]], now: int) -> list[Row]:
+    everything = [since for values in waits.values() for since in values]
+    rows: list[Row] = []
+    for where, values in [((), everything), *((scope(**{_GROUP[family]: g}), v) for g, v in sorted(waits.items()))]:
+        longest = kpis.round4(max(now - min(values), 0) / 1_000_000) if values else None
+        rows.append(_count(f"{family}.waiting", NOW, where, len(values)))
+        rows.append(Row(f"{family}.longest_wait_seconds", NOW, where, longest, len(values)))
+    return rows
+
+
+_GROUP = {"calls": "queue", "visits": "centre"}
+
+
+def rebuild(config: KpiConfig, records: Iterable[SubjectRecord], as_of_us: int | None = None) -> KpiBook:
+    """A book holding these stored records (after a restart); the clock at `as_of_us`, by default
+    the latest event time of the records (the event-time clock of a replay)."""
+    items = list(records)
+    start = max((r.seen_us for r in items), default=0) if as_of_us is None else as_of_us
+    book = KpiBook(config, start)
+    for record in items:
+        book.update(record.subject, record)
+    return book

@@ -46,7 +46,6 @@ DATA_EVENT_TYPES: frozenset[str] = frozenset({"ticket.opened", "ticket.priority_
 TARGETS: tuple[str, ...] = ("first_response", "resolution")
 
 
-
 class ReportEvent(Protocol):
     """What the report reads from an event: a `schemas.Event` fits; `data` is read only for
     `DATA_EVENT_TYPES` (the SLA engine's `TicketEvent` as well)."""
@@ -231,9 +230,8 @@ def _calls(calls: dict[str, _Call], period: Period, threshold: int, surveys: lis
         offered += 1
         if call.answered is not None and (call.abandoned is None or call.answered <= call.abandoned):
             answered += 1
-            wait = max(call.answered[0] - call.offered[0], timedelta(0))
-            wait_total += wait
-            within += wait <= timedelta(seconds=threshold)
+            wait_total += max(call.answered[0] - call.offered[0], timedelta(0))
+            within += kpis.answered_within(call.offered[0], call.answered[0], threshold)
             if call.ended is not None:
                 ended += 1
                 handle_total += kpis.handle_time(call.answered[0], call.ended[0], call.ended[2])

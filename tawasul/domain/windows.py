@@ -17,7 +17,7 @@ the running total of every window, updated in O(windows) per contribution.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
@@ -280,14 +280,3 @@ _BY_RESOLUTION: dict[Resolution, tuple[Window, ...]] = {
     r: tuple(w for w in WINDOWS if w.resolution is r) for r in RESOLUTIONS
 }
 
-
-def sum_window(values: dict[int, T], win: Window, as_of_us: int, zero: T,
-               key: Callable[[int], int] | None = None) -> T:
-    """Reference: the total of `values` (instant us -> value) whose instant lies in `win` at `as_of_us`."""
-    start, end = (to_us(t) for t in window_span(win, as_of_us))
-    total = zero
-    for us, value in values.items():
-        at = key(us) if key else us
-        if start <= at < end:
-            total = total + value  # type: ignore[assignment]
-    return total

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from producers.gateway import (
     sign,
     signature_headers,
 )
+from producers.gateway.ingest import evaluate
+from producers.intake import Rejected
 
 SECRETS = Path(__file__).resolve().parent.parent / "data" / "gateway" / "secrets.yaml"
 PBX_TOKEN = "pbx-test-token-0123456789abcdef"
@@ -226,6 +229,45 @@ def test_refused_signatures_do_not_fill_the_replay_cache(auth: Authenticator) ->
 def test_env_secret_adapter_signs_too(auth: Authenticator) -> None:
     headers = signature_headers("mosques", MOSQUES_SECRET.encode(), BODY, int(NOW))
     assert auth.authenticate(CIMultiDict(headers), BODY).adapter.name == "mosques"
+
+
+def test_a_released_signature_may_be_sent_again(auth: Authenticator) -> None:
+    headers = CIMultiDict(signature_headers("crm", CRM_SECRET, BODY, int(NOW)))
+    credentials = auth.authenticate(headers, BODY)
+    auth.release(credentials)  # the request was answered 503 before anything was processed
+    assert auth.authenticate(headers, BODY).adapter.name == "crm"
+    assert code_of(auth, dict(headers)) == "replayed"
+
+
+# --- allowed sources ----------------------------------------------------------------------------
+
+
+def _event(event_id: str, source: str) -> dict[str, object]:
+    return {"specversion": "1.0", "id": event_id, "source": source, "type": "ticket.acknowledged",
+            "time": "2025-05-13T08:00:00+04:00", "subject": "T-1", "data": {}}
+
+
+def test_events_from_a_source_the_adapter_may_not_use_are_rejected(adapters: AdapterRegistry) -> None:
+    crm = adapters.get("crm")
+    assert crm is not None
+    batch = [_event("a", "/channels/crm/main"), _event("b", "/channels/pbx/main"),
+             _event("c", "/channels/complaints"), _event("d", "/channels/crm-shadow")]
+    items = evaluate(json.dumps(batch).encode(), "batch", crm, "req-1", None)
+    assert [(item.index, item.event_id, item.accepted) for item in items] == [
+        (0, "a", True), (1, "b", False), (2, "c", True), (3, "d", False),
+    ]
+    refused = items[1].outcome
+    assert isinstance(refused, Rejected)
+    assert refused.reason == "source: not allowed for adapter crm (allowed: /channels/crm, /channels/complaints)"
+    assert refused.origin == "http:req-1#1"
+    assert json.loads(refused.letter.original) == batch[1]
+
+
+def test_an_adapter_without_sources_may_send_any_source(adapters: AdapterRegistry) -> None:
+    mosques = adapters.get("mosques")
+    assert mosques is not None
+    [item] = evaluate(json.dumps(_event("a", "/anything")).encode(), "single", mosques, "req-2", None)
+    assert item.accepted and item.event_id == "a"
 
 
 # --- replay cache -------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Tawasul developer entry point: the two set-up commands of the README.
+#   ./dev.sh demo   install everything, then run `tawasul demo` (broker, pipeline, wall display, traffic)
+#   ./dev.sh test   install everything, then run the whole test suite on the real broker and databases
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${TAWASUL_VENV:-.venv}
+
+need_python() {
+  local python=${PYTHON:-python3}
+  if ! "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+    echo "Tawasul needs Python 3.11 or newer (found: $("$python" --version 2>&1))" >&2
+    exit 2
+  fi
+  echo "$python"
+}
+
+system_packages() {
+  # Debian packages the demo and the tests use; installed only when missing and we may install.
+  local wanted=("$@") missing=()
+  for entry in "${wanted[@]}"; do
+    local command=${entry%%:*} package=${entry#*:}
+    command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "Please install: ${missing[*]}" >&2
+    exit 2
+  fi
+}
+
+python_env() {
+  local extras=$1 python
+  python=$(need_python)
+  [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+}
+
+case "${1:-}" in
+  demo)
+    shift
+    system_packages java:openjdk-17-jre-headless mvn:maven
+    python_env postgres
+    exec "$VENV/bin/tawasul" demo "$@"
+    ;;
+  test)
+    shift
+    system_packages java:openjdk-17-jre-headless mvn:maven pg_ctlcluster:postgresql promtool:prometheus \
+      amtool:prometheus-alertmanager chromium:chromium
+    python_env test
+    # Services stopped by the Debian packages' own start scripts would be in the way of nothing:
+    # the tests start their own broker (`tawasul kafka start`), PostgreSQL and Prometheus.
+    set +e
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+    status=$?
+    set -e
+    if [ "$status" -eq 5 ]; then
+      echo "pytest collected no tests" >&2
+      exit 1
+    fi
+    exit "$status"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo|test [args...]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,322 @@
+"""The database sink loop: Kafka batches -> `DbWriter` -> commit offsets, effectively once.
+
+Offsets are committed only after the database transaction that stored the batch committed,
+and every write is an idempotent upsert: a batch delivered again after a crash or a
+rebalance changes nothing. While the database is unreachable the sink pauses its partitions
+(nothing more is read, nothing is committed), retries with capped exponential backoff and
+catches up when the database is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from schemas import InvalidEvent
+from sinks.db import migrate
+from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
+from sinks.db.engine import describe_url, is_unavailable, make_engine
+from sinks.db.records import BadRecord
+from sinks.db.writer import DbWriter, FlushResult, Record
+from tawasul.metrics import Metrics
+from tawasul.settings import Settings
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, TopicSpec, ensure_topics
+
+log = logging.getLogger("tawasul.sink")
+
+SINK_TOPICS: tuple[TopicSpec, ...] = (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)
+Progress = Callable[[Mapping[str, int]], None]
+"""Called after each commit with the records handled so far per topic (full topic names)."""
+StopSignal = threading.Event | asyncio.Event
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff between database retries, in seconds."""
+
+    initial: float = 0.5
+    maximum: float = 10.0
+    factor: float = 2.0
+
+    def next(self, delay: float) -> float:
+        return min(delay * self.factor, self.maximum)
+
+
+@dataclass(frozen=True)
+class SinkSummary:
+    """What one `run_db_sink` did, returned when it stops."""
+
+    records: Mapping[str, int] = field(default_factory=dict)
+    rows: Mapping[str, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+def _decoder(spec: TopicSpec) -> Callable[[bytes], Record]:
+    if spec.name == TICKET_STATE.name:
+        return decode_ticket_state
+    if spec.name == EVENTS.name:
+        return decode_input
+    return decode_pipeline_event
+
+
+def _sleep(stop: StopSignal, seconds: float) -> bool:
+    """Sleep up to `seconds`; False as soon as `stop` is set."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 0.1))
+    return False
+
+
+class DbSink:
+    """One consumer, one writer, one loop (see `run_db_sink`)."""
+
+    def __init__(self, settings: Settings, consumer: KafkaConsumer, writer: DbWriter, metrics: Metrics, *,
+                 stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int, batch_wait_s: float,
+                 on_progress: Progress | None, backoff: Backoff) -> None:
+        self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
+        self.batch_max, self.batch_wait_s, self.on_progress, self.backoff = batch_max, batch_wait_s, on_progress, backoff
+        self.decoders = {settings.topic(spec.name): _decoder(spec) for spec in topics}
+        self.base_names = {settings.topic(spec.name): spec.name for spec in topics}
+        self.offsets: dict[TopicPartition, int] = {}
+        self.batch_counts: dict[str, int] = {}
+        self.handled: dict[str, int] = dict.fromkeys(self.decoders, 0)
+        self.rows: dict[str, int] = {}
+        self.skipped = 0
+        self.database_down = False
+
+    # reading
+
+    def collect(self) -> int:
+        """Poll until `batch_max` records or `batch_wait_s` have passed; returns records read."""
+        deadline = time.monotonic() + self.batch_wait_s
+        count = 0
+        while count < self.batch_max and not self.stop.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            polled = self.consumer.poll(timeout_ms=min(left_ms, 200), max_records=self.batch_max - count)
+            for tp, records in polled.items():
+                decode = self.decoders[tp.topic]
+                for message in records:
+                    self._add(decode, tp, message)
+                self.offsets[tp] = records[-1].offset + 1
+                self.batch_counts[tp.topic] = self.batch_counts.get(tp.topic, 0) + len(records)
+                count += len(records)
+        return count
+
+    def _add(self, decode: Callable[[bytes], Record], tp: TopicPartition, message: Any) -> None:
+        if message.value is None:
+            return  # a tombstone on a compacted topic: nothing to store
+        try:
+            self.writer.add(decode(message.value))
+        except (InvalidEvent, BadRecord, ValueError) as exc:
+            self.skipped += 1
+            self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
+            reason = str(exc) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
+            log.warning("skipped a message the sink cannot decode", extra={
+                "event": "sink_undecodable", "topic": tp.topic, "partition": tp.partition,
+                "offset": message.offset, "reason": reason})
+
+    # storing
+
+    def store(self) -> bool:
+        """Store the buffered batch, retrying while the database is down; then commit offsets.
+
+        Returns False when asked to stop before the batch could be stored (nothing committed).
+        """
+        delay = self.backoff.initial
+        while True:
+            try:
+                result = self.writer.flush()
+            except SQLAlchemyError as exc:
+                if isinstance(exc, IntegrityError | DataError):
+                    result = self._store_one_by_one()
+                    if result is None:
+                        continue
+                else:
+                    self._database_failed(exc, delay)
+                    if not _sleep(self.stop, delay):
+                        return False
+                    self._keep_membership()
+                    delay = self.backoff.next(delay)
+                    continue
+            self._stored(result)
+            return True
+
+    def _store_one_by_one(self) -> FlushResult | None:
+        """After a batch failed on a bad row: store each record alone, skip the ones that fail.
+
+        Returns None when the database became unreachable meanwhile (the rest stays buffered).
+        """
+        pending = self.writer.take()
+        records, rows = 0, {}
+        for index, record in enumerate(pending):
+            self.writer.add(record)
+            try:
+                part = self.writer.flush()
+            except (IntegrityError, DataError) as exc:
+                self.writer.take()
+                self.skipped += 1
+                self.metrics.db_errors.labels(kind="rejected_row").inc()
+                log.error("the database rejected a record; skipped", extra={
+                    "event": "sink_row_rejected", "record": type(record).__name__,
+                    "error": type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__})
+                continue
+            except SQLAlchemyError:
+                for rest in pending[index + 1:]:
+                    self.writer.add(rest)
+                return None
+            records += part.records
+            for table, count in part.rows.items():
+                rows[table] = rows.get(table, 0) + count
+        return FlushResult(records=records, rows=rows)
+
+    def _database_failed(self, exc: SQLAlchemyError, retry_in: float) -> None:
+        unavailable = is_unavailable(exc)
+        self.metrics.db_errors.labels(kind="unavailable" if unavailable else "error").inc()
+        if unavailable:
+            self.metrics.db_up.set(0)
+        if not self.database_down:
+            self.consumer.pause(*self.consumer.assignment())
+        self.database_down = True
+        log.warning("database write failed; consumption paused, retrying", extra={
+            "event": "sink_db_unavailable" if unavailable else "sink_db_error",
+            "error": type(exc.orig).__name__ if getattr(exc, "orig", None) is not None else type(exc).__name__,
+            "retry_in_s": retry_in, "pending_records": len(self.writer)})
+
+    def _keep_membership(self) -> None:
+        """Poll while paused so the group keeps us; rewind anything a rebalance handed over."""
+        self.consumer.pause(*self.consumer.assignment())
+        for tp, records in self.consumer.poll(timeout_ms=0).items():
+            self.consumer.seek(tp, records[0].offset)
+
+    def _stored(self, result: FlushResult) -> None:
+        self.metrics.db_up.set(1)
+        if self.database_down:
+            self.database_down = False
+            self.consumer.resume(*self.consumer.paused())
+            log.info("database reachable again; consumption resumed", extra={"event": "sink_db_recovered"})
+        if result.records:
+            self.metrics.sink_batch_seconds.observe(result.seconds)
+        for table, count in result.rows.items():
+            self.metrics.sink_rows.labels(table=table).inc(count)
+            self.rows[table] = self.rows.get(table, 0) + count
+        self._commit()
+
+    def _commit(self) -> None:
+        owned = self.consumer.assignment()
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self.offsets.items() if tp in owned}
+        try:
+            if offsets:
+                self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("offset commit failed (a rebalance?); the records will be read again, harmlessly",
+                        extra={"event": "sink_commit_failed", "error": type(exc).__name__})
+        for topic, count in self.batch_counts.items():
+            self.handled[topic] = self.handled.get(topic, 0) + count
+        self.offsets.clear()
+        self.batch_counts.clear()
+        self._report_lag()
+        if self.on_progress is not None:
+            self.on_progress(dict(self.handled))
+
+    def _report_lag(self) -> None:
+        lag: dict[str, int] = {}
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            position = self.consumer.position(tp, timeout_ms=1000) or 0
+            name = self.base_names.get(tp.topic, tp.topic)
+            lag[name] = lag.get(name, 0) + max(high - position, 0)
+        for name, value in lag.items():
+            self.metrics.consumer_lag.labels(stage="sink", topic=name).set(value)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.collect() == 0 and not len(self.writer) and not self.offsets:
+                continue
+            if not self.store():
+                return
+        if len(self.writer) or self.offsets:
+            self._final_flush()
+
+    def _final_flush(self) -> None:
+        """On stop: one attempt to store what was read (no retries); uncommitted otherwise."""
+        try:
+            result = self.writer.flush()
+        except SQLAlchemyError as exc:
+            log.warning("stopping with an unstored batch; it will be read again on restart",
+                        extra={"event": "sink_stop_unstored", "error": type(exc).__name__})
+            return
+        self._stored(result)
+
+
+def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Backoff) -> bool:
+    """Migrate the database to this code's schema, waiting while it is unreachable."""
+    delay = backoff.initial
+    while not stop.is_set():
+        try:
+            state = migrate.upgrade(url)
+        except SQLAlchemyError as exc:
+            if not is_unavailable(exc):
+                raise
+            metrics.db_up.set(0)
+            metrics.db_errors.labels(kind="unavailable").inc()
+            log.warning("database unreachable at start; retrying", extra={
+                "event": "sink_db_unavailable", "database": describe_url(url), "retry_in_s": delay})
+            if not _sleep(stop, delay):
+                return False
+            delay = backoff.next(delay)
+            continue
+        metrics.db_up.set(1)
+        log.info("database schema ready", extra={
+            "event": "sink_schema_ready", "database": describe_url(url), "revision": state.current})
+        return True
+    return False
+
+
+def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group_id: str = "tawasul-sink",
+                topics: Sequence[TopicSpec] = SINK_TOPICS, batch_max: int = 5000, batch_wait_s: float = 0.5,
+                on_progress: Progress | None = None, backoff: Backoff = Backoff()) -> SinkSummary:
+    """Consume the pipeline's topics into the database until `stop` is set.
+
+    Migrates the schema first (raises `migrate.DatabaseTooNew` when the database is newer
+    than this code), creates missing topics, then loops: read up to `batch_max` records or
+    for `batch_wait_s`, store them in one transaction, commit their offsets.
+    """
+    if not _wait_for_schema(settings.database_url, stop, metrics, backoff):
+        return SinkSummary()
+    ensure_topics(settings.kafka, settings.topic_prefix, tuple(topics))
+    engine = make_engine(settings.database_url)
+    consumer = KafkaConsumer(
+        *(settings.topic(spec.name) for spec in topics),
+        bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
+        enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+        max_poll_records=batch_max,
+    )
+    sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
+                  batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff)
+    log.info("database sink started", extra={
+        "event": "sink_started", "group": group_id, "topics": sorted(sink.decoders),
+        "database": describe_url(settings.database_url)})
+    try:
+        sink.run()
+    finally:
+        consumer.close(autocommit=False)
+        engine.dispose()
+    log.info("database sink stopped", extra={"event": "sink_stopped", "skipped": sink.skipped})
+    return SinkSummary(records=dict(sink.handled), rows=dict(sink.rows), skipped=sink.skipped)

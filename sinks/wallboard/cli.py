@@ -1,0 +1,38 @@
+"""`tawasul wallboard`: serve the operations wall display."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from aiohttp import web
+
+from sinks.db.engine import describe_url
+from sinks.wallboard.app import create_app
+from sinks.wallboard.config import WallboardConfig
+from tawasul.cli_options import settings_options
+from tawasul.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@click.command("wallboard")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="TAWASUL_WALLBOARD_HOST",
+              help="Address to listen on [env TAWASUL_WALLBOARD_HOST]")
+@click.option("--port", default=8088, show_default=True, type=click.IntRange(0, 65535),
+              envvar="TAWASUL_WALLBOARD_PORT", help="Port to listen on [env TAWASUL_WALLBOARD_PORT]")
+@click.option("--window", default="today", show_default=True,
+              help="KPI window shown for service level, ASA, abandon ratio and satisfaction")
+@click.option("--refresh", "refresh_seconds", default=5.0, show_default=True, type=click.FloatRange(0.5, 300),
+              help="Seconds between page refreshes")
+@click.option("--stale-after", "stale_after_seconds", default=300.0, show_default=True,
+              type=click.FloatRange(1, 86_400), help="Warn on the page when the newest data is older than this")
+@settings_options
+def wallboard(settings: Settings, host: str, port: int, window: str, refresh_seconds: float,
+              stale_after_seconds: float) -> None:
+    """Serve the operations wall display (a web page for a big screen) from the database."""
+    config = WallboardConfig(database_url=settings.database_url, window=window, refresh_seconds=refresh_seconds,
+                             stale_after_seconds=stale_after_seconds)
+    log.info("wallboard starting", extra={"host": host, "port": port, "database": describe_url(settings.database_url)})
+    click.echo(f"Wall display on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
+    web.run_app(create_app(config), host=host, port=port, print=None, access_log=None)

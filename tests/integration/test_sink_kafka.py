@@ -1,0 +1,192 @@
+"""The database sink end to end on the real broker, on SQLite and PostgreSQL: exactly once across restarts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from sqlalchemy import Engine, func, select
+
+from producers.simulator import Params, iter_events, parse_when
+from schemas import Event, new_event, parse_event
+from sinks.consumer import SINK_TOPICS, SinkSummary, run_db_sink
+from sinks.db.engine import make_engine
+from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, Ticket, TicketTarget
+from tawasul.metrics import Metrics
+from tawasul.settings import Settings
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
+from tests.support.kafka import unique
+
+pytestmark = pytest.mark.kafka
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class SinkThread:
+    """`run_db_sink` in a thread, with its progress and summary."""
+
+    def __init__(self, settings: Settings, group: str, metrics: Metrics, **options: Any) -> None:
+        self.stop = threading.Event()
+        self.progress: dict[str, int] = {}
+        self.summary: SinkSummary | None = None
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self.summary = run_db_sink(settings, stop=self.stop, metrics=metrics, group_id=group,
+                                           on_progress=self.progress.update, **options)
+            except BaseException as exc:  # handed to the test thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=target, name="db-sink", daemon=True)
+        self.thread.start()
+
+    def handled(self, topic: str) -> int:
+        if self.error is not None:
+            raise AssertionError("the sink failed") from self.error
+        return self.progress.get(topic, 0)
+
+    def close(self) -> SinkSummary:
+        self.stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive()
+        if self.error is not None:
+            raise AssertionError("the sink failed") from self.error
+        assert self.summary is not None
+        return self.summary
+
+
+def simulated_events(scale: float = 0.08) -> list[Event]:
+    start = parse_when("2025-03-03")
+    params = Params(start, start + timedelta(days=1), seed=5, scale=scale, tail=True)
+    return [parse_event(raw) for raw in iter_events(params)]
+
+
+def publish(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=None if key is None else key.encode("utf-8"), value=value)
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+def end_offsets(bootstrap: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def rows(engine: Engine, model: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+@pytest.fixture()
+def settings(kafka_bootstrap: str, database_url: str) -> Iterator[Settings]:
+    prefix = unique("sinktest") + "."
+    ensure_topics(kafka_bootstrap, prefix, SINK_TOPICS)
+    yield Settings(kafka=kafka_bootstrap, database_url=database_url, topic_prefix=prefix)
+
+
+def pipeline_messages() -> dict[str, list[tuple[str | None, bytes]]]:
+    """A few outcomes, ticket states (one late and older) and KPI snapshots."""
+    outcome = new_event(
+        "sla.breached", "T-9", "2025-03-04T11:30:00+04:00",
+        {"ticket_id": "T-9", "target": "resolution", "policy": "crm-standard",
+         "deadline": "2025-03-04T11:30:00+04:00", "channel": "crm", "kind": "request",
+         "category": "licensing.renewal", "priority": "normal"},
+        source="/stream-processors/sla", id="T-9:resolution:sla.breached:0")
+
+    def state(version: int, status: str) -> bytes:
+        return json.dumps({
+            "ticket_id": "T-9", "channel": "crm", "kind": "request", "category": "licensing.renewal",
+            "priority": "normal", "department": None, "status": status, "policy": "crm-standard",
+            "opened_at": "2025-03-03T09:00:00+04:00", "resolved_at": None, "closed_at": None,
+            "updated_at": "2025-03-04T11:30:00+04:00", "version": version,
+            "targets": {"resolution": {"deadline": "2025-03-04T11:30:00+04:00", "state": "breached",
+                                       "warned": True, "breached": True}}}).encode("utf-8")
+
+    snapshot = new_event(
+        "kpi.snapshot", "calls.service_level|15m|", "2025-03-03T10:15:00+04:00",
+        {"figure": "calls.service_level", "window": "15m", "scope": {}, "value": 0.75, "count": 12,
+         "as_of": "2025-03-03T10:15:00+04:00"}, source="/stream-processors/kpi", id="kpi-1")
+    return {
+        SLA_OUTCOMES.name: [("T-9", outcome.to_json()), ("T-9", outcome.to_json())],
+        TICKET_STATE.name: [("T-9", state(4, "open")), ("T-9", state(2, "open"))],
+        KPIS.name: [("calls.service_level|15m|", snapshot.to_json())],
+    }
+
+
+def test_sink_stores_everything_once_across_restarts(settings: Settings) -> None:
+    bootstrap = settings.kafka
+    events = simulated_events()
+    event_messages = [(event.subject, event.to_json()) for event in events]
+    events_topic = settings.topic(EVENTS.name)
+    publish(bootstrap, events_topic, [*event_messages, ("broken", b"{not json")])
+    others = pipeline_messages()
+    for name, messages in others.items():
+        publish(bootstrap, settings.topic(name), messages)
+    group = unique("sink-group")
+    metrics = Metrics()
+    engine = make_engine(settings.database_url)
+    try:
+        sink = SinkThread(settings, group, metrics, batch_max=200, batch_wait_s=0.2)
+        expected = {events_topic: len(events) + 1, **{settings.topic(n): len(m) for n, m in others.items()}}
+        wait_until(lambda: all(sink.handled(t) >= n for t, n in expected.items()), what="the first pass")
+        first = sink.close()
+        assert first.skipped == 1
+        assert first.records == expected
+
+        assert rows(engine, StoredEvent) == len(events)
+        with engine.connect() as connection:
+            stored = dict(connection.execute(select(StoredEvent.id, StoredEvent.payload)).tuples().all())
+            ticket = connection.execute(select(Ticket.version, Ticket.status)).one()
+        assert {event.id: event for event in events} == {i: parse_event(json.loads(p)) for i, p in stored.items()}
+        assert tuple(ticket) == (4, "open")
+        assert rows(engine, TicketTarget) == 1 and rows(engine, SlaOutcome) == 1 and rows(engine, KpiSnapshot) == 1
+        assert committed(bootstrap, group, events_topic) == end_offsets(bootstrap, events_topic) == len(events) + 1
+        registry = metrics.registry
+        assert registry.get_sample_value("tawasul_database_up") == 1.0
+        assert registry.get_sample_value("tawasul_sink_rows_written_total", {"table": "events"}) == len(events)
+        assert registry.get_sample_value(
+            "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}) == 1.0
+
+        # a restart resumes from the committed offsets; the same events published again change nothing
+        publish(bootstrap, events_topic, event_messages)
+        restarted = SinkThread(settings, group, Metrics(), batch_max=200, batch_wait_s=0.2)
+        wait_until(lambda: restarted.handled(events_topic) >= len(events), what="the second pass")
+        second = restarted.close()
+        assert second.records[events_topic] == len(events)        # only the new messages were read
+        assert second.rows.get("events", 0) == 0
+        assert rows(engine, StoredEvent) == len(events)
+        assert rows(engine, SlaOutcome) == 1
+        assert committed(bootstrap, group, events_topic) == 2 * len(events) + 1
+    finally:
+        engine.dispose()

@@ -1,0 +1,133 @@
+"""kill -9 of the live worker mid-stream: after a restart every outcome is there once (by id), no breach lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from stream_processors.sla_agent import READY_MESSAGE
+from tests.integration.test_sla_stream import publish, read_outcomes, prefixed_settings
+from schemas import Event, new_event
+from tawasul.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = timedelta(seconds=20)
+POLICIES = """\
+calendars:
+  always: {timezone: Asia/Dubai, always_open: true}
+policies:
+  - name: restart
+    match: {}
+    calendar: always
+    first_response: 20s
+    resolution: 1h
+    warn_at: 0.6
+"""
+
+
+class WorkerProcess:
+    """`tawasul worker` in a subprocess; collects its JSON log lines."""
+
+    def __init__(self, settings: Settings, app_id: str) -> None:
+        env = {**os.environ, "TAWASUL_KAFKA": settings.kafka, "TAWASUL_POLICIES": str(settings.policies),
+               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", "0", "--app-id", app_id],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.logs: list[dict[str, object]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                self.logs.append(json.loads(line))
+            except ValueError:
+                self.logs.append({"message": line.rstrip()})
+
+    def wait_ready(self, timeout_s: float = 45.0) -> float:
+        """Seconds until the worker's timers run on all six partitions."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if any(e.get("message") == READY_MESSAGE and len(e.get("partitions", ())) == 6  # type: ignore[arg-type]
+                   for e in self.logs):
+                return time.monotonic() - started
+            assert self.proc.poll() is None, f"worker exited early: {self.logs[-20:]}"
+            time.sleep(0.1)
+        raise AssertionError(f"worker not ready within {timeout_s} s: {self.logs[-20:]}")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+
+def opened(ticket: str, at: datetime) -> Event:
+    data = {"channel": "crm", "kind": "request", "category": "licensing.renewal", "priority": "normal"}
+    return new_event("ticket.opened", ticket, at, data, "/channels/test/restart", id=f"{ticket}-open")
+
+
+def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path) -> None:
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(POLICIES)
+    settings = prefixed_settings(kafka_bootstrap, policies, "sla-restart")
+    app_id = f"{settings.topic_prefix}worker"
+    events_topic = settings.topic("tawasul.events")
+    first = WorkerProcess(settings, app_id)
+    try:
+        first.wait_ready()
+        now = datetime.now(UTC)
+        count = 120
+        # opened 14 s ago .. now: deadlines from 6 s to 20 s ahead, warnings from 2 s ago to 12 s ahead
+        tickets = [(f"T-restart-{i}", now - timedelta(seconds=14) + i * timedelta(seconds=14) / count)
+                   for i in range(count)]
+        publish(kafka_bootstrap, events_topic, [opened(t, at) for t, at in tickets])
+        time.sleep(max(0.0, (now + timedelta(seconds=11)).timestamp() - time.time()))
+    finally:
+        first.kill()
+    killed_at = datetime.now(UTC)
+    second = WorkerProcess(settings, app_id)
+    try:
+        recovery_s = second.wait_ready()
+        print(f"restart to timers running: {recovery_s:.1f} s")
+        assert recovery_s < 30
+        # events keep coming after the restart: the last ten tickets are answered before their deadline
+        answered = {t for t, at in tickets[-10:] if at + TARGET > datetime.now(UTC) + timedelta(seconds=1)}
+        assert answered, "the restart took too long for the scenario"
+        publish(kafka_bootstrap, events_topic,
+                [new_event("ticket.acknowledged", t, datetime.now(UTC), {}, "/channels/test/restart", id=f"{t}-ack")
+                 for t in sorted(answered)])
+        last_deadline = max(at for _, at in tickets) + TARGET
+        time.sleep(max(0.0, last_deadline.timestamp() - time.time()) + 2.0)
+        assert second.terminate() == 0
+    finally:
+        if second.proc.poll() is None:
+            second.kill()
+
+    outcomes = [e for e, _ in read_outcomes(settings)]
+    unique = {e.id: e for e in outcomes}
+    expected: dict[str, str] = {}
+    for ticket, at in tickets:
+        expected[f"{ticket}:first_response:sla.warning:0"] = "sla.warning"
+        if ticket in answered:
+            expected[f"{ticket}:first_response:sla.met:0"] = "sla.met"
+        else:
+            expected[f"{ticket}:first_response:sla.breached:0"] = "sla.breached"
+    assert {i: e.type for i, e in unique.items()} == expected
+    print(f"outcome records: {len(outcomes)}, distinct: {len(unique)}")
+    deadlines_before_kill = sum(1 for _, at in tickets if at + TARGET < killed_at)
+    assert 0 < deadlines_before_kill < count, "the kill did not happen mid-stream"
+    for event in unique.values():
+        if event.type == "sla.breached":
+            assert event.data.deadline == dict(tickets)[event.subject] + TARGET
