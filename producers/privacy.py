@@ -8,7 +8,8 @@
   pseudonymiser such an event is refused with `PrivacyError` (the message names the field,
   never the value).
 * `redact(original)`: the bytes kept in a dead letter, with the values of those fields
-  replaced by `"[redacted]"`, so the dead-letter topic holds no raw number either.
+  replaced by `"[redacted]"`, so the dead-letter topic holds no raw number either;
+  `redact_delimited(line, b"|", 5)` does the same for the data fields of a queue_log line.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _FIELD_VALUE: Final = re.compile(
     rf'("(?:{_FIELD_NAMES})"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+\-]*)'.encode("ascii")
 )
 _REDACTED_JSON: Final = b'"' + REDACTED.encode("ascii") + b'"'
+_NUMBER_FIELD: Final = re.compile(rb"^\s*\+?[0-9][0-9 \-()/]{5,}[0-9]\s*$")
 
 
 class PrivacyError(ValueError):
@@ -123,3 +125,14 @@ def redact(original: bytes) -> bytes:
         return match.group(1) + _REDACTED_JSON
 
     return _FIELD_VALUE.sub(replace, original)
+
+
+def redact_delimited(line: bytes, delimiter: bytes, first_field: int = 0) -> bytes:
+    """A delimited text line (a queue_log line) with every field from `first_field` on that
+    is a phone number (7 to 15 digits, optionally `+` and separators) replaced by "[redacted]"."""
+    fields = line.split(delimiter)
+    for index in range(first_field, len(fields)):
+        field = fields[index]
+        if _NUMBER_FIELD.match(field) and 7 <= sum(ch in b"0123456789" for ch in field) <= 15:
+            fields[index] = REDACTED.encode("ascii")
+    return delimiter.join(fields)

@@ -17,6 +17,7 @@ and counted in `dropped`. Per-ticket and per-outcome memories are bounded LRU ma
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -27,16 +28,16 @@ from typing import Any, Final
 from prometheus_client import Gauge
 from sqlalchemy import Connection, Engine, select
 
-from schemas import CHANNELS, KINDS, Event, InvalidEvent, parse_event
+from schemas import CHANNELS, KINDS, Event, InvalidEvent, KpiSnapshotData, SlaOutcomeData, parse_event
+from schemas.values import PRIORITIES, SLA_TARGETS
 from sinks.db.models import Ticket, TicketTarget
 from sinks.db.records import TicketState
-from schemas.values import PRIORITIES, SLA_TARGETS
 from tawasul.metrics import Metrics
 
 __all__ = [
     "ALL", "FIGURE_ABANDON", "FIGURE_ASA", "FIGURE_CALLS_WAITING", "FIGURE_SATISFACTION", "FIGURE_SERVICE_LEVEL",
-    "FIGURE_WALK_IN_WAITING", "KPI_FIGURES", "SLA_STATES", "KpiFigure", "LabelLimits", "MetricsFeed", "MetricsFeedError",
-    "TicketLabels", "open_ticket_states", "sla_state_of", "state_dict",
+    "FIGURE_WALK_IN_WAITING", "KPI_FIGURES", "SLA_STATES", "KpiFigure", "LabelLimits", "MetricsFeed",
+    "MetricsFeedError", "TicketLabels", "open_ticket_states", "sla_state_of", "state_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def sla_state_of(state: Mapping[str, Any]) -> str:
     """`breached` if any target breached, else `at_risk` if any running target was warned,
     else `on_track` while a target runs or is paused, else `no_sla`."""
     targets = state.get("targets") or {}
-    if not isinstance(targets, Mapping) or state.get("policy") is None and not targets:
+    if not isinstance(targets, Mapping) or (state.get("policy") is None and not targets):
         return "no_sla"
     runs = [t for t in targets.values() if isinstance(t, Mapping)]
     if any(t.get("breached") or t.get("state") == "breached" for t in runs):
@@ -217,6 +218,8 @@ class MetricsFeed:
             return False
         self._outcomes.put(ev.id, None)
         data = ev.data
+        if not isinstance(data, SlaOutcomeData):
+            raise MetricsFeedError(f"unexpected data model for {ev.type}")
         self.metrics.sla_outcomes.labels(
             outcome=outcome, channel=str(data.channel), kind=str(data.kind), target=str(data.target)
         ).inc()
@@ -229,6 +232,8 @@ class MetricsFeed:
         if ev.type != "kpi.snapshot":
             raise MetricsFeedError(f"not a KPI snapshot: {ev.type}")
         data = ev.data
+        if not isinstance(data, KpiSnapshotData):
+            raise MetricsFeedError("unexpected data model for kpi.snapshot")
         target = KPI_FIGURES.get(data.figure)
         if target is None:
             return False
@@ -248,10 +253,8 @@ class MetricsFeed:
     def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float | int | None) -> None:
         """A null value (empty denominator) removes the series rather than exporting 0."""
         if value is None:
-            try:
+            with contextlib.suppress(KeyError):
                 gauge.remove(*labels)
-            except KeyError:
-                pass
             return
         gauge.labels(*labels).set(float(value))
 

@@ -76,6 +76,7 @@ def build_app(
         processing_guarantee="at_least_once",
         broker_commit_interval=commit_interval_s,
         stream_wait_empty=False,
+        producer_linger=0.005,
         consumer_group_instance_id=instance_id,
         broker_session_timeout=session_timeout_s,
         broker_heartbeat_interval=min(3.0, session_timeout_s / 3),

@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "topics": "tawasul.topics_cli:topics",
     "simulate": "producers.simulate_cmd:simulate",
     "report": "sinks.report_cmd:report",
+    "gateway": "producers.gateway.cli:gateway",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 

@@ -65,8 +65,14 @@ class GatewayOptions:
     workers: int = 8
     """Threads that validate bodies and wait for Kafka's confirmations."""
 
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1 or self.workers < 1:
+            raise ValueError("max_body_bytes and workers must be positive")
+        if self.ack_timeout_s < 3 * self.kafka_timeout_s:
+            raise ValueError("ack_timeout_s must be at least 3 × kafka_timeout_s (the producer's delivery timeout)")
+
     def producer_config(self) -> dict[str, object]:
-        """kafka-python settings for a request/response publisher: fail within `ack_timeout_s`."""
+        """kafka-python settings for a request/response publisher: a send succeeds or fails within `ack_timeout_s`."""
         timeout_ms = int(self.kafka_timeout_s * 1000)
         return {
             "linger_ms": 5,
@@ -147,7 +153,7 @@ async def post_events(request: web.Request) -> web.Response:
         return _unavailable(str(exc))
     _annotate(request, adapter=credentials.adapter.name, auth=credentials.method)
     loop = asyncio.get_running_loop()
-    status = await gateway.health.status(gateway.executor)
+    status = await gateway.health.status()
     if not status.healthy:
         gateway.authenticator.release(credentials)
         return _unavailable(status.reason)
@@ -174,7 +180,7 @@ def _answer(request: web.Request, published: Published) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """200 while the gateway can publish, 503 otherwise."""
     gateway = request.app[GATEWAY]
-    status = await gateway.health.status(gateway.executor)
+    status = await gateway.health.status()
     if status.healthy:
         return web.json_response({"status": "ok"})
     return web.json_response({"status": "unavailable", "reason": status.reason}, status=503)
@@ -273,7 +279,7 @@ def create_app(
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """At start, connect to Kafka in the background; at the end, flush and close the publisher."""
     gateway = app[GATEWAY]
-    warm_up = asyncio.create_task(gateway.health.status(gateway.executor))
+    warm_up = asyncio.create_task(gateway.health.status())
     yield
     await warm_up
     loop = asyncio.get_running_loop()

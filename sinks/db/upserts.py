@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -58,7 +58,11 @@ def _primary_key(table: Table) -> list[str]:
 
 
 def _sqlite_timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    """`YYYY-MM-DD HH:MM:SS.ffffff` in UTC, as SQLAlchemy's SQLite `DateTime` stores it."""
+    offset = value.utcoffset()
+    if offset:
+        value = value - offset
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,21 @@ class _Prepared:
         if self.names is None:
             return list(rows)
         names, timestamps = self.names, self.timestamps
+        seen: dict[int, tuple[datetime, str]] = {}   # a batch shares one `stored_at`: convert it once
         out: list[Any] = []
         for row in rows:
             values = [row[name] for name in names]
             for position in timestamps:
                 value = values[position]
-                if value is not None:
-                    values[position] = _sqlite_timestamp(value)
+                if value is None:
+                    continue
+                last = seen.get(position)
+                if last is not None and last[0] is value:
+                    values[position] = last[1]
+                else:
+                    text = _sqlite_timestamp(value)
+                    seen[position] = (value, text)
+                    values[position] = text
             out.append(tuple(values))
         return out
 

@@ -25,14 +25,13 @@ from sinks.wallboard.board import Board
 from sinks.wallboard.config import WallboardConfig, WallboardError
 from sinks.wallboard.queries import read_board
 
-__all__ = ["BoardCache", "STATIC", "create_app"]
+__all__ = ["STATIC", "BoardCache", "create_app"]
 
 log = logging.getLogger(__name__)
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
 Clock = Callable[[], datetime]
 CONFIG: Final = web.AppKey("config", WallboardConfig)
-CACHE: Final = web.AppKey("cache", "BoardCache")
 ENGINE: Final = web.AppKey("engine", Engine)
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
@@ -63,6 +62,9 @@ class BoardCache:
                 self._board = await asyncio.to_thread(read_board, self.engine, self.config, self.clock())
                 self._at = time.monotonic()
             return self._board
+
+
+CACHE: Final = web.AppKey("cache", BoardCache)
 
 
 def create_app(config: WallboardConfig, *, clock: Clock = wall_clock, engine: Engine | None = None) -> web.Application:

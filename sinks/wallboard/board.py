@@ -124,7 +124,8 @@ class Board:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (timestamps as RFC 3339 with offset)."""
-        return _jsonable(asdict(self))
+        result: dict[str, Any] = _jsonable(asdict(self))
+        return result
 
 
 def _jsonable(value: Any) -> Any:

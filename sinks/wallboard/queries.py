@@ -113,9 +113,8 @@ def _data_as_of(connection: Connection) -> datetime | None:
 
 def _aware(value: Any) -> datetime:
     """`func.max` bypasses the column type on SQLite: parse text and add UTC where needed."""
-    if not isinstance(value, datetime):
-        value = datetime.fromisoformat(str(value))
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    stamp = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 def _wait(now: datetime, since: Any) -> float | None:
@@ -148,7 +147,8 @@ def _calls(connection: Connection, config: WallboardConfig, kpis: Kpis, day_star
             waiting=count, longest_wait_seconds=longest, wait_status=_wait_status(targets.call_wait_seconds, longest),
             service_level=level, service_level_status=targets.service_level.status(level),
             asa_seconds=asa, asa_status=targets.asa_seconds.status(asa), abandon_ratio=abandon))
-    level, asa, abandon = (kpis.get((f, ALL), (None, None))[0] for f in (FIGURE_SERVICE_LEVEL, FIGURE_ASA, FIGURE_ABANDON))
+    level, asa, abandon = (kpis.get((f, ALL), (None, None))[0]
+                           for f in (FIGURE_SERVICE_LEVEL, FIGURE_ASA, FIGURE_ABANDON))
     longest_all = max((q.longest_wait_seconds for q in queues if q.longest_wait_seconds is not None), default=None)
     return CallsFigures(
         offered_today=sum(q.offered_today for q in queues), answered_today=sum(q.answered_today for q in queues),

@@ -19,23 +19,26 @@ turns them into figures with the formulas of `tawasul.domain.kpis`.
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from schemas import Event
 from tawasul.domain import kpis
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS, is_satisfied
-from tawasul.domain.windows import DAY_US, HOUR_US, MINUTE_US, NOW, WINDOW_NAMES, WindowedSums, from_us, to_us
+from tawasul.domain.windows import DAY_US, HOUR_US, MINUTE_US, NOW, WINDOW_NAMES, WindowedSums, bucket_ids, from_us, to_us
 
 __all__ = [
-    "KPI_EVENT_TYPES", "Backlog", "Contribution", "KpiConfig", "KpiStateError", "Live", "Scope",
-    "SubjectRecord", "Tally", "apply", "apply_ticket_state", "contributions", "expiry_us", "live_status",
-    "normalised_points", "pending_deadline_us", "scope",
+    "CALL_FIGURES", "KPI_EVENT_TYPES", "NOW_FIGURES", "SURVEY_FIGURES", "VISIT_FIGURES", "ZERO", "Backlog",
+    "Contribution", "KpiBook", "KpiConfig", "KpiStateError", "Live", "Row", "Scope", "SubjectRecord", "Survey",
+    "Tally", "apply", "apply_ticket_state", "contributions", "expiry_us", "families", "live_status",
+    "normalised_points", "pending_deadline_us", "rebuild", "scope", "scope_key", "sla_state_of", "snapshot_key",
+    "survey_scopes", "tally_rows",
 ]
 
 KPI_EVENT_TYPES: frozenset[str] = frozenset({
@@ -77,9 +80,11 @@ class KpiConfig:
         return self.thresholds.get(queue, self.default_threshold_seconds) * 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """Additive counters of one bucket or window; durations in integer microseconds (exact)."""
+class Tally(NamedTuple):
+    """Additive counters of one bucket or window; durations in integer microseconds (exact).
+
+    A tuple, so that adding the counters of thousands of buckets stays cheap.
+    """
 
     offered: int = 0
     answered: int = 0
@@ -97,23 +102,20 @@ class Tally:
     completed: int = 0
     no_show: int = 0
 
-    def values(self) -> tuple[int, ...]:
-        return tuple(getattr(self, name) for name in _TALLY_FIELDS)
+    def __add__(self, other: tuple[int, ...]) -> Tally:  # type: ignore[override]
+        return _new_tally(Tally, map(operator.add, self, other))
 
-    def __add__(self, other: Tally) -> Tally:
-        return Tally(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
-
-    def __sub__(self, other: Tally) -> Tally:
-        return Tally(*(a - b for a, b in zip(self.values(), other.values(), strict=True)))
+    def __sub__(self, other: tuple[int, ...]) -> Tally:
+        return _new_tally(Tally, map(operator.sub, self, other))
 
     def __neg__(self) -> Tally:
-        return Tally(*(-a for a in self.values()))
+        return _new_tally(Tally, map(operator.neg, self))
 
     def __bool__(self) -> bool:
-        return any(self.values())
+        return any(self)
 
 
-_TALLY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Tally))
+_new_tally = tuple.__new__
 ZERO = Tally()
 
 Stamp = tuple[int, str]
@@ -601,12 +603,18 @@ class KpiBook:
         new = contributions(record, self.config, self._as_of) if record is not None else ()
         old = self._applied.get(subject, ())
         if new != old:
+            deltas: dict[tuple[Scope, int], Tally] = {}
             for c in old:
-                self._scope(c.scope).add(c.time_us, -c.tally)
-                self._dirty.add(c.scope)
+                deltas[(c.scope, c.time_us)] = deltas.get((c.scope, c.time_us), ZERO) - c.tally
             for c in new:
-                self._scope(c.scope).add(c.time_us, c.tally)
-                self._dirty.add(c.scope)
+                deltas[(c.scope, c.time_us)] = deltas.get((c.scope, c.time_us), ZERO) + c.tally
+            ids: dict[int, tuple[int, int, int]] = {}
+            for (where, at), delta in deltas.items():
+                if delta:
+                    if at not in ids:
+                        ids[at] = bucket_ids(at)
+                    self._scope(where).add(at, delta, ids[at])
+                    self._dirty.add(where)
             if new:
                 self._applied[subject] = new
             else:

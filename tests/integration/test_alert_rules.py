@@ -121,7 +121,7 @@ def test_dashboards_are_valid_and_use_only_declared_metrics(path: Path) -> None:
     uid = datasource["datasources"][0]["uid"]
     for panel in dashboard["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == uid and panel["targets"], panel["title"]
     exprs = dashboard_expressions(dashboard)
@@ -135,7 +135,8 @@ def test_dashboards_are_valid_and_use_only_declared_metrics(path: Path) -> None:
 
 def test_dashboard_provider_points_at_the_mounted_folder() -> None:
     provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/tawasul.yml").read_text())
-    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text()) if (REPO / "docker-compose.yml").exists() else None
+    compose_file = REPO / "docker-compose.yml"
+    compose = yaml.safe_load(compose_file.read_text()) if compose_file.exists() else None
     path = provider["providers"][0]["options"]["path"]
     assert {p.stem for p in DASHBOARDS} == {"tawasul-operations", "tawasul-pipeline"}
     if compose is not None:

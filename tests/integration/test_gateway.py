@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from kafka import KafkaAdminClient
 
 from producers.deadletter import decode_dead_letter
 from producers.gateway import AdapterRegistry, load_secrets, signature_headers
@@ -132,10 +133,23 @@ class Setup:
         return [v for *_, v in read_all(self.settings.kafka, [self.dead_letter_topic])]
 
 
+def wait_for_topics(bootstrap: str, topics: set[str], timeout_s: float = 20.0) -> None:
+    """Block until the broker's metadata lists the topics (creation is propagated asynchronously)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not topics <= set(admin.list_topics()):
+            assert time.monotonic() < deadline, f"topics {topics} did not appear"
+            time.sleep(0.1)
+    finally:
+        admin.close()
+
+
 @pytest.fixture
 def setup(kafka_bootstrap: str) -> Setup:
     prefix = unique("gw") + "."
     ensure_topics(kafka_bootstrap, prefix, specs=(EVENTS, DEAD_LETTER))
+    wait_for_topics(kafka_bootstrap, {prefix + EVENTS.name, prefix + DEAD_LETTER.name})
     return Setup(
         Settings(kafka=kafka_bootstrap, topic_prefix=prefix),
         load_secrets(SECRETS, environ={"TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET}),

@@ -16,6 +16,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas import new_event
+from sinks.db.engine import make_engine
+from sinks.db.migrate import upgrade
+from sinks.db.writer import DbWriter
 from sinks.metrics_feed import MetricsFeed
 from sinks.metrics_server import (
     DEFAULT_METRICS_PORT,
@@ -147,3 +150,33 @@ def test_metrics_options_default_flag_and_environment() -> None:
     assert runner.invoke(show, ["--metrics-port", "9600", "--metrics-host", "127.0.0.1"],
                          env={"TAWASUL_METRICS_PORT": "9500"}).output.split() == ["127.0.0.1", "9600"]
     assert runner.invoke(show, ["--metrics-port", "70000"]).exit_code == 2
+
+
+def test_feed_is_seeded_with_the_open_tickets_of_the_database(database_url: str) -> None:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    writer = DbWriter(engine)
+    base = {"category": "mosque.cleaning", "department": None, "policy": "crm-standard",
+            "opened_at": AS_OF, "resolved_at": None, "closed_at": None, "updated_at": AS_OF, "version": 2}
+    target = {"deadline": AS_OF, "state": "running", "warned": False, "breached": False}
+    for ticket_id, status, channel, resolution in (
+        ("T-1", "open", "crm", target | {"state": "breached", "breached": True}),
+        ("T-2", "open", "crm", target | {"warned": True}),
+        ("T-3", "open", "web", target),
+        ("T-4", "closed", "crm", target | {"state": "met"}),
+    ):
+        writer.add(base | {"ticket_id": ticket_id, "status": status, "channel": channel, "kind": "request",
+                           "priority": "normal", "targets": {"resolution": resolution}})
+    writer.flush()
+    metrics = Metrics()
+    feed = MetricsFeed(metrics)
+    assert feed.seed_open_tickets(engine) == 3
+    engine.dispose()
+    assert feed.open_tickets() == {("crm", "request", "normal", "breached"): 1,
+                                   ("crm", "request", "normal", "at_risk"): 1,
+                                   ("web", "request", "normal", "on_track"): 1}
+    # a later message for a seeded ticket moves it rather than counting it twice
+    feed.observe_ticket_state(base | {"ticket_id": "T-2", "status": "resolved", "channel": "crm", "kind": "request",
+                                      "priority": "normal", "version": 3, "targets": {}})
+    assert metrics.registry.get_sample_value("tawasul_tickets_open", {
+        "channel": "crm", "kind": "request", "priority": "normal", "sla_state": "at_risk"}) == 0

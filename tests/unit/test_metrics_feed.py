@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from schemas import CHANNELS, KINDS, Event, new_event
+from sinks.db.records import TicketState
 from sinks.metrics_feed import (
     ALL,
     KPI_FIGURES,
@@ -230,3 +231,15 @@ def test_observe_event_dispatches_output_events_and_ignores_the_rest(feed: Metri
     assert sample(metrics, "tawasul_call_service_level_ratio", queue="zakat", window="15m") == 0.5
     with pytest.raises(MetricsFeedError):
         feed.observe_event({"type": "sla.breached"})
+
+
+def test_observe_record_takes_what_the_database_sink_decodes(feed: MetricsFeed, metrics: Metrics) -> None:
+    state = TicketState.from_dict(ticket_state("T-11", 2, resolution="breached", breached=True, channel="web"))
+    assert feed.observe_record(state) is True
+    assert feed.observe_record(ticket_state("T-12", 1, channel="web")) is True
+    assert feed.observe_record(outcome("breached", "T-11", channel="web", kind="request")) is True
+    assert feed.observe_record(b"not a record") is False
+    assert open_count(metrics, "breached", channel="web") == 1
+    assert open_count(metrics, "on_track", channel="web") == 1
+    assert sample(metrics, "tawasul_sla_outcomes_total", outcome="breached", channel="web", kind="request",
+                  target="resolution") == 1

@@ -39,8 +39,11 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> PolicyBook:
 
 
 def ev(kind: str, minutes: float, ticket: str = "T-1") -> Event:
-    data = {"channel": "crm", "kind": "request", "category": "x.y", "priority": "normal"} \
-        if kind == "ticket.opened" else {}
+    data: dict[str, str] = {}
+    if kind == "ticket.opened":
+        data = {"channel": "crm", "kind": "request", "category": "x.y", "priority": "normal"}
+    elif kind == "ticket.paused":
+        data = {"reason": "waiting_on_customer"}
     return new_event(kind, ticket, T0 + timedelta(minutes=minutes), data, "/test", id=f"{ticket}-{kind}-{minutes}")
 
 
@@ -118,7 +121,7 @@ STORIES = st.lists(
 
 
 @settings(max_examples=60, deadline=None)
-@given(STORIES, st.randoms(use_true_random=False))
+@given(story=STORIES, rnd=st.randoms(use_true_random=False))
 def test_replay_equals_live_whatever_the_order_within_lateness(story: list[tuple[str, int]], rnd: object,
                                                                book: PolicyBook) -> None:
     events = [ev("ticket.opened", 0)] + [ev(kind, m) for kind, m in sorted(story, key=lambda t: t[1])]

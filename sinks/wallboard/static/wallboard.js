@@ -29,19 +29,24 @@
     ]);
   }
 
-  const percent = (v) => (v === null || v === undefined ? "—" : (v * 100).toFixed(1) + " %");
+  const percent = (v) => (v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "\u00a0%");
+  // a no-break space keeps "98.5 %" on one line
   const count = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US"));
 
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return "—";
     const s = Math.round(seconds);
-    if (s < 60) return s + " s";
+    const nb = "\u00a0";
+    if (s < 60) return s + nb + "s";
     const m = Math.floor(s / 60);
-    if (m < 60) return m + " m " + String(s % 60).padStart(2, "0") + " s";
+    if (m < 60) return m + nb + "m " + String(s % 60).padStart(2, "0") + nb + "s";
     const h = Math.floor(m / 60);
-    if (h < 48) return h + " h " + String(m % 60).padStart(2, "0") + " m";
-    return Math.floor(h / 24) + " d " + (h % 24) + " h";
+    if (h < 48) return h + nb + "h " + String(m % 60).padStart(2, "0") + nb + "m";
+    return Math.floor(h / 24) + nb + "d " + (h % 24) + nb + "h";
   }
+
+  // a left-to-right island inside Arabic text, so "1 h 00 m" keeps its order
+  const isolate = (text) => "\u2066" + text + "\u2069";
 
   function timeIn(zone, date, locale) {
     return new Intl.DateTimeFormat(locale || "en-GB", {
@@ -118,7 +123,7 @@
       cell(b.category, "category"),
       cell(bilingual("channel", b.channel)),
       cell(bilingual("target", b.target)),
-      cell(duration(b.late_seconds) + (b.still_open ? " ⏵" : ""), "num breached-text"),
+      cell(duration(b.late_seconds), "num late breached-text"),
     ])));
     $("breaches-empty").hidden = tickets.breaches.length > 0;
   }
@@ -153,7 +158,7 @@
       const age = board.data_as_of ? duration((Date.parse(board.generated_at) - Date.parse(board.data_as_of)) / 1000) : null;
       showStale(
         "Data is not updating" + (age ? " — newest data is " + age + " old" : " — no data yet"),
-        "البيانات لا تتحدث" + (age ? " — آخر بيانات منذ " + age : " — لا توجد بيانات بعد"));
+        "البيانات لا تتحدث" + (age ? " — آخر بيانات منذ " + isolate(age) : " — لا توجد بيانات بعد"));
     } else {
       showStale(null, null);
     }

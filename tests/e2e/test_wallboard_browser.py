@@ -1,0 +1,332 @@
+"""The wall display end to end: a database filled with the sink's models, the aiohttp server on a
+free port, and a real headless Chromium that renders the page (DOM dump and screenshot)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from sinks.db.engine import make_engine
+from sinks.db.migrate import upgrade
+from sinks.db.models import Call, KpiSnapshot, SlaOutcome, Ticket, TicketTarget, Visit
+from sinks.wallboard import WallboardConfig, create_app
+
+BREACHED_TICKET = "T-2025-000123"
+LATER_TICKET = "T-2025-000999"
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("chromium is missing: install the Debian package chromium")
+    return path
+
+
+# -- data -----------------------------------------------------------------------------------------
+def kpi(figure: str, scope: dict[str, str], value: float | None, count: int | None, as_of: datetime) -> KpiSnapshot:
+    scope_text = json.dumps(scope, sort_keys=True, separators=(",", ":"))
+    key = f"{figure}|today|{','.join(f'{k}={v}' for k, v in sorted(scope.items()))}"
+    return KpiSnapshot(key=key, figure=figure, window="today", scope=scope_text, value=value, count=count,
+                       as_of=as_of, event_id=f"kpi-{key}", payload="{}")
+
+
+def ticket(ticket_id: str, channel: str, kind: str, priority: str, status: str, opened: datetime,
+           targets: dict[str, tuple[str, bool, bool]], category: str = "mosque.air_conditioning") -> list[Any]:
+    rows: list[Any] = [Ticket(ticket_id=ticket_id, channel=channel, kind=kind, category=category, priority=priority,
+                              department=None, status=status, policy="mosque-urgent", opened_at=opened,
+                              resolved_at=None if status == "open" else opened + timedelta(hours=5),
+                              closed_at=None, updated_at=opened + timedelta(minutes=1), version=3)]
+    for target, (state, warned, breached) in targets.items():
+        rows.append(TicketTarget(ticket_id=ticket_id, target=target, deadline=opened + timedelta(hours=4),
+                                 state=state, warned=warned, breached=breached, version=3))
+    return rows
+
+
+def breach(ticket_id: str, deadline: datetime, category: str, channel: str) -> SlaOutcome:
+    return SlaOutcome(id=f"{ticket_id}:resolution:sla.breached:0", type="sla.breached", ticket_id=ticket_id,
+                      target="resolution", policy="mosque-urgent", deadline=deadline, channel=channel,
+                      kind="facility_report", category=category, priority="urgent", time=deadline)
+
+
+def fill(engine: Engine, now: datetime) -> None:
+    """A morning at the department up to `now`: KPIs, calls, visits, open tickets and one breach."""
+    as_of = now - timedelta(seconds=10)
+    opened = now - timedelta(hours=6, minutes=15)
+    with Session(engine) as session, session.begin():
+        session.add_all([
+            kpi("satisfaction", {"channel": "call"}, 0.985, 200, as_of),
+            kpi("satisfaction", {"channel": "crm"}, 0.912, 150, as_of),
+            kpi("satisfaction", {"channel": "walk_in"}, 0.96, 25, as_of),
+            kpi("calls.service_level", {}, 0.84, 180, as_of),
+            kpi("calls.service_level", {"queue": "general"}, 0.87, 120, as_of),
+            kpi("calls.service_level", {"queue": "zakat"}, 0.72, 60, as_of),
+            kpi("calls.average_speed_of_answer_seconds", {}, 14.5, 170, as_of),
+            kpi("calls.average_speed_of_answer_seconds", {"queue": "zakat"}, 41.0, 55, as_of),
+            kpi("calls.abandon_ratio", {}, 0.031, 180, as_of),
+            Call(call_id="C-1", queue="general", offered_at=now - timedelta(minutes=30),
+                 answered_at=now - timedelta(minutes=29, seconds=50)),
+            Call(call_id="C-2", queue="general", offered_at=now - timedelta(minutes=20),
+                 answered_at=now - timedelta(minutes=19)),
+            Call(call_id="C-3", queue="general", offered_at=now - timedelta(seconds=95)),
+            Call(call_id="C-4", queue="zakat", offered_at=now - timedelta(minutes=10),
+                 abandoned_at=now - timedelta(minutes=9)),
+            Call(call_id="C-5", queue="zakat", offered_at=now - timedelta(seconds=40)),
+            Call(call_id="C-old", queue="general", offered_at=now - timedelta(days=2)),
+            Visit(visit_id="V-1", centre="main_building", checked_in_at=now - timedelta(minutes=50),
+                  called_at=now - timedelta(minutes=40), completed_at=now - timedelta(minutes=20)),
+            Visit(visit_id="V-2", centre="main_building", checked_in_at=now - timedelta(minutes=10)),
+            *ticket(BREACHED_TICKET, "complaints_platform", "facility_report", "urgent", "open", opened,
+                    {"first_response": ("met", False, False), "resolution": ("breached", True, True)}),
+            *ticket("T-2025-000124", "crm", "request", "normal", "open", opened,
+                    {"first_response": ("met", False, False), "resolution": ("running", True, False)},
+                    category="zakat.request"),
+            *ticket("T-2025-000125", "crm", "request", "normal", "open", opened,
+                    {"first_response": ("running", False, False), "resolution": ("running", False, False)},
+                    category="zakat.request"),
+            *ticket("T-2025-000126", "call", "inquiry", "low", "resolved", opened,
+                    {"resolution": ("met", False, False)}, category="general.inquiry"),
+            breach(BREACHED_TICKET, now - timedelta(hours=2, minutes=15), "mosque.air_conditioning",
+                   "complaints_platform"),
+        ])
+
+
+def add_later_breach(engine: Engine, now: datetime) -> None:
+    opened = now - timedelta(hours=5)
+    with Session(engine) as session, session.begin():
+        session.add_all([
+            *ticket(LATER_TICKET, "complaints_platform", "facility_report", "urgent", "open", opened,
+                    {"resolution": ("breached", True, True)}, category="mosque.cleaning"),
+            breach(LATER_TICKET, now - timedelta(minutes=5), "mosque.cleaning", "complaints_platform"),
+        ])
+
+
+# -- server ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Served:
+    url: str
+    api_calls: list[int]
+
+
+@contextmanager
+def serve(config: WallboardConfig, engine: Engine, *, after_first_api_call: Callable[[], None] | None = None
+          ) -> Iterator[Served]:
+    """The wall display on a free loopback port, in a thread with its own event loop."""
+    calls: list[int] = []
+
+    @web.middleware
+    async def count_api_calls(request: web.Request,
+                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path == "/api/wallboard":
+            calls.append(response.status)
+            if len(calls) == 1 and after_first_api_call is not None:
+                await asyncio.to_thread(after_first_api_call)
+        return response
+
+    app = create_app(config, engine=engine)
+    app.middlewares.append(count_api_calls)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{port}/", calls)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def browser(url: str, profile: Path, *extra: str, budget_ms: int = 5000) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+         "--window-size=1920,1080", *extra, url],
+        capture_output=True, timeout=90)
+
+
+def dump_dom(url: str, profile: Path, budget_ms: int = 5000) -> str:
+    result = browser(url, profile, "--dump-dom", budget_ms=budget_ms)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    return result.stdout.decode().replace("&nbsp;", " ").replace("\u00a0", " ")  # the page keeps figures on one line
+
+
+def text_of(dom: str, element_id: str) -> str:
+    match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
+    assert match, f"#{element_id} not in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def config_for(engine: Engine, **changes: Any) -> WallboardConfig:
+    return WallboardConfig(database_url=engine.url.render_as_string(hide_password=False), **changes)
+
+
+# -- tests ----------------------------------------------------------------------------------------
+def test_api_reports_the_database(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    fill(engine, now)
+    with serve(config_for(engine), engine) as served:
+        with urllib.request.urlopen(served.url + "api/wallboard", timeout=10) as response:
+            board = json.loads(response.read())
+            assert response.headers["Cache-Control"] == "no-store"
+        with urllib.request.urlopen(served.url + "healthz", timeout=10) as response:
+            assert json.loads(response.read()) == {"status": "ok"}
+    assert board["stale"] is False and board["timezone"] == "Asia/Dubai"
+    assert board["generated_at"].endswith("+04:00")
+    calls = board["calls"]
+    assert (calls["offered_today"] >= 3, calls["waiting"], calls["service_level"], calls["asa_seconds"]) == (
+        True, 2, 0.84, 14.5)
+    queues = {q["queue"]: q for q in calls["queues"]}
+    assert queues["general"]["waiting"] == 1 and 94 <= queues["general"]["longest_wait_seconds"] <= 120
+    assert (queues["zakat"]["service_level"], queues["zakat"]["service_level_status"]) == (0.72, "at_risk")
+    assert (queues["zakat"]["asa_seconds"], queues["zakat"]["asa_status"]) == (41.0, "at_risk")
+    satisfaction = {s["channel"]: s for s in board["satisfaction"]}
+    assert [s["channel"] for s in board["satisfaction"]][:2] == ["call", "crm"]
+    assert (satisfaction["call"]["ratio"], satisfaction["call"]["target"], satisfaction["call"]["status"]) == (
+        0.985, 0.98, "on_target")
+    assert (satisfaction["crm"]["ratio"], satisfaction["crm"]["status"]) == (0.912, "at_risk")
+    assert satisfaction["walk_in"]["status"] == "none"
+    tickets = board["tickets"]
+    assert (tickets["on_track"], tickets["at_risk"], tickets["breached"], tickets["no_sla"]) == (1, 1, 1, 0)
+    [late] = tickets["breaches"]
+    assert (late["ticket_id"], late["category"], late["channel"], late["still_open"]) == (
+        BREACHED_TICKET, "mosque.air_conditioning", "complaints_platform", True)
+    assert 2 * 3600 + 15 * 60 <= late["late_seconds"] <= 2 * 3600 + 16 * 60
+    [centre] = board["walk_in"]
+    assert (centre["centre"], centre["waiting"], centre["completed_today"]) == ("main_building", 1, 1)
+
+
+def test_api_says_stale_when_the_data_stops(engine: Engine) -> None:
+    fill(engine, datetime.now(UTC) - timedelta(hours=1))
+    with serve(config_for(engine, stale_after_seconds=300), engine) as served, \
+            urllib.request.urlopen(served.url + "api/wallboard", timeout=10) as response:
+        board = json.loads(response.read())
+    assert board["stale"] is True
+
+
+def test_api_and_health_answer_503_without_a_database(tmp_path: Path) -> None:
+    missing = make_engine(f"sqlite:///{tmp_path / 'absent' / 'nothing.db'}")
+    with serve(WallboardConfig(database_url=str(missing.url)), missing) as served:
+        for path in ("api/wallboard", "healthz"):
+            with pytest.raises(urllib.error.HTTPError) as answer:
+                urllib.request.urlopen(served.url + path, timeout=10)
+            assert answer.value.code == 503
+        with urllib.request.urlopen(served.url, timeout=10) as page:
+            assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    missing.dispose()
+
+
+def test_browser_shows_the_figures_and_a_screenshot(engine: Engine, tmp_path: Path) -> None:
+    fill(engine, datetime.now(UTC))
+    with serve(config_for(engine), engine) as served:
+        dom = dump_dom(served.url, tmp_path / "profile")
+        shot = tmp_path / "wallboard.png"
+        result = browser(served.url, tmp_path / "profile-shot", f"--screenshot={shot}")
+        assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    assert served.api_calls and set(served.api_calls) == {200}
+    assert BREACHED_TICKET in dom and "mosque.air_conditioning" in dom
+    assert re.search(r'class="ratio on_target" data-channel="call">98\.5 %<', dom)
+    assert re.search(r'class="ratio at_risk" data-channel="crm">91\.2 %<', dom)
+    assert re.search(r'<h1 lang="ar" dir="rtl">خدمة المتعاملين — لوحة العمليات</h1>', dom)
+    assert 'lang="ar" dir="rtl">مركز الاتصال<' in dom
+    assert text_of(dom, "tickets-breached") == "1"
+    assert text_of(dom, "tickets-at_risk") == "1"
+    assert text_of(dom, "calls-service-level") == "84.0 %"
+    assert text_of(dom, "calls-asa") == "15 s"
+    assert re.search(r'<tr class="open">.*<td class="num late breached-text">2 h 1[56] m</td></tr>', dom)
+    assert re.search(r'<div id="clock-time" class="clock-time">\d\d:\d\d:\d\d</div>', dom)
+    assert re.search(r'<div id="stale" class="stale" role="alert" hidden="">', dom)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_browser_picks_up_a_database_change_on_refresh(engine: Engine, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    fill(engine, now)
+    config = config_for(engine, refresh_seconds=1.0, cache_seconds=0.0)
+    with serve(config, engine, after_first_api_call=lambda: add_later_breach(engine, now)) as served:
+        dom = dump_dom(served.url, tmp_path / "profile", budget_ms=4000)
+    assert len(served.api_calls) >= 2
+    assert LATER_TICKET in dom and "mosque.cleaning" in dom
+    assert text_of(dom, "tickets-breached") == "2"
+    assert dom.index(LATER_TICKET) < dom.index(BREACHED_TICKET)  # newest first
+
+
+def test_browser_warns_when_the_data_is_stale(engine: Engine, tmp_path: Path) -> None:
+    fill(engine, datetime.now(UTC) - timedelta(hours=1))
+    with serve(config_for(engine, stale_after_seconds=300), engine) as served:
+        dom = dump_dom(served.url, tmp_path / "profile")
+    assert re.search(r'<div id="stale" class="stale" role="alert">', dom)
+    assert "Data is not updating — newest data is 1 h 00 m old" in dom
+    assert "البيانات لا تتحدث" in dom
+    assert '<body class="is-stale">' in dom
+
+
+def test_wallboard_command_serves_the_page(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tawasul.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    fill(engine, datetime.now(UTC))
+    engine.dispose()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-c", "from sinks.wallboard.cli import wallboard; wallboard()",
+               "--db", url, "--host", "127.0.0.1", "--port", str(port), "--refresh", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the wallboard did not start"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"{base}/", timeout=5) as page:
+            assert 'dir="rtl"' in page.read().decode()
+        with urllib.request.urlopen(f"{base}/api/wallboard", timeout=5) as response:
+            board = json.loads(response.read())
+        assert board["refresh_seconds"] == 2 and board["tickets"]["breaches"][0]["ticket_id"] == BREACHED_TICKET
+        with urllib.request.urlopen(f"{base}/static/wallboard.js", timeout=5) as script:
+            assert script.headers["Content-Type"].startswith(("application/javascript", "text/javascript"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
