@@ -32,7 +32,9 @@ _PHONE_NUMBER: Final = re.compile(r"^(\+|0)[0-9]{7,14}$")
 """A normalised number in international (`+971...`, `00971...` -> `+971...`) or local (`05...`) form."""
 _FIELD_NAMES: Final = "|".join(PHONE_FIELDS + REF_FIELDS)
 _FIELD_VALUE: Final = re.compile(
-    rf'("(?:{_FIELD_NAMES})"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+\-]*)'.encode("ascii")
+    rf'("(?:{_FIELD_NAMES})"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+\-]*|\[[^\]]*\]?|\{{[^}}]*\}}?)'.encode(
+        "ascii"
+    )
 )
 _REDACTED_JSON: Final = b'"' + REDACTED.encode("ascii") + b'"'
 _NUMBER_FIELD: Final = re.compile(rb"^\s*\+?[0-9][0-9 \-()/]{5,}[0-9]\s*$")
@@ -110,7 +112,7 @@ def redact(original: bytes) -> bytes:
     """`original` with the value of every phone or ref field replaced by "[redacted]".
 
     Works on the bytes, so it also cleans input that is not valid JSON (a line cut short).
-    Refs that are proper pseudonyms are kept.
+    Refs that are strings and not phone numbers (proper pseudonyms) are kept.
     """
     if not any(name.encode("ascii") in original for name in PHONE_FIELDS + REF_FIELDS):
         return original
@@ -118,7 +120,7 @@ def redact(original: bytes) -> bytes:
     def replace(match: re.Match[bytes]) -> bytes:
         name = match.group(1).split(b'"')[1].decode("ascii")
         value = match.group(2)
-        if name in REF_FIELDS:
+        if name in REF_FIELDS and value.startswith(b'"'):  # a ref that is a string and no number stays
             text = value.strip(b'"').decode("utf-8", "replace")
             if not looks_like_phone_number(text):
                 return match.group(0)

@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, TypeVar
 
 import click
 from kafka.errors import KafkaError
@@ -56,6 +56,7 @@ READ_BUFFER: Final = 1024 * 1024
 """Large reads: fewer system calls, each of which lets the producer's sender thread take the GIL."""
 _SKIP_CHUNK: Final = 1024 * 1024
 
+T = TypeVar("T")
 RejectReport = Callable[[int, Rejected], None]
 ByteProgress = Callable[[int], None]
 
@@ -82,6 +83,10 @@ class PublishSummary:
         )
 
 
+class Interrupted(Exception):
+    """A signal arrived while the command was waiting for input (see `StopOnSignal.interruptible`)."""
+
+
 class StopOnSignal:
     """While active, SIGINT and SIGTERM set `event` instead of killing the process, so the
     command can stop at a line boundary and flush; `signum` is the signal received."""
@@ -90,10 +95,27 @@ class StopOnSignal:
         self.event = threading.Event()
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
+        self._waiting = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
         self.event.set()
+        if self._waiting:
+            raise Interrupted
+
+    def interruptible(self, items: Iterator[T]) -> Iterator[T]:
+        """The items of `items` until a signal; a signal while waiting for the next item (a
+        read from an idle pipe) ends the iteration at once instead of after the next line."""
+        try:
+            while not self.event.is_set():
+                self._waiting = True
+                try:
+                    item = next(items)
+                finally:
+                    self._waiting = False
+                yield item
+        except (Interrupted, StopIteration):
+            return
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():
@@ -162,8 +184,8 @@ def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None) ->
     return verdicts
 
 
-def _chunks(handle: BinaryIO, counter: list[int]) -> Iterator[Chunk]:
-    """Lines in chunks of at most CHUNK_LINES lines / CHUNK_BYTES bytes; `counter[0]` counts bytes read."""
+def _chunks(handle: BinaryIO, counter: list[int], max_lines: int = CHUNK_LINES) -> Iterator[Chunk]:
+    """Lines in chunks of at most `max_lines` lines / CHUNK_BYTES bytes; `counter[0]` counts bytes read."""
     chunk: Chunk = []
     held = 0
     for line_no, line, size in iter_lines(handle):
@@ -171,7 +193,7 @@ def _chunks(handle: BinaryIO, counter: list[int]) -> Iterator[Chunk]:
         length = len(line) if size < 0 else size
         counter[0] += length
         held += len(line)
-        if len(chunk) >= CHUNK_LINES or held >= CHUNK_BYTES:
+        if len(chunk) >= max_lines or held >= CHUNK_BYTES:
             yield chunk
             chunk, held = [], 0
     if chunk:
@@ -200,21 +222,26 @@ def publish_lines(
     *,
     report: RejectReport | None = None,
     progress: ByteProgress | None = None,
-    stop: threading.Event | None = None,
+    stop: StopOnSignal | None = None,
     source_kind: str = "file",
     workers: int = 0,
 ) -> PublishSummary:
     """Validate and publish every line of `handle` in file order; origins are `<name>:<line>`.
 
-    With `workers` > 0, lines are validated in that many worker processes (chunks are sent
-    in order, so the order of every subject is kept) while this process sends. Does not
+    With `workers` > 0, lines are validated in that many worker processes, in chunks of up
+    to CHUNK_LINES lines (sent in file order, so the order of every subject is kept) while
+    this process sends; without workers each line is published as soon as it is read. `stop`
+    ends the run at a line boundary (and at once while waiting for input). Does not
     flush: the caller flushes (and learns of failed sends) before trusting the summary.
     """
     began = time.perf_counter()
     counts = [0, 0]  # published, rejected
     read = [0]
     reported = 0
-    interrupted = False
+
+    def chunks(max_lines: int) -> Iterator[Chunk]:
+        lines = _chunks(handle, read, max_lines)
+        return lines if stop is None else stop.interruptible(lines)
 
     def emit(verdicts: list[Verdict]) -> None:
         nonlocal reported
@@ -233,35 +260,26 @@ def publish_lines(
             reported = read[0]
             progress(reported)
 
-    chunks = _chunks(handle, read)
     if workers <= 0:
-        for chunk in chunks:
-            if stop is not None and stop.is_set():
-                interrupted = True
-                break
+        for chunk in chunks(1):  # each line at once: stdin may be a live stream
             emit(judge_chunk(name, chunk, pseudonymiser))
     else:
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
             ahead: deque[Future[list[Verdict]]] = deque()
             try:
-                for chunk in chunks:
-                    if stop is not None and stop.is_set():
-                        interrupted = True
-                        break
+                for chunk in chunks(CHUNK_LINES):
                     ahead.append(pool.submit(judge_chunk, name, chunk, pseudonymiser))
                     if len(ahead) > workers * CHUNKS_AHEAD:
                         emit(ahead.popleft().result())
-                while ahead and not interrupted:
-                    if stop is not None and stop.is_set():
-                        interrupted = True
-                        break
+                while ahead and not (stop is not None and stop.event.is_set()):
                     emit(ahead.popleft().result())
             finally:
                 for future in ahead:
                     future.cancel()
     if progress is not None:
         progress(read[0])
+    interrupted = stop is not None and stop.event.is_set()
     return PublishSummary(counts[0], counts[1], time.perf_counter() - began, interrupted)
 
 
@@ -302,10 +320,12 @@ def open_publisher(settings: Settings, client_id: str) -> EventPublisher:
         sys.exit(EXIT_KAFKA)
 
 
-def finish(publisher: EventPublisher, summary: PublishSummary, signals: StopOnSignal) -> int:
-    """Flush and close, print the summary on stderr, and return the exit status."""
+def finish(publisher: EventPublisher, summary: PublishSummary, signals: StopOnSignal, began: float) -> int:
+    """Flush and close, print the summary (its time counting from `began`, the final flush
+    included) on stderr, and return the exit status."""
     try:
         publisher.close()
+        summary = replace(summary, seconds=time.perf_counter() - began)
     except PublishError as exc:
         click.echo(f"error: {exc}", err=True)
         click.echo(summary.line(), err=True)
@@ -340,12 +360,13 @@ def publish(file: str, progress: bool | None, workers: int | None, settings: Set
     def report(line_no: int, rejected: Rejected) -> None:
         click.echo(f"line {line_no}: {rejected.reason}")
 
+    began = time.perf_counter()
     with StopOnSignal() as signals:
         handle = sys.stdin.buffer if from_stdin else open(file, "rb", buffering=READ_BUFFER)  # noqa: SIM115
         try:
             with byte_progress(total, show and not from_stdin) as update:
                 summary = publish_lines(
-                    handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals.event,
+                    handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals,
                     workers=default_workers(total) if workers is None else workers,
                 )
         except PublishError as exc:
@@ -356,4 +377,4 @@ def publish(file: str, progress: bool | None, workers: int | None, settings: Set
         finally:
             if not from_stdin:
                 handle.close()
-        sys.exit(finish(publisher, summary, signals))
+        sys.exit(finish(publisher, summary, signals, began))

@@ -15,7 +15,9 @@ Every send is confirmed. The producer is idempotent with `acks=all` and retries 
 stays flat for any number of events: a full window waits for its oldest send) and checked in
 order. A send that still fails is never dropped silently: the next `publish`, `dead_letter`,
 `reject` or `flush` raises `PublishError` naming how many sends failed and the first reason
-(and the failures are then counted as reported). Metrics: `events_accepted` (on
+(and the failures are then counted as reported). kafka-python's idempotent producer treats
+most delivery failures as fatal and fails every later send too: after a `PublishError`,
+close the publisher and make a new one. Metrics: `events_accepted` (on
 confirmation, by channel and type), `events_rejected` (by source kind and category) and
 `dead_letters` (on confirmation, by source kind).
 """
@@ -26,11 +28,11 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Mapping
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Final, Literal
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
 
 from producers.deadletter import DeadLetter
@@ -42,7 +44,7 @@ from tawasul.topics import DEAD_LETTER, EVENTS
 
 logger = logging.getLogger(__name__)
 
-PRODUCER_DEFAULTS: Final[Mapping[str, object]] = {
+PRODUCER_DEFAULTS: Final[Mapping[str, object]] = MappingProxyType({
     "acks": "all",
     "enable_idempotence": True,
     "retries": 2_147_483_647,
@@ -53,7 +55,7 @@ PRODUCER_DEFAULTS: Final[Mapping[str, object]] = {
     "compression_type": None,
     "max_request_size": 1024 * 1024,
     "allow_auto_create_topics": False,
-}
+})
 """kafka-python settings of every Tawasul publisher (`producer_config` overrides them).
 
 Idempotent, `acks=all`, retried until `delivery_timeout_ms`. No compression: measured with
@@ -64,7 +66,7 @@ them with their partitions and retention.
 """
 DEFAULT_WINDOW: Final = 20_000
 """Unconfirmed sends kept before `publish` waits for the oldest one."""
-_KIND_CHANNEL: Final[Mapping[str, str]] = {"call": "call", "visit": "walk_in"}
+_KIND_CHANNEL: Final[Mapping[str, str]] = MappingProxyType({"call": "call", "visit": "walk_in"})
 
 Kind = Literal["event", "dead_letter"]
 
@@ -245,7 +247,9 @@ class EventPublisher:
             with self._lock:
                 self._settle_done()
                 waiting = len(self._pending)
-            raise PublishError(f"flush did not finish within {timeout_s} s: {waiting} send(s) unconfirmed") from exc
+            if isinstance(exc, KafkaTimeoutError):
+                raise PublishError(f"flush did not finish within {timeout_s} s: {waiting} send(s) unconfirmed") from exc
+            raise PublishError(f"flush failed ({type(exc).__name__}: {exc}): {waiting} send(s) unconfirmed") from exc
         with self._lock:
             self._settle_done()
         self._raise_failures()

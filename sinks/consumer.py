@@ -69,6 +69,12 @@ def _decoder(spec: TopicSpec) -> Callable[[bytes], Record]:
     return decode_pipeline_event
 
 
+def _error_name(exc: BaseException) -> str:
+    """The driver's error class name (safe to log: no SQL, no values)."""
+    original = getattr(exc, "orig", None)
+    return type(original if original is not None else exc).__name__
+
+
 def _sleep(stop: StopSignal, seconds: float) -> bool:
     """Sleep up to `seconds`; False as soon as `stop` is set."""
     deadline = time.monotonic() + seconds
@@ -87,7 +93,8 @@ class DbSink:
                  stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int, batch_wait_s: float,
                  on_progress: Progress | None, backoff: Backoff) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
-        self.batch_max, self.batch_wait_s, self.on_progress, self.backoff = batch_max, batch_wait_s, on_progress, backoff
+        self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
+        self.on_progress, self.backoff = on_progress, backoff
         self.decoders = {settings.topic(spec.name): _decoder(spec) for spec in topics}
         self.base_names = {settings.topic(spec.name): spec.name for spec in topics}
         self.offsets: dict[TopicPartition, int] = {}
@@ -122,7 +129,7 @@ class DbSink:
             return  # a tombstone on a compacted topic: nothing to store
         try:
             self.writer.add(decode(message.value))
-        except (InvalidEvent, BadRecord, ValueError) as exc:
+        except (InvalidEvent, ValueError, ArithmeticError, KeyError, TypeError) as exc:  # one message never stops us
             self.skipped += 1
             self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
             reason = str(exc) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
@@ -139,45 +146,51 @@ class DbSink:
         """
         delay = self.backoff.initial
         while True:
+            result: FlushResult | None = None
             try:
                 result = self.writer.flush()
+            except (IntegrityError, DataError):
+                result = self._store_one_by_one()
             except SQLAlchemyError as exc:
-                if isinstance(exc, IntegrityError | DataError):
-                    result = self._store_one_by_one()
-                    if result is None:
-                        continue
-                else:
-                    self._database_failed(exc, delay)
-                    if not _sleep(self.stop, delay):
-                        return False
-                    self._keep_membership()
-                    delay = self.backoff.next(delay)
-                    continue
-            self._stored(result)
-            return True
+                self._database_failed(exc, delay)
+                if not _sleep(self.stop, delay):
+                    return False
+                self._keep_membership()
+                delay = self.backoff.next(delay)
+            if result is not None:
+                self._stored(result)
+                return True
 
     def _store_one_by_one(self) -> FlushResult | None:
-        """After a batch failed on a bad row: store each record alone, skip the ones that fail.
+        """After a batch failed on a bad row: store it in halves, down to the records that fail alone.
 
-        Returns None when the database became unreachable meanwhile (the rest stays buffered).
+        Those are skipped and counted; everything else is stored. Returns None when the
+        database became unreachable meanwhile (what is not stored yet stays buffered).
         """
-        pending = self.writer.take()
-        records, rows = 0, {}
-        for index, record in enumerate(pending):
-            self.writer.add(record)
+        groups = [self.writer.take()]
+        records, rows = 0, dict[str, int]()
+        while groups:
+            group = groups.pop()
+            for record in group:
+                self.writer.add(record)
             try:
                 part = self.writer.flush()
             except (IntegrityError, DataError) as exc:
                 self.writer.take()
+                if len(group) > 1:
+                    middle = len(group) // 2
+                    groups += [group[middle:], group[:middle]]
+                    continue
                 self.skipped += 1
                 self.metrics.db_errors.labels(kind="rejected_row").inc()
                 log.error("the database rejected a record; skipped", extra={
-                    "event": "sink_row_rejected", "record": type(record).__name__,
-                    "error": type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__})
+                    "event": "sink_row_rejected", "record": type(group[0]).__name__,
+                    "error": _error_name(exc)})
                 continue
             except SQLAlchemyError:
-                for rest in pending[index + 1:]:
-                    self.writer.add(rest)
+                for rest in reversed(groups):
+                    for record in rest:
+                        self.writer.add(record)
                 return None
             records += part.records
             for table, count in part.rows.items():
@@ -194,7 +207,7 @@ class DbSink:
         self.database_down = True
         log.warning("database write failed; consumption paused, retrying", extra={
             "event": "sink_db_unavailable" if unavailable else "sink_db_error",
-            "error": type(exc.orig).__name__ if getattr(exc, "orig", None) is not None else type(exc).__name__,
+            "error": _error_name(exc),
             "retry_in_s": retry_in, "pending_records": len(self.writer)})
 
     def _keep_membership(self) -> None:
@@ -260,7 +273,7 @@ class DbSink:
             result = self.writer.flush()
         except SQLAlchemyError as exc:
             log.warning("stopping with an unstored batch; it will be read again on restart",
-                        extra={"event": "sink_stop_unstored", "error": type(exc).__name__})
+                        extra={"event": "sink_stop_unstored", "error": _error_name(exc)})
             return
         self._stored(result)
 

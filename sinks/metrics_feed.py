@@ -32,6 +32,8 @@ from schemas import CHANNELS, KINDS, Event, InvalidEvent, KpiSnapshotData, SlaOu
 from schemas.values import PRIORITIES, SLA_TARGETS
 from sinks.db.models import Ticket, TicketTarget
 from sinks.db.records import TicketState
+from tawasul.domain.kpi_state import KpiStateError
+from tawasul.domain.kpi_state import sla_state_of as domain_sla_state
 from tawasul.metrics import Metrics
 
 __all__ = [
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 
 ALL: Final = "all"
 """Label value of a KPI whose scope is everything (`scope == {}`)."""
-SLA_STATES: Final = ("on_track", "at_risk", "breached", "no_sla")
+SLA_STATES: Final = ("on_track", "at_risk", "breached", "none")
 """Values of the `sla_state` label of `tawasul_tickets_open`."""
 OUTCOMES: Final = {"sla.warning": "warning", "sla.breached": "breached", "sla.met": "met"}
 _LABEL_VALUE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -72,8 +74,8 @@ FIGURE_SERVICE_LEVEL: Final = "calls.service_level"
 FIGURE_ASA: Final = "calls.average_speed_of_answer_seconds"
 FIGURE_ABANDON: Final = "calls.abandon_ratio"
 FIGURE_CALLS_WAITING: Final = "calls.waiting"
-FIGURE_WALK_IN_WAITING: Final = "walk_in.waiting"
-FIGURE_SATISFACTION: Final = "satisfaction"
+FIGURE_WALK_IN_WAITING: Final = "visits.waiting"
+FIGURE_SATISFACTION: Final = "surveys.satisfaction"
 
 KPI_FIGURES: Final[Mapping[str, KpiFigure]] = {
     FIGURE_SERVICE_LEVEL: KpiFigure("service_level_ratio", "queue"),
@@ -83,7 +85,8 @@ KPI_FIGURES: Final[Mapping[str, KpiFigure]] = {
     FIGURE_WALK_IN_WAITING: KpiFigure("walk_in_waiting", "centre", windowed=False),
     FIGURE_SATISFACTION: KpiFigure("satisfaction_ratio", "channel", count_gauge="survey_responses"),
 }
-"""KPI `figure` name -> metric. Figures not listed here are not exported to Prometheus."""
+"""KPI `figure` name (as `tawasul.domain.kpi_state` publishes them) -> metric. Figures not listed here,
+and scopes other than the one named (e.g. satisfaction per agent or per queue), are not exported."""
 
 
 @dataclass(frozen=True)
@@ -113,20 +116,12 @@ class TicketLabels:
 
 
 def sla_state_of(state: Mapping[str, Any]) -> str:
-    """`breached` if any target breached, else `at_risk` if any running target was warned,
-    else `on_track` while a target runs or is paused, else `no_sla`."""
-    targets = state.get("targets") or {}
-    if not isinstance(targets, Mapping) or (state.get("policy") is None and not targets):
-        return "no_sla"
-    runs = [t for t in targets.values() if isinstance(t, Mapping)]
-    if any(t.get("breached") or t.get("state") == "breached" for t in runs):
-        return "breached"
-    live = [t for t in runs if t.get("state") in ("running", "paused")]
-    if any(t.get("warned") for t in live):
-        return "at_risk"
-    if live or runs:
-        return "on_track"
-    return "no_sla"
+    """The ticket's `sla_state` label, by the KPI processor's rule (`tawasul.domain.kpi_state`):
+    `breached`, `at_risk` (a running or paused target warned), `on_track`, or `none` (no policy)."""
+    try:
+        return domain_sla_state(state)
+    except KpiStateError as exc:
+        raise MetricsFeedError(str(exc)) from exc
 
 
 class _Lru(OrderedDict[str, Any]):
@@ -157,6 +152,7 @@ class MetricsFeed:
         self._outcomes = _Lru(self.limits.outcome_ids)  # outcome id -> None
         self._open: dict[tuple[str, str, str, str], int] = {}
         self._seen: dict[str, set[str]] = {"window": set(), "queue": set(), "centre": set()}
+        self._capped: set[str] = set()
         self.dropped = 0
         """Messages or label values dropped (unknown values, caps reached)."""
         if zero_breaches:
@@ -237,7 +233,12 @@ class MetricsFeed:
         target = KPI_FIGURES.get(data.figure)
         if target is None:
             return False
-        scope_value = data.scope.get(target.scope_key, ALL) if len(data.scope) <= 1 else None
+        if not data.scope:
+            scope_value: str | None = ALL
+        elif set(data.scope) == {target.scope_key}:
+            scope_value = data.scope[target.scope_key]
+        else:
+            return False  # another breakdown (per agent, per kind, ...): not exported
         first = self._bounded(target.scope_key, scope_value)
         if first is None:
             return False
@@ -273,7 +274,9 @@ class MetricsFeed:
         if value not in seen:
             if len(seen) >= cap:
                 self.dropped += 1
-                log.warning("label cap reached, value dropped", extra={"label": key, "cap": cap})
+                if key not in self._capped:
+                    self._capped.add(key)
+                    log.warning("label cap reached, further values dropped", extra={"label": key, "cap": cap})
                 return None
             seen.add(value)
         return value

@@ -6,9 +6,10 @@ One agent (concurrency 1) reads `tawasul.events` and the internal `tawasul.sla.t
 inside an agent's stream iteration (`Collection._send_changelog` raises "Cannot modify table
 outside of agent/stream"), so timers never touch the table:
 
-* live: a task wakes at the earliest deadline (at most every 100 ms), takes the due tickets of
-  the partitions this worker owns from the deadline index and sends a tick keyed by ticket id
-  to the same partition of `tawasul.sla.ticks`; the agent then calls `due(state, wall clock)`;
+* live: a task wakes at the earliest deadline (at most every 100 ms) and, for each partition
+  this worker owns whose deadline index has something due, sends one tick to the same partition
+  of `tawasul.sla.ticks`; the agent, on that tick, takes the due tickets of the partition from
+  the index and calls `due(state, wall clock)` for each (one tick serves many tickets);
 * replay: after each message the agent fires, inline, every ticket of that partition whose
   next instant is at or before the partition's watermark.
 
@@ -50,6 +51,11 @@ TICK = b'{"kind":"tick"}'
 READY_MESSAGE = "sla timers running"
 """Logged (JSON, field `partitions`) each time the worker's recovered partitions change."""
 TIMER_MAX_SLEEP_S = 0.1
+TICK_BATCH = 2000
+"""At most this many tickets are brought up to date by one tick (the timer sends another at once)."""
+TICK_POLL_US = 20_000
+TICK_RESEND_US = 2_000_000
+"""A tick not seen back by the agent within 2 s (lost in a rebalance) is sent again."""
 TIMER_MIN_SLEEP_S = 0.005
 CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
 """Roll and compact the table changelog often, so that recovery reads about one record per ticket."""
@@ -69,6 +75,7 @@ class SlaProcessor:
         self.index = DeadlineIndex()
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
+        self._ticks_in_flight: dict[int, int] = {}
         self.events_name = ctx.events.get_topic_name()
         self.table = app.Table(
             TABLE_NAME, key_type=bytes, value_type=bytes, partitions=ctx.events.partitions,
@@ -126,11 +133,12 @@ class SlaProcessor:
             return
         if at is not None:
             await self._fire_due(partition, self.watermarks.advance(partition, at))
-        elif kind == "tick" and message.key:
-            await self._run(partition, bytes(message.key), self._now(partition))
+        elif kind == "tick" and not self.replay:
+            self._ticks_in_flight.pop(partition, None)
+            await self._fire_due(partition, self.wall.now_us(), limit=TICK_BATCH)
 
-    async def _fire_due(self, partition: int, now_us: int) -> None:
-        for key in self.index.pop_due(partition, now_us):
+    async def _fire_due(self, partition: int, now_us: int, limit: int | None = None) -> None:
+        for key in self.index.pop_due(partition, now_us, limit):
             await self._run(partition, key, now_us)
 
     async def _run(self, partition: int, key: bytes, now_us: int | None) -> None:
@@ -201,20 +209,29 @@ class SlaProcessor:
         while True:
             await asyncio.sleep(self._sleep_s())
             owned = self.owned_partitions()
-            if owned and owned != announced:
+            if owned != announced:
                 announced = owned
-                log.info(READY_MESSAGE, extra={"partitions": sorted(owned), "scheduled": len(self.index)})
+                self._ticks_in_flight.clear()
+                if owned:
+                    log.info(READY_MESSAGE, extra={"partitions": sorted(owned), "scheduled": len(self.index)})
             now = self.wall.now_us()
             for partition in owned:
-                for key in self.index.pop_due(partition, now):
-                    await self.ctx.ticks.send(key=key, value=TICK, partition=partition)
+                earliest = self.index.earliest(partition)
+                sent = self._ticks_in_flight.get(partition)
+                if earliest is None or earliest > now or (sent is not None and now - sent < TICK_RESEND_US):
+                    continue
+                self._ticks_in_flight[partition] = now
+                await self.ctx.ticks.send(value=TICK, partition=partition)
 
     def _sleep_s(self) -> float:
-        earliest = [at for p in self.owned_partitions() if (at := self.index.earliest(p)) is not None]
-        if not earliest:
+        """Until the earliest deadline of a partition without a tick in flight; 5 ms to 100 ms."""
+        now = self.wall.now_us()
+        earliest = [now + TICK_POLL_US if p in self._ticks_in_flight else self.index.earliest(p)
+                    for p in self.owned_partitions()]
+        wakes = [at for at in earliest if at is not None]
+        if not wakes:
             return TIMER_MAX_SLEEP_S
-        wait = (min(earliest) - self.wall.now_us()) / 1_000_000
-        return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, wait))
+        return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, (min(wakes) - now) / 1_000_000))
 
 
 def register_sla(app: faust.App, ctx: ProcessorContext) -> SlaProcessor:

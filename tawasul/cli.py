@@ -14,6 +14,8 @@ COMMANDS: dict[str, str] = {
     "simulate": "producers.simulate_cmd:simulate",
     "report": "sinks.report_cmd:report",
     "gateway": "producers.gateway.cli:gateway",
+    "replay": "tawasul.replay_cmd:replay",
+    "wallboard": "sinks.wallboard.cli:wallboard",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 

@@ -10,6 +10,7 @@ get the full validation.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,15 +39,25 @@ def _optional_name(value: object) -> None:
         _name(value)
 
 
+def _check_seconds(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Unusual
+    try:
+        if not math.isfinite(value) or value < 0:
+            raise _Unusual
+    except OverflowError:
+        raise _Unusual from None
+
+
 def _check_contact(kind: str, data: Mapping[str, Any]) -> None:
     _time_column, copied = SPEC_BY_TYPE[kind].fields[kind]
     for name in copied:
-        value = data.get(name)
         if name == "wrap_up_seconds":
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-                raise _Unusual
+            _check_seconds(data.get(name))
         else:
-            _optional_name(value)
+            _optional_name(data.get(name))
 
 
 def _check_survey(data: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -244,7 +245,7 @@ class KpiSnapshot(Base):
     scope: Mapped[str] = mapped_column(Text)
     """The scope object as compact JSON with sorted keys."""
     value: Mapped[float | None] = mapped_column(Float)
-    count: Mapped[int | None] = mapped_column(Integer)
+    count: Mapped[int | None] = mapped_column(BigInteger)
     as_of: Mapped[datetime] = mapped_column(UtcDateTime())
     event_id: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas import Event
+from schemas import Event, KpiSnapshotData, SlaOutcomeData
 from tawasul.domain.kpis import is_satisfied
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 SLA_TYPES = frozenset({"sla.warning", "sla.breached", "sla.met"})
 KPI_TYPE = "kpi.snapshot"
 TICKET_STATUSES = frozenset({"open", "resolved", "closed"})
@@ -84,8 +86,8 @@ class TicketState:
         if not isinstance(raw, Mapping):
             raise BadRecord("ticket state: not a JSON object")
         version = raw.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise BadRecord("ticket state: version must be an integer >= 0")
+        if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= INT32_MAX:
+            raise BadRecord("ticket state: version must be an integer from 0 to 2^31-1")
         status = raw.get("status")
         if status not in TICKET_STATUSES:
             raise BadRecord("ticket state: status must be one of open, resolved, closed")
@@ -202,6 +204,8 @@ def event_row(record: EventRecord, stored_at: datetime) -> Row:
 def outcome_row(event: Event) -> Row:
     """The `sla_outcomes` row of an `sla.*` event."""
     data = event.data
+    if not isinstance(data, SlaOutcomeData):
+        raise BadRecord(f"{event.type}: not an SLA outcome")
     return {
         "id": clean_text(event.id), "type": event.type, "ticket_id": clean_text(data.ticket_id),
         "target": data.target, "policy": clean_text(data.policy), "deadline": data.deadline,
@@ -218,6 +222,10 @@ def kpi_key(figure: str, window: str, scope: Mapping[str, str]) -> str:
 def kpi_row(event: Event) -> Row:
     """The `kpi_snapshots` row of a `kpi.snapshot` event."""
     data = event.data
+    if not isinstance(data, KpiSnapshotData):
+        raise BadRecord(f"{event.type}: not a KPI snapshot")
+    if data.count is not None and data.count > INT64_MAX:
+        raise BadRecord("kpi.snapshot: data.count is too large to store")
     scope = {str(k): str(v) for k, v in data.scope.items()}
     return {
         "key": clean_text(kpi_key(data.figure, data.window, scope)),

@@ -1,15 +1,13 @@
 """Idempotent batch upserts, the same code on SQLite and PostgreSQL.
 
 Each method takes a connection inside the caller's transaction and a list of rows (dicts
-with the same keys) and runs ONE `executemany` of `INSERT ... ON CONFLICT`. It returns the
-number of rows the database reports as inserted or changed.
+with every column of the table) and runs ONE `INSERT ... ON CONFLICT` over all of them (see
+`bulk.py`). It returns the number of rows the database reports as inserted or changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -28,10 +26,10 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from sinks.db.bulk import BulkRunner
 from sinks.db.contacts import CALLS, VISITS, ContactSpec
-from sinks.db.models import Call, KpiSnapshot, Ticket, TicketTarget, UtcDateTime, Visit
+from sinks.db.models import Base, Call, KpiSnapshot, Ticket, TicketTarget, Visit
 from sinks.db.records import Row
 
 SqlValue = ColumnElement[Any]
@@ -40,104 +38,26 @@ IN_LIST_CHUNK = 500
 """Ids per `IN (...)` list (well under SQLite's and PostgreSQL's parameter limits)."""
 
 
-class UnsupportedDialect(RuntimeError):
-    """Upserts exist for SQLite and PostgreSQL only."""
-
-
-def _insert(connection: Connection, table: Table) -> Any:
-    name = connection.dialect.name
-    if name == "postgresql":
-        return postgresql.insert(table)
-    if name == "sqlite":
-        return sqlite.insert(table)
-    raise UnsupportedDialect(f"no upsert for dialect {name!r}")
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
 
 
 def _primary_key(table: Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
 
-def _sqlite_timestamp(value: datetime) -> str:
-    """`YYYY-MM-DD HH:MM:SS.ffffff` in UTC, as SQLAlchemy's SQLite `DateTime` stores it."""
-    offset = value.utcoffset()
-    if offset:
-        value = value - offset
-    return value.isoformat(" ", "microseconds")[:26]
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A statement compiled for one dialect, and how to turn rows into driver parameters."""
-
-    sql: str
-    names: tuple[str, ...] | None
-    """Parameter order when the driver's style is positional (SQLite); None for named (psycopg)."""
-    timestamps: tuple[int, ...]
-    """Positions of timestamp parameters that need converting (SQLite only)."""
-
-    def parameters(self, rows: Sequence[Row]) -> list[Any]:
-        if self.names is None:
-            return list(rows)
-        names, timestamps = self.names, self.timestamps
-        seen: dict[int, tuple[datetime, str]] = {}   # a batch shares one `stored_at`: convert it once
-        out: list[Any] = []
-        for row in rows:
-            values = [row[name] for name in names]
-            for position in timestamps:
-                value = values[position]
-                if value is None:
-                    continue
-                last = seen.get(position)
-                if last is not None and last[0] is value:
-                    values[position] = last[1]
-                else:
-                    text = _sqlite_timestamp(value)
-                    seen[position] = (value, text)
-                    values[position] = text
-            out.append(tuple(values))
-        return out
-
-
 class Upserts:
-    """The sink's statements for one engine, compiled once and run as driver-level `executemany`.
-
-    Rows go to the DB-API cursor directly, skipping SQLAlchemy's per-row parameter processing
-    (the costliest part of a large batch). Values are what `models.UtcDateTime` would bind:
-    aware UTC timestamps for psycopg, `YYYY-MM-DD HH:MM:SS.ffffff` UTC text for SQLite. The
-    statements carry no bound literal besides the rows' columns.
-    """
+    """The sink's statements, compiled once per dialect and run over whole batches (`BulkRunner`)."""
 
     def __init__(self) -> None:
-        self._prepared: dict[tuple[str, str], _Prepared] = {}
-
-    def _prepare(self, connection: Connection, key: str, build: Callable[[], Any], table: Table) -> _Prepared:
-        cache_key = (connection.dialect.name, key)
-        prepared = self._prepared.get(cache_key)
-        if prepared is None:
-            compiled = build().compile(dialect=connection.dialect)
-            if compiled.positional:
-                names = tuple(compiled.positiontup)
-                stamps = tuple(i for i, name in enumerate(names) if isinstance(table.c[name].type, UtcDateTime))
-                prepared = _Prepared(compiled.string, names, stamps)
-            else:
-                prepared = _Prepared(compiled.string, None, ())
-            self._prepared[cache_key] = prepared
-        return prepared
-
-    def _run(self, connection: Connection, key: str, build: Callable[[], Any], table: Table,
-             rows: Sequence[Row]) -> int:
-        if not rows:
-            return 0
-        prepared = self._prepare(connection, key, build, table)
-        result = connection.exec_driver_sql(prepared.sql, prepared.parameters(rows))
-        return max(int(result.rowcount), 0)
+        self._bulk = BulkRunner()
 
     def insert_new(self, connection: Connection, table: Table, rows: Sequence[Row]) -> int:
         """Append-only rows: `ON CONFLICT (primary key) DO NOTHING`."""
-        def build() -> Any:
-            return _insert(connection, table).on_conflict_do_nothing(index_elements=_primary_key(table))
+        def finish(base: Any) -> Any:
+            return base.on_conflict_do_nothing(index_elements=_primary_key(table))
 
-        return self._run(connection, f"insert_new:{table.name}", build, table, rows)
+        return self._bulk.run(connection, f"insert_new:{table.name}", table, finish, rows)
 
     def upsert_newer(self, connection: Connection, table: Table, rows: Sequence[Row], order_column: str, *,
                      tie_column: str | None = None) -> int:
@@ -147,8 +67,7 @@ class Upserts:
         its `tie_column` differs (another message with the same order value: the later one
         wins); the very same row delivered again changes nothing.
         """
-        def build() -> Any:
-            base = _insert(connection, table)
+        def finish(base: Any) -> Any:
             keys = set(_primary_key(table))
             stored, incoming = table.c[order_column], base.excluded[order_column]
             newer = incoming > stored
@@ -160,7 +79,8 @@ class Upserts:
                 where=newer,
             )
 
-        return self._run(connection, f"upsert_newer:{table.name}:{order_column}:{tie_column}", build, table, rows)
+        return self._bulk.run(connection, f"upsert_newer:{table.name}:{order_column}:{tie_column}", table, finish,
+                              rows)
 
     def upsert_tickets(self, connection: Connection, tickets: Sequence[Row],
                        targets: Sequence[Row]) -> tuple[int, int]:
@@ -170,9 +90,9 @@ class Upserts:
         than its ticket's stored version (a target the newer state no longer has, or one a
         late message inserted) is removed. Returns the ticket and target rows written.
         """
-        ticket_table, target_table = Ticket.__table__, TicketTarget.__table__
-        written = self.upsert_newer(connection, ticket_table, tickets, "version")  # type: ignore[arg-type]
-        written_targets = self.upsert_newer(connection, target_table, targets, "version")  # type: ignore[arg-type]
+        ticket_table, target_table = _table(Ticket), _table(TicketTarget)
+        written = self.upsert_newer(connection, ticket_table, tickets, "version")
+        written_targets = self.upsert_newer(connection, target_table, targets, "version")
         ids = sorted({row["ticket_id"] for row in tickets})
         current = (select(ticket_table.c.version)
                    .where(ticket_table.c.ticket_id == target_table.c.ticket_id)
@@ -185,21 +105,19 @@ class Upserts:
 
     def upsert_kpis(self, connection: Connection, rows: Sequence[Row]) -> int:
         """KPI snapshots: the newest `as_of` per key wins (equal `as_of`: the later snapshot event)."""
-        table = KpiSnapshot.__table__
-        return self.upsert_newer(connection, table, rows, "as_of", tie_column="event_id")  # type: ignore[arg-type]
+        return self.upsert_newer(connection, _table(KpiSnapshot), rows, "as_of", tie_column="event_id")
 
     def merge_calls(self, connection: Connection, rows: Sequence[Row]) -> int:
         """Call rows merged into the stored ones (earliest times, first non-null values)."""
-        return self._merge_contacts(connection, CALLS, Call.__table__, rows, _call_derived)  # type: ignore[arg-type]
+        return self._merge_contacts(connection, CALLS, _table(Call), rows, _call_derived)
 
     def merge_visits(self, connection: Connection, rows: Sequence[Row]) -> int:
         """Visit rows merged into the stored ones (earliest times, first non-null values)."""
-        return self._merge_contacts(connection, VISITS, Visit.__table__, rows, _visit_derived)  # type: ignore[arg-type]
+        return self._merge_contacts(connection, VISITS, _table(Visit), rows, _visit_derived)
 
     def _merge_contacts(self, connection: Connection, spec: ContactSpec, table: Table, rows: Sequence[Row],
                         derived: Derived) -> int:
-        def build() -> Any:
-            base = _insert(connection, table)
+        def finish(base: Any) -> Any:
             merged: dict[str, SqlValue] = {}
             for name in spec.times:
                 merged[name] = _earliest(table.c[name], base.excluded[name])
@@ -209,7 +127,7 @@ class Upserts:
             return base.on_conflict_do_update(
                 index_elements=[spec.key], set_={**merged, **derived(connection, merged)}, where=changed)
 
-        return self._run(connection, f"merge:{table.name}", build, table, rows)
+        return self._bulk.run(connection, f"merge:{table.name}", table, finish, rows)
 
 
 def _earliest(stored: SqlValue, incoming: SqlValue) -> SqlValue:
@@ -230,7 +148,7 @@ def seconds_sql(connection: Connection, start: SqlValue, end: SqlValue) -> SqlVa
         def micros(value: SqlValue) -> SqlValue:
             return cast(func.substr(value, literal_column("21"), literal_column("6")), Integer)
 
-        million = literal_column("1000000")
+        million: SqlValue = literal_column("1000000")
         total = (whole(end) - whole(start)) * million + (micros(end) - micros(start))
         diff: SqlValue = total / literal_column("1000000.0")
     else:

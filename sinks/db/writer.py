@@ -51,8 +51,9 @@ class FlushResult:
 
 @dataclass
 class _Batch:
-    """The rows of one flush, deduplicated."""
+    """The rows of one flush, deduplicated as records are added."""
 
+    stored_at: datetime
     events: dict[str, Row] = field(default_factory=dict)
     surveys: dict[str, Row] = field(default_factory=dict)
     outcomes: dict[str, Row] = field(default_factory=dict)
@@ -61,14 +62,14 @@ class _Batch:
     calls: dict[str, Row] = field(default_factory=dict)
     visits: dict[str, Row] = field(default_factory=dict)
 
-    def add(self, record: Record, stored_at: datetime) -> None:
+    def add(self, record: Record) -> None:
         if isinstance(record, TicketState):
             held = self.tickets.get(record.ticket_id)
             if held is None or record.version >= held.version:
                 self.tickets[record.ticket_id] = record
             return
         if isinstance(record, EventRecord):
-            self._add_input(record, stored_at)
+            self._add_input(record)
             return
         kind = record.type
         if kind in SLA_TYPES:
@@ -81,12 +82,12 @@ class _Batch:
             if held_kpi is None or row["as_of"] >= held_kpi["as_of"]:
                 self.kpis[row["key"]] = row
             return
-        self._add_input(EventRecord.from_event(record), stored_at)
+        self._add_input(EventRecord.from_event(record))
 
-    def _add_input(self, record: EventRecord, stored_at: datetime) -> None:
+    def _add_input(self, record: EventRecord) -> None:
         if record.id in self.events:
             return
-        self.events[record.id] = event_row(record, stored_at)
+        self.events[record.id] = event_row(record, self.stored_at)
         spec = SPEC_BY_TYPE.get(record.type)
         if spec is not None:
             merge_event(self.calls if spec is CALLS else self.visits, spec, record)
@@ -104,21 +105,27 @@ class DbWriter:
         self.engine = engine
         self._clock = clock
         self._pending: list[Record] = []
+        self._batch: _Batch | None = None
         self._upserts = Upserts()
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, record: Record | Mapping[str, Any]) -> None:
-        """Buffer one record; a ticket-state dict is parsed now (raises `BadRecord` when malformed)."""
-        if isinstance(record, EventRecord | Event | TicketState):
-            self._pending.append(record)
-        else:
-            self._pending.append(TicketState.from_dict(record))
+        """Buffer one record, turned into rows now: a malformed one raises here, not in `flush`.
+
+        A ticket-state dict is parsed into a `TicketState` (raises `BadRecord` when malformed).
+        """
+        if not isinstance(record, EventRecord | Event | TicketState):
+            record = TicketState.from_dict(record)
+        if self._batch is None:
+            self._batch = _Batch(stored_at=self._clock())
+        self._batch.add(record)
+        self._pending.append(record)
 
     def take(self) -> list[Record]:
         """Remove and return the buffered records (to store them another way)."""
-        taken, self._pending = self._pending, []
+        taken, self._pending, self._batch = self._pending, [], None
         return taken
 
     def flush(self) -> FlushResult:
@@ -127,27 +134,23 @@ class DbWriter:
         Raises the database's error (`sqlalchemy.exc.SQLAlchemyError`) when the transaction
         fails; nothing of the batch is then stored and the records stay buffered.
         """
-        if not self._pending:
+        batch = self._batch
+        if batch is None:
             return FlushResult()
         started = time.perf_counter()
-        batch = _Batch()
-        stored_at = self._clock()
-        for record in self._pending:
-            batch.add(record, stored_at)
         tickets = [state.ticket_row() for state in batch.tickets.values()]
         targets = [row for state in batch.tickets.values() for row in state.target_rows()]
+        upserts, tables = self._upserts, Base.metadata.tables
         rows: dict[str, int] = {}
         with self.engine.begin() as connection:
-            tables = Base.metadata.tables
-            rows["events"] = self._upserts.insert_new(connection, tables["events"], list(batch.events.values()))
-            rows["calls"] = self._upserts.merge_calls(connection, [finish_call(r) for r in batch.calls.values()])
-            rows["visits"] = self._upserts.merge_visits(connection, [finish_visit(r) for r in batch.visits.values()])
-            rows["surveys"] = self._upserts.insert_new(connection, tables["surveys"], list(batch.surveys.values()))
-            rows["sla_outcomes"] = self._upserts.insert_new(
-                connection, tables["sla_outcomes"], list(batch.outcomes.values()))
-            rows["tickets"], rows["ticket_targets"] = self._upserts.upsert_tickets(connection, tickets, targets)
-            rows["kpi_snapshots"] = self._upserts.upsert_kpis(connection, list(batch.kpis.values()))
+            rows["events"] = upserts.insert_new(connection, tables["events"], list(batch.events.values()))
+            rows["calls"] = upserts.merge_calls(connection, [finish_call(r) for r in batch.calls.values()])
+            rows["visits"] = upserts.merge_visits(connection, [finish_visit(r) for r in batch.visits.values()])
+            rows["surveys"] = upserts.insert_new(connection, tables["surveys"], list(batch.surveys.values()))
+            rows["sla_outcomes"] = upserts.insert_new(connection, tables["sla_outcomes"], list(batch.outcomes.values()))
+            rows["tickets"], rows["ticket_targets"] = upserts.upsert_tickets(connection, tickets, targets)
+            rows["kpi_snapshots"] = upserts.upsert_kpis(connection, list(batch.kpis.values()))
         records = len(self._pending)
-        self._pending = []
+        self._pending, self._batch = [], None
         elapsed = time.perf_counter() - started
         return FlushResult(records=records, rows={k: v for k, v in rows.items() if v}, seconds=elapsed)

@@ -24,7 +24,6 @@ from sinks.metrics_feed import (
     FIGURE_ASA,
     FIGURE_SATISFACTION,
     FIGURE_SERVICE_LEVEL,
-    SLA_STATES,
     open_ticket_states,
     sla_state_of,
 )
@@ -44,6 +43,8 @@ __all__ = ["read_board"]
 
 Kpis = dict[tuple[str, str], tuple[float | None, int | None]]
 """(figure, scope value or ALL) -> (value, count)."""
+BOARD_STATES = {"on_track": "on_track", "at_risk": "at_risk", "breached": "breached", "none": "no_sla"}
+"""`sla_state` label value -> field of `TicketFigures`."""
 SCOPE_KEYS = {FIGURE_SERVICE_LEVEL: "queue", FIGURE_ASA: "queue", FIGURE_ABANDON: "queue",
               FIGURE_SATISFACTION: "channel"}
 
@@ -180,10 +181,10 @@ def _satisfaction(config: WallboardConfig, kpis: Kpis) -> tuple[Satisfaction, ..
 
 def _tickets(connection: Connection, config: WallboardConfig, now: datetime) -> TicketFigures:
     states = open_ticket_states(connection)
-    per_channel: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SLA_STATES, 0))
+    per_channel: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(BOARD_STATES.values(), 0))
     for entry in states:
-        per_channel[entry["channel"]][sla_state_of(entry)] += 1
-    totals = {state: sum(c[state] for c in per_channel.values()) for state in SLA_STATES}
+        per_channel[entry["channel"]][BOARD_STATES[sla_state_of(entry)]] += 1
+    totals = {name: sum(c[name] for c in per_channel.values()) for name in BOARD_STATES.values()}
     return TicketFigures(
         **totals,
         by_channel=tuple(ChannelTickets(channel, **counts) for channel, counts in sorted(per_channel.items())),

@@ -31,7 +31,10 @@ from schemas import Event
 from tawasul.domain import kpis
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS, is_satisfied
-from tawasul.domain.windows import DAY_US, HOUR_US, MINUTE_US, NOW, WINDOW_NAMES, WindowedSums, bucket_ids, from_us, to_us
+from tawasul.domain.windows import (
+    DAY_US, HOUR_US, MINUTE_US, NOW, WINDOW_NAMES, WindowedSums, bucket_ids, from_us, retention_floors, to_us,
+    window_ranges,
+)
 
 __all__ = [
     "CALL_FIGURES", "KPI_EVENT_TYPES", "NOW_FIGURES", "SURVEY_FIGURES", "VISIT_FIGURES", "ZERO", "Backlog",
@@ -681,8 +684,9 @@ class KpiBook:
         minute = as_of_us // MINUTE_US
         if minute != self._minute:
             self._minute = minute
+            ranges, floors = window_ranges(as_of_us), retention_floors(as_of_us)
             for where, sums in self._sums.items():
-                if sums.advance(as_of_us):
+                if sums.advance(as_of_us, ranges, floors):
                     self._dirty.add(where)
         while self._pending_heap and self._pending_heap[0][0] <= as_of_us:
             _, subject = heapq.heappop(self._pending_heap)

@@ -29,7 +29,7 @@ from tawasul.domain.errors import DomainError
 __all__ = [
     "DUBAI", "NOW", "RESOLUTIONS", "WINDOWS", "WINDOW_NAMES", "Resolution", "Window", "WindowError",
     "WindowedSums", "bucket_of", "bucket_start_us", "bucket_ids", "from_us", "retention_floor",
-    "to_us", "window", "window_range", "window_span",
+    "retention_floors", "to_us", "window", "window_range", "window_ranges", "window_span",
 ]
 
 DUBAI = ZoneInfo("Asia/Dubai")
@@ -169,6 +169,17 @@ def retention_floor(resolution: Resolution, as_of_us: int) -> int:
     return min(window_range(w, as_of_us)[0] for w in WINDOWS if w.resolution is resolution)
 
 
+def window_ranges(as_of_us: int) -> dict[str, tuple[int, int]]:
+    """`window_range` of every window at `as_of_us`, by name."""
+    return {w.name: window_range(w, as_of_us) for w in WINDOWS}
+
+
+def retention_floors(as_of_us: int) -> dict[Resolution, int]:
+    """`retention_floor` of every resolution at `as_of_us`."""
+    ranges = window_ranges(as_of_us)
+    return {r: min(ranges[w.name][0] for w in WINDOWS if w.resolution is r) for r in RESOLUTIONS}
+
+
 class Summable(Protocol):
     """What `WindowedSums` adds up: an immutable value with +, - and truthiness (zero is false)."""
 
@@ -196,10 +207,10 @@ class WindowedSums(Generic[T]):
     def __init__(self, zero: T, as_of_us: int) -> None:
         self._zero = zero
         self._as_of = as_of_us
-        self._buckets: dict[Resolution, dict[int, T]] = {r: {} for r in RESOLUTIONS}
-        self._ranges: dict[str, tuple[int, int]] = {w.name: window_range(w, as_of_us) for w in WINDOWS}
+        self._buckets: tuple[dict[int, T], ...] = tuple({} for _ in RESOLUTIONS)
+        self._ranges: dict[str, tuple[int, int]] = window_ranges(as_of_us)
         self._sums: dict[str, T] = {w.name: zero for w in WINDOWS}
-        self._floors = {r: retention_floor(r, as_of_us) for r in RESOLUTIONS}
+        self._floors = list(retention_floors(as_of_us).values())
 
     @property
     def as_of_us(self) -> int:
@@ -207,7 +218,7 @@ class WindowedSums(Generic[T]):
 
     def __bool__(self) -> bool:
         """False when no bucket holds anything (the scope can be dropped)."""
-        return any(self._buckets[r] for r in RESOLUTIONS)
+        return any(self._buckets)
 
     def total(self, name: str) -> T:
         """The running total of window `name` at the current `as_of`."""
@@ -219,50 +230,73 @@ class WindowedSums(Generic[T]):
 
     def buckets(self, resolution: Resolution) -> dict[int, T]:
         """A copy of the non-empty buckets of one resolution."""
-        return dict(self._buckets[resolution])
+        return dict(self._buckets[RESOLUTIONS.index(resolution)])
 
     def add(self, us: int, value: T, ids: tuple[int, int, int] | None = None) -> None:
         """Add `value` to the buckets of instant `us` (`ids` = `bucket_ids(us)` when known)."""
         if not value:
             return
-        for resolution, bucket in zip(RESOLUTIONS, ids or bucket_ids(us), strict=True):
-            if bucket < self._floors[resolution]:
+        ranges, sums, floors, buckets = self._ranges, self._sums, self._floors, self._buckets
+        for floor, store, bucket, names in zip(floors, buckets, ids or bucket_ids(us), _NAMES, strict=True):
+            if bucket < floor:
                 continue
-            store = self._buckets[resolution]
-            updated = store.get(bucket, self._zero) + value
+            current = store.get(bucket)
+            updated = value if current is None else current + value
             if updated:
                 store[bucket] = updated  # type: ignore[assignment]
             else:
-                store.pop(bucket, None)
-            for w in _BY_RESOLUTION[resolution]:
-                first, last = self._ranges[w.name]
+                del store[bucket]
+            for name in names:
+                first, last = ranges[name]
                 if first <= bucket <= last:
-                    self._sums[w.name] = self._sums[w.name] + value  # type: ignore[assignment]
+                    sums[name] = sums[name] + value  # type: ignore[assignment]
 
-    def advance(self, as_of_us: int) -> bool:
-        """Move every window to `as_of_us`; returns True when any window total may have changed."""
+    def advance(self, as_of_us: int, ranges: dict[str, tuple[int, int]] | None = None,
+                floors: dict[Resolution, int] | None = None) -> bool:
+        """Move every window to `as_of_us`; returns True when any window total may have changed.
+
+        `ranges` (`window_ranges(as_of_us)`) and `floors` (`retention_floors(as_of_us)`) may be
+        passed in when many scopes advance to the same instant.
+        """
         if as_of_us <= self._as_of:
             return False
         self._as_of = as_of_us
+        ranges = ranges or window_ranges(as_of_us)
         moved = False
         for w in WINDOWS:
-            new = window_range(w, as_of_us)
-            if new != self._ranges[w.name]:
+            old, new = self._ranges[w.name], ranges[w.name]
+            if new != old:
                 self._ranges[w.name] = new
-                self._sums[w.name] = self._sum_range(w.resolution, new)
+                self._sums[w.name] = self._slide(w, old, new)
                 moved = True
-        for resolution in RESOLUTIONS:
-            floor = retention_floor(resolution, as_of_us)
-            if floor != self._floors[resolution]:
-                self._floors[resolution] = floor
-                store = self._buckets[resolution]
+        for index, floor in enumerate((floors or retention_floors(as_of_us)).values()):
+            if floor != self._floors[index]:
+                self._floors[index] = floor
+                store = self._buckets[index]
                 for bucket in [b for b in store if b < floor]:
                     del store[bucket]
         return moved
 
+    def _slide(self, w: Window, old: tuple[int, int], new: tuple[int, int]) -> T:
+        """The total of `new`: the old total minus the buckets that left plus those that came in."""
+        shift = new[0] - old[0]
+        if w.calendar or not 0 < shift <= 4 or shift != new[1] - old[1]:
+            return self._sum_range(w.resolution, new)
+        store = self._buckets[RESOLUTIONS.index(w.resolution)]
+        total = self._sums[w.name]
+        for bucket in range(old[0], new[0]):
+            value = store.get(bucket)
+            if value is not None:
+                total = total - value  # type: ignore[assignment]
+        for bucket in range(old[1] + 1, new[1] + 1):
+            value = store.get(bucket)
+            if value is not None:
+                total = total + value  # type: ignore[assignment]
+        return total
+
     def _sum_range(self, resolution: Resolution, span: tuple[int, int]) -> T:
         first, last = span
-        store = self._buckets[resolution]
+        store = self._buckets[RESOLUTIONS.index(resolution)]
         total = self._zero
         if last - first + 1 <= len(store):
             for bucket in range(first, last + 1):
@@ -276,7 +310,6 @@ class WindowedSums(Generic[T]):
         return total
 
 
-_BY_RESOLUTION: dict[Resolution, tuple[Window, ...]] = {
-    r: tuple(w for w in WINDOWS if w.resolution is r) for r in RESOLUTIONS
-}
+_NAMES: tuple[tuple[str, ...], ...] = tuple(tuple(w.name for w in WINDOWS if w.resolution is r) for r in RESOLUTIONS)
+"""The window names of each resolution, in `RESOLUTIONS` order."""
 

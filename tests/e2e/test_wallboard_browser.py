@@ -75,9 +75,9 @@ def fill(engine: Engine, now: datetime) -> None:
     opened = now - timedelta(hours=6, minutes=15)
     with Session(engine) as session, session.begin():
         session.add_all([
-            kpi("satisfaction", {"channel": "call"}, 0.985, 200, as_of),
-            kpi("satisfaction", {"channel": "crm"}, 0.912, 150, as_of),
-            kpi("satisfaction", {"channel": "walk_in"}, 0.96, 25, as_of),
+            kpi("surveys.satisfaction", {"channel": "call"}, 0.985, 200, as_of),
+            kpi("surveys.satisfaction", {"channel": "crm"}, 0.912, 150, as_of),
+            kpi("surveys.satisfaction", {"channel": "walk_in"}, 0.96, 25, as_of),
             kpi("calls.service_level", {}, 0.84, 180, as_of),
             kpi("calls.service_level", {"queue": "general"}, 0.87, 120, as_of),
             kpi("calls.service_level", {"queue": "zakat"}, 0.72, 60, as_of),

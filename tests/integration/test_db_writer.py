@@ -176,7 +176,8 @@ def test_late_older_ticket_state_never_overwrites_a_newer_one(engine: Engine) ->
 
 def test_calls_and_visits_merge_in_any_order(engine: Engine) -> None:
     def ev(kind: str, subject: str, at: str, data: dict[str, Any], n: int) -> Event:
-        return new_event(kind, subject, f"2025-03-03T{at}{DUBAI}", data, source="/channels/pbx/main", id=f"{subject}-{n}")
+        return new_event(kind, subject, f"2025-03-03T{at}{DUBAI}", data, source="/channels/pbx/main",
+                         id=f"{subject}-{n}")
 
     call = [ev("call.offered", "C-1", "09:00:00", {"queue": "general", "language": "ar"}, 1),
             ev("call.answered", "C-1", "09:00:12.250000", {"queue": "general", "agent": "a-1"}, 2),
@@ -211,7 +212,8 @@ def test_kpi_snapshot_keeps_the_newest(engine: Engine) -> None:
     writer.flush()
     with engine.connect() as connection:
         row = connection.execute(select(KpiSnapshot)).one()
-    assert row.key == kpi_key("calls.service_level", "15m", {"queue": "general"}) == "calls.service_level|15m|queue=general"
+    key = kpi_key("calls.service_level", "15m", {"queue": "general"})
+    assert row.key == key == "calls.service_level|15m|queue=general"
     assert (row.value, row.count, row.event_id) == (0.9, 40, "k-2")
     assert row.as_of == datetime(2025, 3, 3, 6, 30, tzinfo=UTC)
     assert json.loads(row.scope) == {"queue": "general"}

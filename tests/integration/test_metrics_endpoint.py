@@ -54,10 +54,10 @@ def populated() -> Metrics:
          "channel": "complaints_platform", "kind": "facility_report", "category": "mosque.air_conditioning",
          "priority": "urgent"}, "/stream-processors/sla", id="T-1:resolution:sla.breached:0"))
     for figure, scope, value in (
-        ("satisfaction", {"channel": "call"}, 0.985), ("calls.service_level", {"queue": "general"}, 0.82),
+        ("surveys.satisfaction", {"channel": "call"}, 0.985), ("calls.service_level", {"queue": "general"}, 0.82),
         ("calls.average_speed_of_answer_seconds", {"queue": "general"}, 14.5),
         ("calls.abandon_ratio", {"queue": "general"}, 0.04), ("calls.waiting", {"queue": "general"}, 3),
-        ("walk_in.waiting", {"centre": "main_building"}, 6),
+        ("visits.waiting", {"centre": "main_building"}, 6),
     ):
         feed.observe_kpi(new_event("kpi.snapshot", figure, AS_OF, {
             "figure": figure, "window": "today", "scope": scope, "value": value, "count": 200, "as_of": AS_OF,

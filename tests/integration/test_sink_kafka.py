@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from producers.simulator import Params, iter_events, parse_when
-from schemas import Event, new_event, parse_event
+from schemas import Event, SurveySubmittedData, new_event, parse_event
 from sinks.consumer import SINK_TOPICS, SinkSummary, run_db_sink
+from sinks.db import migrate
 from sinks.db.engine import make_engine
-from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, Ticket, TicketTarget
+from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, Survey, Ticket, TicketTarget
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
@@ -75,7 +76,7 @@ def simulated_events(scale: float = 0.08) -> list[Event]:
     return [parse_event(raw) for raw in iter_events(params)]
 
 
-def publish(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]]) -> None:
+def publish(bootstrap: str, topic: str, messages: Sequence[tuple[str | None, bytes]]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     try:
         for key, value in messages:
@@ -190,3 +191,53 @@ def test_sink_stores_everything_once_across_restarts(settings: Settings) -> None
         assert committed(bootstrap, group, events_topic) == 2 * len(events) + 1
     finally:
         engine.dispose()
+
+
+def reject_five_point_surveys(database_url: str) -> None:
+    """A real database rule the sink does not know about: it rejects surveys scored 5."""
+    migrate.upgrade(database_url)
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execute(text(
+                "CREATE TRIGGER no_fives BEFORE INSERT ON surveys WHEN NEW.score = 5 "
+                "BEGIN SELECT RAISE(ABORT, 'no fives'); END"))
+        else:
+            connection.execute(text("ALTER TABLE surveys ADD CONSTRAINT no_fives CHECK (score < 5) NOT VALID"))
+    engine.dispose()
+
+
+def test_bad_messages_and_rejected_rows_are_skipped_alone(settings: Settings) -> None:
+    bootstrap = settings.kafka
+    events = simulated_events(scale=0.05)
+    fives = {e.id for e in events if isinstance(e.data, SurveySubmittedData) and e.data.score == 5}
+    assert fives and len(fives) < len(events)
+    reject_five_point_surveys(settings.database_url)
+    publish(bootstrap, settings.topic(EVENTS.name), [(e.subject, e.to_json()) for e in events])
+    state_topic = settings.topic(TICKET_STATE.name)
+    bad_states = [("T-1", b'{"ticket_id": "T-1", "version": "three"}'), ("T-2", b"\xff\xfe"), ("T-3", b"[]")]
+    publish(bootstrap, state_topic, bad_states)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(state_topic, key=b"T-4", value=None)          # a tombstone: nothing to store, no error
+    producer.flush(30)
+    producer.close()
+    metrics = Metrics()
+    sink = SinkThread(settings, unique("sink-group"), metrics, batch_max=100, batch_wait_s=0.2)
+    wait_until(lambda: sink.handled(settings.topic(EVENTS.name)) >= len(events)
+               and sink.handled(state_topic) >= len(bad_states) + 1, what="every message")
+    summary = sink.close()
+    assert summary.skipped == len(fives) + len(bad_states)
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            stored = set(connection.execute(select(StoredEvent.id)).scalars())
+            surveys = connection.execute(select(func.count()).select_from(Survey)).scalar_one()
+        assert stored == {e.id for e in events} - fives          # only the rejected records are missing
+        assert surveys == sum(1 for e in events if e.type == "survey.submitted") - len(fives)
+        assert rows(engine, Ticket) == 0
+    finally:
+        engine.dispose()
+    registry = metrics.registry
+    assert registry.get_sample_value("tawasul_database_errors_total", {"kind": "rejected_row"}) == len(fives)
+    assert registry.get_sample_value(
+        "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}) == len(bad_states)

@@ -2,11 +2,10 @@
 
 The simulation: Poisson arrivals, exponential handle times, c agents serving in order of
 arrival (FCFS: each caller takes the agent who is free first), no abandonment, a seeded RNG.
-Its `call.offered` / `call.answered` / `call.ended` events go through `kpi_state.apply` and a
-`KpiBook` exactly as the stream processor feeds them, and the measured service level and ASA
-must agree with `tawasul.domain.erlang`:
-
-* service level within +-0.02 (absolute), ASA within +-10 % (relative), AHT within +-3 %.
+Its `call.offered` / `call.answered` events go through `kpi_state.apply` and a `KpiBook`
+exactly as the stream processor feeds them (the ends only free the simulated agents: service
+level and ASA do not depend on them), and the measured figures must agree with
+`tawasul.domain.erlang`: service level within +-0.02 (absolute), ASA within +-10 % (relative).
 
 Why these tolerances hold: with c = 2 agents at A = 1 erlang (50 % occupancy), a sample of
 60,000 calls has a standard error of about 0.005 on the service level and about 3 % on the
@@ -72,11 +71,10 @@ def simulate(seed: int, calls: int, agents: int, load: float, aht: float) -> Ite
 
 def call_events(seed: int) -> list[Event]:
     events: list[Event] = []
-    for number, offered, answered, ended in simulate(seed, CALLS, AGENTS, LOAD, AHT):
+    for number, offered, answered, _ in simulate(seed, CALLS, AGENTS, LOAD, AHT):
         subject = f"C-{number:06d}"
         for kind, at, data in (("call.offered", offered, {"queue": "mmc"}),
-                               ("call.answered", answered, {"queue": "mmc", "agent": "a"}),
-                               ("call.ended", ended, {"queue": "mmc", "wrap_up_seconds": 0})):
+                               ("call.answered", answered, {"queue": "mmc", "agent": "a"})):
             events.append(new_event(kind, subject, START + timedelta(seconds=at), data, "/sim/mmc",
                                     id=f"{subject}:{kind}"))
     events.sort(key=lambda e: e.time)
@@ -99,14 +97,13 @@ def test_measured_service_level_and_asa_agree_with_erlang_c() -> None:
     assert figures["calls.offered"].value == CALLS and figures["calls.abandoned"].value == 0
     measured_sl = figures["calls.service_level"].value
     measured_asa = figures["calls.average_speed_of_answer_seconds"].value
-    measured_aht = figures["calls.average_handle_seconds"].value
-    assert measured_sl is not None and measured_asa is not None and measured_aht is not None
+    assert measured_sl is not None and measured_asa is not None
     expected_sl = service_level(AGENTS, LOAD, THRESHOLD, AHT)
     expected_asa = average_speed_of_answer(AGENTS, LOAD, AHT)
     assert expected_sl == pytest.approx(0.7017, abs=1e-4) and expected_asa == pytest.approx(60.0)
     assert abs(measured_sl - expected_sl) <= 0.02, (measured_sl, expected_sl)
     assert abs(measured_asa / expected_asa - 1) <= 0.10, (measured_asa, expected_asa)
-    assert abs(measured_aht / AHT - 1) <= 0.03, measured_aht
-    # no one is left waiting or talking once the last call has ended
+    assert figures["calls.answered"].value == CALLS
+    # no one is left waiting once the last call has been answered
     now = {r.figure: r.value for r in book.now_rows() if r.scope == ()}
-    assert now["calls.waiting"] == 0 and now["calls.agents_on_call"] == 0
+    assert now["calls.waiting"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from schemas import CHANNELS, KINDS, Event, new_event
 from sinks.db.records import TicketState
@@ -16,6 +17,18 @@ from sinks.metrics_feed import (
     MetricsFeedError,
     sla_state_of,
 )
+from tawasul.domain.kpi_state import (
+    CALL_FIGURES,
+    NOW_FIGURES,
+    SURVEY_FIGURES,
+    VISIT_FIGURES,
+    Row,
+    Tally,
+    families,
+    scope,
+    tally_rows,
+)
+from tawasul.domain.windows import NOW
 from tawasul.metrics import Metrics
 
 AS_OF = "2025-03-04T10:15:00+04:00"
@@ -112,9 +125,9 @@ def test_resolution_reopening_and_priority_change_move_the_ticket(feed: MetricsF
     assert open_count(metrics, "on_track", priority="urgent") == 1
 
 
-def test_ticket_without_policy_is_no_sla_and_bad_labels_are_dropped(feed: MetricsFeed, metrics: Metrics) -> None:
+def test_ticket_without_policy_has_no_sla_and_bad_labels_are_dropped(feed: MetricsFeed, metrics: Metrics) -> None:
     feed.observe_ticket_state(ticket_state("T-3", 1, policy=None, channel="web", kind="inquiry"))
-    assert open_count(metrics, "no_sla", channel="web", kind="inquiry") == 1
+    assert open_count(metrics, "none", channel="web", kind="inquiry") == 1
     feed.observe_ticket_state(ticket_state("T-4", 1, channel="fax"))
     assert feed.dropped == 1
     assert sum(feed.open_tickets().values()) == 1
@@ -138,7 +151,7 @@ def test_ticket_memory_is_bounded(metrics: Metrics) -> None:
     (ticket_state("a", 1, resolution="paused", warned=True), "at_risk"),
     (ticket_state("a", 1, resolution="breached", breached=True), "breached"),
     (ticket_state("a", 1, resolution="running", breached=True), "breached"),
-    (ticket_state("a", 1, policy=None), "no_sla"),
+    (ticket_state("a", 1, policy=None), "none"),
 ])
 def test_sla_state_of(state: dict[str, Any], expected: str) -> None:
     assert sla_state_of(state) == expected
@@ -213,10 +226,11 @@ def test_kpi_labels_stay_bounded(metrics: Metrics) -> None:
     assert not feed.observe_kpi(kpi(level, "2h", {"queue": "general"}, 0.8))
     assert not feed.observe_kpi(kpi(level, "15m", {"queue": "zakat"}, 0.8))
     assert not feed.observe_kpi(kpi(level, "15m", {"queue": "general", "language": "ar"}, 0.8))
+    assert not feed.observe_kpi(kpi(level, "15m", {"agent": "a-1"}, 0.8))
     satisfaction = next(name for name, where in KPI_FIGURES.items() if where.gauge == "satisfaction_ratio")
     assert not feed.observe_kpi(kpi(satisfaction, "15m", {"channel": "telegram"}, 0.9))
     assert not feed.observe_kpi(kpi("calls.unheard_of", "15m", {}, 1.0))
-    assert feed.dropped == 4
+    assert feed.dropped == 3
     assert sample(metrics, "tawasul_call_service_level_ratio", queue="zakat", window="15m") is None
 
 
@@ -243,3 +257,29 @@ def test_observe_record_takes_what_the_database_sink_decodes(feed: MetricsFeed, 
     assert open_count(metrics, "on_track", channel="web") == 1
     assert sample(metrics, "tawasul_sla_outcomes_total", outcome="breached", channel="web", kind="request",
                   target="resolution") == 1
+
+
+def test_exported_figures_are_figures_the_kpi_processor_publishes() -> None:
+    published = set(CALL_FIGURES + SURVEY_FIGURES + VISIT_FIGURES + NOW_FIGURES)
+    assert set(KPI_FIGURES) <= published
+
+
+def test_rows_of_the_kpi_processor_land_in_their_gauges(feed: MetricsFeed, metrics: Metrics) -> None:
+    tally = Tally(offered=10, answered=8, abandoned=2, within=6, wait_us=80_000_000, responses=50, satisfied=49)
+    rows = [*tally_rows(tally, "24h", scope(queue="zakat"), families(scope(queue="zakat"))),
+            *tally_rows(tally, "24h", scope(channel="call"), families(scope(channel="call"))),
+            *tally_rows(tally, "24h", scope(agent="a-17"), families(scope(agent="a-17"))),
+            Row("calls.waiting", NOW, scope(queue="zakat"), 3.0, 3),
+            Row("visits.waiting", NOW, scope(centre="main_building"), 4.0, 4)]
+    for row in rows:
+        feed.observe_kpi(kpi(row.figure, row.window, dict(row.scope), row.value, row.count))
+    assert sample(metrics, "tawasul_call_service_level_ratio", queue="zakat", window="24h") == 0.6
+    assert sample(metrics, "tawasul_call_abandon_ratio", queue="zakat", window="24h") == 0.2
+    assert sample(metrics, "tawasul_call_average_speed_of_answer_seconds", queue="zakat", window="24h") == 10.0
+    assert sample(metrics, "tawasul_satisfaction_ratio", channel="call", window="24h") == 0.98
+    assert sample(metrics, "tawasul_survey_responses", channel="call", window="24h") == 50
+    assert sample(metrics, "tawasul_calls_waiting", queue="zakat") == 3
+    assert sample(metrics, "tawasul_walk_in_waiting", centre="main_building") == 4
+    exposition = generate_latest(metrics.registry).decode()
+    assert "a-17" not in exposition  # satisfaction per agent is not exported, nor mistaken for "all"
+    assert sample(metrics, "tawasul_satisfaction_ratio", channel=ALL, window="24h") is None

@@ -90,6 +90,15 @@ def test_redact_blanks_numbers_in_valid_and_cut_json() -> None:
     assert b"9715" not in redact(cut)
 
 
+def test_redact_blanks_arrays_objects_and_escaped_quotes() -> None:
+    line = (b'{"data":{"phone":["0501234567", 971501234567],"caller_id":{"n":"0501234567"},'
+            b'"msisdn":"050\\"1234567","caller_ref":971501234567,"customer_ref":["0501234567"],"q":1}}')
+    assert json.loads(redact(line))["data"] == {
+        "phone": REDACTED, "caller_id": REDACTED, "msisdn": REDACTED, "caller_ref": REDACTED,
+        "customer_ref": REDACTED, "q": 1,
+    }
+
+
 def test_redact_keeps_pseudonyms_and_lines_without_such_fields() -> None:
     line = b'{"data":{"caller_ref":"9c5bfa5d0123456789abcdef01234567","queue":"q"}}'
     assert redact(line) == line

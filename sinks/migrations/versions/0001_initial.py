@@ -152,7 +152,7 @@ def upgrade() -> None:
         sa.Column("window", sa.Text(), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
         sa.Column("value", sa.Float(), nullable=True),
-        sa.Column("count", sa.Integer(), nullable=True),
+        sa.Column("count", sa.BigInteger(), nullable=True),
         _timestamp("as_of", nullable=False),
         sa.Column("event_id", sa.Text(), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),

@@ -1,0 +1,274 @@
+"""The KPI processor: satisfaction, contact-centre, walk-in and backlog figures as `kpi.snapshot`s.
+
+Three agents and a publisher task (`register_kpis` adds them to the app of `build_app`):
+
+* `tawasul-kpi-events` reads `tawasul.events` and forwards the KPI event types (calls, visits,
+  surveys, `ticket.opened`) unchanged, key = subject, to the internal one-partition topic
+  `tawasul.kpis.input`; `tawasul-kpi-states` forwards `tawasul.tickets.state` there too. A
+  header (`tawasul-kind`: `event` | `ticket-state`) tells them apart.
+* `tawasul-kpi` (concurrency 1) reads `tawasul.kpis.input`, folds each message into the record of
+  its subject in the table `kpi-subjects` (key = subject, changelog-backed) and into the
+  in-memory `KpiBook`, which is rebuilt from the table after every recovery.
+* the publisher wakes every 20 ms and publishes, for the scopes that changed, the figures whose
+  value or count changed, at most once per second per scope (and so per key), to the compacted
+  `tawasul.kpis` topic; pending ones go out on shutdown.
+
+Records are idempotent facts (a re-delivered event changes nothing), so the at-least-once
+delivery of faust never counts an event twice, and a restart rebuilds exactly the same figures.
+The clock is the wall clock live, and the latest event time seen in replay. Why one partition:
+docs/kpis.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+from schemas import InvalidEvent, decode_event, new_event
+from tawasul.domain.kpi_state import (
+    KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, Scope, SubjectRecord, apply, apply_ticket_state,
+    rebuild,
+)
+from tawasul.domain.windows import from_us
+from tawasul.topics import DAY_MS, KPIS, TICKET_STATE, TopicSpec, ensure_topics
+
+from stream_processors.clock import WallClock
+from stream_processors.context import ProcessorContext
+
+log = logging.getLogger(__name__)
+
+KPI_INPUT = TopicSpec(
+    "tawasul.kpis.input", 1, {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
+    "internal: the KPI events and ticket states funnelled into one partition for the KPI aggregator",
+)
+TABLE_NAME = "kpi-subjects"
+KPI_SOURCE = "/stream-processors/kpi"
+KIND_HEADER = "tawasul-kind"
+EVENT, STATE = b"event", b"ticket-state"
+MIN_INTERVAL_S = 1.0
+TICK_S = 0.02
+ENV_THRESHOLDS = "TAWASUL_KPI_THRESHOLDS"
+CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
+
+
+class KpiConfigError(ValueError):
+    """A KPI setting from the environment could not be read."""
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> KpiConfig:
+    """`KpiConfig` with per-queue thresholds from `TAWASUL_KPI_THRESHOLDS`, e.g. `general=20,zakat=30`."""
+    text = (os.environ if environ is None else environ).get(ENV_THRESHOLDS, "").strip()
+    thresholds: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        queue, _, seconds = item.partition("=")
+        if not queue.strip() or not seconds.strip().isdigit():
+            raise KpiConfigError(f"{ENV_THRESHOLDS}: expected queue=seconds[,queue=seconds...], e.g. general=20")
+        thresholds[queue.strip()] = int(seconds)
+    return KpiConfig(thresholds=thresholds)
+
+
+def _kind(headers: Any) -> bytes:
+    items: Iterable[tuple[str, bytes]] = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in items:
+        if name == KIND_HEADER:
+            return bytes(value)
+    return EVENT
+
+
+def encode_record(record: SubjectRecord) -> bytes:
+    return json.dumps(record.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_record(value: bytes | None) -> SubjectRecord | None:
+    if value is None:
+        return None
+    try:
+        return SubjectRecord.from_dict(json.loads(value))
+    except (ValueError, TypeError, KpiStateError):
+        log.warning("kpi: unreadable table value ignored")
+        return None
+
+
+def snapshot_event(row: Row, as_of_us: int) -> bytes:
+    """The `kpi.snapshot` CloudEvent of one row (subject = its key), as UTF-8 JSON."""
+    as_of = from_us(as_of_us)
+    data = {"figure": row.figure, "window": row.window, "scope": dict(row.scope), "value": row.value,
+            "count": row.count, "as_of": as_of}
+    return new_event("kpi.snapshot", row.key, as_of, data, KPI_SOURCE).to_json()
+
+
+class KpiProcessor:
+    """The KPI agents, their table, the book of figures and the snapshot publisher."""
+
+    def __init__(self, app: faust.App, ctx: ProcessorContext, config: KpiConfig, *,
+                 min_interval_s: float = MIN_INTERVAL_S, tick_s: float = TICK_S) -> None:
+        self.app, self.ctx, self.config = app, ctx, config
+        self.replay = ctx.mode == "replay"
+        self.min_interval_s, self.tick_s = min_interval_s, tick_s
+        self.wall = WallClock()
+        self.book = KpiBook(config, 0 if self.replay else self.wall.now_us())
+        self._dirty: set[Scope] = set()
+        self._evaluated: dict[Scope, float] = {}
+        self._now_evaluated = float("-inf")
+        self._last: dict[str, tuple[float | None, int | None]] = {}
+        self._owned_once = False
+        settings = ctx.settings
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.input_name = settings.topic(KPI_INPUT.name)
+        self.input = app.topic(self.input_name, partitions=KPI_INPUT.partitions, **raw)
+        self.states = app.topic(settings.topic(TICKET_STATE.name), partitions=TICKET_STATE.partitions, **raw)
+        self.kpis = app.topic(settings.topic(KPIS.name), partitions=KPIS.partitions, **raw)
+        self.table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=KPI_INPUT.partitions,
+                               extra_topic_configs=CHANGELOG_CONFIG,
+                               help="KPI facts per call, visit, ticket and survey subject (key = subject)")
+        self.table.on_recover(self._on_recover)
+        app.agent(ctx.events, name="tawasul-kpi-events", concurrency=1)(self._forward_events)
+        app.agent(self.states, name="tawasul-kpi-states", concurrency=1)(self._forward_states)
+        app.agent(self.input, name="tawasul-kpi", concurrency=1)(self._aggregate)
+        app.task(self._publisher)
+        app.on_before_shutdown.connect(self._on_shutdown)
+
+    # -- forwarders -------------------------------------------------------------------------
+
+    async def _forward_events(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                kind = json.loads(message.value).get("type")
+            except (ValueError, TypeError, AttributeError):
+                continue  # the SLA agent reports unreadable input; it changes no figure
+            if kind in KPI_EVENT_TYPES:
+                await self.input.send(key=message.key, value=message.value, headers=[(KIND_HEADER, EVENT)])
+
+    async def _forward_states(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            if message.value is not None:
+                await self.input.send(key=message.key, value=message.value, headers=[(KIND_HEADER, STATE)])
+
+    # -- the aggregator ---------------------------------------------------------------------
+
+    async def _aggregate(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            self._on_message(event)
+
+    def _on_message(self, event: EventT) -> None:
+        message = event.message
+        if message.key is None or message.value is None:
+            return
+        key = bytes(message.key)
+        old = decode_record(self.table.get(key))
+        try:
+            if _kind(message.headers) == STATE:
+                new: SubjectRecord | None = apply_ticket_state(old, json.loads(message.value))
+            else:
+                ev = decode_event(message.value)
+                if not self.replay:
+                    self.book.advance(self.wall.now_us(), self._lookup)
+                new = apply(old, ev)
+        except (InvalidEvent, KpiStateError, ValueError) as exc:
+            log.warning("kpi: unreadable input skipped", extra={"reason": str(exc)[:200]})
+            return
+        self.ctx.metrics.processing_delay.labels(stage="kpi").observe(max(0.0, time.time() - message.timestamp))
+        if new is None or new is old:
+            return
+        if self.replay:
+            self.book.advance(new.seen_us, self._lookup)
+        self.table[key] = encode_record(new)
+        self.book.update(new.subject, new)
+        for subject in self.book.expired():
+            gone = subject.encode()
+            if gone in self.table:
+                del self.table[gone]
+            self.book.update(subject, None)
+
+    def _lookup(self, subject: str) -> SubjectRecord | None:
+        return decode_record(self.table.get(subject.encode()))
+
+    async def _on_recover(self) -> None:
+        """After every rebalance: rebuild the book from the table (empty when not owned)."""
+        records: list[SubjectRecord] = []
+        for index, value in enumerate(self.table.values()):
+            record = decode_record(value)
+            if record is not None:
+                records.append(record)
+            if index % 2000 == 1999:
+                await asyncio.sleep(0)
+        self.book = rebuild(self.config, records, None if self.replay else self.wall.now_us())
+        self.book.now_dirty = True
+        self._dirty.update(self.book.scopes())
+        log.info("kpi: figures rebuilt", extra={"subjects": len(records)})
+
+    # -- the publisher ----------------------------------------------------------------------
+
+    def owned(self) -> bool:
+        """True while this worker holds the (recovered) aggregator partition."""
+        app = self.app
+        if app.rebalancing or not app.tables.actives_ready:
+            return False
+        return TP(self.input_name, 0) in app.assignor.assigned_actives()
+
+    async def _publisher(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            if not self.owned():
+                continue
+            self._owned_once = True
+            try:
+                await self.publish_due()
+            except Exception:  # noqa: BLE001 - keep publishing; the next tick retries
+                log.exception("kpi: publishing snapshots failed")
+
+    async def _on_shutdown(self, sender: object = None, **_: Any) -> None:
+        if self._owned_once:
+            await self.publish_due(force=True)
+
+    async def publish_due(self, *, force: bool = False) -> int:
+        """Publish the changed figures that are due (all of them with `force`); returns how many."""
+        book = self.book
+        if not self.replay:
+            book.advance(self.wall.now_us(), self._lookup)
+        if book.as_of_us == 0:
+            return 0
+        now = time.monotonic()
+        self._dirty |= book.take_dirty()
+        rows: list[Row] = []
+        for where in list(self._dirty):
+            if force or now - self._evaluated.get(where, float("-inf")) >= self.min_interval_s:
+                self._dirty.discard(where)
+                self._evaluated[where] = now
+                rows += book.window_rows(where)
+        if book.now_dirty and (force or now - self._now_evaluated >= self.min_interval_s):
+            book.now_dirty = False
+            self._now_evaluated = now
+            rows += book.now_rows()
+        sent = 0
+        for row in rows:
+            key, signature = row.key, (row.value, row.count)
+            if self._last.get(key) == signature:
+                continue
+            self._last[key] = signature
+            await self.kpis.send(key=key.encode(), value=snapshot_event(row, book.as_of_us))
+            sent += 1
+        return sent
+
+
+def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
+    """Add the KPI processor to the app (a registrar for `build_app(extra_registrars=...)`).
+
+    Creates the internal topic `tawasul.kpis.input` (with the run's prefix) when missing.
+    """
+    ensure_topics(ctx.settings.kafka, ctx.settings.topic_prefix, specs=(KPI_INPUT,))
+    KpiProcessor(app, ctx, config_from_env())
+
+
+__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "config_from_env", "decode_record", "encode_record",
+           "register_kpis", "snapshot_event"]

@@ -1,0 +1,225 @@
+"""`tawasul replay FILE`: the whole pipeline as a batch, on the event-time clock.
+
+The main flow at a glance::
+
+    topics of this run (prefix)  ->  stream processors (replay mode, a thread)
+                                 ->  database sink (a thread)
+    publish FILE                 ->  end-of-input watermark  ->  wait: processors drained
+                                 ->  wait: sink stored every record  ->  stop, delete the run's topics
+
+A replay uses topics of its own, so it never disturbs a live pipeline on the same broker, and
+writes into the database of `settings` with the same idempotent upserts as the live sink: a
+second replay of the same file changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from tawasul.metrics import Metrics
+from tawasul.settings import Settings
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
+
+log = logging.getLogger("tawasul.replay")
+
+Stage = Callable[[str], None]
+"""Told the name of each stage as it begins (for progress display)."""
+
+_TIME = re.compile(rb'"time"\s*:\s*"([^"]+)"')
+
+
+class ReplayError(RuntimeError):
+    """The replay could not finish; the message says which stage failed."""
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    events: int
+    rejected: int
+    stored: Mapping[str, int]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        stored = ", ".join(f"{topic.rsplit('.', 1)[-1]} {count}" for topic, count in sorted(self.stored.items()))
+        return (f"replayed {self.events} events ({self.rejected} rejected) in {self.seconds:.1f} s, "
+                f"{self.rate:,.0f} events/s; stored: {stored}")
+
+
+class LatestTime:
+    """Wraps a publisher to remember the latest event `time` it published (the end of the input)."""
+
+    def __init__(self, publisher: object) -> None:
+        self._publisher = publisher
+        self.latest: datetime | None = None
+
+    def publish_validated(self, key: bytes, value: bytes, *, channel: str, event_type: str) -> object:
+        found = _TIME.search(value)
+        if found:
+            when = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
+            if self.latest is None or when > self.latest:
+                self.latest = when
+        return self._publisher.publish_validated(key, value, channel=channel, event_type=event_type)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._publisher, name)
+
+
+def run_prefix() -> str:
+    return f"replay-{uuid.uuid4().hex[:10]}."
+
+
+def _end_offsets(settings: Settings, topic_names: list[str]) -> dict[str, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(t, p) for t in topic_names for p in sorted(consumer.partitions_for_topic(t) or ())]
+        totals: dict[str, int] = dict.fromkeys(topic_names, 0)
+        for tp, offset in consumer.end_offsets(partitions).items():
+            totals[tp.topic] += offset
+        return totals
+    finally:
+        consumer.close()
+
+
+def _delete_run_topics(settings: Settings) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-replay-cleanup")
+    try:
+        mine = [name for name in admin.list_topics() if name.startswith(settings.topic_prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
+
+
+@contextmanager
+def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int]) -> Iterator[threading.Thread]:
+    from sinks.consumer import run_db_sink
+
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def progress(counts: Mapping[str, int]) -> None:
+        stored.update(counts)
+
+    def main() -> None:
+        try:
+            run_db_sink(settings, stop=stop, metrics=metrics, group_id=settings.topic("sink"),
+                        on_progress=progress, batch_max=10_000, batch_wait_s=0.2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=main, name="replay-sink", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(120)
+    if failure:
+        raise ReplayError(f"database sink failed: {failure[0]!r}") from failure[0]
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout_s: float, alive: Callable[[], None]) -> None:
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        alive()
+        if time.monotonic() > give_up:
+            raise ReplayError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def replay_file(
+    path: Path | None,
+    settings: Settings,
+    *,
+    stream: BinaryIO | None = None,
+    stage: Stage = lambda name: None,
+    progress: Callable[[int], None] | None = None,
+    report_rejected: Callable[[int, object], None] | None = None,
+    timeout_s: float = 3600.0,
+    keep_topics: bool = False,
+) -> ReplaySummary:
+    """Publish, process and store one JSON Lines file; returns when everything is in the database."""
+    from producers.publish_cmd import open_publisher, publish_lines, pseudonymiser_from_env
+    from stream_processors.app import build_app
+    from stream_processors.kpi_agent import register_kpis
+    from stream_processors.runner import AppThread, input_drained, send_end_of_input
+
+    began = time.perf_counter()
+    run = settings.with_prefix(settings.topic_prefix + run_prefix())
+    metrics = Metrics()
+    stage("creating the run's topics")
+    ensure_topics(run.kafka, run.topic_prefix)
+    app = build_app(run, mode="replay", extra_registrars=(register_kpis,), metrics=metrics)
+    app_id = app.conf.id
+    stored: dict[str, int] = {}
+    try:
+        stage("starting the stream processors")
+        with AppThread(app) as processors, _sink_thread(run, metrics, stored) as sink:
+            processors.wait_ready(timeout_s=120)
+
+            def alive() -> None:
+                processors._raise_if_dead()  # noqa: SLF001 - the runner's own liveness check
+                if not sink.is_alive():
+                    raise ReplayError("the database sink stopped")
+
+            stage("publishing")
+            publisher = open_publisher(run, "tawasul-replay")
+            latest = LatestTime(publisher)
+            name = path.name if path is not None else "stdin"
+            handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]
+            try:
+                summary = publish_lines(handle, name, latest, pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
+                                        report=report_rejected, progress=progress)  # type: ignore[arg-type]
+                publisher.flush()
+            finally:
+                publisher.close()
+                if stream is None:
+                    handle.close()
+            if latest.latest is not None:
+                send_end_of_input(run, latest.latest)
+            stage("processing")
+            _wait(lambda: input_drained(run, app_id), "the stream processors", timeout_s, alive)
+            stage("storing")
+            outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)]
+            settled = _settled_ends(run, outputs, alive)
+            _wait(lambda: all(stored.get(t, 0) >= n for t, n in settled.items()), "the database sink",
+                  timeout_s, alive)
+    finally:
+        if not keep_topics:
+            try:
+                _delete_run_topics(run)
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real outcome
+                log.warning("could not delete the replay's topics", extra={"error": repr(exc)})
+    return ReplaySummary(summary.published, summary.rejected, dict(stored), time.perf_counter() - began)
+
+
+def _settled_ends(settings: Settings, topics: list[str], alive: Callable[[], None],
+                  quiet_s: float = 2.5) -> dict[str, int]:
+    """End offsets once the outputs stopped growing (KPI snapshots are coalesced for a second)."""
+    previous = _end_offsets(settings, topics)
+    still_since = time.monotonic()
+    while time.monotonic() - still_since < quiet_s:
+        alive()
+        time.sleep(0.5)
+        current = _end_offsets(settings, topics)
+        if current != previous:
+            previous, still_since = current, time.monotonic()
+    return previous

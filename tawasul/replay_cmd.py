@@ -1,0 +1,59 @@
+"""`tawasul replay FILE`: publish a recorded period and run it through the whole pipeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tawasul.cli_options import settings_options
+from tawasul.replay import ReplayError, replay_file
+from tawasul.settings import Settings
+
+
+@click.command("replay")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal)")
+@click.option("--keep-topics", is_flag=True, help="Keep the run's Kafka topics afterwards (for inspection)")
+@click.option("--timeout", "timeout_s", default=3600.0, show_default=True, help="Give up after this many seconds")
+@settings_options
+def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float, settings: Settings) -> None:
+    """Replay FILE (JSON Lines, `-` = stdin) through the stream processors on the event-time clock
+    into the database, and exit when every event has been processed and stored.
+
+    Exit status 0 when every line was valid, 1 when any was rejected (the valid ones are replayed).
+    """
+    console = Console(stderr=True)
+    show = console.is_terminal if progress is None else progress
+    path = None if file == "-" else Path(file)
+    total = path.stat().st_size if path is not None else None
+    rejected_lines: list[str] = []
+
+    def report(line_no: int, rejected: object) -> None:
+        line = f"line {line_no}: {getattr(rejected, 'reason', rejected)}"
+        rejected_lines.append(line)
+        click.echo(line)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                  console=console, disable=not show, transient=True) as bar:
+        task = bar.add_task("replay", total=total)
+
+        def stage(name: str) -> None:
+            bar.update(task, description=name)
+            if not show:
+                console.print(f"replay: {name}")
+
+        try:
+            summary = replay_file(
+                path, settings, stream=sys.stdin.buffer if path is None else None, stage=stage,
+                progress=lambda done: bar.update(task, completed=done), report_rejected=report,
+                timeout_s=timeout_s, keep_topics=keep_topics,
+            )
+        except ReplayError as error:
+            raise click.ClickException(str(error)) from error
+    console.print(summary.line())
+    if summary.rejected:
+        sys.exit(1)
