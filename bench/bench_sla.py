@@ -168,6 +168,18 @@ def publish_tickets(settings: Settings, count: int, first_deadline: datetime, sp
     producer.close()
 
 
+def wait_reporting(out: Outcomes, until: float, until_count: int | None = None) -> None:
+    """Sleep until `until` (or `until_count` breaches), printing progress every minute."""
+    last = time.time()
+    while time.time() < until and (until_count is None or len(out.delays) < until_count):
+        time.sleep(1.0)
+        if time.time() - last >= 60:
+            last = time.time()
+            delays = list(out.delays.values())
+            print(f"  {datetime.now(UTC):%H:%M:%S} breaches so far {len(delays)}, "
+                  f"p99 {percentile(delays, 0.99):.3f} s, max {max(delays, default=0):.3f} s", flush=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
@@ -180,7 +192,9 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=None,
                         help="seconds from the start of ingest to the first deadline [tickets/1000 + 30]")
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
-    parser.add_argument("--no-kill", action="store_true", help="do not kill -9 the worker half-way")
+    parser.add_argument("--no-kill", action="store_true", help="do not kill -9 the worker")
+    parser.add_argument("--kill-at", type=float, default=0.5,
+                        help="share of the deadline spread after which the worker is killed [0.5]")
     args = parser.parse_args()
     margin = args.margin if args.margin is not None else args.tickets / 1000 + 30
 
@@ -215,8 +229,8 @@ def main() -> None:
     recovery_s = None
     peak_before = ingest_rss
     if not args.no_kill:
-        kill_at = first_deadline + timedelta(seconds=args.spread / 2)
-        time.sleep(max(0.0, kill_at.timestamp() - time.time()))
+        kill_at = first_deadline + timedelta(seconds=args.spread * args.kill_at)
+        wait_reporting(out, kill_at.timestamp())
         worker.kill()
         killed = time.time()
         peak_before = worker.peak_rss
@@ -226,9 +240,7 @@ def main() -> None:
         print(f"kill -9 at +{killed - start.timestamp():.0f} s; restarted worker ready after {recovery_s:.1f} s "
               f"(peak RSS before the kill {peak_before / 2**20:,.0f} MiB)")
 
-    give_up = last_deadline.timestamp() + 120
-    while len(out.delays) < args.tickets and time.time() < give_up:
-        time.sleep(1.0)
+    wait_reporting(out, last_deadline.timestamp() + 120, until_count=args.tickets)
     time.sleep(2.0)
     stop.set()
     watcher.join()
@@ -240,8 +252,8 @@ def main() -> None:
     print(f"breaches: {len(delays)} of {args.tickets} (missing {args.tickets - len(delays)}); "
           f"warnings: {out.warnings}; outcome records: {out.records}")
     if delays:
-        print(f"deadline -> breach record, all: p50 {percentile(delays, 0.5):.3f} s, p99 {percentile(delays, 0.99):.3f} s, "
-              f"max {max(delays):.3f} s, mean {statistics.fmean(delays):.3f} s")
+        print(f"deadline -> breach record, all: p50 {percentile(delays, 0.5):.3f} s, "
+              f"p99 {percentile(delays, 0.99):.3f} s, max {max(delays):.3f} s, mean {statistics.fmean(delays):.3f} s")
     if steady and killed is not None:
         print(f"  excluding deadlines during the restart ({len(delays) - len(steady)}): "
               f"p50 {percentile(steady, 0.5):.3f} s, p99 {percentile(steady, 0.99):.3f} s, max {max(steady):.3f} s")

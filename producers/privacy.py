@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -108,13 +109,33 @@ def scrub(raw: dict[str, Any], pseudonymiser: Pseudonymiser | None) -> dict[str,
     return {**raw, "data": clean}
 
 
+def _redact_value(name: str, value: object) -> object:
+    if name in REF_FIELDS and isinstance(value, str) and not looks_like_phone_number(value):
+        return value
+    return REDACTED
+
+
+def _redact_tree(value: object) -> object:
+    """A decoded JSON value with every phone or ref field (at any depth) redacted."""
+    if isinstance(value, dict):
+        return {
+            key: _redact_value(key, item) if key in PHONE_FIELDS + REF_FIELDS else _redact_tree(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_tree(item) for item in value]
+    return value
+
+
 def redact(original: bytes) -> bytes:
     """`original` with the value of every phone or ref field replaced by "[redacted]".
 
     Works on the bytes, so it also cleans input that is not valid JSON (a line cut short).
-    Refs that are strings and not phone numbers (proper pseudonyms) are kept.
+    Refs that are strings and not phone numbers (proper pseudonyms) are kept. JSON that
+    spells a field name with `\\u` escapes is decoded, redacted and encoded again.
     """
-    if not any(name.encode("ascii") in original for name in PHONE_FIELDS + REF_FIELDS):
+    escaped = b"\\u" in original
+    if not escaped and not any(name.encode("ascii") in original for name in PHONE_FIELDS + REF_FIELDS):
         return original
 
     def replace(match: re.Match[bytes]) -> bytes:
@@ -126,7 +147,17 @@ def redact(original: bytes) -> bytes:
                 return match.group(0)
         return match.group(1) + _REDACTED_JSON
 
-    return _FIELD_VALUE.sub(replace, original)
+    cleaned = _FIELD_VALUE.sub(replace, original)
+    if not escaped:
+        return cleaned
+    try:
+        decoded = json.loads(cleaned)
+    except ValueError:
+        return cleaned
+    redacted = _redact_tree(decoded)
+    if redacted == decoded:
+        return cleaned
+    return json.dumps(redacted, separators=(",", ":")).encode("ascii")
 
 
 def redact_delimited(line: bytes, delimiter: bytes, first_field: int = 0) -> bytes:

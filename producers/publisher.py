@@ -218,6 +218,8 @@ class EventPublisher:
             self._settle_done()
 
     def _raise_failures(self) -> None:
+        if not self._failures:  # the common case, read without the lock
+            return
         with self._lock:
             failures, reason = self._failures, self._first_failure
             self._failures, self._first_failure = 0, ""

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from schemas import InvalidEvent
@@ -37,6 +38,9 @@ log = logging.getLogger("tawasul.sink")
 SINK_TOPICS: tuple[TopicSpec, ...] = (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)
 Progress = Callable[[Mapping[str, int]], None]
 """Called after each commit with the records handled so far per topic (full topic names)."""
+RecordHook = Callable[[Record], None]
+"""Called with each decoded record (an `EventRecord`, an outcome or KPI `Event`, a `TicketState`)
+as it is read, before it is stored: e.g. to feed live Prometheus gauges."""
 StopSignal = threading.Event | asyncio.Event
 
 
@@ -91,10 +95,10 @@ class DbSink:
 
     def __init__(self, settings: Settings, consumer: KafkaConsumer, writer: DbWriter, metrics: Metrics, *,
                  stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int, batch_wait_s: float,
-                 on_progress: Progress | None, backoff: Backoff) -> None:
+                 on_progress: Progress | None, backoff: Backoff, on_record: RecordHook | None = None) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
-        self.on_progress, self.backoff = on_progress, backoff
+        self.on_progress, self.on_record, self.backoff = on_progress, on_record, backoff
         self.decoders = {settings.topic(spec.name): _decoder(spec) for spec in topics}
         self.base_names = {settings.topic(spec.name): spec.name for spec in topics}
         self.offsets: dict[TopicPartition, int] = {}
@@ -128,7 +132,8 @@ class DbSink:
         if message.value is None:
             return  # a tombstone on a compacted topic: nothing to store
         try:
-            self.writer.add(decode(message.value))
+            record = decode(message.value)
+            self.writer.add(record)
         except (InvalidEvent, ValueError, ArithmeticError, KeyError, TypeError) as exc:  # one message never stops us
             self.skipped += 1
             self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
@@ -136,6 +141,9 @@ class DbSink:
             log.warning("skipped a message the sink cannot decode", extra={
                 "event": "sink_undecodable", "topic": tp.topic, "partition": tp.partition,
                 "offset": message.offset, "reason": reason})
+            return
+        if self.on_record is not None:
+            self.on_record(record)
 
     # storing
 
@@ -235,7 +243,7 @@ class DbSink:
         try:
             if offsets:
                 self.consumer.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
+        except KafkaError as exc:  # CommitFailedError after a rebalance, or the broker went away
             log.warning("offset commit failed (a rebalance?); the records will be read again, harmlessly",
                         extra={"event": "sink_commit_failed", "error": type(exc).__name__})
         for topic, count in self.batch_counts.items():
@@ -304,17 +312,21 @@ def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Back
 
 def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group_id: str = "tawasul-sink",
                 topics: Sequence[TopicSpec] = SINK_TOPICS, batch_max: int = 5000, batch_wait_s: float = 0.5,
-                on_progress: Progress | None = None, backoff: Backoff = Backoff()) -> SinkSummary:
+                on_progress: Progress | None = None, on_record: RecordHook | None = None,
+                on_start: Callable[[Engine], object] | None = None, backoff: Backoff = Backoff()) -> SinkSummary:
     """Consume the pipeline's topics into the database until `stop` is set.
 
     Migrates the schema first (raises `migrate.DatabaseTooNew` when the database is newer
     than this code), creates missing topics, then loops: read up to `batch_max` records or
-    for `batch_wait_s`, store them in one transaction, commit their offsets.
+    for `batch_wait_s`, store them in one transaction, commit their offsets. `on_progress` and
+    `on_record` are called in the sink's thread; `on_start(engine)` once the schema is current.
     """
     if not _wait_for_schema(settings.database_url, stop, metrics, backoff):
         return SinkSummary()
     ensure_topics(settings.kafka, settings.topic_prefix, tuple(topics))
     engine = make_engine(settings.database_url)
+    if on_start is not None:
+        on_start(engine)
     consumer = KafkaConsumer(
         *(settings.topic(spec.name) for spec in topics),
         bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
@@ -322,7 +334,7 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
         max_poll_records=batch_max,
     )
     sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
-                  batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff)
+                  batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record)
     log.info("database sink started", extra={
         "event": "sink_started", "group": group_id, "topics": sorted(sink.decoders),
         "database": describe_url(settings.database_url)})

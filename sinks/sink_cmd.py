@@ -12,6 +12,8 @@ import click
 
 from sinks.consumer import run_db_sink
 from sinks.db.migrate import DatabaseTooNew
+from sinks.metrics_feed import MetricsFeed
+from sinks.metrics_server import MetricsServerError, metrics_options, start_metrics_server
 from tawasul.cli_options import settings_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
@@ -38,17 +40,29 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
               help="Most records stored in one transaction")
 @click.option("--batch-wait", default=0.5, show_default=True, type=click.FloatRange(0.01, 60.0),
               help="Longest wait (seconds) to fill a batch")
-def sink(settings: Settings, group_id: str, batch_max: int, batch_wait: float) -> None:
-    """Store events, SLA outcomes, ticket states and KPI snapshots in the database.
+@metrics_options
+def sink(settings: Settings, group_id: str, batch_max: int, batch_wait: float, metrics_host: str,
+         metrics_port: int) -> None:
+    """Store events, SLA outcomes, ticket states and KPI snapshots in the database, and serve
+    the Prometheus metrics (open tickets, SLA outcomes, satisfaction, call KPIs, pipeline health).
 
     Migrates the database first; commits Kafka offsets only after the rows are stored.
     """
+    metrics = Metrics()
+    feed = MetricsFeed(metrics)
+    try:
+        server = start_metrics_server(metrics.registry, port=metrics_port, host=metrics_host)
+    except MetricsServerError as exc:
+        raise click.ClickException(str(exc)) from exc
     stop = threading.Event()
     with stop_on_signals(stop):
         try:
-            summary = run_db_sink(settings, stop=stop, metrics=Metrics(), group_id=group_id,
-                                  batch_max=batch_max, batch_wait_s=batch_wait)
+            summary = run_db_sink(settings, stop=stop, metrics=metrics, group_id=group_id,
+                                  batch_max=batch_max, batch_wait_s=batch_wait,
+                                  on_record=feed.observe_record, on_start=feed.seed_open_tickets)
         except DatabaseTooNew as exc:
             raise click.ClickException(str(exc)) from exc
+        finally:
+            server.close()
     total = sum(summary.records.values())
     click.echo(f"sink stopped: {total} records handled, {summary.skipped} skipped", err=True)

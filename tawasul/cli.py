@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "gateway": "producers.gateway.cli:gateway",
     "replay": "tawasul.replay_cmd:replay",
     "wallboard": "sinks.wallboard.cli:wallboard",
+    "sink": "sinks.sink_cmd:sink",
+    "db": "sinks.db_cmd:db",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 

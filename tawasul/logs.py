@@ -35,5 +35,5 @@ def configure_logging(level: str = "info", stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("kafka", "aiokafka", "faust", "mode"):
+    for noisy in ("kafka", "aiokafka", "faust", "mode", "alembic"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

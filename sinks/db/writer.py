@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Engine
 
 from schemas import Event
-from sinks.db.upserts import Upserts
 from sinks.db.contacts import CALLS, SPEC_BY_TYPE, finish_call, finish_visit, merge_event
 from sinks.db.models import Base
 from sinks.db.records import (
@@ -32,9 +31,11 @@ from sinks.db.records import (
     outcome_row,
     survey_row,
 )
+from sinks.db.upserts import Upserts
 
 Record = EventRecord | Event | TicketState
 """What the writer buffers: input events (as `EventRecord`), outcome and KPI `Event`s, ticket states."""
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)

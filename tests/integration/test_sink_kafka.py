@@ -19,6 +19,7 @@ from sinks.consumer import SINK_TOPICS, SinkSummary, run_db_sink
 from sinks.db import migrate
 from sinks.db.engine import make_engine
 from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, Survey, Ticket, TicketTarget
+from sinks.db.records import EventRecord, TicketState
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
@@ -158,12 +159,16 @@ def test_sink_stores_everything_once_across_restarts(settings: Settings) -> None
     metrics = Metrics()
     engine = make_engine(settings.database_url)
     try:
-        sink = SinkThread(settings, group, metrics, batch_max=200, batch_wait_s=0.2)
+        seen: list[object] = []
+        sink = SinkThread(settings, group, metrics, batch_max=200, batch_wait_s=0.2, on_record=seen.append)
         expected = {events_topic: len(events) + 1, **{settings.topic(n): len(m) for n, m in others.items()}}
         wait_until(lambda: all(sink.handled(t) >= n for t, n in expected.items()), what="the first pass")
         first = sink.close()
         assert first.skipped == 1
         assert first.records == expected
+        assert sum(isinstance(r, EventRecord) for r in seen) == len(events)    # every decoded record, once
+        assert sum(isinstance(r, TicketState) for r in seen) == 2
+        assert sorted(r.type for r in seen if isinstance(r, Event)) == ["kpi.snapshot", "sla.breached", "sla.breached"]
 
         assert rows(engine, StoredEvent) == len(events)
         with engine.connect() as connection:

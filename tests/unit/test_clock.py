@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -29,7 +30,7 @@ def test_watermark_is_max_event_time_minus_lateness_per_partition() -> None:
 
 
 def test_offsets_do_not_matter_only_the_instant() -> None:
-    dubai = datetime(2025, 3, 4, 13, 0, tzinfo=__import__("zoneinfo").ZoneInfo("Asia/Dubai"))
+    dubai = datetime(2025, 3, 4, 13, 0, tzinfo=ZoneInfo("Asia/Dubai"))
     marks = Watermarks(timedelta(0))
     assert marks.observe(2, dubai) == to_us(T0)
 

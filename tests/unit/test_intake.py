@@ -97,6 +97,16 @@ def test_an_invalid_event_with_a_number_is_redacted_too() -> None:
     assert b"0559998877" not in outcome.letter.original
 
 
+def test_an_escaped_field_name_is_still_found() -> None:
+    raw = b'{"specversion":"1.0","id":"e","source":"/pbx","type":"call.offered","time":"2025-05-13T08:00:00Z",' \
+          b'"subject":"c-1","data":{"queue":"q","caller\\u005fnumber":"0501234567"}}'
+    outcome = accept_line(raw, "f:1", None)
+    assert isinstance(outcome, Rejected) and outcome.category == "personal_data"
+    assert b"0501234567" not in outcome.letter.original
+    accepted = accept_line(raw, "f:1", PS)
+    assert isinstance(accepted, Accepted) and b"0501234567" not in accepted.value
+
+
 def test_oversized_input() -> None:
     big = line(data={"channel": "crm", "kind": "request", "category": "c", "priority": "low",
                      "note": "x" * MAX_EVENT_BYTES})

@@ -99,6 +99,19 @@ def test_redact_blanks_arrays_objects_and_escaped_quotes() -> None:
     }
 
 
+def test_redact_decodes_escaped_field_names() -> None:
+    line = b'{"data":{"queue":"q","caller\\u005fnumber":"0501234567","nested":{"phone":"x"}}}'
+    assert json.loads(redact(line)) == {"data": {"queue": "q", "caller_number": REDACTED, "nested": {"phone": REDACTED}}}
+
+
+def test_every_field_name_is_caught_by_the_intake_fast_path() -> None:
+    from producers.intake import _FIELD_WORDS
+    from producers.privacy import PHONE_FIELDS, REF_FIELDS
+
+    for name in PHONE_FIELDS + REF_FIELDS:
+        assert any(word in name.encode() for word in _FIELD_WORDS)
+
+
 def test_redact_keeps_pseudonyms_and_lines_without_such_fields() -> None:
     line = b'{"data":{"caller_ref":"9c5bfa5d0123456789abcdef01234567","queue":"q"}}'
     assert redact(line) == line
