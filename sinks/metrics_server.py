@@ -2,7 +2,7 @@
 
 ```python
 server = start_metrics_server(metrics.registry, port=9464)   # a daemon thread
-server.url   # http://0.0.0.0:9464/metrics (all interfaces by default, like every exporter)
+server.url   # http://127.0.0.1:9464/metrics (loopback by default; --metrics-host 0.0.0.0 in containers)
 server.close()
 ```
 
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 DEFAULT_METRICS_PORT: Final = 9464
-DEFAULT_METRICS_HOST: Final = "0.0.0.0"
+DEFAULT_METRICS_HOST: Final = "127.0.0.1"
 ENV_METRICS_PORT: Final = "TAWASUL_METRICS_PORT"
 ENV_METRICS_HOST: Final = "TAWASUL_METRICS_HOST"
 

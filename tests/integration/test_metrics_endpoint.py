@@ -145,7 +145,7 @@ def test_metrics_options_default_flag_and_environment() -> None:
         click.echo(f"{metrics_host} {metrics_port}")
 
     runner = CliRunner()
-    assert runner.invoke(show, []).output.split() == ["0.0.0.0", str(DEFAULT_METRICS_PORT)]
+    assert runner.invoke(show, []).output.split() == ["127.0.0.1", str(DEFAULT_METRICS_PORT)]
     assert runner.invoke(show, [], env={"TAWASUL_METRICS_PORT": "9500"}).output.split()[1] == "9500"
     assert runner.invoke(show, ["--metrics-port", "9600", "--metrics-host", "127.0.0.1"],
                          env={"TAWASUL_METRICS_PORT": "9500"}).output.split() == ["127.0.0.1", "9600"]
