@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "wallboard": "sinks.wallboard.cli:wallboard",
     "sink": "sinks.sink_cmd:sink",
     "db": "sinks.db_cmd:db",
+    "publish": "producers.publish_cmd:publish",
+    "adapters": "producers.adapters_cmd:adapters",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 
