@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "db": "sinks.db_cmd:db",
     "publish": "producers.publish_cmd:publish",
     "adapters": "producers.adapters_cmd:adapters",
+    "demo": "tawasul.demo_cmd:demo",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 
