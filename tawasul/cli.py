@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "publish": "producers.publish_cmd:publish",
     "adapters": "producers.adapters_cmd:adapters",
     "demo": "tawasul.demo_cmd:demo",
+    "worker": "stream_processors.worker_cmd:worker",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
 

@@ -181,7 +181,8 @@ def _waiting(events: list[Event], as_of: datetime) -> int:
     return sum(1 for s, t in offered.items() if s not in done and t >= as_of - timedelta(hours=4))
 
 
-def differences(latest: dict[str, dict[str, Any]], as_of: datetime, expected: Expected) -> list[str]:
+def differences(latest: dict[str, dict[str, Any]], as_of: datetime | None, expected: Expected) -> list[str]:
+    """What differs; `as_of` None skips the check of the clock."""
     problems = []
     for key, value in expected.items():
         got = latest.get(key)
@@ -190,12 +191,12 @@ def differences(latest: dict[str, dict[str, Any]], as_of: datetime, expected: Ex
         elif got["value"] != value:
             problems.append(f"{key}: {got['value']} != {value}")
     newest = max((datetime.fromisoformat(d["as_of"]) for d in latest.values()), default=None)
-    if newest != as_of:
+    if as_of is not None and newest != as_of:
         problems.append(f"as_of {newest} != {as_of}")
     return problems
 
 
-def wait_for(run: Run, as_of: datetime, expected: Expected, worker: subprocess.Popen[bytes],
+def wait_for(run: Run, as_of: datetime | None, expected: Expected, worker: subprocess.Popen[bytes],
              timeout_s: float = 180.0) -> dict[str, dict[str, Any]]:
     give_up = time.monotonic() + timeout_s
     problems: list[str] = ["nothing read yet"]
@@ -211,6 +212,16 @@ def wait_for(run: Run, as_of: datetime, expected: Expected, worker: subprocess.P
     pytest.fail(f"{len(problems)} figures differ, e.g.:\n" + "\n".join(problems[:15]))
 
 
+def finish(run: Run, as_of: datetime, expected: Expected, worker: subprocess.Popen[bytes]) -> None:
+    """Once every event is in the figures, send the end-of-input watermark as `tawasul replay` does.
+
+    The SLA engine holds the last `lateness` (5 min) of ticket events until then, so the
+    backlog and the clock (which follows the ticket states too) are checked only afterwards.
+    """
+    wait_for(run, None, {k: v for k, v in expected.items() if not k.startswith("tickets.")}, worker)
+    send_end_of_input(run.settings, as_of)
+
+
 @pytest.fixture
 def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
@@ -219,7 +230,7 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(30)
+                process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
@@ -232,7 +243,7 @@ def test_published_figures_equal_those_computed_from_the_events(
     assert expected[snapshot_key("calls.offered", "today", ())] != expected[snapshot_key("calls.offered", "24h", ())]
     workers.append(start_worker(run, "worker"))
     publish(run, scenario)
-    send_end_of_input(run.settings, as_of)      # as `tawasul replay` does: the SLA engine releases the rest
+    finish(run, as_of, expected, workers[0])
     latest = wait_for(run, as_of, expected, workers[0])
     # every snapshot is a valid contract event with its key made of figure, window and scope
     data = latest[snapshot_key("calls.service_level", "half_year", ())]
@@ -254,6 +265,6 @@ def test_a_killed_and_restarted_worker_ends_with_the_same_figures(
     workers[0].send_signal(signal.SIGKILL)          # no clean shutdown: offsets and changelog as they were
     workers[0].wait(30)
     publish(run, scenario[half:] + scenario[:200])     # and contract duplicates, which change nothing
-    send_end_of_input(run.settings, as_of)
     workers.append(start_worker(run, "restarted"))
+    finish(run, as_of, expected, workers[1])
     wait_for(run, as_of, expected, workers[1])

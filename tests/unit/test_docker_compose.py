@@ -55,7 +55,12 @@ def test_dependencies_and_mounted_files_exist() -> None:
 
 @pytest.mark.parametrize("service", ["topics", "migrate", "worker", "sink", "gateway", "wallboard", "simulator"])
 def test_each_tawasul_service_runs_an_existing_command_with_valid_options(service: str) -> None:
-    command_line = _compose()["services"][service]["command"]
+    compose = _compose()
+    in_container = {  # files the container sees under /run/secrets are these files of the repo
+        f"/run/secrets/{entry['target']}": str(REPO / compose["secrets"][entry["source"]]["file"])
+        for entry in compose["services"][service].get("secrets", [])
+    }
+    command_line = [in_container.get(arg, arg) for arg in compose["services"][service]["command"]]
     assert command_line[0] in COMMANDS, f"{service}: no `tawasul {command_line[0]}` command"
     command: click.Command | None = cli
     context = click.Context(cli, info_name="tawasul")
@@ -66,3 +71,15 @@ def test_each_tawasul_service_runs_an_existing_command_with_valid_options(servic
         assert command is not None, f"{service}: unknown command {name}"
         context = click.Context(command, info_name=name, parent=context)
     command.make_context(command_line[-1], args, parent=context)
+
+
+def test_gateway_secrets_file_loads_with_the_compose_environment() -> None:
+    import re
+
+    from producers.gateway.config import load_secrets
+
+    compose = _compose()
+    environment = compose["x-tawasul"]["environment"]
+    defaults = {key: re.sub(r"^\$\{[A-Z_]+:-(.*)\}$", r"\1", str(value)) for key, value in environment.items()}
+    registry = load_secrets(REPO / compose["secrets"]["gateway_secrets"]["file"], environ=defaults)
+    assert {adapter.name for adapter in registry.adapters} == {"crm", "pbx-main"}
