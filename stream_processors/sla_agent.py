@@ -57,7 +57,7 @@ TICK_POLL_US = 20_000
 TICK_RESEND_US = 2_000_000
 """A tick not seen back by the agent within 2 s (lost in a rebalance) is sent again."""
 TIMER_MIN_SLEEP_S = 0.005
-CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
+CHANGELOG_CONFIG = {"segment.ms": str(60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
 """Roll and compact the table changelog often, so that recovery reads about one record per ticket."""
 
 

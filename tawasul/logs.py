@@ -35,5 +35,7 @@ def configure_logging(level: str = "info", stream: object = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("kafka", "aiokafka", "faust", "mode", "alembic"):
+    for noisy in ("aiokafka", "faust", "mode", "alembic"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
+    # kafka-python warns about its own event loop being slow whenever the CPU is busy: not actionable.
+    logging.getLogger("kafka").setLevel(max(root.level, logging.ERROR))

@@ -100,7 +100,8 @@ def latest_snapshots(run: Run) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for _, _, key, value in read_all(run.settings.kafka, [run.settings.topic(KPIS.name)]):
         body = json.loads(value)
-        assert body["type"] == "kpi.snapshot" and key is not None and body["subject"] == key.decode()
+        snapshot = parse_event(body)          # a valid contract event
+        assert snapshot.type == "kpi.snapshot" and key is not None and snapshot.subject == key.decode()
         latest[key.decode()] = body["data"]
     return latest
 

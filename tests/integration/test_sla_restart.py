@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import socket
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,11 +37,12 @@ policies:
 class WorkerProcess:
     """`tawasul worker` in a subprocess; collects its JSON log lines."""
 
-    def __init__(self, settings: Settings, app_id: str) -> None:
+    def __init__(self, settings: Settings, app_id: str, metrics_port: int = 0) -> None:
         env = {**os.environ, "TAWASUL_KAFKA": settings.kafka, "TAWASUL_POLICIES": str(settings.policies),
                "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", "0", "--app-id", app_id],
+            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", str(metrics_port),
+             "--app-id", app_id],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.logs: list[dict[str, object]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -73,6 +76,26 @@ class WorkerProcess:
         return self.proc.wait(30)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sum of each sample name on the worker's /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name + "".join(f"|{k}={v}" for k, v in sorted(sample.labels.items()) if k == "outcome")
+            sums[key] = sums.get(key, 0.0) + sample.value
+    return sums
+
+
 def opened(ticket: str, at: datetime) -> Event:
     data = {"channel": "crm", "kind": "request", "category": "licensing.renewal", "priority": "normal"}
     return new_event("ticket.opened", ticket, at, data, "/channels/test/restart", id=f"{ticket}-open")
@@ -97,7 +120,8 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path)
     finally:
         first.kill()
     killed_at = datetime.now(UTC)
-    second = WorkerProcess(settings, app_id)
+    port = free_port()
+    second = WorkerProcess(settings, app_id, metrics_port=port)
     try:
         recovery_s = second.wait_ready()
         print(f"restart to timers running: {recovery_s:.1f} s")
@@ -110,6 +134,7 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path)
                  for t in sorted(answered)])
         last_deadline = max(at for _, at in tickets) + TARGET
         time.sleep(max(0.0, last_deadline.timestamp() - time.time()) + 2.0)
+        figures = scrape(port)
         assert second.terminate() == 0
     finally:
         if second.proc.poll() is None:
@@ -126,6 +151,11 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path)
             expected[f"{ticket}:first_response:sla.breached:0"] = "sla.breached"
     assert {i: e.type for i, e in unique.items()} == expected
     print(f"outcome records: {len(outcomes)}, distinct: {len(unique)}")
+    # the restarted worker counted what it published itself: the breaches after the kill, on time
+    breached_after_restart = figures.get("tawasul_sla_outcomes_total|outcome=breached", 0)
+    assert 0 < breached_after_restart <= count - len(answered)
+    assert figures["tawasul_sla_deadline_delay_seconds_count"] >= breached_after_restart
+    assert figures.get("tawasul_sla_outcomes_total|outcome=met", 0) == len(answered)
     deadlines_before_kill = sum(1 for _, at in tickets if at + TARGET < killed_at)
     assert 0 < deadlines_before_kill < count, "the kill did not happen mid-stream"
     for event in unique.values():

@@ -1,0 +1,315 @@
+"""Benchmark of the KPI processor: throughput of call and survey events, and snapshot delay under load.
+
+Three measurements, each printed on its own lines:
+
+1. domain: `kpi_state.apply` + `KpiBook.update` in this process, without Kafka (events/s);
+2. pipeline throughput: a burst of call events, then surveys about those calls, is published
+   first; then a live worker (subprocess: `build_app(mode="live")` + `register_kpis`, the SLA
+   engine included) works through it; the times between the snapshots that show the first
+   event, every call and every survey give the events processed per second;
+3. delay at a steady load: background call and survey events at `--rate` events/s (wall-clock
+   times) plus probes: a `call.offered` into one of several probe queues, each probe queue
+   touched at most every 1.2 s (so the one-per-second coalescing never holds a probe back).
+   The delay of a probe is from just before it is sent to the moment its
+   `calls.offered|15m|queue=probe-N` snapshot with the new count is read back by a separate
+   consumer process. Busy keys (e.g. all calls) are published at most once a second by design.
+
+Run: `python bench/bench_kpis.py --kafka localhost:9092 [--rate 1000 --seconds 30 --burst 6000]`.
+Needs a running broker; every run uses its own topic prefix and consumer group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+
+from schemas import new_event  # noqa: E402
+from tawasul.domain.kpi_state import KpiBook, KpiConfig, SubjectRecord, apply  # noqa: E402
+from tawasul.domain.windows import DUBAI, to_us  # noqa: E402
+from tawasul.settings import Settings  # noqa: E402
+from tawasul.topics import EVENTS, KPIS, ensure_topics  # noqa: E402
+
+WORKER = """
+import sys
+from tawasul.logs import configure_logging
+from tawasul.settings import Settings
+from stream_processors.app import build_app
+from stream_processors.kpi_agent import register_kpis
+from stream_processors.runner import run_until
+configure_logging("warning")
+settings = Settings(kafka=sys.argv[1], topic_prefix=sys.argv[2])
+app = build_app(settings, mode="live", app_id=sys.argv[3], extra_registrars=(register_kpis,))
+run_until(app, lambda: False)
+"""
+PROBE_QUEUES = 6
+PROBE_GAP_S = 1.2
+
+
+def stamp(at: datetime | None = None) -> str:
+    moment = at or datetime.now(timezone.utc)
+    return moment.astimezone(DUBAI).isoformat(timespec="milliseconds")
+
+
+def call_events(number: int, at: datetime, tag: str) -> list[dict[str, Any]]:
+    """offered, answered 8 s later, ended 3 min later (times may lie in the future: the live clock)."""
+    subject = f"C-{tag}-{number:07d}"
+    queue = ("general", "zakat", "mosques", "quran_centres")[number % 4]
+    agent = f"agent-{number % 40:03d}"
+    return [
+        new_event("call.offered", subject, stamp(at), {"queue": queue}, "/bench").to_dict(),
+        new_event("call.answered", subject, stamp(at + timedelta(seconds=8)), {"queue": queue, "agent": agent},
+                  "/bench").to_dict(),
+        new_event("call.ended", subject, stamp(at + timedelta(seconds=188)), {"wrap_up_seconds": 20},
+                  "/bench").to_dict(),
+    ]
+
+
+def survey_event(number: int, at: datetime, tag: str) -> dict[str, Any]:
+    subject = f"C-{tag}-{number:07d}"
+    return new_event("survey.submitted", subject, stamp(at), {"channel": "call", "score": 1 + number % 5},
+                     "/bench").to_dict()
+
+
+# -- 1. the pure domain ----------------------------------------------------------------------
+
+def domain_rate(calls: int) -> tuple[float, float]:
+    from schemas import parse_event
+
+    start = datetime(2025, 3, 4, 8, tzinfo=DUBAI)
+    call_evs = [parse_event(e) for n in range(calls) for e in call_events(n, start + timedelta(seconds=n), "d")]
+    survey_evs = [parse_event(survey_event(n, start + timedelta(seconds=n + 300), "d")) for n in range(calls)]
+    book = KpiBook(KpiConfig())
+    records: dict[str, SubjectRecord] = {}
+    rates = []
+    for batch in (sorted(call_evs, key=lambda e: e.time), survey_evs):
+        began = time.perf_counter()
+        for event in batch:
+            book.advance(to_us(event.time), records.get)
+            record = apply(records.get(event.subject), event)
+            assert record is not None
+            records[event.subject] = record
+            book.update(event.subject, record)
+        rates.append(len(batch) / (time.perf_counter() - began))
+    return rates[0], rates[1]
+
+
+# -- the worker and the snapshot reader ------------------------------------------------------
+
+def start_worker(settings: Settings, app_id: str, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", WORKER, settings.kafka, settings.topic_prefix, app_id],
+                            cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(10)
+
+
+def read_snapshots(kafka: str, topic: str, out: Any, stop: Any) -> None:
+    """Child process: every snapshot as (receive time, key, value, count) on the queue `out`."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
+                             enable_auto_commit=False, fetch_max_wait_ms=10, group_id=None)
+    try:
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=50).values():
+                received = time.time()
+                for record in records:
+                    data = json.loads(record.value)["data"]
+                    out.put((received, record.key.decode(), data["value"], data["count"]))
+    finally:
+        consumer.close()
+
+
+class Snapshots:
+    """The reader process and what it has seen so far."""
+
+    def __init__(self, kafka: str, topic: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.queue = ctx.Queue()
+        self.stop = ctx.Event()
+        self.process = ctx.Process(target=read_snapshots, args=(kafka, topic, self.queue, self.stop), daemon=True)
+        self.process.start()
+        self.seen: list[tuple[float, str, Any, Any]] = []
+
+    def drain(self) -> list[tuple[float, str, Any, Any]]:
+        while not self.queue.empty():
+            self.seen.append(self.queue.get())
+        return self.seen
+
+    def wait_value(self, key: str, wanted: float, field: int = 2, timeout_s: float = 300.0) -> float:
+        give_up = time.monotonic() + timeout_s
+        while time.monotonic() < give_up:
+            for row in self.drain():
+                if row[1] == key and row[field] == wanted:
+                    return row[0]
+            time.sleep(0.05)
+        raise TimeoutError(f"{key} never reached {wanted}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.process.join(10)
+
+
+def fresh_run(kafka: str) -> tuple[Settings, str]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    ensure_topics(kafka, prefix)
+    return Settings(kafka=kafka, topic_prefix=prefix), prefix + "app"
+
+
+def wait_worker_ready(snapshots: Snapshots, producer: KafkaProducer, topic: str, tag: str) -> None:
+    """Send one warm-up call until its snapshot comes back (the worker has its partitions)."""
+    for event in call_events(0, datetime.now(timezone.utc), f"{tag}w"):
+        if event["type"] == "call.offered":
+            event["data"]["queue"] = "warmup"
+            producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
+    producer.flush()
+    snapshots.wait_value("calls.offered|15m|queue=warmup", 1.0, timeout_s=180)
+
+
+# -- 2. pipeline throughput -------------------------------------------------------------------
+
+def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float]:
+    """Publish the burst first, then start the worker: it works through a backlog at full speed.
+
+    Calls are timed from the first snapshot to the one showing every call ended; surveys
+    (published after all calls, so behind them on every partition) from there to the one
+    showing every survey. The one-per-second coalescing adds up to a second to each end.
+    """
+    settings, app_id = fresh_run(kafka)
+    topic = settings.topic(EVENTS.name)
+    now = datetime.now(timezone.utc)
+    producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=5)
+    try:
+        for number in range(calls):
+            for event in call_events(number, now, "t"):
+                producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
+        for number in range(calls):
+            event = survey_event(number, now, "t")
+            producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
+        producer.flush()
+    finally:
+        producer.close()
+    snapshots = Snapshots(kafka, settings.topic(KPIS.name))
+    worker = start_worker(settings, app_id, workdir / "throughput.log")
+    try:
+        calls_done = snapshots.wait_value("calls.average_handle_seconds|1h|", calls, field=3)
+        first = min(row[0] for row in snapshots.seen)
+        surveys_done = snapshots.wait_value("surveys.responses|1h|", float(calls))
+        return 3 * calls / (calls_done - first), calls / max(surveys_done - calls_done, 1e-3)
+    finally:
+        stop_worker(worker)
+        snapshots.close()
+
+
+# -- 3. delay at a steady rate ---------------------------------------------------------------
+
+def background(rate: int, tag: str) -> Iterator[dict[str, Any]]:
+    """An endless mix at wall-clock times: 3 call events, then a survey, per call."""
+    number = 0
+    while True:
+        now = datetime.now(timezone.utc)
+        yield from call_events(number, now, tag)
+        yield survey_event(number, now, tag)
+        number += 1
+
+
+def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> list[float]:
+    settings, app_id = fresh_run(kafka)
+    topic = settings.topic(EVENTS.name)
+    snapshots = Snapshots(kafka, settings.topic(KPIS.name))
+    worker = start_worker(settings, app_id, workdir / "delay.log")
+    producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=0)
+    sent: dict[tuple[str, float], float] = {}
+    try:
+        wait_worker_ready(snapshots, producer, topic, "l")
+        load = background(rate, "l")
+        counts = [0] * PROBE_QUEUES
+        last_probe = [0.0] * PROBE_QUEUES
+        began = time.monotonic()
+        ticks = 0
+        while time.monotonic() - began < seconds:
+            ticks += 1
+            for _ in range(rate // 100):            # 10 ms slices
+                event = next(load)
+                producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
+            for queue in range(PROBE_QUEUES):
+                now = time.monotonic()
+                if now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
+                    last_probe[queue] = now
+                    counts[queue] += 1
+                    probe = new_event("call.offered", f"P-{uuid.uuid4().hex[:12]}", stamp(),
+                                      {"queue": f"probe-{queue}"}, "/bench").to_dict()
+                    key = f"calls.offered|15m|queue=probe-{queue}"
+                    sent[(key, float(counts[queue]))] = time.time()
+                    producer.send(topic, key=probe["subject"].encode(), value=json.dumps(probe).encode())
+            producer.flush()
+            pause = began + ticks * 0.01 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        time.sleep(3)
+        received = {(key, value): at for at, key, value, _ in reversed(snapshots.drain())}
+        return sorted(received[k] - t for k, t in sent.items() if k in received)
+    finally:
+        producer.close()
+        stop_worker(worker)
+        snapshots.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
+    parser.add_argument("--rate", type=int, action="append", help="background events per second "
+                        "(repeat for several runs; default 1000)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the delay measurement")
+    parser.add_argument("--burst", type=int, default=6000, help="calls in the throughput burst (3 events each)")
+    args = parser.parse_args()
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} (1 / 5 min)")
+    calls_rate, survey_rate = domain_rate(5000)
+    print(f"domain (apply + KpiBook.update, no Kafka): {calls_rate:,.0f} call events/s, "
+          f"{survey_rate:,.0f} surveys/s")
+    with tempfile.TemporaryDirectory(prefix="bench-kpis-") as tmp:
+        workdir = Path(tmp)
+        call_rate, survey_rate = throughput(args.kafka, args.burst, workdir)
+        print(f"pipeline backlog ({args.burst * 3:,} call events, then {args.burst:,} surveys, one worker "
+              f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
+              f"{survey_rate:,.0f} surveys/s processed")
+        for rate in args.rate or [1000]:
+            measured = delays(args.kafka, rate, args.seconds, workdir)
+            if not measured:
+                print(f"delay at {rate:,} events/s: no probe came back")
+                continue
+            print(f"delay at {rate:,} events/s for {args.seconds:.0f} s ({len(measured)} probes): "
+                  f"p50 {percentile(measured, 0.5) * 1000:.0f} ms, p99 {percentile(measured, 0.99) * 1000:.0f} ms, "
+                  f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
