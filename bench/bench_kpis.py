@@ -248,12 +248,13 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> list[float]:
         counts = [0] * PROBE_QUEUES
         last_probe = [0.0] * PROBE_QUEUES
         began = time.monotonic()
-        ticks = 0
+        ticks = sent_events = 0
         while time.monotonic() - began < seconds:
             ticks += 1
             for _ in range(rate // 100):            # 10 ms slices
                 event = next(load)
                 producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
+                sent_events += 1
             for queue in range(PROBE_QUEUES):
                 now = time.monotonic()
                 if now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
@@ -268,9 +269,17 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> list[float]:
             pause = began + ticks * 0.01 - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-        time.sleep(3)
-        received = {(key, value): at for at, key, value, _ in reversed(snapshots.drain())}
-        return sorted(received[k] - t for k, t in sent.items() if k in received)
+        elapsed = time.monotonic() - began
+        time.sleep(5)
+        seen = snapshots.drain()
+        measured = []
+        for (key, count), at in sent.items():
+            # coalescing may skip a count: the first snapshot showing at least this many probes
+            arrivals = [when for when, k, value, _ in seen if k == key and value is not None and value >= count]
+            if arrivals:
+                measured.append(min(arrivals) - at)
+        print(f"  sent {sent_events / elapsed:,.0f} events/s for {elapsed:.0f} s", flush=True)
+        return sorted(measured)
     finally:
         producer.close()
         stop_worker(worker)

@@ -245,6 +245,8 @@ class KpiProcessor:
         self.book = rebuild(self.config, records, None if self.replay else self.wall.now_us())
         self.book.now_dirty = True
         self._dirty.update(self.book.scopes())
+        self._last.clear()        # publish every key once more: another worker may have owned it meanwhile
+        self._evaluated.clear()
         log.info("kpi: figures rebuilt", extra={"subjects": len(records)})
 
     # -- the publisher ----------------------------------------------------------------------

@@ -85,8 +85,9 @@ def traffic(options: DemoOptions, now: datetime) -> Iterator[tuple[str, dict[str
 
 
 def publish_traffic(settings: Settings, options: DemoOptions, stop: threading.Event,
-                    say: Callable[[str], None]) -> int:
-    """Publish the simulated traffic until `stop` is set; returns how many events were published."""
+                    say: Callable[[str], None], on_published: Callable[[int], None] = lambda n: None) -> int:
+    """Publish the simulated traffic until `stop` is set; returns how many events were published
+    (and tells `on_published` the running count)."""
     from producers.intake import Accepted, accept_object
     from producers.publisher import EventPublisher
 
@@ -105,6 +106,7 @@ def publish_traffic(settings: Settings, options: DemoOptions, stop: threading.Ev
             if isinstance(outcome, Accepted):
                 publisher.route(outcome, source_kind="demo")
                 published += 1
+                on_published(published)
         publisher.flush()
     return published
 
@@ -119,9 +121,12 @@ class TrafficThread(threading.Thread):
         self.published = 0
         self.error: BaseException | None = None
 
+    def _count(self, published: int) -> None:
+        self.published = published
+
     def run(self) -> None:
         try:
-            self.published = publish_traffic(self.settings, self.options, self.stop, self.say)
+            publish_traffic(self.settings, self.options, self.stop, self.say, on_published=self._count)
         except BaseException as exc:  # noqa: BLE001 - reported by the demo's main loop
             self.error = exc
 

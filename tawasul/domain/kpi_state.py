@@ -206,7 +206,8 @@ class SubjectRecord:
     def from_dict(cls, raw: Mapping[str, Any]) -> SubjectRecord:
         try:
             values: dict[str, Any] = {name: tuple(raw[name]) for name in _TUPLE_FIELDS if raw.get(name) is not None}
-            surveys = tuple(Survey(str(i), int(t), int(sc), int(sl), str(ch)) for i, t, sc, sl, ch in raw.get("surveys", ()))
+            surveys = tuple(Survey(str(i), int(t), int(sc), int(sl), str(ch))
+                            for i, t, sc, sl, ch in raw.get("surveys", ()))
             backlog = raw.get("backlog")
             return cls(subject=str(raw["subject"]), seen_us=int(raw.get("seen_us", 0)), surveys=surveys,
                        backlog=None if backlog is None else Backlog(int(backlog[0]), bool(backlog[1]),
@@ -749,7 +750,7 @@ class KpiBook:
         return rows
 
     def _backlog_rows(self) -> list[Row]:
-        groups: Counter[Scope] = Counter()
+        groups: Counter[Scope] = Counter({(): 0})
         for cls in self._backlog_seen:
             n = self._backlog_counts[cls]
             full = tuple(sorted(zip(_BACKLOG_NAMES, cls, strict=True)))

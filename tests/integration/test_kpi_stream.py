@@ -29,12 +29,13 @@ from kafka import KafkaProducer
 from producers.simulator import Params, iter_events, parse_when
 from schemas import Event, parse_event
 from tawasul.domain import kpis
-from tawasul.domain.kpi_state import normalised_points, scope, snapshot_key
+from tawasul.domain.kpi_state import Row, normalised_points, scope, snapshot_key
 from tawasul.domain.policies import load_policies
 from tawasul.domain.report import build_report
 from tawasul.domain.windows import WINDOW_NAMES, to_us, window_span
 from tawasul.settings import Settings, default_policies_path
 from tawasul.topics import EVENTS, KPIS, ensure_topics
+from stream_processors.kpi_agent import KpiConfigError, config_from_env, snapshot_event
 from stream_processors.runner import send_end_of_input
 from tests.support.kafka import read_all, unique
 
@@ -269,3 +270,29 @@ def test_a_killed_and_restarted_worker_ends_with_the_same_figures(
     workers.append(start_worker(run, "restarted"))
     finish(run, as_of, expected, workers[1])
     wait_for(run, as_of, expected, workers[1])
+
+
+def test_snapshot_events_are_contract_events() -> None:
+    row = Row("calls.service_level", "15m", scope(queue="general"), 0.8125, 48)
+    at = to_us(datetime.fromisoformat("2025-03-04T10:15:00+04:00"))
+    event = parse_event(json.loads(snapshot_event(row, at)))
+    assert (event.type, event.subject, event.source) == ("kpi.snapshot", "calls.service_level|15m|queue=general",
+                                                         "/stream-processors/kpi")
+    assert event.time.isoformat() == "2025-03-04T10:15:00+04:00"
+    assert event.data.to_dict() == {"figure": "calls.service_level", "window": "15m", "scope": {"queue": "general"},
+                                    "value": 0.8125, "count": 48, "as_of": "2025-03-04T10:15:00+04:00"}
+    empty = json.loads(snapshot_event(Row("calls.offered", "today", (), 3.0, 3), at))
+    assert empty["data"]["value"] == 3 and isinstance(empty["data"]["value"], int) and empty["subject"] == \
+        "calls.offered|today|"
+    none = parse_event(json.loads(snapshot_event(Row("calls.service_level", "1h", (), None, 0), at)))
+    assert none.data.value is None
+    assert snapshot_event(row, at) != snapshot_event(row, at)      # a fresh id each time
+
+
+def test_thresholds_from_the_environment() -> None:
+    config = config_from_env({"TAWASUL_KPI_THRESHOLDS": "general=20, zakat = 30"})
+    assert dict(config.thresholds) == {"general": 20, "zakat": 30}
+    assert config.threshold_us("zakat") == 30_000_000 and config.threshold_us("mosques") == 20_000_000
+    assert dict(config_from_env({}).thresholds) == {}
+    with pytest.raises(KpiConfigError, match="TAWASUL_KPI_THRESHOLDS"):
+        config_from_env({"TAWASUL_KPI_THRESHOLDS": "general:20"})

@@ -13,8 +13,9 @@ from producers.simulator import Params, iter_events, parse_when
 from schemas import Event, new_event, parse_event
 from tawasul.domain import kpis
 from tawasul.domain.kpi_state import (
-    KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, SubjectRecord, Tally, apply, apply_ticket_state, contributions,
-    normalised_points, rebuild, scope, scope_key, sla_state_of, snapshot_key,
+    CALL_FIGURES, KPI_EVENT_TYPES, NOW_FIGURES, SURVEY_FIGURES, VISIT_FIGURES, KpiBook, KpiConfig, KpiStateError,
+    Row, SubjectRecord, Tally, apply, apply_ticket_state, contributions, normalised_points, rebuild, scope, scope_key,
+    sla_state_of, snapshot_key,
 )
 from tawasul.domain.policies import load_policies
 from tawasul.domain.report import build_report
@@ -90,6 +91,10 @@ def test_call_figures_by_hand() -> None:
     assert now[("calls.waiting", "queue=zakat")] == 0.0 and now[("calls.longest_wait_seconds", "queue=zakat")] is None
     assert now[("calls.agents_on_call", "")] == 1.0 and now[("calls.agents_on_call", "queue=zakat")] == 1.0
     assert now[("calls.agents_on_call", "queue=general")] == 0.0
+    assert {r.figure for r in book.window_rows(())} == {*CALL_FIGURES, *SURVEY_FIGURES, *VISIT_FIGURES}
+    assert {r.figure for r in book.window_rows(scope(queue="zakat"))} == {*CALL_FIGURES, *SURVEY_FIGURES}
+    assert {r.figure for r in book.now_rows()} == set(NOW_FIGURES)
+    assert now[("tickets.open", "")] == 0.0
     rows = {r.key: r for r in book.window_rows(())}
     assert rows["calls.service_level|15m|"].count == 4
     assert rows["calls.average_handle_seconds|15m|"].count == 2
@@ -123,8 +128,8 @@ def test_surveys_on_both_scales() -> None:
     scores = [(5, 5, "S1"), (4, 5, "S2"), (3, 5, "S3"), (3, 3, "S4"), (2, 3, "S5"), (1, 3, "S6")]
     events = [ev("call.offered", "C1", "09:00:00", {"queue": "general"}),
               ev("call.answered", "C1", "09:00:05", {"queue": "general", "agent": "a-1"})]
-    events += [ev("survey.submitted", "C1", f"09:{10 + 3 * i}:00", {"channel": "call", "score": s, "scale": sc}, id=name)
-               for i, (s, sc, name) in enumerate(scores)]
+    events += [ev("survey.submitted", "C1", f"09:{10 + 3 * i}:00", {"channel": "call", "score": s, "scale": sc},
+                  id=name) for i, (s, sc, name) in enumerate(scores)]
     book = book_of(events, "09:30:00")
     expected = {"surveys.responses": 6.0, "surveys.satisfied": 3.0, "surveys.satisfaction": 0.5,
                 "surveys.average_score": 3.5}
@@ -300,7 +305,8 @@ def test_figures_equal_the_period_report_over_each_window() -> None:
         assert book.tally(scope(contact="unmatched"), window).responses == report["unmatched_surveys"]
         for kind, group in report["tickets"]["by_kind"].items():
             t = book.tally(scope(kind=kind), window)
-            assert (t.responses, kpis.satisfaction(t.satisfied, t.responses)) == (group["surveys"], group["satisfaction"])
+            assert (t.responses, kpis.satisfaction(t.satisfied, t.responses)) == \
+                (group["surveys"], group["satisfaction"])
     assert figures(book, (), "today")["calls.offered"] > 40
     assert book.tally(scope(contact="unmatched"), "today").responses == 3
 
