@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import signal
 import subprocess
 import sys
@@ -118,6 +119,15 @@ def start_worker(settings: Settings, app_id: str, log: Path) -> subprocess.Popen
                             cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     worker.send_signal(signal.SIGTERM)
     try:
@@ -127,8 +137,9 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait(10)
 
 
-def read_snapshots(kafka: str, topic: str, out: Any, stop: Any) -> None:
-    """Child process: every snapshot as (receive time, key, value, count) on the queue `out`."""
+def read_snapshots(kafka: str, topic: str, watched: tuple[str, ...], out: Any, stop: Any) -> None:
+    """Child process: the snapshots of keys starting with one of `watched`, as (receive time, key,
+    value, count) on the queue `out` (only those: thousands of snapshots a second would clog it)."""
     consumer = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
                              enable_auto_commit=False, fetch_max_wait_ms=10, group_id=None)
     try:
@@ -136,8 +147,10 @@ def read_snapshots(kafka: str, topic: str, out: Any, stop: Any) -> None:
             for records in consumer.poll(timeout_ms=50).values():
                 received = time.time()
                 for record in records:
-                    data = json.loads(record.value)["data"]
-                    out.put((received, record.key.decode(), data["value"], data["count"]))
+                    key = record.key.decode()
+                    if key.startswith(watched):
+                        data = json.loads(record.value)["data"]
+                        out.put((received, key, data["value"], data["count"]))
     finally:
         consumer.close()
 
@@ -145,18 +158,22 @@ def read_snapshots(kafka: str, topic: str, out: Any, stop: Any) -> None:
 class Snapshots:
     """The reader process and what it has seen so far."""
 
-    def __init__(self, kafka: str, topic: str) -> None:
+    def __init__(self, kafka: str, topic: str, watched: tuple[str, ...]) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.queue = ctx.Queue()
         self.stop = ctx.Event()
-        self.process = ctx.Process(target=read_snapshots, args=(kafka, topic, self.queue, self.stop), daemon=True)
+        self.process = ctx.Process(target=read_snapshots, args=(kafka, topic, watched, self.queue, self.stop),
+                                   daemon=True)
         self.process.start()
         self.seen: list[tuple[float, str, Any, Any]] = []
 
-    def drain(self) -> list[tuple[float, str, Any, Any]]:
-        while not self.queue.empty():
-            self.seen.append(self.queue.get())
-        return self.seen
+    def drain(self, quiet_s: float = 0.0) -> list[tuple[float, str, Any, Any]]:
+        """Take what the reader sent; with `quiet_s`, until nothing came for that long."""
+        while True:
+            try:
+                self.seen.append(self.queue.get(timeout=quiet_s) if quiet_s else self.queue.get_nowait())
+            except queue.Empty:
+                return self.seen
 
     def wait_value(self, key: str, wanted: float, field: int = 2, timeout_s: float = 300.0) -> float:
         give_up = time.monotonic() + timeout_s
@@ -190,7 +207,7 @@ def wait_worker_ready(snapshots: Snapshots, producer: KafkaProducer, topic: str,
 
 # -- 2. pipeline throughput -------------------------------------------------------------------
 
-def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float]:
+def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float, float | None]:
     """Publish the burst first, then start the worker: it works through a backlog at full speed.
 
     Calls are timed from the first snapshot to the one showing every call ended; surveys
@@ -211,13 +228,17 @@ def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float]:
         producer.flush()
     finally:
         producer.close()
-    snapshots = Snapshots(kafka, settings.topic(KPIS.name))
+    snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.average_handle_seconds|1h|",
+                                                             "surveys.responses|1h|", "calls.offered|15m|"))
     worker = start_worker(settings, app_id, workdir / "throughput.log")
     try:
+        started = cpu_seconds(worker.pid)
         calls_done = snapshots.wait_value("calls.average_handle_seconds|1h|", calls, field=3)
         first = min(row[0] for row in snapshots.seen)
         surveys_done = snapshots.wait_value("surveys.responses|1h|", float(calls))
-        return 3 * calls / (calls_done - first), calls / max(surveys_done - calls_done, 1e-3)
+        ended = cpu_seconds(worker.pid)
+        per_event = None if started is None or ended is None else (ended - started) / (4 * calls)
+        return 3 * calls / (calls_done - first), calls / max(surveys_done - calls_done, 1e-3), per_event
     finally:
         stop_worker(worker)
         snapshots.close()
@@ -235,10 +256,11 @@ def background(rate: int, tag: str) -> Iterator[dict[str, Any]]:
         number += 1
 
 
-def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> list[float]:
+def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> tuple[list[float], float | None, float]:
+    """Probe delays (seconds, sorted), the worker's CPU share and the event rate really sent."""
     settings, app_id = fresh_run(kafka)
     topic = settings.topic(EVENTS.name)
-    snapshots = Snapshots(kafka, settings.topic(KPIS.name))
+    snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.offered|15m|queue=",))
     worker = start_worker(settings, app_id, workdir / "delay.log")
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=0)
     sent: dict[tuple[str, float], float] = {}
@@ -248,6 +270,7 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> list[float]:
         counts = [0] * PROBE_QUEUES
         last_probe = [0.0] * PROBE_QUEUES
         began = time.monotonic()
+        cpu_began = cpu_seconds(worker.pid)
         ticks = sent_events = 0
         while time.monotonic() - began < seconds:
             ticks += 1
@@ -270,16 +293,17 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> list[float]:
             if pause > 0:
                 time.sleep(pause)
         elapsed = time.monotonic() - began
+        cpu_ended = cpu_seconds(worker.pid)
         time.sleep(5)
-        seen = snapshots.drain()
+        seen = snapshots.drain(quiet_s=2.0)
         measured = []
         for (key, count), at in sent.items():
             # coalescing may skip a count: the first snapshot showing at least this many probes
             arrivals = [when for when, k, value, _ in seen if k == key and value is not None and value >= count]
             if arrivals:
                 measured.append(min(arrivals) - at)
-        print(f"  sent {sent_events / elapsed:,.0f} events/s for {elapsed:.0f} s", flush=True)
-        return sorted(measured)
+        cpu_share = None if cpu_began is None or cpu_ended is None else (cpu_ended - cpu_began) / elapsed
+        return sorted(measured), cpu_share, sent_events / elapsed
     finally:
         producer.close()
         stop_worker(worker)
@@ -306,18 +330,20 @@ def main() -> None:
           f"{survey_rate:,.0f} surveys/s")
     with tempfile.TemporaryDirectory(prefix="bench-kpis-") as tmp:
         workdir = Path(tmp)
-        call_rate, survey_rate = throughput(args.kafka, args.burst, workdir)
+        call_rate, survey_rate, per_event = throughput(args.kafka, args.burst, workdir)
+        cpu_note = "" if per_event is None else f"; worker CPU {per_event * 1e6:,.0f} us per event"
         print(f"pipeline backlog ({args.burst * 3:,} call events, then {args.burst:,} surveys, one worker "
               f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
-              f"{survey_rate:,.0f} surveys/s processed")
+              f"{survey_rate:,.0f} surveys/s processed{cpu_note}")
         for rate in args.rate or [1000]:
-            measured = delays(args.kafka, rate, args.seconds, workdir)
+            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir)
             if not measured:
                 print(f"delay at {rate:,} events/s: no probe came back")
                 continue
-            print(f"delay at {rate:,} events/s for {args.seconds:.0f} s ({len(measured)} probes): "
+            cpu_note = "" if cpu_share is None else f", worker CPU {cpu_share:.0%} of a core"
+            print(f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s ({len(measured)} probes): "
                   f"p50 {percentile(measured, 0.5) * 1000:.0f} ms, p99 {percentile(measured, 0.99) * 1000:.0f} ms, "
-                  f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f})")
+                  f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f}{cpu_note})")
 
 
 if __name__ == "__main__":

@@ -35,13 +35,13 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 
 @click.command("sink")
 @settings_options
-@click.option("--group-id", default="tawasul-sink", show_default=True, help="Kafka consumer group of the sink")
+@click.option("--group-id", default=None, help="Kafka consumer group of the sink [default: tawasul-sink, after the topic prefix]")
 @click.option("--batch-max", default=5000, show_default=True, type=click.IntRange(1, 100_000),
               help="Most records stored in one transaction")
 @click.option("--batch-wait", default=0.5, show_default=True, type=click.FloatRange(0.01, 60.0),
               help="Longest wait (seconds) to fill a batch")
 @metrics_options
-def sink(settings: Settings, group_id: str, batch_max: int, batch_wait: float, metrics_host: str,
+def sink(settings: Settings, group_id: str | None, batch_max: int, batch_wait: float, metrics_host: str,
          metrics_port: int) -> None:
     """Store events, SLA outcomes, ticket states and KPI snapshots in the database, and serve
     the Prometheus metrics (open tickets, SLA outcomes, satisfaction, call KPIs, pipeline health).
@@ -57,7 +57,7 @@ def sink(settings: Settings, group_id: str, batch_max: int, batch_wait: float, m
     stop = threading.Event()
     with stop_on_signals(stop):
         try:
-            summary = run_db_sink(settings, stop=stop, metrics=metrics, group_id=group_id,
+            summary = run_db_sink(settings, stop=stop, metrics=metrics, group_id=group_id or settings.topic("tawasul-sink"),
                                   batch_max=batch_max, batch_wait_s=batch_wait,
                                   on_record=feed.observe_record, on_start=feed.seed_open_tickets)
         except DatabaseTooNew as exc:

@@ -11,8 +11,9 @@ Three agents and a publisher task (`register_kpis` adds them to the app of `buil
   its subject in the table `kpi-subjects` (key = subject, changelog-backed) and into the
   in-memory `KpiBook`; both are rebuilt from the table after every recovery.
 * the publisher wakes every 20 ms and publishes, for the scopes that changed, the figures whose
-  value or count changed, at most once per second per scope (and so per key), to the compacted
-  `tawasul.kpis` topic; pending ones go out on shutdown.
+  value or count changed to the compacted `tawasul.kpis` topic: at most once per second per
+  key, and at most every 5 s for the slow windows (24 h and longer, today, month, half-year);
+  pending ones go out on shutdown.
 
 Records are idempotent facts (a re-delivered event changes nothing), so the at-least-once
 delivery of faust never counts an event twice, and a restart rebuilds exactly the same figures.
@@ -57,6 +58,9 @@ KPI_SOURCE = "/stream-processors/kpi"
 KIND_HEADER = "tawasul-kind"
 EVENT, STATE = b"event", b"ticket-state"
 MIN_INTERVAL_S = 1.0
+SLOW_INTERVAL_S = 5.0
+SLOW_WINDOWS = frozenset({"24h", "7d", "30d", "today", "month", "half_year"})
+"""Windows whose keys are published at most every `SLOW_INTERVAL_S` (they move slowly; fewer messages)."""
 TICK_S = 0.02
 BATCH_MAX = 200
 BATCH_WITHIN_S = 0.005
@@ -103,13 +107,13 @@ def decode_record(value: bytes | None) -> SubjectRecord | None:
         return None
 
 
-def snapshot_event(row: Row, as_of_us: int) -> bytes:
+def snapshot_event(row: Row, as_of_us: int, as_of_text: str | None = None) -> bytes:
     """The `kpi.snapshot` CloudEvent of one row (subject = its key), as compact UTF-8 JSON.
 
-    Built directly (a few thousand a second must stay cheap); `parse_event` accepts it, which
-    the tests check.
+    Built directly (hundreds a second must stay cheap); `parse_event` accepts it, which the
+    tests check. `as_of_text` is `as_of_us` already formatted, when known.
     """
-    as_of = format_timestamp(from_us(as_of_us))
+    as_of = as_of_text or format_timestamp(from_us(as_of_us))
     value = None if row.value is None else format_number(row.value)
     body = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": KPI_SOURCE, "type": "kpi.snapshot",
             "time": as_of, "subject": row.key, "datacontenttype": "application/json",
@@ -128,10 +132,11 @@ class KpiProcessor:
     """The KPI agents, their table, the book of figures and the snapshot publisher."""
 
     def __init__(self, app: faust.App, ctx: ProcessorContext, config: KpiConfig, *,
-                 min_interval_s: float = MIN_INTERVAL_S, tick_s: float = TICK_S) -> None:
+                 min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S,
+                 tick_s: float = TICK_S) -> None:
         self.app, self.ctx, self.config = app, ctx, config
         self.replay = ctx.mode == "replay"
-        self.min_interval_s, self.tick_s = min_interval_s, tick_s
+        self.min_interval_s, self.slow_interval_s, self.tick_s = min_interval_s, slow_interval_s, tick_s
         self.wall = WallClock()
         self.book = KpiBook(config, 0 if self.replay else self.wall.now_us())
         self.records: dict[str, SubjectRecord] = {}
@@ -140,6 +145,7 @@ class KpiProcessor:
         self._evaluated: dict[Scope, float] = {}
         self._now_evaluated = float("-inf")
         self._last: dict[str, tuple[float | None, int | None]] = {}
+        self._sent_at: dict[str, float] = {}
         self._owned_once = False
         settings = ctx.settings
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -247,6 +253,7 @@ class KpiProcessor:
         self._dirty.update(self.book.scopes())
         self._last.clear()        # publish every key once more: another worker may have owned it meanwhile
         self._evaluated.clear()
+        self._sent_at.clear()
         log.info("kpi: figures rebuilt", extra={"subjects": len(records)})
 
     # -- the publisher ----------------------------------------------------------------------
@@ -293,12 +300,18 @@ class KpiProcessor:
             self._now_evaluated = now
             rows += book.now_rows()
         sent = 0
+        as_of_text = format_timestamp(from_us(book.as_of_us))
         for row in rows:
             key, signature = row.key, (row.value, row.count)
             if self._last.get(key) == signature:
                 continue
+            if (not force and row.window in SLOW_WINDOWS
+                    and now - self._sent_at.get(key, float("-inf")) < self.slow_interval_s):
+                self._dirty.add(row.scope)        # not yet: look again at the next evaluation
+                continue
             self._last[key] = signature
-            self.kpis.send_soon(key=key.encode(), value=snapshot_event(row, book.as_of_us))
+            self._sent_at[key] = now
+            self.kpis.send_soon(key=key.encode(), value=snapshot_event(row, book.as_of_us, as_of_text))
             sent += 1
         return sent
 

@@ -153,7 +153,9 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     if options.duration_s is not None:
-        threading.Timer(options.duration_s, stop.set).start()
+        timer = threading.Timer(options.duration_s, stop.set)
+        timer.daemon = True  # never keeps the process alive after Ctrl-C
+        timer.start()
     sender = TrafficThread(settings, options, stop, say)
     try:
         sender.start()
@@ -164,7 +166,7 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
             if sender.error is not None:
                 raise DemoError(f"publishing the traffic failed: {sender.error}")
             stop.wait(1.0)
-        sender.join(30)
+        sender.join(2)  # it may be sleeping until the next live event; it is a daemon thread
     finally:
         stop.set()
         for sig, handler in previous.items():

@@ -13,7 +13,9 @@ import urllib.request
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
+from tests.support.kafka import unique
 from tests.support.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,11 +26,26 @@ def _get(url: str) -> str:
         return response.read().decode("utf-8")
 
 
+def _counts(db: str) -> tuple[int, int, set[str]]:
+    """Stored events, tickets and event types (zeros while the sink has not created its tables)."""
+    engine = create_engine(db)
+    try:
+        with engine.connect() as connection:
+            events = connection.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+            tickets = connection.execute(text("SELECT COUNT(*) FROM tickets")).scalar_one()
+            types = {row[0] for row in connection.execute(text("SELECT DISTINCT type FROM events"))}
+    except OperationalError:
+        return 0, 0, set()
+    finally:
+        engine.dispose()
+    return events, tickets, types
+
+
 def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     wall, sink_metrics, worker_metrics = free_port(), free_port(), free_port()
     env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_DATABASE_URL": db,
-           "TAWASUL_LOG_LEVEL": "warning"}
+           "TAWASUL_LOG_LEVEL": "warning", "TAWASUL_TOPIC_PREFIX": unique("demo") + "."}
     process = subprocess.Popen(
         [sys.executable, "-m", "tawasul", "demo", "--duration", "150", "--history-days", "0.5",
          "--wallboard-port", str(wall), "--metrics-port", str(sink_metrics),
@@ -46,10 +63,15 @@ def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path)
                 metrics = _get(f"http://127.0.0.1:{sink_metrics}/metrics")
             except OSError:
                 continue
-            if "tawasul_sink_rows_written_total{" in metrics and "tawasul_tickets_open{" in metrics:
+            if 'tawasul_sink_rows_written_total{table="events"}' in metrics and _counts(db)[1] > 10:
                 break
         process.send_signal(signal.SIGINT)  # Ctrl-C: the demo stops its services cleanly
-        _, stderr = process.communicate(timeout=120)
+        try:
+            _, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(f"the demo did not stop on Ctrl-C:\n{stderr[-3000:]}") from None
     finally:
         if process.poll() is None:
             process.kill()
@@ -57,12 +79,7 @@ def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path)
     assert "wall display:" in stderr and "events published" in stderr
     assert wallboard, "the wall display never answered"
     assert 'tawasul_sink_rows_written_total{table="events"}' in metrics
-    engine = create_engine(db)
-    with engine.connect() as connection:
-        events = connection.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
-        tickets = connection.execute(text("SELECT COUNT(*) FROM tickets")).scalar_one()
-        types = {row[0] for row in connection.execute(text("SELECT DISTINCT type FROM events"))}
-    engine.dispose()
+    events, tickets, types = _counts(db)
     assert events > 100
     assert tickets > 10
     assert {"call.offered", "ticket.opened", "survey.submitted"} <= types
