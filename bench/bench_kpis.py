@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 
-from schemas import new_event  # noqa: E402
+from schemas import parse_event  # noqa: E402
 from tawasul.domain.kpi_state import KpiBook, KpiConfig, SubjectRecord, apply  # noqa: E402
 from tawasul.domain.windows import DUBAI, to_us  # noqa: E402
 from tawasul.settings import Settings  # noqa: E402
@@ -64,9 +64,15 @@ PROBE_QUEUES = 6
 PROBE_GAP_S = 1.2
 
 
-def stamp(at: datetime | None = None) -> str:
-    moment = at or datetime.now(timezone.utc)
-    return moment.astimezone(DUBAI).isoformat(timespec="milliseconds")
+def stamp(at: datetime) -> str:
+    return at.astimezone(DUBAI).isoformat(timespec="milliseconds")
+
+
+def _event(kind: str, subject: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """A contract event as a dict, built without validation (cheap at 1,000 a second; the shapes
+    are checked once by `check_shapes`)."""
+    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/bench", "type": kind, "time": stamp(at),
+            "subject": subject, "data": data}
 
 
 def call_events(number: int, at: datetime, tag: str) -> list[dict[str, Any]]:
@@ -75,25 +81,27 @@ def call_events(number: int, at: datetime, tag: str) -> list[dict[str, Any]]:
     queue = ("general", "zakat", "mosques", "quran_centres")[number % 4]
     agent = f"agent-{number % 40:03d}"
     return [
-        new_event("call.offered", subject, stamp(at), {"queue": queue}, "/bench").to_dict(),
-        new_event("call.answered", subject, stamp(at + timedelta(seconds=8)), {"queue": queue, "agent": agent},
-                  "/bench").to_dict(),
-        new_event("call.ended", subject, stamp(at + timedelta(seconds=188)), {"wrap_up_seconds": 20},
-                  "/bench").to_dict(),
+        _event("call.offered", subject, at, {"queue": queue}),
+        _event("call.answered", subject, at + timedelta(seconds=8), {"queue": queue, "agent": agent}),
+        _event("call.ended", subject, at + timedelta(seconds=188), {"wrap_up_seconds": 20}),
     ]
 
 
 def survey_event(number: int, at: datetime, tag: str) -> dict[str, Any]:
     subject = f"C-{tag}-{number:07d}"
-    return new_event("survey.submitted", subject, stamp(at), {"channel": "call", "score": 1 + number % 5},
-                     "/bench").to_dict()
+    return _event("survey.submitted", subject, at, {"channel": "call", "score": 1 + number % 5})
+
+
+def check_shapes() -> None:
+    """Every kind of event the benchmark sends is valid (raises InvalidEvent otherwise)."""
+    now = datetime.now(timezone.utc)
+    for raw in [*call_events(1, now, "c"), survey_event(1, now, "c")]:
+        parse_event(raw)
 
 
 # -- 1. the pure domain ----------------------------------------------------------------------
 
 def domain_rate(calls: int) -> tuple[float, float]:
-    from schemas import parse_event
-
     start = datetime(2025, 3, 4, 8, tzinfo=DUBAI)
     call_evs = [parse_event(e) for n in range(calls) for e in call_events(n, start + timedelta(seconds=n), "d")]
     survey_evs = [parse_event(survey_event(n, start + timedelta(seconds=n + 300), "d")) for n in range(calls)]
@@ -283,8 +291,8 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> tuple[list[f
                 if now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
                     last_probe[queue] = now
                     counts[queue] += 1
-                    probe = new_event("call.offered", f"P-{uuid.uuid4().hex[:12]}", stamp(),
-                                      {"queue": f"probe-{queue}"}, "/bench").to_dict()
+                    probe = _event("call.offered", f"P-{uuid.uuid4().hex[:12]}", datetime.now(timezone.utc),
+                                   {"queue": f"probe-{queue}"})
                     key = f"calls.offered|15m|queue=probe-{queue}"
                     sent[(key, float(counts[queue]))] = time.time()
                     producer.send(topic, key=probe["subject"].encode(), value=json.dumps(probe).encode())
@@ -323,6 +331,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the delay measurement")
     parser.add_argument("--burst", type=int, default=6000, help="calls in the throughput burst (3 events each)")
     args = parser.parse_args()
+    check_shapes()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} (1 / 5 min)")
     calls_rate, survey_rate = domain_rate(5000)

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 
 from schemas import InvalidEvent, dataschema_uri, parse_event
@@ -41,7 +42,8 @@ from tawasul.domain.kpi_state import (
     KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, Scope, SubjectRecord, apply, apply_ticket_state,
     rebuild,
 )
-from tawasul.domain.windows import from_us
+from tawasul.domain.windows import WINDOW_NAMES, from_us
+from tawasul.settings import Settings
 from tawasul.topics import DAY_MS, KPIS, TICKET_STATE, TopicSpec, ensure_topics
 
 from stream_processors.clock import WallClock
@@ -59,9 +61,12 @@ KIND_HEADER = "tawasul-kind"
 EVENT, STATE = b"event", b"ticket-state"
 MIN_INTERVAL_S = 1.0
 SLOW_INTERVAL_S = 5.0
-SLOW_WINDOWS = frozenset({"24h", "7d", "30d", "today", "month", "half_year"})
+FAST_WINDOWS: tuple[str, ...] = ("15m", "1h")
+SLOW_WINDOWS: tuple[str, ...] = ("24h", "7d", "30d", "today", "month", "half_year")
 """Windows whose keys are published at most every `SLOW_INTERVAL_S` (they move slowly; fewer messages)."""
 TICK_S = 0.02
+BATCH_BYTES = 512 * 1024
+"""Largest batch of snapshots sent at once (below the broker's 1 MB message limit)."""
 BATCH_MAX = 200
 BATCH_WITHIN_S = 0.005
 SNAPSHOT_SCHEMA = dataschema_uri("kpi.snapshot")
@@ -136,23 +141,19 @@ class KpiProcessor:
                  tick_s: float = TICK_S) -> None:
         self.app, self.ctx, self.config = app, ctx, config
         self.replay = ctx.mode == "replay"
-        self.min_interval_s, self.slow_interval_s, self.tick_s = min_interval_s, slow_interval_s, tick_s
+        self.tick_s = tick_s
         self.wall = WallClock()
         self.book = KpiBook(config, 0 if self.replay else self.wall.now_us())
         self.records: dict[str, SubjectRecord] = {}
         """The table's records, decoded (rebuilt from the table after every recovery)."""
-        self._dirty: set[Scope] = set()
-        self._evaluated: dict[Scope, float] = {}
-        self._now_evaluated = float("-inf")
-        self._last: dict[str, tuple[float | None, int | None]] = {}
-        self._sent_at: dict[str, float] = {}
         self._owned_once = False
         settings = ctx.settings
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.input_name = settings.topic(KPI_INPUT.name)
         self.input = app.topic(self.input_name, partitions=KPI_INPUT.partitions, **raw)
         self.states = app.topic(settings.topic(TICKET_STATE.name), partitions=TICKET_STATE.partitions, **raw)
-        self.kpis = app.topic(settings.topic(KPIS.name), partitions=KPIS.partitions, **raw)
+        self.publisher = SnapshotPublisher(settings, settings.topic(KPIS.name), min_interval_s=min_interval_s,
+                                           slow_interval_s=slow_interval_s)
         self.table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=KPI_INPUT.partitions,
                                extra_topic_configs=CHANGELOG_CONFIG,
                                help="KPI facts per call, visit, ticket and survey subject (key = subject)")
@@ -250,10 +251,7 @@ class KpiProcessor:
         self.records = {r.subject: r for r in records}
         self.book = rebuild(self.config, records, None if self.replay else self.wall.now_us())
         self.book.now_dirty = True
-        self._dirty.update(self.book.scopes())
-        self._last.clear()        # publish every key once more: another worker may have owned it meanwhile
-        self._evaluated.clear()
-        self._sent_at.clear()
+        self.publisher.reset(self.book.scopes())
         log.info("kpi: figures rebuilt", extra={"subjects": len(records)})
 
     # -- the publisher ----------------------------------------------------------------------
@@ -277,43 +275,110 @@ class KpiProcessor:
                 log.exception("kpi: publishing snapshots failed")
 
     async def _on_shutdown(self, sender: object = None, **_: Any) -> None:
-        if self._owned_once:
-            await self.publish_due(force=True)
+        try:
+            if self._owned_once:
+                await self.publish_due(force=True)
+        finally:
+            await self.publisher.stop()
 
     async def publish_due(self, *, force: bool = False) -> int:
         """Publish the changed figures that are due (all of them with `force`); returns how many."""
-        book = self.book
         if not self.replay:
-            book.advance(self.wall.now_us(), self._lookup)
-        if book.as_of_us == 0:
-            return 0
+            self.book.advance(self.wall.now_us(), self._lookup)
+        return await self.publisher.publish_due(self.book, force=force)
+
+
+def plans(where: Scope) -> tuple[tuple[str, ...], ...]:
+    """The groups of windows of a scope that are evaluated together, each with its own pace.
+
+    The operational scopes (everything, a queue, a centre) get their short windows every second
+    and the long ones every 5 s; the analytical ones (agent, channel, kind, ...) every 5 s.
+    """
+    if not where or (len(where) == 1 and where[0][0] in ("queue", "centre")):
+        return FAST_WINDOWS, SLOW_WINDOWS
+    return (WINDOW_NAMES,)
+
+
+class SnapshotPublisher:
+    """Evaluates the changed scopes at their pace and sends the changed figures, in batches.
+
+    Snapshots go through a producer of their own (aiokafka batches: one future per batch
+    instead of one per message); they are derived data, republished after a restart, so they
+    need no tie to the input offsets.
+    """
+
+    def __init__(self, settings: Settings, topic: str, *, min_interval_s: float, slow_interval_s: float) -> None:
+        self.settings, self.topic = settings, topic
+        self.intervals = {FAST_WINDOWS: min_interval_s, SLOW_WINDOWS: slow_interval_s, WINDOW_NAMES: slow_interval_s}
+        self.min_interval_s = min_interval_s
+        self._producer: AIOKafkaProducer | None = None
+        self._pending: set[tuple[tuple[str, ...], Scope]] = set()
+        self._evaluated: dict[tuple[tuple[str, ...], Scope], float] = {}
+        self._now_evaluated = float("-inf")
+        self._last: dict[str, tuple[float | None, int | None]] = {}
+
+    def reset(self, scopes: Iterable[Scope]) -> None:
+        """After a rebuild: every scope is due, and every key is published once more (another
+        worker may have owned the figures meanwhile)."""
+        self._pending = {(windows, where) for where in scopes for windows in plans(where)}
+        self._evaluated.clear()
+        self._last.clear()
+        self._now_evaluated = float("-inf")
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()       # sends what is buffered first
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka, linger_ms=0,
+                                        max_batch_size=BATCH_BYTES, client_id="tawasul-kpi-snapshots")
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    def due_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
+        """The rows of the scopes whose turn has come (all pending ones with `force`)."""
         now = time.monotonic()
-        self._dirty |= book.take_dirty()
+        for where in book.take_dirty():
+            self._pending.update((windows, where) for windows in plans(where))
         rows: list[Row] = []
-        for where in list(self._dirty):
-            if force or now - self._evaluated.get(where, float("-inf")) >= self.min_interval_s:
-                self._dirty.discard(where)
-                self._evaluated[where] = now
-                rows += book.window_rows(where)
+        for item in list(self._pending):
+            if force or now - self._evaluated.get(item, float("-inf")) >= self.intervals[item[0]]:
+                self._pending.discard(item)
+                self._evaluated[item] = now
+                rows += book.window_rows(item[1], item[0])
         if book.now_dirty and (force or now - self._now_evaluated >= self.min_interval_s):
             book.now_dirty = False
             self._now_evaluated = now
             rows += book.now_rows()
-        sent = 0
-        as_of_text = format_timestamp(from_us(book.as_of_us))
+        return rows
+
+    async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
+        if book.as_of_us == 0:
+            return 0
+        changed = []
+        for row in self.due_rows(book, force=force):
+            signature = (row.value, row.count)
+            if self._last.get(row.key) != signature:
+                self._last[row.key] = signature
+                changed.append(row)
+        if changed:
+            await self._send(changed, book.as_of_us)
+        return len(changed)
+
+    async def _send(self, rows: list[Row], as_of_us: int) -> None:
+        producer = await self._ensure_producer()
+        as_of_text = format_timestamp(from_us(as_of_us))
+        batch = producer.create_batch()
         for row in rows:
-            key, signature = row.key, (row.value, row.count)
-            if self._last.get(key) == signature:
-                continue
-            if (not force and row.window in SLOW_WINDOWS
-                    and now - self._sent_at.get(key, float("-inf")) < self.slow_interval_s):
-                self._dirty.add(row.scope)        # not yet: look again at the next evaluation
-                continue
-            self._last[key] = signature
-            self._sent_at[key] = now
-            self.kpis.send_soon(key=key.encode(), value=snapshot_event(row, book.as_of_us, as_of_text))
-            sent += 1
-        return sent
+            key, value = row.key.encode(), snapshot_event(row, as_of_us, as_of_text)
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await producer.send_batch(batch, self.topic, partition=0)
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        await producer.send_batch(batch, self.topic, partition=0)
 
 
 def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
@@ -325,5 +390,5 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
     KpiProcessor(app, ctx, config_from_env())
 
 
-__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "config_from_env", "decode_record", "encode_record",
-           "register_kpis", "snapshot_event"]
+__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "SnapshotPublisher", "config_from_env", "decode_record",
+           "encode_record", "plans", "register_kpis", "snapshot_event"]

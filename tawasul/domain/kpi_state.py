@@ -700,14 +700,14 @@ class KpiBook:
         self._next_sweep = self._as_of + DAY_US
         return [subject for subject, at in self._expiry.items() if at <= self._as_of]
 
-    def window_rows(self, where: Scope) -> list[Row]:
-        """Every window figure of one scope."""
+    def window_rows(self, where: Scope, windows: Iterable[str] = WINDOW_NAMES) -> list[Row]:
+        """The figures of one scope over `windows` (all of them by default)."""
         sums = self._sums.get(where)
         if sums is None:
             return []
         kinds = families(where)
         rows: list[Row] = []
-        for name in WINDOW_NAMES:
+        for name in windows:
             rows += tally_rows(sums.total(name), name, where, kinds)
         return rows
 
