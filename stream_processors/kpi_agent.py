@@ -4,7 +4,7 @@ Three agents and a publisher task (`register_kpis` adds them to the app of `buil
 
 * `tawasul-kpi-events` reads `tawasul.events` and forwards the KPI event types (calls, visits,
   surveys, `ticket.opened`) unchanged to the internal one-partition topic `tawasul.kpis.input`,
-  in batches (a JSON array of the events as they came, up to 200 or 5 ms); `tawasul-kpi-states`
+  in batches (a JSON array of the events as they came, up to 200 or 20 ms); `tawasul-kpi-states`
   forwards `tawasul.tickets.state` there too. A header (`tawasul-kind`: `event` | `ticket-state`)
   tells the batches apart. Batching keeps the second hop cheap: one Kafka message per batch.
 * `tawasul-kpi` (concurrency 1) reads `tawasul.kpis.input`, folds each item into the record of
@@ -68,7 +68,7 @@ TICK_S = 0.02
 BATCH_BYTES = 512 * 1024
 """Largest batch of snapshots sent at once (below the broker's 1 MB message limit)."""
 BATCH_MAX = 200
-BATCH_WITHIN_S = 0.005
+BATCH_WITHIN_S = 0.02
 SNAPSHOT_SCHEMA = dataschema_uri("kpi.snapshot")
 ENV_THRESHOLDS = "TAWASUL_KPI_THRESHOLDS"
 CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}

@@ -54,6 +54,6 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
             )
         except ReplayError as error:
             raise click.ClickException(str(error)) from error
-    console.print(summary.line())
+    click.echo(summary.line(), err=True)
     if summary.rejected:
         sys.exit(1)

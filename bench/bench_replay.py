@@ -1,0 +1,109 @@
+"""Benchmark: the simulator's half-year through `tawasul replay`, then `tawasul report`.
+
+Prints, in one run on one machine:
+  * the raw kafka-python consume rate of the same events (published once to a scratch topic),
+  * the end-to-end replay rate (events/s from file to stored rows) and rows/s written,
+  * the report's time, and replay + report together (goal: under 60 s; replay >= 20,000 events/s).
+
+Usage: python bench/bench_replay.py [--from 2025-01-01 --to 2025-07-01] [--scale 1.0] [--db URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tawasul.topics import TopicSpec, ensure_topics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _conditions() -> str:
+    import kafka
+
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} CPUs, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, Python {platform.python_version()}, "
+            f"kafka-python {kafka.__version__}")
+
+
+def _raw_consume_rate(bootstrap: str, path: Path) -> tuple[int, float]:
+    topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, specs=(TopicSpec(topic, 6),))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=262144)
+    with path.open("rb") as handle:
+        for line in handle:
+            producer.send(topic, value=line.rstrip(b"\n"))
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=10_000)
+    partitions = [TopicPartition(topic, p) for p in range(6)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    total = sum(consumer.end_offsets(partitions).values())
+    began, seen = time.perf_counter(), 0
+    while seen < total:
+        for batch in consumer.poll(timeout_ms=1000).values():
+            seen += len(batch)
+    seconds = time.perf_counter() - began
+    consumer.close()
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.delete_topics([topic])
+    admin.close()
+    return seen, seconds
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    began = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env,
+                            cwd=REPO, check=False)
+    seconds = time.perf_counter() - began
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"tawasul {args[0]} failed:\n{result.stderr[-3000:]}")
+    return seconds, result.stderr + result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="start", default="2025-01-01")
+    parser.add_argument("--to", dest="end", default="2025-07-01")
+    parser.add_argument("--scale", default="1.0")
+    parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
+    parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tawasul-bench-replay-"))
+    events_file = work / "events.jsonl"
+    db = options.db or f"sqlite:///{work / 'replay.db'}"
+    env = {**os.environ, "TAWASUL_KAFKA": options.kafka, "TAWASUL_DATABASE_URL": db, "TAWASUL_LOG_LEVEL": "error"}
+
+    print(f"machine: {_conditions()}")
+    seconds, _ = _run(["simulate", "--from", options.start, "--to", options.end, "--scale", options.scale,
+                       "--seed", "7", "--out", str(events_file), "--no-progress"], env)
+    count = sum(1 for _ in events_file.open("rb"))
+    print(f"simulated {count:,} events ({events_file.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s")
+
+    raw_count, raw_seconds = _raw_consume_rate(options.kafka, events_file)
+    print(f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = {raw_count / raw_seconds:,.0f} events/s")
+
+    replay_seconds, output = _run(["replay", str(events_file), "--no-progress"], env)
+    summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
+    print(f"replay: {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end")
+    print(f"        {summary}")
+
+    report_seconds, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
+    print(f"report: {report_seconds:.1f} s")
+    print(f"replay + report: {replay_seconds + report_seconds:.1f} s (goal: < 60 s; replay goal >= 20,000 events/s)")
+
+
+if __name__ == "__main__":
+    main()
