@@ -12,8 +12,8 @@ Three agents and a publisher task (`register_kpis` adds them to the app of `buil
   in-memory `KpiBook`; both are rebuilt from the table after every recovery.
 * the publisher wakes every 20 ms and publishes, for the scopes that changed, the figures whose
   value or count changed to the compacted `tawasul.kpis` topic: at most once per second per
-  key, and at most every 5 s for the slow windows (24 h and longer, today, month, half-year);
-  pending ones go out on shutdown.
+  key, and live at most every 5 s for the slow-moving ones (see `plans`); pending ones go out
+  on shutdown.
 
 Records are idempotent facts (a re-delivered event changes nothing), so the at-least-once
 delivery of faust never counts an event twice, and a restart rebuilds exactly the same figures.
@@ -387,7 +387,9 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
     Creates the internal topic `tawasul.kpis.input` (with the run's prefix) when missing.
     """
     ensure_topics(ctx.settings.kafka, ctx.settings.topic_prefix, specs=(KPI_INPUT,))
-    KpiProcessor(app, ctx, config_from_env())
+    # A replay waits until its outputs are quiet for a moment, so every key keeps the 1 s pace there.
+    slow = MIN_INTERVAL_S if ctx.mode == "replay" else SLOW_INTERVAL_S
+    KpiProcessor(app, ctx, config_from_env(), slow_interval_s=slow)
 
 
 __all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "SnapshotPublisher", "config_from_env", "decode_record",

@@ -15,6 +15,7 @@ from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import ensure_topics
 
+from stream_processors.kpi_agent import register_kpis
 from stream_processors.app import build_app, default_app_id
 
 DEFAULT_METRICS_PORT = 9465
@@ -48,7 +49,7 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
     app_id = app_id or default_app_id(settings, "live")
     if instance_id is None:
         instance_id = f"{app_id}@{socket.gethostname()}"
-    app = build_app(settings, mode="live", app_id=app_id, metrics=metrics,
+    app = build_app(settings, mode="live", app_id=app_id, metrics=metrics, extra_registrars=(register_kpis,),
                     instance_id=None if instance_id == "-" else instance_id)
     log.info("worker starting", extra={"app_id": app.conf.id, "metrics_port": metrics_port, "pid": os.getpid()})
     # faust.Worker installs SIGINT/SIGTERM handlers that stop every service cleanly (offsets
