@@ -44,17 +44,13 @@ from tawasul.domain.kpi_state import (
 )
 from tawasul.domain.windows import WINDOW_NAMES, from_us
 from tawasul.settings import Settings
-from tawasul.topics import DAY_MS, KPIS, TICKET_STATE, TopicSpec, ensure_topics
+from tawasul.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 
 from stream_processors.clock import WallClock
 from stream_processors.context import ProcessorContext
 
 log = logging.getLogger(__name__)
 
-KPI_INPUT = TopicSpec(
-    "tawasul.kpis.input", 1, {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
-    "internal: the KPI events and ticket states funnelled into one partition for the KPI aggregator",
-)
 TABLE_NAME = "kpi-subjects"
 KPI_SOURCE = "/stream-processors/kpi"
 KIND_HEADER = "tawasul-kind"

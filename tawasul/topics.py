@@ -37,12 +37,16 @@ SLA_TICKS = TopicSpec(
     "tawasul.sla.ticks", 6, {"retention.ms": str(DAY_MS), "cleanup.policy": "delete"},
     "internal: timer ticks and end-of-input watermarks for the SLA engine, co-partitioned with events",
 )
+KPI_INPUT = TopicSpec(
+    "tawasul.kpis.input", 1, {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
+    "internal: the KPI events and ticket states funnelled into one partition for the KPI aggregator",
+)
 KPIS = TopicSpec(
     "tawasul.kpis", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
     "KPI snapshots; key = figure + window + scope",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, KPIS)
+ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, KPI_INPUT, KPIS)
 
 
 def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:

@@ -46,20 +46,9 @@ DATA_EVENT_TYPES: frozenset[str] = frozenset({"ticket.opened", "ticket.priority_
 TARGETS: tuple[str, ...] = ("first_response", "resolution")
 
 
-class ReportEvent(Protocol):
-    """What the report reads from an event: a `schemas.Event` fits; `data` is read only for
-    `DATA_EVENT_TYPES` (the SLA engine's `TicketEvent` as well)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def time(self) -> datetime: ...
-    @property
-    def data(self) -> Any: ...
+ReportEvent = sla.TicketEvent
+"""What the report reads from an event (a `schemas.Event` fits); `data` is read only for
+`DATA_EVENT_TYPES`. The same protocol as the SLA engine's."""
 
 
 _Stamp = tuple[datetime, str]
