@@ -31,13 +31,9 @@ from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.support.kafka import read_all, unique
+from tests.support.gateway_credentials import CRM_SECRET, CRM_TOKEN, MOSQUES_SECRET, PBX_TOKEN, SECRETS
 
 REPO = Path(__file__).resolve().parents[2]
-SECRETS = REPO / "tests" / "data" / "gateway" / "secrets.yaml"
-PBX_TOKEN = "pbx-test-token-0123456789abcdef"
-CRM_TOKEN = "crm-test-token-0123456789abcdef"
-CRM_SECRET = b"crm-test-hmac-secret-0123456789abcdef"
-MOSQUES_SECRET = "mosques-test-secret-0123456789"
 PSEUDONYM_KEY = b"gateway-test-pseudonym-key-0123456789"
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

@@ -25,12 +25,8 @@ from producers.gateway import (
 )
 from producers.gateway.ingest import evaluate
 from producers.intake import Rejected
+from tests.support.gateway_credentials import CRM_SECRET, CRM_TOKEN, MOSQUES_SECRET, PBX_TOKEN, SECRETS
 
-SECRETS = Path(__file__).resolve().parent.parent / "data" / "gateway" / "secrets.yaml"
-PBX_TOKEN = "pbx-test-token-0123456789abcdef"
-CRM_TOKEN = "crm-test-token-0123456789abcdef"
-CRM_SECRET = b"crm-test-hmac-secret-0123456789abcdef"
-MOSQUES_SECRET = "mosques-test-secret-0123456789"
 NOW = 1_750_000_000.0
 BODY = b'{"specversion":"1.0","id":"e-1"}'
 
