@@ -124,12 +124,12 @@ class AppThread:
     def wait_until(self, condition: Callable[[], bool], *, timeout_s: float, poll_s: float = 0.1) -> None:
         give_up = time.monotonic() + timeout_s
         while not condition():
-            self._raise_if_dead()
+            self.raise_if_dead()
             if time.monotonic() > give_up:
                 raise RunnerError(f"condition not reached within {timeout_s} s")
             time.sleep(poll_s)
 
-    def _raise_if_dead(self) -> None:
+    def raise_if_dead(self) -> None:
         if self.error is not None:
             raise RunnerError(f"stream processors stopped: {self.error!r}") from self.error
         if self._thread is not None and not self._thread.is_alive():

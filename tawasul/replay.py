@@ -176,7 +176,7 @@ def replay_file(
             processors.wait_ready(timeout_s=120)
 
             def alive() -> None:
-                processors._raise_if_dead()  # noqa: SLF001 - the runner's own liveness check
+                processors.raise_if_dead()
                 if not sink.is_alive():
                     raise ReplayError("the database sink stopped")
 

@@ -145,7 +145,7 @@ def replay_file(bootstrap: str, policies: Path, path: Path, name: str, end: date
     """Replay a JSON Lines file on the event-time clock (as `tawasul replay` drives it)."""
     settings = prefixed_settings(bootstrap, policies, name)
     app_id = f"{settings.topic_prefix}replay"
-    app = build_app(settings, mode="replay", app_id=app_id)
+    app = build_app(settings, mode="replay", app_id=app_id, datadir=path.parent / f"faust-{name}")
     events = [decode_event(line.encode()) for line in path.read_text().splitlines()]
     with AppThread(app) as running:
         running.wait_ready(timeout_s=45)
@@ -169,7 +169,7 @@ def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     folder = tmp_path_factory.mktemp("sla-live")
     policies = write_policies(folder)
     settings = prefixed_settings(kafka_bootstrap, policies, "sla-live")
-    app = build_app(settings, mode="live", app_id=f"{settings.topic_prefix}live")
+    app = build_app(settings, mode="live", app_id=f"{settings.topic_prefix}live", datadir=folder / "faust")
     with AppThread(app) as running:
         running.wait_ready(timeout_s=45)
         start = datetime.now(UTC) + timedelta(seconds=1)
