@@ -1,12 +1,38 @@
-"""Test-only gateway credentials: the tokens and HMAC secrets whose hashes/values are in
-`tests/data/gateway/secrets.yaml`. Never used anywhere but in tests."""
+"""Gateway credentials for tests, made fresh for every test run (nothing secret is committed).
+
+`SECRETS` is a secrets file written for this run: bearer tokens stored as SHA-256 hashes, the
+CRM HMAC secret inline, the mosques HMAC secret read from `TAWASUL_TEST_MOSQUES_SECRET`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import tempfile
 from pathlib import Path
 
-SECRETS = Path(__file__).resolve().parents[1] / "data" / "gateway" / "secrets.yaml"
-PBX_TOKEN = "pbx-test-token-0123456789abcdef"
-CRM_TOKEN = "crm-test-token-0123456789abcdef"
-CRM_SECRET = b"crm-test-hmac-secret-0123456789abcdef"
-MOSQUES_SECRET = "mosques-test-secret-0123456789"
+import yaml
+
+PBX_TOKEN = f"pbx-{secrets.token_hex(16)}"
+CRM_TOKEN = f"crm-{secrets.token_hex(16)}"
+CRM_SECRET = f"crm-hmac-{secrets.token_hex(16)}".encode()
+MOSQUES_SECRET = f"mosques-hmac-{secrets.token_hex(16)}"
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def write_secrets_file(path: Path) -> Path:
+    """The gateway secrets file for the credentials above."""
+    document = {"adapters": [
+        {"name": "pbx-main", "token_sha256": _sha256(PBX_TOKEN), "sources": ["/channels/pbx"]},
+        {"name": "crm", "token_sha256": _sha256(CRM_TOKEN), "hmac_secret": CRM_SECRET.decode(),
+         "sources": ["/channels/crm", "/channels/complaints"]},
+        {"name": "mosques", "hmac_secret_env": "TAWASUL_TEST_MOSQUES_SECRET"},
+    ]}
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+SECRETS = write_secrets_file(Path(tempfile.mkdtemp(prefix="tawasul-gateway-test-")) / "secrets.yaml")
