@@ -312,6 +312,8 @@ class SnapshotPublisher:
         self._evaluated: dict[tuple[tuple[str, ...], Scope], float] = {}
         self._now_evaluated = float("-inf")
         self._last: dict[str, tuple[float | None, int | None]] = {}
+        self._sent_as_of = 0
+        self._clock_sent = float("-inf")
 
     def reset(self, scopes: Iterable[Scope]) -> None:
         """After a rebuild: every scope is due, and every key is published once more (another
@@ -320,6 +322,7 @@ class SnapshotPublisher:
         self._evaluated.clear()
         self._last.clear()
         self._now_evaluated = float("-inf")
+        self._sent_as_of = 0
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -360,8 +363,12 @@ class SnapshotPublisher:
             if self._last.get(row.key) != signature:
                 self._last[row.key] = signature
                 changed.append(row)
+        now = time.monotonic()
+        if not changed and book.as_of_us > self._sent_as_of and (force or now - self._clock_sent >= self.min_interval_s):
+            changed.append(book.clock_row())     # nothing changed, but the clock moved: say so
         if changed:
             await self._send(changed, book.as_of_us)
+            self._sent_as_of, self._clock_sent = book.as_of_us, now
         return len(changed)
 
     async def _send(self, rows: list[Row], as_of_us: int) -> None:

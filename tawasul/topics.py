@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -70,6 +72,29 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
                 created.append(topic.name)
             except TopicAlreadyExistsError:
                 continue
+        _wait_for_leaders(admin, {f"{prefix}{spec.name}": spec.partitions for spec in wanted})
         return created
     finally:
         admin.close()
+
+
+class TopicsNotReadyError(RuntimeError):
+    """Created topics did not get a leader for every partition in time."""
+
+
+def _wait_for_leaders(admin: Any, wanted: dict[str, int], timeout_s: float = 30.0) -> None:
+    """Return once every partition of the new topics has a leader, so that clients started
+    right after `ensure_topics` find them in the metadata (a just-started broker lags a little)."""
+    give_up = time.monotonic() + timeout_s
+    waiting = dict(wanted)
+    while waiting:
+        for topic in admin.describe_topics(list(waiting)):
+            partitions = topic.get("partitions") or []
+            if topic.get("error_code") == 0 and len(partitions) >= waiting.get(topic["name"], 0) and all(
+                    p.get("leader_id", -1) >= 0 for p in partitions):
+                waiting.pop(topic["name"], None)
+        if not waiting:
+            return
+        if time.monotonic() > give_up:
+            raise TopicsNotReadyError(f"topics without a leader after {timeout_s:.0f} s: {', '.join(sorted(waiting))}")
+        time.sleep(0.1)

@@ -749,6 +749,11 @@ class KpiBook:
         rows.append(_count("surveys.pending", NOW, (), sum(self._pending.values())))
         return rows
 
+    def clock_row(self) -> Row:
+        """The total of open tickets: republished with the new `as_of` when the clock moved but no
+        figure changed, so the newest snapshot always tells how current the figures are."""
+        return _count("tickets.open", NOW, (), sum(self._backlog_counts.values()))
+
     def _backlog_rows(self) -> list[Row]:
         groups: Counter[Scope] = Counter({(): 0})
         for cls in self._backlog_seen:

@@ -22,16 +22,22 @@ def create_topic(bootstrap: str, name: str, partitions: int = 6, config: dict[st
 
 def read_all(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> list[tuple[str, int, bytes | None, bytes]]:
     """Every record of the topics from the start to their current end: (topic, partition, key, value)."""
+    import time
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1000)
+    deadline = time.monotonic() + timeout_s
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        names = list(topics)
+        partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
+        while {tp.topic for tp in partitions} != set(names):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"topics missing from the metadata: {sorted(set(names) - {tp.topic for tp in partitions})}")
+            time.sleep(0.2)
+            partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
         records: list[tuple[str, int, bytes | None, bytes]] = []
-        import time
-
-        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and any(consumer.position(tp) < end[tp] for tp in partitions):
             for tp, batch in consumer.poll(timeout_ms=500).items():
                 records.extend((tp.topic, tp.partition, r.key, r.value) for r in batch)
