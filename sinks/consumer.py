@@ -310,11 +310,25 @@ def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Back
     return False
 
 
+def _partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float = 30.0) -> set[int]:
+    give_up = time.monotonic() + timeout_s
+    while not (found := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > give_up:
+            raise KafkaError(f"topic {topic} has no partitions in the metadata")
+        time.sleep(0.2)
+    return set(found)
+
+
 def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group_id: str = "tawasul-sink",
                 topics: Sequence[TopicSpec] = SINK_TOPICS, batch_max: int = 5000, batch_wait_s: float = 0.5,
                 on_progress: Progress | None = None, on_record: RecordHook | None = None,
-                on_start: Callable[[Engine], object] | None = None, backoff: Backoff = Backoff()) -> SinkSummary:
+                on_start: Callable[[Engine], object] | None = None, backoff: Backoff = Backoff(),
+                assign: bool = False) -> SinkSummary:
     """Consume the pipeline's topics into the database until `stop` is set.
+
+    With `assign` the consumer takes every partition itself instead of joining the group's
+    rebalances (offsets are still committed to `group_id`): for a single sink of a replay,
+    which needs no group membership, heartbeats or rebalance pauses.
 
     Migrates the schema first (raises `migrate.DatabaseTooNew` when the database is newer
     than this code), creates missing topics, then loops: read up to `batch_max` records or
@@ -327,12 +341,15 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
     engine = make_engine(settings.database_url)
     if on_start is not None:
         on_start(engine)
+    names = [settings.topic(spec.name) for spec in topics]
     consumer = KafkaConsumer(
-        *(settings.topic(spec.name) for spec in topics),
+        *([] if assign else names),
         bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
         enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
         max_poll_records=batch_max,
     )
+    if assign:
+        consumer.assign([TopicPartition(name, p) for name in names for p in sorted(_partitions_of(consumer, name))])
     sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
                   batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record)
     log.info("database sink started", extra={

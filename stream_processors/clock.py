@@ -68,3 +68,46 @@ class Watermarks:
     def forget(self, partition: int) -> None:
         """Drop a partition (revoked from this worker)."""
         self._marks.pop(partition, None)
+
+
+class EndOfInput:
+    """End-of-input markers of a replay, held until their partition's events are read.
+
+    A marker names the end offset of its events partition when it was sent; it comes on
+    another topic, so it may overtake the last events. It takes effect only once every event
+    before that offset has been read (`read`), so no deadline fires ahead of an event that was
+    already published.
+    """
+
+    __slots__ = ("_held", "_next")
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+        self._held: dict[int, tuple[int, int]] = {}
+
+    def knows(self, partition: int) -> bool:
+        """True once the partition's read position is known (an event read, or `read_up_to`)."""
+        return partition in self._next
+
+    def read_up_to(self, partition: int, next_offset: int) -> int | None:
+        """Events before `next_offset` were read (or processed before a restart); returns the
+        watermark of a held marker that now takes effect."""
+        if next_offset > self._next.get(partition, -1):
+            self._next[partition] = next_offset
+        held = self._held.get(partition)
+        if held is not None and self._next[partition] >= held[1]:
+            del self._held[partition]
+            return held[0]
+        return None
+
+    def read(self, partition: int, offset: int) -> int | None:
+        """The event at `offset` was read; see `read_up_to`."""
+        return self.read_up_to(partition, offset + 1)
+
+    def arrived(self, partition: int, at_us: int, events_end: int | None) -> int | None:
+        """A marker arrived: its watermark if it takes effect now, else None (held)."""
+        if events_end is None or self._next.get(partition, 0) >= events_end:
+            return at_us
+        held = self._held.get(partition)
+        self._held[partition] = (max(at_us, held[0]) if held else at_us, max(events_end, held[1]) if held else events_end)
+        return None

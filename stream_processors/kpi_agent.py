@@ -354,9 +354,11 @@ class SnapshotPublisher:
             rows += book.now_rows()
         return rows
 
-    async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
+    def changed_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
+        """The due rows whose value or count changed since they were last taken (with the
+        clock row when only the clock moved); taking them marks them as published."""
         if book.as_of_us == 0:
-            return 0
+            return []
         changed = []
         for row in self.due_rows(book, force=force):
             signature = (row.value, row.count)
@@ -367,8 +369,13 @@ class SnapshotPublisher:
         if not changed and book.as_of_us > self._sent_as_of and (force or now - self._clock_sent >= self.min_interval_s):
             changed.append(book.clock_row())     # nothing changed, but the clock moved: say so
         if changed:
-            await self._send(changed, book.as_of_us)
             self._sent_as_of, self._clock_sent = book.as_of_us, now
+        return changed
+
+    async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
+        changed = self.changed_rows(book, force=force)
+        if changed:
+            await self._send(changed, book.as_of_us)
         return len(changed)
 
     async def _send(self, rows: list[Row], as_of_us: int) -> None:

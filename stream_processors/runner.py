@@ -153,13 +153,20 @@ class AppThread:
 
 
 def send_end_of_input(settings: Settings, at: datetime) -> None:
-    """Advance every partition's watermark to `at` (replay): all deadlines up to it fire."""
-    from kafka import KafkaProducer
+    """Advance every partition's watermark to `at` (replay): all deadlines up to it fire, once
+    the processors have read every event published so far (the markers carry the end offsets)."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+    events = settings.topic(EVENTS.name)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    try:
+        ends = consumer.end_offsets([TopicPartition(events, p) for p in range(EVENTS.partitions)])
+    finally:
+        consumer.close()
     producer = KafkaProducer(bootstrap_servers=settings.kafka)
     try:
-        body = watermark_message(at)
         for partition in range(SLA_TICKS.partitions):
+            body = watermark_message(at, ends.get(TopicPartition(events, partition)))
             producer.send(settings.topic(SLA_TICKS.name), value=body, partition=partition)
         producer.flush()
     finally:

@@ -33,9 +33,10 @@ from schemas import InvalidEvent, decode_event, new_event
 from tawasul.domain.calendars import to_us
 from tawasul.domain.errors import DomainError
 from tawasul.domain.sla_state import MET, SlaOutcome
+from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
-from stream_processors.clock import WallClock, Watermarks
+from stream_processors.clock import EndOfInput, WallClock, Watermarks
 from stream_processors.context import SLA_SOURCE, ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.sla_step import (
@@ -61,9 +62,23 @@ CHANGELOG_CONFIG = {"segment.ms": str(60 * 1000), "min.cleanable.dirty.ratio": "
 """Roll and compact the table changelog often, so that recovery reads about one record per ticket."""
 
 
-def watermark_message(at: datetime) -> bytes:
-    """The end-of-input marker a replay driver sends to every partition of the ticks topic."""
-    return json.dumps({"kind": "watermark", "time": at.isoformat()}).encode()
+def watermark_message(at: datetime, events_end: int | None = None) -> bytes:
+    """The end-of-input marker a replay driver sends to every partition of the ticks topic;
+    `events_end` is the end offset of the same events partition when it was sent."""
+    body: dict[str, object] = {"kind": "watermark", "time": at.isoformat()}
+    if events_end is not None:
+        body["events_end"] = events_end
+    return json.dumps(body).encode()
+
+
+def read_tick(value: bytes) -> tuple[str, int | None, int | None]:
+    """(kind, watermark µs or None, events end offset or None) of a ticks-topic message."""
+    body = json.loads(value)
+    kind = str(body["kind"])
+    if kind != "watermark":
+        return kind, None, None
+    end = body.get("events_end")
+    return kind, to_us(datetime.fromisoformat(body["time"])), None if end is None else int(end)
 
 
 class SlaProcessor:
@@ -75,6 +90,7 @@ class SlaProcessor:
         self.index = DeadlineIndex()
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
+        self.end_of_input = EndOfInput()
         self._ticks_in_flight: dict[int, int] = {}
         self.events_name = ctx.events.get_topic_name()
         self.table = app.Table(
@@ -120,22 +136,35 @@ class SlaProcessor:
             await self._commit(partition, key, stored, step, self._now(partition))
         if watermark is not None:
             await self._fire_due(partition, watermark)
+        if self.replay:
+            ended = self.end_of_input.read(partition, message.offset)
+            if ended is not None:
+                await self._fire_due(partition, self.watermarks.advance(partition, ended))
 
     async def _on_tick(self, event: EventT) -> None:
         message = event.message
         partition = message.partition
         try:
-            body = json.loads(message.value)
-            kind = body["kind"]
-            at = to_us(datetime.fromisoformat(body["time"])) if kind == "watermark" else None
+            kind, at, events_end = read_tick(message.value)
         except (ValueError, TypeError, KeyError, DomainError):
             log.warning("sla: unreadable tick skipped", extra={"partition": partition})
             return
         if at is not None:
-            await self._fire_due(partition, self.watermarks.advance(partition, at))
+            if events_end is not None and not self.end_of_input.knows(partition):
+                await self._learn_position(partition)
+            ready = self.end_of_input.arrived(partition, at, events_end)
+            if ready is not None:
+                await self._fire_due(partition, self.watermarks.advance(partition, ready))
         elif kind == "tick" and not self.replay:
             self._ticks_in_flight.pop(partition, None)
             await self._fire_due(partition, self.wall.now_us(), limit=TICK_BATCH)
+
+    async def _learn_position(self, partition: int) -> None:
+        """After a restart no event of the partition may come again: start from the group's
+        committed offset (every event before it was processed before the restart)."""
+        committed = await asyncio.to_thread(committed_offset, self.ctx.settings, self.app.conf.id,
+                                            self.events_name, partition)
+        self.end_of_input.read_up_to(partition, committed)
 
     async def _fire_due(self, partition: int, now_us: int, limit: int | None = None) -> None:
         for key in self.index.pop_due(partition, now_us, limit):
@@ -232,6 +261,19 @@ class SlaProcessor:
         if not wakes:
             return TIMER_MAX_SLEEP_S
         return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, (min(wakes) - now) / 1_000_000))
+
+
+def committed_offset(settings: Settings, group_id: str, topic: str, partition: int) -> int:
+    """The group's committed offset of one partition (0 when none)."""
+    from kafka import KafkaAdminClient, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position")
+    try:
+        tp = TopicPartition(topic, partition)
+        found = admin.list_group_offsets({group_id: [tp]}).get(group_id, {}).get(tp)
+        return max(found.offset, 0) if found is not None else 0
+    finally:
+        admin.close()
 
 
 def register_sla(app: faust.App, ctx: ProcessorContext) -> SlaProcessor:

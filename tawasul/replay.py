@@ -24,13 +24,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, Protocol
 
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
 
 log = logging.getLogger("tawasul.replay")
+
+Engine = Literal["batch", "faust"]
+ENGINES: tuple[Engine, ...] = ("batch", "faust")
 
 Stage = Callable[[str], None]
 """Told the name of each stage as it begins (for progress display)."""
@@ -121,7 +124,7 @@ def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int]) -
     def main() -> None:
         try:
             run_db_sink(settings, stop=stop, metrics=metrics, group_id=settings.topic("sink"),
-                        on_progress=progress, batch_max=10_000, batch_wait_s=0.2)
+                        on_progress=progress, batch_max=10_000, batch_wait_s=0.2, assign=True)
         except BaseException as exc:  # noqa: BLE001 - reported by the waiting thread
             failure.append(exc)
 
@@ -155,28 +158,34 @@ def replay_file(
     report_rejected: Callable[[int, object], None] | None = None,
     timeout_s: float = 3600.0,
     keep_topics: bool = False,
+    engine: Engine = "batch",
 ) -> ReplaySummary:
-    """Publish, process and store one JSON Lines file; returns when everything is in the database."""
-    from producers.publish_cmd import open_publisher, publish_lines, pseudonymiser_from_env
-    from stream_processors.app import build_app
-    from stream_processors.kpi_agent import register_kpis
-    from stream_processors.runner import AppThread, input_drained, send_end_of_input
+    """Publish, process and store one JSON Lines file; returns when everything is in the database.
 
+    `engine` "batch" runs the stream processors' replay logic over large batches in a process
+    of its own (`stream_processors.batch_runner`); "faust" runs the faust agents (the live
+    worker's code path) in a thread. Both give the same outcomes, states and figures.
+    """
+    from producers.publish_cmd import open_publisher, publish_lines, pseudonymiser_from_env
+    from stream_processors.runner import input_drained, send_end_of_input
+
+    if engine not in ENGINES:
+        raise ReplayError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     began = time.perf_counter()
     run = settings.with_prefix(settings.topic_prefix + run_prefix())
     metrics = Metrics()
     stage("creating the run's topics")
     ensure_topics(run.kafka, run.topic_prefix)
-    app = build_app(run, mode="replay", extra_registrars=(register_kpis,), metrics=metrics)
-    app_id = app.conf.id
     stored: dict[str, int] = {}
     try:
         stage("starting the stream processors")
-        with AppThread(app) as processors, _sink_thread(run, metrics, stored) as sink:
-            processors.wait_ready(timeout_s=120)
+        with _processors(run, engine, metrics) as (processors, app_id), _sink_thread(run, metrics, stored) as sink:
 
             def alive() -> None:
-                processors.raise_if_dead()
+                try:
+                    processors.raise_if_dead()
+                except RuntimeError as exc:
+                    raise ReplayError(str(exc)) from exc
                 if not sink.is_alive():
                     raise ReplayError("the database sink stopped")
 
@@ -209,6 +218,30 @@ def replay_file(
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real outcome
                 log.warning("could not delete the replay's topics", extra={"error": repr(exc)})
     return ReplaySummary(summary.published, summary.rejected, dict(stored), time.perf_counter() - began)
+
+
+class _Processors(Protocol):
+    def raise_if_dead(self) -> None: ...
+
+
+@contextmanager
+def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tuple[_Processors, str]]:
+    """The stream processors of the run, started, with the consumer group that tells their progress."""
+    if engine == "batch":
+        from stream_processors.batch_runner import BatchJob, BatchProcess
+
+        group_id = run.topic(f"tawasul-replay-engine-{uuid.uuid4().hex[:12]}")
+        with BatchProcess(BatchJob(run, group_id)) as process:
+            yield process, group_id
+        return
+    from stream_processors.app import build_app
+    from stream_processors.kpi_agent import register_kpis
+    from stream_processors.runner import AppThread
+
+    app = build_app(run, mode="replay", extra_registrars=(register_kpis,), metrics=metrics)
+    with AppThread(app) as thread:
+        thread.wait_ready(timeout_s=120)
+        yield thread, app.conf.id
 
 
 def _settled_ends(settings: Settings, topics: list[str], alive: Callable[[], None],

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tawasul.cli_options import settings_options
-from tawasul.replay import ReplayError, replay_file
+from tawasul.replay import ENGINES, Engine, ReplayError, replay_file
 from tawasul.settings import Settings
 
 
@@ -19,8 +19,12 @@ from tawasul.settings import Settings
 @click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal)")
 @click.option("--keep-topics", is_flag=True, help="Keep the run's Kafka topics afterwards (for inspection)")
 @click.option("--timeout", "timeout_s", default=3600.0, show_default=True, help="Give up after this many seconds")
+@click.option("--engine", type=click.Choice(ENGINES), default="batch", show_default=True,
+              help="batch: the processors' replay logic over large batches (fast); "
+                   "faust: the live worker's faust agents (same results, slower)")
 @settings_options
-def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float, settings: Settings) -> None:
+def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float, engine: Engine,
+           settings: Settings) -> None:
     """Replay FILE (JSON Lines, `-` = stdin) through the stream processors on the event-time clock
     into the database, and exit when every event has been processed and stored.
 
@@ -50,7 +54,7 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
             summary = replay_file(
                 path, settings, stream=sys.stdin.buffer if path is None else None, stage=stage,
                 progress=lambda done: bar.update(task, completed=done), report_rejected=report,
-                timeout_s=timeout_s, keep_topics=keep_topics,
+                timeout_s=timeout_s, keep_topics=keep_topics, engine=engine,
             )
         except ReplayError as error:
             raise click.ClickException(str(error)) from error

@@ -1,0 +1,156 @@
+"""Run `BatchEngine` on Kafka: the replay engine of `tawasul replay` (in a process of its own).
+
+The loop: poll up to `BATCH_MAX` records of the events and ticks topics (all partitions,
+assigned: no group rebalance to wait for), feed them to the engine partition by partition,
+produce its outputs to the run's topics (outcomes, ticket states, KPI snapshots), flush the
+producer, and only then commit the input offsets in the consumer group `group_id`. So
+`runner.input_drained(settings, group_id)` tells when every input record's outputs are in
+Kafka, exactly as for the faust app. When a poll comes back empty, every pending KPI
+snapshot goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.synchronize
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from tawasul.domain.policies import load_policies
+from tawasul.settings import Settings
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE
+
+from stream_processors.batch_engine import BatchEngine, Outputs
+from stream_processors.clock import DEFAULT_LATENESS
+from stream_processors.kpi_agent import MIN_INTERVAL_S, SnapshotPublisher, config_from_env
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 20_000
+POLL_MS = 200
+
+
+class BatchRunnerError(RuntimeError):
+    """The batch engine's process failed or could not start."""
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What the engine's process needs (picklable)."""
+
+    settings: Settings
+    group_id: str
+    lateness: timedelta = DEFAULT_LATENESS
+    with_kpis: bool = True
+
+
+def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
+    """Process the run's input until `stop` is set (the caller waits with `input_drained`)."""
+    settings = job.settings
+    kpi_topic = settings.topic(KPIS.name)
+    engine = BatchEngine(
+        load_policies(settings.policies_path), config_from_env(),
+        SnapshotPublisher(settings, kpi_topic, min_interval_s=MIN_INTERVAL_S, slow_interval_s=MIN_INTERVAL_S),
+        lateness=job.lateness, with_kpis=job.with_kpis,
+    )
+    events, ticks = settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka, group_id=job.group_id, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_poll_records=BATCH_MAX, fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024, client_id="tawasul-replay-engine",
+    )
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=20, batch_size=512 * 1024,
+                             client_id="tawasul-replay-engine")
+    outputs = {"outcomes": settings.topic(SLA_OUTCOMES.name), "states": settings.topic(TICKET_STATE.name),
+               "snapshots": kpi_topic}
+    try:
+        consumer.assign(_partitions(consumer, (events, ticks)))
+        pending_snapshots = False
+        parent = multiprocessing.parent_process()
+        while not stop.is_set() and (parent is None or parent.is_alive()):
+            polled = consumer.poll(timeout_ms=POLL_MS, max_records=BATCH_MAX)
+            if not polled and not pending_snapshots:
+                continue
+            offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+            for tp, records in sorted(polled.items(), key=lambda item: item[0].topic != events):
+                if tp.topic == events:          # events first: a marker may wait for them
+                    for record in records:
+                        engine.on_event(tp.partition, record.offset, record.value)
+                else:
+                    for record in records:
+                        engine.on_tick(tp.partition, record.value)
+                offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+            out = engine.flush(force_snapshots=not polled)
+            _produce(producer, outputs, out)
+            producer.flush()
+            if offsets:
+                consumer.commit(offsets)
+            pending_snapshots = bool(polled)
+    finally:
+        counts = engine.counts
+        log.info("batch engine stopped", extra={
+            "events": counts.events, "outcomes": counts.outcomes, "duplicates": counts.duplicates,
+            "unreadable": counts.unreadable})
+        producer.close()
+        consumer.close()
+
+
+def _partitions(consumer: KafkaConsumer, topics: tuple[str, ...], timeout_s: float = 30.0) -> list[TopicPartition]:
+    give_up = time.monotonic() + timeout_s
+    while True:
+        found = {t: consumer.partitions_for_topic(t) for t in topics}
+        if all(found.values()):
+            return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
+        if time.monotonic() > give_up:
+            raise BatchRunnerError(f"topics not found: {', '.join(t for t, p in found.items() if not p)}")
+        time.sleep(0.2)
+
+
+def _produce(producer: KafkaProducer, topics: dict[str, str], out: Outputs) -> None:
+    for name, messages in (("outcomes", out.outcomes), ("states", out.states), ("snapshots", out.snapshots)):
+        topic = topics[name]
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+
+
+def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) -> None:
+    from tawasul.logs import configure_logging
+
+    configure_logging(level)
+    run_batch(job, stop)
+
+
+class BatchProcess:
+    """The engine in a child process (so that it has a CPU of its own, apart from the sink)."""
+
+    def __init__(self, job: BatchJob, log_level: str = "warning") -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._process = context.Process(target=_main, args=(job, self._stop, log_level),
+                                        name="tawasul-replay-engine", daemon=True)
+
+    def start(self) -> BatchProcess:
+        self._process.start()
+        return self
+
+    def raise_if_dead(self) -> None:
+        if not self._process.is_alive():
+            raise BatchRunnerError(f"the replay engine stopped (exit code {self._process.exitcode})")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        self._process.join(timeout_s)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+    def __enter__(self) -> BatchProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,94 @@
+"""The batch replay engine without a broker: end-of-input markers wait for their events, and
+batch boundaries do not change the outcomes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from producers.simulator import Params, iter_events, parse_when
+from schemas import decode_event
+from tawasul.domain.kpi_state import KpiConfig
+from tawasul.domain.policies import load_policies
+from tawasul.settings import Settings, default_policies_path
+from stream_processors.batch_engine import BatchEngine, Outputs
+from stream_processors.clock import EndOfInput
+from stream_processors.kpi_agent import SnapshotPublisher
+from stream_processors.sla_agent import read_tick, watermark_message
+
+PARTITIONS = 3
+
+
+def engine() -> BatchEngine:
+    return BatchEngine(load_policies(default_policies_path()), KpiConfig(),
+                       SnapshotPublisher(Settings(), "kpis", min_interval_s=0.0, slow_interval_s=0.0))
+
+
+def recorded() -> tuple[list[list[bytes]], datetime]:
+    start = parse_when("2025-03-04")
+    lines = [json.dumps(raw).encode() for raw in iter_events(Params(start, start + timedelta(days=2), seed=3,
+                                                                    scale=0.1))]
+    partitions: list[list[bytes]] = [[] for _ in range(PARTITIONS)]
+    for line in lines:
+        event = decode_event(line)
+        partitions[sum(event.subject.encode()) % PARTITIONS].append(line)
+    return partitions, max(decode_event(line).time for line in lines)
+
+
+def outcome_ids(outputs: list[Outputs]) -> list[str]:
+    return sorted(json.loads(value)["id"] for out in outputs for _, value in out.outcomes)
+
+
+def run(partitions: list[list[bytes]], end: datetime, *, marker_first: bool, batch: int) -> list[Outputs]:
+    subject = engine()
+    outputs: list[Outputs] = []
+    if marker_first:        # the markers overtake every event
+        for p, events in enumerate(partitions):
+            subject.on_tick(p, watermark_message(end, len(events)))
+    cursor = 0
+    longest = max(len(events) for events in partitions)
+    while cursor < longest:
+        for p, events in enumerate(partitions):
+            for offset in range(cursor, min(cursor + batch, len(events))):
+                subject.on_event(p, offset, events[offset])
+        cursor += batch
+        outputs.append(subject.flush())
+    if not marker_first:
+        for p, events in enumerate(partitions):
+            subject.on_tick(p, watermark_message(end, len(events)))
+    outputs.append(subject.flush(force_snapshots=True))
+    return outputs
+
+
+def test_markers_that_overtake_the_events_and_batch_sizes_change_no_outcome() -> None:
+    partitions, end = recorded()
+    in_order = outcome_ids(run(partitions, end, marker_first=False, batch=10_000))
+    assert len(in_order) > 50 and len(set(in_order)) == len(in_order)
+    assert outcome_ids(run(partitions, end, marker_first=True, batch=10_000)) == in_order
+    assert outcome_ids(run(partitions, end, marker_first=True, batch=7)) == in_order
+
+
+def test_the_last_state_of_each_ticket_and_the_final_figures_do_not_depend_on_batches() -> None:
+    partitions, end = recorded()
+
+    def finals(outputs: list[Outputs]) -> tuple[dict[bytes, bytes], dict[str, object]]:
+        states = {key: value for out in outputs for key, value in out.states}
+        figures = {key.decode(): json.loads(value)["data"]["value"] for out in outputs for key, value in out.snapshots}
+        return states, figures
+
+    big_states, big_figures = finals(run(partitions, end, marker_first=False, batch=10_000))
+    small_states, small_figures = finals(run(partitions, end, marker_first=False, batch=25))
+    assert big_states == small_states and len(big_states) > 20
+    common = big_figures.keys() & small_figures.keys()
+    assert len(common) > 200 and {k: big_figures[k] for k in common} == {k: small_figures[k] for k in common}
+
+
+def test_end_of_input_holds_a_marker_until_its_events_are_read() -> None:
+    eoi = EndOfInput()
+    assert eoi.arrived(0, 500, events_end=3) is None            # nothing read yet
+    assert eoi.read(0, 0) is None and eoi.read(0, 1) is None
+    assert eoi.read(0, 2) == 500                                # offset 2 read: the end is 3
+    assert eoi.arrived(1, 700, events_end=None) == 700          # an old-style marker: at once
+    eoi.read_up_to(2, 10)                                       # known position after a restart
+    assert eoi.knows(2) and eoi.arrived(2, 900, events_end=10) == 900
+    assert read_tick(watermark_message(datetime.fromisoformat("2025-03-04T10:00:00+04:00"), 7))[2] == 7
