@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--scale", default="1.0")
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
     parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--engine", default="batch", choices=("batch", "faust"), help="tawasul replay --engine")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tawasul-bench-replay-"))
     events_file = work / "events.jsonl"
@@ -95,9 +96,9 @@ def main() -> None:
     raw_count, raw_seconds = _raw_consume_rate(options.kafka, events_file)
     print(f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = {raw_count / raw_seconds:,.0f} events/s")
 
-    replay_seconds, output = _run(["replay", str(events_file), "--no-progress"], env)
+    replay_seconds, output = _run(["replay", str(events_file), "--no-progress", "--engine", options.engine], env)
     summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
-    print(f"replay: {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end")
+    print(f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end")
     print(f"        {summary}")
 
     report_seconds, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)

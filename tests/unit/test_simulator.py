@@ -426,3 +426,19 @@ def test_pace_waits_for_accelerated_time_and_rebases() -> None:
     assert unchanged == events
     with pytest.raises(SimulatorError):
         list(pace(events, speed=0, clock=FakeClock()))
+
+
+def test_customer_references_never_read_as_phone_numbers() -> None:
+    """The intake refuses a reference that looks like a phone number: the simulator must never
+    make one (seed 7 once gave `0022800297257486`, which reads as an international number)."""
+    import random
+
+    from producers.privacy import looks_like_phone_number
+    from producers.simulator.world import World
+
+    start = parse_when("2025-01-01")
+    world = World(Params(start, start + timedelta(days=1), seed=7))
+    rng = random.Random(1)
+    refs = {world.person_ref(rng) for _ in range(150_000)}
+    assert len(refs) > 20_000
+    assert not [ref for ref in refs if looks_like_phone_number(ref)]
