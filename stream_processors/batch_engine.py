@@ -79,6 +79,8 @@ class SlaBatch:
         self.watermarks = Watermarks(lateness)
         self.outcomes: list[SlaOutcome] = []
         self.duplicates = 0
+        self._parsed: dict[str, Event] = {}
+        """Events waiting for the watermark, parsed (see `sla_step.replay_event`)."""
         self._changed: dict[str, int] = {}
 
     def on_event(self, partition: int, event: Event) -> None:
@@ -86,7 +88,7 @@ class SlaBatch:
         if is_ticket_event(event.type):
             key = event.subject
             stored = self.table.get(key) or decode(None, key)
-            self._commit(partition, key, replay_event(stored, event, watermark, self.book))
+            self._commit(partition, key, replay_event(stored, event, watermark, self.book, self._parsed))
         self.fire_due(partition, watermark)
 
     def on_watermark(self, partition: int, at_us: int) -> None:
@@ -97,7 +99,7 @@ class SlaBatch:
             key = raw_key.decode()
             stored = self.table.get(key)
             if stored is not None:
-                self._commit(partition, key, advance(stored, now_us, self.book, replay=True))
+                self._commit(partition, key, advance(stored, now_us, self.book, replay=True, parsed=self._parsed))
 
     def _commit(self, partition: int, key: str, step: Step) -> None:
         if step.duplicate:
@@ -128,6 +130,7 @@ class KpiBatch:
 
     def __init__(self, config: KpiConfig) -> None:
         self.book = KpiBook(config, 0)
+        self.book.now_dirty = True      # every `now` figure goes out at least once, as after a rebuild
         self.records: dict[str, SubjectRecord] = {}
         self._changed: set[str] = set()
         self._latest = 0

@@ -1,9 +1,10 @@
 """Run `BatchEngine` on Kafka: the replay engine of `tawasul replay` (in a process of its own).
 
-The loop: poll up to `BATCH_MAX` records of the events and ticks topics (all partitions,
-assigned: no group rebalance to wait for), feed them to the engine partition by partition,
-produce its outputs to the run's topics (outcomes, ticket states, KPI snapshots), flush the
-producer, and only then commit the input offsets in the consumer group `group_id`. So
+The loop: poll the events and ticks topics (all partitions, assigned: no group rebalance to
+wait for) and feed the records to the engine; after `BATCH_MAX` records, `FLUSH_EVERY_S`, or
+when the input is idle, produce the engine's outputs to the run's topics (outcomes, ticket
+states, KPI snapshots), flush the producer, and only then commit the input offsets in the
+consumer group `group_id`. So
 `runner.input_drained(settings, group_id)` tells when every input record's outputs are in
 Kafka, exactly as for the faust app. When a poll comes back empty, every pending KPI
 snapshot goes out.
@@ -32,6 +33,10 @@ from stream_processors.kpi_agent import MIN_INTERVAL_S, SnapshotPublisher, confi
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 20_000
+"""Records fed to the engine between two flushes, at most."""
+FLUSH_EVERY_S = 1.0
+"""Longest time between two flushes while records come in (larger batches: fewer ticket
+states and KPI evaluations per event, less CPU)."""
 POLL_MS = 200
 
 
@@ -72,11 +77,10 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
         consumer.assign(_partitions(consumer, (events, ticks)))
         pending_snapshots = False
         parent = multiprocessing.parent_process()
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        fed, last_flush = 0, time.monotonic()
         while not stop.is_set() and (parent is None or parent.is_alive()):
             polled = consumer.poll(timeout_ms=POLL_MS, max_records=BATCH_MAX)
-            if not polled and not pending_snapshots:
-                continue
-            offsets: dict[TopicPartition, OffsetAndMetadata] = {}
             for tp, records in sorted(polled.items(), key=lambda item: item[0].topic != events):
                 if tp.topic == events:          # events first: a marker may wait for them
                     for record in records:
@@ -85,12 +89,21 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
                     for record in records:
                         engine.on_tick(tp.partition, record.value)
                 offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
-            out = engine.flush(force_snapshots=not polled)
-            _produce(producer, outputs, out)
+                fed += len(records)
+            idle = not polled
+            if not (fed >= BATCH_MAX or (idle and (fed or pending_snapshots))
+                    or (fed and time.monotonic() - last_flush >= FLUSH_EVERY_S)):
+                continue
+            # Outputs of everything fed so far, then the input offsets: at least once. At the end
+            # of the input every pending snapshot goes out before the commit, so that once the
+            # input is drained (`runner.input_drained`) every output is in Kafka.
+            at_end = idle or _caught_up(consumer)
+            _produce(producer, outputs, engine.flush(force_snapshots=at_end))
             producer.flush()
             if offsets:
                 consumer.commit(offsets)
-            pending_snapshots = bool(polled)
+            pending_snapshots = not at_end
+            offsets, fed, last_flush = {}, 0, time.monotonic()
     finally:
         counts = engine.counts
         log.info("batch engine stopped", extra={
@@ -98,6 +111,15 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
             "unreadable": counts.unreadable})
         producer.close()
         consumer.close()
+
+
+def _caught_up(consumer: KafkaConsumer) -> bool:
+    """True when every assigned partition was read up to its end as of the last fetch."""
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is None or consumer.position(tp) < end:
+            return False
+    return True
 
 
 def _partitions(consumer: KafkaConsumer, topics: tuple[str, ...], timeout_s: float = 30.0) -> list[TopicPartition]:

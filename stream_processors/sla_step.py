@@ -120,18 +120,30 @@ def live_event(stored: Stored, event: Event, now_us: int, book: PolicyBook) -> S
     return Step(new, (*first, *second, *third), new != stored)
 
 
-def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: PolicyBook) -> Step:
-    """Replay: queue the event, then release everything up to the watermark."""
+def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: PolicyBook,
+                 parsed: dict[str, Event] | None = None) -> Step:
+    """Replay: queue the event, then release everything up to the watermark.
+
+    `parsed`, when given, keeps the queued events by id until they are released, so that a
+    caller holding its states in memory (the batch engine) does not parse them again; their
+    stored JSON is then left empty, so such a state must not be written to a table.
+    """
     if stored.knows(event.id):
         return Step(stored, (), False, duplicate=True)
-    item: Pending = (to_us(event.time), RANKS[event.type], event.id, event.to_json().decode())
+    if parsed is None:
+        body = event.to_json().decode()
+    else:                           # held in memory only: the JSON would never be read
+        parsed[event.id], body = event, ""
+    item: Pending = (to_us(event.time), RANKS[event.type], event.id, body)
     queued = Stored(stored.sla, tuple(sorted((*stored.pending, item))))
-    step = advance(queued, watermark_us, book, replay=True)
+    step = advance(queued, watermark_us, book, replay=True, parsed=parsed)
     return Step(step.stored, step.outcomes, True)
 
 
-def advance(stored: Stored, now_us: int | None, book: PolicyBook, *, replay: bool) -> Step:
-    """Bring the ticket to `now_us` (wall clock or watermark): release pending events, fire dues."""
+def advance(stored: Stored, now_us: int | None, book: PolicyBook, *, replay: bool,
+            parsed: dict[str, Event] | None = None) -> Step:
+    """Bring the ticket to `now_us` (wall clock or watermark): release pending events, fire dues
+    (`parsed`: see `replay_event`)."""
     if now_us is None:
         return Step(stored, (), False)
     state = stored.sla
@@ -139,12 +151,13 @@ def advance(stored: Stored, now_us: int | None, book: PolicyBook, *, replay: boo
     pending = stored.pending
     if replay:
         released = 0
-        for at, _rank, _id, body in pending:
+        for at, _rank, event_id, body in pending:
             if at > now_us:
                 break
             state, fired = sla.due(state, _dt(at - 1), book)
             outcomes.extend(fired)
-            state, decided = sla.apply(state, decode_event(body.encode()), book)
+            event = parsed.pop(event_id, None) if parsed is not None else None
+            state, decided = sla.apply(state, event or decode_event(body.encode()), book)
             outcomes.extend(decided)
             released += 1
         pending = pending[released:]

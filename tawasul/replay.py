@@ -166,7 +166,7 @@ def replay_file(
     of its own (`stream_processors.batch_runner`); "faust" runs the faust agents (the live
     worker's code path) in a thread. Both give the same outcomes, states and figures.
     """
-    from producers.publish_cmd import open_publisher, publish_lines, pseudonymiser_from_env
+    from producers.publish_cmd import default_workers, open_publisher, publish_lines, pseudonymiser_from_env
     from stream_processors.runner import input_drained, send_end_of_input
 
     if engine not in ENGINES:
@@ -196,7 +196,8 @@ def replay_file(
             handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]
             try:
                 summary = publish_lines(handle, name, latest, pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
-                                        report=report_rejected, progress=progress)  # type: ignore[arg-type]
+                                        report=report_rejected, progress=progress,  # type: ignore[arg-type]
+                                        workers=default_workers(path.stat().st_size if path is not None else None))
                 publisher.flush()
             finally:
                 publisher.close()
@@ -208,7 +209,9 @@ def replay_file(
             _wait(lambda: input_drained(run, app_id), "the stream processors", timeout_s, alive)
             stage("storing")
             outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)]
-            settled = _settled_ends(run, outputs, alive)
+            # the batch engine produces every output before it commits its input; the faust
+            # agents coalesce KPI snapshots after that: wait until the outputs are quiet
+            settled = _settled_ends(run, outputs, alive, quiet_s=0.0 if engine == "batch" else 2.5)
             _wait(lambda: all(stored.get(t, 0) >= n for t, n in settled.items()), "the database sink",
                   timeout_s, alive)
     finally:
