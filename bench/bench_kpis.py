@@ -57,7 +57,9 @@ from stream_processors.kpi_agent import register_kpis
 from stream_processors.runner import run_until
 configure_logging("warning")
 settings = Settings(kafka=sys.argv[1], topic_prefix=sys.argv[2])
-app = build_app(settings, mode="live", app_id=sys.argv[3], extra_registrars=(register_kpis,))
+role = sys.argv[4] if len(sys.argv) > 4 else "all"
+app = build_app(settings, mode="live", app_id=sys.argv[3], with_sla=role != "kpis",
+                extra_registrars=() if role == "sla" else (register_kpis,))
 run_until(app, lambda: False)
 """
 PROBE_QUEUES = 6
@@ -122,8 +124,9 @@ def domain_rate(calls: int) -> tuple[float, float]:
 
 # -- the worker and the snapshot reader ------------------------------------------------------
 
-def start_worker(settings: Settings, app_id: str, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", WORKER, settings.kafka, settings.topic_prefix, app_id],
+def start_worker(settings: Settings, app_id: str, log: Path, role: str = "all") -> subprocess.Popen[bytes]:
+    """A worker running both processors (`all`), the SLA engine only, or the KPI processor only."""
+    return subprocess.Popen([sys.executable, "-c", WORKER, settings.kafka, settings.topic_prefix, app_id, role],
                             cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
@@ -264,12 +267,17 @@ def background(rate: int, tag: str) -> Iterator[dict[str, Any]]:
         number += 1
 
 
-def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> tuple[list[float], float | None, float]:
-    """Probe delays (seconds, sorted), the worker's CPU share and the event rate really sent."""
+def delays(kafka: str, rate: int, seconds: float, workdir: Path,
+           split: bool = False) -> tuple[list[float], float | None, float]:
+    """Probe delays (seconds, sorted), the (KPI) worker's CPU share and the event rate really sent.
+
+    `split`: the SLA engine and the KPI processor in two workers (two consumer groups)."""
     settings, app_id = fresh_run(kafka)
     topic = settings.topic(EVENTS.name)
     snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.offered|15m|queue=",))
-    worker = start_worker(settings, app_id, workdir / "delay.log")
+    other = start_worker(settings, app_id + "-sla", workdir / "delay-sla.log", "sla") if split else None
+    worker = start_worker(settings, app_id + ("-kpis" if split else ""), workdir / "delay.log",
+                          "kpis" if split else "all")
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=0)
     sent: dict[tuple[str, float], float] = {}
     try:
@@ -315,6 +323,8 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path) -> tuple[list[f
     finally:
         producer.close()
         stop_worker(worker)
+        if other is not None:
+            stop_worker(other)
         snapshots.close()
 
 
@@ -330,6 +340,10 @@ def main() -> None:
                         "(repeat for several runs; default 1000)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the delay measurement")
     parser.add_argument("--burst", type=int, default=6000, help="calls in the throughput burst (3 events each)")
+    parser.add_argument("--split-workers", action="store_true",
+                        help="delay runs with the SLA engine and the KPI processor in two workers "
+                             "(tawasul worker --processors sla / kpis)")
+    parser.add_argument("--skip-throughput", action="store_true", help="only the delay measurement")
     args = parser.parse_args()
     check_shapes()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -339,13 +353,16 @@ def main() -> None:
           f"{survey_rate:,.0f} surveys/s")
     with tempfile.TemporaryDirectory(prefix="bench-kpis-") as tmp:
         workdir = Path(tmp)
-        call_rate, survey_rate, per_event = throughput(args.kafka, args.burst, workdir)
-        cpu_note = "" if per_event is None else f"; worker CPU {per_event * 1e6:,.0f} us per event"
-        print(f"pipeline backlog ({args.burst * 3:,} call events, then {args.burst:,} surveys, one worker "
-              f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
-              f"{survey_rate:,.0f} surveys/s processed{cpu_note}")
+        if not args.skip_throughput:
+            call_rate, survey_rate, per_event = throughput(args.kafka, args.burst, workdir)
+            cpu_note = "" if per_event is None else f"; worker CPU {per_event * 1e6:,.0f} us per event"
+            print(f"pipeline backlog ({args.burst * 3:,} call events, then {args.burst:,} surveys, one worker "
+                  f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
+                  f"{survey_rate:,.0f} surveys/s processed{cpu_note}")
         for rate in args.rate or [1000]:
-            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir)
+            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir, args.split_workers)
+            if args.split_workers:
+                print("two workers: the SLA engine in one, the KPI processor in the other (CPU share below)")
             if not measured:
                 print(f"delay at {rate:,} events/s: no probe came back")
                 continue

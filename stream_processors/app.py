@@ -47,6 +47,7 @@ def build_app(
     commit_interval_s: float = 1.0,
     instance_id: str | None = None,
     session_timeout_s: float = 30.0,
+    with_sla: bool = True,
 ) -> faust.App:
     """A faust app running the SLA engine (and any `extra_registrars`) on the wall clock or event time.
 
@@ -90,7 +91,8 @@ def build_app(
         events=app.topic(settings.topic(EVENTS.name), partitions=EVENTS.partitions, **raw),
         ticks=app.topic(settings.topic(SLA_TICKS.name), partitions=SLA_TICKS.partitions, **raw),
     )
-    register_sla(app, ctx)
+    if with_sla:
+        register_sla(app, ctx)
     for registrar in extra_registrars:
         registrar(app, ctx)
     return app
