@@ -31,7 +31,7 @@ from sinks.db.records import BadRecord
 from sinks.db.writer import DbWriter, FlushResult, Record
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, TopicSpec, ensure_topics
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics
 
 log = logging.getLogger("tawasul.sink")
 
@@ -310,15 +310,6 @@ def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Back
     return False
 
 
-def _partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float = 30.0) -> set[int]:
-    give_up = time.monotonic() + timeout_s
-    while not (found := consumer.partitions_for_topic(topic)):
-        if time.monotonic() > give_up:
-            raise KafkaError(f"topic {topic} has no partitions in the metadata")
-        time.sleep(0.2)
-    return set(found)
-
-
 def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group_id: str = "tawasul-sink",
                 topics: Sequence[TopicSpec] = SINK_TOPICS, batch_max: int = 5000, batch_wait_s: float = 0.5,
                 on_progress: Progress | None = None, on_record: RecordHook | None = None,
@@ -349,7 +340,7 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
         max_poll_records=batch_max,
     )
     if assign:
-        consumer.assign([TopicPartition(name, p) for name in names for p in sorted(_partitions_of(consumer, name))])
+        consumer.assign(assignable_partitions(consumer, names))
     sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
                   batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record)
     log.info("database sink started", extra={

@@ -24,7 +24,7 @@ from kafka.structs import OffsetAndMetadata
 
 from tawasul.domain.policies import load_policies
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, assignable_partitions
 
 from stream_processors.batch_engine import BatchEngine, Outputs
 from stream_processors.clock import DEFAULT_LATENESS
@@ -74,7 +74,7 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
     outputs = {"outcomes": settings.topic(SLA_OUTCOMES.name), "states": settings.topic(TICKET_STATE.name),
                "snapshots": kpi_topic}
     try:
-        consumer.assign(_partitions(consumer, (events, ticks)))
+        consumer.assign(assignable_partitions(consumer, (events, ticks)))
         pending_snapshots = False
         parent = multiprocessing.parent_process()
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -120,17 +120,6 @@ def _caught_up(consumer: KafkaConsumer) -> bool:
         if end is None or consumer.position(tp) < end:
             return False
     return True
-
-
-def _partitions(consumer: KafkaConsumer, topics: tuple[str, ...], timeout_s: float = 30.0) -> list[TopicPartition]:
-    give_up = time.monotonic() + timeout_s
-    while True:
-        found = {t: consumer.partitions_for_topic(t) for t in topics}
-        if all(found.values()):
-            return [TopicPartition(t, p) for t, parts in found.items() for p in sorted(parts or ())]
-        if time.monotonic() > give_up:
-            raise BatchRunnerError(f"topics not found: {', '.join(t for t, p in found.items() if not p)}")
-        time.sleep(0.2)
 
 
 def _produce(producer: KafkaProducer, topics: dict[str, str], out: Outputs) -> None:

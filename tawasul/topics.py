@@ -98,3 +98,20 @@ def _wait_for_leaders(admin: Any, wanted: dict[str, int], timeout_s: float = 30.
         if time.monotonic() > give_up:
             raise TopicsNotReadyError(f"topics without a leader after {timeout_s:.0f} s: {', '.join(sorted(waiting))}")
         time.sleep(0.1)
+
+
+def assignable_partitions(consumer: Any, topics: tuple[str, ...] | list[str],
+                          timeout_s: float = 30.0) -> list[Any]:
+    """Every `TopicPartition` of `topics`, once the consumer's metadata knows them all (for
+    `consumer.assign`); raises `TopicsNotReadyError` after `timeout_s`."""
+    from kafka import TopicPartition
+
+    give_up = time.monotonic() + timeout_s
+    while True:
+        found = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+        if all(found.values()):
+            return [TopicPartition(topic, p) for topic, parts in found.items() for p in sorted(parts or ())]
+        if time.monotonic() > give_up:
+            missing = ", ".join(topic for topic, parts in found.items() if not parts)
+            raise TopicsNotReadyError(f"topics not in the metadata after {timeout_s:.0f} s: {missing}")
+        time.sleep(0.2)
