@@ -28,7 +28,7 @@ from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, 
 
 from stream_processors.batch_engine import BatchEngine, Outputs
 from stream_processors.clock import DEFAULT_LATENESS
-from stream_processors.kpi_agent import MIN_INTERVAL_S, SnapshotPublisher, config_from_env
+from stream_processors.kpi_agent import SnapshotPublisher, config_from_env
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ FLUSH_EVERY_S = 1.0
 """Longest time between two flushes while records come in (larger batches: fewer ticket
 states and KPI evaluations per event, less CPU)."""
 POLL_MS = 200
+SNAPSHOT_INTERVAL_S = 10.0
+"""A changed KPI key is published at most this often while a replay runs (its final value
+always goes out at the end): the database keeps only the latest snapshot of each key, so
+the 1 s pace of live workers would only add work."""
 
 
 class BatchRunnerError(RuntimeError):
@@ -52,6 +56,7 @@ class BatchJob:
     group_id: str
     lateness: timedelta = DEFAULT_LATENESS
     with_kpis: bool = True
+    snapshot_interval_s: float = SNAPSHOT_INTERVAL_S
 
 
 def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
@@ -60,7 +65,8 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
     kpi_topic = settings.topic(KPIS.name)
     engine = BatchEngine(
         load_policies(settings.policies_path), config_from_env(),
-        SnapshotPublisher(settings, kpi_topic, min_interval_s=MIN_INTERVAL_S, slow_interval_s=MIN_INTERVAL_S),
+        SnapshotPublisher(settings, kpi_topic, min_interval_s=job.snapshot_interval_s,
+                          slow_interval_s=job.snapshot_interval_s),
         lateness=job.lateness, with_kpis=job.with_kpis,
     )
     events, ticks = settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name)
