@@ -4,10 +4,9 @@ The loop: poll the events and ticks topics (all partitions, assigned: no group r
 wait for) and feed the records to the engine; after `BATCH_MAX` records, `FLUSH_EVERY_S`, or
 when the input is idle, produce the engine's outputs to the run's topics (outcomes, ticket
 states, KPI snapshots), flush the producer, and only then commit the input offsets in the
-consumer group `group_id`. So
-`runner.input_drained(settings, group_id)` tells when every input record's outputs are in
-Kafka, exactly as for the faust app. When a poll comes back empty, every pending KPI
-snapshot goes out.
+consumer group `group_id`. At the end of the input every pending KPI snapshot goes out before
+that commit. So `runner.input_drained(settings, group_id)` tells when every output is in
+Kafka, as for the faust app.
 """
 
 from __future__ import annotations
@@ -145,8 +144,10 @@ def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) ->
 class BatchProcess:
     """The engine in a child process (so that it has a CPU of its own, apart from the sink)."""
 
-    def __init__(self, job: BatchJob, log_level: str = "warning") -> None:
+    def __init__(self, job: BatchJob, log_level: str | None = None) -> None:
+        """`log_level`: the engine's logging level; by default that of this process's root logger."""
         context = multiprocessing.get_context("spawn")
+        log_level = log_level or logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
         self._stop = context.Event()
         self._process = context.Process(target=_main, args=(job, self._stop, log_level),
                                         name="tawasul-replay-engine", daemon=True)

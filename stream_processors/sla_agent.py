@@ -111,10 +111,15 @@ class SlaProcessor:
 
     async def _agent(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            if event.message.topic == self.events_name:
-                await self._on_input(event)
-            else:
+            message = event.message
+            if message.topic != self.events_name:
                 await self._on_tick(event)
+                continue
+            await self._on_input(event)
+            if self.replay:     # every event read counts, a skipped invalid one too
+                ended = self.end_of_input.read(message.partition, message.offset)
+                if ended is not None:
+                    await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
 
     async def _on_input(self, event: EventT) -> None:
         message = event.message
@@ -136,10 +141,6 @@ class SlaProcessor:
             await self._commit(partition, key, stored, step, self._now(partition))
         if watermark is not None:
             await self._fire_due(partition, watermark)
-        if self.replay:
-            ended = self.end_of_input.read(partition, message.offset)
-            if ended is not None:
-                await self._fire_due(partition, self.watermarks.advance(partition, ended))
 
     async def _on_tick(self, event: EventT) -> None:
         message = event.message

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from producers.simulator import Params, iter_events, parse_when
 from schemas import decode_event
+from tawasul.domain.calendars import to_us
 from tawasul.domain.kpi_state import KpiConfig
 from tawasul.domain.policies import load_policies
 from tawasul.settings import Settings, default_policies_path
@@ -95,3 +96,18 @@ def test_end_of_input_holds_a_marker_until_its_events_are_read() -> None:
     eoi.read_up_to(2, 10)                                       # known position after a restart
     assert eoi.knows(2) and eoi.arrived(2, 900, events_end=10) == 900
     assert read_tick(watermark_message(datetime.fromisoformat("2025-03-04T10:00:00+04:00"), 7))[2] == 7
+
+
+def test_an_invalid_last_event_does_not_hold_the_end_of_input_marker() -> None:
+    partitions, end = recorded()
+    events = partitions[0]
+    subject = engine()
+    subject.on_tick(0, watermark_message(end, len(events) + 1))      # one more record: an invalid one
+    for offset, line in enumerate(events):
+        subject.on_event(0, offset, line)
+    assert subject.sla is not None
+    held = subject.sla.watermarks.get(0)
+    assert held is not None and held < to_us(end)                      # still waiting for the last record
+    subject.on_event(0, len(events), b'{"not": "an event"}')
+    assert subject.counts.unreadable == 1
+    assert subject.sla.watermarks.get(0) == to_us(end)                 # read: the marker took effect
