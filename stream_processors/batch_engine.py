@@ -1,4 +1,4 @@
-"""The stream processors' replay logic over batches of records, without faust (no Kafka here).
+"""The stream processors' replay logic over batches of records, without faust (no Kafka I/O here).
 
 `tawasul replay` runs the SLA engine and the KPI processor through this engine by default:
 the same per-ticket steps (`sla_step.replay_event` / `advance`, per-partition event-time
