@@ -27,7 +27,7 @@ from types import TracebackType
 import faust
 
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, SLA_TICKS
+from tawasul.topics import EVENTS, SLA_TICKS, assignable_partitions
 
 from stream_processors.sla_agent import watermark_message
 
@@ -176,17 +176,24 @@ def send_end_of_input(settings: Settings, at: datetime) -> None:
 def input_drained(settings: Settings, group_id: str) -> bool:
     """True when the consumer group `group_id` has committed every message of the events and
     ticks topics (faust flushes its producer before committing, so the outputs are written)."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    done, total = input_progress(settings, group_id)
+    return done >= total
+
+
+def input_progress(settings: Settings, group_id: str) -> tuple[int, int]:
+    """(messages of the events and ticks topics the group `group_id` has committed, messages
+    in them): the two are equal once the processors read and handled everything."""
+    from kafka import KafkaAdminClient, KafkaConsumer
 
     topics = (settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name))
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        partitions = assignable_partitions(consumer, topics)     # never "drained" for want of metadata
         ends = consumer.end_offsets(partitions)
         committed = admin.list_group_offsets({group_id: partitions}).get(group_id, {})
-        done = {tp for tp, meta in committed.items() if meta is not None and meta.offset >= ends.get(tp, 0)}
-        return all(ends[tp] == 0 or tp in done for tp in partitions)
+        done = sum(min(max(meta.offset, 0), ends.get(tp, 0)) for tp, meta in committed.items() if meta is not None)
+        return done, sum(ends.values())
     finally:
         consumer.close()
         admin.close()

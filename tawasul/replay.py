@@ -37,6 +37,8 @@ ENGINES: tuple[Engine, ...] = ("batch", "faust")
 
 Stage = Callable[[str], None]
 """Told the name of each stage as it begins (for progress display)."""
+Counted = Callable[[str, int, int], None]
+"""Told (stage, done, total) while the replay waits for the processors and the sink."""
 
 _TIME = re.compile(rb'"time"\s*:\s*"([^"]+)"')
 
@@ -159,15 +161,18 @@ def replay_file(
     timeout_s: float = 3600.0,
     keep_topics: bool = False,
     engine: Engine = "batch",
+    counted: Counted | None = None,
 ) -> ReplaySummary:
     """Publish, process and store one JSON Lines file; returns when everything is in the database.
 
     `engine` "batch" runs the stream processors' replay logic over large batches in a process
     of its own (`stream_processors.batch_runner`); "faust" runs the faust agents (the live
     worker's code path) in a thread. Both give the same outcomes, states and figures.
+    `counted(stage, done, total)` is told, while the replay waits, how many input messages the
+    processors handled ("processing") and how many output records the sink stored ("storing").
     """
     from producers.publish_cmd import default_workers, open_publisher, publish_lines, pseudonymiser_from_env
-    from stream_processors.runner import input_drained, send_end_of_input
+    from stream_processors.runner import input_progress, send_end_of_input
 
     if engine not in ENGINES:
         raise ReplayError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
@@ -206,14 +211,25 @@ def replay_file(
             if latest.latest is not None:
                 send_end_of_input(run, latest.latest)
             stage("processing")
-            _wait(lambda: input_drained(run, app_id), "the stream processors", timeout_s, alive)
+            def processed() -> bool:
+                done, total = input_progress(run, app_id)
+                if counted is not None:
+                    counted("processing", done, total)
+                return done >= total
+
+            def stored_all() -> bool:
+                done = sum(min(stored.get(t, 0), n) for t, n in settled.items())
+                if counted is not None:
+                    counted("storing", done, sum(settled.values()))
+                return all(stored.get(t, 0) >= n for t, n in settled.items())
+
+            _wait(processed, "the stream processors", timeout_s, alive)
             stage("storing")
             outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)]
             # the batch engine produces every output before it commits its input; the faust
             # agents coalesce KPI snapshots after that: wait until the outputs are quiet
             settled = _settled_ends(run, outputs, alive, quiet_s=0.0 if engine == "batch" else 2.5)
-            _wait(lambda: all(stored.get(t, 0) >= n for t, n in settled.items()), "the database sink",
-                  timeout_s, alive)
+            _wait(stored_all, "the database sink", timeout_s, alive)
     finally:
         if not keep_topics:
             try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tawasul.cli_options import settings_options
 from tawasul.replay import ENGINES, Engine, ReplayError, replay_file
@@ -41,20 +41,28 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
         rejected_lines.append(line)
         click.echo(line)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                  console=console, disable=not show, transient=True) as bar:
-        task = bar.add_task("replay", total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                  TimeElapsedColumn(), console=console, disable=not show, transient=True) as bar:
+        task = bar.add_task("replay", total=total, detail="")
 
         def stage(name: str) -> None:
             bar.update(task, description=name)
             if not show:
                 console.print(f"replay: {name}")
 
+        def published(done: int) -> None:
+            size = f"/{total / 1e6:,.1f}" if total else ""
+            bar.update(task, completed=done, detail=f"{done / 1e6:,.1f}{size} MB")
+
+        def counted(name: str, done: int, of: int) -> None:
+            unit = "messages" if name == "processing" else "records"
+            bar.update(task, completed=done, total=max(of, 1), detail=f"{done:,}/{of:,} {unit}")
+
         try:
             summary = replay_file(
                 path, settings, stream=sys.stdin.buffer if path is None else None, stage=stage,
-                progress=lambda done: bar.update(task, completed=done), report_rejected=report,
-                timeout_s=timeout_s, keep_topics=keep_topics, engine=engine,
+                progress=published, report_rejected=report, timeout_s=timeout_s, keep_topics=keep_topics,
+                engine=engine, counted=counted,
             )
         except ReplayError as error:
             raise click.ClickException(str(error)) from error
