@@ -63,6 +63,21 @@ def _raw_consume_rate(bootstrap: str, path: Path) -> tuple[int, float]:
     return seen, seconds
 
 
+def _rows(db: str) -> dict[str, int]:
+    """Rows per table of the replay's database."""
+    from sqlalchemy import create_engine, func, select
+
+    from sinks.db.models import metadata
+
+    engine = create_engine(db)
+    try:
+        with engine.connect() as connection:
+            return {name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+                    for name, table in metadata.tables.items()}
+    finally:
+        engine.dispose()
+
+
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     began = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env,
@@ -100,6 +115,9 @@ def main() -> None:
     summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
     print(f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end")
     print(f"        {summary}")
+    rows = _rows(db)
+    print(f"rows written: {sum(rows.values()):,} = {sum(rows.values()) / replay_seconds:,.0f} rows/s over the replay ("
+          + ", ".join(f"{table} {n:,}" for table, n in rows.items()) + ")")
 
     report_seconds, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
     print(f"report: {report_seconds:.1f} s")
