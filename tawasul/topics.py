@@ -85,10 +85,16 @@ class TopicsNotReadyError(RuntimeError):
 def _wait_for_leaders(admin: Any, wanted: dict[str, int], timeout_s: float = 30.0) -> None:
     """Return once every partition of the new topics has a leader, so that clients started
     right after `ensure_topics` find them in the metadata (a just-started broker lags a little)."""
+    from kafka.errors import KafkaError
+
     give_up = time.monotonic() + timeout_s
     waiting = dict(wanted)
     while waiting:
-        for topic in admin.describe_topics(list(waiting)):
+        try:
+            described = admin.describe_topics(list(waiting))
+        except KafkaError:          # a topic not in the metadata yet: ask again
+            described = []
+        for topic in described:
             partitions = topic.get("partitions") or []
             if topic.get("error_code") == 0 and len(partitions) >= waiting.get(topic["name"], 0) and all(
                     p.get("leader_id", -1) >= 0 for p in partitions):
