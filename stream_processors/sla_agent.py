@@ -210,7 +210,7 @@ class SlaProcessor:
                                 id=outcome.id)
         await self.outcomes.send(key=key, value=cloud_event.to_json())
         metrics = self.ctx.metrics
-        metrics.sla_outcomes.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,
+        metrics.sla_outcomes_emitted.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,
                                     kind=outcome.kind, target=outcome.target).inc()
         if not self.replay and outcome.type != MET:
             delay = time.time() - outcome.at.timestamp()

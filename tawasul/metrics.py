@@ -40,7 +40,12 @@ class Metrics:
             "tawasul_tickets_open", "Open tickets now.",
             ["channel", "kind", "priority", "sla_state"], registry=registry)
         self.sla_outcomes = Counter(
-            "tawasul_sla_outcomes_total", "SLA outcomes (warning, breached, met).",
+            "tawasul_sla_outcomes_total", "SLA outcomes (warning, breached, met) stored by the sink, each once.",
+            ["outcome", "channel", "kind", "target"], registry=registry)
+        self.sla_outcomes_emitted = Counter(
+            "tawasul_sla_outcomes_emitted_total",
+            "SLA outcome events the worker's SLA engine published (at least once: one may be published again "
+            "after a restart).",
             ["outcome", "channel", "kind", "target"], registry=registry)
         self.ignored_after_close = Counter(
             "tawasul_events_after_close_total", "Ticket events ignored because the ticket was closed.",

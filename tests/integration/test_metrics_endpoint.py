@@ -68,6 +68,8 @@ def populated() -> Metrics:
     metrics.duplicates.labels(stage="sla").inc()
     metrics.gateway_requests.labels(status="202").inc()
     metrics.ignored_after_close.inc()
+    metrics.sla_outcomes_emitted.labels(outcome="breached", channel="complaints_platform", kind="facility_report",
+                                        target="resolution").inc()
     metrics.consumer_lag.labels(stage="sink", topic="tawasul.sla.outcomes").set(12)
     metrics.processing_delay.labels(stage="sla").observe(0.03)
     metrics.deadline_delay.observe(0.4)

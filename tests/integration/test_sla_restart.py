@@ -152,10 +152,10 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path)
     assert {i: e.type for i, e in unique.items()} == expected
     print(f"outcome records: {len(outcomes)}, distinct: {len(unique)}")
     # the restarted worker counted what it published itself: the breaches after the kill, on time
-    breached_after_restart = figures.get("tawasul_sla_outcomes_total|outcome=breached", 0)
+    breached_after_restart = figures.get("tawasul_sla_outcomes_emitted_total|outcome=breached", 0)
     assert 0 < breached_after_restart <= count - len(answered)
     assert figures["tawasul_sla_deadline_delay_seconds_count"] >= breached_after_restart
-    assert figures.get("tawasul_sla_outcomes_total|outcome=met", 0) == len(answered)
+    assert figures.get("tawasul_sla_outcomes_emitted_total|outcome=met", 0) == len(answered)
     deadlines_before_kill = sum(1 for _, at in tickets if at + TARGET < killed_at)
     assert 0 < deadlines_before_kill < count, "the kill did not happen mid-stream"
     for event in unique.values():
