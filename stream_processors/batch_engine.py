@@ -27,18 +27,15 @@ from datetime import timedelta
 from typing import Any
 
 from schemas import Event, InvalidEvent, decode_event, new_event
-from schemas.fields import format_timestamp
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpi_state import KPI_EVENT_TYPES, KpiBook, KpiConfig, SubjectRecord, apply, apply_ticket_state
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import SlaOutcome
-from tawasul.domain.windows import from_us
 
-from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks
+from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
 from stream_processors.context import SLA_SOURCE
 from stream_processors.deadlines import DeadlineIndex
-from stream_processors.kpi_agent import SnapshotPublisher, snapshot_event
-from stream_processors.sla_agent import read_tick
+from stream_processors.snapshots import SnapshotPacer, snapshot_messages
 from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
 from stream_processors.ticket_state import encode_state, ticket_state
 
@@ -164,7 +161,7 @@ class KpiBatch:
 class BatchEngine:
     """Replay-mode stream processors over batches: feed records, then `flush()` the outputs."""
 
-    def __init__(self, book: PolicyBook, kpi_config: KpiConfig, snapshots: SnapshotPublisher, *,
+    def __init__(self, book: PolicyBook, kpi_config: KpiConfig, snapshots: SnapshotPacer, *,
                  lateness: timedelta = DEFAULT_LATENESS, with_kpis: bool = True) -> None:
         self.sla = SlaBatch(book, lateness)
         self.kpi = KpiBatch(kpi_config) if with_kpis else None
@@ -223,8 +220,5 @@ class BatchEngine:
         if self.kpi is not None:
             self.kpi.settle()
             book = self.kpi.book
-            rows = self.snapshots.changed_rows(book, force=force_snapshots)
-            if rows:
-                as_of = format_timestamp(from_us(book.as_of_us))
-                out.snapshots = [(row.key.encode(), snapshot_event(row, book.as_of_us, as_of)) for row in rows]
+            out.snapshots = snapshot_messages(self.snapshots.changed_rows(book, force=force_snapshots), book.as_of_us)
         return out

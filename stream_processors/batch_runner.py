@@ -27,7 +27,8 @@ from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, 
 
 from stream_processors.batch_engine import BatchEngine, Outputs
 from stream_processors.clock import DEFAULT_LATENESS
-from stream_processors.kpi_agent import SnapshotPublisher, config_from_env
+from stream_processors.kpi_agent import config_from_env
+from stream_processors.snapshots import SnapshotPacer
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
     kpi_topic = settings.topic(KPIS.name)
     engine = BatchEngine(
         load_policies(settings.policies_path), config_from_env(),
-        SnapshotPublisher(settings, kpi_topic, min_interval_s=job.snapshot_interval_s,
-                          slow_interval_s=job.snapshot_interval_s),
+        SnapshotPacer(min_interval_s=job.snapshot_interval_s, slow_interval_s=job.snapshot_interval_s),
         lateness=job.lateness, with_kpis=job.with_kpis,
     )
     events, ticks = settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name)

@@ -8,6 +8,7 @@ Instants are integer microseconds since the epoch, as in `tawasul.domain`.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -111,3 +112,22 @@ class EndOfInput:
         held = self._held.get(partition)
         self._held[partition] = (max(at_us, held[0]) if held else at_us, max(events_end, held[1]) if held else events_end)
         return None
+
+
+def watermark_message(at: datetime, events_end: int | None = None) -> bytes:
+    """The end-of-input marker a replay driver sends to every partition of the ticks topic;
+    `events_end` is the end offset of the same events partition when it was sent."""
+    body: dict[str, object] = {"kind": "watermark", "time": at.isoformat()}
+    if events_end is not None:
+        body["events_end"] = events_end
+    return json.dumps(body).encode()
+
+
+def read_tick(value: bytes) -> tuple[str, int | None, int | None]:
+    """(kind, watermark µs or None, events end offset or None) of a ticks-topic message."""
+    body = json.loads(value)
+    kind = str(body["kind"])
+    if kind != "watermark":
+        return kind, None, None
+    end = body.get("events_end")
+    return kind, to_us(datetime.fromisoformat(body["time"])), None if end is None else int(end)

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,36 +35,30 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 
-from schemas import InvalidEvent, dataschema_uri, parse_event
-from schemas.fields import format_number, format_timestamp
+from schemas import InvalidEvent, parse_event
 from tawasul.domain.kpi_state import (
-    KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, Scope, SubjectRecord, apply, apply_ticket_state,
+    KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, SubjectRecord, apply, apply_ticket_state,
     rebuild,
 )
-from tawasul.domain.windows import WINDOW_NAMES, from_us
 from tawasul.settings import Settings
 from tawasul.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 
 from stream_processors.clock import WallClock
 from stream_processors.context import ProcessorContext
+from stream_processors.snapshots import (
+    KPI_SOURCE, MIN_INTERVAL_S, SLOW_INTERVAL_S, SnapshotPacer, plans, snapshot_event, snapshot_messages,
+)
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "kpi-subjects"
-KPI_SOURCE = "/stream-processors/kpi"
 KIND_HEADER = "tawasul-kind"
 EVENT, STATE = b"event", b"ticket-state"
-MIN_INTERVAL_S = 1.0
-SLOW_INTERVAL_S = 5.0
-FAST_WINDOWS: tuple[str, ...] = ("15m", "1h")
-SLOW_WINDOWS: tuple[str, ...] = ("24h", "7d", "30d", "today", "month", "half_year")
-"""Windows whose keys are published at most every `SLOW_INTERVAL_S` (they move slowly; fewer messages)."""
 TICK_S = 0.02
 BATCH_BYTES = 512 * 1024
 """Largest batch of snapshots sent at once (below the broker's 1 MB message limit)."""
 BATCH_MAX = 200
 BATCH_WITHIN_S = 0.02
-SNAPSHOT_SCHEMA = dataschema_uri("kpi.snapshot")
 ENV_THRESHOLDS = "TAWASUL_KPI_THRESHOLDS"
 CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
 
@@ -108,22 +101,6 @@ def decode_record(value: bytes | None) -> SubjectRecord | None:
         return None
 
 
-def snapshot_event(row: Row, as_of_us: int, as_of_text: str | None = None) -> bytes:
-    """The `kpi.snapshot` CloudEvent of one row (subject = its key), as compact UTF-8 JSON.
-
-    Built directly (hundreds a second must stay cheap); `parse_event` accepts it, which the
-    tests check. `as_of_text` is `as_of_us` already formatted, when known.
-    """
-    as_of = as_of_text or format_timestamp(from_us(as_of_us))
-    value = None if row.value is None else format_number(row.value)
-    body = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": KPI_SOURCE, "type": "kpi.snapshot",
-            "time": as_of, "subject": row.key, "datacontenttype": "application/json",
-            "dataschema": SNAPSHOT_SCHEMA,
-            "data": {"figure": row.figure, "window": row.window, "scope": dict(row.scope), "value": value,
-                     "count": row.count, "as_of": as_of}}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def pack(values: Iterable[bytes]) -> bytes:
     """Several JSON objects (events or ticket states, as received) as one JSON array."""
     return b"[" + b",".join(values) + b"]"
@@ -148,8 +125,8 @@ class KpiProcessor:
         self.input_name = settings.topic(KPI_INPUT.name)
         self.input = app.topic(self.input_name, partitions=KPI_INPUT.partitions, **raw)
         self.states = app.topic(settings.topic(TICKET_STATE.name), partitions=TICKET_STATE.partitions, **raw)
-        self.publisher = SnapshotPublisher(settings, settings.topic(KPIS.name), min_interval_s=min_interval_s,
-                                           slow_interval_s=slow_interval_s)
+        self.publisher = SnapshotPublisher(settings, settings.topic(KPIS.name),
+                                           SnapshotPacer(min_interval_s=min_interval_s, slow_interval_s=slow_interval_s))
         self.table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=KPI_INPUT.partitions,
                                extra_topic_configs=CHANGELOG_CONFIG,
                                help="KPI facts per call, visit, ticket and survey subject (key = subject)")
@@ -247,7 +224,7 @@ class KpiProcessor:
         self.records = {r.subject: r for r in records}
         self.book = rebuild(self.config, records, None if self.replay else self.wall.now_us())
         self.book.now_dirty = True
-        self.publisher.reset(self.book.scopes())
+        self.publisher.pacer.reset(self.book.scopes())
         log.info("kpi: figures rebuilt", extra={"subjects": len(records)})
 
     # -- the publisher ----------------------------------------------------------------------
@@ -284,45 +261,17 @@ class KpiProcessor:
         return await self.publisher.publish_due(self.book, force=force)
 
 
-def plans(where: Scope) -> tuple[tuple[str, ...], ...]:
-    """The groups of windows of a scope that are evaluated together, each with its own pace.
-
-    The operational scopes (everything, a queue, a centre) get their short windows every second
-    and the long ones every 5 s; the analytical ones (agent, channel, kind, ...) every 5 s.
-    """
-    if not where or (len(where) == 1 and where[0][0] in ("queue", "centre")):
-        return FAST_WINDOWS, SLOW_WINDOWS
-    return (WINDOW_NAMES,)
-
-
 class SnapshotPublisher:
-    """Evaluates the changed scopes at their pace and sends the changed figures, in batches.
+    """Sends the figures its `SnapshotPacer` lets through, in producer batches.
 
     Snapshots go through a producer of their own (aiokafka batches: one future per batch
     instead of one per message); they are derived data, republished after a restart, so they
     need no tie to the input offsets.
     """
 
-    def __init__(self, settings: Settings, topic: str, *, min_interval_s: float, slow_interval_s: float) -> None:
-        self.settings, self.topic = settings, topic
-        self.intervals = {FAST_WINDOWS: min_interval_s, SLOW_WINDOWS: slow_interval_s, WINDOW_NAMES: slow_interval_s}
-        self.min_interval_s = min_interval_s
+    def __init__(self, settings: Settings, topic: str, pacer: SnapshotPacer) -> None:
+        self.settings, self.topic, self.pacer = settings, topic, pacer
         self._producer: AIOKafkaProducer | None = None
-        self._pending: set[tuple[tuple[str, ...], Scope]] = set()
-        self._evaluated: dict[tuple[tuple[str, ...], Scope], float] = {}
-        self._now_evaluated = float("-inf")
-        self._last: dict[str, tuple[float | None, int | None]] = {}
-        self._sent_as_of = 0
-        self._clock_sent = float("-inf")
-
-    def reset(self, scopes: Iterable[Scope]) -> None:
-        """After a rebuild: every scope is due, and every key is published once more (another
-        worker may have owned the figures meanwhile)."""
-        self._pending = {(windows, where) for where in scopes for windows in plans(where)}
-        self._evaluated.clear()
-        self._last.clear()
-        self._now_evaluated = float("-inf")
-        self._sent_as_of = 0
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -337,53 +286,16 @@ class SnapshotPublisher:
             self._producer = producer
         return self._producer
 
-    def due_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
-        """The rows of the scopes whose turn has come (all pending ones with `force`)."""
-        now = time.monotonic()
-        for where in book.take_dirty():
-            self._pending.update((windows, where) for windows in plans(where))
-        rows: list[Row] = []
-        for item in list(self._pending):
-            if force or now - self._evaluated.get(item, float("-inf")) >= self.intervals[item[0]]:
-                self._pending.discard(item)
-                self._evaluated[item] = now
-                rows += book.window_rows(item[1], item[0])
-        if book.now_dirty and (force or now - self._now_evaluated >= self.min_interval_s):
-            book.now_dirty = False
-            self._now_evaluated = now
-            rows += book.now_rows()
-        return rows
-
-    def changed_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
-        """The due rows whose value or count changed since they were last taken (with the
-        clock row when only the clock moved); taking them marks them as published."""
-        if book.as_of_us == 0:
-            return []
-        changed = []
-        for row in self.due_rows(book, force=force):
-            signature = (row.value, row.count)
-            if self._last.get(row.key) != signature:
-                self._last[row.key] = signature
-                changed.append(row)
-        now = time.monotonic()
-        if not changed and book.as_of_us > self._sent_as_of and (force or now - self._clock_sent >= self.min_interval_s):
-            changed.append(book.clock_row())     # nothing changed, but the clock moved: say so
-        if changed:
-            self._sent_as_of, self._clock_sent = book.as_of_us, now
-        return changed
-
     async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
-        changed = self.changed_rows(book, force=force)
+        changed = self.pacer.changed_rows(book, force=force)
         if changed:
             await self._send(changed, book.as_of_us)
         return len(changed)
 
     async def _send(self, rows: list[Row], as_of_us: int) -> None:
         producer = await self._ensure_producer()
-        as_of_text = format_timestamp(from_us(as_of_us))
         batch = producer.create_batch()
-        for row in rows:
-            key, value = row.key.encode(), snapshot_event(row, as_of_us, as_of_text)
+        for key, value in snapshot_messages(rows, as_of_us):
             if batch.append(key=key, value=value, timestamp=None) is None:
                 await producer.send_batch(batch, self.topic, partition=0)
                 batch = producer.create_batch()
@@ -402,5 +314,5 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
     KpiProcessor(app, ctx, config_from_env(), slow_interval_s=slow)
 
 
-__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "SnapshotPublisher", "config_from_env", "decode_record",
-           "encode_record", "plans", "register_kpis", "snapshot_event"]
+__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "SnapshotPacer", "SnapshotPublisher", "config_from_env",
+           "decode_record", "encode_record", "plans", "register_kpis", "snapshot_event"]

@@ -29,7 +29,7 @@ import faust
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, SLA_TICKS, assignable_partitions
 
-from stream_processors.sla_agent import watermark_message
+from stream_processors.clock import watermark_message
 
 
 class RunnerError(RuntimeError):
@@ -183,17 +183,35 @@ def input_drained(settings: Settings, group_id: str) -> bool:
 def input_progress(settings: Settings, group_id: str) -> tuple[int, int]:
     """(messages of the events and ticks topics the group `group_id` has committed, messages
     in them): the two are equal once the processors read and handled everything."""
-    from kafka import KafkaAdminClient, KafkaConsumer
+    with GroupProgress(settings, group_id) as progress:
+        return progress.counts()
 
-    topics = (settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name))
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
-    try:
-        partitions = assignable_partitions(consumer, topics)     # never "drained" for want of metadata
-        ends = consumer.end_offsets(partitions)
-        committed = admin.list_group_offsets({group_id: partitions}).get(group_id, {})
+
+class GroupProgress:
+    """`input_progress` asked again and again (a replay waiting for its processors), with its
+    Kafka clients kept open in between."""
+
+    def __init__(self, settings: Settings, group_id: str) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        self.group_id = group_id
+        self.topics = (settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name))
+        self._admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
+        self._consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+
+    def counts(self) -> tuple[int, int]:
+        partitions = assignable_partitions(self._consumer, self.topics)  # never "drained" for want of metadata
+        ends = self._consumer.end_offsets(partitions)
+        committed = self._admin.list_group_offsets({self.group_id: partitions}).get(self.group_id, {})
         done = sum(min(max(meta.offset, 0), ends.get(tp, 0)) for tp, meta in committed.items() if meta is not None)
         return done, sum(ends.values())
-    finally:
-        consumer.close()
-        admin.close()
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._admin.close()
+
+    def __enter__(self) -> GroupProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

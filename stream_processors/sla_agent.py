@@ -21,22 +21,19 @@ fired was always handed to the producer first; outcome ids are deterministic for
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from datetime import datetime
 
 import faust
 from faust.types import EventT
 
 from schemas import InvalidEvent, decode_event, new_event
-from tawasul.domain.calendars import to_us
 from tawasul.domain.errors import DomainError
 from tawasul.domain.sla_state import MET, SlaOutcome
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
-from stream_processors.clock import EndOfInput, WallClock, Watermarks
+from stream_processors.clock import EndOfInput, WallClock, Watermarks, read_tick
 from stream_processors.context import SLA_SOURCE, ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.sla_step import (
@@ -60,25 +57,6 @@ TICK_RESEND_US = 2_000_000
 TIMER_MIN_SLEEP_S = 0.005
 CHANGELOG_CONFIG = {"segment.ms": str(60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
 """Roll and compact the table changelog often, so that recovery reads about one record per ticket."""
-
-
-def watermark_message(at: datetime, events_end: int | None = None) -> bytes:
-    """The end-of-input marker a replay driver sends to every partition of the ticks topic;
-    `events_end` is the end offset of the same events partition when it was sent."""
-    body: dict[str, object] = {"kind": "watermark", "time": at.isoformat()}
-    if events_end is not None:
-        body["events_end"] = events_end
-    return json.dumps(body).encode()
-
-
-def read_tick(value: bytes) -> tuple[str, int | None, int | None]:
-    """(kind, watermark µs or None, events end offset or None) of a ticks-topic message."""
-    body = json.loads(value)
-    kind = str(body["kind"])
-    if kind != "watermark":
-        return kind, None, None
-    end = body.get("events_end")
-    return kind, to_us(datetime.fromisoformat(body["time"])), None if end is None else int(end)
 
 
 class SlaProcessor:

@@ -172,7 +172,7 @@ def replay_file(
     processors handled ("processing") and how many output records the sink stored ("storing").
     """
     from producers.publish_cmd import default_workers, open_publisher, publish_lines, pseudonymiser_from_env
-    from stream_processors.runner import input_progress, send_end_of_input
+    from stream_processors.runner import GroupProgress, send_end_of_input
 
     if engine not in ENGINES:
         raise ReplayError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
@@ -211,25 +211,16 @@ def replay_file(
             if latest.latest is not None:
                 send_end_of_input(run, latest.latest)
             stage("processing")
-            def processed() -> bool:
-                done, total = input_progress(run, app_id)
-                if counted is not None:
-                    counted("processing", done, total)
-                return done >= total
-
-            def stored_all() -> bool:
-                done = sum(min(stored.get(t, 0), n) for t, n in settled.items())
-                if counted is not None:
-                    counted("storing", done, sum(settled.values()))
-                return all(stored.get(t, 0) >= n for t, n in settled.items())
-
-            _wait(processed, "the stream processors", timeout_s, alive)
+            with GroupProgress(run, app_id) as progress:
+                _wait(lambda: _told(counted, "processing", *progress.counts()), "the stream processors",
+                      timeout_s, alive)
             stage("storing")
             outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)]
             # the batch engine produces every output before it commits its input; the faust
             # agents coalesce KPI snapshots after that: wait until the outputs are quiet
             settled = _settled_ends(run, outputs, alive, quiet_s=0.0 if engine == "batch" else 2.5)
-            _wait(stored_all, "the database sink", timeout_s, alive)
+            _wait(lambda: _told(counted, "storing", sum(min(stored.get(t, 0), n) for t, n in settled.items()),
+                                sum(settled.values())), "the database sink", timeout_s, alive)
     finally:
         if not keep_topics:
             try:
@@ -261,6 +252,13 @@ def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tup
     with AppThread(app) as thread:
         thread.wait_ready(timeout_s=120)
         yield thread, app.conf.id
+
+
+def _told(counted: Counted | None, name: str, done: int, total: int) -> bool:
+    """Tell `counted` how far a stage is; True once it is complete."""
+    if counted is not None:
+        counted(name, done, total)
+    return done >= total
 
 
 def _settled_ends(settings: Settings, topics: list[str], alive: Callable[[], None],

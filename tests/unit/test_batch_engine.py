@@ -11,18 +11,17 @@ from schemas import decode_event
 from tawasul.domain.calendars import to_us
 from tawasul.domain.kpi_state import KpiConfig
 from tawasul.domain.policies import load_policies
-from tawasul.settings import Settings, default_policies_path
+from tawasul.settings import default_policies_path
 from stream_processors.batch_engine import BatchEngine, Outputs
-from stream_processors.clock import EndOfInput
-from stream_processors.kpi_agent import SnapshotPublisher
-from stream_processors.sla_agent import read_tick, watermark_message
+from stream_processors.clock import EndOfInput, read_tick, watermark_message
+from stream_processors.snapshots import SnapshotPacer
 
 PARTITIONS = 3
 
 
 def engine() -> BatchEngine:
     return BatchEngine(load_policies(default_policies_path()), KpiConfig(),
-                       SnapshotPublisher(Settings(), "kpis", min_interval_s=0.0, slow_interval_s=0.0))
+                       SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0))
 
 
 def recorded() -> tuple[list[list[bytes]], datetime]:
