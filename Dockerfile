@@ -9,7 +9,7 @@ COPY producers ./producers
 COPY stream_processors ./stream_processors
 COPY sinks ./sinks
 RUN pip install --no-cache-dir ".[postgres]"
-RUN useradd --create-home tawasul
+RUN useradd --create-home tawasul && mkdir -p /var/lib/tawasul/state && chown tawasul /var/lib/tawasul/state
 USER tawasul
 ENTRYPOINT ["tawasul"]
 CMD ["--help"]

@@ -3,7 +3,8 @@
     python bench/bench_sla.py                      # 1,000,000 tickets, deadlines over an hour
     python bench/bench_sla.py --tickets 100000 --spread 600
 
-Opens `--tickets` tickets whose first-response deadlines are spread evenly over `--spread`
+The worker runs the SLA engine alone (`--processors sla`, as `tawasul worker --processors sla`)
+unless `--processors all` adds the KPI processor to it. Opens `--tickets` tickets whose first-response deadlines are spread evenly over `--spread`
 seconds, starting `--margin` seconds after the ingest begins (the default leaves time to
 ingest them all), on a running broker (`--kafka`, TAWASUL_KAFKA). The worker runs as
 `tawasul worker` in a subprocess; half-way through the deadlines it is killed with SIGKILL and
@@ -34,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
-from stream_processors.sla_agent import READY_MESSAGE  # noqa: E402
+from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE  # noqa: E402
 from tawasul.settings import Settings  # noqa: E402
 from tawasul.topics import EVENTS, SLA_OUTCOMES, ensure_topics  # noqa: E402
 
@@ -54,14 +55,17 @@ policies:
 class Worker:
     """`tawasul worker` in a subprocess, with its JSON logs and RSS samples."""
 
-    def __init__(self, settings: Settings, app_id: str) -> None:
+    def __init__(self, settings: Settings, app_id: str, processors: str, state_dir: Path) -> None:
         env = {**os.environ, "TAWASUL_KAFKA": settings.kafka, "TAWASUL_POLICIES": str(settings.policies),
-               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info"}
+               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info",
+               "TAWASUL_STATE_DIR": str(state_dir)}
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", "0", "--app-id", app_id],
+            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", "0", "--app-id", app_id,
+             "--processors", processors],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.ready_at: float | None = None
+        self.rebuilds: list[dict[str, object]] = []
         self.peak_rss = 0
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._sample, daemon=True).start()
@@ -75,6 +79,8 @@ class Worker:
                 continue
             if entry.get("message") == READY_MESSAGE and len(entry.get("partitions", ())) == 6 and not self.ready_at:
                 self.ready_at = time.monotonic()
+            elif entry.get("message") == INDEX_MESSAGE:
+                self.rebuilds.append(entry)
             elif entry.get("level") in ("error", "critical"):
                 print(f"worker: {entry.get('message')}", file=sys.stderr)
 
@@ -193,6 +199,8 @@ def main() -> None:
                         help="seconds from the start of ingest to the first deadline [tickets/1000 + 30]")
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
     parser.add_argument("--no-kill", action="store_true", help="do not kill -9 the worker")
+    parser.add_argument("--processors", choices=("sla", "all"), default="sla",
+                        help="the worker's processors: the SLA engine alone [default], or with the KPI processor")
     parser.add_argument("--kill-at", type=float, default=0.5,
                         help="share of the deadline spread after which the worker is killed [0.5]")
     args = parser.parse_args()
@@ -204,8 +212,8 @@ def main() -> None:
                         topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     ensure_topics(settings.kafka, settings.topic_prefix)
     app_id = f"{settings.topic_prefix}worker"
-    worker = Worker(settings, app_id)
-    print(f"worker ready after {worker.wait_ready():.1f} s (cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f})")
+    worker = Worker(settings, app_id, args.processors, folder / "state")
+    print(f"processors: {args.processors}; worker ready after {worker.wait_ready():.1f} s (cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f})")
 
     out, stop = Outcomes(), threading.Event()
     watcher = threading.Thread(target=watch_outcomes, args=(settings, out, stop), daemon=True)
@@ -234,11 +242,14 @@ def main() -> None:
         worker.kill()
         killed = time.time()
         peak_before = worker.peak_rss
-        worker = Worker(settings, app_id)
+        worker = Worker(settings, app_id, args.processors, folder / "state")
         recovery_s = worker.wait_ready()
         recovered = time.time()
         print(f"kill -9 at +{killed - start.timestamp():.0f} s; restarted worker ready after {recovery_s:.1f} s "
               f"(peak RSS before the kill {peak_before / 2**20:,.0f} MiB)")
+        for entry in worker.rebuilds:
+            print(f"  deadline index rebuilt from the local state: {entry.get('tickets')} tickets in "
+                  f"{entry.get('seconds')} s; changelog records read on recovery: {entry.get('changelog_records')}")
 
     wait_reporting(out, last_deadline.timestamp() + 120, until_count=args.tickets)
     time.sleep(2.0)

@@ -48,12 +48,14 @@ def build_app(
     instance_id: str | None = None,
     session_timeout_s: float = 30.0,
     with_sla: bool = True,
+    durable_tables: bool | None = None,
 ) -> faust.App:
     """A faust app running the SLA engine (and any `extra_registrars`) on the wall clock or event time.
 
     The app reads `settings.topic("tawasul.events")` from its earliest offset when its consumer
-    group is new; the topics must exist (`tawasul.topics.ensure_topics`). Table state is kept in
-    memory and rebuilt from its changelog topic `<app_id>-sla-changelog` after a restart.
+    group is new; the topics must exist (`tawasul.topics.ensure_topics`). The SLA table is kept
+    in RocksDB under `datadir` when `durable_tables` (default: live mode), else in memory; either
+    way its changelog topic `<app_id>-sla-changelog` rebuilds it on a machine without that copy.
     `instance_id` turns on Kafka static group membership: a worker restarted with the same id
     takes its partitions back at once instead of waiting `session_timeout_s` for the group to
     drop its dead predecessor.
@@ -92,7 +94,7 @@ def build_app(
         ticks=app.topic(settings.topic(SLA_TICKS.name), partitions=SLA_TICKS.partitions, **raw),
     )
     if with_sla:
-        register_sla(app, ctx)
+        register_sla(app, ctx, durable=mode == "live" if durable_tables is None else durable_tables)
     for registrar in extra_registrars:
         registrar(app, ctx)
     return app

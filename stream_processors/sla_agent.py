@@ -14,8 +14,19 @@ outside of agent/stream"), so timers never touch the table:
   next instant is at or before the partition's watermark.
 
 Each change publishes the decided outcomes (`tawasul.sla.outcomes`) and the ticket's state
-(`tawasul.tickets.state`) before the table write, so a state whose outcome was recorded as
-fired was always handed to the producer first; outcome ids are deterministic for dedupe.
+(`tawasul.tickets.state`) before the table write. Live, a change that decides outcomes is held
+(`held_writes`): its table write and the acknowledgement of its input message wait until the
+broker has acknowledged its messages, while the agent goes on (it reads held values first). So
+no crash leaves a table, local or changelog, saying "fired" about an outcome the broker never
+got, and the committed offset never passes a message whose outcomes could be lost; outcome ids
+are deterministic, so an outcome sent again after a crash is dropped by the sinks.
+
+The live table lives in RocksDB on the worker's disk (`table_store`): a restarted worker
+reads only the changelog written since its last local write, then rebuilds the deadline index
+of each newly assigned partition from the local database before its streams resume. An event
+seen again after a crash (its offset was not committed) rewrites the stored state and resends
+the ticket state, so a local write whose changelog record was lost in the crash reaches the
+changelog after all.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 import faust
 from faust.types import EventT
@@ -36,10 +48,12 @@ from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 from stream_processors.clock import EndOfInput, WallClock, Watermarks, read_tick
 from stream_processors.context import SLA_SOURCE, ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
+from stream_processors.held_writes import Held, HeldWrites
 from stream_processors.sla_step import (
     Step, Stored, StoredStateError, advance, decode, encode, is_ticket_event, live_event, next_at_of,
     replay_event,
 )
+from stream_processors.table_store import local_items, table_options
 from stream_processors.ticket_state import encode_state, ticket_state
 
 log = logging.getLogger(__name__)
@@ -55,17 +69,30 @@ TICK_POLL_US = 20_000
 TICK_RESEND_US = 2_000_000
 """A tick not seen back by the agent within 2 s (lost in a rebalance) is sent again."""
 TIMER_MIN_SLEEP_S = 0.005
+HELD_POLL_US = 10_000
+"""Held writes whose deliveries are done are stored by a tick within about 10 ms."""
 CHANGELOG_CONFIG = {"segment.ms": str(60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
 """Roll and compact the table changelog often, so that recovery reads about one record per ticket."""
+INDEX_MESSAGE = "sla deadline index rebuilt"
+"""Logged (JSON: `partitions`, `tickets` in the local database, `changelog_records` read into it
+by this recovery, `seconds`) after a rebuild."""
+REBUILD_YIELD_EVERY = 20_000
 
 
 class SlaProcessor:
     """The SLA agent, its table, deadline index and (live) timer task."""
 
-    def __init__(self, app: faust.App, ctx: ProcessorContext) -> None:
+    def __init__(self, app: faust.App, ctx: ProcessorContext, *, durable: bool) -> None:
         self.app, self.ctx = app, ctx
         self.replay = ctx.mode == "replay"
+        self.confirm_before_write = not self.replay
+        self.durable = durable
         self.index = DeadlineIndex()
+        self._indexed: set[int] = set()
+        self._changelog_read = 0
+        self.held: HeldWrites[EventT] = HeldWrites()
+        self._holding: Held[EventT] | None = None
+        """The held changes of the message being processed (live only)."""
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
         self.end_of_input = EndOfInput()
@@ -73,8 +100,9 @@ class SlaProcessor:
         self.events_name = ctx.events.get_topic_name()
         self.table = app.Table(
             TABLE_NAME, key_type=bytes, value_type=bytes, partitions=ctx.events.partitions,
-            on_changelog_event=self._on_changelog_event, extra_topic_configs=CHANGELOG_CONFIG,
-            help="SLA state per ticket (key = ticket id)",
+            on_changelog_event=self._on_changelog_event, on_recover=self._on_recovered,
+            extra_topic_configs=CHANGELOG_CONFIG, help="SLA state per ticket (key = ticket id)",
+            **table_options(TABLE_NAME, durable),
         )
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.outcomes = app.topic(ctx.settings.topic(SLA_OUTCOMES.name), **raw)
@@ -88,16 +116,39 @@ class SlaProcessor:
     # -- the agent -------------------------------------------------------------------------
 
     async def _agent(self, stream: faust.StreamT) -> None:
-        async for event in stream.events():
+        manual = stream.noack()         # each message is acknowledged once its changes are stored
+        async for event in manual.events():
             message = event.message
+            if self.held.pending(message.partition):
+                await self._release(message.partition, manual)
+            self._holding = Held(event) if self.confirm_before_write else None
             if message.topic != self.events_name:
                 await self._on_tick(event)
-                continue
-            await self._on_input(event)
-            if self.replay:     # every event read counts, a skipped invalid one too
-                ended = self.end_of_input.read(message.partition, message.offset)
-                if ended is not None:
-                    await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
+            else:
+                await self._on_input(event)
+                if self.replay:     # every event read counts, a skipped invalid one too
+                    ended = self.end_of_input.read(message.partition, message.offset)
+                    if ended is not None:
+                        await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
+            holding, self._holding = self._holding, None
+            if holding is not None and holding.writes:
+                self.held.add(message.partition, holding)
+            else:
+                await manual.ack(event)
+
+    async def _release(self, partition: int, stream: faust.StreamT) -> None:
+        """Store the held changes of the partition whose messages were delivered, in order, and
+        acknowledge their input messages; send again what failed."""
+        for held in self.held.release(partition):
+            failed = held.failed()
+            if failed:
+                log.warning("sla: outcome delivery failed, sending again", extra={"messages": len(failed)})
+                held.retrying([await self.app.topic(topic, key_serializer="raw", value_serializer="raw")
+                               .send(key=key, value=value) for topic, key, value in failed])
+                return
+            for key, value in held.writes:
+                self.table[key] = value
+            await stream.ack(held.token)
 
     async def _on_input(self, event: EventT) -> None:
         message = event.message
@@ -116,7 +167,7 @@ class SlaProcessor:
                 step = replay_event(stored, ev, watermark, self.ctx.book)
             else:
                 step = live_event(stored, ev, self.wall.now_us(), self.ctx.book)
-            await self._commit(partition, key, stored, step, self._now(partition))
+            await self._commit(partition, [(key, stored, step)], self._now(partition))
         if watermark is not None:
             await self._fire_due(partition, watermark)
 
@@ -146,71 +197,126 @@ class SlaProcessor:
         self.end_of_input.read_up_to(partition, committed)
 
     async def _fire_due(self, partition: int, now_us: int, limit: int | None = None) -> None:
+        changes: list[tuple[bytes, Stored, Step]] = []
         for key in self.index.pop_due(partition, now_us, limit):
-            await self._run(partition, key, now_us)
-
-    async def _run(self, partition: int, key: bytes, now_us: int | None) -> None:
-        if now_us is None or key not in self.table:
-            return
-        stored = self._load(key)
-        await self._commit(partition, key, stored, advance(stored, now_us, self.ctx.book, replay=self.replay),
-                           now_us)
+            if self.held.holds(key) or key in self.table:
+                stored = self._load(key)
+                changes.append((key, stored, advance(stored, now_us, self.ctx.book, replay=self.replay)))
+        if changes:
+            await self._commit(partition, changes, now_us)
 
     def _now(self, partition: int) -> int | None:
         return self.watermarks.get(partition) if self.replay else self.wall.now_us()
 
     def _load(self, key: bytes) -> Stored:
         ticket_id = key.decode()
+        held = self.held.value(key)
         try:
-            return decode(self.table.get(key), ticket_id)
+            return decode(held if held is not None else self.table.get(key), ticket_id)
         except StoredStateError:
             log.exception("sla: unreadable table value replaced by an empty state")
             return decode(None, ticket_id)
 
-    async def _commit(self, partition: int, key: bytes, before: Stored, step: Step, now_us: int | None) -> None:
+    async def _commit(self, partition: int, changes: list[tuple[bytes, Stored, Step]], now_us: int | None) -> None:
+        """Publish the outcomes and ticket states of the changes, then write them to the table,
+        or hold the writes (live) of changes that decided outcomes or follow a held one."""
         metrics = self.ctx.metrics
-        if step.duplicate:
-            metrics.duplicates.labels(stage="sla").inc()
-        for outcome in step.outcomes:
-            await self._publish(key, outcome)
-        if step.changed:
-            view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
-            if view is not None:
-                await self.states.send(key=key, value=encode_state(view))
-            self.table[key] = encode(step.stored)
-            ignored = len(step.stored.sla.ignored) - len(before.sla.ignored)
-            if ignored > 0:
-                metrics.ignored_after_close.inc(ignored)
-        self.index.set(partition, key, step.stored.next_at)
+        holding = self._holding
+        for key, before, step in changes:
+            if step.duplicate:
+                metrics.duplicates.labels(stage="sla").inc()
+            sent: list[tuple[Awaitable[object], tuple[str, bytes, bytes]]] = []
+            for outcome in step.outcomes:
+                sent.append(await self._publish(key, outcome))
+            store = step.changed or (step.duplicate and before.version > 0)
+            if store:
+                view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
+                if view is not None:
+                    await self.states.send(key=key, value=encode_state(view))
+                value = encode(step.stored)
+                if holding is not None and (sent or self.held.holds(key) or holding.holds(key)):
+                    holding.writes.append((key, value))
+                    for delivery, message in sent:
+                        holding.deliveries.append(asyncio.ensure_future(delivery))
+                        holding.messages.append(message)
+                else:
+                    self.table[key] = value
+                ignored = len(step.stored.sla.ignored) - len(before.sla.ignored)
+                if ignored > 0:
+                    metrics.ignored_after_close.inc(ignored)
+            self.index.set(partition, key, step.stored.next_at)
 
-    async def _publish(self, key: bytes, outcome: SlaOutcome) -> None:
+    async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[str, bytes, bytes]]:
+        """Hand one outcome to the producer; returns its delivery (the broker's acknowledgement)
+        and the message, to send again should the delivery fail."""
         cloud_event = new_event(outcome.type, outcome.ticket_id, outcome.at, outcome.to_data(), SLA_SOURCE,
                                 id=outcome.id)
-        await self.outcomes.send(key=key, value=cloud_event.to_json())
+        value = cloud_event.to_json()
+        delivery = await self.outcomes.send(key=key, value=value)
         metrics = self.ctx.metrics
         metrics.sla_outcomes_emitted.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,
                                     kind=outcome.kind, target=outcome.target).inc()
         if not self.replay and outcome.type != MET:
             delay = time.time() - outcome.at.timestamp()
             metrics.deadline_delay.observe(max(0.0, delay))
+        return delivery, (self.outcomes.get_topic_name(), key, value)
 
     # -- index rebuild and live timers ------------------------------------------------------
 
     async def _on_changelog_event(self, event: EventT) -> None:
         """Recovery and standby: every changelog record passes here, in offset order."""
         key = event.key
+        self._changelog_read += 1
         if isinstance(key, bytes):
-            try:
-                self.index.set(event.message.partition, key, next_at_of(event.value))
-            except (ValueError, TypeError, KeyError, IndexError):
-                log.warning("sla: unreadable changelog record", extra={"partition": event.message.partition})
+            self._index_value(event.message.partition, key, event.value)
+
+    async def _on_recovered(self) -> None:
+        """After each rebalance's recovery, before the streams resume: index the partitions
+        newly assigned from the local database and forget the partitions given away (memory
+        store: the changelog events, standbys' too, keep the index)."""
+        started = time.monotonic()
+        active = self._assigned()
+        for partition, key in self.held.discard():
+            if partition in active:      # its held messages come again: schedule from the table
+                self._index_value(partition, key, self.table.get(key))
+        if self.durable:
+            for partition in set(self.index.partitions()) - active:
+                self.index.drop(partition)
+        rebuilt: list[int] = []
+        tickets = 0
+        for partition in sorted(active - self._indexed):
+            items = local_items(self.table, partition)
+            if items is None:
+                continue
+            self.index.drop(partition)
+            rebuilt.append(partition)
+            for key, value in items:
+                self._index_value(partition, key, value)
+                tickets += 1
+                if tickets % REBUILD_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        self._indexed = active
+        if rebuilt:
+            log.info(INDEX_MESSAGE, extra={"partitions": rebuilt, "tickets": tickets,
+                                           "changelog_records": self._changelog_read,
+                                           "seconds": round(time.monotonic() - started, 3)})
+        self._changelog_read = 0
+
+    def _index_value(self, partition: int, key: bytes, value: bytes | None) -> None:
+        try:
+            self.index.set(partition, key, next_at_of(value))
+        except (ValueError, TypeError, KeyError, IndexError):
+            log.warning("sla: unreadable table value not scheduled", extra={"partition": partition})
+
+    def _assigned(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.events_name}
 
     def owned_partitions(self) -> set[int]:
-        """Input partitions this worker owns and has recovered (empty while rebalancing)."""
+        """Input partitions this worker owns, has recovered and indexed (empty while rebalancing)."""
         app = self.app
         if app.rebalancing or not app.tables.actives_ready:
             return set()
-        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.events_name}
+        return self._assigned() & self._indexed
 
     async def _timer(self) -> None:
         announced: set[int] = set()
@@ -225,8 +331,9 @@ class SlaProcessor:
             now = self.wall.now_us()
             for partition in owned:
                 earliest = self.index.earliest(partition)
+                due = (earliest is not None and earliest <= now) or self.held.ready(partition)
                 sent = self._ticks_in_flight.get(partition)
-                if earliest is None or earliest > now or (sent is not None and now - sent < TICK_RESEND_US):
+                if not due or (sent is not None and now - sent < TICK_RESEND_US):
                     continue
                 self._ticks_in_flight[partition] = now
                 await self.ctx.ticks.send(value=TICK, partition=partition)
@@ -234,7 +341,8 @@ class SlaProcessor:
     def _sleep_s(self) -> float:
         """Until the earliest deadline of a partition without a tick in flight; 5 ms to 100 ms."""
         now = self.wall.now_us()
-        earliest = [now + TICK_POLL_US if p in self._ticks_in_flight else self.index.earliest(p)
+        earliest = [now + TICK_POLL_US if p in self._ticks_in_flight
+                    else now + HELD_POLL_US if self.held.pending(p) else self.index.earliest(p)
                     for p in self.owned_partitions()]
         wakes = [at for at in earliest if at is not None]
         if not wakes:
@@ -255,6 +363,6 @@ def committed_offset(settings: Settings, group_id: str, topic: str, partition: i
         admin.close()
 
 
-def register_sla(app: faust.App, ctx: ProcessorContext) -> SlaProcessor:
-    """Add the SLA engine to the app (a registrar)."""
-    return SlaProcessor(app, ctx)
+def register_sla(app: faust.App, ctx: ProcessorContext, *, durable: bool = False) -> SlaProcessor:
+    """Add the SLA engine to the app; `durable` keeps its table in RocksDB under the app's datadir."""
+    return SlaProcessor(app, ctx, durable=durable)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
+from pathlib import Path
 
 import click
 import faust
@@ -22,6 +24,13 @@ DEFAULT_METRICS_PORT = 9465
 ENV_METRICS_PORT = "TAWASUL_WORKER_METRICS_PORT"
 ENV_APP_ID = "TAWASUL_WORKER_APP_ID"
 ENV_INSTANCE_ID = "TAWASUL_WORKER_INSTANCE_ID"
+ENV_STATE_DIR = "TAWASUL_STATE_DIR"
+ENV_PROCESSORS = "TAWASUL_WORKER_PROCESSORS"
+PROCESSORS = ("all", "sla", "kpis")
+
+
+def default_state_dir() -> Path:
+    return Path(tempfile.gettempdir()) / "tawasul-faust"
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +46,17 @@ log = logging.getLogger(__name__)
               help="Static group membership id, unique per worker: a worker restarted with the same id gets its "
                    f"partitions back without waiting for the session timeout [default: <app id>@<host name>; env "
                    f"{ENV_INSTANCE_ID}; '-' turns it off]")
-def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_id: str | None) -> None:
-    """The live stream processors: SLA deadlines on the wall clock. Stops cleanly on SIGTERM/SIGINT.
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar=ENV_STATE_DIR,
+              help="Directory of the worker's local table state (RocksDB, one folder per app id); a worker "
+                   "restarted with it resumes from it instead of reading the whole changelog "
+                   f"[default: <temp dir>/tawasul-faust; env {ENV_STATE_DIR}]")
+@click.option("--processors", type=click.Choice(PROCESSORS), default="all", envvar=ENV_PROCESSORS, show_default=True,
+              help="Which stream processors this worker runs: both, the SLA engine only, or the KPI processor "
+                   "only; run one `sla` and one `kpis` worker to give each its own process (their default app "
+                   f"ids end in -sla and -kpis) [env {ENV_PROCESSORS}]")
+def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_id: str | None,
+           state_dir: Path | None, processors: str) -> None:
+    """The live stream processors: SLA deadlines on the wall clock, KPIs. Stops cleanly on SIGTERM/SIGINT.
 
     Topics carry the prefix of TAWASUL_TOPIC_PREFIX (empty by default).
     """
@@ -46,12 +64,15 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
     metrics = Metrics()
     if metrics_port:
         start_http_server(metrics_port, registry=metrics.registry)
-    app_id = app_id or default_app_id(settings, "live")
+    app_id = app_id or default_app_id(settings, "live") + ("" if processors == "all" else f"-{processors}")
     if instance_id is None:
         instance_id = f"{app_id}@{socket.gethostname()}"
-    app = build_app(settings, mode="live", app_id=app_id, metrics=metrics, extra_registrars=(register_kpis,),
-                    instance_id=None if instance_id == "-" else instance_id)
-    log.info("worker starting", extra={"app_id": app.conf.id, "metrics_port": metrics_port, "pid": os.getpid()})
+    datadir = (state_dir or default_state_dir()) / app_id
+    app = build_app(settings, mode="live", app_id=app_id, metrics=metrics, with_sla=processors != "kpis",
+                    extra_registrars=() if processors == "sla" else (register_kpis,),
+                    instance_id=None if instance_id == "-" else instance_id, datadir=datadir)
+    log.info("worker starting", extra={"app_id": app.conf.id, "processors": processors, "metrics_port": metrics_port,
+                                       "pid": os.getpid(), "state_dir": str(datadir)})
     # faust.Worker installs SIGINT/SIGTERM handlers that stop every service cleanly (offsets
     # committed, producer flushed) and exits with status 0.
     faust.Worker(app, quiet=True, override_logging=False, redirect_stdouts=False).execute_from_commandline()

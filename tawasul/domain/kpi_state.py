@@ -285,8 +285,14 @@ def sla_state_of(state: Mapping[str, Any]) -> str:
     return "on_track"
 
 
+_SLA_PROGRESS = {"none": 0, "on_track": 0, "at_risk": 1, "breached": 2}
+"""Between two events (same `version`) a ticket's SLA state only moves forward, as deadlines pass."""
+
+
 def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -> SubjectRecord:
-    """Fold a `tawasul.tickets.state` message (latest `version` wins) into the ticket's record."""
+    """Fold a `tawasul.tickets.state` message into the ticket's record: a higher `version` wins;
+    at the same `version` (a warning or a breach fired by the clock, no new event) the state that
+    is further along wins, so a message delivered again late never takes a breach back."""
     try:
         subject = str(state["ticket_id"])
         version = int(state["version"])
@@ -295,7 +301,9 @@ def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -
     except (KeyError, TypeError, ValueError) as exc:
         raise KpiStateError(f"unreadable ticket state: {type(exc).__name__}") from None
     current = record or SubjectRecord(subject=subject)
-    if current.backlog is not None and current.backlog.version >= version:
+    held = current.backlog
+    if held is not None and (held.version > version or (
+            held.version == version and _SLA_PROGRESS.get(held.sla_state, 0) >= _SLA_PROGRESS[backlog.sla_state])):
         return current
     return _replace(current, {"backlog": backlog, "seen_us": max(current.seen_us, _updated_us(state))})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stream_processors.sla_agent import READY_MESSAGE
+import pytest
+
+from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE
 from tests.integration.test_sla_stream import publish, read_outcomes, prefixed_settings
 from schemas import Event, new_event
 from tawasul.settings import Settings
@@ -37,12 +40,14 @@ policies:
 class WorkerProcess:
     """`tawasul worker` in a subprocess; collects its JSON log lines."""
 
-    def __init__(self, settings: Settings, app_id: str, metrics_port: int = 0) -> None:
+    def __init__(self, settings: Settings, app_id: str, state_dir: Path, metrics_port: int = 0,
+                 extra_args: tuple[str, ...] = ()) -> None:
         env = {**os.environ, "TAWASUL_KAFKA": settings.kafka, "TAWASUL_POLICIES": str(settings.policies),
-               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info"}
+               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info",
+               "TAWASUL_STATE_DIR": str(state_dir)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", str(metrics_port),
-             "--app-id", app_id],
+             "--app-id", app_id, *extra_args],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.logs: list[dict[str, object]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -66,6 +71,9 @@ class WorkerProcess:
             assert self.proc.poll() is None, f"worker exited early: {self.logs[-20:]}"
             time.sleep(0.1)
         raise AssertionError(f"worker not ready within {timeout_s} s: {self.logs[-20:]}")
+
+    def index_rebuilds(self) -> list[dict[str, object]]:
+        return [e for e in self.logs if e.get("message") == INDEX_MESSAGE]
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -101,13 +109,17 @@ def opened(ticket: str, at: datetime) -> Event:
     return new_event("ticket.opened", ticket, at, data, "/channels/test/restart", id=f"{ticket}-open")
 
 
-def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("local_state", ["kept", "lost"])
+def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path, local_state: str) -> None:
+    """`kept`: restarted on the same machine, from its local RocksDB state; `lost`: as if on
+    another machine, from the changelog alone."""
     policies = tmp_path / "policies.yaml"
     policies.write_text(POLICIES)
-    settings = prefixed_settings(kafka_bootstrap, policies, "sla-restart")
+    settings = prefixed_settings(kafka_bootstrap, policies, f"sla-restart-{local_state}")
     app_id = f"{settings.topic_prefix}worker"
     events_topic = settings.topic("tawasul.events")
-    first = WorkerProcess(settings, app_id)
+    state_dir = tmp_path / "state"
+    first = WorkerProcess(settings, app_id, state_dir)
     try:
         first.wait_ready()
         now = datetime.now(UTC)
@@ -120,12 +132,22 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path)
     finally:
         first.kill()
     killed_at = datetime.now(UTC)
+    if local_state == "lost":
+        shutil.rmtree(state_dir)
     port = free_port()
-    second = WorkerProcess(settings, app_id, metrics_port=port)
+    second = WorkerProcess(settings, app_id, state_dir, metrics_port=port)
     try:
         recovery_s = second.wait_ready()
         print(f"restart to timers running: {recovery_s:.1f} s")
         assert recovery_s < 30
+        rebuilds = second.index_rebuilds()
+        assert sum(int(r["tickets"]) for r in rebuilds) == count  # type: ignore[call-overload]
+        read = sum(int(r["changelog_records"]) for r in rebuilds)  # type: ignore[call-overload]
+        print(f"changelog records read on recovery: {read}")
+        if local_state == "kept":
+            assert read < count // 4, "the restart did not resume from the local state"
+        else:
+            assert read >= count
         # events keep coming after the restart: the last ten tickets are answered before their deadline
         answered = {t for t, at in tickets[-10:] if at + TARGET > datetime.now(UTC) + timedelta(seconds=1)}
         assert answered, "the restart took too long for the scenario"

@@ -254,6 +254,23 @@ def test_ticket_backlog_by_sla_state() -> None:
         apply_ticket_state(None, {"ticket_id": "T"})
 
 
+def test_a_breach_fired_by_the_clock_reaches_the_backlog() -> None:
+    """A warning or breach changes no `version` (no event): it still moves the ticket forward,
+    and the same-version state delivered again afterwards does not move it back."""
+    running = {"state": "running", "warned": False, "breached": False, "deadline": None}
+    warned = running | {"warned": True}
+    breached = {"state": "breached", "warned": True, "breached": True, "deadline": None}
+    record = apply_ticket_state(None, state("T", 1, first_response=running))
+    record = apply_ticket_state(record, state("T", 1, first_response=warned))
+    assert record.backlog is not None and record.backlog.sla_state == "at_risk"
+    record = apply_ticket_state(record, state("T", 1, first_response=breached))
+    assert record.backlog is not None and record.backlog.sla_state == "breached"
+    for late in (state("T", 1, first_response=warned), state("T", 1, first_response=running)):
+        assert apply_ticket_state(record, late) is record
+    acknowledged = apply_ticket_state(record, state("T", 2, first_response=running | {"state": "met"}))
+    assert acknowledged.backlog is not None and acknowledged.backlog.sla_state == "on_track"
+
+
 def test_records_round_trip_and_keys() -> None:
     record = None
     for event in CALLS[:3] + [ev("survey.submitted", "C1", "10:09:00", {"channel": "call", "score": 2})]:
