@@ -8,10 +8,8 @@ Three measurements, each printed on its own lines:
    engine included) works through it; the times between the snapshots that show the first
    event, every call and every survey give the events processed per second;
 3. delay at a steady load: background call and survey events at `--rate` events/s (wall-clock
-   times), after `--warmup` seconds of that load (default 5; the first seconds publish every new
-   key once, a start-up transient, not the steady state), plus probes: a `call.offered` into
-   one of several probe queues, each probe queue touched at most every 1.2 s (so the
-   one-per-second coalescing never holds a probe back).
+   times) plus probes: a `call.offered` into one of several probe queues, each probe queue
+   touched at most every 1.2 s (so the one-per-second coalescing never holds a probe back).
    The delay of a probe is from just before it is sent to the moment its
    `calls.offered|15m|queue=probe-N` snapshot with the new count is read back by a separate
    consumer process. Busy keys (e.g. all calls) are published at most once a second by design.
@@ -269,12 +267,11 @@ def background(rate: int, tag: str) -> Iterator[dict[str, Any]]:
         number += 1
 
 
-def delays(kafka: str, rate: int, seconds: float, workdir: Path, split: bool = False,
-           warmup: float = 0.0) -> tuple[list[float], float | None, float]:
+def delays(kafka: str, rate: int, seconds: float, workdir: Path,
+           split: bool = False) -> tuple[list[float], float | None, float]:
     """Probe delays (seconds, sorted), the (KPI) worker's CPU share and the event rate really sent.
 
-    `split`: the SLA engine and the KPI processor in two workers (two consumer groups).
-    `warmup`: seconds of background load before the probes and the CPU count start."""
+    `split`: the SLA engine and the KPI processor in two workers (two consumer groups)."""
     settings, app_id = fresh_run(kafka)
     topic = settings.topic(EVENTS.name)
     snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.offered|15m|queue=",))
@@ -289,12 +286,9 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path, split: bool = F
         counts = [0] * PROBE_QUEUES
         last_probe = [0.0] * PROBE_QUEUES
         began = time.monotonic()
-        measuring = warmup <= 0
-        cpu_began = cpu_seconds(worker.pid) if measuring else None
+        cpu_began = cpu_seconds(worker.pid)
         ticks = sent_events = 0
-        while time.monotonic() - began < seconds + warmup:
-            if not measuring and time.monotonic() - began >= warmup:
-                measuring, cpu_began, sent_events = True, cpu_seconds(worker.pid), 0
+        while time.monotonic() - began < seconds:
             ticks += 1
             for _ in range(rate // 100):            # 10 ms slices
                 event = next(load)
@@ -302,7 +296,7 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path, split: bool = F
                 sent_events += 1
             for queue in range(PROBE_QUEUES):
                 now = time.monotonic()
-                if measuring and now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
+                if now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
                     last_probe[queue] = now
                     counts[queue] += 1
                     probe = _event("call.offered", f"P-{uuid.uuid4().hex[:12]}", datetime.now(timezone.utc),
@@ -314,7 +308,7 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path, split: bool = F
             pause = began + ticks * 0.01 - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-        elapsed = time.monotonic() - began - warmup
+        elapsed = time.monotonic() - began
         cpu_ended = cpu_seconds(worker.pid)
         time.sleep(5)
         seen = snapshots.drain(quiet_s=2.0)
@@ -345,8 +339,6 @@ def main() -> None:
     parser.add_argument("--rate", type=int, action="append", help="background events per second "
                         "(repeat for several runs; default 1000)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the delay measurement")
-    parser.add_argument("--warmup", type=float, default=5.0,
-                        help="seconds of load before the delay measurement starts (0: measure from the first event)")
     parser.add_argument("--burst", type=int, default=6000, help="calls in the throughput burst (3 events each)")
     parser.add_argument("--split-workers", action="store_true",
                         help="delay runs with the SLA engine and the KPI processor in two workers "
@@ -368,16 +360,14 @@ def main() -> None:
                   f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
                   f"{survey_rate:,.0f} surveys/s processed{cpu_note}")
         for rate in args.rate or [1000]:
-            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir, args.split_workers,
-                                                   args.warmup)
+            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir, args.split_workers)
             if args.split_workers:
                 print("two workers: the SLA engine in one, the KPI processor in the other (CPU share below)")
             if not measured:
                 print(f"delay at {rate:,} events/s: no probe came back")
                 continue
             cpu_note = "" if cpu_share is None else f", worker CPU {cpu_share:.0%} of a core"
-            print(f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up "
-                  f"({len(measured)} probes): "
+            print(f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s ({len(measured)} probes): "
                   f"p50 {percentile(measured, 0.5) * 1000:.0f} ms, p99 {percentile(measured, 0.99) * 1000:.0f} ms, "
                   f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f}{cpu_note})")
 

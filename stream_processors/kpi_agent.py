@@ -46,7 +46,7 @@ from tawasul.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 from stream_processors.clock import WallClock
 from stream_processors.context import ProcessorContext
 from stream_processors.snapshots import (
-    KPI_SOURCE, MIN_INTERVAL_S, SLOW_INTERVAL_S, SLOW_PER_CALL, SnapshotPacer, plans, snapshot_event, snapshot_messages,
+    KPI_SOURCE, MIN_INTERVAL_S, SLOW_INTERVAL_S, SnapshotPacer, plans, snapshot_event, snapshot_messages,
 )
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,8 @@ class KpiProcessor:
         self.input_name = settings.topic(KPI_INPUT.name)
         self.input = app.topic(self.input_name, partitions=KPI_INPUT.partitions, **raw)
         self.states = app.topic(settings.topic(TICKET_STATE.name), partitions=TICKET_STATE.partitions, **raw)
-        pacer = SnapshotPacer(min_interval_s=min_interval_s, slow_interval_s=slow_interval_s,
-                              slow_per_call=None if self.replay else SLOW_PER_CALL)
-        self.publisher = SnapshotPublisher(settings, settings.topic(KPIS.name), pacer)
+        self.publisher = SnapshotPublisher(settings, settings.topic(KPIS.name),
+                                           SnapshotPacer(min_interval_s=min_interval_s, slow_interval_s=slow_interval_s))
         self.table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=KPI_INPUT.partitions,
                                extra_topic_configs=CHANGELOG_CONFIG,
                                help="KPI facts per call, visit, ticket and survey subject (key = subject)")

@@ -20,8 +20,6 @@ KPI_SOURCE = "/stream-processors/kpi"
 SNAPSHOT_SCHEMA = dataschema_uri("kpi.snapshot")
 MIN_INTERVAL_S = 1.0
 SLOW_INTERVAL_S = 5.0
-SLOW_PER_CALL = 4
-"""Live: slow-paced scopes evaluated per publisher call (see `SnapshotPacer`)."""
 FAST_WINDOWS: tuple[str, ...] = ("15m", "1h")
 SLOW_WINDOWS: tuple[str, ...] = ("24h", "7d", "30d", "today", "month", "half_year")
 """Windows whose keys are published at most every `SLOW_INTERVAL_S` (they move slowly; fewer messages)."""
@@ -42,18 +40,10 @@ class SnapshotPacer:
     """Evaluates the changed scopes of a `KpiBook` at their pace and lets through the figures
     whose value or count changed since they were last let through."""
 
-    def __init__(self, *, min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S,
-                 slow_per_call: int | None = None) -> None:
-        """`slow_per_call`: evaluate at most this many slow-paced scopes per call, and at most
-        this many scopes whose windows only slid with the clock (the longest waiting first), so
-        that such evaluations spread over several calls instead of all falling due together
-        (every `slow_interval_s`, or at each minute boundary), while the scopes an event changed
-        go out at once (a live publisher calls every 20 ms)."""
+    def __init__(self, *, min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S) -> None:
         self.intervals = {FAST_WINDOWS: min_interval_s, SLOW_WINDOWS: slow_interval_s, WINDOW_NAMES: slow_interval_s}
         self.min_interval_s = min_interval_s
-        self.slow_per_call = slow_per_call
         self._pending: set[tuple[tuple[str, ...], Scope]] = set()
-        self._slid: set[tuple[tuple[str, ...], Scope]] = set()
         self._evaluated: dict[tuple[tuple[str, ...], Scope], float] = {}
         self._now_evaluated = float("-inf")
         self._last: dict[str, tuple[float | None, int | None]] = {}
@@ -64,7 +54,6 @@ class SnapshotPacer:
         """After a rebuild: every scope is due, and every key is published once more (another
         worker may have owned the figures meanwhile)."""
         self._pending = {(windows, where) for where in scopes for windows in plans(where)}
-        self._slid.clear()
         self._evaluated.clear()
         self._last.clear()
         self._now_evaluated = float("-inf")
@@ -73,36 +62,19 @@ class SnapshotPacer:
     def due_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
         """The rows of the scopes whose turn has come (all pending ones with `force`)."""
         now = time.monotonic()
-        touched, slid = book.take_changed()
-        self._pending.update((windows, where) for where in touched for windows in plans(where))
-        self._slid.update((windows, where) for where in slid for windows in plans(where))
-        self._slid -= self._pending
-        if self.slow_per_call is None or force:
-            self._pending |= self._slid
-            self._slid.clear()
-        due = [item for item in self._pending if force or self._is_due(item, now)]
-        if self.slow_per_call is not None and not force:
-            fast = [item for item in due if item[0] == FAST_WINDOWS]
-            slow = [item for item in due if item[0] != FAST_WINDOWS]
-            due = fast + self._oldest(slow) + self._oldest(item for item in self._slid if self._is_due(item, now))
+        for where in book.take_dirty():
+            self._pending.update((windows, where) for windows in plans(where))
         rows: list[Row] = []
-        for item in due:
-            self._pending.discard(item)
-            self._slid.discard(item)
-            self._evaluated[item] = now
-            rows += book.window_rows(item[1], item[0])
+        for item in list(self._pending):
+            if force or now - self._evaluated.get(item, float("-inf")) >= self.intervals[item[0]]:
+                self._pending.discard(item)
+                self._evaluated[item] = now
+                rows += book.window_rows(item[1], item[0])
         if book.now_dirty and (force or now - self._now_evaluated >= self.min_interval_s):
             book.now_dirty = False
             self._now_evaluated = now
             rows += book.now_rows()
         return rows
-
-    def _is_due(self, item: tuple[tuple[str, ...], Scope], now: float) -> bool:
-        return now - self._evaluated.get(item, float("-inf")) >= self.intervals[item[0]]
-
-    def _oldest(self, items: Iterable[tuple[tuple[str, ...], Scope]]) -> list[tuple[tuple[str, ...], Scope]]:
-        ordered = sorted(items, key=lambda item: self._evaluated.get(item, float("-inf")))
-        return ordered[:self.slow_per_call]
 
     def changed_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
         """The due rows whose value or count changed since they were last taken (with the

@@ -575,7 +575,7 @@ class KpiBook:
     Feed it every changed record with `update(subject, record)` (None forgets the subject) and
     move its clock with `advance(as_of_us, lookup)`; both are idempotent. It only keeps what the
     records imply, so rebuilding it from the stored records after a restart gives the same
-    figures. `take_changed()` names the scopes whose window figures may have changed since.
+    figures. `take_dirty()` names the scopes whose window figures may have changed since.
     """
 
     def __init__(self, config: KpiConfig, as_of_us: int = 0) -> None:
@@ -593,7 +593,6 @@ class KpiBook:
         self._expiry: dict[str, int] = {}
         self._next_sweep = 0
         self._dirty: set[Scope] = set()
-        self._slid: set[Scope] = set()
         self.now_dirty = False
 
     @property
@@ -607,12 +606,9 @@ class KpiBook:
     def scopes(self) -> list[Scope]:
         return list(self._sums)
 
-    def take_changed(self) -> tuple[set[Scope], set[Scope]]:
-        """The scopes whose window figures may have changed since the last call: those an update
-        changed, and those only the clock moved (their windows slid at a minute boundary)."""
-        touched, slid = self._dirty, self._slid - self._dirty
-        self._dirty, self._slid = set(), set()
-        return touched, slid
+    def take_dirty(self) -> set[Scope]:
+        dirty, self._dirty = self._dirty, set()
+        return dirty
 
     def update(self, subject: str, record: SubjectRecord | None) -> None:
         """Take the subject's current record into account (None: the subject is gone)."""
@@ -700,7 +696,7 @@ class KpiBook:
             ranges, floors = window_ranges(as_of_us), retention_floors(as_of_us)
             for where, sums in self._sums.items():
                 if sums.advance(as_of_us, ranges, floors):
-                    self._slid.add(where)
+                    self._dirty.add(where)
         while self._pending_heap and self._pending_heap[0][0] <= as_of_us:
             _, subject = heapq.heappop(self._pending_heap)
             self.update(subject, lookup(subject))
