@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Token = TypeVar("Token")
-Resend = tuple[str, bytes, bytes]
-"""A message to send again if its delivery failed: (topic, key, value)."""
+Resend = tuple[bytes, bytes]
+"""An outcome message to send again if its delivery failed: (key, value)."""
 
 
 @dataclass(slots=True)
@@ -32,9 +32,6 @@ class Held(Generic[Token]):
     writes: list[tuple[bytes, bytes]] = field(default_factory=list)
     deliveries: list[asyncio.Future[object]] = field(default_factory=list)
     messages: list[Resend] = field(default_factory=list)
-
-    def holds(self, key: bytes) -> bool:
-        return any(k == key for k, _ in self.writes)
 
     def delivered(self) -> bool:
         return all(d.done() for d in self.deliveries)

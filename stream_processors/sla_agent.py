@@ -91,8 +91,9 @@ class SlaProcessor:
         self._indexed: set[int] = set()
         self._changelog_read = 0
         self.held: HeldWrites[EventT] = HeldWrites()
+        self._message: EventT | None = None
         self._holding: Held[EventT] | None = None
-        """The held changes of the message being processed (live only)."""
+        """The held changes of `_message`, the message being processed (made on its first held change)."""
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
         self.end_of_input = EndOfInput()
@@ -121,7 +122,7 @@ class SlaProcessor:
             message = event.message
             if self.held.pending(message.partition):
                 await self._release(message.partition, manual)
-            self._holding = Held(event) if self.confirm_before_write else None
+            self._message = event
             if message.topic != self.events_name:
                 await self._on_tick(event)
             else:
@@ -131,7 +132,7 @@ class SlaProcessor:
                     if ended is not None:
                         await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
             holding, self._holding = self._holding, None
-            if holding is not None and holding.writes:
+            if holding is not None:
                 self.held.add(message.partition, holding)
             else:
                 await manual.ack(event)
@@ -143,8 +144,7 @@ class SlaProcessor:
             failed = held.failed()
             if failed:
                 log.warning("sla: outcome delivery failed, sending again", extra={"messages": len(failed)})
-                held.retrying([await self.app.topic(topic, key_serializer="raw", value_serializer="raw")
-                               .send(key=key, value=value) for topic, key, value in failed])
+                held.retrying([await self.outcomes.send(key=key, value=value) for key, value in failed])
                 return
             for key, value in held.writes:
                 self.table[key] = value
@@ -221,11 +221,10 @@ class SlaProcessor:
         """Publish the outcomes and ticket states of the changes, then write them to the table,
         or hold the writes (live) of changes that decided outcomes or follow a held one."""
         metrics = self.ctx.metrics
-        holding = self._holding
         for key, before, step in changes:
             if step.duplicate:
                 metrics.duplicates.labels(stage="sla").inc()
-            sent: list[tuple[Awaitable[object], tuple[str, bytes, bytes]]] = []
+            sent: list[tuple[Awaitable[object], tuple[bytes, bytes]]] = []
             for outcome in step.outcomes:
                 sent.append(await self._publish(key, outcome))
             store = step.changed or (step.duplicate and before.version > 0)
@@ -234,7 +233,9 @@ class SlaProcessor:
                 if view is not None:
                     await self.states.send(key=key, value=encode_state(view))
                 value = encode(step.stored)
-                if holding is not None and (sent or self.held.holds(key) or holding.holds(key)):
+                # keys are distinct within one message (one ticket per event, `pop_due` per tick)
+                if self.confirm_before_write and (sent or self.held.holds(key)):
+                    holding = self._holding = self._holding or Held(self._message)
                     holding.writes.append((key, value))
                     for delivery, message in sent:
                         holding.deliveries.append(asyncio.ensure_future(delivery))
@@ -246,7 +247,7 @@ class SlaProcessor:
                     metrics.ignored_after_close.inc(ignored)
             self.index.set(partition, key, step.stored.next_at)
 
-    async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[str, bytes, bytes]]:
+    async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[bytes, bytes]]:
         """Hand one outcome to the producer; returns its delivery (the broker's acknowledgement)
         and the message, to send again should the delivery fail."""
         cloud_event = new_event(outcome.type, outcome.ticket_id, outcome.at, outcome.to_data(), SLA_SOURCE,
@@ -259,7 +260,7 @@ class SlaProcessor:
         if not self.replay and outcome.type != MET:
             delay = time.time() - outcome.at.timestamp()
             metrics.deadline_delay.observe(max(0.0, delay))
-        return delivery, (self.outcomes.get_topic_name(), key, value)
+        return delivery, (key, value)
 
     # -- index rebuild and live timers ------------------------------------------------------
 

@@ -211,15 +211,15 @@ def _breaches(connection: Connection, limit: int, now: datetime) -> Iterable[Bre
 
 def _walk_in(connection: Connection, config: WallboardConfig, day_start: datetime,
              now: datetime) -> tuple[CentreFigures, ...]:
-    checked_in_today = connection.execute(
-        select(Visit.centre, func.count())
-        .where(Visit.checked_in_at >= day_start, Visit.checked_in_at <= now).group_by(Visit.centre))
-    completed_today = dict(connection.execute(   # by completion time: a visit from before midnight counts today
-        select(Visit.centre, func.count())
-        .where(Visit.completed_at >= day_start, Visit.completed_at <= now).group_by(Visit.centre)).all())
-    counts = {centre or "unknown": (checked_in, completed_today.pop(centre, 0)) for centre, checked_in in checked_in_today}
-    for centre, completed in completed_today.items():
-        counts[centre or "unknown"] = (0, completed)
+    def per_centre(column: Any) -> dict[str, int]:
+        rows = connection.execute(select(Visit.centre, func.count())
+                                  .where(column >= day_start, column <= now).group_by(Visit.centre))
+        return {centre or "unknown": count for centre, count in rows}
+
+    # each by its own time: a visit checked in before midnight and completed after counts today
+    checked_in_today, completed_today = per_centre(Visit.checked_in_at), per_centre(Visit.completed_at)
+    counts = {centre: (checked_in_today.get(centre, 0), completed_today.get(centre, 0))
+              for centre in checked_in_today.keys() | completed_today.keys()}
     waiting_rows = connection.execute(
         select(Visit.centre, func.count(), func.min(Visit.checked_in_at))
         .where(Visit.checked_in_at >= now - config.max_wait, Visit.checked_in_at <= now,

@@ -231,6 +231,25 @@ def test_api_reports_the_database(engine: Engine) -> None:
     assert (centre["centre"], centre["waiting"], centre["completed_today"]) == ("main_building", 1, 1)
 
 
+def test_visits_count_today_by_their_own_times_across_midnight(engine: Engine) -> None:
+    """00:20 in Dubai: a visit checked in at 23:50 and completed at 00:10 is completed today,
+    not checked in today; one checked in at 00:05 and still waiting is checked in today."""
+    from sinks.wallboard.queries import read_board
+
+    now = datetime(2026, 11, 28, 20, 20, tzinfo=UTC)            # 2026-11-29 00:20 Asia/Dubai
+    with Session(engine) as session, session.begin():
+        session.add_all([
+            Visit(visit_id="V-night", centre="main_building", checked_in_at=now - timedelta(minutes=30),
+                  called_at=now - timedelta(minutes=20), completed_at=now - timedelta(minutes=10)),
+            Visit(visit_id="V-early", centre="main_building", checked_in_at=now - timedelta(minutes=15)),
+            Visit(visit_id="V-other", centre="branch", checked_in_at=now - timedelta(hours=2),
+                  completed_at=now - timedelta(minutes=90)),            # all of it yesterday
+        ])
+    centres = {c.centre: c for c in read_board(engine, config_for(engine), now).walk_in}
+    assert (centres["main_building"].checked_in_today, centres["main_building"].completed_today) == (1, 1)
+    assert "branch" not in centres
+
+
 def test_api_says_stale_when_the_data_stops(engine: Engine) -> None:
     fill(engine, datetime.now(UTC) - timedelta(hours=1))
     with serve(config_for(engine, stale_after_seconds=300), engine) as served, \

@@ -28,7 +28,7 @@ def loop() -> asyncio.AbstractEventLoop:
 
 
 def held(token: str, writes: list[tuple[bytes, bytes]], deliveries: list[asyncio.Future[object]]) -> Held[str]:
-    return Held(token, list(writes), list(deliveries), [("outcomes", k, v) for k, v in writes][:len(deliveries)])
+    return Held(token, list(writes), list(deliveries), [(k, v) for k, v in writes][:len(deliveries)])
 
 
 def test_nothing_is_released_before_its_deliveries_are_done(loop: asyncio.AbstractEventLoop) -> None:
@@ -68,11 +68,11 @@ def test_a_message_without_writes_is_not_held(loop: asyncio.AbstractEventLoop) -
 def test_a_failed_delivery_is_yielded_still_held_until_its_resend_succeeds(loop: asyncio.AbstractEventLoop) -> None:
     writes: HeldWrites[str] = HeldWrites()
     ok, broken = future(loop), future(loop, error=RuntimeError("broker gone"))
-    item = Held("m1", [(b"T-1", b"v")], [ok, broken], [("o", b"T-1", b"first"), ("o", b"T-1", b"second")])
+    item = Held("m1", [(b"T-1", b"v")], [ok, broken], [(b"T-1", b"first"), (b"T-1", b"second")])
     writes.add(0, item)
     writes.add(0, held("m2", [(b"T-2", b"w")], [future(loop)]))
     released = list(writes.release(0))
-    assert released == [item] and item.failed() == [("o", b"T-1", b"second")]
+    assert released == [item] and item.failed() == [(b"T-1", b"second")]
     assert writes.pending(0) == 2 and writes.holds(b"T-1"), "a failed message stays held, and so does all behind it"
     resend = future(loop, done=False)
     item.retrying([resend])
