@@ -39,6 +39,7 @@ from producers.deadletter import DeadLetter
 from producers.intake import Accepted, Rejected
 from schemas import CHANNELS, Event
 from tawasul.metrics import Metrics
+from tawasul.partitioner import KeyPartitioner
 from tawasul.settings import Settings
 from tawasul.topics import DEAD_LETTER, EVENTS
 
@@ -114,7 +115,7 @@ class EventPublisher:
             self._producer = KafkaProducer(
                 bootstrap_servers=[server.strip() for server in settings.kafka.split(",") if server.strip()],
                 client_id=client_id,
-                **config,
+                **{"partitioner": KeyPartitioner(), **config},
             )
         except KafkaError as exc:
             raise PublishError(f"cannot connect to Kafka at {settings.kafka}: {exc}") from exc

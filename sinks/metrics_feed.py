@@ -32,7 +32,7 @@ from schemas import CHANNELS, KINDS, Event, InvalidEvent, KpiSnapshotData, SlaOu
 from schemas.values import PRIORITIES, SLA_TARGETS
 from sinks.db.models import Ticket, TicketTarget
 from sinks.db.records import TicketState
-from tawasul.domain.kpi_state import KpiStateError
+from tawasul.domain.kpi_state import KpiStateError, state_rank
 from tawasul.domain.kpi_state import sla_state_of as domain_sla_state
 from tawasul.metrics import Metrics
 
@@ -148,7 +148,7 @@ class MetricsFeed:
         so that `increase()` in the alert rules sees the very first breach of a combination."""
         self.metrics = metrics
         self.limits = limits or LabelLimits()
-        self._tickets = _Lru(self.limits.tickets)  # ticket id -> (version, TicketLabels | None)
+        self._tickets = _Lru(self.limits.tickets)  # ticket id -> ((version, progress), TicketLabels | None)
         self._outcomes = _Lru(self.limits.outcome_ids)  # outcome id -> None
         self._open: dict[tuple[str, str, str, str], int] = {}
         self._seen: dict[str, set[str]] = {"window": set(), "queue": set(), "centre": set()}
@@ -163,14 +163,16 @@ class MetricsFeed:
 
     # -- tickets -----------------------------------------------------------------------
     def observe_ticket_state(self, state: Mapping[str, Any]) -> None:
-        """Apply one `tawasul.tickets.state` value; older versions than the last seen are ignored."""
+        """Apply one `tawasul.tickets.state` value; one older than the last seen (`kpi_state.state_rank`) is ignored."""
         ticket_id = state.get("ticket_id")
         if not isinstance(ticket_id, str) or not ticket_id:
             raise MetricsFeedError("ticket state without ticket_id")
-        version = state.get("version")
-        version = version if isinstance(version, int) else 0
+        try:
+            rank = state_rank(state)
+        except KpiStateError:
+            rank = (0, 0)
         known = self._tickets.get(ticket_id)
-        if known is not None and version < known[0]:
+        if known is not None and rank < known[0]:
             return
         labels = self._labels_of(state)
         previous: TicketLabels | None = known[1] if known is not None else None
@@ -179,7 +181,7 @@ class MetricsFeed:
                 self._move(previous, -1)
             if labels is not None:
                 self._move(labels, +1)
-        evicted = self._tickets.put(ticket_id, (version, labels))
+        evicted = self._tickets.put(ticket_id, (rank, labels))
         if evicted is not None and evicted[1][1] is not None:
             self._move(evicted[1][1], -1)
 

@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from schemas import Event, InvalidEvent, decode_event, new_event
+from schemas import Event, InvalidEvent, decode_event
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpi_state import KPI_EVENT_TYPES, KpiBook, KpiConfig, SubjectRecord, apply, apply_ticket_state
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import SlaOutcome
 
 from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
-from stream_processors.context import SLA_SOURCE
 from stream_processors.deadlines import DeadlineIndex
+from stream_processors.outcome_event import encode_outcome
 from stream_processors.snapshots import SnapshotPacer, snapshot_messages
 from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
 from stream_processors.ticket_state import encode_state, ticket_state
@@ -208,9 +208,7 @@ class BatchEngine:
         pending ones with `force_snapshots`)."""
         out = Outputs()
         for outcome in self.sla.take_outcomes():
-            event = new_event(outcome.type, outcome.ticket_id, outcome.at, outcome.to_data(), SLA_SOURCE,
-                              id=outcome.id)
-            out.outcomes.append((outcome.ticket_id.encode(), event.to_json()))
+            out.outcomes.append((outcome.ticket_id.encode(), encode_outcome(outcome)))
         self.counts.outcomes += len(out.outcomes)
         self.counts.duplicates = self.sla.duplicates
         for view in self.sla.take_states():

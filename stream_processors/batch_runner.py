@@ -22,6 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from tawasul.domain.policies import load_policies
+from tawasul.partitioner import KeyPartitioner
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, assignable_partitions
 
@@ -75,7 +76,7 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
         max_partition_fetch_bytes=16 * 1024 * 1024, client_id="tawasul-replay-engine",
     )
     producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=20, batch_size=512 * 1024,
-                             client_id="tawasul-replay-engine")
+                             client_id="tawasul-replay-engine", partitioner=KeyPartitioner())
     outputs = {"outcomes": settings.topic(SLA_OUTCOMES.name), "states": settings.topic(TICKET_STATE.name),
                "snapshots": kpi_topic}
     try:

@@ -14,7 +14,6 @@ from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 
 Mode = Literal["live", "replay"]
-SLA_SOURCE = "/stream-processors/sla"
 
 
 @dataclass(frozen=True)

@@ -39,16 +39,17 @@ from collections.abc import Awaitable
 import faust
 from faust.types import EventT
 
-from schemas import InvalidEvent, decode_event, new_event
+from schemas import InvalidEvent, decode_event
 from tawasul.domain.errors import DomainError
 from tawasul.domain.sla_state import MET, SlaOutcome
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
 from stream_processors.clock import EndOfInput, WallClock, Watermarks, read_tick
-from stream_processors.context import SLA_SOURCE, ProcessorContext
+from stream_processors.context import ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.held_writes import Held, HeldWrites
+from stream_processors.outcome_event import encode_outcome
 from stream_processors.sla_step import (
     Step, Stored, StoredStateError, advance, decode, encode, is_ticket_event, live_event, next_at_of,
     replay_event,
@@ -250,9 +251,7 @@ class SlaProcessor:
     async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[bytes, bytes]]:
         """Hand one outcome to the producer; returns its delivery (the broker's acknowledgement)
         and the message, to send again should the delivery fail."""
-        cloud_event = new_event(outcome.type, outcome.ticket_id, outcome.at, outcome.to_data(), SLA_SOURCE,
-                                id=outcome.id)
-        value = cloud_event.to_json()
+        value = encode_outcome(outcome)
         delivery = await self.outcomes.send(key=key, value=value)
         metrics = self.ctx.metrics
         metrics.sla_outcomes_emitted.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas import Event, KpiSnapshotData, SlaOutcomeData
+from tawasul.domain.kpi_state import target_progress
 from tawasul.domain.kpis import is_satisfied
 
 INT32_MAX = 2**31 - 1
@@ -110,6 +111,12 @@ class TicketState:
             version=version,
             targets=tuple(_target(name, value) for name, value in sorted(targets_raw.items())),
         )
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """(version, progress): of two states of one ticket, the later ranks higher (see
+        `kpi_state.target_progress`: at one version, only warnings and breaches are added)."""
+        return self.version, sum(target_progress(t.warned, t.breached) for t in self.targets)
 
     def ticket_row(self) -> Row:
         return {

@@ -92,7 +92,7 @@ class Upserts:
         """
         ticket_table, target_table = _table(Ticket), _table(TicketTarget)
         written = self.upsert_newer(connection, ticket_table, tickets, "version")
-        written_targets = self.upsert_newer(connection, target_table, targets, "version")
+        written_targets = self._upsert_targets(connection, target_table, targets)
         ids = sorted({row["ticket_id"] for row in tickets})
         current = (select(ticket_table.c.version)
                    .where(ticket_table.c.ticket_id == target_table.c.ticket_id)
@@ -102,6 +102,20 @@ class Upserts:
             connection.execute(delete(target_table).where(
                 target_table.c.ticket_id.in_(chunk), target_table.c.version < current))
         return written, written_targets
+
+    def _upsert_targets(self, connection: Connection, table: Table, rows: Sequence[Row]) -> int:
+        """A target replaces the stored one of a lower version, or of the same version with less
+        progress (`kpi_state.target_progress`: a warning or breach fired by the clock since)."""
+        def finish(base: Any) -> Any:
+            incoming = base.excluded
+            later = or_(incoming.version > table.c.version, and_(
+                incoming.version == table.c.version,
+                _progress(incoming.warned, incoming.breached) > _progress(table.c.warned, table.c.breached)))
+            return base.on_conflict_do_update(
+                index_elements=_primary_key(table),
+                set_={c.name: incoming[c.name] for c in table.columns if not c.primary_key}, where=later)
+
+        return self._bulk.run(connection, "upsert_targets", table, finish, rows)
 
     def upsert_kpis(self, connection: Connection, rows: Sequence[Row]) -> int:
         """KPI snapshots: the newest `as_of` per key wins (equal `as_of`: the later snapshot event)."""
@@ -128,6 +142,12 @@ class Upserts:
                 index_elements=[spec.key], set_={**merged, **derived(connection, merged)}, where=changed)
 
         return self._bulk.run(connection, f"merge:{table.name}", table, finish, rows)
+
+
+def _progress(warned: SqlValue, breached: SqlValue) -> SqlValue:
+    """`kpi_state.target_progress` in SQL."""
+    two, one, zero = literal_column("2"), literal_column("1"), literal_column("0")  # no bound parameters: see bulk.py
+    return case((breached, two), else_=zero) + case((warned, one), else_=zero)
 
 
 def _earliest(stored: SqlValue, incoming: SqlValue) -> SqlValue:

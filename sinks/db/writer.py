@@ -66,7 +66,7 @@ class _Batch:
     def add(self, record: Record) -> None:
         if isinstance(record, TicketState):
             held = self.tickets.get(record.ticket_id)
-            if held is None or record.version >= held.version:
+            if held is None or record.rank >= held.rank:
                 self.tickets[record.ticket_id] = record
             return
         if isinstance(record, EventRecord):

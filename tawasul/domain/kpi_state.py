@@ -289,6 +289,26 @@ _SLA_PROGRESS = {"none": 0, "on_track": 0, "at_risk": 1, "breached": 2}
 """Between two events (same `version`) a ticket's SLA state only moves forward, as deadlines pass."""
 
 
+def target_progress(warned: bool, breached: bool) -> int:
+    """How far one target has moved since the ticket's last event: 0, 1 (warned), 2 or 3 (breached).
+
+    Between two events (same `version`) only deadlines passing change a ticket's state, and they
+    only add warnings and breaches: of two states of one version, the higher progress is the later.
+    """
+    return 2 * bool(breached) + bool(warned)
+
+
+def state_rank(state: Mapping[str, Any]) -> tuple[int, int]:
+    """(version, progress) of a `tawasul.tickets.state` message: the later of two states ranks
+    higher (progress: `target_progress` summed over the targets). Raises KpiStateError."""
+    version = state.get("version")
+    targets = state.get("targets") or {}
+    if not isinstance(version, int) or not isinstance(targets, Mapping):
+        raise KpiStateError("ticket state: version must be an integer and targets an object")
+    return version, sum(target_progress(bool(t.get("warned")), bool(t.get("breached")))
+                        for t in targets.values() if isinstance(t, Mapping))
+
+
 def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -> SubjectRecord:
     """Fold a `tawasul.tickets.state` message into the ticket's record: a higher `version` wins;
     at the same `version` (a warning or a breach fired by the clock, no new event) the state that

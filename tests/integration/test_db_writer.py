@@ -174,6 +174,39 @@ def test_late_older_ticket_state_never_overwrites_a_newer_one(engine: Engine) ->
     assert states == {"first_response": "met", "resolution": "met"}
 
 
+def test_a_breach_fired_between_two_events_is_stored_and_never_taken_back(engine: Engine) -> None:
+    """The clock fires warnings and breaches without a new event: the state keeps its version."""
+    def state(warned: bool, breached: bool) -> dict[str, Any]:
+        return ticket_state(4, "open", {"first_response": target("met"), "resolution": {
+            "deadline": "2025-03-05T11:30:00+04:00", "state": "breached" if breached else "running",
+            "warned": warned, "breached": breached}})
+
+    def stored() -> list[tuple[Any, ...]]:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(
+                select(TicketTarget.target, TicketTarget.state, TicketTarget.warned, TicketTarget.breached,
+                       TicketTarget.version).order_by(TicketTarget.target))]
+
+    writer = DbWriter(engine)
+    writer.add(state(False, False))
+    writer.flush()
+    writer.add(state(True, False))
+    writer.flush()
+    assert stored()[1] == ("resolution", "running", True, False, 4)
+    writer.add(state(True, True))
+    assert writer.flush().rows["ticket_targets"] == 1
+    breached = [("first_response", "met", False, False, 4), ("resolution", "breached", True, True, 4)]
+    assert stored() == breached
+    for late in (state(False, False), state(True, False)):     # redelivered late, a batch each
+        writer.add(late)
+        assert writer.flush().rows.get("ticket_targets", 0) == 0
+    writer.add(state(True, True))                               # inside one batch, in any order
+    writer.add(state(False, False))
+    writer.add(state(True, False))
+    writer.flush()
+    assert stored() == breached
+
+
 def test_calls_and_visits_merge_in_any_order(engine: Engine) -> None:
     def ev(kind: str, subject: str, at: str, data: dict[str, Any], n: int) -> Event:
         return new_event(kind, subject, f"2025-03-03T{at}{DUBAI}", data, source="/channels/pbx/main",

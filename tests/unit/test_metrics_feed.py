@@ -114,6 +114,20 @@ def test_older_versions_are_ignored_and_same_version_is_idempotent(feed: Metrics
     assert feed.open_tickets() == {}
 
 
+def test_between_two_events_the_sla_state_only_moves_forward(feed: MetricsFeed, metrics: Metrics) -> None:
+    """A warning and a breach fired by the clock keep the ticket's version; a state of that
+    version delivered again late (a redelivery after a restart) takes neither back."""
+    feed.observe_ticket_state(ticket_state("T-1", 2))
+    feed.observe_ticket_state(ticket_state("T-1", 2, warned=True))
+    assert (open_count(metrics, "on_track"), open_count(metrics, "at_risk")) == (0, 1)
+    feed.observe_ticket_state(ticket_state("T-1", 2, resolution="breached", warned=True, breached=True))
+    assert (open_count(metrics, "at_risk"), open_count(metrics, "breached")) == (0, 1)
+    feed.observe_ticket_state(ticket_state("T-1", 2))                   # late
+    feed.observe_ticket_state(ticket_state("T-1", 2, warned=True))      # late
+    assert (open_count(metrics, "on_track"), open_count(metrics, "at_risk"), open_count(metrics, "breached")) \
+        == (0, 0, 1)
+
+
 def test_resolution_reopening_and_priority_change_move_the_ticket(feed: MetricsFeed, metrics: Metrics) -> None:
     feed.observe_ticket_state(ticket_state("T-9", 1))
     feed.observe_ticket_state(ticket_state("T-9", 2, status="resolved", resolution="met"))
