@@ -13,6 +13,8 @@ Three measurements, each printed on its own lines:
    The delay of a probe is from just before it is sent to the moment its
    `calls.offered|15m|queue=probe-N` snapshot with the new count is read back by a separate
    consumer process. Busy keys (e.g. all calls) are published at most once a second by design.
+   Probes start after `--warmup` seconds (default 3) of the same load, so that they measure
+   the worker's steady state rather than its first second under load.
 
 Run: `python bench/bench_kpis.py --kafka localhost:9092 [--rate 1000 --seconds 30 --burst 6000]`.
 Needs a running broker; every run uses its own topic prefix and consumer group.
@@ -268,10 +270,11 @@ def background(rate: int, tag: str) -> Iterator[dict[str, Any]]:
 
 
 def delays(kafka: str, rate: int, seconds: float, workdir: Path,
-           split: bool = False) -> tuple[list[float], float | None, float]:
+           split: bool = False, warmup_s: float = 0.0) -> tuple[list[float], float | None, float]:
     """Probe delays (seconds, sorted), the (KPI) worker's CPU share and the event rate really sent.
 
-    `split`: the SLA engine and the KPI processor in two workers (two consumer groups)."""
+    `split`: the SLA engine and the KPI processor in two workers (two consumer groups).
+    `warmup_s`: the load runs that long before the first probe (and `seconds` more with probes)."""
     settings, app_id = fresh_run(kafka)
     topic = settings.topic(EVENTS.name)
     snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.offered|15m|queue=",))
@@ -288,13 +291,13 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path,
         began = time.monotonic()
         cpu_began = cpu_seconds(worker.pid)
         ticks = sent_events = 0
-        while time.monotonic() - began < seconds:
+        while time.monotonic() - began < warmup_s + seconds:
             ticks += 1
             for _ in range(rate // 100):            # 10 ms slices
                 event = next(load)
                 producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
                 sent_events += 1
-            for queue in range(PROBE_QUEUES):
+            for queue in range(PROBE_QUEUES if time.monotonic() - began >= warmup_s else 0):
                 now = time.monotonic()
                 if now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
                     last_probe[queue] = now
@@ -344,6 +347,8 @@ def main() -> None:
                         help="delay runs with the SLA engine and the KPI processor in two workers "
                              "(tawasul worker --processors sla / kpis)")
     parser.add_argument("--skip-throughput", action="store_true", help="only the delay measurement")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of load before the first probe (the worker reaches its steady state)")
     args = parser.parse_args()
     check_shapes()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -360,14 +365,16 @@ def main() -> None:
                   f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
                   f"{survey_rate:,.0f} surveys/s processed{cpu_note}")
         for rate in args.rate or [1000]:
-            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir, args.split_workers)
+            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir, args.split_workers,
+                                                   args.warmup)
             if args.split_workers:
                 print("two workers: the SLA engine in one, the KPI processor in the other (CPU share below)")
             if not measured:
                 print(f"delay at {rate:,} events/s: no probe came back")
                 continue
             cpu_note = "" if cpu_share is None else f", worker CPU {cpu_share:.0%} of a core"
-            print(f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s ({len(measured)} probes): "
+            print(f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up "
+                  f"({len(measured)} probes): "
                   f"p50 {percentile(measured, 0.5) * 1000:.0f} ms, p99 {percentile(measured, 0.99) * 1000:.0f} ms, "
                   f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f}{cpu_note})")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from schemas import dataschema_uri
 from schemas.fields import format_number, format_timestamp
@@ -38,14 +38,20 @@ def plans(where: Scope) -> tuple[tuple[str, ...], ...]:
 
 class SnapshotPacer:
     """Evaluates the changed scopes of a `KpiBook` at their pace and lets through the figures
-    whose value or count changed since they were last let through."""
+    whose value or count changed since they were last let through.
 
-    def __init__(self, *, min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S) -> None:
+    A scope's pace counts from its last *publication*: an evaluation that let nothing through
+    (a window sliding over unchanged counts at a minute boundary) holds no later change back.
+    """
+
+    def __init__(self, *, min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.intervals = {FAST_WINDOWS: min_interval_s, SLOW_WINDOWS: slow_interval_s, WINDOW_NAMES: slow_interval_s}
         self.min_interval_s = min_interval_s
+        self._clock = clock
         self._pending: set[tuple[tuple[str, ...], Scope]] = set()
-        self._evaluated: dict[tuple[tuple[str, ...], Scope], float] = {}
-        self._now_evaluated = float("-inf")
+        self._published: dict[tuple[tuple[str, ...], Scope], float] = {}
+        self._now_published = float("-inf")
         self._last: dict[str, tuple[float | None, int | None]] = {}
         self._sent_as_of = 0
         self._clock_sent = float("-inf")
@@ -54,45 +60,49 @@ class SnapshotPacer:
         """After a rebuild: every scope is due, and every key is published once more (another
         worker may have owned the figures meanwhile)."""
         self._pending = {(windows, where) for where in scopes for windows in plans(where)}
-        self._evaluated.clear()
+        self._published.clear()
         self._last.clear()
-        self._now_evaluated = float("-inf")
+        self._now_published = float("-inf")
         self._sent_as_of = 0
 
-    def due_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
-        """The rows of the scopes whose turn has come (all pending ones with `force`)."""
-        now = time.monotonic()
-        for where in book.take_dirty():
-            self._pending.update((windows, where) for windows in plans(where))
-        rows: list[Row] = []
-        for item in list(self._pending):
-            if force or now - self._evaluated.get(item, float("-inf")) >= self.intervals[item[0]]:
-                self._pending.discard(item)
-                self._evaluated[item] = now
-                rows += book.window_rows(item[1], item[0])
-        if book.now_dirty and (force or now - self._now_evaluated >= self.min_interval_s):
-            book.now_dirty = False
-            self._now_evaluated = now
-            rows += book.now_rows()
-        return rows
-
     def changed_rows(self, book: KpiBook, *, force: bool = False) -> list[Row]:
-        """The due rows whose value or count changed since they were last taken (with the
-        clock row when only the clock moved); taking them marks them as published."""
+        """The rows of the scopes whose turn has come (all pending ones with `force`) whose value
+        or count changed since they were last taken (with the clock row when only the clock
+        moved); taking them marks them as published."""
         if book.as_of_us == 0:
             return []
-        changed = []
-        for row in self.due_rows(book, force=force):
-            signature = (row.value, row.count)
-            if self._last.get(row.key) != signature:
-                self._last[row.key] = signature
-                changed.append(row)
-        now = time.monotonic()
+        now = self._clock()
+        for where in book.take_dirty():
+            self._pending.update((windows, where) for windows in plans(where))
+        changed: list[Row] = []
+        for item in list(self._pending):
+            if force or now - self._published.get(item, float("-inf")) >= self.intervals[item[0]]:
+                self._pending.discard(item)
+                fresh = self._fresh(book.window_rows(item[1], item[0]))
+                if fresh:
+                    self._published[item] = now
+                    changed += fresh
+        if book.now_dirty and (force or now - self._now_published >= self.min_interval_s):
+            book.now_dirty = False
+            fresh = self._fresh(book.now_rows())
+            if fresh:
+                self._now_published = now
+                changed += fresh
         if not changed and book.as_of_us > self._sent_as_of and (force or now - self._clock_sent >= self.min_interval_s):
             changed.append(book.clock_row())     # nothing changed, but the clock moved: say so
         if changed:
             self._sent_as_of, self._clock_sent = book.as_of_us, now
         return changed
+
+    def _fresh(self, rows: list[Row]) -> list[Row]:
+        """The rows whose (value, count) differs from what was last taken; marks them taken."""
+        fresh = []
+        for row in rows:
+            signature = (row.value, row.count)
+            if self._last.get(row.key) != signature:
+                self._last[row.key] = signature
+                fresh.append(row)
+        return fresh
 
 
 def snapshot_event(row: Row, as_of_us: int, as_of_text: str | None = None) -> bytes:
