@@ -17,6 +17,7 @@ producer and fetcher this process spent about a fifth of its time in Kafka I/O.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import multiprocessing
@@ -92,45 +93,53 @@ async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> 
                                 max_batch_size=1024 * 1024, client_id="tawasul-replay-engine")
     outputs = Producing(producer, {"outcomes": settings.topic(SLA_OUTCOMES.name),
                                    "states": settings.topic(TICKET_STATE.name), "snapshots": settings.topic(KPIS.name)})
-    await consumer.start()
-    await producer.start()
-    try:
-        consumer.assign(await _partitions(producer, (events, ticks)))
-        pending_snapshots = False
-        parent = multiprocessing.parent_process()
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        fed, last_flush = 0, time.monotonic()
-        while not stop.is_set() and (parent is None or parent.is_alive()):
-            polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH_MAX)
-            for tp, records in sorted(polled.items(), key=lambda item: item[0].topic != events):
-                if tp.topic == events:          # events first: a marker may wait for them
-                    for record in records:
-                        engine.on_event(tp.partition, record.offset, record.value)
-                else:
-                    for record in records:
-                        engine.on_tick(tp.partition, record.value)
-                offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
-                fed += len(records)
-            idle = not polled
-            if not (fed >= BATCH_MAX or (idle and (fed or pending_snapshots))
-                    or (fed and time.monotonic() - last_flush >= FLUSH_EVERY_S)):
-                continue
-            # Outputs of everything fed so far, then the input offsets: at least once. At the end
-            # of the input every pending snapshot goes out before the commit, so that once the
-            # input is drained (`runner.input_drained`) every output is in Kafka.
-            at_end = idle or await _caught_up(consumer)
-            await outputs.send(engine.flush(force_snapshots=at_end))
-            if offsets:
-                await consumer.commit(offsets)
-            pending_snapshots = not at_end
-            offsets, fed, last_flush = {}, 0, time.monotonic()
-    finally:
-        counts = engine.counts
-        log.info("batch engine stopped", extra={
-            "events": counts.events, "outcomes": counts.outcomes, "duplicates": counts.duplicates,
-            "unreadable": counts.unreadable})
-        await producer.stop()
-        await consumer.stop()
+    async with contextlib.AsyncExitStack() as running:
+        await consumer.start()
+        running.push_async_callback(consumer.stop)
+        await producer.start()
+        running.push_async_callback(producer.stop)
+        try:
+            await _consume(consumer, outputs, engine, (events, ticks), stop)
+        finally:
+            counts = engine.counts
+            log.info("batch engine stopped", extra={
+                "events": counts.events, "outcomes": counts.outcomes, "duplicates": counts.duplicates,
+                "unreadable": counts.unreadable})
+
+
+async def _consume(consumer: AIOKafkaConsumer, outputs: Producing, engine: BatchEngine,
+                   inputs: tuple[str, str], stop: multiprocessing.synchronize.Event) -> None:
+    """The loop of the module docstring, until `stop` is set or the parent process is gone."""
+    events = inputs[0]
+    consumer.assign(await _partitions(outputs.producer, inputs))
+    pending_snapshots = False
+    parent = multiprocessing.parent_process()
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    fed, last_flush = 0, time.monotonic()
+    while not stop.is_set() and (parent is None or parent.is_alive()):
+        polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH_MAX)
+        for tp, records in sorted(polled.items(), key=lambda item: item[0].topic != events):
+            if tp.topic == events:          # events first: a marker may wait for them
+                for record in records:
+                    engine.on_event(tp.partition, record.offset, record.value)
+            else:
+                for record in records:
+                    engine.on_tick(tp.partition, record.value)
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+            fed += len(records)
+        idle = not polled
+        if not (fed >= BATCH_MAX or (idle and (fed or pending_snapshots))
+                or (fed and time.monotonic() - last_flush >= FLUSH_EVERY_S)):
+            continue
+        # Outputs of everything fed so far, then the input offsets: at least once. At the end
+        # of the input every pending snapshot goes out before the commit, so that once the
+        # input is drained (`runner.input_drained`) every output is in Kafka.
+        at_end = idle or await _caught_up(consumer)
+        await outputs.send(engine.flush(force_snapshots=at_end))
+        if offsets:
+            await consumer.commit(offsets)
+        pending_snapshots = not at_end
+        offsets, fed, last_flush = {}, 0, time.monotonic()
 
 
 async def _partitions(producer: AIOKafkaProducer, topics: tuple[str, ...]) -> list[TopicPartition]:
@@ -166,7 +175,7 @@ class Producing:
     returns once the broker acknowledged every record (a failed delivery raises)."""
 
     def __init__(self, producer: AIOKafkaProducer, topics: dict[str, str]) -> None:
-        self._producer = producer
+        self.producer = producer
         self._topics = topics
         self._partition_counts: dict[str, int] = {}
         self._hash = functools.lru_cache(maxsize=CACHED_KEYS)(key_hash)
@@ -182,8 +191,8 @@ class Producing:
     async def _send_topic(self, topic: str, messages: list[tuple[bytes, bytes]]) -> list[Any]:
         count = self._partition_counts.get(topic)
         if count is None:
-            count = self._partition_counts[topic] = len(await self._producer.partitions_for(topic))
-        producer, deliveries = self._producer, []
+            count = self._partition_counts[topic] = len(await self.producer.partitions_for(topic))
+        producer, deliveries = self.producer, []
         batches: dict[int, Any] = {}
         for key, value in messages:
             partition = self._hash(key) % count
@@ -201,7 +210,7 @@ class Producing:
 
     async def _send_batch(self, batch: Any, topic: str, partition: int) -> Any:
         batch.close()
-        return await self._producer.send_batch(batch, topic, partition=partition)
+        return await self.producer.send_batch(batch, topic, partition=partition)
 
 
 def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) -> None:
