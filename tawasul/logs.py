@@ -28,6 +28,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class ClosedClientRefresh(logging.Filter):
+    """Drops kafka-python's `Metadata refresh: failed Cancelled` error: it is logged whenever a
+    client is closed while a metadata refresh is under way (a short replay's sink, say), and
+    means only that the refresh was abandoned with the client."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from kafka.errors import Cancelled
+
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg == "Metadata refresh: failed %s" and len(args) == 1 and isinstance(args[0], Cancelled))
+
+
 def configure_logging(level: str = "info", stream: object = None) -> None:
     """Route the root logger to stderr as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
@@ -39,3 +51,6 @@ def configure_logging(level: str = "info", stream: object = None) -> None:
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
     # kafka-python warns about its own event loop being slow whenever the CPU is busy: not actionable.
     logging.getLogger("kafka").setLevel(max(root.level, logging.ERROR))
+    cluster = logging.getLogger("kafka.cluster")
+    if not any(isinstance(f, ClosedClientRefresh) for f in cluster.filters):
+        cluster.addFilter(ClosedClientRefresh())
