@@ -28,14 +28,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class ClosedClientRefresh(logging.Filter):
-    """Drops kafka-python's `Metadata refresh: failed Cancelled` error: it is logged whenever a
-    client is closed while a metadata refresh is under way (a short replay's sink, say), and
-    means only that the refresh was abandoned with the client."""
+class KnownNoise(logging.Filter):
+    """Drops library messages that report normal operation at warning or error level:
+
+    * kafka-python's `Metadata refresh: failed Cancelled`, logged whenever a client is closed
+      while a metadata refresh is under way (a short replay's sink, say): the refresh was
+      abandoned with the client;
+    * faust's `producer buffer full size N`: its buffer of table writes passed 100 messages
+      during a burst and is being flushed before the stream goes on (normal back-pressure).
+    """
+
+    LOGGERS = ("kafka.cluster", "faust.transport.producer")
 
     def filter(self, record: logging.LogRecord) -> bool:
         from kafka.errors import Cancelled
 
+        if record.name == "faust.transport.producer":
+            return not str(record.msg).startswith("producer buffer full size ")
         args = record.args if isinstance(record.args, tuple) else ()
         return not (record.msg == "Metadata refresh: failed %s" and len(args) == 1 and isinstance(args[0], Cancelled))
 
@@ -51,6 +60,7 @@ def configure_logging(level: str = "info", stream: object = None) -> None:
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
     # kafka-python warns about its own event loop being slow whenever the CPU is busy: not actionable.
     logging.getLogger("kafka").setLevel(max(root.level, logging.ERROR))
-    cluster = logging.getLogger("kafka.cluster")
-    if not any(isinstance(f, ClosedClientRefresh) for f in cluster.filters):
-        cluster.addFilter(ClosedClientRefresh())
+    for name in KnownNoise.LOGGERS:
+        chatty = logging.getLogger(name)
+        if not any(isinstance(f, KnownNoise) for f in chatty.filters):
+            chatty.addFilter(KnownNoise())
