@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import multiprocessing
 import multiprocessing.synchronize
@@ -32,7 +31,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from tawasul.domain.policies import load_policies
-from tawasul.partitioner import CACHED_KEYS, key_hash
+from tawasul.partitioner import KeyHashes
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, TopicsNotReadyError
 
@@ -178,7 +177,7 @@ class Producing:
         self.producer = producer
         self._topics = topics
         self._partition_counts: dict[str, int] = {}
-        self._hash = functools.lru_cache(maxsize=CACHED_KEYS)(key_hash)
+        self._hashes = KeyHashes()
 
     async def send(self, out: Outputs) -> None:
         deliveries: list[Any] = []
@@ -195,7 +194,7 @@ class Producing:
         producer, deliveries = self.producer, []
         batches: dict[int, Any] = {}
         for key, value in messages:
-            partition = self._hash(key) % count
+            partition = self._hashes.partition(key, count)
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()

@@ -2,8 +2,9 @@
 
 kafka-python's `DefaultPartitioner` hashes the key in pure Python and rebuilds the topic's
 partition lists for every message: about 10 us a send. Tickets, calls and visits send many
-messages under one key, so `KeyPartitioner` remembers the hash of recent keys. It picks the
-same partition as the default one, so keys stay co-partitioned with every other producer.
+messages under one key, so `KeyHashes` remembers the hash of recent keys (`KeyPartitioner`
+for kafka-python, the replay engine's record batches for aiokafka). It picks the same
+partition as the default one, so keys stay co-partitioned with every other producer.
 """
 
 from __future__ import annotations
@@ -23,11 +24,23 @@ def key_hash(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
-class KeyPartitioner(DefaultPartitioner):
-    """`DefaultPartitioner` with the hashes of the last `cache_size` keys remembered."""
+class KeyHashes:
+    """The partition of a key as Kafka's default partitioner picks it, with the hashes of the
+    last `cache_size` keys remembered (for producers that choose partitions themselves)."""
 
     def __init__(self, cache_size: int = CACHED_KEYS) -> None:
         self._hash = functools.lru_cache(maxsize=cache_size)(key_hash)
+
+    def partition(self, key: bytes, count: int) -> int:
+        """The partition of `key` among partitions 0 .. `count` - 1."""
+        return int(self._hash(key)) % count
+
+
+class KeyPartitioner(DefaultPartitioner):
+    """kafka-python's `DefaultPartitioner` on `KeyHashes`."""
+
+    def __init__(self, cache_size: int = CACHED_KEYS) -> None:
+        self._hashes = KeyHashes(cache_size)
 
     def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
                   serialized_value: bytes | None, cluster: Any) -> int:
@@ -36,5 +49,5 @@ class KeyPartitioner(DefaultPartitioner):
         partitions = cluster.partitions_for_topic(topic)
         if not partitions:
             raise ValueError(f"Topic {topic} not found in ClusterMetadata")
-        index = self._hash(bytes(serialized_key)) % len(partitions)
+        index = self._hashes.partition(bytes(serialized_key), len(partitions))
         return index if index in partitions else sorted(partitions)[index]

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas import Channel, Kind, Priority, SlaTarget, decode_event
-from stream_processors.outcome_event import encode_outcome, outcome_event
+from schemas import Channel, Kind, Priority, SlaTarget, decode_event, new_event
+from stream_processors.outcome_event import SLA_SOURCE, encode_outcome
 from tawasul.domain.sla_state import SlaOutcome
 
 _OFFSETS = st.sampled_from([timezone.utc, timezone(timedelta(hours=4)), timezone(timedelta(hours=-3, minutes=-30))])
@@ -30,5 +30,6 @@ _NAMES = st.text(min_size=1, max_size=20).filter(lambda text: text.strip() != ""
 ))
 def test_the_direct_encoding_is_the_validated_event_byte_for_byte(outcome: SlaOutcome) -> None:
     encoded = encode_outcome(outcome)
-    assert encoded == outcome_event(outcome).to_json()
+    validated = new_event(outcome.type, outcome.ticket_id, outcome.at, outcome.to_data(), SLA_SOURCE, id=outcome.id)
+    assert encoded == validated.to_json()
     assert decode_event(encoded).id == outcome.id

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from kafka.partitioner import DefaultPartitioner
 
-from tawasul.partitioner import KeyPartitioner
+from tawasul.partitioner import KeyHashes, KeyPartitioner
 
 
 def _cluster(partitions: dict[str, set[int]]) -> SimpleNamespace:
@@ -22,10 +22,11 @@ def test_every_key_lands_where_the_default_partitioner_puts_it(count: int) -> No
     cluster = _cluster({"t": set(range(count))})
     rng = random.Random(count)
     keys = [f"T-{rng.randrange(10**9)}".encode() for _ in range(3000)] + ["طلب-١".encode(), b"", b"\x00\xff"]
-    cached, default = KeyPartitioner(cache_size=100), DefaultPartitioner()
+    cached, hashes, default = KeyPartitioner(cache_size=100), KeyHashes(cache_size=100), DefaultPartitioner()
     for key in keys * 2:    # the second pass reads the remembered hashes (and evicted ones)
-        assert cached.partition("t", key, key, None, None, cluster) == \
-            default.partition("t", key, key, None, None, cluster)
+        expected = default.partition("t", key, key, None, None, cluster)
+        assert cached.partition("t", key, key, None, None, cluster) == expected
+        assert hashes.partition(key, count) == expected
 
 
 def test_a_keyless_message_goes_to_an_available_partition() -> None:
