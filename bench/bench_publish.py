@@ -6,8 +6,9 @@
    when it exists);
 2. (a) raw: a kafka-python producer with the publisher's settings sends every line as it is
    (key = the subject cut out of the line, no validation);
-3. (b) publish: the code path of `tawasul publish` (`publish_lines` + `EventPublisher`:
-   validation, privacy check, confirmed sends, flush);
+3. (b) publish: the code path of `tawasul publish` (`publish_lines` with validation workers
+   and `BulkPublisher`, or `EventPublisher` with `--workers 0`: validation, privacy check,
+   confirmed sends, flush);
 4. prints events/s of both and their ratio (goal: publish >= 0.5 x raw) with the machine's
    conditions. Each run writes to topics of its own prefix and deletes them at the end.
 """
@@ -30,7 +31,8 @@ from pathlib import Path
 import kafka
 from kafka import KafkaAdminClient, KafkaProducer
 
-from producers.publish_cmd import READ_BUFFER, default_workers, publish_lines
+from producers.bulk_publisher import BulkPublisher
+from producers.publish_cmd import READ_BUFFER, LinePublisher, default_workers, publish_lines
 from producers.publisher import PRODUCER_DEFAULTS, EventPublisher
 from producers.simulator import Params, iter_events, parse_when
 from tawasul.settings import Settings
@@ -92,9 +94,14 @@ def raw_run(path: Path, bootstrap: str, topic: str, config: dict[str, object]) -
 
 
 def publish_run(path: Path, settings: Settings, config: dict[str, object], workers: int) -> Run:
-    """`tawasul publish` without the process start: validate, publish, flush, close."""
-    publisher = EventPublisher(settings, client_id="bench-publish", producer_config=config)
-    publisher.connect()
+    """`tawasul publish` without the process start: validate, publish, flush, close. With
+    workers it sends record batches (`BulkPublisher`, uncompressed), as the command does."""
+    publisher: LinePublisher
+    if workers > 0:
+        publisher = BulkPublisher(settings, client_id="bench-publish")
+    else:
+        publisher = EventPublisher(settings, client_id="bench-publish", producer_config=config)
+        publisher.connect()
     began = time.perf_counter()
     with path.open("rb", buffering=READ_BUFFER) as handle:
         summary = publish_lines(handle, path.name, publisher, None, workers=workers)

@@ -27,13 +27,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import BinaryIO, Final, TypeVar
+from typing import BinaryIO, Final, Protocol, TypeVar
 
 import click
 from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from producers.bulk_publisher import BulkPublisher
 from producers.intake import Accepted, Rejected, accept_line, too_large
 from producers.publisher import EventPublisher, PublishError, channel_of
 from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
@@ -59,6 +60,16 @@ _SKIP_CHUNK: Final = 1024 * 1024
 T = TypeVar("T")
 RejectReport = Callable[[int, Rejected], None]
 ByteProgress = Callable[[int], None]
+
+
+class LinePublisher(Protocol):
+    """What `publish_lines` sends through: `EventPublisher` (record by record, for streams)
+    or `BulkPublisher` (record batches, for files validated in worker processes)."""
+
+    def publish_validated(self, key: bytes, value: bytes, *, channel: str, event_type: str) -> object: ...
+    def reject(self, rejected: Rejected, *, source_kind: str = "file") -> object: ...
+    def flush(self, timeout_s: float | None = None) -> None: ...
+    def close(self, timeout_s: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -217,7 +228,7 @@ def default_workers(size: int | None) -> int:
 def publish_lines(
     handle: BinaryIO,
     name: str,
-    publisher: EventPublisher,
+    publisher: LinePublisher,
     pseudonymiser: Pseudonymiser | None,
     *,
     report: RejectReport | None = None,
@@ -312,15 +323,30 @@ def pseudonymiser_from_env(required: bool) -> Pseudonymiser | None:
 
 def open_publisher(settings: Settings, client_id: str) -> EventPublisher:
     """Create the topics when missing and connect a publisher; exits with status 3 on failure."""
+    return _opened(lambda: EventPublisher(settings, client_id=client_id), settings)
+
+
+def open_file_publisher(settings: Settings, client_id: str, workers: int) -> LinePublisher:
+    """The publisher of `publish_lines` for `workers`: record batches (`BulkPublisher`) when
+    the lines are validated in worker processes, else `EventPublisher`; as `open_publisher`."""
+    if workers <= 0:
+        return open_publisher(settings, client_id)
+    return _opened(lambda: BulkPublisher(settings, client_id=client_id), settings)
+
+
+P = TypeVar("P")
+
+
+def _opened(connect: Callable[[], P], settings: Settings) -> P:
     try:
         ensure_topics(settings.kafka, settings.topic_prefix)
-        return EventPublisher(settings, client_id=client_id)
+        return connect()
     except (KafkaError, PublishError) as exc:
         click.echo(f"error: Kafka at {settings.kafka} is not usable: {exc}", err=True)
         sys.exit(EXIT_KAFKA)
 
 
-def finish(publisher: EventPublisher, summary: PublishSummary, signals: StopOnSignal, began: float) -> int:
+def finish(publisher: LinePublisher, summary: PublishSummary, signals: StopOnSignal, began: float) -> int:
     """Flush and close, print the summary (its time counting from `began`, the final flush
     included) on stderr, and return the exit status."""
     try:
@@ -355,7 +381,8 @@ def publish(file: str, progress: bool | None, workers: int | None, settings: Set
     name = "stdin" if from_stdin else Path(file).name
     total = None if from_stdin else Path(file).stat().st_size
     show = sys.stderr.isatty() if progress is None else progress
-    publisher = open_publisher(settings, "tawasul-publish")
+    workers = default_workers(total) if workers is None else workers
+    publisher = open_file_publisher(settings, "tawasul-publish", workers)
 
     def report(line_no: int, rejected: Rejected) -> None:
         click.echo(f"line {line_no}: {rejected.reason}")
@@ -367,7 +394,7 @@ def publish(file: str, progress: bool | None, workers: int | None, settings: Set
             with byte_progress(total, show and not from_stdin) as update:
                 summary = publish_lines(
                     handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals,
-                    workers=default_workers(total) if workers is None else workers,
+                    workers=workers,
                 )
         except PublishError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -29,7 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
-from typing import Final, Literal
+from typing import Final, Literal, Self
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -76,6 +76,65 @@ class PublishError(Exception):
     """Sends that Kafka did not confirm (after the producer's retries), or a send refused at once."""
 
 
+class ConfirmingPublisher:
+    """What `EventPublisher` and `BulkPublisher` share: their topics, a window of unconfirmed
+    sends, counts of what Kafka confirmed, and closing (flush, then release the producer, also
+    when the flush fails), as a context manager."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None, window: int) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.events_topic = settings.topic(EVENTS.name)
+        self.dead_letter_topic = settings.topic(DEAD_LETTER.name)
+        self._window = window
+        self._closed = False
+        self._confirmed_events = 0
+        self._confirmed_dead_letters = 0
+
+    @property
+    def confirmed_events(self) -> int:
+        """Events Kafka has confirmed so far (checked at the last flush or send)."""
+        return self._confirmed_events
+
+    @property
+    def confirmed_dead_letters(self) -> int:
+        return self._confirmed_dead_letters
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Send everything buffered and wait for every confirmation; raises PublishError on failure."""
+        raise NotImplementedError
+
+    def _release(self, timeout_s: float | None) -> None:
+        """Close the producer (after the final flush)."""
+        raise NotImplementedError
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush, then close the producer (also when the flush fails; its error is raised)."""
+        if self._closed:
+            return
+        try:
+            self.flush(timeout_s)
+        finally:
+            self._closed = True
+            self._release(timeout_s)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except PublishError as secondary:
+            logger.error("publisher closed with unconfirmed sends", extra={"error": str(secondary)})
+
+
 def channel_of(event: Event) -> str:
     """The metric `channel` label: the event's `data.channel`, else one implied by its type."""
     channel = event.data.__dict__.get("channel")
@@ -84,7 +143,7 @@ def channel_of(event: Event) -> str:
     return _KIND_CHANNEL.get(event.type.split(".", 1)[0], "unknown")
 
 
-class EventPublisher:
+class EventPublisher(ConfirmingPublisher):
     """One kafka-python producer for the events and dead-letter topics of `settings`."""
 
     def __init__(
@@ -96,19 +155,11 @@ class EventPublisher:
         metrics: Metrics | None = None,
         window: int = DEFAULT_WINDOW,
     ) -> None:
-        if window < 1:
-            raise ValueError("window must be at least 1")
-        self.settings = settings
-        self.metrics = metrics or Metrics()
-        self.events_topic = settings.topic(EVENTS.name)
-        self.dead_letter_topic = settings.topic(DEAD_LETTER.name)
-        self._window = window
+        super().__init__(settings, metrics, window)
         self._pending: deque[tuple[FutureRecordMetadata, Kind, tuple[str, str]]] = deque()
         self._lock = threading.Lock()
         self._failures = 0
         self._first_failure = ""
-        self._confirmed_events = 0
-        self._confirmed_dead_letters = 0
         self._accepted_children: dict[tuple[str, str], object] = {}
         config: dict[str, object] = {**PRODUCER_DEFAULTS, **dict(producer_config or {})}
         try:
@@ -119,7 +170,6 @@ class EventPublisher:
             )
         except KafkaError as exc:
             raise PublishError(f"cannot connect to Kafka at {settings.kafka}: {exc}") from exc
-        self._closed = False
 
     def connect(self) -> None:
         """Wait (up to `max_block_ms`) for the metadata of both topics; raises PublishError."""
@@ -233,15 +283,6 @@ class EventPublisher:
         with self._lock:
             return len(self._pending)
 
-    @property
-    def confirmed_events(self) -> int:
-        """Events Kafka has confirmed so far (checked at the last flush or send)."""
-        return self._confirmed_events
-
-    @property
-    def confirmed_dead_letters(self) -> int:
-        return self._confirmed_dead_letters
-
     def flush(self, timeout_s: float | None = None) -> None:
         """Send everything buffered and wait for every confirmation; raises PublishError on failure."""
         try:
@@ -257,26 +298,5 @@ class EventPublisher:
             self._settle_done()
         self._raise_failures()
 
-    def close(self, timeout_s: float | None = None) -> None:
-        """Flush, then close the producer (also when the flush fails; its error is raised)."""
-        if self._closed:
-            return
-        try:
-            self.flush(timeout_s)
-        finally:
-            self._closed = True
-            self._producer.close(timeout=timeout_s)
-
-    def __enter__(self) -> EventPublisher:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except PublishError as secondary:
-            logger.error("publisher closed with unconfirmed sends", extra={"error": str(secondary)})
+    def _release(self, timeout_s: float | None) -> None:
+        self._producer.close(timeout=timeout_s)
