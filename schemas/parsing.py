@@ -48,18 +48,30 @@ def parse_event(raw: object) -> Event:
     """Validate a decoded JSON value as an event of the contract; raises InvalidEvent."""
     if not isinstance(raw, dict):
         raise _whole(f"must be a JSON object, not {_json_kind(raw)}")
-    errors: list[FieldError] = []
-    attributes: dict[str, Any] = {}
-    extensions: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name in CONTEXT_ATTRIBUTES:
-            attributes[name] = value
-        elif name != "data":
-            problem = extension_errors(name, value)
-            if problem is None:
-                extensions[name] = value
-            else:
-                errors.append(problem)
+    valid = _valid_event(raw)
+    return valid if valid is not None else _explained(raw)
+
+
+def _valid_event(raw: dict[str, Any]) -> Event | None:
+    """The event when `raw` is valid, in one validation of the envelope (the common case);
+    None when anything is off, for `_explained` to name every problem."""
+    if raw.get("datacontenttype", "") is None or raw.get("dataschema", "") is None:
+        return None     # null is accepted by `Event`'s defaults but not by the contract
+    fields, extensions, problems = _split(raw)
+    if problems:
+        return None
+    try:
+        data = _parse_data(raw, [])
+        if data is None:
+            return None
+        return Event.model_validate({**fields, "data": data, "extensions": extensions})
+    except ValidationError:
+        return None
+
+
+def _explained(raw: dict[str, Any]) -> Event:
+    """Validate attribute by attribute, collecting every error (the slow path of `parse_event`)."""
+    attributes, extensions, errors = _split(raw)
     try:
         valid = _ATTRIBUTES.validate_python(attributes)
     except ValidationError as exc:
@@ -69,6 +81,23 @@ def parse_event(raw: object) -> Event:
     if errors or valid is None or data is None:
         raise InvalidEvent(errors)
     return Event.model_construct(data=data, extensions=extensions, **valid)
+
+
+def _split(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[FieldError]]:
+    """The context attributes, the valid extension attributes, and what is wrong with the others."""
+    attributes: dict[str, Any] = {}
+    extensions: dict[str, Any] = {}
+    problems: list[FieldError] = []
+    for name, value in raw.items():
+        if name in CONTEXT_ATTRIBUTES:
+            attributes[name] = value
+        elif name != "data":
+            problem = extension_errors(name, value)
+            if problem is None:
+                extensions[name] = value
+            else:
+                problems.append(problem)
+    return attributes, extensions, problems
 
 
 def _parse_data(raw: Mapping[str, Any], errors: list[FieldError]) -> EventData | None:

@@ -7,6 +7,7 @@ A new version of a type is added here next to the old one, never in place of it.
 
 from __future__ import annotations
 
+import functools
 import re
 from types import MappingProxyType
 from typing import Final
@@ -85,8 +86,10 @@ def dataschema_uri(event_type: str, version: int | None = None) -> str:
     return f"{DATASCHEMA_PREFIX}{event_type}:{chosen}"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_dataschema(uri: str) -> tuple[str, int] | None:
-    """(type, version) named by a dataschema URN, or None when it is not one."""
+    """(type, version) named by a dataschema URN, or None when it is not one (remembered:
+    each event's validation asks several times, and there are few distinct URNs)."""
     if _DATASCHEMA.fullmatch(uri) is None:
         return None
     event_type, _, version = uri[len(DATASCHEMA_PREFIX) :].rpartition(":")

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import InvalidEvent, decode_event, parse_event
+from schemas.parsing import _explained, _valid_event
 
 # ----------------------------------------------------------------- field kinds (the contract)
 
@@ -279,3 +280,33 @@ def test_survey_score_outside_the_scale_is_rejected(raw: dict[str, Any], score: 
     assert rejected_fields(raw) == ["data.score"]
     raw["data"] = {"channel": "crm", "score": min(max(score, 4), 5), "scale": 3}
     assert rejected_fields(raw) == ["data.score"]
+
+
+ANY_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+                        lambda inner: st.lists(inner, max_size=2) | st.dictionaries(texts, inner, max_size=2),
+                        max_leaves=4)
+
+
+@PROPERTY
+@given(raw_events(), st.data())
+def test_the_one_pass_validation_agrees_with_the_attribute_by_attribute_one(
+    raw: dict[str, Any], data: st.DataObject,
+) -> None:
+    """`parse_event` validates a valid event in one pass and explains an invalid one attribute
+    by attribute: both must accept exactly the same events, with the same result."""
+    assert _valid_event(raw) == _explained(raw)
+    name = data.draw(st.sampled_from([*KNOWN_ATTRIBUTES, "extension", "data_base64", "Upper"]))
+    raw[name] = data.draw(st.none() | ANY_JSON)
+    try:
+        expected = _explained(raw)
+    except InvalidEvent:
+        assert _valid_event(raw) is None, f"accepted what the contract refuses: {name}={raw[name]!r}"
+    else:
+        assert _valid_event(raw) == expected
+
+
+@PROPERTY
+@given(raw_events(), st.sampled_from(["datacontenttype", "dataschema"]))
+def test_null_for_an_optional_attribute_is_rejected(raw: dict[str, Any], name: str) -> None:
+    raw[name] = None
+    assert rejected_fields(raw) == [name]
