@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from schemas import InvalidEvent
+from sinks.assigned_consumer import AssignedConsumer
 from sinks.db import migrate
 from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
 from sinks.db.engine import describe_url, is_unavailable, make_engine
@@ -93,8 +94,8 @@ def _sleep(stop: StopSignal, seconds: float) -> bool:
 class DbSink:
     """One consumer, one writer, one loop (see `run_db_sink`)."""
 
-    def __init__(self, settings: Settings, consumer: KafkaConsumer, writer: DbWriter, metrics: Metrics, *,
-                 stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int, batch_wait_s: float,
+    def __init__(self, settings: Settings, consumer: KafkaConsumer | AssignedConsumer, writer: DbWriter,
+                 metrics: Metrics, *, stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int, batch_wait_s: float,
                  on_progress: Progress | None, backoff: Backoff, on_record: RecordHook | None = None) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
@@ -310,6 +311,15 @@ def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Back
     return False
 
 
+def _every_partition(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, once the metadata knows them all."""
+    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata")
+    try:
+        return assignable_partitions(probe, topics)
+    finally:
+        probe.close()
+
+
 def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group_id: str = "tawasul-sink",
                 topics: Sequence[TopicSpec] = SINK_TOPICS, batch_max: int = 5000, batch_wait_s: float = 0.5,
                 on_progress: Progress | None = None, on_record: RecordHook | None = None,
@@ -319,7 +329,8 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
 
     With `assign` the consumer takes every partition itself instead of joining the group's
     rebalances (offsets are still committed to `group_id`): for a single sink of a replay,
-    which needs no group membership, heartbeats or rebalance pauses.
+    which needs no group membership, heartbeats or rebalance pauses. It then reads through
+    aiokafka (`AssignedConsumer`), which decodes records in compiled code.
 
     Migrates the schema first (raises `migrate.DatabaseTooNew` when the database is newer
     than this code), creates missing topics, then loops: read up to `batch_max` records or
@@ -333,14 +344,16 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
     if on_start is not None:
         on_start(engine)
     names = [settings.topic(spec.name) for spec in topics]
-    consumer = KafkaConsumer(
-        *([] if assign else names),
-        bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
-        enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-        max_poll_records=batch_max,
-    )
+    consumer: KafkaConsumer | AssignedConsumer
     if assign:
-        consumer.assign(assignable_partitions(consumer, names))
+        consumer = AssignedConsumer(settings.kafka, _every_partition(settings, names), group_id=group_id,
+                                    client_id=f"{group_id}-db")
+    else:
+        consumer = KafkaConsumer(
+            *names, bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
+            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+            max_poll_records=batch_max,
+        )
     sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
                   batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record)
     log.info("database sink started", extra={

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, select
 from schemas import CHANNELS, KINDS, Event, InvalidEvent, KpiSnapshotData, SlaOutcomeData, parse_event
 from schemas.values import PRIORITIES, SLA_TARGETS
 from sinks.db.models import Ticket, TicketTarget
-from sinks.db.records import TicketState
+from sinks.db.records import OutcomeRecord, TicketState
 from tawasul.domain.kpi_state import KpiStateError, state_rank
 from tawasul.domain.kpi_state import sla_state_of as domain_sla_state
 from tawasul.metrics import Metrics
@@ -205,21 +205,23 @@ class MetricsFeed:
         return {key: count for key, count in self._open.items() if count > 0}
 
     # -- SLA outcomes ------------------------------------------------------------------
-    def observe_outcome(self, event: Event | Mapping[str, Any]) -> bool:
+    def observe_outcome(self, event: Event | OutcomeRecord | Mapping[str, Any]) -> bool:
         """Count one `sla.*` outcome; False when its id was already counted."""
-        ev = _as_event(event)
-        outcome = OUTCOMES.get(ev.type)
-        if outcome is None:
-            raise MetricsFeedError(f"not an SLA outcome: {ev.type}")
-        if ev.id in self._outcomes:
-            self._outcomes.move_to_end(ev.id)
+        if isinstance(event, OutcomeRecord):
+            record = event
+        else:
+            ev = _as_event(event)
+            if ev.type not in OUTCOMES:
+                raise MetricsFeedError(f"not an SLA outcome: {ev.type}")
+            if not isinstance(ev.data, SlaOutcomeData):
+                raise MetricsFeedError(f"unexpected data model for {ev.type}")
+            record = OutcomeRecord.from_event(ev)
+        if record.id in self._outcomes:
+            self._outcomes.move_to_end(record.id)
             return False
-        self._outcomes.put(ev.id, None)
-        data = ev.data
-        if not isinstance(data, SlaOutcomeData):
-            raise MetricsFeedError(f"unexpected data model for {ev.type}")
+        self._outcomes.put(record.id, None)
         self.metrics.sla_outcomes.labels(
-            outcome=outcome, channel=str(data.channel), kind=str(data.kind), target=str(data.target)
+            outcome=OUTCOMES[record.type], channel=record.channel, kind=record.kind, target=record.target
         ).inc()
         return True
 
@@ -294,12 +296,15 @@ class MetricsFeed:
         return False
 
     def observe_record(self, record: object) -> bool:
-        """Whatever the database sink decoded: an `Event`, a `TicketState` or a ticket-state dict.
+        """Whatever the database sink decoded: an `Event`, an `OutcomeRecord`, a `TicketState` or a
+        ticket-state dict.
 
         Input events (the sink's `EventRecord`) and anything else are ignored (False).
         """
         if isinstance(record, Event):
             return self.observe_event(record)
+        if isinstance(record, OutcomeRecord):
+            return self.observe_outcome(record)
         if isinstance(record, TicketState):
             self.observe_ticket_state(state_dict(record))
             return True

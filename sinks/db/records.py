@@ -208,17 +208,41 @@ def event_row(record: EventRecord, stored_at: datetime) -> Row:
     }
 
 
-def outcome_row(event: Event) -> Row:
-    """The `sla_outcomes` row of an `sla.*` event."""
-    data = event.data
-    if not isinstance(data, SlaOutcomeData):
-        raise BadRecord(f"{event.type}: not an SLA outcome")
-    return {
-        "id": clean_text(event.id), "type": event.type, "ticket_id": clean_text(data.ticket_id),
-        "target": data.target, "policy": clean_text(data.policy), "deadline": data.deadline,
-        "channel": data.channel, "kind": data.kind, "category": clean_text(data.category),
-        "priority": data.priority, "time": event.time,
-    }
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """An `sla.*` outcome as the sink stores and counts it (`sinks.db.decoding` reads it from
+    its JSON directly, or from a validated `Event` with `from_event`)."""
+
+    id: str
+    type: str
+    time: datetime
+    ticket_id: str
+    target: str
+    policy: str
+    deadline: datetime
+    channel: str
+    kind: str
+    category: str
+    priority: str
+
+    @classmethod
+    def from_event(cls, event: Event) -> OutcomeRecord:
+        data = event.data
+        if event.type not in SLA_TYPES or not isinstance(data, SlaOutcomeData):
+            raise BadRecord(f"{event.type}: not an SLA outcome")
+        return cls(id=event.id, type=event.type, time=event.time, ticket_id=data.ticket_id,
+                   target=str(data.target), policy=data.policy, deadline=data.deadline,
+                   channel=str(data.channel), kind=str(data.kind), category=data.category,
+                   priority=str(data.priority))
+
+    def row(self) -> Row:
+        """The `sla_outcomes` row."""
+        return {
+            "id": clean_text(self.id), "type": self.type, "ticket_id": clean_text(self.ticket_id),
+            "target": self.target, "policy": clean_text(self.policy), "deadline": self.deadline,
+            "channel": self.channel, "kind": self.kind, "category": clean_text(self.category),
+            "priority": self.priority, "time": self.time,
+        }
 
 
 def kpi_key(figure: str, window: str, scope: Mapping[str, str]) -> str:

@@ -24,17 +24,18 @@ from sinks.db.records import (
     KPI_TYPE,
     SLA_TYPES,
     EventRecord,
+    OutcomeRecord,
     Row,
     TicketState,
     event_row,
     kpi_row,
-    outcome_row,
     survey_row,
 )
 from sinks.db.upserts import Upserts
 
-Record = EventRecord | Event | TicketState
-"""What the writer buffers: input events (as `EventRecord`), outcome and KPI `Event`s, ticket states."""
+Record = EventRecord | OutcomeRecord | Event | TicketState
+"""What the writer buffers: input events (as `EventRecord`), SLA outcomes (`OutcomeRecord` or
+`Event`), KPI snapshot `Event`s, ticket states."""
 
 
 def _utcnow() -> datetime:
@@ -72,10 +73,14 @@ class _Batch:
         if isinstance(record, EventRecord):
             self._add_input(record)
             return
+        if isinstance(record, OutcomeRecord):
+            if record.id not in self.outcomes:
+                self.outcomes[record.id] = record.row()
+            return
         kind = record.type
         if kind in SLA_TYPES:
             if record.id not in self.outcomes:
-                self.outcomes[record.id] = outcome_row(record)
+                self.outcomes[record.id] = OutcomeRecord.from_event(record).row()
             return
         if kind == KPI_TYPE:
             row = kpi_row(record)
@@ -117,7 +122,7 @@ class DbWriter:
 
         A ticket-state dict is parsed into a `TicketState` (raises `BadRecord` when malformed).
         """
-        if not isinstance(record, EventRecord | Event | TicketState):
+        if not isinstance(record, EventRecord | OutcomeRecord | Event | TicketState):
             record = TicketState.from_dict(record)
         if self._batch is None:
             self._batch = _Batch(stored_at=self._clock())

@@ -35,7 +35,8 @@ def server() -> Iterator[TempPostgres]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostgres) -> None:
+@pytest.mark.parametrize("assign", [False, True], ids=["group", "assigned"])
+def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostgres, assign: bool) -> None:
     prefix = unique("outage") + "."
     ensure_topics(kafka_bootstrap, prefix, SINK_TOPICS)
     settings = Settings(kafka=kafka_bootstrap, database_url=server.url, topic_prefix=prefix)
@@ -53,7 +54,7 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
             return int(connection.execute(select(func.count()).select_from(StoredEvent)).scalar_one())
 
     sink = SinkThread(settings, group, metrics, batch_max=100, batch_wait_s=0.1,
-                      backoff=Backoff(initial=0.2, maximum=1.0))
+                      backoff=Backoff(initial=0.2, maximum=1.0), assign=assign)
     try:
         publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in first])
         wait_until(lambda: stored() == len(first), what="the first half stored")
