@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,14 +79,23 @@ def _rows(db: str) -> dict[str, int]:
         engine.dispose()
 
 
-def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes and their descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """Run `tawasul ARGS`; returns its wall seconds, output, and CPU seconds (all processes)."""
     began = time.perf_counter()
+    cpu_before = _children_cpu()
     result = subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env,
                             cwd=REPO, check=False)
     seconds = time.perf_counter() - began
+    cpu_seconds = _children_cpu() - cpu_before
     if result.returncode not in (0, 1):
         raise SystemExit(f"tawasul {args[0]} failed:\n{result.stderr[-3000:]}")
-    return seconds, result.stderr + result.stdout
+    return seconds, result.stderr + result.stdout, cpu_seconds
 
 
 def main() -> None:
@@ -103,7 +113,7 @@ def main() -> None:
     env = {**os.environ, "TAWASUL_KAFKA": options.kafka, "TAWASUL_DATABASE_URL": db, "TAWASUL_LOG_LEVEL": "error"}
 
     print(f"machine: {_conditions()}")
-    seconds, _ = _run(["simulate", "--from", options.start, "--to", options.end, "--scale", options.scale,
+    seconds, _, _ = _run(["simulate", "--from", options.start, "--to", options.end, "--scale", options.scale,
                        "--seed", "7", "--out", str(events_file), "--no-progress"], env)
     count = sum(1 for _ in events_file.open("rb"))
     print(f"simulated {count:,} events ({events_file.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s")
@@ -111,15 +121,16 @@ def main() -> None:
     raw_count, raw_seconds = _raw_consume_rate(options.kafka, events_file)
     print(f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = {raw_count / raw_seconds:,.0f} events/s")
 
-    replay_seconds, output = _run(["replay", str(events_file), "--no-progress", "--engine", options.engine], env)
+    replay_seconds, output, replay_cpu = _run(["replay", str(events_file), "--no-progress", "--engine", options.engine], env)
     summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
-    print(f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end")
+    print(f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end; "
+          f"CPU {replay_cpu:.1f} s in all its processes ({replay_cpu / replay_seconds:.2f} CPUs busy)")
     print(f"        {summary}")
     rows = _rows(db)
     print(f"rows written: {sum(rows.values()):,} = {sum(rows.values()) / replay_seconds:,.0f} rows/s over the replay ("
           + ", ".join(f"{table} {n:,}" for table, n in rows.items()) + ")")
 
-    report_seconds, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
+    report_seconds, _, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
     print(f"report: {report_seconds:.1f} s")
     print(f"replay + report: {replay_seconds + report_seconds:.1f} s (goal: < 60 s; replay goal >= 20,000 events/s)")
 

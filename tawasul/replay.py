@@ -114,11 +114,12 @@ def _delete_run_topics(settings: Settings) -> None:
 
 
 @contextmanager
-def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int]) -> Iterator[threading.Thread]:
+def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int],
+                 failure: list[BaseException]) -> Iterator[threading.Thread]:
+    """The database sink in a thread; what made it fail goes to `failure`."""
     from sinks.consumer import run_db_sink
 
     stop = threading.Event()
-    failure: list[BaseException] = []
 
     def progress(counts: Mapping[str, int]) -> None:
         stored.update(counts)
@@ -171,7 +172,7 @@ def replay_file(
     `counted(stage, done, total)` is told, while the replay waits, how many input messages the
     processors handled ("processing") and how many output records the sink stored ("storing").
     """
-    from producers.publish_cmd import default_workers, open_publisher, publish_lines, pseudonymiser_from_env
+    from producers.publish_cmd import default_workers, open_file_publisher, publish_lines, pseudonymiser_from_env
     from stream_processors.runner import GroupProgress, send_end_of_input
 
     if engine not in ENGINES:
@@ -184,7 +185,9 @@ def replay_file(
     stored: dict[str, int] = {}
     try:
         stage("starting the stream processors")
-        with _processors(run, engine, metrics) as (processors, app_id), _sink_thread(run, metrics, stored) as sink:
+        sink_failure: list[BaseException] = []
+        with _processors(run, engine, metrics) as (processors, app_id), \
+                _sink_thread(run, metrics, stored, sink_failure) as sink:
 
             def alive() -> None:
                 try:
@@ -192,17 +195,19 @@ def replay_file(
                 except RuntimeError as exc:
                     raise ReplayError(str(exc)) from exc
                 if not sink.is_alive():
-                    raise ReplayError("the database sink stopped")
+                    raise ReplayError(f"the database sink stopped: {sink_failure[0]!r}" if sink_failure
+                                      else "the database sink stopped")
 
             stage("publishing")
-            publisher = open_publisher(run, "tawasul-replay")
+            workers = default_workers(path.stat().st_size if path is not None else None)
+            publisher = open_file_publisher(run, "tawasul-replay", workers)
             latest = LatestTime(publisher)
             name = path.name if path is not None else "stdin"
             handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]
             try:
                 summary = publish_lines(handle, name, latest, pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
                                         report=report_rejected, progress=progress,  # type: ignore[arg-type]
-                                        workers=default_workers(path.stat().st_size if path is not None else None))
+                                        workers=workers)
                 publisher.flush()
             finally:
                 publisher.close()
