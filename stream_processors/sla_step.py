@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import Event, decode_event
@@ -26,8 +25,6 @@ from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import SlaOutcome, TicketSla
 from tawasul.domain.sla_timeline import RANKS
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Pending = tuple[int, int, str, str]
 """A replay event waiting for the watermark: (time_us, type rank, id, event JSON)."""
@@ -59,7 +56,12 @@ class Stored:
         return len(self.sla.marks) + len(self.sla.ignored)
 
     def knows(self, event_id: str) -> bool:
-        return self.sla.has_event(event_id) or any(p[2] == event_id for p in self.pending)
+        if self.sla.has_event(event_id):
+            return True
+        for item in self.pending:
+            if item[2] == event_id:
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,9 @@ def live_event(stored: Stored, event: Event, now_us: int, book: PolicyBook) -> S
     if stored.knows(event.id):
         return Step(stored, (), False, duplicate=True)
     before = min(now_us, to_us(event.time) - 1)
-    state, first = sla.due(stored.sla, _dt(before), book)
+    state, first = sla.due_us(stored.sla, before, book)
     state, second = sla.apply(state, event, book)
-    state, third = sla.due(state, _dt(now_us), book)
+    state, third = sla.due_us(state, now_us, book)
     new = Stored(state, stored.pending)
     return Step(new, (*first, *second, *third), new != stored)
 
@@ -154,18 +156,14 @@ def advance(stored: Stored, now_us: int | None, book: PolicyBook, *, replay: boo
         for at, _rank, event_id, body in pending:
             if at > now_us:
                 break
-            state, fired = sla.due(state, _dt(at - 1), book)
+            state, fired = sla.due_us(state, at - 1, book)
             outcomes.extend(fired)
             event = parsed.pop(event_id, None) if parsed is not None else None
             state, decided = sla.apply(state, event or decode_event(body.encode()), book)
             outcomes.extend(decided)
             released += 1
         pending = pending[released:]
-    state, fired = sla.due(state, _dt(now_us), book)
+    state, fired = sla.due_us(state, now_us, book)
     outcomes.extend(fired)
     new = Stored(state, pending)
     return Step(new, tuple(outcomes), new != stored)
-
-
-def _dt(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)

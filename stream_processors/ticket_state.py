@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tawasul.domain import sla
-from tawasul.domain.calendars import from_us
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import BREACHED, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING, fired_bit
 from tawasul.domain.sla_timeline import CLOSED, PRIORITY, REOPENED, RESOLVED
 
 from stream_processors.sla_step import Stored
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TARGET_STATES = {STATUS_MET: "met", STATUS_BREACHED: "breached", UNDECIDED: "paused"}
 
 
@@ -42,7 +42,7 @@ def ticket_state(stored: Stored, now_us: int, book: PolicyBook) -> dict[str, Any
     updated = marks[-1][0]
     policy = book.match(channel, kind, category, priority, department)
     targets: dict[str, dict[str, Any]] = {}
-    for target, status in sla.evaluate(state, _utc(max(now_us, updated + 1)), book).items():
+    for target, status in sla.evaluate_us(state, max(now_us, updated + 1), book).items():
         breached = status.status == STATUS_BREACHED or bool(state.fired & fired_bit(target, BREACHED))
         targets[target] = {
             "deadline": None if status.deadline is None else status.deadline.isoformat(),
@@ -64,9 +64,6 @@ def encode_state(view: dict[str, Any]) -> bytes:
     return json.dumps(view, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _utc(us: int) -> datetime:
-    return from_us(us, UTC)  # type: ignore[arg-type]
-
-
 def _iso(us: int | None) -> str | None:
-    return None if us is None else _utc(us).isoformat()
+    """An instant in UTC, ISO 8601 (`from_us(us, UTC).isoformat()`)."""
+    return None if us is None else (_EPOCH + timedelta(microseconds=us)).isoformat()

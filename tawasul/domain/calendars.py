@@ -23,6 +23,9 @@ MAX_CLOSED_DAYS = 400
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECOND = timedelta(microseconds=1)
 ONE_DAY = timedelta(days=1)
+HOUR_US = 3_600_000_000
+_MIXED_HOUR = -1
+"""Marks a UTC hour holding a local midnight or an offset change (its local date is not constant)."""
 
 Interval = tuple[int, int]
 """Seconds after local midnight: (start, end), end at most 86400 (`24:00`)."""
@@ -103,7 +106,7 @@ class BusinessCalendar:
     """
 
     __slots__ = ("name", "zone", "always_open", "week", "ramadan_week", "closed", "workdays",
-                 "_holidays", "_days")
+                 "_holidays", "_days", "_ordinals", "_hour_dates")
 
     def __init__(
         self,
@@ -142,6 +145,10 @@ class BusinessCalendar:
             except NotImplementedError as exc:
                 raise CalendarError(f"holidays: unknown country or subdivision {holidays_country!r}") from exc
         self._days: dict[date, _Day] = {}
+        self._ordinals: dict[int, _Day] = {}
+        """`_day` by date ordinal (the walks step through ordinals)."""
+        self._hour_dates: dict[int, int] = {}
+        """Local date ordinal of each UTC hour seen (`_MIXED_HOUR` when it is not constant)."""
 
     def __repr__(self) -> str:
         return f"BusinessCalendar(name={self.name!r}, timezone={self.zone.key!r})"
@@ -190,9 +197,36 @@ class BusinessCalendar:
         local = datetime.combine(day + timedelta(days=days), time(rest // 3600, rest % 3600 // 60), self.zone)
         return to_us(local)
 
+    def _day_at(self, ordinal: int) -> _Day:
+        """`_day` of the local date with this ordinal."""
+        cached = self._ordinals.get(ordinal)
+        if cached is None:
+            cached = self._ordinals[ordinal] = self._day(date.fromordinal(ordinal))
+        return cached
+
     def _local_date(self, us: int) -> date:
         # local midnights fall on whole seconds, so flooring to the second keeps the date
         return datetime.fromtimestamp(us // 1_000_000, self.zone).date()
+
+    def _local_ordinal(self, us: int) -> int:
+        """`_local_date(us).toordinal()`, cached per UTC hour.
+
+        An hour with the same UTC offset and the same local date at its first and last second
+        lies wholly in that date (the offset changes at most once within an hour, so it did not
+        change, and local time runs forward); other hours are worked out per call.
+        """
+        hour = us // HOUR_US
+        ordinal = self._hour_dates.get(hour)
+        if ordinal is None:
+            first = datetime.fromtimestamp(hour * 3600, self.zone)
+            last = datetime.fromtimestamp(hour * 3600 + 3599, self.zone)
+            ordinal = first.toordinal()
+            if last.toordinal() != ordinal or last.utcoffset() != first.utcoffset():
+                ordinal = _MIXED_HOUR
+            self._hour_dates[hour] = ordinal
+        if ordinal == _MIXED_HOUR:
+            return self._local_date(us).toordinal()
+        return ordinal
 
     # -- arithmetic on microseconds -------------------------------------------------------
 
@@ -203,9 +237,10 @@ class BusinessCalendar:
         if self.always_open:
             return end - start
         total = 0
-        day = self._local_date(start)
+        ordinal = self._local_ordinal(start)
+        days = self._ordinals
         while True:
-            midnight, _, intervals, day_total = self._day(day)
+            midnight, _, intervals, day_total = days.get(ordinal) or self._day_at(ordinal)
             if midnight >= end:
                 return total
             if intervals:
@@ -217,7 +252,7 @@ class BusinessCalendar:
                         hi = e if e < end else end
                         if hi > lo:
                             total += hi - lo
-            day += ONE_DAY
+            ordinal += 1
 
     def add_us(self, start: int, business: int) -> int:
         """The earliest instant at which `business` microseconds of business time have elapsed."""
@@ -240,10 +275,11 @@ class BusinessCalendar:
         if business == 0:
             return start, True
         remaining = business
-        day = self._local_date(start)
+        ordinal = self._local_ordinal(start)
+        days = self._ordinals
         closed_run = 0
         while True:
-            _, _, intervals, day_total = self._day(day)
+            _, _, intervals, day_total = days.get(ordinal) or self._day_at(ordinal)
             if intervals and intervals[-1][1] > start:
                 closed_run = 0
                 if start <= intervals[0][0] and day_total < remaining:
@@ -260,7 +296,7 @@ class BusinessCalendar:
                 closed_run += 1
                 if closed_run > MAX_CLOSED_DAYS:
                     raise CalendarError(f"calendar {self.name!r}: no working time for {MAX_CLOSED_DAYS} days")
-            day += ONE_DAY
+            ordinal += 1
 
     # -- arithmetic on datetimes ----------------------------------------------------------
 

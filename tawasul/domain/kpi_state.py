@@ -263,11 +263,14 @@ def apply(record: SubjectRecord | None, event: Event) -> SubjectRecord | None:
 
 
 def _replace(record: SubjectRecord, changes: dict[str, Any]) -> SubjectRecord:
+    """`dataclasses.replace(record, **changes)`, or `record` itself when nothing changes."""
     if all(getattr(record, k) == v for k, v in changes.items()):
         return record
-    values = {f.name: getattr(record, f.name) for f in fields(SubjectRecord)}
-    values.update(changes)
-    return SubjectRecord(**values)
+    return SubjectRecord(*[changes[name] if name in changes else getattr(record, name) for name in _RECORD_FIELDS])
+
+
+_RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SubjectRecord))
+"""The fields of `SubjectRecord` in declaration (positional) order."""
 
 
 def sla_state_of(state: Mapping[str, Any]) -> str:

@@ -24,12 +24,12 @@ from tawasul.domain.sla_state import (
     TargetStatus, TicketSla, fired_bit,
 )
 from tawasul.domain.sla_timeline import (
-    CLOSED, OPENED, PRIORITY, RANKS, Clock, Mark, Measure, Payload, Timeline, build_timeline, measure,
+    ASSIGNED, CLOSED, OPENED, PRIORITY, RANKS, Clock, Mark, Measure, Payload, Timeline, build_timeline, measure,
     projected_deadline,
 )
 
-__all__ = ["SlaError", "SlaOutcome", "TargetStatus", "TicketSla", "TicketEvent", "apply", "due",
-           "evaluate", "next_deadline"]
+__all__ = ["SlaError", "SlaOutcome", "TargetStatus", "TicketSla", "TicketEvent", "apply", "due", "due_us",
+           "evaluate", "evaluate_us", "next_deadline"]
 
 
 class TicketEvent(Protocol):
@@ -52,6 +52,11 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
 
     Duplicates (by id) and non-ticket events change nothing; events after `ticket.closed` are
     dropped and counted (`ignored_after_close`).
+
+    `state` is None, empty, or a state returned by `apply` or `due` (possibly stored and read
+    back): its `fired` and `next_fire` are up to date with its marks. So an assignment, or a
+    closing after the resolution, which leaves the clocks as they were, decides nothing new and
+    keeps them as they are (`_advance` would find the same).
     """
     if state is None:
         state = TicketSla(ticket_id=str(event.subject))
@@ -68,12 +73,22 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
         cut = next(i for i, m in enumerate(marks) if m[1] == CLOSED) + 1
         ignored = tuple(sorted((*ignored, *(m[2] for m in marks[cut:]))))
         marks = marks[:cut]
-    return _advance(TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire), book, None)
+    new = TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire)
+    if rank == ASSIGNED:                # `build_timeline` skips assignments: the clocks are as they were
+        return new, []
+    timeline = build_timeline(new.marks)
+    if rank == CLOSED and timeline == build_timeline(state.marks):
+        return new, []
+    return _decide(new, timeline, book, None)
 
 
 def due(state: TicketSla, now: datetime, book: PolicyBook) -> tuple[TicketSla, list[SlaOutcome]]:
     """Emit the warnings and breaches whose instant is at or before `now` and not yet emitted."""
-    now_us = to_us(now)
+    return due_us(state, to_us(now), book)
+
+
+def due_us(state: TicketSla, now_us: int, book: PolicyBook) -> tuple[TicketSla, list[SlaOutcome]]:
+    """`due` with `now` as microseconds since the epoch (the stream steps' clock)."""
     if state.next_fire is None or state.next_fire > now_us:
         return state, []
     return _advance(state, book, now_us)
@@ -89,7 +104,11 @@ def evaluate(state: TicketSla, at: datetime, book: PolicyBook) -> dict[str, Targ
 
     Targets without a policy are left out; an empty dict means the ticket has no SLA (yet).
     """
-    at_us = to_us(at)
+    return evaluate_us(state, to_us(at), book)
+
+
+def evaluate_us(state: TicketSla, at_us: int, book: PolicyBook) -> dict[str, TargetStatus]:
+    """`evaluate` as of microseconds since the epoch."""
     timeline = build_timeline(state.marks, until=at_us)
     if timeline is None:
         return {}
@@ -138,7 +157,12 @@ def _mark(event: TicketEvent, rank: int) -> Mark:
 
 def _advance(state: TicketSla, book: PolicyBook, now: int | None) -> tuple[TicketSla, list[SlaOutcome]]:
     """Emit stop outcomes (now is None: after an event) or timed ones up to `now`; reschedule."""
-    timeline = build_timeline(state.marks)
+    return _decide(state, build_timeline(state.marks), book, now)
+
+
+def _decide(state: TicketSla, timeline: Timeline | None, book: PolicyBook,
+            now: int | None) -> tuple[TicketSla, list[SlaOutcome]]:
+    """`_advance` with the state's timeline already built."""
     if timeline is None:
         return TicketSla(state.ticket_id, state.marks, state.fired, state.ignored, None), []
     run = _Run(state, timeline, book)

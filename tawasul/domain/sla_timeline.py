@@ -5,6 +5,7 @@ Pure functions on integer microseconds since the epoch; `sla.py` builds the publ
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from tawasul.domain.calendars import BusinessCalendar
@@ -76,18 +77,20 @@ class Timeline:
 
 def build_timeline(marks: tuple[Mark, ...], until: int | None = None) -> Timeline | None:
     """Replay sorted marks (those before `until` only); None while the ticket is not opened."""
-    opened = next((m for m in marks if m[1] == OPENED and (until is None or m[0] < until)), None)
+    if until is not None:
+        marks = marks[:bisect_left(marks, (until,))]     # (until,) sorts before every mark at `until`
+    opened = next((m for m in marks if m[1] == OPENED), None)
     if opened is None or not isinstance(opened[3], tuple):
         return None
     t0, profile = opened[0], opened[3]
     first, res = Clock(start=t0), Clock(start=t0)
     priority, paused, cycle = profile[3], False, 0
-    for mark in marks:
-        if until is not None and mark[0] >= until:
-            break
-        rank, at = mark[1], max(mark[0], t0)
-        if rank == PRIORITY and isinstance(mark[3], str):
-            priority = mark[3]
+    for time, rank, _, payload in marks:
+        if rank == ASSIGNED or rank == OPENED:          # they move no clock
+            continue
+        at = time if time > t0 else t0
+        if rank == PRIORITY and isinstance(payload, str):
+            priority = payload
         elif rank == PAUSED and not paused:
             paused = True
             first.halt(at, 0)
@@ -99,10 +102,13 @@ def build_timeline(marks: tuple[Mark, ...], until: int | None = None) -> Timelin
             if not res.done:
                 res.start = at
         elif rank == ACKNOWLEDGED:
-            first.stop(at, 0, priority)
-        elif rank in (RESOLVED, CLOSED):
-            first.stop(at, 0, priority)
-            res.stop(at, cycle, priority)
+            if not first.done:
+                first.stop(at, 0, priority)
+        elif rank == RESOLVED or rank == CLOSED:
+            if not first.done:
+                first.stop(at, 0, priority)
+            if not res.done:
+                res.stop(at, cycle, priority)
             if rank == CLOSED:
                 break
         elif rank == REOPENED and res.done:
