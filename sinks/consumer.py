@@ -95,8 +95,9 @@ class DbSink:
     """One consumer, one writer, one loop (see `run_db_sink`)."""
 
     def __init__(self, settings: Settings, consumer: KafkaConsumer | AssignedConsumer, writer: DbWriter,
-                 metrics: Metrics, *, stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int, batch_wait_s: float,
-                 on_progress: Progress | None, backoff: Backoff, on_record: RecordHook | None = None) -> None:
+                 metrics: Metrics, *, stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int,
+                 batch_wait_s: float, on_progress: Progress | None, backoff: Backoff,
+                 on_record: RecordHook | None = None) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.on_progress, self.on_record, self.backoff = on_progress, on_record, backoff

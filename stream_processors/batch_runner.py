@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import multiprocessing.synchronize
@@ -212,10 +213,18 @@ class Producing:
         return await self.producer.send_batch(batch, topic, partition=partition)
 
 
+GC_THRESHOLDS = (100_000, 50, 100)
+"""The engine keeps every ticket's state in memory: hundreds of thousands of long-lived objects,
+which Python's default thresholds (700, 10, 10) make the collector scan again and again (about
+a tenth of the engine's CPU in a half-year replay). The state holds no reference cycles, so
+the engine collects far less often."""
+
+
 def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) -> None:
     from tawasul.logs import configure_logging
 
     configure_logging(level)
+    gc.set_threshold(*GC_THRESHOLDS)
     run_batch(job, stop)
 
 

@@ -15,6 +15,7 @@ second replay of the same file changes nothing.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -114,11 +115,14 @@ def _delete_run_topics(settings: Settings) -> None:
 
 
 @contextmanager
-def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int],
-                 failure: list[BaseException]) -> Iterator[threading.Thread]:
-    """The database sink in a thread; what made it fail goes to `failure`."""
+def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int], failure: list[BaseException], *,
+                 yield_cpu: bool = False) -> Iterator[threading.Thread]:
+    """The database sink in a thread; what made it fail goes to `failure`. With `yield_cpu`,
+    first `_yield_cpu`."""
     from sinks.consumer import run_db_sink
 
+    if yield_cpu:
+        _yield_cpu()
     stop = threading.Event()
 
     def progress(counts: Mapping[str, int]) -> None:
@@ -163,6 +167,7 @@ def replay_file(
     keep_topics: bool = False,
     engine: Engine = "batch",
     counted: Counted | None = None,
+    favour_engine: bool = False,
 ) -> ReplaySummary:
     """Publish, process and store one JSON Lines file; returns when everything is in the database.
 
@@ -171,6 +176,8 @@ def replay_file(
     worker's code path) in a thread. Both give the same outcomes, states and figures.
     `counted(stage, done, total)` is told, while the replay waits, how many input messages the
     processors handled ("processing") and how many output records the sink stored ("storing").
+    `favour_engine` (batch engine only): see `_yield_cpu`; for a process that ends with the
+    replay, as `tawasul replay`.
     """
     from producers.publish_cmd import default_workers, open_file_publisher, publish_lines, pseudonymiser_from_env
     from stream_processors.runner import GroupProgress, send_end_of_input
@@ -186,8 +193,9 @@ def replay_file(
     try:
         stage("starting the stream processors")
         sink_failure: list[BaseException] = []
+        yield_cpu = favour_engine and engine == "batch"
         with _processors(run, engine, metrics) as (processors, app_id), \
-                _sink_thread(run, metrics, stored, sink_failure) as sink:
+                _sink_thread(run, metrics, stored, sink_failure, yield_cpu=yield_cpu) as sink:
 
             def alive() -> None:
                 try:
@@ -233,6 +241,22 @@ def replay_file(
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real outcome
                 log.warning("could not delete the replay's topics", extra={"error": repr(exc)})
     return ReplaySummary(summary.published, summary.rejected, dict(stored), time.perf_counter() - began)
+
+
+YIELD_NICENESS = 10
+"""How much the replay's own process lowers its priority below its batch engine's."""
+
+
+def _yield_cpu() -> None:
+    """Lower the priority of this thread, and so of the threads and processes it starts next
+    (the database sink, the publisher and its validation workers), below the batch engine's
+    process, started before: the engine is the replay's critical path, and the others keep
+    up with it on what CPU it leaves. Linux cannot give the priority back without privileges,
+    so it stays lowered for the rest of the process."""
+    try:
+        os.nice(YIELD_NICENESS)
+    except OSError:
+        log.info("could not lower the replay's priority; the engine competes with it for CPU")
 
 
 class _Processors(Protocol):

@@ -62,7 +62,7 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
             summary = replay_file(
                 path, settings, stream=sys.stdin.buffer if path is None else None, stage=stage,
                 progress=published, report_rejected=report, timeout_s=timeout_s, keep_topics=keep_topics,
-                engine=engine, counted=counted,
+                engine=engine, counted=counted, favour_engine=True,
             )
         except ReplayError as error:
             raise click.ClickException(str(error)) from error

@@ -134,7 +134,9 @@ def _fast_outcome(raw: bytes) -> OutcomeRecord:
     """An `sla.*` event that passes every check of the contract, read without pydantic."""
     _text, body = _json_object(raw)
     kind, data = body.get("type"), body.get("data")
-    if not isinstance(kind, str) or kind not in SLA_TYPES or not isinstance(data, dict) or not _ENVELOPE.issuperset(body):
+    if not isinstance(kind, str) or kind not in SLA_TYPES or not isinstance(data, dict):
+        raise _Unusual
+    if not _ENVELOPE.issuperset(body):
         raise _Unusual
     if body.get("datacontenttype", DATACONTENTTYPE) != DATACONTENTTYPE:
         raise _Unusual
