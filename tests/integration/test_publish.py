@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,6 +235,36 @@ def test_sigterm_flushes_and_exits(kafka_bootstrap: str) -> None:
     assert process.returncode == 128 + signal.SIGTERM, err
     assert b"published 50, rejected 0," in err and b"(interrupted)" in err
     assert len(read_all(kafka_bootstrap, [topic])) == len(good)
+
+
+def test_sigterm_during_a_batched_file_publish_counts_what_kafka_holds(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """With validation workers the file goes out in record batches (`BulkPublisher`): stopped
+    midway, it flushes, and the count it prints is exactly what the topic holds."""
+    prefix = unique("t-pub-")
+    lines = simulated_lines(300)
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(lines * 1000) + b"\n")      # 300,000 events: several seconds of work
+    environment = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix}
+    process = subprocess.Popen([*publish_argv(), str(path), "--workers", "1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=environment, cwd=REPO)
+    topic = f"{prefix}{EVENTS.name}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        try:
+            if read_all(kafka_bootstrap, [topic], timeout_s=5):
+                break
+        except ValueError:  # the command has not created the topic yet
+            pass
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert b"(interrupted)" in err
+    printed = re.search(rb"published ([\d,]+), rejected 0,", err)
+    assert printed is not None, err
+    published = int(printed.group(1).replace(b",", b""))
+    assert 0 < published < len(lines) * 1000
+    assert len(read_all(kafka_bootstrap, [topic], timeout_s=60)) == published
 
 
 def test_publisher_window_metrics_and_raw_bytes(kafka_bootstrap: str) -> None:
