@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 from collections import Counter, deque
 from collections.abc import Coroutine
 from typing import Any, Final, Literal, TypeVar
@@ -34,6 +33,7 @@ from aiokafka.errors import KafkaError
 
 from producers.intake import Rejected
 from producers.publisher import ConfirmingPublisher, PublishError
+from tawasul.loop_thread import LoopThread
 from tawasul.metrics import Metrics
 from tawasul.partitioner import KeyHashes
 from tawasul.settings import Settings
@@ -61,13 +61,11 @@ class BulkPublisher(ConfirmingPublisher):
         self._unconfirmed: deque[tuple[concurrent.futures.Future[object], Kind, Counter[Labels]]] = deque()
         self._failures = 0
         self._first_failure = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{client_id}-io", daemon=True)
-        self._thread.start()
+        self._loop = LoopThread(f"{client_id}-io")
         try:
             self._producer = self._call(self._start(client_id, batch_bytes), connect_timeout_s)
         except (KafkaError, OSError, concurrent.futures.TimeoutError) as exc:
-            self._stop_loop()
+            self._loop.stop()
             raise PublishError(f"cannot connect to Kafka at {settings.kafka}: {exc!r}") from exc
         try:
             partitions = self._call(self._producer.partitions_for(self.events_topic), connect_timeout_s)
@@ -92,7 +90,7 @@ class BulkPublisher(ConfirmingPublisher):
         return producer
 
     def _call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+        return self._loop.call(coroutine, timeout_s)
 
     # sending
 
@@ -135,7 +133,7 @@ class BulkPublisher(ConfirmingPublisher):
         return await delivery
 
     def _track(self, coroutine: Coroutine[Any, Any, object], kind: Kind, labels: Counter[Labels]) -> None:
-        self._unconfirmed.append((asyncio.run_coroutine_threadsafe(coroutine, self._loop), kind, labels))
+        self._unconfirmed.append((self._loop.submit(coroutine), kind, labels))
         self._settle(wait=len(self._unconfirmed) > self._window)
 
     # confirmation
@@ -203,10 +201,5 @@ class BulkPublisher(ConfirmingPublisher):
             self._call(self._producer.stop(), timeout_s)
         except (KafkaError, OSError, concurrent.futures.TimeoutError):
             pass    # what was not confirmed is reported by the flush
-        self._stop_loop()
+        self._loop.stop()
 
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        if not self._thread.is_alive():
-            self._loop.close()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
@@ -76,7 +77,7 @@ class PublishError(Exception):
     """Sends that Kafka did not confirm (after the producer's retries), or a send refused at once."""
 
 
-class ConfirmingPublisher:
+class ConfirmingPublisher(ABC):
     """What `EventPublisher` and `BulkPublisher` share: their topics, a window of unconfirmed
     sends, counts of what Kafka confirmed, and closing (flush, then release the producer, also
     when the flush fails), as a context manager."""
@@ -102,13 +103,13 @@ class ConfirmingPublisher:
     def confirmed_dead_letters(self) -> int:
         return self._confirmed_dead_letters
 
+    @abstractmethod
     def flush(self, timeout_s: float | None = None) -> None:
         """Send everything buffered and wait for every confirmation; raises PublishError on failure."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _release(self, timeout_s: float | None) -> None:
         """Close the producer (after the final flush)."""
-        raise NotImplementedError
 
     def close(self, timeout_s: float | None = None) -> None:
         """Flush, then close the producer (also when the flush fails; its error is raised)."""

@@ -4,9 +4,9 @@
 fetched record in Python (about 10 us a record); aiokafka does it in compiled code. A replay
 stores every event and output of a half-year, so its sink reads through `AssignedConsumer`:
 the calls `DbSink` makes (`poll`, `pause`, `resume`, `seek`, `commit`, ...) with the same
-arguments and results, run on an aiokafka consumer in an event loop of its own thread. The
-consumer assigns itself every partition (no group rebalances; offsets are still committed
-to its group), which is what the replay's sink does with kafka-python too. aiokafka's
+arguments and results, run on an aiokafka consumer in an event loop of its own thread
+(`tawasul.loop_thread`). The consumer is given every partition (no group rebalances; offsets
+are still committed to its group), as the replay's sink was with kafka-python. aiokafka's
 errors are raised as kafka-python's `KafkaError`, which `DbSink` handles.
 
 The live `tawasul sink` keeps kafka-python's group consumer (rebalances, membership while
@@ -16,13 +16,14 @@ the database is down).
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from kafka.errors import KafkaError
+
+from tawasul.loop_thread import LoopThread
 
 T = TypeVar("T")
 
@@ -33,9 +34,7 @@ class AssignedConsumer:
 
     def __init__(self, bootstrap: str, partitions: Sequence[tuple[str, int]], *, group_id: str,
                  client_id: str) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{client_id}-io", daemon=True)
-        self._thread.start()
+        self._loop = LoopThread(f"{client_id}-io")
         self._consumer: AIOKafkaConsumer | None = None
         try:
             self._consumer = self._call(self._start(bootstrap, group_id, client_id))
@@ -61,14 +60,15 @@ class AssignedConsumer:
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         try:
-            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+            return self._loop.call(coroutine)
         except AioKafkaError as exc:
             raise KafkaError(f"{type(exc).__name__}: {exc}") from exc
 
     def _in_loop(self, function: Callable[[], T]) -> T:
-        async def run() -> T:
-            return function()
-        return self._call(run())
+        try:
+            return self._loop.run(function)
+        except AioKafkaError as exc:
+            raise KafkaError(f"{type(exc).__name__}: {exc}") from exc
 
     # what DbSink calls, as kafka-python's KafkaConsumer
 
@@ -110,13 +110,9 @@ class AssignedConsumer:
     def close(self, autocommit: bool = False) -> None:
         """Stop the consumer (never commits: `autocommit` is accepted for kafka-python's signature)."""
         consumer, self._consumer = self._consumer, None
-        if consumer is not None and self._loop.is_running():
+        if consumer is not None and self._loop.running:
             try:
-                asyncio.run_coroutine_threadsafe(consumer.stop(), self._loop).result(30)
+                self._loop.call(consumer.stop(), 30)
             except (AioKafkaError, OSError, TimeoutError):
                 pass    # nothing is committed on close: what was not committed is read again
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        if not self._thread.is_alive() and not self._loop.is_closed():
-            self._loop.close()
+        self._loop.stop()

@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import json
 
-from schemas import dataschema_uri
+from schemas import DATACONTENTTYPE, SPECVERSION, dataschema_uri
 from schemas.fields import format_timestamp
 from tawasul.domain.sla_state import SlaOutcome
 
 SLA_SOURCE = "/stream-processors/sla"
-_DATACONTENTTYPE = "application/json"
 
 
 def encode_outcome(outcome: SlaOutcome) -> bytes:
     """Compact UTF-8 JSON of the outcome's event, byte for byte `new_event(...).to_json()`
     (type, ticket id as subject, `at` as time, `to_data()`, `SLA_SOURCE`, id), unvalidated."""
     body = {
-        "specversion": "1.0",
+        "specversion": SPECVERSION,
         "id": outcome.id,
         "source": SLA_SOURCE,
         "type": outcome.type,
         "time": format_timestamp(outcome.at),
         "subject": outcome.ticket_id,
-        "datacontenttype": _DATACONTENTTYPE,
+        "datacontenttype": DATACONTENTTYPE,
         "dataschema": dataschema_uri(outcome.type),
         "data": {
             "ticket_id": outcome.ticket_id, "target": outcome.target, "policy": outcome.policy,

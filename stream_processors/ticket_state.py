@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from tawasul.domain import sla
+from tawasul.domain.calendars import EPOCH
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import BREACHED, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING, fired_bit
 from tawasul.domain.sla_timeline import CLOSED, PRIORITY, REOPENED, RESOLVED
 
 from stream_processors.sla_step import Stored
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TARGET_STATES = {STATUS_MET: "met", STATUS_BREACHED: "breached", UNDECIDED: "paused"}
 
 
@@ -66,4 +66,4 @@ def encode_state(view: dict[str, Any]) -> bytes:
 
 def _iso(us: int | None) -> str | None:
     """An instant in UTC, ISO 8601 (`from_us(us, UTC).isoformat()`)."""
-    return None if us is None else (_EPOCH + timedelta(microseconds=us)).isoformat()
+    return None if us is None else (EPOCH + timedelta(microseconds=us)).isoformat()

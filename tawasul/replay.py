@@ -14,6 +14,7 @@ second replay of the same file changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -115,14 +116,11 @@ def _delete_run_topics(settings: Settings) -> None:
 
 
 @contextmanager
-def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int], failure: list[BaseException], *,
-                 yield_cpu: bool = False) -> Iterator[threading.Thread]:
-    """The database sink in a thread; what made it fail goes to `failure`. With `yield_cpu`,
-    first `_yield_cpu`."""
+def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int],
+                 failure: list[BaseException]) -> Iterator[threading.Thread]:
+    """The database sink in a thread; what made it fail goes to `failure`."""
     from sinks.consumer import run_db_sink
 
-    if yield_cpu:
-        _yield_cpu()
     stop = threading.Event()
 
     def progress(counts: Mapping[str, int]) -> None:
@@ -193,9 +191,11 @@ def replay_file(
     try:
         stage("starting the stream processors")
         sink_failure: list[BaseException] = []
-        yield_cpu = favour_engine and engine == "batch"
-        with _processors(run, engine, metrics) as (processors, app_id), \
-                _sink_thread(run, metrics, stored, sink_failure, yield_cpu=yield_cpu) as sink:
+        with contextlib.ExitStack() as running:
+            processors, app_id = running.enter_context(_processors(run, engine, metrics))
+            if favour_engine and engine == "batch":
+                _yield_cpu()    # the engine runs: the sink and the publisher, started next, inherit it
+            sink = running.enter_context(_sink_thread(run, metrics, stored, sink_failure))
 
             def alive() -> None:
                 try:

@@ -30,6 +30,10 @@ from sinks.db.records import KPI_TYPE, SLA_TYPES, EventRecord, OutcomeRecord, Ti
 
 INPUT_TYPES = frozenset(EVENT_TYPES - SLA_TYPES - {KPI_TYPE})
 _OUTCOME_FIELDS = frozenset(SlaOutcomeData.model_fields)
+_OUTCOME_SCHEMAS = frozenset(
+    named for named, model in DATA_MODELS.items()
+    if named[0] in SLA_TYPES and issubclass(model, SlaOutcomeData) and model.model_fields.keys() == _OUTCOME_FIELDS)
+"""(type, version) of the SLA outcome schemas the fast path reads."""
 _ENVELOPE = CONTEXT_ATTRIBUTES | {"data"}
 _CHANNELS, _KINDS, _PRIORITIES, _TARGETS = (frozenset(v) for v in (CHANNELS, KINDS, PRIORITIES, SLA_TARGETS))
 
@@ -158,15 +162,13 @@ def _fast_outcome(raw: bytes) -> OutcomeRecord:
 
 
 def _is_outcome_model(kind: str, body: Mapping[str, Any]) -> bool:
-    """True when the schema version the event names (none: the default) has exactly the
-    fields of `SlaOutcomeData`."""
+    """True when the schema version the event names (none: the default) is one whose data
+    has exactly the fields of `SlaOutcomeData`."""
     if "dataschema" not in body:
-        named: tuple[str, int] | None = (kind, DEFAULT_VERSION)
-    else:
-        dataschema = body["dataschema"]
-        named = parse_dataschema(dataschema) if isinstance(dataschema, str) else None
-    model = DATA_MODELS.get(named) if named is not None and named[0] == kind else None
-    return model is not None and issubclass(model, SlaOutcomeData) and model.model_fields.keys() == _OUTCOME_FIELDS
+        return (kind, DEFAULT_VERSION) in _OUTCOME_SCHEMAS
+    dataschema = body["dataschema"]
+    named = parse_dataschema(dataschema) if isinstance(dataschema, str) else None
+    return named is not None and named[0] == kind and named in _OUTCOME_SCHEMAS
 
 
 def decode_pipeline_event(raw: bytes) -> OutcomeRecord | Event:

@@ -106,7 +106,7 @@ class BusinessCalendar:
     """
 
     __slots__ = ("name", "zone", "always_open", "week", "ramadan_week", "closed", "workdays",
-                 "_holidays", "_days", "_ordinals", "_hour_dates")
+                 "_holidays", "_days", "_hour_dates")
 
     def __init__(
         self,
@@ -144,8 +144,7 @@ class BusinessCalendar:
                 self._holidays = holidays.country_holidays(holidays_country, subdiv=holidays_subdiv)
             except NotImplementedError as exc:
                 raise CalendarError(f"holidays: unknown country or subdivision {holidays_country!r}") from exc
-        self._days: dict[date, _Day] = {}
-        self._ordinals: dict[int, _Day] = {}
+        self._days: dict[int, _Day] = {}
         """`_day` by date ordinal (the walks step through ordinals)."""
         self._hour_dates: dict[int, int] = {}
         """Local date ordinal of each UTC hour seen (`_MIXED_HOUR` when it is not constant)."""
@@ -179,8 +178,14 @@ class BusinessCalendar:
         return [(from_us(s, self.zone), from_us(e, self.zone)) for s, e in self._day(day)[2]]
 
     def _day(self, day: date) -> _Day:
-        cached = self._days.get(day)
+        return self._day_at(day.toordinal())
+
+    def _day_at(self, ordinal: int) -> _Day:
+        """(midnight, next midnight, working intervals, their total) of the local date with
+        this ordinal, in us since the epoch."""
+        cached = self._days.get(ordinal)
         if cached is None:
+            day = date.fromordinal(ordinal)
             midnight = to_us(datetime.combine(day, time(), self.zone))
             next_midnight = to_us(datetime.combine(day + ONE_DAY, time(), self.zone))
             intervals = tuple(
@@ -189,20 +194,13 @@ class BusinessCalendar:
                     for start, end in self.day_hours(day))
                 if e > s)
             cached = (midnight, next_midnight, intervals, sum(e - s for s, e in intervals))
-            self._days[day] = cached
+            self._days[ordinal] = cached
         return cached
 
     def _local_us(self, day: date, seconds: int) -> int:
         days, rest = divmod(seconds, 86400)
         local = datetime.combine(day + timedelta(days=days), time(rest // 3600, rest % 3600 // 60), self.zone)
         return to_us(local)
-
-    def _day_at(self, ordinal: int) -> _Day:
-        """`_day` of the local date with this ordinal."""
-        cached = self._ordinals.get(ordinal)
-        if cached is None:
-            cached = self._ordinals[ordinal] = self._day(date.fromordinal(ordinal))
-        return cached
 
     def _local_date(self, us: int) -> date:
         # local midnights fall on whole seconds, so flooring to the second keeps the date
@@ -238,7 +236,7 @@ class BusinessCalendar:
             return end - start
         total = 0
         ordinal = self._local_ordinal(start)
-        days = self._ordinals
+        days = self._days
         while True:
             midnight, _, intervals, day_total = days.get(ordinal) or self._day_at(ordinal)
             if midnight >= end:
@@ -276,7 +274,7 @@ class BusinessCalendar:
             return start, True
         remaining = business
         ordinal = self._local_ordinal(start)
-        days = self._ordinals
+        days = self._days
         closed_run = 0
         while True:
             _, _, intervals, day_total = days.get(ordinal) or self._day_at(ordinal)
