@@ -42,12 +42,14 @@ def _counts(db: str) -> tuple[int, int, set[str]]:
 
 
 def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # Two days of history: the simulated traffic follows working hours, weekends and holidays
+    # from the wall clock, and half a day before dawn on a weekend holds under 100 events.
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     wall, sink_metrics, worker_metrics = free_port(), free_port(), free_port()
     env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_DATABASE_URL": db,
            "TAWASUL_LOG_LEVEL": "warning", "TAWASUL_TOPIC_PREFIX": unique("demo") + "."}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tawasul", "demo", "--duration", "150", "--history-days", "0.5",
+        [sys.executable, "-m", "tawasul", "demo", "--duration", "150", "--history-days", "2",
          "--wallboard-port", str(wall), "--metrics-port", str(sink_metrics),
          "--worker-metrics-port", str(worker_metrics)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -63,7 +65,8 @@ def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path)
                 metrics = _get(f"http://127.0.0.1:{sink_metrics}/metrics")
             except OSError:
                 continue
-            if 'tawasul_sink_rows_written_total{table="events"}' in metrics and _counts(db)[1] > 10:
+            events, tickets, _types = _counts(db)
+            if 'tawasul_sink_rows_written_total{table="events"}' in metrics and events > 100 and tickets > 10:
                 break
         process.send_signal(signal.SIGINT)  # Ctrl-C: the demo stops its services cleanly
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,61 @@ def test_the_batch_engine_stores_what_the_faust_agents_store(recorded: Path, tmp
     unexplained = [item for item in differing
                    if not (item[0].startswith("tickets.open|now|") and {item[1], item[2]} == {None, (0.0, 0)})]
     assert not unexplained, f"{len(unexplained)} figures differ, e.g. {unexplained[:10]}"
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def _niceness(pid: int) -> tuple[int, str] | None:
+    """(niceness of the process's main thread, its command line), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[16]), command
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads priorities from /proc (Linux)")
+def test_the_replay_yields_the_cpu_to_its_engine(recorded: Path, tmp_path: Path, kafka_bootstrap: str) -> None:
+    """The batch engine is the replay's critical path: `tawasul replay` lowers its own priority
+    (and so its sink's and publisher's) once the engine runs, and the engine keeps the priority
+    it was started with."""
+    from tawasul.replay import YIELD_NICENESS
+
+    base = os.nice(0)
+    env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
+           "TAWASUL_LOG_LEVEL": "warning"}
+    replay = subprocess.Popen([sys.executable, "-m", "tawasul", "replay", str(recorded), "--no-progress",
+                               "--timeout", "240"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    seen: dict[int, tuple[int, str]] = {}
+    try:
+        while replay.poll() is None:
+            for pid in _descendants(replay.pid):
+                observed = _niceness(pid)
+                if observed is not None and observed[1]:    # no command line: exiting, or not yet running
+                    seen[pid] = (max(observed[0], seen.get(pid, observed)[0]), observed[1])
+            time.sleep(0.02)
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+        _, errors = replay.communicate(timeout=60)
+    assert replay.returncode == 0, errors.decode()[-3000:]
+    engines = [nice for pid, (nice, command) in seen.items() if pid != replay.pid and "spawn_main" in command]
+    assert engines, f"the engine process was never seen among {sorted(command for _, command in seen.values())}"
+    assert engines == [base] * len(engines)
+    assert seen[replay.pid][0] == min(base + YIELD_NICENESS, 19)
