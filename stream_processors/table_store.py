@@ -7,16 +7,27 @@ written after that offset instead of the whole changelog, and the deadline index
 by scanning the local database. A worker on a machine without that directory recovers from the
 changelog as before. Replays keep their tables in memory (a fresh app id each run).
 
+A local database is only a copy of its changelog. One that has reached an offset beyond the
+end of its changelog belongs to a changelog that no longer exists (the broker's data was wiped,
+or the topic deleted and created again); faust refuses to start on it (`ConsistencyError`).
+`discard_stale_partitions` removes such databases before the worker starts, so the worker
+restores them from the changelog that does exist.
+
 This is the one module that touches faust's store internals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.stores.rocksdb import Store as RocksDBStore
+from rocksdict import AccessType, Options, Rdict
 
 MIB = 1024 * 1024
 ROCKSDB_OPTIONS: dict[str, Any] = {
@@ -47,3 +58,58 @@ def local_items(table: faust.types.CollectionT, partition: int) -> Iterator[tupl
         return None
     db = store._db_for_partition(partition)  # noqa: SLF001 - faust has no public per-partition scan
     return iter(store._visible_items(db))  # noqa: SLF001
+
+
+_PARTITION_DB = re.compile(r"(?P<table>.+)-(?P<partition>\d+)\.db")
+"""A table's database for one partition in faust's table directory: `<table>-<partition>.db`."""
+
+ChangelogEnds = Callable[[list[str]], Mapping[tuple[str, int], int]]
+"""The end offset of each partition of the named topics, by (topic, partition); a topic that
+does not exist has no entries (`tawasul.topics.partition_end_offsets`)."""
+
+
+@dataclass(frozen=True)
+class StalePartition:
+    """A local table database that has reached a changelog offset its changelog does not have."""
+
+    table: str
+    partition: int
+    persisted_offset: int
+    changelog_end: int
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The name faust gives a table's changelog topic."""
+    return f"{app_id}-{table}-changelog"
+
+
+def persisted_offset(path: Path) -> int | None:
+    """The changelog offset faust recorded in a partition's database, None when none is."""
+    db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+    try:
+        value = db.get(RocksDBStore.offset_key)
+    finally:
+        db.close()
+    return None if value is None else int(value)
+
+
+def discard_stale_partitions(tabledir: Path, app_id: str, changelog_ends: ChangelogEnds) -> list[StalePartition]:
+    """Remove every partition database under `tabledir` whose recorded offset is at or beyond
+    the end of its changelog partition (a missing topic or partition ends at 0); returns them.
+    Call it before the worker starts, while no process has the databases open."""
+    found: dict[tuple[str, int], Path] = {}
+    for path in sorted(tabledir.glob("*.db")) if tabledir.is_dir() else ():
+        match = _PARTITION_DB.fullmatch(path.name)
+        if match is not None and path.is_dir():
+            found[(match["table"], int(match["partition"]))] = path
+    if not found:
+        return []
+    ends = changelog_ends(sorted({changelog_topic(app_id, table) for table, _ in found}))
+    stale = []
+    for (table, partition), path in found.items():
+        offset = persisted_offset(path)
+        end = ends.get((changelog_topic(app_id, table), partition), 0)
+        if offset is not None and offset >= end:
+            shutil.rmtree(path)
+            stale.append(StalePartition(table, partition, offset, end))
+    return stale

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import click
@@ -15,10 +16,11 @@ from prometheus_client import start_http_server
 from tawasul.cli_options import settings_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import ensure_topics
+from tawasul.topics import ensure_topics, partition_end_offsets
 
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.app import build_app, default_app_id
+from stream_processors.table_store import discard_stale_partitions
 
 DEFAULT_METRICS_PORT = 9465
 ENV_METRICS_PORT = "TAWASUL_WORKER_METRICS_PORT"
@@ -71,6 +73,12 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
     app = build_app(settings, mode="live", app_id=app_id, metrics=metrics, with_sla=processors != "kpis",
                     extra_registrars=() if processors == "sla" else (register_kpis,),
                     instance_id=None if instance_id == "-" else instance_id, datadir=datadir)
+    for stale in discard_stale_partitions(Path(app.conf.tabledir), app.conf.id,
+                                          partial(partition_end_offsets, settings.kafka)):
+        log.warning("local table state is beyond the end of its changelog (the broker's data was wiped, or the "
+                    "topic created again): discarded; the partition is restored from the changelog",
+                    extra={"table": stale.table, "partition": stale.partition,
+                           "persisted_offset": stale.persisted_offset, "changelog_end": stale.changelog_end})
     log.info("worker starting", extra={"app_id": app.conf.id, "processors": processors, "metrics_port": metrics_port,
                                        "pid": os.getpid(), "state_dir": str(datadir)})
     # faust.Worker installs SIGINT/SIGTERM handlers that stop every service cleanly (offsets

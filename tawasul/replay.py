@@ -30,7 +30,7 @@ from typing import BinaryIO, Literal, Protocol
 
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
+from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
 
 log = logging.getLogger("tawasul.replay")
 
@@ -90,17 +90,10 @@ def run_prefix() -> str:
 
 
 def _end_offsets(settings: Settings, topic_names: list[str]) -> dict[str, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(t, p) for t in topic_names for p in sorted(consumer.partitions_for_topic(t) or ())]
-        totals: dict[str, int] = dict.fromkeys(topic_names, 0)
-        for tp, offset in consumer.end_offsets(partitions).items():
-            totals[tp.topic] += offset
-        return totals
-    finally:
-        consumer.close()
+    totals: dict[str, int] = dict.fromkeys(topic_names, 0)
+    for (topic, _partition), offset in partition_end_offsets(settings.kafka, topic_names).items():
+        totals[topic] += offset
+    return totals
 
 
 def _delete_run_topics(settings: Settings) -> None:

@@ -121,3 +121,16 @@ def assignable_partitions(consumer: Any, topics: tuple[str, ...] | list[str],
             missing = ", ".join(topic for topic, parts in found.items() if not parts)
             raise TopicsNotReadyError(f"topics not in the metadata after {timeout_s:.0f} s: {missing}")
         time.sleep(0.2)
+
+
+def partition_end_offsets(bootstrap: str, topics: list[str] | tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """The end offset (next offset to be written) of every partition of `topics`, by
+    (topic, partition); a topic that does not exist has no entries."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        return {(tp.topic, tp.partition): offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()

@@ -183,3 +183,64 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path,
     for event in unique.values():
         if event.type == "sla.breached":
             assert event.data.deadline == dict(tickets)[event.subject] + TARGET
+
+
+QUICK_POLICIES = POLICIES.replace("first_response: 20s", "first_response: 3s")
+
+
+def test_local_state_beyond_a_recreated_changelog_is_discarded(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The broker's data wiped, or the changelog deleted: the worker's local databases have
+    reached offsets the new changelog does not have. Faust would refuse to start on them; the
+    worker discards them, says so, starts, and keeps firing deadlines."""
+    from kafka import KafkaAdminClient
+
+    from stream_processors.table_store import changelog_topic, persisted_offset
+    from tawasul.topics import partition_end_offsets
+
+    policies = tmp_path / "policies.yaml"
+    policies.write_text(QUICK_POLICIES)
+    settings = prefixed_settings(kafka_bootstrap, policies, "sla-stale")
+    app_id, state_dir = f"{settings.topic_prefix}stale", tmp_path / "state"
+    changelog = changelog_topic(app_id, "sla")
+    first = WorkerProcess(settings, app_id, state_dir)
+    try:
+        first.wait_ready()
+        publish(kafka_bootstrap, settings.topic("tawasul.events"),
+                [opened(f"T-stale-{i}", datetime.now(UTC)) for i in range(12)])
+        give_up = time.monotonic() + 30
+        while sum(partition_end_offsets(kafka_bootstrap, [changelog]).values()) < 12 and time.monotonic() < give_up:
+            time.sleep(0.5)
+        assert first.terminate() == 0
+    finally:
+        if first.proc.poll() is None:
+            first.kill()
+    databases = sorted(state_dir.glob(f"{app_id}/v*/tables/sla-*.db"))
+    recorded = {int(path.name.removesuffix(".db").rsplit("-", 1)[1]): persisted_offset(path) for path in databases}
+    assert any(offset is not None for offset in recorded.values()), recorded
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.delete_topics([changelog])
+    finally:
+        admin.close()
+    give_up = time.monotonic() + 30
+    while partition_end_offsets(kafka_bootstrap, [changelog]) and time.monotonic() < give_up:
+        time.sleep(0.5)
+
+    second = WorkerProcess(settings, app_id, state_dir)
+    try:
+        second.wait_ready()
+        discarded = {int(e["partition"]) for e in second.logs  # type: ignore[call-overload]
+                     if str(e.get("message", "")).startswith("local table state is beyond the end of its changelog")}
+        assert discarded == {p for p, offset in recorded.items() if offset is not None}
+        publish(kafka_bootstrap, settings.topic("tawasul.events"), [opened("T-stale-new", datetime.now(UTC))])
+        give_up = time.monotonic() + 30
+        breached: set[str] = set()
+        while "T-stale-new" not in breached and time.monotonic() < give_up:
+            time.sleep(1.0)
+            breached = {e.subject for e, _ in read_outcomes(settings) if e.type == "sla.breached"}
+        assert "T-stale-new" in breached
+        assert second.terminate() == 0
+    finally:
+        if second.proc.poll() is None:
+            second.kill()
