@@ -58,4 +58,13 @@ def cli(kafka: str | None, database_url: str | None, policies: str | None, log_l
 
 
 def main() -> None:
-    cli(prog_name="tawasul")
+    from tawasul.topics import EXIT_KAFKA, KafkaSettingError, KafkaUnavailableError
+
+    try:
+        cli(prog_name="tawasul")
+    except KafkaUnavailableError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_KAFKA) from None
+    except KafkaSettingError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None

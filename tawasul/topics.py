@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 DAY_MS = 24 * 60 * 60 * 1000
+EXIT_KAFKA = 3
+"""Exit status of a command that could not use Kafka."""
+
+
+ENV_CONNECT_TIMEOUT = "TAWASUL_KAFKA_CONNECT_TIMEOUT"
+"""Seconds a command waits for a Kafka bootstrap server to answer before it gives up (30)."""
+
+
+class KafkaUnavailableError(RuntimeError):
+    """The Kafka bootstrap servers do not answer."""
+
+
+class KafkaSettingError(ValueError):
+    """A Kafka setting of the environment is not usable."""
+
+
+def connect_timeout_ms() -> int:
+    """`TAWASUL_KAFKA_CONNECT_TIMEOUT` (seconds) in milliseconds; 30 s when unset."""
+    text = os.environ.get(ENV_CONNECT_TIMEOUT, "").strip() or "30"
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise KafkaSettingError(f"{ENV_CONNECT_TIMEOUT}={text!r}: expected seconds, more than 0 and at most 3600")
+    return int(seconds * 1000)
 
 
 @dataclass(frozen=True)
@@ -53,11 +80,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICK
 
 def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the missing topics; returns the names created. Safe to call any number of times."""
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tawasul-topics")
+    admin = _admin(bootstrap, "tawasul-topics")
     try:
         existing = set(admin.list_topics())
         wanted = [spec for spec in specs if f"{prefix}{spec.name}" not in existing]
@@ -76,6 +102,20 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
         return created
     finally:
         admin.close()
+
+
+def _admin(bootstrap: str, client_id: str) -> Any:
+    """A `KafkaAdminClient`; raises `KafkaUnavailableError` when no bootstrap server answers."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
+                                bootstrap_timeout_ms=connect_timeout_ms())
+    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {bootstrap} does not answer ({exc}); start one with `tawasul kafka start`, "
+            "or point --kafka / TAWASUL_KAFKA at yours") from exc
 
 
 class TopicsNotReadyError(RuntimeError):

@@ -83,3 +83,26 @@ def test_broker_jars_come_from_maven_with_the_pinned_version() -> None:
     libs = BrokerLayout(home=default_home()).libs_dir
     assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists()
     assert (libs / ".complete").read_text(encoding="utf-8") == KAFKA_VERSION
+
+
+@pytest.mark.parametrize("command", [["replay", "events.jsonl"], ["publish", "events.jsonl"], ["worker"],
+                                     ["sink", "--metrics-port", "0"], ["topics", "create"]])
+def test_a_broker_that_does_not_answer_is_named_without_a_traceback(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "events.jsonl").write_text("")
+    unused = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "TAWASUL_KAFKA": unused, "TAWASUL_KAFKA_CONNECT_TIMEOUT": "2",
+           "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
+    result = subprocess.run([sys.executable, "-m", "tawasul", *command], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert f"error: Kafka at {unused} does not answer" in result.stderr
+    assert "tawasul kafka start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_connect_timeout_that_is_not_seconds_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "TAWASUL_KAFKA_CONNECT_TIMEOUT": "soon"}
+    result = subprocess.run([sys.executable, "-m", "tawasul", "topics", "create"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "error: TAWASUL_KAFKA_CONNECT_TIMEOUT='soon': expected seconds" in result.stderr
+    assert "Traceback" not in result.stderr
