@@ -14,11 +14,10 @@ from sqlalchemy.exc import ArgumentError
 from sinks.db.engine import UnsupportedDatabase, describe_url, make_engine
 from sinks.report_query import ReportQueryError, load_report_events
 from sinks.report_render import LANGUAGES, render_markdown
-from tawasul.cli_options import settings_options
-from tawasul.domain.errors import PolicyError
+from tawasul.cli_options import policy_book, settings_options
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS
 from tawasul.domain.period import Period, PeriodError, parse_instant
-from tawasul.domain.policies import PolicyBook, load_policies
+from tawasul.domain.policies import PolicyBook
 from tawasul.domain.report import build_report
 from tawasul.settings import Settings
 
@@ -42,7 +41,7 @@ def report(settings: Settings, start: str, end: str, output_format: str, lang: s
         period = Period(parse_instant(start, "--from"), parse_instant(end, "--to"))
     except PeriodError as exc:
         raise click.UsageError(str(exc)) from exc
-    book = _policies(settings)
+    book = policy_book(settings)
     began = time.perf_counter()
     result = _compute(settings.database_url, period, book, threshold_seconds)
     log.info("report computed", extra={"database": describe_url(settings.database_url),
@@ -51,15 +50,6 @@ def report(settings: Settings, start: str, end: str, output_format: str, lang: s
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         click.echo(render_markdown(result, lang), nl=False)
-
-
-def _policies(settings: Settings) -> PolicyBook:
-    try:
-        return load_policies(settings.policies_path)
-    except OSError as exc:
-        raise click.ClickException(f"cannot read the SLA policy file {settings.policies_path}: {exc.strerror}") from exc
-    except PolicyError as exc:
-        raise click.ClickException(f"{settings.policies_path}: {exc}") from exc
 
 
 def _compute(url: str, period: Period, book: PolicyBook, threshold_seconds: int) -> dict[str, object]:

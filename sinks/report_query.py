@@ -24,6 +24,7 @@ from sqlalchemy import Engine, Select, case, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas import Event, InvalidEvent, parse_event
+from sinks.db.engine import describe_error, describe_url
 from sinks.db.models import StoredEvent
 from tawasul.domain.report import DATA_EVENT_TYPES, FIRST_EVENT_TYPES, REPORT_EVENT_TYPES
 
@@ -77,7 +78,7 @@ def require_events_table(engine: Engine) -> None:
     try:
         present = inspect(engine).has_table(StoredEvent.__tablename__)
     except SQLAlchemyError as exc:
-        raise ReportQueryError(f"cannot open the database: {exc}") from exc
+        raise ReportQueryError(f"cannot open the database {describe_url(engine.url)}: {describe_error(exc)}") from exc
     if not present:
         raise ReportQueryError("the database has no events table yet: run `tawasul db upgrade` "
                                "(or start `tawasul sink`, which creates it) and store some events first")

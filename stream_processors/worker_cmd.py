@@ -13,7 +13,7 @@ import click
 import faust
 from prometheus_client import start_http_server
 
-from tawasul.cli_options import settings_options
+from tawasul.cli_options import policy_book, settings_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import ensure_topics, partition_end_offsets
@@ -62,6 +62,7 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
 
     Topics carry the prefix of TAWASUL_TOPIC_PREFIX (empty by default).
     """
+    policy_book(settings)   # a policy file that cannot be used is named before anything starts
     ensure_topics(settings.kafka, settings.topic_prefix)
     metrics = Metrics()
     if metrics_port:

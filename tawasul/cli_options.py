@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from tawasul.domain.errors import PolicyError
+from tawasul.domain.policies import PolicyBook, load_policies
 from tawasul.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,3 +34,13 @@ def settings_options(func: F) -> F:
         return func(*args, settings=settings, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def policy_book(settings: Settings) -> PolicyBook:
+    """The SLA policies of `settings`; a `click.ClickException` naming the file and what is wrong
+    with it when they cannot be used (checked before a command starts anything)."""
+    try:
+        return load_policies(settings.policies_path)
+    except PolicyError as exc:
+        where = str(settings.policies_path)
+        raise click.ClickException(str(exc) if where in str(exc) else f"SLA policy file {where}: {exc}") from exc

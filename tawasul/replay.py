@@ -176,6 +176,8 @@ def replay_file(
     if engine not in ENGINES:
         raise ReplayError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     began = time.perf_counter()
+    stage("checking the database")
+    _prepare_database(settings.database_url)
     run = settings.with_prefix(settings.topic_prefix + run_prefix())
     metrics = Metrics()
     stage("creating the run's topics")
@@ -234,6 +236,23 @@ def replay_file(
             except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real outcome
                 log.warning("could not delete the replay's topics", extra={"error": repr(exc)})
     return ReplaySummary(summary.published, summary.rejected, dict(stored), time.perf_counter() - began)
+
+
+def _prepare_database(url: str) -> None:
+    """Bring the database to this code's schema before anything starts, or raise `ReplayError`
+    saying why it cannot be used: a batch run fails at once on a database it cannot write,
+    instead of its sink waiting for it as for an outage."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from sinks.db import migrate
+    from sinks.db.engine import UnsupportedDatabase, describe_error, describe_url
+
+    try:
+        migrate.upgrade(url)
+    except (UnsupportedDatabase, ArgumentError, migrate.MigrationError) as exc:
+        raise ReplayError(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise ReplayError(f"cannot use the database {describe_url(url)}: {describe_error(exc)}") from exc
 
 
 YIELD_NICENESS = 10

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tawasul.cli_options import settings_options
+from tawasul.cli_options import policy_book, settings_options
 from tawasul.replay import ENGINES, Engine, ReplayError, replay_file
 from tawasul.settings import Settings
 
@@ -30,6 +30,7 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
 
     Exit status 0 when every line was valid, 1 when any was rejected (the valid ones are replayed).
     """
+    policy_book(settings)   # a policy file that cannot be used is named before anything starts
     console = Console(stderr=True)
     show = console.is_terminal if progress is None else progress
     path = None if file == "-" else Path(file)

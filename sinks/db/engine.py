@@ -67,3 +67,11 @@ def is_unavailable(error: BaseException) -> bool:
 def describe_url(url: str | URL) -> str:
     """The URL without its password, safe to log."""
     return normalize_url(url).render_as_string(hide_password=True)
+
+
+def describe_error(error: BaseException) -> str:
+    """The first line of a database error's own message (without SQLAlchemy's background
+    link), prefixed with its type; for one-line command errors."""
+    cause = getattr(error, "orig", None) or error
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__

@@ -6,8 +6,9 @@ import logging
 
 import click
 from aiohttp import web
+from sqlalchemy.exc import ArgumentError
 
-from sinks.db.engine import describe_url
+from sinks.db.engine import UnsupportedDatabase, describe_url, normalize_url
 from sinks.wallboard.app import create_app
 from sinks.wallboard.config import WallboardConfig
 from tawasul.cli_options import settings_options
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 def wallboard(settings: Settings, host: str, port: int, window: str, refresh_seconds: float,
               stale_after_seconds: float) -> None:
     """Serve the operations wall display (a web page for a big screen) from the database."""
+    try:
+        normalize_url(settings.database_url)
+    except (UnsupportedDatabase, ArgumentError) as exc:
+        raise click.ClickException(str(exc)) from exc
     config = WallboardConfig(database_url=settings.database_url, window=window, refresh_seconds=refresh_seconds,
                              stale_after_seconds=stale_after_seconds)
     log.info("wallboard starting", extra={"host": host, "port": port, "database": describe_url(settings.database_url)})
