@@ -49,7 +49,11 @@ def simulate(start: str, end: str, seed: int, scale: float, out: str, disorder: 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
         return
-    with open(out, "w", encoding="utf-8", newline="\n") as handle:
+    try:
+        handle = open(out, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
+    with handle:
         count = write_jsonl(params, handle, disorder, progress=progress)
     seconds = time.perf_counter() - began
     click.echo(f"{count:,} events written to {out} in {seconds:.1f} s", err=True)

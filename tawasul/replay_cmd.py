@@ -15,7 +15,7 @@ from tawasul.settings import Settings
 
 
 @click.command("replay")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal)")
 @click.option("--keep-topics", is_flag=True, help="Keep the run's Kafka topics afterwards (for inspection)")
 @click.option("--timeout", "timeout_s", default=3600.0, show_default=True, help="Give up after this many seconds")

@@ -71,3 +71,15 @@ def test_a_report_from_an_unreachable_postgresql_says_so(tmp_path: Path) -> None
 def test_the_wall_display_refuses_a_database_url_it_cannot_use(tmp_path: Path, url: str) -> None:
     line = one_clear_line(run(tmp_path, "wallboard", "--port", str(free_port()), "--db", url))
     assert "unsupported database 'mysql'" in line or "Could not parse" in line
+
+
+def test_a_replay_of_a_missing_file_is_refused_as_a_usage_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "replay", "absent.jsonl")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "File 'absent.jsonl' does not exist" in result.stderr
+
+
+def test_the_simulator_names_an_output_file_it_cannot_write(tmp_path: Path) -> None:
+    out = tmp_path / "missing-folder" / "events.jsonl"
+    line = one_clear_line(run(tmp_path, "simulate", "--from", "2025-01-01", "--to", "2025-01-02", "--out", str(out)))
+    assert line == f"Error: cannot write {out}: No such file or directory"
