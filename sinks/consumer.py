@@ -1,6 +1,7 @@
 """The database sink loop: Kafka batches -> `DbWriter` -> commit offsets, effectively once.
 
-Offsets are committed only after the database transaction that stored the batch committed,
+Offsets are committed only after the database transaction that stored the batch committed
+(and Kafka confirmed the dead letters of what could not be stored, `sinks.dead_letters`),
 and every write is an idempotent upsert: a batch delivered again after a crash or a
 rebalance changes nothing. While the database is unreachable the sink pauses its partitions
 (nothing more is read, nothing is committed), retries with capped exponential backoff and
@@ -23,8 +24,10 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from producers.publisher import EventPublisher, PublishError
 from schemas import InvalidEvent
 from sinks.assigned_consumer import AssignedConsumer
+from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from sinks.db import migrate
 from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
 from sinks.db.engine import describe_url, is_unavailable, make_engine
@@ -32,7 +35,9 @@ from sinks.db.records import BadRecord
 from sinks.db.writer import DbWriter, FlushResult, Record
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics
+from tawasul.topics import (
+    DEAD_LETTER, EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics,
+)
 
 log = logging.getLogger("tawasul.sink")
 
@@ -97,8 +102,9 @@ class DbSink:
     def __init__(self, settings: Settings, consumer: KafkaConsumer | AssignedConsumer, writer: DbWriter,
                  metrics: Metrics, *, stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int,
                  batch_wait_s: float, on_progress: Progress | None, backoff: Backoff,
-                 on_record: RecordHook | None = None) -> None:
+                 on_record: RecordHook | None = None, dead_letters: DeadLetterOutbox | None = None) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
+        self.dead_letters = dead_letters
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.on_progress, self.on_record, self.backoff = on_progress, on_record, backoff
         self.decoders = {settings.topic(spec.name): _decoder(spec) for spec in topics}
@@ -140,9 +146,11 @@ class DbSink:
             self.skipped += 1
             self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
             reason = str(exc) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
-            log.warning("skipped a message the sink cannot decode", extra={
+            log.warning("skipped a message the sink cannot decode; dead-lettered", extra={
                 "event": "sink_undecodable", "topic": tp.topic, "partition": tp.partition,
                 "offset": message.offset, "reason": reason})
+            if self.dead_letters is not None:
+                self.dead_letters.add(message.value, reason, message_origin(tp.topic, tp.partition, message.offset))
             return
         if self.on_record is not None:
             self.on_record(record)
@@ -193,9 +201,12 @@ class DbSink:
                     continue
                 self.skipped += 1
                 self.metrics.db_errors.labels(kind="rejected_row").inc()
-                log.error("the database rejected a record; skipped", extra={
+                log.error("the database rejected a record; skipped and dead-lettered", extra={
                     "event": "sink_row_rejected", "record": type(group[0]).__name__,
                     "error": _error_name(exc)})
+                if self.dead_letters is not None:
+                    self.dead_letters.add(record_bytes(group[0]), f"the database refused it: {_error_name(exc)}",
+                                          record_origin(group[0]))
                 continue
             except SQLAlchemyError:
                 for rest in reversed(groups):
@@ -237,7 +248,24 @@ class DbSink:
         for table, count in result.rows.items():
             self.metrics.sink_rows.labels(table=table).inc(count)
             self.rows[table] = self.rows.get(table, 0) + count
-        self._commit()
+        if self._confirm_dead_letters():
+            self._commit()
+
+    def _confirm_dead_letters(self) -> bool:
+        """Wait until Kafka confirmed the batch's dead letters, retrying with backoff; False
+        when asked to stop first (the batch's offsets are then not committed)."""
+        delay = self.backoff.initial
+        while self.dead_letters is not None and len(self.dead_letters):
+            try:
+                self.dead_letters.confirm()
+            except PublishError as exc:
+                log.warning("dead letters not confirmed by Kafka; offsets held, retrying", extra={
+                    "event": "sink_dead_letters_unconfirmed", "error": str(exc)[:300],
+                    "letters": len(self.dead_letters), "retry_in_s": delay})
+                if not _sleep(self.stop, delay):
+                    return False
+                delay = self.backoff.next(delay)
+        return True
 
     def _commit(self) -> None:
         owned = self.consumer.assignment()
@@ -340,30 +368,38 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
     """
     if not _wait_for_schema(settings.database_url, stop, metrics, backoff):
         return SinkSummary()
-    ensure_topics(settings.kafka, settings.topic_prefix, tuple(topics))
+    ensure_topics(settings.kafka, settings.topic_prefix, (*topics, DEAD_LETTER))
     engine = make_engine(settings.database_url)
     if on_start is not None:
         on_start(engine)
     names = [settings.topic(spec.name) for spec in topics]
-    consumer: KafkaConsumer | AssignedConsumer
-    if assign:
-        consumer = AssignedConsumer(settings.kafka, _every_partition(settings, names), group_id=group_id,
-                                    client_id=f"{group_id}-db")
-    else:
-        consumer = KafkaConsumer(
-            *names, bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
-            enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-            max_poll_records=batch_max,
-        )
-    sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
-                  batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record)
-    log.info("database sink started", extra={
-        "event": "sink_started", "group": group_id, "topics": sorted(sink.decoders),
-        "database": describe_url(settings.database_url)})
+    dead_letters = DeadLetterOutbox(EventPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
+    consumer: KafkaConsumer | AssignedConsumer | None = None
     try:
+        if assign:
+            consumer = AssignedConsumer(settings.kafka, _every_partition(settings, names), group_id=group_id,
+                                        client_id=f"{group_id}-db")
+        else:
+            consumer = KafkaConsumer(
+                *names, bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
+                enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
+                max_poll_records=batch_max,
+            )
+        sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
+                      batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record,
+                      dead_letters=dead_letters)
+        log.info("database sink started", extra={
+            "event": "sink_started", "group": group_id, "topics": sorted(sink.decoders),
+            "database": describe_url(settings.database_url)})
         sink.run()
     finally:
-        consumer.close(autocommit=False)
+        if consumer is not None:
+            consumer.close(autocommit=False)
         engine.dispose()
+        try:
+            dead_letters.close()
+        except PublishError as exc:  # their messages were not committed: read again on restart
+            log.warning("dead letters unconfirmed at stop", extra={"event": "sink_dead_letters_unconfirmed",
+                                                                   "error": str(exc)[:300]})
     log.info("database sink stopped", extra={"event": "sink_stopped", "skipped": sink.skipped})
     return SinkSummary(records=dict(sink.handled), rows=dict(sink.rows), skipped=sink.skipped)

@@ -13,6 +13,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import Engine, func, select, text
 
+from producers.deadletter import decode_dead_letter
 from producers.simulator import Params, iter_events, parse_when
 from schemas import Event, SurveySubmittedData, new_event, parse_event
 from sinks.consumer import SINK_TOPICS, SinkSummary, run_db_sink
@@ -22,8 +23,8 @@ from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, Survey, Ticket
 from sinks.db.records import EventRecord, OutcomeRecord, TicketState
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
-from tests.support.kafka import unique
+from tawasul.topics import DEAD_LETTER, EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
+from tests.support.kafka import read_all, unique
 
 pytestmark = pytest.mark.kafka
 
@@ -251,3 +252,60 @@ def test_bad_messages_and_rejected_rows_are_skipped_alone(settings: Settings) ->
     assert registry.get_sample_value("tawasul_database_errors_total", {"kind": "rejected_row"}) == len(fives)
     assert registry.get_sample_value(
         "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}) == len(bad_states)
+
+    # nothing skipped is lost: each is on the dead-letter topic with its reason and origin
+    letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(bootstrap, [settings.topic(DEAD_LETTER.name)])]
+    assert registry.get_sample_value("tawasul_dead_letters_total", {"source_kind": "sink"}) == len(letters)
+    undecodable = {letter.original: letter for letter in letters if letter.origin.startswith("kafka:")}
+    assert set(undecodable) == {value for _key, value in bad_states}
+    assert all(letter.origin.startswith(f"kafka:{state_topic}/") for letter in undecodable.values())
+    assert {value: letter.reason for value, letter in undecodable.items()} == {
+        bad_states[0][1]: "ticket state: version must be an integer from 0 to 2^31-1",
+        b"\xff\xfe": "UnicodeDecodeError", b"[]": "ticket state: not a JSON object"}
+    refused = [letter for letter in letters if letter.origin == "sink:EventRecord"]
+    assert {json.loads(letter.original)["id"] for letter in refused} == fives
+    assert {letter.reason for letter in refused} <= {"the database refused it: IntegrityError",
+                                                     "the database refused it: CheckViolation"}
+    assert len(letters) == len(bad_states) + len(fives)
+
+
+def test_offsets_wait_for_the_dead_letters(settings: Settings) -> None:
+    """A dead letter Kafka refuses (larger than its topic allows) holds the batch's offsets:
+    the sink retries and commits nothing; once the topic takes it, the offsets follow."""
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+
+    bootstrap = settings.kafka
+    dead_letter_topic = settings.topic(DEAD_LETTER.name)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(dead_letter_topic, 1, 1, topic_configs={"max.message.bytes": "200"})])
+    finally:
+        admin.close()
+    events_topic = settings.topic(EVENTS.name)
+    events = simulated_events(scale=0.02)
+    publish(bootstrap, events_topic, [*[(e.subject, e.to_json()) for e in events], ("junk", b"x" * 300)])
+    group, metrics = unique("sink-group"), Metrics()
+    sink = SinkThread(settings, group, metrics, batch_max=10_000, batch_wait_s=0.5)
+    engine = make_engine(settings.database_url)
+    try:
+        wait_until(lambda: (metrics.registry.get_sample_value("tawasul_database_up") or 0) == 1.0
+                   and rows(engine, StoredEvent) == len(events), what="the events stored")
+        time.sleep(2.0)     # retries of the refused letter meanwhile
+        assert sink.close().skipped == 1
+        assert committed(bootstrap, group, events_topic) == 0
+        assert metrics.registry.get_sample_value("tawasul_dead_letters_total", {"source_kind": "sink"}) is None
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, dead_letter_topic,
+                                                configs={"max.message.bytes": "1048588"})])
+        finally:
+            admin.close()
+        again = SinkThread(settings, group, Metrics(), batch_max=10_000, batch_wait_s=0.5)
+        wait_until(lambda: again.handled(events_topic) >= len(events) + 1, what="the second pass")
+        assert again.close().rows.get("events", 0) == 0          # stored the first time: nothing new
+        assert committed(bootstrap, group, events_topic) == len(events) + 1
+        letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(bootstrap, [dead_letter_topic])]
+        assert [letter.original for letter in letters] == [b"x" * 300]
+    finally:
+        engine.dispose()
