@@ -24,6 +24,10 @@ class KafkaSettingError(ValueError):
     """A Kafka setting of the environment is not usable."""
 
 
+class TopicLayoutError(KafkaSettingError):
+    """A topic exists with another partition count than Tawasul needs."""
+
+
 def connect_timeout_ms() -> int:
     """`TAWASUL_KAFKA_CONNECT_TIMEOUT` (seconds) in milliseconds; 30 s when unset."""
     text = os.environ.get(ENV_CONNECT_TIMEOUT, "").strip() or "30"
@@ -99,9 +103,26 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
             except TopicAlreadyExistsError:
                 continue
         _wait_for_leaders(admin, {f"{prefix}{spec.name}": spec.partitions for spec in wanted})
+        _check_partitions(admin, {f"{prefix}{spec.name}": spec.partitions for spec in specs
+                                  if f"{prefix}{spec.name}" in existing})
         return created
     finally:
         admin.close()
+
+
+def _check_partitions(admin: Any, expected: dict[str, int]) -> None:
+    """Raise `TopicLayoutError` when a topic that already existed has another partition count
+    than Tawasul's: the SLA ticks are co-partitioned with the events, and the KPI aggregator
+    reads one partition."""
+    if not expected:
+        return
+    wrong = sorted((topic["name"], len(topic.get("partitions") or ()), expected[topic["name"]])
+                   for topic in admin.describe_topics(list(expected))
+                   if topic.get("error_code") == 0 and len(topic.get("partitions") or ()) != expected[topic["name"]])
+    if wrong:
+        found = ", ".join(f"{name} has {count} partition(s), Tawasul needs {needed}" for name, count, needed in wrong)
+        raise TopicLayoutError(f"{found}: delete the topic(s) and let Tawasul create them (`tawasul topics create`), "
+                               "or use another TAWASUL_TOPIC_PREFIX")
 
 
 def _admin(bootstrap: str, client_id: str) -> Any:

@@ -106,3 +106,24 @@ def test_a_connect_timeout_that_is_not_seconds_is_refused(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "error: TAWASUL_KAFKA_CONNECT_TIMEOUT='soon': expected seconds" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_topic_with_another_partition_count_is_refused_by_name(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from tests.support.kafka import unique
+
+    prefix = unique("layout") + "."
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(f"{prefix}tawasul.events", 3, 1), NewTopic(f"{prefix}tawasul.kpis.input", 2, 1)])
+    finally:
+        admin.close()
+    env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix}
+    for command in (["topics", "create"], ["worker"]):
+        result = subprocess.run([sys.executable, "-m", "tawasul", *command], capture_output=True, text=True,
+                                env=env, cwd=tmp_path, timeout=120)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        assert (f"error: {prefix}tawasul.events has 3 partition(s), Tawasul needs 6, "
+                f"{prefix}tawasul.kpis.input has 2 partition(s), Tawasul needs 1: delete the topic(s)") in result.stderr
