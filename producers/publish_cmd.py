@@ -41,12 +41,10 @@ from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
 from schemas import MAX_EVENT_BYTES
 from tawasul.cli_options import settings_options
 from tawasul.settings import Settings
-from tawasul.topics import EXIT_KAFKA as TOPICS_EXIT_KAFKA
-from tawasul.topics import ensure_topics
+from tawasul.topics import EXIT_KAFKA, ensure_topics
 
 EXIT_OK: Final = 0
 EXIT_REJECTED: Final = 1
-EXIT_KAFKA: Final = TOPICS_EXIT_KAFKA
 PROGRESS_STEP_BYTES: Final = 256 * 1024
 CHUNK_LINES: Final = 2_000
 CHUNK_BYTES: Final = 1024 * 1024

@@ -24,7 +24,7 @@ from sinks.db.records import EventRecord
 from sinks.db.writer import Record
 
 SOURCE_KIND = "sink"
-"""The `source_kind` label of the sink's dead letters in `tawasul_deadletter...` metrics."""
+"""The `source_kind` label of the sink's dead letters in `tawasul_dead_letters_total`."""
 
 
 def message_origin(topic: str, partition: int, offset: int) -> str:

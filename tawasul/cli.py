@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "worker": "stream_processors.worker_cmd:worker",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
+EXIT_USAGE = 2
+"""Exit status of a setting that cannot be used (as click's usage errors)."""
 
 
 class LazyGroup(click.Group):
@@ -67,4 +69,4 @@ def main() -> None:
         raise SystemExit(EXIT_KAFKA) from None
     except KafkaSettingError as exc:
         click.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_USAGE) from None
