@@ -13,7 +13,7 @@ import click
 import faust
 from prometheus_client import start_http_server
 
-from tawasul.cli_options import policy_book, settings_options
+from tawasul.cli_options import listen_error, policy_book, settings_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import ensure_topics, partition_end_offsets
@@ -63,10 +63,16 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
     Topics carry the prefix of TAWASUL_TOPIC_PREFIX (empty by default).
     """
     policy_book(settings)   # a policy file that cannot be used is named before anything starts
-    ensure_topics(settings.kafka, settings.topic_prefix)
     metrics = Metrics()
     if metrics_port:
-        start_http_server(metrics_port, registry=metrics.registry)
+        try:
+            start_http_server(metrics_port, registry=metrics.registry)
+        except OSError as exc:
+            error = listen_error(exc, "0.0.0.0", metrics_port, "--metrics-port")
+            if error is None:
+                raise
+            raise error from exc
+    ensure_topics(settings.kafka, settings.topic_prefix)
     app_id = app_id or default_app_id(settings, "live") + ("" if processors == "all" else f"-{processors}")
     if instance_id is None:
         instance_id = f"{app_id}@{socket.gethostname()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,3 +45,28 @@ def policy_book(settings: Settings) -> PolicyBook:
     except PolicyError as exc:
         where = str(settings.policies_path)
         raise click.ClickException(str(exc) if where in str(exc) else f"SLA policy file {where}: {exc}") from exc
+
+
+LISTEN_ERRORS = frozenset({errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL})
+"""Errors of binding a listening socket: the address is taken, forbidden or not this host's."""
+
+
+def listen_error(exc: OSError, host: str, port: int, option: str = "--port") -> click.ClickException | None:
+    """The one-line error for a server that cannot listen on `host:port`, None when `exc` is
+    another error."""
+    if exc.errno not in LISTEN_ERRORS:
+        return None
+    return click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}; choose another {option}")
+
+
+def run_web_app(app: Any, host: str, port: int, **options: Any) -> None:
+    """`aiohttp.web.run_app`, with a listening address it cannot take reported in one line."""
+    from aiohttp import web
+
+    try:
+        web.run_app(app, host=host, port=port, **options)
+    except OSError as exc:
+        error = listen_error(exc, host, port)
+        if error is None:
+            raise
+        raise error from exc

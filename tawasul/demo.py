@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +53,16 @@ def ensure_broker(settings: Settings, say: Callable[[str], None]) -> None:
         raise DemoError(f"Kafka at {settings.kafka} does not answer")
     say("starting the local Kafka broker (tawasul kafka start)...")
     start(BrokerLayout(home=default_home()), echo=say)
+
+
+def _require_free(port: int, option: str) -> None:
+    """Raise `DemoError` when a port a demo service would listen on is taken."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as exc:
+            raise DemoError(f"port {port} is not free ({exc.strerror}): choose another with {option}") from exc
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -136,6 +147,10 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
     """Run until SIGINT/SIGTERM or `duration_s`; returns the number of events published."""
     from tawasul.topics import ensure_topics
 
+    if not options.traffic_only:
+        for port, option in ((options.wallboard_port, "--wallboard-port"), (options.metrics_port, "--metrics-port"),
+                             (options.worker_metrics_port, "--worker-metrics-port")):
+            _require_free(port, option)
     ensure_broker(settings, say)
     ensure_topics(settings.kafka, settings.topic_prefix)
     children: list[subprocess.Popen[bytes]] = []

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 import click
-from aiohttp import web
 
 from producers.gateway.app import GatewayOptions, create_app, run_kwargs
 from producers.gateway.config import ENV_SECRETS, GatewayConfigError, load_secrets
 from producers.pseudonymise import ENV_PSEUDONYM_KEY, PseudonymiseError, from_env
-from tawasul.cli_options import settings_options
+from tawasul.cli_options import run_web_app, settings_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 
@@ -47,4 +46,4 @@ def gateway(host: str, port: int, secrets: str, max_body_bytes: int, settings: S
         extra={"host": host, "port": port, "adapters": len(adapters), "kafka": settings.kafka,
                "max_body_bytes": max_body_bytes},
     )
-    web.run_app(app, host=host, port=port, **run_kwargs())
+    run_web_app(app, host=host, port=port, **run_kwargs())

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 
 import click
-from aiohttp import web
 from sqlalchemy.exc import ArgumentError
 
 from sinks.db.engine import UnsupportedDatabase, describe_url, normalize_url
 from sinks.wallboard.app import create_app
 from sinks.wallboard.config import WallboardConfig
-from tawasul.cli_options import settings_options
+from tawasul.cli_options import run_web_app, settings_options
 from tawasul.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,4 +39,4 @@ def wallboard(settings: Settings, host: str, port: int, window: str, refresh_sec
                              stale_after_seconds=stale_after_seconds)
     log.info("wallboard starting", extra={"host": host, "port": port, "database": describe_url(settings.database_url)})
     click.echo(f"Wall display on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
-    web.run_app(create_app(config), host=host, port=port, print=None, access_log=None)
+    run_web_app(create_app(config), host=host, port=port, print=None, access_log=None)

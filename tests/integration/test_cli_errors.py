@@ -83,3 +83,22 @@ def test_the_simulator_names_an_output_file_it_cannot_write(tmp_path: Path) -> N
     out = tmp_path / "missing-folder" / "events.jsonl"
     line = one_clear_line(run(tmp_path, "simulate", "--from", "2025-01-01", "--to", "2025-01-02", "--out", str(out)))
     assert line == f"Error: cannot write {out}: No such file or directory"
+
+
+@pytest.mark.parametrize("command, option", [
+    (["wallboard", "--port", "{port}"], "--port"),
+    (["gateway", "--secrets", "gateway.yaml", "--port", "{port}"], "--port"),
+    (["worker", "--metrics-port", "{port}"], "--metrics-port"),
+    (["demo", "--wallboard-port", "{port}"], "--wallboard-port"),
+])
+def test_a_port_in_use_is_named_with_the_option_to_change(tmp_path: Path, command: list[str], option: str) -> None:
+    import socket
+
+    (tmp_path / "gateway.yaml").write_text('adapters:\n  - name: test\n    hmac_secret: "0123456789abcdef0123"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_clear_line(run(tmp_path, *(part.format(port=port) for part in command)))
+    assert str(port) in line
+    assert f"choose another {option}" in line or f"choose another with {option}" in line
