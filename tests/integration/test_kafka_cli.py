@@ -85,8 +85,9 @@ def test_broker_jars_come_from_maven_with_the_pinned_version() -> None:
     assert (libs / ".complete").read_text(encoding="utf-8") == KAFKA_VERSION
 
 
-@pytest.mark.parametrize("command", [["replay", "events.jsonl"], ["publish", "events.jsonl"], ["worker"],
-                                     ["sink", "--metrics-port", "0"], ["topics", "create"]])
+@pytest.mark.parametrize("command", [["replay", "events.jsonl"], ["publish", "events.jsonl"],
+                                     ["worker", "--metrics-port", "0"], ["sink", "--metrics-port", "0"],
+                                     ["topics", "create"]])
 def test_a_broker_that_does_not_answer_is_named_without_a_traceback(tmp_path: Path, command: list[str]) -> None:
     (tmp_path / "events.jsonl").write_text("")
     unused = f"127.0.0.1:{free_port()}"
@@ -120,7 +121,7 @@ def test_a_topic_with_another_partition_count_is_refused_by_name(kafka_bootstrap
     finally:
         admin.close()
     env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix}
-    for command in (["topics", "create"], ["worker"]):
+    for command in (["topics", "create"], ["worker", "--metrics-port", "0"]):
         result = subprocess.run([sys.executable, "-m", "tawasul", *command], capture_output=True, text=True,
                                 env=env, cwd=tmp_path, timeout=120)
         assert result.returncode == 2, result.stderr[-2000:]
