@@ -38,5 +38,6 @@ def wallboard(settings: Settings, host: str, port: int, window: str, refresh_sec
     config = WallboardConfig(database_url=settings.database_url, window=window, refresh_seconds=refresh_seconds,
                              stale_after_seconds=stale_after_seconds)
     log.info("wallboard starting", extra={"host": host, "port": port, "database": describe_url(settings.database_url)})
-    click.echo(f"Wall display on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
-    run_web_app(create_app(config), host=host, port=port, print=None, access_log=None)
+    # said once the server listens (aiohttp calls `print` then), not before it tries
+    run_web_app(create_app(config), host=host, port=port, access_log=None,
+                print=lambda _started: click.echo(f"Wall display on http://{host}:{port}/ (Ctrl+C to stop)", err=True))
