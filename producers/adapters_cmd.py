@@ -49,13 +49,13 @@ from producers.queue_log import (
     load_options,
     translate_numbered,
 )
+from tawasul.cli import EXIT_USAGE
 from tawasul.cli_options import settings_options
 from tawasul.settings import Settings
 
 COMMIT_EVERY_S: Final = 1.0
 """Flush and save the checkpoint at least this often while events are flowing or idle."""
 COMMIT_EVERY_EVENTS: Final = 5_000
-EXIT_USAGE: Final = 2
 
 
 class Committer:

@@ -56,13 +56,17 @@ def ensure_broker(settings: Settings, say: Callable[[str], None]) -> None:
 
 
 def _require_free(port: int, option: str) -> None:
-    """Raise `DemoError` when a port a demo service would listen on is taken."""
+    """Raise `DemoError` when a port a demo service would listen on is taken (the services
+    are child processes: their own error would only reach their log)."""
+    from tawasul.cli_options import listen_error
+
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("0.0.0.0", port))
         except OSError as exc:
-            raise DemoError(f"port {port} is not free ({exc.strerror}): choose another with {option}") from exc
+            error = listen_error(exc, "0.0.0.0", port, option)
+            raise DemoError(error.message if error else f"cannot listen on port {port}: {exc}") from exc
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
