@@ -13,10 +13,23 @@ import pytest
 from tawasul.kafka_local.broker import broker_answers
 
 REPO = Path(__file__).resolve().parent.parent
+KAFKA_START_FAILURES = pytest.StashKey[list[str]]()
+"""What `tawasul kafka start` printed each time it failed for the session broker."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[KAFKA_START_FAILURES] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Failed starts of the session broker, last in the output where CI logs are read from the end."""
+    for attempt, output in enumerate(config.stash[KAFKA_START_FAILURES], start=1):
+        terminalreporter.write_sep("-", f"tawasul kafka start failed (attempt {attempt})")
+        terminalreporter.write_line(output.strip())
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
     """`TAWASUL_KAFKA` when set; otherwise `tawasul kafka start` now and `stop` at the end."""
     configured = os.environ.get("TAWASUL_KAFKA")
     if configured:
@@ -26,8 +39,14 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     tawasul = [sys.executable, "-m", "tawasul", "kafka"]
     already = subprocess.run([*tawasul, "status"], capture_output=True, text=True).returncode == 0
-    result = subprocess.run([*tawasul, "start"], capture_output=True, text=True)
+    result = subprocess.run([*tawasul, "start", "--timeout", "180"], capture_output=True, text=True)
     if result.returncode != 0:
+        # One more try on a slow or busy machine; the first failure is shown at the end of the run.
+        request.config.stash[KAFKA_START_FAILURES].append(result.stdout + result.stderr)
+        subprocess.run([*tawasul, "stop"], capture_output=True, text=True)
+        result = subprocess.run([*tawasul, "start", "--timeout", "300"], capture_output=True, text=True)
+    if result.returncode != 0:
+        request.config.stash[KAFKA_START_FAILURES].append(result.stdout + result.stderr)
         pytest.fail(f"could not start Kafka:\n{result.stdout}\n{result.stderr}")
     yield "localhost:9092"
     if not already:

@@ -166,25 +166,31 @@ def read_pid(layout: BrokerLayout) -> int | None:
     return None
 
 
-def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request."""
+def probe(bootstrap: str, timeout_s: float = 3.0) -> str | None:
+    """None when a broker at `bootstrap` answers a metadata request, else why it did not."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     with _quiet("kafka"):
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), client_id="tawasul-probe",
+                bootstrap_servers=bootstrap, client_id="tawasul-probe",
+                request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
             )
-        except (KafkaError, OSError):
-            return False
+        except (KafkaError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
         try:
             admin.list_topics()
-            return True
-        except (KafkaError, OSError):
-            return False
+            return None
+        except (KafkaError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
         finally:
             admin.close()
+
+
+def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    """True when a broker at `bootstrap` answers a metadata request."""
+    return probe(bootstrap, timeout_s) is None
 
 
 @contextlib.contextmanager
@@ -245,7 +251,38 @@ def log_tail(layout: BrokerLayout, lines: int = 20) -> str:
     return "\n".join(chunks)
 
 
-def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 90.0, echo: Callable[[str], None] = print) -> bool:
+def _accepts_connections(layout: BrokerLayout) -> bool:
+    try:
+        with socket.create_connection((layout.host, layout.port), timeout=2.0):
+            return True
+    except OSError:
+        return False
+
+
+def start_findings(layout: BrokerLayout, *, since: int, last_probe: str | None, pid: int | None) -> str:
+    """What a start that failed left behind: the broker's state, the probe's error, and the log's
+    ERROR and FATAL lines written since byte `since` (a clean shutdown's tail alone says nothing).
+    Printed last, where a log read from its end shows it."""
+    lines = [
+        "--- why the start failed ---",
+        "broker process: " + (f"running (pid {pid})" if pid is not None else "not running"),
+        f"port {layout.port} accepts connections: {'yes' if _accepts_connections(layout) else 'no'}",
+        f"last probe of {layout.bootstrap}: {last_probe or 'answered'}",
+    ]
+    logged = ""
+    if layout.log_file.exists():
+        with layout.log_file.open("rb") as log:
+            log.seek(since if since <= layout.log_file.stat().st_size else 0)
+            logged = log.read().decode("utf-8", errors="replace")
+    lines.append(f"'Kafka Server started' in the log: {'yes' if 'Kafka Server started' in logged else 'no'}")
+    problems = [line for line in logged.splitlines() if "] ERROR " in line or "] FATAL " in line]
+    if problems:
+        lines.append(f"--- ERROR and FATAL lines of {layout.log_file.name} (last 10 of {len(problems)}) ---")
+        lines.extend(problems[-10:])
+    return "\n".join(lines)
+
+
+def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, echo: Callable[[str], None] = print) -> bool:
     """Start the broker; returns False when ours was already running. Returns once it answers."""
     if read_pid(layout) is not None and broker_answers(layout.bootstrap):
         return False
@@ -264,6 +301,7 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 90.0, ec
     _write_config(layout)
     _format_storage(layout)
     process: subprocess.Popen[bytes] | None = None
+    log_start = layout.log_file.stat().st_size if layout.log_file.exists() else 0
     if read_pid(layout) is None:
         with layout.console_file.open("ab") as console:
             process = subprocess.Popen(
@@ -272,16 +310,23 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 90.0, ec
             )
         layout.pid_file.write_text(str(process.pid), encoding="utf-8")
     deadline = time.monotonic() + timeout_s
+    last_probe: str | None = "not probed yet"
     while time.monotonic() < deadline:
         exited = process.poll() if process is not None else (None if read_pid(layout) else -1)
         if exited is not None:
             layout.pid_file.unlink(missing_ok=True)
-            raise BrokerError(f"the broker exited during start-up (status {exited})\n{log_tail(layout)}")
-        if broker_answers(layout.bootstrap, timeout_s=2.0):
+            findings = start_findings(layout, since=log_start, last_probe=last_probe, pid=None)
+            raise BrokerError(f"the broker exited during start-up (status {exited})\n{log_tail(layout)}\n{findings}")
+        last_probe = probe(layout.bootstrap, timeout_s=2.0)
+        if last_probe is None:
             return True
         time.sleep(0.5)
+    findings = start_findings(layout, since=log_start, last_probe=last_probe, pid=read_pid(layout))
     stop(layout)
-    raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s\n{log_tail(layout)}")
+    raise BrokerError(
+        f"the broker did not answer within {timeout_s:.0f} s (a slow machine may need --timeout)\n"
+        f"{log_tail(layout)}\n{findings}"
+    )
 
 
 def stop(layout: BrokerLayout, *, timeout_s: float = 60.0) -> bool:

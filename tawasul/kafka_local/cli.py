@@ -30,11 +30,13 @@ def kafka() -> None:
 @_port
 @_controller
 @click.option("--heap", default="1g", show_default=True, help="Broker JVM heap")
-def start_command(home: str | None, port: int, controller_port: int, heap: str) -> None:
+@click.option("--timeout", "timeout_s", default=120.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds to wait for the broker to answer before stopping it and failing")
+def start_command(home: str | None, port: int, controller_port: int, heap: str, timeout_s: float) -> None:
     """Start the broker (fetching Apache Kafka the first time); returns once it accepts requests."""
     layout = _layout(home, port, controller_port)
     try:
-        started = start(layout, heap=heap, echo=lambda line: click.echo(line, err=True))
+        started = start(layout, heap=heap, timeout_s=timeout_s, echo=lambda line: click.echo(line, err=True))
     except BrokerError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Kafka {'started' if started else 'already running'} on {layout.bootstrap}")

@@ -128,3 +128,19 @@ def test_a_topic_with_another_partition_count_is_refused_by_name(kafka_bootstrap
         assert "Traceback" not in result.stderr
         assert (f"error: {prefix}tawasul.events has 3 partition(s), Tawasul needs 6, "
                 f"{prefix}tawasul.kpis.input has 2 partition(s), Tawasul needs 1: delete the topic(s)") in result.stderr
+
+
+def test_a_broker_that_does_not_answer_in_time_is_stopped_and_explained(private_home: Path) -> None:
+    port, controller = free_port(), free_port()
+    ports = ["--port", str(port), "--controller-port", str(controller)]
+    try:
+        result = _tawasul(private_home, "start", *ports, "--heap", "512m", "--timeout", "1")
+        assert result.returncode == 1, result.stdout
+        assert "the broker did not answer within 1 s (a slow machine may need --timeout)" in result.stderr
+        assert f"last probe of localhost:{port}: " in result.stderr
+        assert f"port {port} accepts connections: " in result.stderr
+        assert "'Kafka Server started' in the log: " in result.stderr
+        after = _tawasul(private_home, "status", *ports)
+        assert after.returncode == 3 and "stopped" in after.stdout
+    finally:
+        _tawasul(private_home, "stop", *ports)
