@@ -43,11 +43,12 @@ from typing import Any, Final
 from producers.deadletter import DeadLetter
 from producers.privacy import PHONE_FIELDS, REF_FIELDS, PrivacyError, looks_like_phone_number, redact, scrub
 from producers.pseudonymise import Pseudonymiser
-from schemas import MAX_EVENT_BYTES, Event, InvalidEvent, decode_event, parse_event
+from schemas import INPUT_EVENT_TYPES, MAX_EVENT_BYTES, Event, InvalidEvent, decode_event, parse_event
 from schemas.errors import WHOLE_EVENT
 
 CATEGORIES: Final = (
-    "not_utf8", "not_json", "not_object", "too_large", "unknown_type", "invalid", "personal_data", "adapter",
+    "not_utf8", "not_json", "not_object", "too_large", "unknown_type", "not_input", "invalid", "personal_data",
+    "adapter",
 )
 """Every value of `Rejected.category` (the `reason` label of `tawasul_events_rejected_total`)."""
 _LINE_END: Final = b" \t\r\n"
@@ -121,6 +122,13 @@ def too_large(head: bytes, size: int, origin: str) -> Rejected:
     return reject(head, f"{WHOLE_EVENT}: too large: {size} bytes (limit {MAX_EVENT_BYTES})", origin, "too_large")
 
 
+def _not_input(event: Event, original: bytes, origin: str) -> Rejected:
+    """The rejection of a valid event of a type only the stream processors produce."""
+    reason = (f"type: {event.type!r} is produced by Tawasul's stream processors, not accepted as input "
+              "(input types: ticket.*, call.*, visit.*, survey.submitted)")
+    return reject(original, reason, origin, "not_input")
+
+
 def _has_personal_data(event: Event, body: bytes) -> bool:
     """True when the event's `data` holds a raw phone field or a ref that is a phone number.
 
@@ -143,6 +151,8 @@ def _from_dict(raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | 
         return reject(original, str(exc), origin, "personal_data")
     except InvalidEvent as exc:
         return reject(original, str(exc), origin, _category(exc))
+    if event.type not in INPUT_EVENT_TYPES:
+        return _not_input(event, original, origin)
     value = event.to_json()
     if len(value) > MAX_EVENT_BYTES:
         return too_large(original, len(value), origin)
@@ -156,6 +166,8 @@ def accept_line(line: bytes, origin: str, pseudonymiser: Pseudonymiser | None) -
         event = decode_event(body)
     except InvalidEvent as exc:
         return reject(body, str(exc), origin, _category(exc))
+    if event.type not in INPUT_EVENT_TYPES:
+        return _not_input(event, body, origin)
     if not _has_personal_data(event, body):
         return Accepted(event, body, origin)
     return _from_dict(json.loads(body), origin, pseudonymiser, body)

@@ -81,6 +81,12 @@ class SlaTarget(StrEnum):
 
 
 EVENT_TYPES: Final[frozenset[str]] = frozenset(t.value for t in EventType)
+PROCESSOR_EVENT_TYPES: Final[frozenset[str]] = frozenset(
+    {EventType.SLA_WARNING, EventType.SLA_BREACHED, EventType.SLA_MET, EventType.KPI_SNAPSHOT}
+)
+"""Types only the stream processors produce: valid on their topics, never accepted as input."""
+INPUT_EVENT_TYPES: Final[frozenset[str]] = EVENT_TYPES - PROCESSOR_EVENT_TYPES
+"""Types a channel adapter publishes (contract section 2: tickets, calls, visits, surveys)."""
 CHANNELS: Final[tuple[str, ...]] = tuple(c.value for c in Channel)
 KINDS: Final[tuple[str, ...]] = tuple(k.value for k in Kind)
 PRIORITIES: Final[tuple[str, ...]] = tuple(p.value for p in Priority)

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from schemas import (
-    CHANNELS, DATACONTENTTYPE, EVENT_TYPES, KINDS, PRIORITIES, SLA_TARGETS, SPECVERSION, Event, FieldError,
+    CHANNELS, DATACONTENTTYPE, INPUT_EVENT_TYPES, KINDS, PRIORITIES, SLA_TARGETS, SPECVERSION, Event, FieldError,
     InvalidEvent, SlaOutcomeData, decode_event,
 )
 from schemas.envelope import CONTEXT_ATTRIBUTES
@@ -28,7 +28,7 @@ from schemas.registry import DATA_MODELS, DEFAULT_VERSION, parse_dataschema
 from sinks.db.contacts import SPEC_BY_TYPE
 from sinks.db.records import KPI_TYPE, SLA_TYPES, EventRecord, OutcomeRecord, TicketState
 
-INPUT_TYPES = frozenset(EVENT_TYPES - SLA_TYPES - {KPI_TYPE})
+INPUT_TYPES = INPUT_EVENT_TYPES
 _OUTCOME_FIELDS = frozenset(SlaOutcomeData.model_fields)
 _OUTCOME_SCHEMAS = frozenset(
     named for named, model in DATA_MODELS.items()

@@ -55,6 +55,10 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (bad_event(id=None, time=None), "id: required; time: required"),
     (bad_event(specversion="0.3"), "specversion: must be 1.0"),
     (bad_event(type="ticket.teleported"), "type: unknown event type 'ticket.teleported'"),
+    (bad_event(type="sla.breached", source="/tawasul/sla", data={
+        "ticket_id": "CRM-BAD", "target": "resolution", "policy": "crm-standard", "deadline": "2025-05-13T08:00:00Z",
+        "channel": "crm", "kind": "request", "category": "c", "priority": "low"}),
+     "type: 'sla.breached' is produced by Tawasul's stream processors, not accepted as input"),
     (bad_event(time="2025-05-13T08:10:00"), "time: has no UTC offset"),
     (bad_event(type="ticket.opened", data={"channel": "fax", "kind": "request", "category": "c", "priority": "low"}),
      "data.channel: must be one of"),
@@ -98,7 +102,7 @@ def events_by_key(bootstrap: str, topic: str) -> dict[bytes, list[bytes]]:
 @pytest.mark.parametrize("workers", [0, 1])
 def test_publish_mixed_file(kafka_bootstrap: str, tmp_path: Path, workers: int) -> None:
     prefix = unique("t-pub-")
-    good = simulated_lines(120)
+    good = simulated_lines(144)  # room for every bad line: one after each 12th good one
     lines: list[bytes] = []
     expected_bad: dict[int, str] = {}
     for index, raw in enumerate(good):
@@ -110,6 +114,7 @@ def test_publish_mixed_file(kafka_bootstrap: str, tmp_path: Path, workers: int) 
         if index % 40 == 7:
             lines.append(b"   ")  # blank lines are skipped silently
             lines.append(b"")
+    assert len(expected_bad) == len(BAD_LINES)
     lines.append(good[0][:40])  # the last line is cut mid-JSON, no newline
     expected_bad[len(lines)] = "event: not valid JSON"
     path = tmp_path / "events.jsonl"

@@ -66,6 +66,38 @@ def test_bad_lines_are_rejected_with_a_reason_and_the_original(raw: bytes, categ
     assert outcome.letter.original == raw
 
 
+SLA_DATA = {"ticket_id": "CRM-1", "target": "resolution", "policy": "crm-standard",
+            "deadline": "2025-05-14T08:10:00+04:00", "channel": "crm", "kind": "request",
+            "category": "mosque.cleaning", "priority": "high"}
+KPI_DATA = {"figure": "satisfaction", "window": "day", "scope": {}, "value": 0.98, "count": 50,
+            "as_of": "2025-05-14T08:10:00+04:00"}
+
+
+@pytest.mark.parametrize("event_type", ["sla.warning", "sla.breached", "sla.met", "kpi.snapshot"])
+def test_events_only_the_processors_produce_are_refused_as_input(event_type: str) -> None:
+    from schemas import INPUT_EVENT_TYPES, PROCESSOR_EVENT_TYPES, new_event
+
+    assert event_type in PROCESSOR_EVENT_TYPES and event_type not in INPUT_EVENT_TYPES
+    data = KPI_DATA if event_type == "kpi.snapshot" else SLA_DATA
+    raw = new_event(event_type, subject="CRM-1", source="/tawasul/processors", data=data,
+                    time=datetime(2025, 5, 14, 4, 10, 1, tzinfo=UTC)).to_json()
+    reason = (f"type: '{event_type}' is produced by Tawasul's stream processors, not accepted as input "
+              "(input types: ticket.*, call.*, visit.*, survey.submitted)")
+    for outcome in (accept_line(raw, "f:2", None), accept_object(json.loads(raw), "http:r#0", None, original=raw)):
+        assert isinstance(outcome, Rejected), outcome
+        assert outcome.category == "not_input" and outcome.category in CATEGORIES
+        assert outcome.reason == reason
+        assert outcome.letter.original == raw
+
+
+def test_every_contract_input_type_is_an_input_type() -> None:
+    from schemas import EVENT_TYPES, INPUT_EVENT_TYPES, PROCESSOR_EVENT_TYPES
+
+    assert INPUT_EVENT_TYPES | PROCESSOR_EVENT_TYPES == EVENT_TYPES
+    assert {t.split(".")[0] for t in INPUT_EVENT_TYPES} == {"ticket", "call", "visit", "survey"}
+    assert len(INPUT_EVENT_TYPES) == 9 + 4 + 4 + 1
+
+
 def test_missing_attributes_are_all_named() -> None:
     outcome = accept_line(b'{"specversion":"1.0","data":{}}', "f:1", None)
     assert isinstance(outcome, Rejected)
