@@ -13,7 +13,8 @@ Three agents and a publisher task (`register_kpis` adds them to the app of `buil
 * the publisher wakes every 20 ms and publishes, for the scopes that changed, the figures whose
   value or count changed to the compacted `tawasul.kpis` topic: at most once per second per
   key, and live at most every 5 s for the slow-moving ones (see `plans`); pending ones go out
-  on shutdown.
+  on shutdown, and at the end of a replay (`settle`). A publication waits for Kafka's
+  confirmation; when it fails, every figure is published again.
 
 Records are idempotent facts (a re-delivered event changes nothing), so the at-least-once
 delivery of faust never counts an event twice, and a restart rebuilds exactly the same figures.
@@ -57,6 +58,8 @@ EVENT, STATE = b"event", b"ticket-state"
 TICK_S = 0.02
 BATCH_BYTES = 512 * 1024
 """Largest batch of snapshots sent at once (below the broker's 1 MB message limit)."""
+PUBLISH_RETRY_S = 1.0
+"""Pause of the publisher after a failed publication (which it repeats in full)."""
 BATCH_MAX = 200
 BATCH_WITHIN_S = 0.02
 ENV_THRESHOLDS = "TAWASUL_KPI_THRESHOLDS"
@@ -104,6 +107,10 @@ def decode_record(value: bytes | None) -> SubjectRecord | None:
 def pack(values: Iterable[bytes]) -> bytes:
     """Several JSON objects (events or ticket states, as received) as one JSON array."""
     return b"[" + b",".join(values) + b"]"
+
+
+class KpiSettleError(RuntimeError):
+    """A replay's KPI figures could not be published in full."""
 
 
 class KpiProcessor:
@@ -244,8 +251,9 @@ class KpiProcessor:
             self._owned_once = True
             try:
                 await self.publish_due()
-            except Exception:  # noqa: BLE001 - keep publishing; the next tick retries
+            except Exception:  # noqa: BLE001 - keep publishing: everything goes out again a second later
                 log.exception("kpi: publishing snapshots failed")
+                await asyncio.sleep(PUBLISH_RETRY_S)
 
     async def _on_shutdown(self, sender: object = None, **_: Any) -> None:
         try:
@@ -260,6 +268,20 @@ class KpiProcessor:
             self.book.advance(self.wall.now_us(), self._lookup)
         return await self.publisher.publish_due(self.book, force=force)
 
+    async def settle(self, timeout_s: float) -> int:
+        """Replay, once the input is drained: publish every pending figure now and return when
+        Kafka holds them (and whatever the publisher task was sending). A replay that ended on a
+        quiet moment alone could store stale figures if this worker did not hold the aggregator
+        partition then; it fails here instead."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout_s
+        while not self.owned():
+            if loop.time() > give_up:
+                raise KpiSettleError(f"the KPI aggregator's partition was not held and recovered within {timeout_s} s")
+            await asyncio.sleep(self.tick_s)
+        self._owned_once = True
+        return await asyncio.wait_for(self.publish_due(force=True), max(1.0, give_up - loop.time()))
+
 
 class SnapshotPublisher:
     """Sends the figures its `SnapshotPacer` lets through, in producer batches.
@@ -272,6 +294,8 @@ class SnapshotPublisher:
     def __init__(self, settings: Settings, topic: str, pacer: SnapshotPacer) -> None:
         self.settings, self.topic, self.pacer = settings, topic, pacer
         self._producer: AIOKafkaProducer | None = None
+        self._sending = asyncio.Lock()
+        """One publication at a time: a forced one (shutdown, a replay's end) waits for the one in flight."""
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -287,23 +311,34 @@ class SnapshotPublisher:
         return self._producer
 
     async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
-        changed = self.pacer.changed_rows(book, force=force)
-        if changed:
-            await self._send(changed, book.as_of_us)
-        return len(changed)
+        """Send the rows the pacer lets through and wait until Kafka confirmed them. When a send
+        fails, every figure is published again on the next call: the pacer had already taken
+        the rows as published, and a figure that does not change again would stay unsent."""
+        async with self._sending:
+            changed = self.pacer.changed_rows(book, force=force)
+            if changed:
+                try:
+                    await self._send(changed, book.as_of_us)
+                except BaseException:
+                    self.pacer.reset(book.scopes())
+                    book.now_dirty = True
+                    raise
+            return len(changed)
 
     async def _send(self, rows: list[Row], as_of_us: int) -> None:
         producer = await self._ensure_producer()
+        deliveries = []
         batch = producer.create_batch()
         for key, value in snapshot_messages(rows, as_of_us):
             if batch.append(key=key, value=value, timestamp=None) is None:
-                await producer.send_batch(batch, self.topic, partition=0)
+                deliveries.append(await producer.send_batch(batch, self.topic, partition=0))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
-        await producer.send_batch(batch, self.topic, partition=0)
+        deliveries.append(await producer.send_batch(batch, self.topic, partition=0))
+        await asyncio.gather(*deliveries)
 
 
-def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
+def register_kpis(app: faust.App, ctx: ProcessorContext) -> KpiProcessor:
     """Add the KPI processor to the app (a registrar for `build_app(extra_registrars=...)`).
 
     Creates the internal topic `tawasul.kpis.input` (with the run's prefix) when missing.
@@ -311,8 +346,8 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> None:
     ensure_topics(ctx.settings.kafka, ctx.settings.topic_prefix, specs=(KPI_INPUT,))
     # A replay waits until its outputs are quiet for a moment, so every key keeps the 1 s pace there.
     slow = MIN_INTERVAL_S if ctx.mode == "replay" else SLOW_INTERVAL_S
-    KpiProcessor(app, ctx, config_from_env(), slow_interval_s=slow)
+    return KpiProcessor(app, ctx, config_from_env(), slow_interval_s=slow)
 
 
-__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "SnapshotPacer", "SnapshotPublisher", "config_from_env",
-           "decode_record", "encode_record", "plans", "register_kpis", "snapshot_event"]
+__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "KpiSettleError", "SnapshotPacer", "SnapshotPublisher",
+           "config_from_env", "decode_record", "encode_record", "plans", "register_kpis", "snapshot_event"]

@@ -18,11 +18,13 @@ How `tawasul replay` drives it::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from types import TracebackType
+from typing import Any, TypeVar
 
 import faust
 
@@ -30,6 +32,9 @@ from tawasul.settings import Settings
 from tawasul.topics import EVENTS, SLA_TICKS, assignable_partitions
 
 from stream_processors.clock import watermark_message
+
+
+T = TypeVar("T")
 
 
 class RunnerError(RuntimeError):
@@ -68,6 +73,7 @@ class AppThread:
         self._stop = threading.Event()
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.error: BaseException | None = None
 
     def start(self) -> AppThread:
@@ -88,6 +94,7 @@ class AppThread:
     def run_here(self, done: Callable[[], bool], *, poll_s: float = 0.1, timeout_s: float | None = None) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        self._loop = loop
         worker = EmbeddedWorker(self.app, loop)
         give_up = None if timeout_s is None else time.monotonic() + timeout_s
 
@@ -128,6 +135,20 @@ class AppThread:
             if time.monotonic() > give_up:
                 raise RunnerError(f"condition not reached within {timeout_s} s")
             time.sleep(poll_s)
+
+    def call(self, coroutine: Coroutine[Any, Any, T], *, timeout_s: float) -> T:
+        """Run `coroutine` on the worker's event loop (where its agents and tasks run) and
+        return its result; raises what it raises, or RunnerError when it takes too long."""
+        loop = self._loop
+        if loop is None or not self._started.is_set() or loop.is_closed():
+            coroutine.close()
+            raise RunnerError("the stream processors are not running")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise RunnerError(f"not done within {timeout_s} s") from None
 
     def raise_if_dead(self) -> None:
         if self.error is not None:

@@ -26,11 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
+
+if TYPE_CHECKING:  # faust is imported only when the faust engine runs
+    from stream_processors.kpi_agent import KpiProcessor
+    from stream_processors.runner import AppThread
 
 log = logging.getLogger("tawasul.replay")
 
@@ -219,13 +223,15 @@ def replay_file(
             if latest.latest is not None:
                 send_end_of_input(run, latest.latest)
             stage("processing")
-            with GroupProgress(run, app_id) as progress:
-                _wait(lambda: _told(counted, "processing", *progress.counts()), "the stream processors",
+            with GroupProgress(run, app_id) as group:
+                _wait(lambda: _told(counted, "processing", *group.counts()), "the stream processors",
                       timeout_s, alive)
+            if isinstance(processors, _FaustProcessors):
+                # the batch engine produces every output before it commits its input; the faust
+                # agents pace KPI snapshots: publish the pending ones now, then wait for quiet
+                processors.settle(timeout_s=min(timeout_s, 120.0))
             stage("storing")
             outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)]
-            # the batch engine produces every output before it commits its input; the faust
-            # agents coalesce KPI snapshots after that: wait until the outputs are quiet
             settled = _settled_ends(run, outputs, alive, quiet_s=0.0 if engine == "batch" else 2.5)
             _wait(lambda: _told(counted, "storing", sum(min(stored.get(t, 0), n) for t, n in settled.items()),
                                 sum(settled.values())), "the database sink", timeout_s, alive)
@@ -275,6 +281,26 @@ class _Processors(Protocol):
     def raise_if_dead(self) -> None: ...
 
 
+class _FaustProcessors:
+    """The faust agents in a thread, and their KPI processor (whose last figures a replay awaits)."""
+
+    def __init__(self, thread: AppThread, kpis: KpiProcessor) -> None:
+        self.thread, self.kpis = thread, kpis
+
+    def raise_if_dead(self) -> None:
+        self.thread.raise_if_dead()
+
+    def settle(self, timeout_s: float) -> None:
+        """Every KPI figure published and confirmed by Kafka (the input being drained)."""
+        from stream_processors.kpi_agent import KpiSettleError
+        from stream_processors.runner import RunnerError
+
+        try:
+            self.thread.call(self.kpis.settle(timeout_s), timeout_s=timeout_s + 5.0)
+        except (RunnerError, KpiSettleError) as exc:
+            raise ReplayError(f"the KPI figures could not be published: {exc}") from exc
+
+
 @contextmanager
 def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tuple[_Processors, str]]:
     """The stream processors of the run, started, with the consumer group that tells their progress."""
@@ -289,10 +315,12 @@ def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tup
     from stream_processors.kpi_agent import register_kpis
     from stream_processors.runner import AppThread
 
-    app = build_app(run, mode="replay", extra_registrars=(register_kpis,), metrics=metrics)
+    registered: list[KpiProcessor] = []
+    app = build_app(run, mode="replay", metrics=metrics,
+                    extra_registrars=(lambda app, ctx: registered.append(register_kpis(app, ctx)),))
     with AppThread(app) as thread:
         thread.wait_ready(timeout_s=120)
-        yield thread, app.conf.id
+        yield _FaustProcessors(thread, registered[0]), app.conf.id
 
 
 def _told(counted: Counted | None, name: str, done: int, total: int) -> bool:
