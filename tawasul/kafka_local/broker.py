@@ -178,14 +178,20 @@ def probe(bootstrap: str, timeout_s: float = 3.0) -> str | None:
                 request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
             )
         except (KafkaError, OSError) as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return _described(exc)
         try:
             admin.list_topics()
             return None
         except (KafkaError, OSError) as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return _described(exc)
         finally:
             admin.close()
+
+
+def _described(exc: BaseException) -> str:
+    """`Type: message`, without the type twice (kafka-python's messages often start with it)."""
+    text = str(exc)
+    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
 
 
 def broker_answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
@@ -317,7 +323,7 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, e
             layout.pid_file.unlink(missing_ok=True)
             findings = start_findings(layout, since=log_start, last_probe=last_probe, pid=None)
             raise BrokerError(f"the broker exited during start-up (status {exited})\n{log_tail(layout)}\n{findings}")
-        last_probe = probe(layout.bootstrap, timeout_s=2.0)
+        last_probe = probe(layout.bootstrap, timeout_s=min(2.0, max(0.2, deadline - time.monotonic())))
         if last_probe is None:
             return True
         time.sleep(0.5)
