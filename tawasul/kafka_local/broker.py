@@ -24,6 +24,9 @@ KAFKA_VERSION = "4.1.1"
 """Pinned in pom.xml too; a test keeps the two in step."""
 
 MIN_JAVA = 17
+CONTROLLER_PORT = 19093
+"""Not Kafka's usual 9093: that is Alertmanager's default port, which docs/monitoring.md runs
+beside the broker (and 9094 is its cluster port)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class BrokerLayout:
     home: Path
     host: str = "localhost"
     port: int = 9092
-    controller_port: int = 9093
+    controller_port: int = CONTROLLER_PORT
 
     @property
     def libs_dir(self) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tawasul.kafka_local.broker import BrokerLayout, default_home, log_tail, start, status, stop
+from tawasul.kafka_local.broker import CONTROLLER_PORT, BrokerLayout, default_home, log_tail, start, status, stop
 from tawasul.kafka_local.errors import BrokerError
 
 
@@ -17,7 +17,8 @@ def _layout(home: str | None, port: int, controller_port: int) -> BrokerLayout:
 _home = click.option("--home", default=None, envvar="TAWASUL_HOME",
                      help="Folder for the Kafka jars, data and logs [env TAWASUL_HOME; ~/.cache/tawasul]")
 _port = click.option("--port", default=9092, show_default=True, help="Client listener port")
-_controller = click.option("--controller-port", default=9093, show_default=True, help="KRaft controller port")
+_controller = click.option("--controller-port", default=CONTROLLER_PORT, show_default=True,
+                           help="KRaft controller port (not 9093: Alertmanager's)")
 
 
 @click.group()

@@ -144,3 +144,35 @@ def test_a_broker_that_does_not_answer_in_time_is_stopped_and_explained(private_
         assert after.returncode == 3 and "stopped" in after.stdout
     finally:
         _tawasul(private_home, "stop", *ports)
+
+
+def test_alertmanager_on_its_default_ports_runs_beside_the_broker(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """docs/monitoring.md runs Alertmanager on its defaults (:9093, cluster :9094) next to the
+    broker of `tawasul kafka start`, whose controller therefore keeps clear of both."""
+    import shutil
+    import time
+    import urllib.request
+
+    from tawasul.kafka_local.broker import CONTROLLER_PORT, broker_answers
+
+    assert CONTROLLER_PORT not in (9093, 9094)
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    assert binary, "install the Debian package prometheus-alertmanager"
+    config = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+    log = tmp_path / "alertmanager.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}"],
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline, ready = time.monotonic() + 30, False
+        while not ready and time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:9093/-/ready", timeout=2) as response:  # noqa: S310
+                    ready = response.status == 200
+            except OSError:
+                time.sleep(0.3)
+        assert ready, f"Alertmanager did not start on :9093:\n{log.read_text(errors='replace')[-2000:]}"
+        assert broker_answers(kafka_bootstrap, timeout_s=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
