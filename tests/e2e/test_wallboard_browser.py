@@ -69,6 +69,12 @@ def breach(ticket_id: str, deadline: datetime, category: str, channel: str) -> S
                       kind="facility_report", category=category, priority="urgent", time=deadline)
 
 
+MORNING = datetime(2026, 3, 4, 6, 30, tzinfo=UTC)
+"""10:30 on a Wednesday in Dubai: the served wall display's clock. With the wall clock, the
+"today" counts of calls and visits filled minutes before `now` fell on yesterday when the
+suite ran in the half hour after Dubai midnight."""
+
+
 def fill(engine: Engine, now: datetime) -> None:
     """A morning at the department up to `now`: KPIs, calls, visits, open tickets and one breach."""
     as_of = now - timedelta(seconds=10)
@@ -129,9 +135,10 @@ class Served:
 
 
 @contextmanager
-def serve(config: WallboardConfig, engine: Engine, *, after_first_api_call: Callable[[], None] | None = None
-          ) -> Iterator[Served]:
-    """The wall display on a free loopback port, in a thread with its own event loop."""
+def serve(config: WallboardConfig, engine: Engine, *, after_first_api_call: Callable[[], None] | None = None,
+          now: datetime = MORNING) -> Iterator[Served]:
+    """The wall display on a free loopback port, in a thread with its own event loop; its clock
+    stands at `now` (the "today" figures must not depend on when the suite runs)."""
     calls: list[int] = []
 
     @web.middleware
@@ -144,7 +151,7 @@ def serve(config: WallboardConfig, engine: Engine, *, after_first_api_call: Call
                 await asyncio.to_thread(after_first_api_call)
         return response
 
-    app = create_app(config, engine=engine)
+    app = create_app(config, engine=engine, clock=lambda: now)
     app.middlewares.append(count_api_calls)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
@@ -198,7 +205,7 @@ def config_for(engine: Engine, **changes: Any) -> WallboardConfig:
 
 # -- tests ----------------------------------------------------------------------------------------
 def test_api_reports_the_database(engine: Engine) -> None:
-    now = datetime.now(UTC)
+    now = MORNING
     fill(engine, now)
     with serve(config_for(engine), engine) as served:
         with urllib.request.urlopen(served.url + "api/wallboard", timeout=10) as response:
@@ -251,7 +258,7 @@ def test_visits_count_today_by_their_own_times_across_midnight(engine: Engine) -
 
 
 def test_api_says_stale_when_the_data_stops(engine: Engine) -> None:
-    fill(engine, datetime.now(UTC) - timedelta(hours=1))
+    fill(engine, MORNING - timedelta(hours=1))
     with serve(config_for(engine, stale_after_seconds=300), engine) as served, \
             urllib.request.urlopen(served.url + "api/wallboard", timeout=10) as response:
         board = json.loads(response.read())
@@ -271,7 +278,7 @@ def test_api_and_health_answer_503_without_a_database(tmp_path: Path) -> None:
 
 
 def test_browser_shows_the_figures_and_a_screenshot(engine: Engine, tmp_path: Path) -> None:
-    fill(engine, datetime.now(UTC))
+    fill(engine, MORNING)
     with serve(config_for(engine), engine) as served:
         dom = dump_dom(served.url, tmp_path / "profile")
         shot = tmp_path / "wallboard.png"
@@ -295,7 +302,7 @@ def test_browser_shows_the_figures_and_a_screenshot(engine: Engine, tmp_path: Pa
 
 
 def test_browser_picks_up_a_database_change_on_refresh(engine: Engine, tmp_path: Path) -> None:
-    now = datetime.now(UTC)
+    now = MORNING
     fill(engine, now)
     config = config_for(engine, refresh_seconds=1.0, cache_seconds=0.0)
     with serve(config, engine, after_first_api_call=lambda: add_later_breach(engine, now)) as served:
@@ -307,7 +314,7 @@ def test_browser_picks_up_a_database_change_on_refresh(engine: Engine, tmp_path:
 
 
 def test_browser_warns_when_the_data_is_stale(engine: Engine, tmp_path: Path) -> None:
-    fill(engine, datetime.now(UTC) - timedelta(hours=1))
+    fill(engine, MORNING - timedelta(hours=1))
     with serve(config_for(engine, stale_after_seconds=300), engine) as served:
         dom = dump_dom(served.url, tmp_path / "profile")
     assert re.search(r'<div id="stale" class="stale" role="alert">', dom)
