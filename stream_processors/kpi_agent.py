@@ -13,8 +13,8 @@ Three agents and a publisher task (`register_kpis` adds them to the app of `buil
 * the publisher wakes every 20 ms and publishes, for the scopes that changed, the figures whose
   value or count changed to the compacted `tawasul.kpis` topic: at most once per second per
   key, and live at most every 5 s for the slow-moving ones (see `plans`); pending ones go out
-  on shutdown, and at the end of a replay (`settle`). A publication waits for Kafka's
-  confirmation; when it fails, every figure is published again.
+  on shutdown, and at the end of a replay (`settle`), which wait for Kafka's confirmation. When
+  Kafka refuses a batch, every figure is published again.
 
 Records are idempotent facts (a re-delivered event changes nothing), so the at-least-once
 delivery of faust never counts an event twice, and a restart rebuilds exactly the same figures.
@@ -296,6 +296,9 @@ class SnapshotPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._sending = asyncio.Lock()
         """One publication at a time: a forced one (shutdown, a replay's end) waits for the one in flight."""
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self._refused: BaseException | None = None
+        """Why Kafka refused a batch since the last publication (then every figure goes out again)."""
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -311,31 +314,59 @@ class SnapshotPublisher:
         return self._producer
 
     async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
-        """Send the rows the pacer lets through and wait until Kafka confirmed them. When a send
-        fails, every figure is published again on the next call: the pacer had already taken
-        the rows as published, and a figure that does not change again would stay unsent."""
+        """Send the rows the pacer lets through; with `force`, every pending row, and return only
+        once Kafka confirmed everything sent so far (raising why it refused any of it).
+
+        The pacer takes rows as published when they are handed to the producer. So when Kafka
+        refuses a batch, every figure is published again by the next call: a figure that does
+        not change again would otherwise stay unsent. Delivery is confirmed in the background
+        between forced calls, so waiting for acknowledgements never delays the next changes."""
         async with self._sending:
+            if self._refused is not None:
+                self._refused = None
+                self._retake_all(book)
             changed = self.pacer.changed_rows(book, force=force)
             if changed:
                 try:
                     await self._send(changed, book.as_of_us)
                 except BaseException:
-                    self.pacer.reset(book.scopes())
-                    book.now_dirty = True
+                    self._retake_all(book)
                     raise
+            if force:
+                await self._confirmed()
             return len(changed)
+
+    def _retake_all(self, book: KpiBook) -> None:
+        self.pacer.reset(book.scopes())
+        book.now_dirty = True
+
+    async def _confirmed(self) -> None:
+        while self._in_flight:
+            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
+        if self._refused is not None:
+            raise self._refused     # kept: the next call publishes everything again
+
+    def _delivered(self, delivery: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(delivery)
+        problem = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
+        if problem is not None and self._refused is None:
+            self._refused = problem
+            log.warning("kpi: Kafka refused a snapshot batch; every figure will be published again",
+                        extra={"error": repr(problem)[:200]})
 
     async def _send(self, rows: list[Row], as_of_us: int) -> None:
         producer = await self._ensure_producer()
-        deliveries = []
         batch = producer.create_batch()
         for key, value in snapshot_messages(rows, as_of_us):
             if batch.append(key=key, value=value, timestamp=None) is None:
-                deliveries.append(await producer.send_batch(batch, self.topic, partition=0))
+                self._track(await producer.send_batch(batch, self.topic, partition=0))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
-        deliveries.append(await producer.send_batch(batch, self.topic, partition=0))
-        await asyncio.gather(*deliveries)
+        self._track(await producer.send_batch(batch, self.topic, partition=0))
+
+    def _track(self, delivery: asyncio.Future[Any]) -> None:
+        self._in_flight.add(delivery)
+        delivery.add_done_callback(self._delivered)
 
 
 def register_kpis(app: faust.App, ctx: ProcessorContext) -> KpiProcessor:

@@ -33,23 +33,25 @@ def test_figures_kafka_refused_are_all_sent_again(kafka_bootstrap: str) -> None:
     topic = unique("kpis-refused")
     _set_max_message_bytes(kafka_bootstrap, topic, 200, create=True)
     book = book_of(CALLS, "10:05:00")
-    expected = {row.key for row in SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0).changed_rows(book)}
+    expected = {row.key for row in SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0)
+                .changed_rows(book_of(CALLS, "10:05:00"))}     # a book of its own: taking rows marks them
     assert len(expected) > 20
     publisher = SnapshotPublisher(Settings(kafka=kafka_bootstrap), topic,
                                   SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0))
 
-    async def scenario() -> tuple[int, int]:
+    async def scenario() -> tuple[int, int, int]:
         try:
+            handed = await publisher.publish_due(book)    # every batch is over the topic's limit
             with pytest.raises(KafkaError):
-                await publisher.publish_due(book)         # every batch is over the topic's limit
+                await publisher.publish_due(book, force=True)   # waits for Kafka's answer: refused
             _set_max_message_bytes(kafka_bootstrap, topic, 1_048_588)
             sent = await publisher.publish_due(book)      # no figure changed, yet all go out again
-            return sent, await publisher.publish_due(book)
+            return handed, sent, await publisher.publish_due(book, force=True)
         finally:
             await publisher.stop()
 
-    sent, after = asyncio.run(scenario())
-    assert (sent, after) == (len(expected), 0)
+    handed, sent, after = asyncio.run(scenario())
+    assert (handed, sent, after) == (len(expected), len(expected), 0)
     stored = {key.decode(): decode_event(value) for _t, _p, key, value in read_all(kafka_bootstrap, [topic])}
     assert set(stored) == expected
     assert all(event.type == "kpi.snapshot" and event.subject == key for key, event in stored.items())
