@@ -375,7 +375,8 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> KpiProcessor:
     Creates the internal topic `tawasul.kpis.input` (with the run's prefix) when missing.
     """
     ensure_topics(ctx.settings.kafka, ctx.settings.topic_prefix, specs=(KPI_INPUT,))
-    # A replay waits until its outputs are quiet for a moment, so every key keeps the 1 s pace there.
+    # In replay every key keeps the 1 s pace: the figures of a replay-mode worker are current within
+    # a second of its input's end (`tawasul replay` also forces the pending ones out, `settle`).
     slow = MIN_INTERVAL_S if ctx.mode == "replay" else SLOW_INTERVAL_S
     return KpiProcessor(app, ctx, config_from_env(), slow_interval_s=slow)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -59,14 +58,12 @@ def _require_free(port: int, option: str) -> None:
     """Raise `DemoError` when a port a demo service would listen on is taken (the services
     are child processes: their own error would only reach their log)."""
     from tawasul.cli_options import listen_error
+    from tawasul.kafka_local.broker import bind_error
 
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError as exc:
-            error = listen_error(exc, "0.0.0.0", port, option)
-            raise DemoError(error.message if error else f"cannot listen on port {port}: {exc}") from exc
+    exc = bind_error("0.0.0.0", port)
+    if exc is not None:
+        error = listen_error(exc, "0.0.0.0", port, option)
+        raise DemoError(error.message if error else f"cannot listen on port {port}: {exc}") from exc
 
 
 def _child_env(settings: Settings) -> dict[str, str]:

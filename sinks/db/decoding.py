@@ -28,7 +28,6 @@ from schemas.registry import DATA_MODELS, DEFAULT_VERSION, parse_dataschema
 from sinks.db.contacts import SPEC_BY_TYPE
 from sinks.db.records import KPI_TYPE, SLA_TYPES, EventRecord, OutcomeRecord, TicketState
 
-INPUT_TYPES = INPUT_EVENT_TYPES
 _OUTCOME_FIELDS = frozenset(SlaOutcomeData.model_fields)
 _OUTCOME_SCHEMAS = frozenset(
     named for named, model in DATA_MODELS.items()
@@ -96,7 +95,7 @@ def _json_object(raw: bytes) -> tuple[str, dict[str, Any]]:
 def _fast(raw: bytes) -> EventRecord:
     text, body = _json_object(raw)
     kind, data = body.get("type"), body.get("data")
-    if not isinstance(kind, str) or kind not in INPUT_TYPES or not isinstance(data, dict):
+    if not isinstance(kind, str) or kind not in INPUT_EVENT_TYPES or not isinstance(data, dict):
         raise _Unusual
     try:
         time = parse_timestamp(body.get("time"))
@@ -116,7 +115,7 @@ def decode_input(raw: bytes) -> EventRecord:
         return _fast(raw)
     except _Unusual:
         event = decode_event(raw)
-    if event.type not in INPUT_TYPES:
+    if event.type not in INPUT_EVENT_TYPES:
         raise InvalidEvent((FieldError(field="type", message="not an input event type"),))
     return EventRecord.from_event(event)
 

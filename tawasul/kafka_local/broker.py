@@ -121,14 +121,19 @@ def ensure_libs(layout: BrokerLayout, *, echo: Callable[[str], None] = print) ->
     return layout.libs_dir
 
 
-def port_in_use(host: str, port: int) -> bool:
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why a server could not listen on `host:port` now (the port taken, ...), None when it could."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host if host != "localhost" else "127.0.0.1", port))
-        except OSError:
-            return True
-    return False
+        except OSError as exc:
+            return exc
+    return None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    return bind_error(host, port) is not None
 
 
 def _process_state(pid: int) -> str | None:

@@ -274,6 +274,23 @@ def test_single_invalid_event_answers_400_and_is_dead_lettered(setup: Setup) -> 
     assert setup.events() == []
 
 
+def test_an_event_only_the_stream_processors_produce_is_refused(setup: Setup) -> None:
+    breach = {"specversion": "1.0", "id": "SLA-1", "source": "/channels/crm/main", "type": "sla.breached",
+              "time": "2025-05-13T12:00:00+04:00", "subject": "T-20",
+              "data": {"ticket_id": "T-20", "target": "resolution", "policy": "crm-standard",
+                       "deadline": "2025-05-13T12:00:00+04:00", "channel": "crm", "kind": "complaint",
+                       "category": "roads.potholes", "priority": "normal"}}
+    with setup.gateway() as gateway:
+        answer = gateway.post(encode([ticket("P-0", "T-20"), breach]), BATCH, **bearer(CRM_TOKEN))
+    assert answer.status == 400 and answer.json["accepted"] == ["P-0"]
+    [rejected] = answer.json["rejected"]
+    assert (rejected["index"], rejected["id"]) == (1, "SLA-1")
+    assert rejected["reason"].startswith("type: 'sla.breached' is produced by Tawasul's stream processors")
+    assert [json.loads(v)["id"] for _, _, v in setup.events()] == ["P-0"]
+    [letter] = [decode_dead_letter(v) for v in setup.dead_letters()]
+    assert letter.reason == rejected["reason"] and json.loads(letter.original) == breach
+
+
 def test_other_content_types_are_refused(setup: Setup) -> None:
     body = encode(ticket("C-1", "T-20"))
     with setup.gateway() as gateway:
