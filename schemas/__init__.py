@@ -17,7 +17,15 @@ from schemas.errors import FieldError, InvalidEvent
 from schemas.kpi import KpiSnapshotData
 from schemas.parsing import decode_event, new_event, parse_event
 from schemas.registry import CURRENT_VERSIONS, data_model, dataschema_uri, parse_dataschema
-from schemas.sla import SlaBreachedData, SlaMetData, SlaOutcomeData, SlaWarningData
+from schemas.sla import (
+    SlaBreachedData,
+    SlaBreachWithdrawnData,
+    SlaMetData,
+    SlaOutcomeData,
+    SlaWarningData,
+    SlaWarningWithdrawnData,
+    SlaWithdrawalData,
+)
 from schemas.survey import SurveySubmittedData
 from schemas.ticket import (
     Location,
@@ -82,11 +90,14 @@ __all__ = [
     "Language",
     "Location",
     "Priority",
+    "SlaBreachWithdrawnData",
     "SlaBreachedData",
     "SlaMetData",
     "SlaOutcomeData",
     "SlaTarget",
     "SlaWarningData",
+    "SlaWarningWithdrawnData",
+    "SlaWithdrawalData",
     "SurveySubmittedData",
     "TicketAcknowledgedData",
     "TicketAssignedData",

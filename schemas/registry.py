@@ -15,7 +15,7 @@ from typing import Final
 from schemas.base import EventData
 from schemas.call import CallAbandonedData, CallAnsweredData, CallEndedData, CallOfferedData
 from schemas.kpi import KpiSnapshotData
-from schemas.sla import SlaBreachedData, SlaMetData, SlaWarningData
+from schemas.sla import SlaBreachedData, SlaBreachWithdrawnData, SlaMetData, SlaWarningData, SlaWarningWithdrawnData
 from schemas.survey import SurveySubmittedData
 from schemas.ticket import (
     TicketAcknowledgedData,
@@ -59,6 +59,8 @@ DATA_MODELS: Final[MappingProxyType[tuple[str, int], type[EventData]]] = Mapping
         (EventType.SLA_WARNING.value, 1): SlaWarningData,
         (EventType.SLA_BREACHED.value, 1): SlaBreachedData,
         (EventType.SLA_MET.value, 1): SlaMetData,
+        (EventType.SLA_BREACH_WITHDRAWN.value, 1): SlaBreachWithdrawnData,
+        (EventType.SLA_WARNING_WITHDRAWN.value, 1): SlaWarningWithdrawnData,
         (EventType.KPI_SNAPSHOT.value, 1): KpiSnapshotData,
     }
 )

@@ -8,7 +8,7 @@ from schemas.values import Channel, Kind, Priority, SlaTarget
 
 
 class SlaOutcomeData(EventData):
-    """Fields common to `sla.warning`, `sla.breached` and `sla.met`."""
+    """Fields common to the SLA outcomes (`sla.warning`, `sla.breached`, `sla.met`, withdrawals)."""
 
     ticket_id: Name
     target: SlaTarget
@@ -32,3 +32,20 @@ class SlaBreachedData(SlaOutcomeData):
 
 class SlaMetData(SlaOutcomeData):
     """A clock stopped within its target."""
+
+
+class SlaWithdrawalData(SlaOutcomeData):
+    """Fields common to the withdrawals: a late event proved an outcome fired live wrong."""
+
+    withdrawn_id: Name
+    """The id of the withdrawn outcome (same ticket and target)."""
+
+
+class SlaBreachWithdrawnData(SlaWithdrawalData):
+    """A breach fired live is withdrawn: a late event stopped the clock within the target. An
+    `sla.met` of the same target follows."""
+
+
+class SlaWarningWithdrawnData(SlaWithdrawalData):
+    """A warning fired live is withdrawn: a late event stopped the clock before the warning
+    instant. An `sla.met` of the same target follows."""

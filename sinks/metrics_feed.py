@@ -5,7 +5,7 @@
 * `tawasul.tickets.state` JSON -> `observe_ticket_state(dict)`: the open-ticket gauge
   `tawasul_tickets_open{channel, kind, priority, sla_state}`;
 * `tawasul.sla.outcomes` CloudEvents -> `observe_outcome(event)`: `tawasul_sla_outcomes_total`,
-  counted once per outcome id;
+  counted once per outcome id (withdrawals under `outcome="breach_withdrawn"|"warning_withdrawn"`);
 * `tawasul.kpis` CloudEvents -> `observe_kpi(event)`: satisfaction, service level, ASA, abandon
   ratio, calls waiting, walk-in waiting gauges;
 * any of those CloudEvents -> `observe_event(event)` (dispatches on the type).
@@ -48,7 +48,10 @@ ALL: Final = "all"
 """Label value of a KPI whose scope is everything (`scope == {}`)."""
 SLA_STATES: Final = ("on_track", "at_risk", "breached", "none")
 """Values of the `sla_state` label of `tawasul_tickets_open`."""
-OUTCOMES: Final = {"sla.warning": "warning", "sla.breached": "breached", "sla.met": "met"}
+OUTCOMES: Final = {"sla.warning": "warning", "sla.breached": "breached", "sla.met": "met",
+                   "sla.breach_withdrawn": "breach_withdrawn", "sla.warning_withdrawn": "warning_withdrawn"}
+"""Outcome type -> `outcome` label. A withdrawal is counted under its own label: the breaches that
+stand are `breached - breach_withdrawn` (counters never go down)."""
 _LABEL_VALUE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 

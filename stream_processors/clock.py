@@ -1,6 +1,7 @@
 """The two clocks of the stream processors (contract section 4).
 
-Live workers use the wall clock. Replay uses an event-time watermark per input partition:
+Live workers use the wall clock once a partition is caught up, and the replay's watermark while
+it catches up (`LiveClock`). Replay uses an event-time watermark per input partition:
 the maximum event time seen on that partition minus the allowed lateness. A watermark only
 moves forward; the end-of-input marker of a replay moves it to the end of the input.
 Instants are integer microseconds since the epoch, as in `tawasul.domain`.
@@ -69,6 +70,70 @@ class Watermarks:
     def forget(self, partition: int) -> None:
         """Drop a partition (revoked from this worker)."""
         self._marks.pop(partition, None)
+
+
+HISTORY_SETTLE = timedelta(seconds=5)
+"""How long after reading a backdated event a live partition keeps the event-time clock."""
+
+
+class LiveClock:
+    """The SLA clock of each partition of a live worker: the wall clock, but never ahead of what
+    the partition has provably read (contract section 4, docs/sla.md "Live clock").
+
+    A partition is *catching up* while the worker has not processed every event before its end
+    offset (high-water mark), or while it reads history: events published more than the allowed
+    lateness after their time (a backlog published into a live worker), until `settle` of wall
+    time after the last such event. While catching up its clock is the event-time watermark,
+    exactly as in replay (`Watermarks`: newest event time minus the lateness); once caught up,
+    the wall clock. A restart, a rebalance, a lag spike and history published into a running
+    worker all follow from this. Pure: the caller tells it what it read and the end offsets.
+    """
+
+    __slots__ = ("watermarks", "_next", "_history_until", "_lateness_us", "_settle_us")
+
+    def __init__(self, lateness: timedelta = DEFAULT_LATENESS, settle: timedelta = HISTORY_SETTLE) -> None:
+        self.watermarks = Watermarks(lateness)
+        self._lateness_us = self.watermarks.lateness_us
+        self._settle_us = settle // timedelta(microseconds=1)
+        self._next: dict[int, int] = {}
+        self._history_until: dict[int, int] = {}
+
+    def start_at(self, partition: int, next_offset: int) -> None:
+        """Every event before `next_offset` was processed (the group's committed offset after an
+        assignment)."""
+        if next_offset > self._next.get(partition, -1):
+            self._next[partition] = next_offset
+
+    def read(self, partition: int, offset: int, event_us: int | None, published_us: int, wall_us: int) -> None:
+        """The event at `offset` was processed (`event_us` None: an unreadable one, skipped);
+        `published_us` is its Kafka timestamp, `wall_us` the wall clock now."""
+        self.start_at(partition, offset + 1)
+        if event_us is None:
+            return
+        self.watermarks.observe(partition, event_us)
+        if published_us - event_us > self._lateness_us:
+            self._history_until[partition] = wall_us + self._settle_us
+
+    def caught_up(self, partition: int, end_offset: int | None, wall_us: int) -> bool:
+        """True when every event before `end_offset` was processed and no history is being read."""
+        position = self._next.get(partition)
+        if end_offset is None or position is None or position < end_offset:
+            return False
+        return wall_us >= self._history_until.get(partition, wall_us)
+
+    def now_us(self, partition: int, end_offset: int | None, wall_us: int) -> int | None:
+        """The partition's SLA clock: `wall_us` once caught up, else its watermark (None before
+        its first event), never ahead of the wall clock."""
+        if self.caught_up(partition, end_offset, wall_us):
+            return wall_us
+        mark = self.watermarks.get(partition)
+        return None if mark is None else min(mark, wall_us)
+
+    def forget(self, partition: int) -> None:
+        """Drop a partition (revoked from this worker)."""
+        self.watermarks.forget(partition)
+        self._next.pop(partition, None)
+        self._history_until.pop(partition, None)
 
 
 class EndOfInput:

@@ -1,4 +1,4 @@
-"""The CloudEvent of an SLA outcome (contract section 3): `sla.warning`, `sla.breached`, `sla.met`.
+"""The CloudEvent of an SLA outcome (contract section 3): `sla.warning`, `sla.breached`, `sla.met`, withdrawals.
 
 `encode_outcome` writes the Kafka message value directly. The engine's outcomes are valid by
 construction, so building and validating the event with `schemas.new_event` (about 40 us an
@@ -34,6 +34,9 @@ def encode_outcome(outcome: SlaOutcome) -> bytes:
             "category": outcome.category, "priority": outcome.priority,
         },
     }
+    withdrawn = outcome.withdrawn_id
+    if withdrawn is not None:
+        body["data"]["withdrawn_id"] = withdrawn  # type: ignore[index]
     try:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates survive only as \u escapes (as Event.to_json)

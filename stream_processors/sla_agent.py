@@ -37,15 +37,16 @@ import time
 from collections.abc import Awaitable
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from schemas import InvalidEvent, decode_event
 from tawasul.domain.errors import DomainError
-from tawasul.domain.sla_state import MET, SlaOutcome
+from tawasul.domain.calendars import to_us
+from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
-from stream_processors.clock import EndOfInput, WallClock, Watermarks, read_tick
+from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick
 from stream_processors.context import ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.held_writes import Held, HeldWrites
@@ -97,6 +98,8 @@ class SlaProcessor:
         """The held changes of `_message`, the message being processed (made on its first held change)."""
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
+        self.live = LiveClock(ctx.lateness)
+        self._positioned: set[int] = set()
         self.end_of_input = EndOfInput()
         self._ticks_in_flight: dict[int, int] = {}
         self.events_name = ctx.events.get_topic_name()
@@ -158,19 +161,25 @@ class SlaProcessor:
             ev = decode_event(message.value)
         except InvalidEvent as exc:
             log.warning("sla: invalid input event skipped", extra={"reason": str(exc), "partition": partition})
+            if not self.replay:
+                self.live.read(partition, message.offset, None, 0, 0)
             return
         self.ctx.metrics.processing_delay.labels(stage="sla").observe(max(0.0, time.time() - message.timestamp))
         watermark = self.watermarks.observe(partition, ev.time) if self.replay else None
+        if not self.replay:
+            self.live.read(partition, message.offset, to_us(ev.time), int(message.timestamp * 1_000_000),
+                           self.wall.now_us())
+        now = watermark if self.replay else self._now(partition)
         if is_ticket_event(ev.type):
             key = ev.subject.encode()
             stored = self._load(key)
             if self.replay:
                 step = replay_event(stored, ev, watermark, self.ctx.book)
             else:
-                step = live_event(stored, ev, self.wall.now_us(), self.ctx.book)
-            await self._commit(partition, [(key, stored, step)], self._now(partition))
-        if watermark is not None:
-            await self._fire_due(partition, watermark)
+                step = live_event(stored, ev, now, self.ctx.book)
+            await self._commit(partition, [(key, stored, step)], now)
+        if now is not None:     # live: up to the partition's clock, the rest by the timer's ticks
+            await self._fire_due(partition, now, limit=None if self.replay else TICK_BATCH)
 
     async def _on_tick(self, event: EventT) -> None:
         message = event.message
@@ -188,7 +197,9 @@ class SlaProcessor:
                 await self._fire_due(partition, self.watermarks.advance(partition, ready))
         elif kind == "tick" and not self.replay:
             self._ticks_in_flight.pop(partition, None)
-            await self._fire_due(partition, self.wall.now_us(), limit=TICK_BATCH)
+            now = self._now(partition)
+            if now is not None:
+                await self._fire_due(partition, now, limit=TICK_BATCH)
 
     async def _learn_position(self, partition: int) -> None:
         """After a restart no event of the partition may come again: start from the group's
@@ -196,6 +207,23 @@ class SlaProcessor:
         committed = await asyncio.to_thread(committed_offset, self.ctx.settings, self.app.conf.id,
                                             self.events_name, partition)
         self.end_of_input.read_up_to(partition, committed)
+
+    async def _learn_positions(self, active: set[int]) -> None:
+        """Live: the partitions newly assigned start from the group's committed offsets (every
+        event before them was processed before); the others are forgotten."""
+        for partition in self._positioned - active:
+            self.live.forget(partition)
+        new = sorted(active - self._positioned)
+        if new:
+            try:
+                found = await asyncio.to_thread(committed_offsets, self.ctx.settings, self.app.conf.id,
+                                                self.events_name, new)
+            except Exception:      # the broker unreachable: the partitions catch up from their events
+                log.exception("sla: committed offsets unknown; the partitions keep the event-time clock")
+                found = {}
+            for partition, offset in found.items():
+                self.live.start_at(partition, offset)
+        self._positioned = active
 
     async def _fire_due(self, partition: int, now_us: int, limit: int | None = None) -> None:
         changes: list[tuple[bytes, Stored, Step]] = []
@@ -207,7 +235,19 @@ class SlaProcessor:
             await self._commit(partition, changes, now_us)
 
     def _now(self, partition: int) -> int | None:
-        return self.watermarks.get(partition) if self.replay else self.wall.now_us()
+        """The partition's SLA clock: its watermark in replay; live, `LiveClock` (the wall clock
+        once the partition is caught up)."""
+        if self.replay:
+            return self.watermarks.get(partition)
+        return self.live.now_us(partition, self._end_offset(partition), self.wall.now_us())
+
+    def _end_offset(self, partition: int) -> int | None:
+        """The events partition's high-water mark as of the consumer's last fetch (None: unknown)."""
+        try:
+            end = self.app.consumer.highwater(TP(self.events_name, partition))
+        except (AssertionError, KeyError, AttributeError, RuntimeError):
+            return None
+        return end if isinstance(end, int) else None
 
     def _load(self, key: bytes) -> Stored:
         ticket_id = key.decode()
@@ -256,7 +296,7 @@ class SlaProcessor:
         metrics = self.ctx.metrics
         metrics.sla_outcomes_emitted.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,
                                     kind=outcome.kind, target=outcome.target).inc()
-        if not self.replay and outcome.type != MET:
+        if not self.replay and outcome.type in (WARNING, BREACHED):
             delay = time.time() - outcome.at.timestamp()
             metrics.deadline_delay.observe(max(0.0, delay))
         return delivery, (key, value)
@@ -282,6 +322,8 @@ class SlaProcessor:
         if self.durable:
             for partition in set(self.index.partitions()) - active:
                 self.index.drop(partition)
+        if not self.replay:
+            await self._learn_positions(active)
         rebuilt: list[int] = []
         tickets = 0
         for partition in sorted(active - self._indexed):
@@ -331,7 +373,8 @@ class SlaProcessor:
             now = self.wall.now_us()
             for partition in owned:
                 earliest = self.index.earliest(partition)
-                due = (earliest is not None and earliest <= now) or self.held.ready(partition)
+                clock = self._now(partition)
+                due = (earliest is not None and clock is not None and earliest <= clock) or self.held.ready(partition)
                 sent = self._ticks_in_flight.get(partition)
                 if not due or (sent is not None and now - sent < TICK_RESEND_US):
                     continue
@@ -339,12 +382,17 @@ class SlaProcessor:
                 await self.ctx.ticks.send(value=TICK, partition=partition)
 
     def _sleep_s(self) -> float:
-        """Until the earliest deadline of a partition without a tick in flight; 5 ms to 100 ms."""
+        """Until the earliest deadline of a partition without a tick in flight (by the partition's
+        clock; a catching-up partition's deadlines are fired by its events); 5 ms to 100 ms."""
         now = self.wall.now_us()
-        earliest = [now + TICK_POLL_US if p in self._ticks_in_flight
-                    else now + HELD_POLL_US if self.held.pending(p) else self.index.earliest(p)
-                    for p in self.owned_partitions()]
-        wakes = [at for at in earliest if at is not None]
+        wakes: list[int] = []
+        for p in self.owned_partitions():
+            if p in self._ticks_in_flight:
+                wakes.append(now + TICK_POLL_US)
+            elif self.held.pending(p):
+                wakes.append(now + HELD_POLL_US)
+            elif (earliest := self.index.earliest(p)) is not None and self.live.caught_up(p, self._end_offset(p), now):
+                wakes.append(earliest)
         if not wakes:
             return TIMER_MAX_SLEEP_S
         return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, (min(wakes) - now) / 1_000_000))
@@ -352,13 +400,22 @@ class SlaProcessor:
 
 def committed_offset(settings: Settings, group_id: str, topic: str, partition: int) -> int:
     """The group's committed offset of one partition (0 when none)."""
+    return committed_offsets(settings, group_id, topic, [partition])[partition]
+
+
+def committed_offsets(settings: Settings, group_id: str, topic: str, partitions: list[int]) -> dict[int, int]:
+    """The group's committed offsets of some partitions of a topic (0 when none)."""
     from kafka import KafkaAdminClient, TopicPartition
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position")
     try:
-        tp = TopicPartition(topic, partition)
-        found = admin.list_group_offsets({group_id: [tp]}).get(group_id, {}).get(tp)
-        return max(found.offset, 0) if found is not None else 0
+        tps = [TopicPartition(topic, partition) for partition in partitions]
+        found = admin.list_group_offsets({group_id: tps}).get(group_id, {})
+        out: dict[int, int] = {}
+        for tp in tps:
+            offset = found.get(tp)
+            out[tp.partition] = max(offset.offset, 0) if offset is not None else 0
+        return out
     finally:
         admin.close()
 

@@ -2,8 +2,8 @@
 
 Pure functions on the stored table value (no faust here), shared by live and replay:
 
-* live: an event is applied at once, after firing what fell due strictly before its time;
-  ticks fire what is due at the wall clock;
+* live: an event is applied at once, after firing what fell due strictly before its time (up to
+  the partition's clock, `clock.LiveClock`); ticks fire what is due at that clock;
 * replay: events wait in `pending` until the partition's watermark passes their time, and are
   then applied in event-time order, each after firing what fell due strictly before it. So each
   ticket lives through its own history in event-time order, as a live worker would, whatever
@@ -110,10 +110,15 @@ def next_at_of(raw: bytes | str | None) -> int | None:
     return int(fire) if first is None else min(int(fire), first)
 
 
-def live_event(stored: Stored, event: Event, now_us: int, book: PolicyBook) -> Step:
-    """Live: fire what was due before the event, apply it, fire what is due now."""
+def live_event(stored: Stored, event: Event, now_us: int | None, book: PolicyBook) -> Step:
+    """Live: fire what was due before the event (by the partition's clock `now_us`), apply it,
+    fire what is due now; `now_us` None (no clock yet) only applies it."""
     if stored.knows(event.id):
         return Step(stored, (), False, duplicate=True)
+    if now_us is None:
+        state, decided = sla.apply(stored.sla, event, book)
+        new = Stored(state, stored.pending)
+        return Step(new, tuple(decided), new != stored)
     before = min(now_us, to_us(event.time) - 1)
     state, first = sla.due_us(stored.sla, before, book)
     state, second = sla.apply(state, event, book)

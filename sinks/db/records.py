@@ -18,7 +18,9 @@ from tawasul.domain.kpis import is_satisfied
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-SLA_TYPES = frozenset({"sla.warning", "sla.breached", "sla.met"})
+WITHDRAWALS = {"sla.breach_withdrawn": "sla.breached", "sla.warning_withdrawn": "sla.warning"}
+"""Withdrawal type -> the type of the outcome it withdraws (`tawasul.domain.sla_state.WITHDRAWS`)."""
+SLA_TYPES = frozenset({"sla.warning", "sla.breached", "sla.met", *WITHDRAWALS})
 KPI_TYPE = "kpi.snapshot"
 TICKET_STATUSES = frozenset({"open", "resolved", "closed"})
 
@@ -243,6 +245,23 @@ class OutcomeRecord:
             "channel": self.channel, "kind": self.kind, "category": clean_text(self.category),
             "priority": self.priority, "time": self.time,
         }
+
+
+def withdrawn_by(withdrawal_id: str) -> str | None:
+    """The id of the outcome a withdrawal withdraws, from the withdrawal's own id
+    (`{ticket}:{target}:{type}:{cycle}`: same ticket, target and cycle); None for another id."""
+    head, _, rest = withdrawal_id.rpartition(":")
+    prefix, _, kind = head.rpartition(":")
+    withdrawn = WITHDRAWALS.get(kind)
+    return None if withdrawn is None or not prefix else f"{prefix}:{withdrawn}:{rest}"
+
+
+def withdrawal_of(outcome_id: str) -> str | None:
+    """The id a withdrawal of this warning or breach would have; None for other outcomes."""
+    head, _, rest = outcome_id.rpartition(":")
+    prefix, _, kind = head.rpartition(":")
+    withdrawal = next((w for w, withdrawn in WITHDRAWALS.items() if withdrawn == kind), None)
+    return None if withdrawal is None or not prefix else f"{prefix}:{withdrawal}:{rest}"
 
 
 def kpi_key(figure: str, window: str, scope: Mapping[str, str]) -> str:

@@ -29,8 +29,8 @@ from sqlalchemy import (
 
 from sinks.db.bulk import BulkRunner
 from sinks.db.contacts import CALLS, VISITS, ContactSpec
-from sinks.db.models import Base, Call, KpiSnapshot, Ticket, TicketTarget, Visit
-from sinks.db.records import Row
+from sinks.db.models import Base, Call, KpiSnapshot, SlaOutcome, Ticket, TicketTarget, Visit
+from sinks.db.records import Row, withdrawal_of, withdrawn_by
 
 SqlValue = ColumnElement[Any]
 
@@ -58,6 +58,23 @@ class Upserts:
             return base.on_conflict_do_nothing(index_elements=_primary_key(table))
 
         return self._bulk.run(connection, f"insert_new:{table.name}", table, finish, rows)
+
+    def insert_outcomes(self, connection: Connection, rows: Sequence[Row]) -> int:
+        """SLA outcomes, append-only, keeping the final truth: a withdrawal (`sla.breach_withdrawn`,
+        `sla.warning_withdrawn`) is stored and deletes the outcome it withdraws, and a warning or
+        breach whose withdrawal is already stored (delivered again after it) is not kept."""
+        table = _table(SlaOutcome)
+        written = self.insert_new(connection, table, rows)
+        doomed = {withdrawn for row in rows if (withdrawn := withdrawn_by(row["id"])) is not None}
+        candidates = {withdrawal: row["id"] for row in rows if (withdrawal := withdrawal_of(row["id"])) is not None}
+        keys = sorted(candidates)
+        for start in range(0, len(keys), IN_LIST_CHUNK):
+            found = connection.execute(select(table.c.id).where(table.c.id.in_(keys[start:start + IN_LIST_CHUNK])))
+            doomed.update(candidates[withdrawal] for (withdrawal,) in found)
+        ids = sorted(doomed)
+        for start in range(0, len(ids), IN_LIST_CHUNK):
+            connection.execute(delete(table).where(table.c.id.in_(ids[start:start + IN_LIST_CHUNK])))
+        return written
 
     def upsert_newer(self, connection: Connection, table: Table, rows: Sequence[Row], order_column: str, *,
                      tie_column: str | None = None) -> int:

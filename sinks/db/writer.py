@@ -153,7 +153,7 @@ class DbWriter:
             rows["calls"] = upserts.merge_calls(connection, [finish_call(r) for r in batch.calls.values()])
             rows["visits"] = upserts.merge_visits(connection, [finish_visit(r) for r in batch.visits.values()])
             rows["surveys"] = upserts.insert_new(connection, tables["surveys"], list(batch.surveys.values()))
-            rows["sla_outcomes"] = upserts.insert_new(connection, tables["sla_outcomes"], list(batch.outcomes.values()))
+            rows["sla_outcomes"] = upserts.insert_outcomes(connection, list(batch.outcomes.values()))
             rows["tickets"], rows["ticket_targets"] = upserts.upsert_tickets(connection, tickets, targets)
             rows["kpi_snapshots"] = upserts.upsert_kpis(connection, list(batch.kpis.values()))
         records = len(self._pending)

@@ -26,7 +26,7 @@ PRIORITIES = frozenset({"low", "normal", "high", "urgent"})
 TARGETS: tuple[str, ...] = ("first_response", "resolution")
 MATCH_KEYS: dict[str, frozenset[str] | None] = {
     "channel": CHANNELS, "kind": KINDS, "category": None, "priority": PRIORITIES, "department": None}
-POLICY_KEYS = frozenset({"name", "match", "calendar", "first_response", "resolution", "warn_at"})
+POLICY_KEYS = frozenset({"name", "match", "calendar", "first_response", "resolution", "warn_at", "grace"})
 CALENDAR_KEYS = frozenset({"timezone", "hours", "holidays", "closed", "workdays", "ramadan_hours",
                            "always_open"})
 DEFAULT_WARN_AT = 0.75
@@ -71,6 +71,13 @@ class Policy:
     first_response: timedelta | None
     resolution: timedelta | None
     warn_at: float = DEFAULT_WARN_AT
+    grace: timedelta = timedelta(0)
+    """Wall time a live worker waits after a warning or breach instant before firing it (sources
+    that deliver late); deadlines and the outcomes' instants are unchanged."""
+
+    @property
+    def grace_us(self) -> int:
+        return self.grace // MICROSECOND
 
     def target(self, name: str) -> timedelta | None:
         """The business time allowed for target `name` (`first_response` or `resolution`)."""
@@ -243,9 +250,10 @@ def _policy(where: str, item: object, calendars: Mapping[str, BusinessCalendar])
     warn_at = item.get("warn_at", DEFAULT_WARN_AT)
     if isinstance(warn_at, bool) or not isinstance(warn_at, (int, float)) or not 0 < warn_at < 1:
         raise PolicyError(f"{where}.warn_at: must be a number between 0 and 1 (exclusive), got {warn_at!r}")
+    grace = _duration(f"{where}.grace", item.get("grace")) or timedelta(0)
     return Policy(name=name, match=_match(f"{where}.match", item.get("match")), calendar=calendar,
                   first_response=targets["first_response"], resolution=targets["resolution"],
-                  warn_at=float(warn_at))
+                  warn_at=float(warn_at), grace=grace)
 
 
 def _duration(where: str, value: object) -> timedelta | None:

@@ -20,13 +20,16 @@ from typing import Any, Protocol
 from tawasul.domain.calendars import from_us, to_us
 from tawasul.domain.policies import Policy, PolicyBook
 from tawasul.domain.sla_state import (
-    BREACHED, MET, RUNNING, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING, SlaError, SlaOutcome,
-    TargetStatus, TicketSla, fired_bit,
+    BREACH_WITHDRAWN, BREACHED, MET, OUTCOME_ORDER, RUNNING, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING,
+    WARNING_WITHDRAWN, SlaError, SlaOutcome, TargetStatus, TicketSla, fired_bit,
 )
 from tawasul.domain.sla_timeline import (
-    ASSIGNED, CLOSED, OPENED, PRIORITY, RANKS, Clock, Mark, Measure, Payload, Timeline, build_timeline, measure,
-    projected_deadline,
+    ASSIGNED, CLOSED, OPENED, PRIORITY, RANKS, Clock, Mark, Measure, Payload, Stop, Timeline, build_timeline,
+    measure, projected_deadline,
 )
+
+FIRED_KINDS = frozenset({WARNING, BREACHED, MET})
+"""Outcomes recorded in `TicketSla.fired` (withdrawals are not: they clear the bit they withdraw)."""
 
 __all__ = ["SlaError", "SlaOutcome", "TargetStatus", "TicketSla", "TicketEvent", "apply", "due", "due_us",
            "evaluate", "evaluate_us", "next_deadline"]
@@ -171,7 +174,7 @@ def _decide(state: TicketSla, timeline: Timeline | None, book: PolicyBook,
             run.stops(target, clock)
         if not clock.done:
             run.timed(target, now)
-    run.outcomes.sort(key=lambda o: (o.at, o.target, o.type))
+    run.outcomes.sort(key=lambda o: (o.at, o.target, OUTCOME_ORDER[o.type]))
     next_fire = min(run.fire_times, default=None)
     return TicketSla(state.ticket_id, state.marks, run.fired, state.ignored, next_fire), run.outcomes
 
@@ -207,7 +210,8 @@ class _Run:
 
     def _emit(self, kind: str, target: str, policy: Policy, priority: str, deadline: int, at: int,
               cycle: int) -> None:
-        self.fired |= fired_bit(target, kind, cycle)
+        if kind in FIRED_KINDS:
+            self.fired |= fired_bit(target, kind, cycle)
         cal = self.book.calendar(policy.calendar)
         channel, ticket_kind, category, _, _ = self.timeline.profile
         self.outcomes.append(SlaOutcome(
@@ -227,10 +231,20 @@ class _Run:
             if spent <= limit and not self._has(target, MET, stop.cycle):
                 deadline = projected_deadline(self.book.calendar(policy.calendar), limit, clock.segments, m.ends,
                                               stop.segments, self.timeline.opened)
+                if self._has(target, BREACHED):         # fired live before this (late) event arrived
+                    self._withdraw(BREACH_WITHDRAWN, BREACHED, target, policy, stop, deadline)
+                if self._has(target, WARNING) and spent <= int(limit * policy.warn_at):
+                    self._withdraw(WARNING_WITHDRAWN, WARNING, target, policy, stop, deadline)
                 self._emit(MET, target, policy, stop.priority, deadline, stop.time, stop.cycle)
             elif spent > limit and m.breach is not None and not self._has(target, BREACHED):
                 self._emit(BREACHED, target, policy, stop.priority, m.breach.deadline, m.breach.fire - 1,
                            m.breach.cycle)
+
+    def _withdraw(self, kind: str, withdrawn: str, target: str, policy: Policy, stop: Stop, deadline: int) -> None:
+        """Correct a warning or breach that a late event proves wrong: emit the withdrawal (the
+        stop's cycle names the withdrawn outcome) and forget that it fired."""
+        self._emit(kind, target, policy, stop.priority, deadline, stop.time, stop.cycle)
+        self.fired &= ~fired_bit(target, withdrawn)
 
     def timed(self, target: str, now: int | None) -> None:
         """Emit the warning and breach of an open clock up to `now`; remember later instants."""
@@ -240,13 +254,14 @@ class _Run:
             return
         policy, limit = found
         m = self._measure(target, policy, limit)
+        grace = policy.grace_us
         if m.warning is not None and not self._has(target, WARNING) and not self._has(target, BREACHED):
-            if now is not None and m.warning.fire <= now:
+            if now is not None and m.warning.fire + grace <= now:
                 self._emit(WARNING, target, policy, priority, m.warning.deadline, m.warning.fire, m.warning.cycle)
             else:
-                self.fire_times.append(m.warning.fire)
+                self.fire_times.append(m.warning.fire + grace)
         if m.breach is not None and not self._has(target, BREACHED):
-            if now is not None and m.breach.fire <= now:
+            if now is not None and m.breach.fire + grace <= now:
                 self._emit(BREACHED, target, policy, priority, m.breach.deadline, m.breach.fire - 1, m.breach.cycle)
             else:
-                self.fire_times.append(m.breach.fire)
+                self.fire_times.append(m.breach.fire + grace)

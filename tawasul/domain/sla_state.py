@@ -11,6 +11,12 @@ from tawasul.domain.errors import DomainError
 from tawasul.domain.sla_timeline import CLOSED, OPENED, Mark, Payload, Profile
 
 WARNING, BREACHED, MET = "sla.warning", "sla.breached", "sla.met"
+BREACH_WITHDRAWN, WARNING_WITHDRAWN = "sla.breach_withdrawn", "sla.warning_withdrawn"
+WITHDRAWS = {BREACH_WITHDRAWN: BREACHED, WARNING_WITHDRAWN: WARNING}
+"""Withdrawal type -> the type of the outcome it withdraws."""
+OUTCOME_ORDER = {BREACHED: 0, BREACH_WITHDRAWN: 1, WARNING_WITHDRAWN: 2, MET: 3, WARNING: 4}
+"""Order of outcomes decided at one instant for one target: a withdrawal precedes the `sla.met`
+that replaces it (the first, third and last keep their former alphabetical order)."""
 RUNNING, UNDECIDED = "running", "undecided"
 STATUS_MET, STATUS_BREACHED = "met", "breached"
 
@@ -117,11 +123,15 @@ def _payload(raw: object) -> Payload:
 
 @dataclass(frozen=True, slots=True)
 class SlaOutcome:
-    """An `sla.warning`, `sla.breached` or `sla.met` of one ticket and target.
+    """An `sla.warning`, `sla.breached`, `sla.met`, or a withdrawal, of one ticket and target.
 
     `at` is when it happened: the warning instant, the instant the limit was exceeded from,
     or the stopping event's time for `sla.met`. `id` is deterministic so that consumers can
     drop repeats after a restart.
+
+    A withdrawal (`sla.breach_withdrawn`, `sla.warning_withdrawn`) corrects an outcome fired
+    live that a late event proved wrong: `at` is the late event's time and `withdrawn_id` the
+    id of the withdrawn outcome (same ticket, target and cycle).
     """
 
     type: str
@@ -141,11 +151,21 @@ class SlaOutcome:
         """`{ticket_id}:{target}:{type}:{cycle}`, the same after a restart or a replay."""
         return f"{self.ticket_id}:{self.target}:{self.type}:{self.cycle}"
 
+    @property
+    def withdrawn_id(self) -> str | None:
+        """The id of the outcome a withdrawal withdraws; None for other outcomes."""
+        withdrawn = WITHDRAWS.get(self.type)
+        return None if withdrawn is None else f"{self.ticket_id}:{self.target}:{withdrawn}:{self.cycle}"
+
     def to_data(self) -> dict[str, str]:
         """The `data` of the outcome's CloudEvent (contract section 3)."""
-        return {"ticket_id": self.ticket_id, "target": self.target, "policy": self.policy,
+        data = {"ticket_id": self.ticket_id, "target": self.target, "policy": self.policy,
                 "deadline": self.deadline.isoformat(), "channel": self.channel, "kind": self.kind,
                 "category": self.category, "priority": self.priority}
+        withdrawn = self.withdrawn_id
+        if withdrawn is not None:
+            data["withdrawn_id"] = withdrawn
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ CONTRACT_TYPES = {
     "sla.warning": schemas.SlaWarningData,
     "sla.breached": schemas.SlaBreachedData,
     "sla.met": schemas.SlaMetData,
+    "sla.breach_withdrawn": schemas.SlaBreachWithdrawnData,
+    "sla.warning_withdrawn": schemas.SlaWarningWithdrawnData,
     "kpi.snapshot": schemas.KpiSnapshotData,
 }
 
@@ -95,6 +97,8 @@ MINIMAL_DATA: dict[str, dict[str, Any]] = {
 }
 MINIMAL_DATA["sla.breached"] = {**MINIMAL_DATA["sla.warning"], "target": "resolution"}
 MINIMAL_DATA["sla.met"] = MINIMAL_DATA["sla.warning"]
+MINIMAL_DATA["sla.breach_withdrawn"] = {**MINIMAL_DATA["sla.breached"], "withdrawn_id": "T-1:resolution:sla.breached:0"}
+MINIMAL_DATA["sla.warning_withdrawn"] = {**MINIMAL_DATA["sla.warning"], "withdrawn_id": "T-1:first_response:sla.warning:0"}
 
 
 def envelope(event_type: str = "ticket.opened", data: Any = None, **attributes: Any) -> dict[str, Any]:
@@ -569,6 +573,8 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None], str, str]] = [
         "has no UTC offset",
     ),
     ("sla without policy", "sla.warning", _drop_data("policy"), "data.policy", "required"),
+    ("withdrawal without the withdrawn id", "sla.breach_withdrawn", _drop_data("withdrawn_id"), "data.withdrawn_id",
+     "required"),
     (
         "kpi value text",
         "kpi.snapshot",
