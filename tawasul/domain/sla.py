@@ -233,8 +233,12 @@ class _Run:
                                               stop.segments, self.timeline.opened)
                 if self._has(target, BREACHED):         # fired live before this (late) event arrived
                     self._withdraw(BREACH_WITHDRAWN, BREACHED, target, policy, stop, deadline)
-                if self._has(target, WARNING) and spent <= int(limit * policy.warn_at):
+                warn = int(limit * policy.warn_at)
+                if self._has(target, WARNING) and spent <= warn:
                     self._withdraw(WARNING_WITHDRAWN, WARNING, target, policy, stop, deadline)
+                elif policy.grace_us and spent > warn and not self._has(target, WARNING) \
+                        and not self._has(target, BREACHED):
+                    self._missed_warning(target, policy, stop, limit, warn, clock)
                 self._emit(MET, target, policy, stop.priority, deadline, stop.time, stop.cycle)
             elif spent > limit and m.breach is not None and not self._has(target, BREACHED):
                 self._emit(BREACHED, target, policy, stop.priority, m.breach.deadline, m.breach.fire - 1,
@@ -245,6 +249,13 @@ class _Run:
         stop's cycle names the withdrawn outcome) and forget that it fired."""
         self._emit(kind, target, policy, stop.priority, deadline, stop.time, stop.cycle)
         self.fired &= ~fired_bit(target, withdrawn)
+
+    def _missed_warning(self, target: str, policy: Policy, stop: Stop, limit: int, warn: int, clock: Clock) -> None:
+        """A stop after the warning instant whose warning has not fired (held back by the
+        policy's grace): the warning was true, so it is emitted now, at its instant."""
+        crossing = measure(self.book.calendar(policy.calendar), limit, warn, clock.segments[:stop.segments]).warning
+        if crossing is not None and crossing.fire < stop.time:
+            self._emit(WARNING, target, policy, stop.priority, crossing.deadline, crossing.fire, crossing.cycle)
 
     def timed(self, target: str, now: int | None) -> None:
         """Emit the warning and breach of an open clock up to `now`; remember later instants."""

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.support.kafka import unique
 from tests.support.postgres import free_port
+from tests.support.sla_invariants import assert_no_sla_contradictions
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,3 +87,4 @@ def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path)
     assert events > 100
     assert tickets > 10
     assert {"call.offered", "ticket.opened", "survey.submitted"} <= types
+    assert_no_sla_contradictions(db)

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.support.sla_invariants import assert_no_sla_contradictions
+
 REPO = Path(__file__).resolve().parents[2]
 
 QUERIES = {
@@ -75,6 +77,8 @@ def test_the_batch_engine_stores_what_the_faust_agents_store(recorded: Path, tmp
     assert {row[1] for row in batch["outcomes"]} == {"sla.warning", "sla.breached", "sla.met"}
     # a warning or breach fired by the clock (no new event, same version) reaches the ticket's row
     assert (batch["unmarked"], faust["unmarked"]) == ([], [])
+    assert_no_sla_contradictions(batch_db)
+    assert_no_sla_contradictions(faust_db)
     for name in QUERIES:
         if name == "figures":
             continue

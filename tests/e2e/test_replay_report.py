@@ -20,6 +20,7 @@ from schemas import parse_event
 from tawasul.domain.period import parse_period
 from tawasul.domain.policies import default_policy_path, load_policies
 from tawasul.domain.report import build_report
+from tests.support.sla_invariants import assert_no_sla_contradictions
 
 REPO = Path(__file__).resolve().parents[2]
 FROM, TO = "2025-03-02", "2025-03-05"
@@ -64,6 +65,7 @@ def test_replay_then_report_matches_the_domain_computation(recorded: Path, datab
     assert report == expected
     assert report["calls"]["offered"] > 50 and report["tickets"]["opened"] > 50  # type: ignore[index]
     assert report["tickets"]["first_response"]["met"] > 0  # type: ignore[index]
+    assert_no_sla_contradictions(database_url)
 
 
 def test_replaying_again_or_shuffled_with_duplicates_changes_nothing(recorded: Path, tmp_path: Path,
@@ -91,3 +93,5 @@ def test_replaying_again_or_shuffled_with_duplicates_changes_nothing(recorded: P
     third = _tawasul("replay", str(shuffled), "--no-progress", db=other_db, kafka=kafka_bootstrap)
     assert third.returncode == 0, third.stderr[-3000:]
     assert _report(other_db, kafka_bootstrap) == once
+    for database in (db, other_db):
+        assert_no_sla_contradictions(database)
