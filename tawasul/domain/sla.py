@@ -231,10 +231,10 @@ class _Run:
             if spent <= limit and not self._has(target, MET, stop.cycle):
                 deadline = projected_deadline(self.book.calendar(policy.calendar), limit, clock.segments, m.ends,
                                               stop.segments, self.timeline.opened)
-                if self._has(target, BREACHED):         # fired live before this (late) event arrived
+                if self._has(target, BREACHED) and not self._true_before(target, stop, warning=False):
                     self._withdraw(BREACH_WITHDRAWN, BREACHED, target, policy, stop, deadline)
                 warn = int(limit * policy.warn_at)
-                if self._has(target, WARNING) and spent <= warn:
+                if self._has(target, WARNING) and spent <= warn and not self._true_before(target, stop, warning=True):
                     self._withdraw(WARNING_WITHDRAWN, WARNING, target, policy, stop, deadline)
                 elif policy.grace_us and spent > warn and not self._has(target, WARNING) \
                         and not self._has(target, BREACHED):
@@ -243,6 +243,24 @@ class _Run:
             elif spent > limit and m.breach is not None and not self._has(target, BREACHED):
                 self._emit(BREACHED, target, policy, stop.priority, m.breach.deadline, m.breach.fire - 1,
                            m.breach.cycle)
+
+    def _true_before(self, target: str, stop: Stop, *, warning: bool) -> bool:
+        """True when event time confirms a breach (or warning) fired before this stop: at the
+        stop, or just before a priority change ahead of it, more than the limit (or the warning
+        share of it) of the policy then in force had elapsed. False: it was fired live ahead of
+        an event that arrived late, and is withdrawn."""
+        instants = [m[0] for m in self.state.marks if m[1] == PRIORITY and m[0] < stop.time]
+        for at in (*instants, stop.time):
+            status = evaluate_us(self.state, at, self.book).get(target)
+            if status is None:
+                continue
+            limit = status.limit // timedelta(microseconds=1)
+            if warning:
+                policy = next((p for p in self.book.policies if p.name == status.policy), None)
+                limit = limit if policy is None else int(limit * policy.warn_at)
+            if status.elapsed // timedelta(microseconds=1) > limit:
+                return True
+        return False
 
     def _withdraw(self, kind: str, withdrawn: str, target: str, policy: Policy, stop: Stop, deadline: int) -> None:
         """Correct a warning or breach that a late event proves wrong: emit the withdrawal (the

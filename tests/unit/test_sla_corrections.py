@@ -165,3 +165,24 @@ def test_live_clock_keeps_event_time_while_history_is_read() -> None:
     assert clock.caught_up(2, 3, wall + 6 * US)
     clock.forget(2)
     assert clock.now_us(2, 3, wall) is None
+
+
+def test_a_breach_true_under_the_priority_then_in_force_stands() -> None:
+    """Urgent (1 min target) breached, lowered to normal (10 min), acknowledged at 5 min: the
+    breach was true when it fired, so it is not withdrawn; the `sla.met` follows as before."""
+    policies = load_policies_text("""
+calendars:
+  always: {always_open: true}
+policies:
+  - {name: urgent, match: {priority: urgent}, calendar: always, first_response: 1m, warn_at: 0.5}
+  - {name: normal, match: {}, calendar: always, first_response: 10m, warn_at: 0.9}
+""")
+    urgent = {**OPENED, "priority": "urgent"}
+    open_event = new_event("ticket.opened", "T-7", T0, urgent, "/tests/corrections", id="T-7-open")
+    lowered = new_event("ticket.priority_changed", "T-7", T0 + 120 * S, {"priority": "normal"}, "/tests", id="T-7-p")
+    stored, _ = live(decode(None, "T-7"), open_event, T0, policies)
+    stored, fired = tick(stored, T0 + 90 * S, policies)
+    stored, _ = live(stored, lowered, T0 + 120 * S, policies)
+    stored, out = live(stored, ev("acknowledged", T0 + 300 * S, "T-7"), T0 + 300 * S, policies)
+    assert [o.type for o in fired] == ["sla.warning", "sla.breached"]
+    assert [o.type for o in out] == ["sla.met"]
