@@ -40,6 +40,7 @@ import faust
 from faust.types import EventT
 
 from schemas import InvalidEvent, decode_event
+from tawasul.kafka_security import kafka_python_options
 from tawasul.domain.errors import DomainError
 from tawasul.domain.sla_state import MET, SlaOutcome
 from tawasul.settings import Settings
@@ -354,7 +355,8 @@ def committed_offset(settings: Settings, group_id: str, topic: str, partition: i
     """The group's committed offset of one partition (0 when none)."""
     from kafka import KafkaAdminClient, TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position",
+                             **kafka_python_options())
     try:
         tp = TopicPartition(topic, partition)
         found = admin.list_group_offsets({group_id: [tp]}).get(group_id, {}).get(tp)
