@@ -28,6 +28,15 @@ PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
+class Secret(str):
+    """A password: its `repr` (how a library logs its configuration dict) hides it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
 def _setting_error(message: str) -> Exception:
     from tawasul.topics import KafkaSettingError
 
@@ -85,13 +94,14 @@ class KafkaSecurity:
             raise _setting_error(f"{ENV_SSL_CAFILE}={self.cafile!r}: not a usable CA file ({exc})") from exc
 
     def kafka_python(self) -> dict[str, Any]:
-        """Keyword arguments for kafka-python's `KafkaProducer`, `KafkaConsumer`, `KafkaAdminClient`."""
+        """Keyword arguments for kafka-python's `KafkaProducer`, `KafkaConsumer`, `KafkaAdminClient`
+        (which logs them at debug level: the password is a `Secret`)."""
         options: dict[str, Any] = {"security_protocol": self.protocol}
         if self.uses_tls:
             options["ssl_context"] = self.ssl_context()
         if self.uses_sasl:
             options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=self.password)
+                           sasl_plain_password=Secret(self.password or ""))
         return options
 
     def aiokafka(self) -> dict[str, Any]:
@@ -101,7 +111,7 @@ class KafkaSecurity:
             options["ssl_context"] = self.ssl_context()
         if self.uses_sasl:
             options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=self.password)
+                           sasl_plain_password=Secret(self.password or ""))
         return options
 
     def faust(self) -> dict[str, Any]:
@@ -110,7 +120,7 @@ class KafkaSecurity:
 
         if self.uses_sasl:
             return {"broker_credentials": faust.SASLCredentials(
-                username=self.username, password=self.password, ssl_context=self.ssl_context(),
+                username=self.username, password=Secret(self.password or ""), ssl_context=self.ssl_context(),
                 mechanism=self.mechanism)}
         if self.uses_tls:
             return {"broker_credentials": faust.SSLCredentials(self.ssl_context())}

@@ -192,9 +192,9 @@ def _check_partitions(admin: Any, expected: dict[str, int], replicas: int = 1) -
         found = ", ".join(f"{name} has {count} partition(s), Tawasul needs {needed}" for name, count, needed in wrong)
         raise TopicLayoutError(f"{found}: delete the topic(s) and let Tawasul create them (`tawasul topics create`), "
                                "or use another TAWASUL_TOPIC_PREFIX")
-    few = sorted((topic["name"], min(len(p.get("replicas") or ()) for p in topic["partitions"]))
+    few = sorted((topic["name"], min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]))
                  for topic in described if topic.get("partitions")
-                 and min(len(p.get("replicas") or ()) for p in topic["partitions"]) < replicas)
+                 and min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]) < replicas)
     if few:
         found = ", ".join(f"{name} has {count} replica(s)" for name, count in few)
         raise TopicLayoutError(f"{found}, {ENV_REPLICATION_FACTOR} is {replicas}: add replicas "
