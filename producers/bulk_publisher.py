@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 
 from producers.intake import Rejected
 from producers.publisher import ConfirmingPublisher, PublishError
+from tawasul.kafka_security import aiokafka_options
 from tawasul.loop_thread import LoopThread
 from tawasul.metrics import Metrics
 from tawasul.partitioner import KeyHashes
@@ -80,7 +81,7 @@ class BulkPublisher(ConfirmingPublisher):
         self._in_order = asyncio.Lock()
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka, client_id=client_id, acks="all", enable_idempotence=True,
-            linger_ms=20, max_batch_size=batch_bytes, request_timeout_ms=120_000,
+            linger_ms=20, max_batch_size=batch_bytes, request_timeout_ms=120_000, **aiokafka_options(),
         )
         try:
             await producer.start()

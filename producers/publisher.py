@@ -39,6 +39,7 @@ from kafka.producer.future import FutureRecordMetadata
 from producers.deadletter import DeadLetter
 from producers.intake import Accepted, Rejected
 from schemas import CHANNELS, Event
+from tawasul.kafka_security import kafka_python_options
 from tawasul.metrics import Metrics
 from tawasul.partitioner import KeyPartitioner
 from tawasul.settings import Settings
@@ -167,7 +168,7 @@ class EventPublisher(ConfirmingPublisher):
             self._producer = KafkaProducer(
                 bootstrap_servers=[server.strip() for server in settings.kafka.split(",") if server.strip()],
                 client_id=client_id,
-                **{"partitioner": KeyPartitioner(), **config},
+                **{"partitioner": KeyPartitioner(), **kafka_python_options(), **config},
             )
         except KafkaError as exc:
             raise PublishError(f"cannot connect to Kafka at {settings.kafka}: {exc}") from exc

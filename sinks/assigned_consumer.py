@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from kafka.errors import KafkaError
 
+from tawasul.kafka_security import aiokafka_options
 from tawasul.loop_thread import LoopThread
 
 T = TypeVar("T")
@@ -48,7 +49,7 @@ class AssignedConsumer:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, client_id=client_id, enable_auto_commit=False,
             auto_offset_reset="earliest", isolation_level="read_committed",
-            max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024, **aiokafka_options(),
         )
         await consumer.start()
         return consumer

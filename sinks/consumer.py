@@ -33,6 +33,7 @@ from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket
 from sinks.db.engine import describe_url, is_unavailable, make_engine
 from sinks.db.records import BadRecord
 from sinks.db.writer import DbWriter, FlushResult, Record
+from tawasul.kafka_security import kafka_python_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import (
@@ -342,7 +343,8 @@ def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Back
 
 def _every_partition(settings: Settings, topics: list[str]) -> list[TopicPartition]:
     """Every partition of `topics`, once the metadata knows them all."""
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata")
+    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata",
+                          **kafka_python_options())
     try:
         return assignable_partitions(probe, topics)
     finally:
@@ -383,7 +385,7 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
             consumer = KafkaConsumer(
                 *names, bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
                 enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-                max_poll_records=batch_max,
+                max_poll_records=batch_max, **kafka_python_options(),
             )
         sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
                       batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record,

@@ -13,7 +13,8 @@ import faust
 from tawasul.domain.policies import load_policies
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, SLA_TICKS
+from tawasul.kafka_security import faust_options
+from tawasul.topics import EVENTS, SLA_TICKS, cluster_replication
 
 from stream_processors.clock import DEFAULT_LATENESS
 from stream_processors.context import Mode, ProcessorContext, Registrar
@@ -73,7 +74,7 @@ def build_app(
         web_enabled=False,
         datadir=str(datadir),
         topic_partitions=EVENTS.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=cluster_replication(settings.kafka).factor,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
@@ -85,6 +86,7 @@ def build_app(
         broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
         key_serializer="raw",
         value_serializer="raw",
+        **faust_options(),
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     ctx = ProcessorContext(
@@ -97,4 +99,6 @@ def build_app(
         register_sla(app, ctx, durable=mode == "live" if durable_tables is None else durable_tables)
     for registrar in extra_registrars:
         registrar(app, ctx)
+    for table in app.tables.values():   # changelogs: as every topic Tawasul creates
+        table.extra_topic_configs = {**cluster_replication(settings.kafka).topic_config(), **table.extra_topic_configs}
     return app

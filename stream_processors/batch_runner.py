@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from tawasul.kafka_security import aiokafka_options
 from tawasul.domain.policies import load_policies
 from tawasul.partitioner import KeyHashes
 from tawasul.settings import Settings
@@ -87,10 +88,10 @@ async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka, group_id=job.group_id, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024, client_id="tawasul-replay-engine",
+        fetch_max_bytes=64 * 1024 * 1024, client_id="tawasul-replay-engine", **aiokafka_options(),
     )
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=20,
-                                max_batch_size=1024 * 1024, client_id="tawasul-replay-engine")
+                                max_batch_size=1024 * 1024, client_id="tawasul-replay-engine", **aiokafka_options())
     outputs = Producing(producer, {"outcomes": settings.topic(SLA_OUTCOMES.name),
                                    "states": settings.topic(TICKET_STATE.name), "snapshots": settings.topic(KPIS.name)})
     async with contextlib.AsyncExitStack() as running:

@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 
 from schemas import InvalidEvent, parse_event
+from tawasul.kafka_security import aiokafka_options
 from tawasul.domain.kpi_state import (
     KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, SubjectRecord, apply, apply_ticket_state,
     rebuild,
@@ -308,7 +309,8 @@ class SnapshotPublisher:
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka, linger_ms=0,
-                                        max_batch_size=BATCH_BYTES, client_id="tawasul-kpi-snapshots")
+                                        max_batch_size=BATCH_BYTES, client_id="tawasul-kpi-snapshots",
+                                        acks="all", **aiokafka_options())
             await producer.start()
             self._producer = producer
         return self._producer

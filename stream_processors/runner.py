@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import faust
 
+from tawasul.kafka_security import kafka_python_options
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, SLA_TICKS, assignable_partitions
 
@@ -179,12 +180,12 @@ def send_end_of_input(settings: Settings, at: datetime) -> None:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     events = settings.topic(EVENTS.name)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, **kafka_python_options())
     try:
         ends = consumer.end_offsets([TopicPartition(events, p) for p in range(EVENTS.partitions)])
     finally:
         consumer.close()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", **kafka_python_options())
     try:
         for partition in range(SLA_TICKS.partitions):
             body = watermark_message(at, ends.get(TopicPartition(events, partition)))
@@ -217,8 +218,9 @@ class GroupProgress:
 
         self.group_id = group_id
         self.topics = (settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name))
-        self._admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
-        self._consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+        self._admin = KafkaAdminClient(bootstrap_servers=settings.kafka, **kafka_python_options())
+        self._consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False,
+                                       **kafka_python_options())
 
     def counts(self) -> tuple[int, int]:
         partitions = assignable_partitions(self._consumer, self.topics)  # never "drained" for want of metadata

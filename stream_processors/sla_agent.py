@@ -40,6 +40,7 @@ import faust
 from faust.types import TP, EventT
 
 from schemas import InvalidEvent, decode_event
+from tawasul.kafka_security import kafka_python_options
 from tawasul.domain.errors import DomainError
 from tawasul.domain.calendars import to_us
 from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
@@ -407,7 +408,8 @@ def committed_offsets(settings: Settings, group_id: str, topic: str, partitions:
     """The group's committed offsets of some partitions of a topic (0 when none)."""
     from kafka import KafkaAdminClient, TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position",
+                             **kafka_python_options())
     try:
         tps = [TopicPartition(topic, partition) for partition in partitions]
         found = admin.list_group_offsets({group_id: tps}).get(group_id, {})

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
+from tawasul.kafka_security import kafka_python_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
@@ -103,7 +104,8 @@ def _end_offsets(settings: Settings, topic_names: list[str]) -> dict[str, int]:
 def _delete_run_topics(settings: Settings) -> None:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-replay-cleanup")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-replay-cleanup",
+                             **kafka_python_options())
     try:
         mine = [name for name in admin.list_topics() if name.startswith(settings.topic_prefix)]
         if mine:

@@ -15,6 +15,10 @@ EXIT_KAFKA = 3
 ENV_CONNECT_TIMEOUT = "TAWASUL_KAFKA_CONNECT_TIMEOUT"
 """Seconds a command waits for a Kafka bootstrap server to answer before it gives up (30)."""
 
+FIRST_ATTEMPT_MS = 5000
+"""After this long without a connection, the client asks why (refused credentials or TLS are
+reported at once) before it waits out the rest of the connect timeout."""
+
 
 class KafkaUnavailableError(RuntimeError):
     """The Kafka bootstrap servers do not answer."""
@@ -25,7 +29,70 @@ class KafkaSettingError(ValueError):
 
 
 class TopicLayoutError(KafkaSettingError):
-    """A topic exists with another partition count than Tawasul needs."""
+    """A topic exists with another partition count than Tawasul needs, or fewer replicas."""
+
+
+class KafkaAccessError(KafkaUnavailableError):
+    """The broker answers but refuses this client: wrong credentials, no TLS, an untrusted certificate."""
+
+
+ENV_REPLICATION_FACTOR = "TAWASUL_KAFKA_REPLICATION_FACTOR"
+ENV_MIN_INSYNC_REPLICAS = "TAWASUL_KAFKA_MIN_INSYNC_REPLICAS"
+
+
+@dataclass(frozen=True)
+class Replication:
+    """Replicas of every topic Tawasul creates, and how many must confirm a write (`acks=all`)."""
+
+    factor: int
+    min_insync: int
+
+    def topic_config(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync)}
+
+
+def _count_setting(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KafkaSettingError(f"{name}={text!r}: expected a whole number, 1 or more")
+    return value
+
+
+def replication_for(brokers: int, environ: dict[str, str] | None = None) -> Replication:
+    """`TAWASUL_KAFKA_REPLICATION_FACTOR` (default 3, or `brokers` when fewer) and
+    `TAWASUL_KAFKA_MIN_INSYNC_REPLICAS` (default factor - 1, at least 1)."""
+    env = os.environ if environ is None else environ
+    factor_text = (env.get(ENV_REPLICATION_FACTOR) or "").strip()
+    factor = _count_setting(ENV_REPLICATION_FACTOR, factor_text) if factor_text else max(1, min(3, brokers))
+    if factor > brokers:
+        raise KafkaSettingError(f"{ENV_REPLICATION_FACTOR}={factor}: the cluster has {brokers} broker(s)")
+    isr_text = (env.get(ENV_MIN_INSYNC_REPLICAS) or "").strip()
+    min_insync = _count_setting(ENV_MIN_INSYNC_REPLICAS, isr_text) if isr_text else max(1, factor - 1)
+    if min_insync > factor:
+        raise KafkaSettingError(f"{ENV_MIN_INSYNC_REPLICAS}={min_insync}: more than the replication factor {factor}")
+    return Replication(factor, min_insync)
+
+
+_replication_cache: dict[str, Replication] = {}
+
+
+def cluster_replication(bootstrap: str) -> Replication:
+    """`replication_for` the number of brokers of the cluster at `bootstrap` (asked once per process)."""
+    if bootstrap not in _replication_cache:
+        admin = _admin(bootstrap, "tawasul-topics")
+        try:
+            _replication_cache[bootstrap] = _replication(admin)
+        finally:
+            admin.close()
+    return _replication_cache[bootstrap]
+
+
+def _replication(admin: Any) -> Replication:
+    brokers = len(admin.describe_cluster().get("brokers") or ()) or 1
+    return replication_for(brokers)
 
 
 def connect_timeout_ms() -> int:
@@ -89,13 +156,15 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
 
     admin = _admin(bootstrap, "tawasul-topics")
     try:
+        replication = _replication(admin)
+        _replication_cache[bootstrap] = replication
         existing = set(admin.list_topics())
         wanted = [spec for spec in specs if f"{prefix}{spec.name}" not in existing]
         created: list[str] = []
         for spec in wanted:
             topic = NewTopic(
                 name=f"{prefix}{spec.name}", num_partitions=spec.partitions,
-                replication_factor=1, topic_configs=dict(spec.config),
+                replication_factor=replication.factor, topic_configs={**replication.topic_config(), **spec.config},
             )
             try:
                 admin.create_topics([topic])
@@ -104,25 +173,33 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
                 continue
         _wait_for_leaders(admin, {f"{prefix}{spec.name}": spec.partitions for spec in wanted})
         _check_partitions(admin, {f"{prefix}{spec.name}": spec.partitions for spec in specs
-                                  if f"{prefix}{spec.name}" in existing})
+                                  if f"{prefix}{spec.name}" in existing}, replication.factor)
         return created
     finally:
         admin.close()
 
 
-def _check_partitions(admin: Any, expected: dict[str, int]) -> None:
+def _check_partitions(admin: Any, expected: dict[str, int], replicas: int = 1) -> None:
     """Raise `TopicLayoutError` when a topic that already existed has another partition count
-    than Tawasul's: the SLA ticks are co-partitioned with the events, and the KPI aggregator
-    reads one partition."""
+    than Tawasul's (the SLA ticks are co-partitioned with the events, and the KPI aggregator
+    reads one partition), or fewer replicas than `replicas` (losing a broker would lose data)."""
     if not expected:
         return
+    described = [topic for topic in admin.describe_topics(list(expected)) if topic.get("error_code") == 0]
     wrong = sorted((topic["name"], len(topic.get("partitions") or ()), expected[topic["name"]])
-                   for topic in admin.describe_topics(list(expected))
-                   if topic.get("error_code") == 0 and len(topic.get("partitions") or ()) != expected[topic["name"]])
+                   for topic in described if len(topic.get("partitions") or ()) != expected[topic["name"]])
     if wrong:
         found = ", ".join(f"{name} has {count} partition(s), Tawasul needs {needed}" for name, count, needed in wrong)
         raise TopicLayoutError(f"{found}: delete the topic(s) and let Tawasul create them (`tawasul topics create`), "
                                "or use another TAWASUL_TOPIC_PREFIX")
+    few = sorted((topic["name"], min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]))
+                 for topic in described if topic.get("partitions")
+                 and min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]) < replicas)
+    if few:
+        found = ", ".join(f"{name} has {count} replica(s)" for name, count in few)
+        raise TopicLayoutError(f"{found}, {ENV_REPLICATION_FACTOR} is {replicas}: add replicas "
+                               "(kafka-reassign-partitions) or delete the topic(s) and let Tawasul create them, "
+                               f"or set {ENV_REPLICATION_FACTOR} lower")
 
 
 def _admin(bootstrap: str, client_id: str) -> Any:
@@ -130,13 +207,29 @@ def _admin(bootstrap: str, client_id: str) -> Any:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-    try:
-        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
-                                bootstrap_timeout_ms=connect_timeout_ms())
-    except (KafkaTimeoutError, KafkaConnectionError) as exc:
-        raise KafkaUnavailableError(
-            f"Kafka at {bootstrap} does not answer ({exc}); start one with `tawasul kafka start`, "
-            "or point --kafka / TAWASUL_KAFKA at yours") from exc
+    from tawasul.kafka_security import collected_client_messages, current, refusal_reason
+
+    security = current()
+    total_ms = connect_timeout_ms()
+    first_ms = min(total_ms, FIRST_ATTEMPT_MS)
+    with collected_client_messages() as messages:
+        try:
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
+                                    bootstrap_timeout_ms=first_ms, **security.kafka_python())
+        except (KafkaTimeoutError, KafkaConnectionError) as exc:
+            failure: Exception = exc
+    refusal = refusal_reason(bootstrap, security, messages)
+    if refusal:
+        raise KafkaAccessError(refusal) from failure
+    if total_ms > first_ms:     # not refused: a broker still starting, or far away
+        try:
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
+                                    bootstrap_timeout_ms=total_ms - first_ms, **security.kafka_python())
+        except (KafkaTimeoutError, KafkaConnectionError) as exc:
+            failure = exc
+    raise KafkaUnavailableError(
+        f"Kafka at {bootstrap} does not answer ({failure}); start one with `tawasul kafka start`, "
+        "or point --kafka / TAWASUL_KAFKA at yours") from failure
 
 
 class TopicsNotReadyError(RuntimeError):
@@ -189,7 +282,9 @@ def partition_end_offsets(bootstrap: str, topics: list[str] | tuple[str, ...]) -
     (topic, partition); a topic that does not exist has no entries."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    from tawasul.kafka_security import kafka_python_options
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_python_options())
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         return {(tp.topic, tp.partition): offset for tp, offset in consumer.end_offsets(partitions).items()}

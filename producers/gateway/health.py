@@ -20,6 +20,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from producers.publisher import EventPublisher, PublishError
+from tawasul.kafka_security import kafka_python_options
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class KafkaHealth:
                     client_id="tawasul-gateway-health",
                     request_timeout_ms=self._timeout_ms,
                     bootstrap_timeout_ms=self._timeout_ms,
+                    **kafka_python_options(),
                 )
             return set(self._admin.list_topics())
 

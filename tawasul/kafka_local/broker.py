@@ -1,4 +1,6 @@
-"""A local single-node Apache Kafka broker (KRaft) fetched from Maven Central with Maven."""
+"""One local Apache Kafka node (KRaft, broker and controller in one JVM) fetched with Maven.
+
+`tawasul.kafka_local.cluster` runs one or several of them as a cluster."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from tawasul.kafka_local.errors import BrokerError
+from tawasul.kafka_security import KafkaSecurity
 
 KAFKA_VERSION = "4.1.1"
 """Pinned in pom.xml too; a test keeps the two in step."""
@@ -37,6 +40,15 @@ class BrokerLayout:
     host: str = "localhost"
     port: int = 9092
     controller_port: int = CONTROLLER_PORT
+    node_id: int = 1
+    voters: str = ""
+    """`controller.quorum.voters`; empty: this node alone."""
+    listener: str = "PLAINTEXT"
+    replicas: int = 1
+    """Replicas of Kafka's internal topics (offsets, transactions); min in-sync = replicas - 1, at least 1."""
+    extra_properties: str = ""
+    client: KafkaSecurity = KafkaSecurity()
+    """How a client (the start probe) reaches this node."""
 
     @property
     def libs_dir(self) -> Path:
@@ -174,7 +186,7 @@ def read_pid(layout: BrokerLayout) -> int | None:
     return None
 
 
-def probe(bootstrap: str, timeout_s: float = 3.0) -> str | None:
+def probe(bootstrap: str, timeout_s: float = 3.0, client: KafkaSecurity = KafkaSecurity()) -> str | None:
     """None when a broker at `bootstrap` answers a metadata request, else why it did not."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
@@ -184,6 +196,7 @@ def probe(bootstrap: str, timeout_s: float = 3.0) -> str | None:
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap, client_id="tawasul-probe",
                 request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
+                **client.kafka_python(),
             )
         except (KafkaError, OSError) as exc:
             return _described(exc)
@@ -230,8 +243,12 @@ def _cluster_id() -> str:
 def _write_config(layout: BrokerLayout) -> None:
     text = _resource_text("server.properties.template").format(
         host=layout.host, port=layout.port, controller_port=layout.controller_port, data_dir=layout.data_dir,
+        node_id=layout.node_id, voters=layout.voters or f"{layout.node_id}@{layout.host}:{layout.controller_port}",
+        listener=layout.listener, replicas=layout.replicas, min_isr=max(1, layout.replicas - 1),
     )
-    layout.config_file.write_text(text, encoding="utf-8")
+    fd = os.open(layout.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as config:
+        config.write(text + ("\n" + layout.extra_properties if layout.extra_properties else ""))
 
 
 def _java_command(layout: BrokerLayout, main_class: str, *args: str, heap: str) -> list[str]:
@@ -244,12 +261,13 @@ def _java_command(layout: BrokerLayout, main_class: str, *args: str, heap: str) 
     ]
 
 
-def _format_storage(layout: BrokerLayout) -> None:
+def _format_storage(layout: BrokerLayout, cluster_id: str | None = None, extra: tuple[str, ...] = ()) -> None:
     if (layout.data_dir / "meta.properties").exists():
         return
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     command = _java_command(
-        layout, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(layout.config_file), heap="256m",
+        layout, "kafka.tools.StorageTool", "format", "-t", cluster_id or _cluster_id(), "-c", str(layout.config_file),
+        *extra, heap="256m",
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -300,6 +318,24 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, e
     """Start the broker; returns False when ours was already running. Returns once it answers."""
     if read_pid(layout) is not None and broker_answers(layout.bootstrap):
         return False
+    launched = launch(layout, heap=heap, echo=echo)
+    await_ready(launched, time.monotonic() + timeout_s)
+    return True
+
+
+@dataclass
+class Launched:
+    """A node being started: its layout, the process we spawned (None: it already ran), its log offset."""
+
+    layout: BrokerLayout
+    process: subprocess.Popen[bytes] | None
+    log_start: int
+
+
+def launch(layout: BrokerLayout, *, heap: str = "1g", echo: Callable[[str], None] = print,
+           cluster_id: str | None = None, format_extra: tuple[str, ...] = ()) -> Launched:
+    """Check Java and the ports, fetch Kafka, write the configuration, format the storage and
+    spawn the node's JVM unless it runs; does not wait for it (see `await_ready`)."""
     major = java_major_version()
     if major < MIN_JAVA:
         raise BrokerError(f"Java {major} found, Apache Kafka {KAFKA_VERSION} needs Java {MIN_JAVA} or newer")
@@ -313,7 +349,7 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, e
     layout.home.mkdir(parents=True, exist_ok=True)
     layout.log_file.parent.mkdir(parents=True, exist_ok=True)
     _write_config(layout)
-    _format_storage(layout)
+    _format_storage(layout, cluster_id, format_extra)
     process: subprocess.Popen[bytes] | None = None
     log_start = layout.log_file.stat().st_size if layout.log_file.exists() else 0
     if read_pid(layout) is None:
@@ -323,7 +359,14 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, e
                 stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         layout.pid_file.write_text(str(process.pid), encoding="utf-8")
-    deadline = time.monotonic() + timeout_s
+    return Launched(layout, process, log_start)
+
+
+def await_ready(launched: Launched, deadline: float) -> None:
+    """Return once the node answers a metadata request; stop it and raise `BrokerError` with
+    the findings when it exits or does not answer before `deadline` (monotonic)."""
+    layout, process, log_start = launched.layout, launched.process, launched.log_start
+    timeout_s = max(0.0, deadline - time.monotonic())
     last_probe: str | None = "not probed yet"
     while time.monotonic() < deadline:
         exited = process.poll() if process is not None else (None if read_pid(layout) else -1)
@@ -331,9 +374,10 @@ def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, e
             layout.pid_file.unlink(missing_ok=True)
             findings = start_findings(layout, since=log_start, last_probe=last_probe, pid=None)
             raise BrokerError(f"the broker exited during start-up (status {exited})\n{log_tail(layout)}\n{findings}")
-        last_probe = probe(layout.bootstrap, timeout_s=min(2.0, max(0.2, deadline - time.monotonic())))
+        last_probe = probe(layout.bootstrap, timeout_s=min(2.0, max(0.2, deadline - time.monotonic())),
+                           client=layout.client)
         if last_probe is None:
-            return True
+            return
         time.sleep(0.5)
     findings = start_findings(layout, since=log_start, last_probe=last_probe, pid=read_pid(layout))
     stop(layout)
@@ -367,6 +411,6 @@ def status(layout: BrokerLayout) -> str:
     pid = read_pid(layout)
     if pid is None:
         return "stopped"
-    if broker_answers(layout.bootstrap, timeout_s=2.0):
+    if probe(layout.bootstrap, timeout_s=2.0, client=layout.client) is None:
         return f"running (pid {pid}) on {layout.bootstrap}"
     return f"not answering (pid {pid}); see {layout.log_file}"
