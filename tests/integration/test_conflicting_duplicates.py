@@ -58,7 +58,7 @@ def test_conflicting_duplicates_are_dead_lettered_identical_repeats_ignored(sett
 
     events_topic = settings.topic(EVENTS.name)
     metrics = Metrics()
-    sink = SinkThread(settings, unique("sink"), metrics, batch_max=500, batch_wait_s=0.3)
+    sink = SinkThread(settings, unique("sink"), metrics, batch_max=500, batch_wait_s=0.3, assign=True)
     engine = make_engine(settings.database_url)
     try:
         publish(settings.kafka, events_topic, [("C-1", offered), ("C-1", answered), ("C-1", survey)])
