@@ -36,25 +36,29 @@ system_packages() {
 }
 
 python_env() {
-  local extras=$1 python
+  # Every package of the dependency tree (the test and postgres extras and the build backend
+  # included) comes from requirements.lock, pinned with its SHA-256 hashes: pip refuses any file
+  # whose hash differs. Then Tawasul itself, without resolving anything more.
+  # Regenerate the lock after changing pyproject.toml: see docs/security.md.
+  local python
   python=$(need_python)
   [ -x "$VENV/bin/python" ] || "$python" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+  "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 }
 
 case "${1:-}" in
   demo)
     shift
     system_packages java:openjdk-17-jre-headless mvn:maven
-    python_env postgres
+    python_env
     exec "$VENV/bin/tawasul" demo "$@"
     ;;
   test)
     shift
     system_packages java:openjdk-17-jre-headless mvn:maven pg_ctlcluster:postgresql promtool:prometheus \
       amtool:prometheus-alertmanager chromium:chromium
-    python_env test
+    python_env
     # Services stopped by the Debian packages' own start scripts would be in the way of nothing:
     # the tests start their own broker (`tawasul kafka start`), PostgreSQL and Prometheus.
     set +e

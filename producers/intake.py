@@ -1,7 +1,8 @@
 """Validate-and-route one raw input: a valid event to publish, or a dead letter with the reason.
 
-Used by `tawasul publish`, the file adapters and the HTTP gateway, so every way in applies
-the same contract checks (`schemas`) and the same privacy rule (`producers.privacy`):
+Used by `tawasul publish`, `tawasul replay`, the file adapters, the HTTP gateway and the demo,
+so every way in applies the same contract checks (`schemas`), the same time bounds and the same
+privacy rule (`producers.privacy`):
 
 ```python
 from producers.intake import Accepted, Rejected, accept_line, accept_object, reject
@@ -16,9 +17,14 @@ else:
     outcome.reason                                       # "time: must carry an offset"
 ```
 
-* `accept_line(line, origin, pseudonymiser)`: `line` is one UTF-8 JSON object (a JSON Lines
-  line, its line ending optional, or an HTTP body). When the line is valid and holds no raw
-  phone number, `Accepted.value` is `line` itself (not re-serialised).
+* `accept_line(line, origin, pseudonymiser, max_skew=FROM_ENV)`: `line` is one UTF-8 JSON
+  object (a JSON Lines line, its line ending optional, or an HTTP body). When the line is
+  valid and holds no personal data, `Accepted.value` is `line` itself (not re-serialised);
+  otherwise the value is the event with its personal data pseudonymised or redacted.
+* Time bounds: the schema refuses a `time` before 2000-01-01 (or from 2100 on); intake also
+  refuses a `time` more than `max_skew` ahead of the receiving clock (`now()`), category
+  `time`. `FROM_ENV` reads `TAWASUL_MAX_CLOCK_SKEW` (`max_clock_skew`, default 5 minutes);
+  `None` applies no skew bound (`tawasul replay` of history).
 * `accept_object(obj, origin, pseudonymiser, original=None)`: the same for an already
   decoded JSON value (an adapter's event dict, one element of an HTTP batch); the value
   published is the event's compact JSON. `original` (the bytes the object came from) is what
@@ -35,25 +41,85 @@ here raises for bad input, and nothing here talks to Kafka.
 
 from __future__ import annotations
 
+import enum
 import json
+import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 from producers.deadletter import DeadLetter
-from producers.privacy import PHONE_FIELDS, REF_FIELDS, PrivacyError, looks_like_phone_number, redact, scrub
+from producers.privacy import (
+    PHONE_FIELDS,
+    REF_FIELDS,
+    PrivacyError,
+    looks_like_phone_number,
+    might_hold_personal_data,
+    redact,
+    redact_event,
+    redact_text,
+    scrub,
+)
 from producers.pseudonymise import Pseudonymiser
 from schemas import INPUT_EVENT_TYPES, MAX_EVENT_BYTES, Event, InvalidEvent, decode_event, parse_event
 from schemas.errors import WHOLE_EVENT
+from schemas.fields import TIME_RANGE_MESSAGE, format_timestamp
+from tawasul.domain.durations import DurationError, format_duration, parse_duration
 
 CATEGORIES: Final = (
     "not_utf8", "not_json", "not_object", "too_large", "unknown_type", "not_input", "invalid", "personal_data",
-    "adapter",
+    "adapter", "time",
 )
 """Every value of `Rejected.category` (the `reason` label of `tawasul_events_rejected_total`)."""
 _LINE_END: Final = b" \t\r\n"
 _FIELD_WORDS: Final = (b"caller", b"customer", b"phone", b"msisdn", b"mobile", b"\\u")
 """Every phone or ref field name holds one of these words (`\\u`: a name could be escaped)."""
+ENV_MAX_CLOCK_SKEW: Final = "TAWASUL_MAX_CLOCK_SKEW"
+DEFAULT_MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
+NO_SKEW_BOUND: Final = ("none", "off")
+"""Values of TAWASUL_MAX_CLOCK_SKEW that switch the skew bound off."""
+
+
+class Skew(enum.Enum):
+    """`FROM_ENV`: the live skew bound of TAWASUL_MAX_CLOCK_SKEW (pickles as itself)."""
+
+    FROM_ENV = "env"
+
+
+FROM_ENV: Final = Skew.FROM_ENV
+MaxSkew = timedelta | None | Skew
+"""How far ahead of the receiving clock an event time may be: a duration, None (no bound:
+history), or FROM_ENV."""
+
+
+class SkewSettingError(ValueError):
+    """TAWASUL_MAX_CLOCK_SKEW is not a duration."""
+
+
+@lru_cache(maxsize=8)
+def _parse_skew(text: str) -> timedelta | None:
+    value = text.strip().lower()
+    if not value:
+        return DEFAULT_MAX_CLOCK_SKEW
+    if value in NO_SKEW_BOUND:
+        return None
+    try:
+        return timedelta(seconds=float(value)) if value.replace(".", "", 1).isdigit() else parse_duration(value)
+    except (DurationError, OverflowError, ValueError):
+        raise SkewSettingError(
+            f"{ENV_MAX_CLOCK_SKEW}={text!r}: must be a duration like 5m, 90s or 1h, a number of seconds, "
+            "or 'none'") from None
+
+
+def max_clock_skew(environ: dict[str, str] | None = None) -> timedelta | None:
+    """The live skew bound: TAWASUL_MAX_CLOCK_SKEW (`5m`, `300`, `none`), default 5 minutes."""
+    env = os.environ if environ is None else environ
+    return _parse_skew(env.get(ENV_MAX_CLOCK_SKEW, ""))
+
+
+def _skew(max_skew: MaxSkew) -> timedelta | None:
+    return max_clock_skew() if max_skew is FROM_ENV else max_skew  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -93,6 +159,8 @@ def _category(exc: InvalidEvent) -> str:
     first = exc.errors[0] if exc.errors else None
     if first is None:
         return "invalid"
+    if first.field == "time" and first.message == TIME_RANGE_MESSAGE:
+        return "time"
     if first.field == WHOLE_EVENT:
         message = first.message
         for prefix, category in (
@@ -112,7 +180,8 @@ def reject(
 ) -> Rejected:
     """A rejection: the original (phone numbers redacted) kept in a dead letter with the reason."""
     letter = DeadLetter(
-        original=redact(original), reason=reason, origin=origin, received_at=received_at or datetime.now(UTC)
+        original=redact(original), reason=redact_text(reason), origin=origin,
+        received_at=received_at or datetime.now(UTC),
     )
     return Rejected(letter, category if category in CATEGORIES else "invalid")
 
@@ -129,12 +198,28 @@ def _not_input(event: Event, original: bytes, origin: str) -> Rejected:
     return reject(original, reason, origin, "not_input")
 
 
+def _ahead(event: Event, original: bytes, origin: str, max_skew: MaxSkew) -> Rejected | None:
+    """The rejection of an event whose time is more than the allowed skew ahead of now, else None."""
+    skew = _skew(max_skew)
+    if skew is None:
+        return None
+    now = datetime.now(UTC)
+    if event.time - now <= skew:
+        return None
+    reason = (f"time: {format_timestamp(event.time)} is more than {format_duration(skew)} ahead of the receiving "
+              f"clock ({format_timestamp(now.replace(microsecond=0))}; allowed skew: {ENV_MAX_CLOCK_SKEW})")
+    return reject(original, reason, origin, "time")
+
+
 def _has_personal_data(event: Event, body: bytes) -> bool:
-    """True when the event's `data` holds a raw phone field or a ref that is a phone number.
+    """True when the event may hold personal data: a raw phone field, a ref that is personal
+    data, or a phone number, e-mail address or Emirates ID in any string.
 
     Fast path: a body that names none of those fields (and has no `\\u` escape that could
-    spell one) cannot hold them.
+    spell one) and matches no personal-data pattern cannot hold them.
     """
+    if might_hold_personal_data(body):
+        return True
     if not any(word in body for word in _FIELD_WORDS):
         return False
     data = event.data
@@ -144,22 +229,28 @@ def _has_personal_data(event: Event, body: bytes) -> bool:
     return any(looks_like_phone_number(fields.get(name)) for name in REF_FIELDS)
 
 
-def _from_dict(raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | None, original: bytes) -> Outcome:
+def _from_dict(raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | None, original: bytes,
+               max_skew: MaxSkew) -> Outcome:
     try:
-        event = parse_event(scrub(raw, pseudonymiser))
+        event = parse_event(redact_event(scrub(raw, pseudonymiser), pseudonymiser))
     except PrivacyError as exc:
         return reject(original, str(exc), origin, "personal_data")
     except InvalidEvent as exc:
         return reject(original, str(exc), origin, _category(exc))
     if event.type not in INPUT_EVENT_TYPES:
         return _not_input(event, original, origin)
+    ahead = _ahead(event, original, origin, max_skew)
+    if ahead is not None:
+        return ahead
     value = event.to_json()
     if len(value) > MAX_EVENT_BYTES:
         return too_large(original, len(value), origin)
     return Accepted(event, value, origin)
 
 
-def accept_line(line: bytes, origin: str, pseudonymiser: Pseudonymiser | None) -> Outcome:
+def accept_line(
+    line: bytes, origin: str, pseudonymiser: Pseudonymiser | None, max_skew: MaxSkew = FROM_ENV
+) -> Outcome:
     """One UTF-8 JSON object (a JSON Lines line or an HTTP body) -> Accepted or Rejected."""
     body = bytes(line).strip(_LINE_END)
     try:
@@ -169,8 +260,9 @@ def accept_line(line: bytes, origin: str, pseudonymiser: Pseudonymiser | None) -
     if event.type not in INPUT_EVENT_TYPES:
         return _not_input(event, body, origin)
     if not _has_personal_data(event, body):
-        return Accepted(event, body, origin)
-    return _from_dict(json.loads(body), origin, pseudonymiser, body)
+        ahead = _ahead(event, body, origin, max_skew)
+        return Accepted(event, body, origin) if ahead is None else ahead
+    return _from_dict(json.loads(body), origin, pseudonymiser, body, max_skew)
 
 
 def _json_bytes(obj: object) -> bytes:
@@ -183,12 +275,13 @@ def _json_bytes(obj: object) -> bytes:
 
 
 def accept_object(
-    obj: object, origin: str, pseudonymiser: Pseudonymiser | None, original: bytes | None = None
+    obj: object, origin: str, pseudonymiser: Pseudonymiser | None, original: bytes | None = None,
+    max_skew: MaxSkew = FROM_ENV,
 ) -> Outcome:
     """One decoded JSON value (an adapter's event dict, a batch element) -> Accepted or Rejected."""
     source = original if original is not None else _json_bytes(obj)
     if isinstance(obj, dict):
-        return _from_dict(obj, origin, pseudonymiser, source)
+        return _from_dict(obj, origin, pseudonymiser, source, max_skew)
     try:
         parse_event(obj)  # raises for every value that is not an object; the reason names its kind
     except InvalidEvent as exc:

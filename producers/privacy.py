@@ -1,4 +1,4 @@
-"""Keep raw phone numbers out of Kafka and the logs.
+"""Keep raw phone numbers, e-mail addresses and Emirates ID numbers out of Kafka and the logs.
 
 * `scrub(raw, pseudonymiser)`: before an event is published, raw phone-number fields inside
   `data` (`caller_number`, `caller_id`, `phone`, `msisdn`, `mobile`) are removed and their
@@ -8,8 +8,16 @@
   pseudonymiser such an event is refused with `PrivacyError` (the message names the field,
   never the value).
 * `redact(original)`: the bytes kept in a dead letter, with the values of those fields
-  replaced by `"[redacted]"`, so the dead-letter topic holds no raw number either;
-  `redact_delimited(line, b"|", 5)` does the same for the data fields of a queue_log line.
+  replaced by `"[redacted]"`, and personal data in free text replaced as below, so the
+  dead-letter topic holds no raw number either; `redact_delimited(line, b"|", 5)` does the
+  same for the data fields of a queue_log line.
+* Personal data in free text, anywhere in an event (`comment`, `subject`, nested fields,
+  extension attributes): `redact_text(text)` replaces each phone number (UAE and
+  international formats), e-mail address and Emirates ID number by `[phone]`, `[email]` or
+  `[emirates-id]`; `redact_event(raw, pseudonymiser)` does it to every string of an event and
+  pseudonymises the identity attributes (`id`, `subject`, `source`) instead, so distinct ids
+  stay distinct. `might_hold_personal_data(body)` is the fast test on raw bytes (never false
+  for a body that holds any), `personal_data_fields(obj)` names the fields that do.
 """
 
 from __future__ import annotations
@@ -40,14 +48,154 @@ _FIELD_VALUE: Final = re.compile(
 _REDACTED_JSON: Final = b'"' + REDACTED.encode("ascii") + b'"'
 _NUMBER_FIELD: Final = re.compile(rb"^\s*\+?[0-9][0-9 \-()/]{5,}[0-9]\s*$")
 
+# ------------------------------------------------------------------ personal data in free text
+# The patterns need the structure of a phone number, an e-mail address or an Emirates ID, and
+# a match may not continue a word or a longer id: ids (`T-0001234`, UUIDs), timestamps
+# (`+04:00`), counts and mosque ids are left alone. Digits are matched after Arabic-Indic
+# digits are read as ASCII ones (`_DIGITS`, one character for one, so positions agree).
+_SEP: Final = r"[ \-.]?"
+_GROUP_SEP: Final = r"(?:[ \-.]|\)[ \-.]?|[ \-.]?\()?"
+_START: Final = r"(?<![A-Za-z0-9_+])(?<![A-Za-z0-9][\-./])"
+_END: Final = r"(?![A-Za-z0-9_])"
+_UUID: Final = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+"""UUIDs are ids, never personal data: masked before matching (their digit runs could look like numbers)."""
+PHONE_PATTERN: Final = (
+    _START + r"(?:"
+    r"(?:\+|00)[ ]?[1-9](?:" + _GROUP_SEP + r"[0-9]){7,14}"        # +971 50 123 4567, 0044 20 7946 0958
+    r"|\+?971" + _SEP + r"(?:\(0\)" + _SEP + r")?5(?:" + _SEP + r"[0-9]){8}"   # 971501234567
+    r"|\(?05[0-9]\)?(?:" + _SEP + r"[0-9]){7}"                       # 050 123 4567, (050) 1234567
+    r"|\(?0[234679]\)?(?:" + _SEP + r"[0-9]){7}"                     # 04 123 4567
+    r")" + _END
+)
+"""A phone number: international (`+` or `00` and 8 to 15 digits), UAE mobile with 971 and
+no `+`, UAE mobile or landline with the trunk `0`; single spaces, dashes or dots between digits."""
+EMIRATES_ID_PATTERN: Final = _START + r"784" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{7}" + _SEP + r"[0-9]" + _END
+"""An Emirates ID number: 784-YYYY-NNNNNNN-N, with or without dashes or spaces."""
+EMAIL_PATTERN: Final = r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}"
+"""An e-mail address (letters of any script)."""
+_PERSONAL: Final = re.compile(
+    rf"(?P<eid>{EMIRATES_ID_PATTERN})|(?P<email>{EMAIL_PATTERN})|(?P<phone>{PHONE_PATTERN})"
+)
+_MARKERS: Final = {"eid": "[emirates-id]", "email": "[email]", "phone": "[phone]"}
+_KINDS: Final = {"eid": "an Emirates ID number", "email": "an e-mail address", "phone": "a phone number"}
+_DIGITS: Final = {code: ord("0") + (code - base) % 10 for base in (0x0660, 0x06F0) for code in range(base, base + 10)}
+"""Arabic-Indic and extended Arabic-Indic digits, read as ASCII digits."""
+_GATE: Final = re.compile(
+    rb"@|\\|\xd9[\xa0-\xa9]|\xdb[\xb0-\xb9]|"
+    + (EMIRATES_ID_PATTERN + "|" + PHONE_PATTERN).encode("ascii")
+)
+"""Bytes that may hold personal data: an `@`, a JSON escape (could spell anything), an
+Arabic-Indic digit, or a phone / Emirates ID match (the same patterns, on the bytes)."""
+IDENTITY_ATTRIBUTES: Final = ("id", "subject", "source")
+"""Attributes that identify an event or its subject: pseudonymised, never collapsed to a marker."""
+
+
+def might_hold_personal_data(body: bytes) -> bool:
+    """False only when `body` (raw JSON bytes) certainly holds no phone number, e-mail
+    address or Emirates ID in any string: the fast path of intake and the sink."""
+    return _GATE.search(body) is not None
+
+
+def _searchable(text: str) -> str:
+    """`text` with Arabic-Indic digits read as ASCII and UUIDs masked (same length, same positions)."""
+    text = text.translate(_DIGITS)
+    return _UUID.sub(lambda match: "x" * len(match.group(0)), text) if "-" in text else text
+
+
+def _matches(text: str) -> list[re.Match[str]]:
+    return list(_PERSONAL.finditer(_searchable(text)))
+
+
+def redact_text(text: str) -> str:
+    """`text` with every phone number, e-mail address and Emirates ID replaced by a marker."""
+    matches = _matches(text)
+    if not matches:
+        return text
+    out, last = [], 0
+    for match in matches:
+        out.append(text[last:match.start()])
+        out.append(_MARKERS[match.lastgroup or "phone"])
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def personal_data_kind(text: str) -> str | None:
+    """What personal data `text` holds ("a phone number", ...), or None."""
+    match = _PERSONAL.search(_searchable(text))
+    return None if match is None else _KINDS[match.lastgroup or "phone"]
+
+
+def personal_data_fields(value: object, path: str = "") -> list[tuple[str, str]]:
+    """`(field path, kind)` for every string (or key) of a decoded JSON value holding personal data."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        kind = personal_data_kind(value)
+        if kind is not None:
+            found.append((path or "event", kind))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and personal_data_kind(key) is not None:
+                found.append((f"{path or 'event'} (a field name)", personal_data_kind(key) or ""))
+                name = f"{path}.{redact_text(key)}" if path else redact_text(key)
+            found.extend(personal_data_fields(item, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(personal_data_fields(item, f"{path}[{index}]"))
+    return found
+
+
+def redact_tree(value: object) -> object:
+    """A decoded JSON value with personal data redacted from every string and key."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {redact_text(key) if isinstance(key, str) else key: redact_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_tree(item) for item in value]
+    return value
+
+
+def _pseudonymise_text(text: str, field: str, pseudonymiser: Pseudonymiser | None) -> str:
+    """An identity attribute with each personal value replaced by `[<kind>-<keyed pseudonym>]`."""
+    matches = _matches(text)
+    if not matches:
+        return text
+    if pseudonymiser is None:
+        raise PrivacyError(field, personal_data_kind(text) or "personal data")
+    out, last = [], 0
+    for match in matches:
+        marker = _MARKERS[match.lastgroup or "phone"][:-1]
+        out += [text[last:match.start()], f"{marker}-{_ref(pseudonymiser, field, match.group(0))}]"]
+        last = match.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def redact_event(raw: dict[str, Any], pseudonymiser: Pseudonymiser | None) -> dict[str, Any]:
+    """`raw` (a decoded event, after `scrub`) with no personal data left in any string.
+
+    Identity attributes (`id`, `subject`, `source`) get a keyed pseudonym in place of each
+    personal value (raises `PrivacyError` naming the attribute without a pseudonymiser);
+    every other string, key and extension value gets a marker (`[phone]`, ...).
+    """
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in IDENTITY_ATTRIBUTES and isinstance(value, str):
+            out[key] = _pseudonymise_text(value, key, pseudonymiser)
+        else:
+            out[redact_text(key) if isinstance(key, str) else key] = redact_tree(value)
+    return out
+
 
 class PrivacyError(ValueError):
     """An event carries a raw phone number that cannot be pseudonymised here."""
 
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, kind: str = "a raw phone number") -> None:
         self.field = field
         super().__init__(
-            f"{field}: a raw phone number is not accepted without the pseudonymisation key "
+            f"{field}: {kind} is not accepted without the pseudonymisation key "
             "(TAWASUL_PSEUDONYM_KEY)"
         )
 
@@ -67,11 +215,14 @@ def _number(value: object) -> str | None:
     return None if text.lower() in _NO_NUMBER else text
 
 
+def _raw_ref(value: object) -> bool:
+    """True for a ref that is a phone number or holds an e-mail address or Emirates ID."""
+    return looks_like_phone_number(value) or (isinstance(value, str) and personal_data_kind(value) is not None)
+
+
 def needs_scrub(data: Mapping[str, Any]) -> bool:
-    """True when `data` holds a raw phone field or a ref that is really a phone number."""
-    return any(name in data for name in PHONE_FIELDS) or any(
-        looks_like_phone_number(data.get(name)) for name in REF_FIELDS
-    )
+    """True when `data` holds a raw phone field or a ref that is really personal data."""
+    return any(name in data for name in PHONE_FIELDS) or any(_raw_ref(data.get(name)) for name in REF_FIELDS)
 
 
 def _ref(pseudonymiser: Pseudonymiser | None, field: str, number: str) -> str:
@@ -97,7 +248,7 @@ def scrub(raw: dict[str, Any], pseudonymiser: Pseudonymiser | None) -> dict[str,
     target = "caller_ref" if isinstance(event_type, str) and event_type.startswith("call.") else "customer_ref"
     for name in REF_FIELDS:
         value = clean.get(name)
-        if looks_like_phone_number(value):
+        if _raw_ref(value):
             clean[name] = _ref(pseudonymiser, f"data.{name}", str(value))
     for name in PHONE_FIELDS:
         if name not in clean:
@@ -110,33 +261,45 @@ def scrub(raw: dict[str, Any], pseudonymiser: Pseudonymiser | None) -> dict[str,
 
 
 def _redact_value(name: str, value: object) -> object:
-    if name in REF_FIELDS and isinstance(value, str) and not looks_like_phone_number(value):
+    if name in REF_FIELDS and isinstance(value, str) and not _raw_ref(value):
         return value
     return REDACTED
 
 
 def _redact_tree(value: object) -> object:
-    """A decoded JSON value with every phone or ref field (at any depth) redacted."""
+    """A decoded JSON value with every phone or ref field (at any depth) redacted, and
+    personal data redacted from every other string."""
     if isinstance(value, dict):
         return {
-            key: _redact_value(key, item) if key in PHONE_FIELDS + REF_FIELDS else _redact_tree(item)
+            redact_text(key): _redact_value(key, item) if key in PHONE_FIELDS + REF_FIELDS else _redact_tree(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
         return [_redact_tree(item) for item in value]
-    return value
+    return redact_text(value) if isinstance(value, str) else value
+
+
+def _redact_free_text(original: bytes) -> bytes:
+    """`original` with personal data redacted from its text (any bytes: undecodable ones are kept)."""
+    if not might_hold_personal_data(original):
+        return original
+    text = original.decode("utf-8", "surrogateescape")
+    cleaned = redact_text(text)
+    return original if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
 
 
 def redact(original: bytes) -> bytes:
-    """`original` with the value of every phone or ref field replaced by "[redacted]".
+    """`original` with the value of every phone or ref field replaced by "[redacted]", and
+    every phone number, e-mail address and Emirates ID in its text by a marker.
 
     Works on the bytes, so it also cleans input that is not valid JSON (a line cut short).
-    Refs that are strings and not phone numbers (proper pseudonyms) are kept. JSON that
-    spells a field name with `\\u` escapes is decoded, redacted and encoded again.
+    Refs that are strings and not personal data (proper pseudonyms) are kept. JSON with
+    escapes (`\\u0030`, `\\n`: they could spell a number or a field name) is decoded,
+    redacted and encoded again.
     """
-    escaped = b"\\u" in original
+    escaped = b"\\" in original
     if not escaped and not any(name.encode("ascii") in original for name in PHONE_FIELDS + REF_FIELDS):
-        return original
+        return _redact_free_text(original)
 
     def replace(match: re.Match[bytes]) -> bytes:
         name = match.group(1).split(b'"')[1].decode("ascii")
@@ -149,11 +312,11 @@ def redact(original: bytes) -> bytes:
 
     cleaned = _FIELD_VALUE.sub(replace, original)
     if not escaped:
-        return cleaned
+        return _redact_free_text(cleaned)
     try:
         decoded = json.loads(cleaned)
-    except ValueError:
-        return cleaned
+    except (ValueError, RecursionError):
+        return _redact_free_text(cleaned)
     redacted = _redact_tree(decoded)
     if redacted == decoded:
         return cleaned

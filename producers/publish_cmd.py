@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO, Final, Protocol, TypeVar
@@ -35,7 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from producers.bulk_publisher import BulkPublisher
-from producers.intake import Accepted, Rejected, accept_line, too_large
+from producers.intake import FROM_ENV, Accepted, MaxSkew, Rejected, SkewSettingError, accept_line, max_clock_skew, too_large
 from producers.publisher import EventPublisher, PublishError, channel_of
 from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
 from schemas import MAX_EVENT_BYTES
@@ -176,9 +177,11 @@ Verdict = tuple[int, bytes, bytes, str, str] | tuple[int, Rejected]
 Chunk = list[tuple[int, bytes, int]]
 
 
-def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None) -> list[Verdict]:
+def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None,
+                max_skew: MaxSkew = FROM_ENV) -> list[Verdict]:
     """Validate lines read by `iter_lines` (blank ones are left out); runs in a worker process
-    for large inputs, so it returns plain tuples rather than events."""
+    for large inputs, so it returns plain tuples rather than events. `max_skew`: see
+    `producers.intake` (None for history: no bound ahead of the clock)."""
     verdicts: list[Verdict] = []
     for line_no, line, size in lines:
         if size >= 0:
@@ -186,7 +189,7 @@ def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None) ->
             continue
         if not line.strip():
             continue
-        outcome = accept_line(line, f"{name}:{line_no}", pseudonymiser)
+        outcome = accept_line(line, f"{name}:{line_no}", pseudonymiser, max_skew)
         if isinstance(outcome, Accepted):
             verdicts.append((line_no, outcome.key, outcome.value, channel_of(outcome.event), outcome.event.type))
         else:
@@ -235,13 +238,15 @@ def publish_lines(
     stop: StopOnSignal | None = None,
     source_kind: str = "file",
     workers: int = 0,
+    max_skew: MaxSkew = FROM_ENV,
 ) -> PublishSummary:
     """Validate and publish every line of `handle` in file order; origins are `<name>:<line>`.
 
     With `workers` > 0, lines are validated in that many worker processes, in chunks of up
     to CHUNK_LINES lines (sent in file order, so the order of every subject is kept) while
     this process sends; without workers each line is published as soon as it is read. `stop`
-    ends the run at a line boundary (and at once while waiting for input). Does not
+    ends the run at a line boundary (and at once while waiting for input). `max_skew`: how
+    far ahead of the clock an event time may be (`producers.intake`; None: history). Does not
     flush: the caller flushes (and learns of failed sends) before trusting the summary.
     """
     began = time.perf_counter()
@@ -272,14 +277,14 @@ def publish_lines(
 
     if workers <= 0:
         for chunk in chunks(1):  # each line at once: stdin may be a live stream
-            emit(judge_chunk(name, chunk, pseudonymiser))
+            emit(judge_chunk(name, chunk, pseudonymiser, max_skew))
     else:
         context = multiprocessing.get_context("forkserver")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint) as pool:
             ahead: deque[Future[list[Verdict]]] = deque()
             try:
                 for chunk in chunks(CHUNK_LINES):
-                    ahead.append(pool.submit(judge_chunk, name, chunk, pseudonymiser))
+                    ahead.append(pool.submit(judge_chunk, name, chunk, pseudonymiser, max_skew))
                     if len(ahead) > workers * CHUNKS_AHEAD:
                         emit(ahead.popleft().result())
                 while ahead and not (stop is not None and stop.event.is_set()):
@@ -317,6 +322,14 @@ def pseudonymiser_from_env(required: bool) -> Pseudonymiser | None:
     try:
         return from_env(required=required)
     except PseudonymiseError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def live_skew() -> timedelta | None:
+    """TAWASUL_MAX_CLOCK_SKEW read once (a clear usage error when it is not a duration)."""
+    try:
+        return max_clock_skew()
+    except SkewSettingError as exc:
         raise click.UsageError(str(exc)) from None
 
 
@@ -368,14 +381,18 @@ def finish(publisher: LinePublisher, summary: PublishSummary, signals: StopOnSig
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Validation processes (0 = validate in this process) [default: CPUs - 1, at most 4, "
                    "for files of 16 MiB or more; else 0].")
+@click.option("--history", is_flag=True,
+              help="The file is a recorded or simulated period: no bound on how far event times lie ahead of "
+                   "the clock (TAWASUL_MAX_CLOCK_SKEW, default 5m, applies otherwise).")
 @settings_options
-def publish(file: str, progress: bool | None, workers: int | None, settings: Settings) -> None:
+def publish(file: str, progress: bool | None, workers: int | None, history: bool, settings: Settings) -> None:
     """Validate each line of a JSON Lines file of events and publish the valid ones.
 
     Prints `line N: reason` for each rejected line (also sent to the dead-letter topic).
     Exit status 0 when all lines were valid, 1 when any was rejected, 3 on a Kafka failure.
     """
     pseudonymiser = pseudonymiser_from_env(required=False)
+    max_skew = None if history else live_skew()
     from_stdin = file == "-"
     name = "stdin" if from_stdin else Path(file).name
     total = None if from_stdin else Path(file).stat().st_size
@@ -393,7 +410,7 @@ def publish(file: str, progress: bool | None, workers: int | None, settings: Set
             with byte_progress(total, show and not from_stdin) as update:
                 summary = publish_lines(
                     handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals,
-                    workers=workers,
+                    workers=workers, max_skew=max_skew,
                 )
         except PublishError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -32,6 +32,14 @@ URI_REFERENCE_PATTERN: Final = (
     r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$"
 )
 NON_BLANK_PATTERN: Final = r"\S"
+EARLIEST_TIME: Final = datetime(2000, 1, 1, tzinfo=timezone.utc)
+"""No event time lies before this instant (contract section 7)."""
+LATEST_TIME: Final = datetime(2100, 1, 1, tzinfo=timezone.utc)
+"""Nor at or after this one: every receiving clock before 2100 refuses it as being ahead, and the
+bound keeps date arithmetic (deadlines, windows, conversions to UTC) far from year 9999."""
+TIME_RANGE_PATTERN: Final = RFC3339_PATTERN.replace(r"^\d{4}-", r"^20\d{2}-", 1)
+"""The JSON Schema's pattern: RFC 3339 with a year 2000-2099 (the instant is checked in code)."""
+TIME_RANGE_MESSAGE: Final = "must lie on or after 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z"
 
 _NO_OFFSET: Final = "has no UTC offset (add Z or e.g. +04:00)"
 _RFC3339: Final = re.compile(RFC3339_PATTERN)
@@ -47,9 +55,9 @@ def parse_timestamp(value: object) -> datetime:
             raise PydanticCustomError("timestamp_offset", _NO_OFFSET)
         if offset % timedelta(minutes=1):
             raise PydanticCustomError("timestamp_offset", "UTC offset must be whole minutes")
-        if isinstance(value.tzinfo, timezone):
-            return value
-        return value.replace(tzinfo=timezone(offset))
+        if not isinstance(value.tzinfo, timezone):
+            value = value.replace(tzinfo=timezone(offset))
+        return _in_range(value)
     if not isinstance(value, str):
         raise PydanticCustomError("timestamp_type", "must be an RFC 3339 timestamp string")
     if _RFC3339.fullmatch(value) is None:
@@ -59,9 +67,21 @@ def parse_timestamp(value: object) -> datetime:
             "timestamp_format", "must be an RFC 3339 timestamp like 2025-03-01T09:30:00+04:00"
         )
     try:
-        return datetime.fromisoformat(value.upper())
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         raise PydanticCustomError("timestamp_value", "is not a valid calendar date") from None
+    return _in_range(parsed)
+
+
+def _in_range(value: datetime) -> datetime:
+    """`value` when EARLIEST_TIME <= value < LATEST_TIME; else a clear error (never an overflow)."""
+    if value.year <= EARLIEST_TIME.year - 1 or value.year >= LATEST_TIME.year + 1:
+        inside = False      # far outside: converting to UTC could overflow (0001-01-01T00:00+01:00)
+    else:
+        inside = EARLIEST_TIME <= value < LATEST_TIME
+    if not inside:
+        raise PydanticCustomError("timestamp_range", TIME_RANGE_MESSAGE)
+    return value
 
 
 def format_timestamp(value: datetime) -> str:
@@ -90,9 +110,9 @@ Timestamp = Annotated[
     datetime,
     PlainValidator(parse_timestamp),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": RFC3339_PATTERN}),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIME_RANGE_PATTERN}),
 ]
-"""RFC 3339 date-time with a mandatory offset; kept as an aware datetime."""
+"""RFC 3339 date-time with a mandatory offset, between 2000 and 2100; kept as an aware datetime."""
 
 UriReference = Annotated[
     str,

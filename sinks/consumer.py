@@ -11,6 +11,7 @@ catches up when the database is back.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -24,15 +25,17 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from producers.privacy import might_hold_personal_data, personal_data_fields, redact_text
 from producers.publisher import EventPublisher, PublishError
-from schemas import InvalidEvent
+from schemas import MAX_EVENT_BYTES, FieldError, InvalidEvent, parse_event
+from schemas.errors import WHOLE_EVENT
 from sinks.assigned_consumer import AssignedConsumer
 from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from sinks.db import migrate
 from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
 from sinks.db.engine import describe_url, is_unavailable, make_engine
-from sinks.db.records import BadRecord
-from sinks.db.writer import DbWriter, FlushResult, Record
+from sinks.db.records import BadRecord, EventRecord
+from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
 from tawasul.kafka_security import kafka_python_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
@@ -72,11 +75,34 @@ class SinkSummary:
     skipped: int = 0
 
 
+_UNCHECKED_BY_FAST_PATH = ("ticket.",)
+"""Input types whose `data` the sink's fast decoder does not check (it copies none of it)."""
+
+
+def decode_clean_input(raw: bytes) -> EventRecord:
+    """A valid input event within intake's size limit that holds no personal data
+    (`decode_input` and then the checks of intake): an event written straight to the topic,
+    past intake, that breaks the contract, is larger than `MAX_EVENT_BYTES` or holds a phone
+    number, e-mail address or Emirates ID is refused with `InvalidEvent` naming the problem,
+    never stored."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent((FieldError(WHOLE_EVENT, f"too large: {len(raw)} bytes (limit {MAX_EVENT_BYTES})"),))
+    record = decode_input(raw)
+    if record.type.startswith(_UNCHECKED_BY_FAST_PATH):
+        parse_event(json.loads(record.payload))     # the fast path checks only the fields the sink copies
+    if might_hold_personal_data(raw):
+        found = personal_data_fields(json.loads(record.payload))
+        if found:
+            raise InvalidEvent(FieldError(path, f"holds {kind} (personal data is redacted at intake; this event "
+                                                "did not pass it)") for path, kind in found)
+    return record
+
+
 def _decoder(spec: TopicSpec) -> Callable[[bytes], Record]:
     if spec.name == TICKET_STATE.name:
         return decode_ticket_state
     if spec.name == EVENTS.name:
-        return decode_input
+        return decode_clean_input
     return decode_pipeline_event
 
 
@@ -115,6 +141,7 @@ class DbSink:
         self.handled: dict[str, int] = dict.fromkeys(self.decoders, 0)
         self.rows: dict[str, int] = {}
         self.skipped = 0
+        self.conflicts = 0
         self.database_down = False
 
     # reading
@@ -146,7 +173,7 @@ class DbSink:
         except (InvalidEvent, ValueError, ArithmeticError, KeyError, TypeError) as exc:  # one message never stops us
             self.skipped += 1
             self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
-            reason = str(exc) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
+            reason = redact_text(str(exc)) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
             log.warning("skipped a message the sink cannot decode; dead-lettered", extra={
                 "event": "sink_undecodable", "topic": tp.topic, "partition": tp.partition,
                 "offset": message.offset, "reason": reason})
@@ -187,7 +214,7 @@ class DbSink:
         database became unreachable meanwhile (what is not stored yet stays buffered).
         """
         groups = [self.writer.take()]
-        records, rows = 0, dict[str, int]()
+        records, rows, conflicts = 0, dict[str, int](), list[Conflict]()
         while groups:
             group = groups.pop()
             for record in group:
@@ -215,9 +242,20 @@ class DbSink:
                         self.writer.add(record)
                 return None
             records += part.records
+            conflicts += part.conflicts
             for table, count in part.rows.items():
                 rows[table] = rows.get(table, 0) + count
-        return FlushResult(records=records, rows=rows)
+        return FlushResult(records=records, rows=rows, conflicts=tuple(conflicts))
+
+    def _conflicting_duplicate(self, conflict: Conflict) -> None:
+        """An event id stored before with other content: counted, logged and dead-lettered."""
+        self.conflicts += 1
+        self.metrics.conflicting_duplicates.labels(stage="sink").inc()
+        log.warning("an event id was already stored with other content; dead-lettered", extra={
+            "event": "sink_conflicting_duplicate", "id": redact_text(conflict.record.id)[:200],
+            "stored_sha256": conflict.stored_digest, "sha256": conflict.digest})
+        if self.dead_letters is not None:
+            self.dead_letters.add(record_bytes(conflict.record), conflict.reason, record_origin(conflict.record))
 
     def _database_failed(self, exc: SQLAlchemyError, retry_in: float) -> None:
         unavailable = is_unavailable(exc)
@@ -249,6 +287,8 @@ class DbSink:
         for table, count in result.rows.items():
             self.metrics.sink_rows.labels(table=table).inc(count)
             self.rows[table] = self.rows.get(table, 0) + count
+        for conflict in result.conflicts:
+            self._conflicting_duplicate(conflict)
         if self._confirm_dead_letters():
             self._commit()
 

@@ -17,7 +17,7 @@ import json
 from datetime import datetime
 
 from producers.deadletter import DeadLetter
-from producers.privacy import redact
+from producers.privacy import redact, redact_text
 from producers.publisher import EventPublisher
 from schemas import Event
 from sinks.db.records import EventRecord
@@ -54,7 +54,7 @@ class DeadLetterOutbox:
         self.pending: list[DeadLetter] = []
 
     def add(self, original: bytes, reason: str, origin: str) -> None:
-        self.pending.append(DeadLetter(original=redact(original), reason=reason, origin=origin))
+        self.pending.append(DeadLetter(original=redact(original), reason=redact_text(reason), origin=origin))
 
     def __len__(self) -> int:
         return len(self.pending)

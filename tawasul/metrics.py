@@ -32,6 +32,10 @@ class Metrics:
         self.duplicates = Counter(
             "tawasul_duplicate_events_total", "Events dropped because their id was already seen.",
             ["stage"], registry=registry)
+        self.conflicting_duplicates = Counter(
+            "tawasul_conflicting_duplicates_total",
+            "Events whose id was already stored with other content: dead-lettered, not stored.",
+            ["stage"], registry=registry)
         self.gateway_requests = Counter(
             "tawasul_gateway_requests_total", "HTTP ingest requests by answer status.",
             ["status"], registry=registry)

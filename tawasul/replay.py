@@ -215,6 +215,7 @@ def replay_file(
             handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]
             try:
                 summary = publish_lines(handle, name, latest, pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
+                                        max_skew=None,  # history: bounded by the file, not the clock
                                         report=report_rejected, progress=progress,  # type: ignore[arg-type]
                                         workers=workers)
                 publisher.flush()

@@ -5,17 +5,24 @@ events (`tawasul.sla.outcomes`), KPI snapshot events (`tawasul.kpis`) and ticket
 (`tawasul.tickets.state`, a `TicketState` or its decoded JSON dict). Every write is an
 idempotent upsert, so storing the same records again (a redelivered batch, a duplicate
 event, an outcome repeated after a restart) changes nothing.
+
+An input event whose id is already stored (or earlier in the batch) with OTHER content is a
+conflicting duplicate: it is not stored and changes no call, visit or survey; `flush` returns
+it in `FlushResult.conflicts` with both versions' digests (SHA-256 of canonical JSON), for the
+sink to dead-letter. An identical repeat stays a silent no-op.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from schemas import Event
 from sinks.db.contacts import CALLS, SPEC_BY_TYPE, finish_call, finish_visit, merge_event
@@ -31,7 +38,7 @@ from sinks.db.records import (
     kpi_row,
     survey_row,
 )
-from sinks.db.upserts import Upserts
+from sinks.db.upserts import IN_LIST_CHUNK, Upserts
 
 Record = EventRecord | OutcomeRecord | Event | TicketState
 """What the writer buffers: input events (as `EventRecord`), SLA outcomes (`OutcomeRecord` or
@@ -42,13 +49,43 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
+"""The reason word of a conflicting duplicate's dead letter."""
+
+
+def content_digest(payload: str) -> str:
+    """SHA-256 (hex) of an event's canonical JSON: keys sorted, no spaces, UTF-8; the same for
+    the same content however it was spelt. Text that is not JSON is hashed as it is."""
+    try:
+        canonical = json.dumps(json.loads(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        canonical = payload
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An input event whose id was stored with other content: not stored."""
+
+    record: EventRecord
+    stored_digest: str
+    digest: str
+
+    @property
+    def reason(self) -> str:
+        return (f"{CONFLICTING_DUPLICATE}: id {self.record.id!r} is already stored with other content "
+                f"(stored sha256 {self.stored_digest}, this one sha256 {self.digest})")
+
+
 @dataclass(frozen=True)
 class FlushResult:
-    """What one `flush` stored: records flushed and rows inserted or changed per table."""
+    """What one `flush` stored: records flushed, rows inserted or changed per table, and the
+    conflicting duplicates it refused."""
 
     records: int = 0
     rows: Mapping[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    conflicts: tuple[Conflict, ...] = ()
 
 
 @dataclass
@@ -63,6 +100,9 @@ class _Batch:
     tickets: dict[str, TicketState] = field(default_factory=dict)
     calls: dict[str, Row] = field(default_factory=dict)
     visits: dict[str, Row] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+    skip: frozenset[int] = frozenset()
+    """`id()` of records left out (conflicting duplicates found against the database)."""
 
     def add(self, record: Record) -> None:
         if isinstance(record, TicketState):
@@ -91,7 +131,14 @@ class _Batch:
         self._add_input(EventRecord.from_event(record))
 
     def _add_input(self, record: EventRecord) -> None:
-        if record.id in self.events:
+        if id(record) in self.skip:
+            return
+        held = self.events.get(record.id)
+        if held is not None:
+            if held["payload"] != record.payload:
+                stored, digest = content_digest(held["payload"]), content_digest(record.payload)
+                if stored != digest:
+                    self.conflicts.append(Conflict(record, stored, digest))
             return
         self.events[record.id] = event_row(record, self.stored_at)
         spec = SPEC_BY_TYPE.get(record.type)
@@ -150,6 +197,8 @@ class DbWriter:
         rows: dict[str, int] = {}
         with self.engine.begin() as connection:
             rows["events"] = upserts.insert_new(connection, tables["events"], list(batch.events.values()))
+            if rows["events"] < len(batch.events):
+                batch = self._without_stored_conflicts(connection, batch)
             rows["calls"] = upserts.merge_calls(connection, [finish_call(r) for r in batch.calls.values()])
             rows["visits"] = upserts.merge_visits(connection, [finish_visit(r) for r in batch.visits.values()])
             rows["surveys"] = upserts.insert_new(connection, tables["surveys"], list(batch.surveys.values()))
@@ -159,4 +208,33 @@ class DbWriter:
         records = len(self._pending)
         self._pending, self._batch = [], None
         elapsed = time.perf_counter() - started
-        return FlushResult(records=records, rows={k: v for k, v in rows.items() if v}, seconds=elapsed)
+        return FlushResult(records=records, rows={k: v for k, v in rows.items() if v}, seconds=elapsed,
+                           conflicts=tuple(batch.conflicts))
+
+    def _without_stored_conflicts(self, connection: Connection, batch: _Batch) -> _Batch:
+        """Some events of the batch were stored before: those stored with other content are
+        conflicts, left out of the batch (rebuilt without them: no call, visit or survey row
+        takes them in). Events of this batch read back here have its own content."""
+        stored = _stored_payloads(connection, list(batch.events))
+        conflicts = [Conflict(record, content_digest(stored[record.id]), content_digest(record.payload))
+                     for record in self._pending
+                     if isinstance(record, EventRecord) and record.id in stored and stored[record.id] != record.payload]
+        conflicts = [conflict for conflict in conflicts if conflict.stored_digest != conflict.digest]
+        if not conflicts:
+            return batch
+        rebuilt = _Batch(stored_at=batch.stored_at, skip=frozenset(id(c.record) for c in conflicts))
+        for record in self._pending:
+            rebuilt.add(record)
+        rebuilt.conflicts[:0] = conflicts
+        return rebuilt
+
+
+def _stored_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, str]:
+    """id -> stored payload of the events among `ids` that the table holds."""
+    events = Base.metadata.tables["events"]
+    out: dict[str, str] = {}
+    for start in range(0, len(ids), IN_LIST_CHUNK):
+        chunk = ids[start:start + IN_LIST_CHUNK]
+        query = select(events.c.id, events.c.payload).where(events.c.id.in_(chunk))
+        out.update((row_id, payload) for row_id, payload in connection.execute(query))
+    return out
