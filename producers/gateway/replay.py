@@ -7,7 +7,7 @@ store.release(key)                                                  # the reques
 ```
 
 Each accepted signature is one row (`key` = SHA-256 of adapter and signature, `expires_at` =
-its timestamp + the signature's maximum age), inserted with `ON CONFLICT DO NOTHING`: of two
+its timestamp + the signature's maximum age), inserted with `ON CONFLICT DO NOTHING RETURNING`: of two
 instances claiming one key at once, exactly one inserts it. Rows are purged `grace_s` after
 they expire (room for clocks of several instances that differ a little), at most every
 `purge_every_s`; when more than `max_entries` live rows are held, claims fail closed
@@ -93,12 +93,15 @@ class DatabaseReplayStore:
             self._maybe_purge(now)
             if self._full:
                 raise ReplayStoreFull("too many recent signatures; retry shortly")
-            statement = self._insert(GatewayNonce).values(key=key, expires_at=_utc(expires_at))
+            statement = (
+                self._insert(GatewayNonce).values(key=key, expires_at=_utc(expires_at))
+                .on_conflict_do_nothing(index_elements=["key"]).returning(GatewayNonce.key)
+            )
             with self.engine.begin() as connection:
-                inserted = connection.execute(statement.on_conflict_do_nothing(index_elements=["key"])).rowcount
+                inserted = connection.execute(statement).first() is not None
         except SQLAlchemyError as exc:
             raise ReplayStoreUnavailable(f"the replay-protection database is not reachable: {type(exc).__name__}") from None
-        if inserted != 1:
+        if not inserted:
             return False
         with self._lock:  # only this instance's own claims: it also sees their releases
             self._recent[key] = expires_at

@@ -4,7 +4,7 @@
 CRM HMAC secret inline, the mosques HMAC secret read from `TAWASUL_TEST_MOSQUES_SECRET`.
 Permissions: the PBX may send `call.*` only; the CRM tickets and surveys of the `crm` and
 `complaints_platform` channels; `mosques` states none (an older file: anything, with a warning);
-`surveys` (`SURVEYS_TOKEN`) surveys of the `web` channel, at most 2 requests/s, burst 5.
+`surveys` (`SURVEYS_TOKEN`) surveys of the `web` channel, at most 0.2 requests/s, burst 5.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ CRM_TOKEN = f"crm-{secrets.token_hex(16)}"
 CRM_SECRET = f"crm-hmac-{secrets.token_hex(16)}".encode()
 MOSQUES_SECRET = f"mosques-hmac-{secrets.token_hex(16)}"
 SURVEYS_TOKEN = f"surveys-{secrets.token_hex(16)}"
-SURVEYS_RATE = {"per_second": 2, "burst": 5}
+SURVEYS_RATE = {"per_second": 0.2, "burst": 5}
 
 
 def _sha256(token: str) -> str:

@@ -101,7 +101,7 @@ def test_secrets_file_loads_every_adapter(adapters: AdapterRegistry) -> None:
     assert pbx.permissions == Permissions(event_types=("call.*",), channels=(), implicit=False)
     assert crm.permissions == Permissions(("ticket.*", "survey.submitted"), ("crm", "complaints_platform"), False)
     assert mosques.permissions == Permissions() and mosques.permissions.implicit
-    assert surveys.rate_limit == RateLimit(2.0, 5) and pbx.rate_limit == RateLimit(50.0, 100)
+    assert surveys.rate_limit == RateLimit(0.2, 5) and pbx.rate_limit == RateLimit(50.0, 100)
 
 
 def test_secrets_never_appear_in_repr(adapters: AdapterRegistry) -> None:
