@@ -111,9 +111,9 @@ def encode(value: object) -> bytes:
 class GatewayProcess:
     """`tawasul gateway` in its own process on a free loopback port; stopped with SIGTERM."""
 
-    def __init__(self, env: dict[str, str], secrets_path: Path, log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], secrets_path: Path, log_path: Path, log_level: str = "warning") -> None:
         self.port = free_port()
-        code = ("from tawasul.logs import configure_logging; configure_logging('warning'); "
+        code = (f"from tawasul.logs import configure_logging; configure_logging({log_level!r}); "
                 "from producers.gateway.cli import gateway; gateway()")
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(
@@ -206,15 +206,13 @@ class Scenario:
         keys = self.keys
         body = encode(ticket(self.next_id("H")))
         crm = {"Authorization": f"Bearer {keys.crm_token}"}
-        now = int(time.time())
         if kind == "bad_signature":
             secret = b"not-the-crm-secret-0123456789" if n % 2 else keys.crm_secret
             headers = signature_headers("crm", secret, body if n % 2 else body + b" ")
             return lambda gw: gw.post(body, **headers)
-        if kind == "stale":
-            offset = (301 + n) * (1 if n % 2 else -1) if n % 3 else -86_400
-            headers = signature_headers("crm", keys.crm_secret, body, now + offset)
-            return lambda gw: gw.post(body, **headers)
+        if kind == "stale":  # signed when sent, at least 30 s beyond the 300 s tolerance, either way
+            offset = (330 + n) * (1 if n % 2 else -1) if n % 3 else -86_400
+            return lambda gw: gw.post(body, **signature_headers("crm", keys.crm_secret, body, int(time.time()) + offset))
         if kind == "bad_credentials":
             variants: list[dict[str, str]] = [
                 {}, {"Authorization": f"Bearer {keys.crm_token}x"}, {"Authorization": f"Basic {keys.crm_token}"},
@@ -278,8 +276,13 @@ def _run_phase(gateway: GatewayProcess, scenario: Scenario, jobs: list[tuple[str
     results.hostile.extend(answers)
 
 
-def run_scenario(env: dict[str, str], workdir: Path, hostile_requests: int, clients: int = 4) -> Results:
-    """Start the gateway, warm it up, send the hostile mix with valid traffic, restart it, replay."""
+def run_scenario(
+    env: dict[str, str], workdir: Path, hostile_requests: int, clients: int = 4, log_level: str = "warning",
+) -> Results:
+    """Start the gateway, warm it up, send the hostile mix with valid traffic, restart it, replay.
+
+    The gateway's log goes to `workdir / "gateway.log"` (at `log_level`; "info" adds the access log).
+    """
     keys = Keys()
     secrets_path = workdir / "secrets.yaml"
     secrets_path.write_text(yaml.safe_dump(keys.secrets_document()), encoding="utf-8")
@@ -288,7 +291,7 @@ def run_scenario(env: dict[str, str], workdir: Path, hostile_requests: int, clie
     counts = {kind: hostile_requests * share // total for kind, share in SHARES.items()}
     counts["bad_signature"] += hostile_requests - sum(counts.values())
     results = Results()
-    gateway = GatewayProcess(env, secrets_path, workdir / "gateway.log")
+    gateway = GatewayProcess(env, secrets_path, workdir / "gateway.log", log_level)
     try:
         for _ in range(20):  # signed requests to replay later
             results.valid.append(scenario.valid(gateway))
@@ -304,7 +307,7 @@ def run_scenario(env: dict[str, str], workdir: Path, hostile_requests: int, clie
         results.metrics_before_restart = gateway.request("GET", "/metrics").body.decode()
     finally:
         gateway.stop()
-    gateway = GatewayProcess(env, secrets_path, workdir / "gateway.log")  # same database: a restart
+    gateway = GatewayProcess(env, secrets_path, workdir / "gateway.log", log_level)  # same database: a restart
     try:
         jobs = [("replay_after", scenario.hostile("replay_after", n)) for n in range(counts["replay_after"])]
         _run_phase(gateway, scenario, jobs, results, clients)
