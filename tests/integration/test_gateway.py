@@ -512,6 +512,17 @@ def test_metrics_count_requests_by_status(setup: Setup) -> None:
 # --- the command -----------------------------------------------------------------------------------
 
 
+def non_loopback_address() -> str | None:
+    """This machine's IPv4 address towards other hosts (no packet is sent), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
 def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "TAWASUL_KAFKA": setup.settings.kafka, "TAWASUL_TOPIC_PREFIX": setup.settings.topic_prefix,
@@ -532,6 +543,10 @@ def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_p
             except OSError:
                 time.sleep(0.2)
         assert answer is not None and answer.status == 202, answer
+        outside = non_loopback_address()
+        if outside is not None:  # the same port on the machine's other address is not served
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((outside, port), timeout=5).close()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
