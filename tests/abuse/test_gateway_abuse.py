@@ -45,7 +45,7 @@ BATCH = "application/cloudevents-batch+json"
 LIMIT = 8192
 FLOOD_BURST = 5
 HOSTILE_REQUESTS = int(os.environ.get("TAWASUL_ABUSE_REQUESTS", "1000"))
-P99_BOUND_S = 2.0
+P99_BOUND_S = 5.0
 """Generous: the suite shares 2 cores with other jobs. The goal (200 ms) is the bench's."""
 SHARES = {  # of the hostile requests; replay_after runs after the restart
     "bad_signature": 12, "stale": 10, "bad_credentials": 10, "replay_before": 12, "replay_after": 12,

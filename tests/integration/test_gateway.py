@@ -505,6 +505,7 @@ def test_metrics_count_requests_by_status(setup: Setup) -> None:
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/plain")
     assert 'tawasul_gateway_requests_total{status="202"} 1.0' in text
     assert 'tawasul_gateway_requests_total{status="401"} 2.0' in text
+    assert 'tawasul_gateway_auth_refusals_total{reason="bad_token"} 2.0' in text
     assert 'tawasul_gateway_requests_total{status="404"} 1.0' in text
     assert not_found.status == 404 and "X-Request-Id" in not_found.headers
 
