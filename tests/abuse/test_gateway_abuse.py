@@ -13,8 +13,10 @@ generous; `bench/bench_gateway_abuse.py` measures it against the 200 ms goal).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import secrets
 import signal
 import statistics
@@ -67,8 +69,6 @@ class Keys:
     flood_token: str = field(default_factory=lambda: f"flood-{secrets.token_hex(16)}")
 
     def secrets_document(self) -> dict[str, Any]:
-        import hashlib
-
         def sha(token: str) -> str:
             return hashlib.sha256(token.encode()).hexdigest()
 
@@ -318,8 +318,6 @@ def run_scenario(
 
 def _interleaved(count: int) -> list[int]:
     """A fixed shuffle of range(count) (every kind spread over the run)."""
-    import random
-
     order = list(range(count))
     random.Random(15).shuffle(order)
     return order
