@@ -1,7 +1,8 @@
 """Every Prometheus metric Tawasul exposes, declared once.
 
 Names follow `tawasul_<what>_<unit>`, counters end in `_total`, labels are bounded sets
-(channel, kind, type, target, queue, centre, window, reason, stage): never ids.
+(channel, kind, type, target, queue, centre, window, reason, stage, and adapter: the gateway's
+credential names, from its secrets file): never ids.
 Each process builds its own `Metrics` on a registry it owns, so tests and several
 pipelines in one process never share state.
 """
@@ -39,6 +40,17 @@ class Metrics:
         self.gateway_requests = Counter(
             "tawasul_gateway_requests_total", "HTTP ingest requests by answer status.",
             ["status"], registry=registry)
+        self.gateway_auth_refusals = Counter(
+            "tawasul_gateway_auth_refusals_total",
+            "Gateway requests refused with 401, by reason (missing, bad_signature, stale, replayed, ...).",
+            ["reason"], registry=registry)
+        self.gateway_rate_limited = Counter(
+            "tawasul_gateway_rate_limited_total", "Gateway requests refused with 429 by their adapter's rate limit.",
+            ["adapter"], registry=registry)
+        self.gateway_forbidden_events = Counter(
+            "tawasul_gateway_forbidden_events_total",
+            "Events the gateway refused with 403: a type, channel or source their adapter may not send.",
+            ["adapter"], registry=registry)
         # tickets and SLA
         self.tickets_open = Gauge(
             "tawasul_tickets_open", "Open tickets now.",

@@ -3,7 +3,7 @@
 ```python
 from producers.gateway import load_secrets, signature_headers
 from producers.gateway.app import GatewayOptions, create_app
-adapters = load_secrets("secrets.yaml")       # per-channel bearer-token hashes and HMAC secrets
+adapters = load_secrets("secrets.yaml")       # credentials, permissions and rate limits per adapter
 app = create_app(settings, adapters, options=GatewayOptions(), pseudonymiser=pseudonymiser)
 headers = signature_headers("crm", secret, body)   # what a client sends with a signed body
 ```
@@ -17,12 +17,13 @@ from producers.gateway.auth import (
     AuthError,
     Authenticator,
     Credentials,
-    ReplayCache,
-    ReplayCacheFull,
     sign,
     signature_headers,
 )
 from producers.gateway.config import Adapter, AdapterRegistry, GatewayConfigError, load_secrets, parse_secrets
+from producers.gateway.permissions import Permissions
+from producers.gateway.ratelimit import RateLimit, RateLimiter
+from producers.gateway.replay import DatabaseReplayStore, ReplayStoreError, ReplayStoreFull, ReplayStoreUnavailable
 
 __all__ = [
     "Adapter",
@@ -30,9 +31,14 @@ __all__ = [
     "AuthError",
     "Authenticator",
     "Credentials",
+    "DatabaseReplayStore",
     "GatewayConfigError",
-    "ReplayCache",
-    "ReplayCacheFull",
+    "Permissions",
+    "RateLimit",
+    "RateLimiter",
+    "ReplayStoreError",
+    "ReplayStoreFull",
+    "ReplayStoreUnavailable",
     "load_secrets",
     "parse_secrets",
     "sign",

@@ -8,8 +8,10 @@ web.run_app(app, host="127.0.0.1", port=8080, access_log=None)
 Answers of `POST /v1/events` (JSON bodies; every response has `X-Request-Id`):
 202 `{"accepted": [ids]}` once Kafka confirmed every event; 400 `{"accepted": [...],
 "rejected": [{"index", "id", "reason"}]}` (the valid events are published all the same);
-401 bad or missing credentials; 413 body over `max_body_bytes`; 415 other content types;
-503 Kafka unreachable (nothing is acknowledged; the request may be sent again).
+403 the same body when an event is one the adapter may not send (type, channel, source);
+401 bad, missing, stale or replayed credentials; 413 body over `max_body_bytes`; 415 other
+content types; 429 the adapter's rate limit (`Retry-After`); 503 Kafka or the replay-protection
+database unreachable (nothing is acknowledged; the request may be sent again).
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from typing import Any, Final
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from producers.gateway.auth import AuthError, Authenticator, ReplayCacheFull
+from producers.gateway.auth import AuthError, Authenticator, Credentials
 from producers.gateway.config import AdapterRegistry
 from producers.gateway.health import KafkaHealth, PublisherSlot, UnavailableError
 from producers.gateway.ingest import CONTENT_TYPES
 from producers.gateway.publishing import Dispatcher, Published
+from producers.gateway.ratelimit import RateLimiter, retry_after_header
+from producers.gateway.replay import DatabaseReplayStore, ReplayStoreError
 from producers.publisher import EventPublisher, PublishError
 from producers.pseudonymise import Pseudonymiser
+from sinks.db.engine import make_engine
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import DEAD_LETTER, EVENTS
@@ -63,7 +68,9 @@ class GatewayOptions:
     tolerance_s: float = 300.0
     """Largest accepted distance between a signature's timestamp and the server clock."""
     workers: int = 8
-    """Threads that validate bodies and wait for Kafka's confirmations."""
+    """Threads that validate bodies, claim signatures in the database and wait for Kafka's confirmations."""
+    replay_max_entries: int = 1_000_000
+    """Most live signatures kept in the replay-protection table (then 503 until some expire)."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1 or self.workers < 1:
@@ -89,6 +96,7 @@ class Gateway:
 
     options: GatewayOptions
     authenticator: Authenticator
+    rate_limiter: RateLimiter
     slot: PublisherSlot
     health: KafkaHealth
     dispatcher: Dispatcher
@@ -144,18 +152,27 @@ async def post_events(request: web.Request) -> web.Response:
     if body is None:
         return _too_large(gateway.options.max_body_bytes)
     _annotate(request, bytes_in=len(body))
+    loop = asyncio.get_running_loop()
     try:
         credentials = gateway.authenticator.authenticate(request.headers, body)
     except AuthError as exc:
-        _annotate(request, refused=exc.code)
-        return _json_error(401, "unauthorized", exc.message, {"WWW-Authenticate": 'Bearer realm="tawasul"'})
-    except ReplayCacheFull as exc:
-        return _unavailable(str(exc))
+        return _unauthorized(request, exc)
     _annotate(request, adapter=credentials.adapter.name, auth=credentials.method)
-    loop = asyncio.get_running_loop()
+    limited = _rate_limited(gateway, credentials)
+    if limited is not None:
+        return limited
+    try:
+        if credentials.replay_key is not None:
+            await loop.run_in_executor(gateway.executor, gateway.authenticator.claim, credentials)
+    except AuthError as exc:  # a replay: it does not use up the adapter's rate
+        gateway.rate_limiter.refund(credentials.adapter.name)
+        return _unauthorized(request, exc)
+    except ReplayStoreError as exc:
+        gateway.rate_limiter.refund(credentials.adapter.name)
+        return _unavailable(str(exc))
     status = await gateway.health.status()
     if not status.healthy:
-        gateway.authenticator.release(credentials)
+        await _release(gateway, credentials)
         return _unavailable(status.reason)
     request_id = request[REQUEST_ID]
     try:
@@ -163,10 +180,35 @@ async def post_events(request: web.Request) -> web.Response:
             gateway.executor, gateway.dispatcher.process, body, kind, credentials.adapter, request_id,
         )
     except UnavailableError as exc:
-        gateway.authenticator.release(credentials)
+        await _release(gateway, credentials)
         gateway.health.mark_unhealthy(str(exc))
         return _unavailable(str(exc))
+    if published.forbidden:
+        gateway.metrics.gateway_forbidden_events.labels(adapter=credentials.adapter.name).inc(published.forbidden)
     return _answer(request, published)
+
+
+async def _release(gateway: Gateway, credentials: Credentials) -> None:
+    """Forget a signed request's signature (blocking database write, in the executor)."""
+    if credentials.replay_key is not None:
+        await asyncio.get_running_loop().run_in_executor(gateway.executor, gateway.authenticator.release, credentials)
+
+
+def _unauthorized(request: web.Request, exc: AuthError) -> web.Response:
+    _annotate(request, refused=exc.code)
+    request.app[GATEWAY].metrics.gateway_auth_refusals.labels(reason=exc.code).inc()
+    return _json_error(401, "unauthorized", exc.message, {"WWW-Authenticate": 'Bearer realm="tawasul"'})
+
+
+def _rate_limited(gateway: Gateway, credentials: Credentials) -> web.Response | None:
+    """429 when the adapter's token bucket is empty (checked before any database write)."""
+    wait_s = gateway.rate_limiter.take(credentials.adapter.name)
+    if wait_s <= 0:
+        return None
+    gateway.metrics.gateway_rate_limited.labels(adapter=credentials.adapter.name).inc()
+    limit = credentials.adapter.rate_limit
+    reason = f"rate limit of adapter {credentials.adapter.name}: {limit.per_second:g} requests/s, burst {limit.burst}"
+    return _json_error(429, "too many requests", reason, {"Retry-After": retry_after_header(wait_s)})
 
 
 def _answer(request: web.Request, published: Published) -> web.Response:
@@ -174,7 +216,8 @@ def _answer(request: web.Request, published: Published) -> web.Response:
     if not published.rejected:
         return web.json_response({"accepted": list(published.accepted)}, status=202)
     rejected = [{"index": item.index, "id": item.event_id, "reason": item.reason} for item in published.rejected]
-    return web.json_response({"accepted": list(published.accepted), "rejected": rejected}, status=400)
+    status = 403 if published.forbidden else 400
+    return web.json_response({"accepted": list(published.accepted), "rejected": rejected}, status=status)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -248,16 +291,26 @@ def create_app(
     metrics: Metrics | None = None,
     pseudonymiser: Pseudonymiser | None = None,
     publisher_factory: Callable[[], EventPublisher] | None = None,
+    replay_store: DatabaseReplayStore | None = None,
 ) -> web.Application:
-    """The gateway application; its publisher is created on first need and flushed on shutdown."""
+    """The gateway application; its publisher is created on first need and flushed on shutdown.
+
+    Signatures are claimed in `replay_store`, by default one on `settings.database_url`
+    (migrated: `tawasul db upgrade`), closed with the application.
+    """
     options = options or GatewayOptions()
     metrics = metrics or Metrics()
+    if replay_store is None:
+        replay_store = DatabaseReplayStore(
+            make_engine(settings.database_url), max_entries=options.replay_max_entries, owns_engine=True,
+        )
     slot = PublisherSlot(
         publisher_factory or default_publisher_factory(settings, options, metrics), retry_s=options.health_ttl_s,
     )
     gateway = Gateway(
         options=options,
-        authenticator=Authenticator(adapters, tolerance_s=options.tolerance_s),
+        authenticator=Authenticator(adapters, replay_store=replay_store, tolerance_s=options.tolerance_s),
+        rate_limiter=RateLimiter((adapter.name, adapter.rate_limit) for adapter in adapters),
         slot=slot,
         health=KafkaHealth(
             settings.kafka, [settings.topic(EVENTS.name), settings.topic(DEAD_LETTER.name)], slot,
@@ -288,6 +341,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     except PublishError as exc:
         logger.error("publisher closed with unconfirmed sends", extra={"error": str(exc)})
     await loop.run_in_executor(gateway.executor, gateway.health.close)
+    await loop.run_in_executor(gateway.executor, gateway.authenticator.replay_store.close)
     gateway.executor.shutdown(wait=True)
     logger.info("gateway stopped")
 

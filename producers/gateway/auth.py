@@ -8,28 +8,27 @@ the adapters) or the three headers
     X-Tawasul-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
 
 A signature whose timestamp is more than `tolerance_s` away from now is stale; a signature
-already accepted within that window is a replay. Every secret comparison is constant-time.
+already accepted within that window is a replay (`claim`, kept in the database by
+`producers.gateway.replay`). Every secret comparison is constant-time.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import hmac
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from producers.gateway.config import Adapter, AdapterRegistry, token_hash
+from producers.gateway.replay import DatabaseReplayStore
 
 HEADER_ADAPTER = "X-Tawasul-Adapter"
 HEADER_TIMESTAMP = "X-Tawasul-Timestamp"
 HEADER_SIGNATURE = "X-Tawasul-Signature"
 DEFAULT_TOLERANCE_S = 300.0
-DEFAULT_REPLAY_ENTRIES = 100_000
 
 AuthCode = Literal[
     "missing", "malformed", "ambiguous", "bad_token", "unknown_adapter", "bad_signature", "stale", "replayed",
@@ -49,10 +48,6 @@ class AuthError(Exception):
         super().__init__(message)
 
 
-class ReplayCacheFull(Exception):
-    """The replay cache holds its maximum of live signatures: refuse (fail closed) until some expire."""
-
-
 @dataclass(frozen=True)
 class Credentials:
     """Who sent an authenticated request, and how it proved it."""
@@ -60,7 +55,9 @@ class Credentials:
     adapter: Adapter
     method: Literal["bearer", "hmac"]
     replay_key: str | None = None
-    """The signature's entry in the replay cache (signed requests only)."""
+    """The signature's entry in the replay store (signed requests only)."""
+    replay_expires_at: float = 0.0
+    """When the signature leaves the tolerance window (unix seconds): its entry may go then."""
 
 
 def sign(secret: bytes, timestamp: int | str, body: bytes) -> str:
@@ -75,47 +72,6 @@ def signature_headers(adapter: str, secret: bytes, body: bytes, timestamp: int |
     return {HEADER_ADAPTER: adapter, HEADER_TIMESTAMP: str(stamp), HEADER_SIGNATURE: sign(secret, stamp, body)}
 
 
-class ReplayCache:
-    """Signatures seen recently, each kept until its timestamp leaves the tolerance window.
-
-    Bounded: when `max_entries` live signatures are held, `remember` raises `ReplayCacheFull`
-    rather than forgetting one that could then be replayed.
-    """
-
-    def __init__(self, max_entries: int = DEFAULT_REPLAY_ENTRIES) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self.max_entries = max_entries
-        self._expiry: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-    def _purge(self, now: float) -> None:
-        while self._heap and self._heap[0][0] < now:
-            _, key = heapq.heappop(self._heap)
-            self._expiry.pop(key, None)
-
-    def remember(self, key: str, expires_at: float, now: float) -> bool:
-        """Record `key` until `expires_at`; False when it is already held (a replay)."""
-        with self._lock:
-            self._purge(now)
-            if key in self._expiry:
-                return False
-            if len(self._expiry) >= self.max_entries:
-                raise ReplayCacheFull("too many recent signatures; retry shortly")
-            self._expiry[key] = expires_at
-            heapq.heappush(self._heap, (expires_at, key))
-            return True
-
-    def forget(self, key: str) -> None:
-        """Drop `key` (a request that was not processed may be sent again with the same signature)."""
-        with self._lock:
-            self._expiry.pop(key, None)
-
-
 class Authenticator:
     """Checks a request's headers and body against the configured adapters."""
 
@@ -123,17 +79,20 @@ class Authenticator:
         self,
         adapters: AdapterRegistry,
         *,
+        replay_store: DatabaseReplayStore,
         tolerance_s: float = DEFAULT_TOLERANCE_S,
-        replay_cache: ReplayCache | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.adapters = adapters
         self.tolerance_s = tolerance_s
-        self.replay_cache = replay_cache if replay_cache is not None else ReplayCache()
+        self.replay_store = replay_store
         self._clock = clock
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> Credentials:
-        """The sender's credentials; raises AuthError (401) or ReplayCacheFull (503)."""
+        """The sender's verified credentials (fast, no I/O); raises AuthError (401).
+
+        A signed request is not yet protected against replay: `claim` it next.
+        """
         lowered = {name.lower(): value for name, value in headers.items()}
         authorization = lowered.get("authorization")
         signed = any(h.lower() in lowered for h in (HEADER_ADAPTER, HEADER_TIMESTAMP, HEADER_SIGNATURE))
@@ -186,12 +145,21 @@ class Authenticator:
             raise AuthError(
                 "stale", f"the timestamp is more than {int(self.tolerance_s)} seconds away from the server's clock",
             )
-        key = f"{adapter.name}:{received}"
-        if not self.replay_cache.remember(key, stamp + self.tolerance_s, now):
+        key = hashlib.sha256(f"{adapter.name}:{received}".encode("ascii")).hexdigest()
+        return Credentials(adapter, "hmac", key, stamp + self.tolerance_s)
+
+    def claim(self, credentials: Credentials) -> None:
+        """Record a signed request's signature as used (blocking: a database write).
+
+        Raises AuthError("replayed") when it was used already (on any gateway instance sharing
+        the database), ReplayStoreError (503) when that cannot be decided.
+        """
+        if credentials.replay_key is None:
+            return
+        if not self.replay_store.claim(credentials.replay_key, credentials.replay_expires_at, self._clock()):
             raise AuthError("replayed", "this signature was already used")
-        return Credentials(adapter, "hmac", key)
 
     def release(self, credentials: Credentials) -> None:
         """Forget a signed request's signature: call it when the request was refused before any processing."""
         if credentials.replay_key is not None:
-            self.replay_cache.forget(credentials.replay_key)
+            self.replay_store.release(credentials.replay_key)

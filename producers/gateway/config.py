@@ -1,17 +1,23 @@
 """Per-channel adapter credentials for the gateway, read from a YAML secrets file.
 
 ```yaml
+rate_limit: {per_second: 50, burst: 100}      # optional default of every adapter
 adapters:
   - name: pbx-main
     token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
     sources: ["/channels/pbx"]
+    event_types: ["call.*"]
   - name: crm
     hmac_secret_env: TAWASUL_CRM_HMAC_SECRET
     sources: ["/channels/crm"]
+    event_types: ["ticket.*", "survey.submitted"]
+    channels: ["crm"]
+    rate_limit: {per_second: 20, burst: 40}
 ```
 
 Bearer tokens are stored only as their SHA-256 (hex); HMAC secrets are given inline
 (`hmac_secret`) or, better, named by an environment variable (`hmac_secret_env`).
+Permissions: `producers.gateway.permissions`; rate limits: `producers.gateway.ratelimit`.
 """
 
 from __future__ import annotations
@@ -26,12 +32,17 @@ from typing import Any
 
 import yaml
 
+from producers.gateway.permissions import PERMISSION_KEYS, PermissionConfigError, Permissions, parse_permissions
+from producers.gateway.ratelimit import DEFAULT_RATE_LIMIT, RateLimit, RateLimitConfigError, parse_rate_limit
+
 ENV_SECRETS = "TAWASUL_GATEWAY_SECRETS"
 MIN_HMAC_SECRET_BYTES = 16
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ADAPTER_KEYS = frozenset({"name", "token_sha256", "hmac_secret", "hmac_secret_env", "sources"})
+_ADAPTER_KEYS = frozenset({"name", "token_sha256", "hmac_secret", "hmac_secret_env", "sources", "rate_limit"}
+                          | PERMISSION_KEYS)
+_DOCUMENT_KEYS = frozenset({"adapters", "rate_limit"})
 
 
 class GatewayConfigError(Exception):
@@ -45,12 +56,14 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class Adapter:
-    """One channel adapter: its name, its credentials and the event sources it may send."""
+    """One channel adapter: its name, its credentials, what it may send and how often."""
 
     name: str
     token_sha256: str | None = field(default=None, repr=False)
     hmac_secret: bytes | None = field(default=None, repr=False)
     sources: tuple[str, ...] = ()
+    permissions: Permissions = Permissions()
+    rate_limit: RateLimit = DEFAULT_RATE_LIMIT
 
     def allows_source(self, source: str) -> bool:
         """True when `source` is one of the allowed prefixes or lies below one (path-segment wise).
@@ -97,7 +110,7 @@ class AdapterRegistry:
         return None
 
 
-def _adapter(entry: object, position: int, environ: Mapping[str, str]) -> Adapter:
+def _adapter(entry: object, position: int, environ: Mapping[str, str], default_limit: RateLimit) -> Adapter:
     where = f"adapters[{position}]"
     if not isinstance(entry, dict):
         raise GatewayConfigError(f"{where}: must be a mapping")
@@ -108,11 +121,18 @@ def _adapter(entry: object, position: int, environ: Mapping[str, str]) -> Adapte
     if not isinstance(name, str) or not _ADAPTER_NAME.match(name):
         raise GatewayConfigError(f"{where}.name: must be 1-64 letters, digits, '.', '_' or '-'")
     where = f"adapter {name!r}"
+    try:
+        permissions = parse_permissions(entry, where)
+        rate_limit = parse_rate_limit(entry.get("rate_limit"), f"{where}.rate_limit", default_limit)
+    except (PermissionConfigError, RateLimitConfigError) as exc:
+        raise GatewayConfigError(str(exc)) from None
     return Adapter(
         name=name,
         token_sha256=_token_sha256(entry.get("token_sha256"), where),
         hmac_secret=_hmac_secret(entry, where, environ),
         sources=_sources(entry.get("sources"), where),
+        permissions=permissions,
+        rate_limit=rate_limit,
     )
 
 
@@ -160,12 +180,16 @@ def _sources(value: object, where: str) -> tuple[str, ...]:
 def parse_secrets(document: object, environ: Mapping[str, str] | None = None) -> AdapterRegistry:
     """The adapters of a decoded secrets document (`{"adapters": [...]}`)."""
     env = os.environ if environ is None else environ
-    if not isinstance(document, dict) or set(document) != {"adapters"}:
-        raise GatewayConfigError("the secrets file must be a mapping with one key, `adapters`")
+    if not isinstance(document, dict) or "adapters" not in document or not set(document) <= _DOCUMENT_KEYS:
+        raise GatewayConfigError("the secrets file must be a mapping with the key `adapters` (and optionally `rate_limit`)")
     entries = document["adapters"]
     if not isinstance(entries, list) or not entries:
         raise GatewayConfigError("adapters: must be a non-empty list")
-    adapters = tuple(_adapter(entry, position, env) for position, entry in enumerate(entries))
+    try:
+        default_limit = parse_rate_limit(document.get("rate_limit"), "rate_limit")
+    except RateLimitConfigError as exc:
+        raise GatewayConfigError(str(exc)) from None
+    adapters = tuple(_adapter(entry, position, env, default_limit) for position, entry in enumerate(entries))
     for adapter in adapters:
         if adapter.token_sha256 is None and adapter.hmac_secret is None:
             raise GatewayConfigError(f"adapter {adapter.name!r}: needs token_sha256 or an HMAC secret")

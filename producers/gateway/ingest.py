@@ -3,12 +3,14 @@
 A single event (`application/cloudevents+json`) is one JSON object; a batch
 (`application/cloudevents-batch+json`) a JSON array of them. Each event goes through the shared
 intake (`producers.intake`: contract checks and phone-number scrubbing) and then the adapter's
-`sources` rule. Dead-letter origins are `http:<request-id>` for a single event or a whole body
+permissions (`sources`, `event_types`, `channels`): an event it may not send is rejected with
+category `forbidden` (answered 403). Dead-letter origins are `http:<request-id>` for a single event or a whole body
 that is not a batch, and `http:<request-id>#<index>` for a batch element.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -22,6 +24,8 @@ SINGLE_TYPE: Final = "application/cloudevents+json"
 BATCH_TYPE: Final = "application/cloudevents-batch+json"
 CONTENT_TYPES: Final[dict[str, BodyKind]] = {SINGLE_TYPE: "single", BATCH_TYPE: "batch"}
 MAX_ECHOED_ID_CHARS: Final = 256
+FORBIDDEN: Final = "forbidden"
+"""`Rejected.category` of an event the adapter may not send (its source, type or channel)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class Item:
     @property
     def accepted(self) -> bool:
         return isinstance(self.outcome, Accepted)
+
+    @property
+    def forbidden(self) -> bool:
+        return isinstance(self.outcome, Rejected) and self.outcome.category == FORBIDDEN
 
 
 def _reject_constant(name: str) -> object:
@@ -56,16 +64,24 @@ def _peek_id(body: bytes) -> str | None:
         return None
 
 
-def _check_source(outcome: Outcome, adapter: Adapter) -> Outcome:
-    if isinstance(outcome, Rejected) or adapter.allows_source(outcome.event.source):
+def _refusal(outcome: Accepted, adapter: Adapter) -> str | None:
+    if not adapter.allows_source(outcome.event.source):
+        return f"source: not allowed for adapter {adapter.name} (allowed: {', '.join(adapter.sources)})"
+    return adapter.permissions.refusal(outcome.event, adapter.name)
+
+
+def _check_permissions(outcome: Outcome, adapter: Adapter) -> Outcome:
+    """The outcome, or a `forbidden` rejection when the adapter may not send this event."""
+    if isinstance(outcome, Rejected):
         return outcome
-    allowed = ", ".join(adapter.sources)
-    reason = f"source: not allowed for adapter {adapter.name} (allowed: {allowed})"
-    return reject(outcome.value, reason, outcome.origin, "invalid")
+    reason = _refusal(outcome, adapter)
+    if reason is None:
+        return outcome
+    return dataclasses.replace(reject(outcome.value, reason, outcome.origin), category=FORBIDDEN)
 
 
 def _single(body: bytes, adapter: Adapter, origin: str, pseudonymiser: Pseudonymiser | None) -> list[Item]:
-    outcome = _check_source(accept_line(body, origin, pseudonymiser), adapter)
+    outcome = _check_permissions(accept_line(body, origin, pseudonymiser), adapter)
     event_id = outcome.event.id if isinstance(outcome, Accepted) else _peek_id(body)
     return [Item(0, event_id, outcome)]
 
@@ -85,7 +101,7 @@ def _batch(body: bytes, adapter: Adapter, origin: str, pseudonymiser: Pseudonymi
     items: list[Item] = []
     for index, element in enumerate(elements):
         outcome = accept_object(element, f"{origin}#{index}", pseudonymiser)
-        outcome = _check_source(outcome, adapter)
+        outcome = _check_permissions(outcome, adapter)
         event_id = outcome.event.id if isinstance(outcome, Accepted) else _echoed_id(element)
         items.append(Item(index, event_id, outcome))
     return items

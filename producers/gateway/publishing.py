@@ -33,6 +33,8 @@ class Published:
 
     accepted: tuple[str, ...]
     rejected: tuple[RejectedItem, ...]
+    forbidden: int = 0
+    """How many of the rejected events the adapter may not send (answered 403)."""
 
 
 class Dispatcher:
@@ -60,6 +62,7 @@ class Dispatcher:
                 RejectedItem(item.index, item.event_id, item.outcome.reason)
                 for item in items if isinstance(item.outcome, Rejected)
             ),
+            forbidden=sum(item.forbidden for item in items),
         )
 
     @staticmethod

@@ -256,4 +256,19 @@ class KpiSnapshot(Base):
     )
 
 
+class GatewayNonce(Base):
+    """A signature the HTTP gateway accepted, kept until it can no longer be replayed (then purged).
+
+    `key` is the SHA-256 (hex) of the adapter name and the signature; shared by every gateway
+    instance on this database, so a signature used on one is refused on all, restarts included.
+    """
+
+    __tablename__ = "gateway_nonces"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+    __table_args__ = (Index("ix_gateway_nonces_expires_at", "expires_at"),)
+
+
 metadata = Base.metadata

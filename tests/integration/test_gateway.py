@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,12 +27,23 @@ from producers.deadletter import decode_dead_letter
 from producers.gateway import AdapterRegistry, load_secrets, signature_headers
 from producers.gateway.app import GatewayOptions, create_app
 from producers.pseudonymise import Pseudonymiser
+from producers.gateway.replay import DatabaseReplayStore
+from sinks.db import migrate
+from sinks.db.engine import make_engine
 from tawasul.logs import JsonFormatter
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.support.kafka import read_all, unique
-from tests.support.gateway_credentials import CRM_SECRET, CRM_TOKEN, MOSQUES_SECRET, PBX_TOKEN, SECRETS
+from tests.support.gateway_credentials import (
+    CRM_SECRET,
+    CRM_TOKEN,
+    MOSQUES_SECRET,
+    PBX_TOKEN,
+    SECRETS,
+    SURVEYS_RATE,
+    SURVEYS_TOKEN,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PSEUDONYM_KEY = b"gateway-test-pseudonym-key-0123456789"
@@ -141,16 +153,22 @@ def wait_for_topics(bootstrap: str, topics: set[str], timeout_s: float = 20.0) -
         admin.close()
 
 
-@pytest.fixture
-def setup(kafka_bootstrap: str) -> Setup:
+def make_setup(kafka_bootstrap: str, database_url: str) -> Setup:
+    """Fresh topics and a migrated database (the replay-protection table) for one test."""
     prefix = unique("gw") + "."
     ensure_topics(kafka_bootstrap, prefix, specs=(EVENTS, DEAD_LETTER))
     wait_for_topics(kafka_bootstrap, {prefix + EVENTS.name, prefix + DEAD_LETTER.name})
+    migrate.upgrade(database_url)
     return Setup(
-        Settings(kafka=kafka_bootstrap, topic_prefix=prefix),
+        Settings(kafka=kafka_bootstrap, database_url=database_url, topic_prefix=prefix),
         load_secrets(SECRETS, environ={"TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET}),
         Pseudonymiser(PSEUDONYM_KEY),
     )
+
+
+@pytest.fixture
+def setup(kafka_bootstrap: str, tmp_path: Path) -> Setup:
+    return make_setup(kafka_bootstrap, f"sqlite:///{tmp_path / 'gateway.db'}")
 
 
 def ticket(event_id: str, subject: str, event_type: str = "ticket.opened", source: str = "/channels/crm/main",
@@ -240,8 +258,7 @@ def test_caller_numbers_are_pseudonymised_before_publishing_and_logging(
 
 def test_batch_with_invalid_events_answers_400_naming_exactly_the_bad_ones(setup: Setup) -> None:
     no_offset = {**ticket("B-1", "T-10", "ticket.acknowledged"), "time": "2025-05-13T08:00:00"}
-    foreign = ticket("B-4", "T-11", source="/channels/pbx/main")
-    batch: list[object] = [ticket("B-0", "T-10"), no_offset, ticket("B-2", "T-12"), "not an event", foreign,
+    batch: list[object] = [ticket("B-0", "T-10"), no_offset, ticket("B-2", "T-12"), "not an event",
                            ticket("B-5", "T-10", "ticket.closed", minute=5)]
     body = encode(batch)
     with setup.gateway() as gateway:
@@ -250,14 +267,13 @@ def test_batch_with_invalid_events_answers_400_naming_exactly_the_bad_ones(setup
     assert answer.status == 400
     assert answer.json["accepted"] == ["B-0", "B-2", "B-5"]
     rejected = answer.json["rejected"]
-    assert [(r["index"], r["id"]) for r in rejected] == [(1, "B-1"), (3, None), (4, "B-4")]
+    assert [(r["index"], r["id"]) for r in rejected] == [(1, "B-1"), (3, None)]
     assert rejected[0]["reason"].startswith("time:")
     assert "JSON object" in rejected[1]["reason"]
-    assert rejected[2]["reason"].startswith("source: not allowed for adapter crm")
     published = [json.loads(v) for _, _, v in setup.events()]
     assert sorted(event["id"] for event in published) == ["B-0", "B-2", "B-5"]
     letters = sorted((decode_dead_letter(v) for v in setup.dead_letters()), key=lambda letter: letter.origin)
-    assert [letter.origin for letter in letters] == [f"http:{request_id}#{i}" for i in (1, 3, 4)]
+    assert [letter.origin for letter in letters] == [f"http:{request_id}#{i}" for i in (1, 3)]
     assert [letter.reason for letter in letters] == [r["reason"] for r in rejected]
     assert json.loads(letters[0].original) == no_offset
 
@@ -337,6 +353,102 @@ def test_refused_requests_publish_nothing(setup: Setup) -> None:
     assert setup.dead_letters() == []
 
 
+# --- permissions, rate limits, replays across gateways --------------------------------------------
+
+
+def survey(event_id: str, channel: str = "web") -> dict[str, Any]:
+    return {"specversion": "1.0", "id": event_id, "source": "/channels/survey", "type": "survey.submitted",
+            "time": "2025-05-13T08:00:00+04:00", "subject": "T-1", "data": {"channel": channel, "score": 4, "scale": 5}}
+
+
+def test_events_an_adapter_may_not_send_are_refused_with_403_and_dead_lettered(setup: Setup) -> None:
+    closing = ticket("F-1", "T-70", "ticket.closed", source="/channels/pbx/main")
+    pbx_batch = encode([offered_call("F-0", "call-70"), closing])
+    walk_in = ticket("F-3", "T-71")
+    walk_in["data"]["channel"] = "walk_in"
+    foreign = ticket("F-4", "T-72", source="/channels/pbx/main")
+    crm_batch = encode([ticket("F-2", "T-71"), walk_in, foreign])
+    metrics = Metrics()
+    with setup.gateway(metrics=metrics) as gateway:
+        pbx = gateway.post(pbx_batch, BATCH, **bearer(PBX_TOKEN))
+        crm = gateway.post(crm_batch, BATCH, **signed(crm_batch))
+        page = gateway.request("GET", "/metrics").body.decode()
+    assert pbx.status == 403 and crm.status == 403, (pbx.body, crm.body)
+    assert pbx.json["accepted"] == ["F-0"] and crm.json["accepted"] == ["F-2"]
+    assert pbx.json["rejected"] == [{"index": 1, "id": "F-1", "reason":
+                                     "type: 'ticket.closed' is not allowed for adapter pbx-main (allowed: call.*)"}]
+    reasons = [r["reason"] for r in crm.json["rejected"]]
+    assert reasons == ["data.channel: 'walk_in' is not allowed for adapter crm (allowed: crm, complaints_platform)",
+                       "source: not allowed for adapter crm (allowed: /channels/crm, /channels/complaints)"]
+    assert sorted(json.loads(v)["id"] for _, _, v in setup.events()) == ["F-0", "F-2"]
+    letters = {json.loads(decode_dead_letter(v).original)["id"]: decode_dead_letter(v).reason for v in setup.dead_letters()}
+    assert letters == {"F-1": pbx.json["rejected"][0]["reason"], "F-3": reasons[0], "F-4": reasons[1]}
+    assert 'tawasul_gateway_forbidden_events_total{adapter="pbx-main"} 1.0' in page
+    assert 'tawasul_gateway_forbidden_events_total{adapter="crm"} 2.0' in page
+    assert 'tawasul_events_rejected_total{reason="forbidden",source_kind="http"} 3.0' in page
+
+
+def test_an_adapter_over_its_rate_limit_gets_429_with_retry_after(setup: Setup) -> None:
+    burst, rate = SURVEYS_RATE["burst"], SURVEYS_RATE["per_second"]
+    metrics = Metrics()
+    with setup.gateway(metrics=metrics) as gateway:
+        started = time.monotonic()
+        answers = [gateway.post(encode(survey(f"L-{n}")), **bearer(SURVEYS_TOKEN)) for n in range(burst + 5)]
+        elapsed = time.monotonic() - started
+        other = gateway.post(encode(offered_call("L-pbx", "call-80")), **bearer(PBX_TOKEN))  # its own bucket
+        page = gateway.request("GET", "/metrics").body.decode()
+    served = [a for a in answers if a.status == 202]
+    limited = [a for a in answers if a.status == 429]
+    assert len(served) + len(limited) == len(answers)
+    assert burst <= len(served) <= burst + int(elapsed * rate) + 1
+    assert answers[:burst] == served[:burst] and limited
+    for answer in limited:
+        assert 1 <= int(answer.headers["Retry-After"]) <= int(1 / rate) + 1
+        assert answer.json["reason"] == "rate limit of adapter surveys: 0.2 requests/s, burst 5"
+    assert other.status == 202
+    served_ids = sorted(a.json["accepted"][0] for a in served)
+    assert sorted(json.loads(v)["id"] for _, _, v in setup.events() if b"survey" in v) == served_ids
+    assert f'tawasul_gateway_rate_limited_total{{adapter="surveys"}} {float(len(limited))}' in page
+    assert setup.dead_letters() == []
+
+
+def test_a_signature_used_on_one_gateway_is_refused_by_another_and_after_a_restart(
+    kafka_bootstrap: str, database_url: str,
+) -> None:
+    shared = make_setup(kafka_bootstrap, database_url)  # two gateway instances on one database
+    body = encode(ticket("RP-1", "T-90"))
+    headers = signed(body)
+    with shared.gateway() as first, shared.gateway() as second:
+        accepted = first.post(body, **headers)
+        on_the_other = second.post(body, **headers)
+        on_the_same = first.post(body, **headers)
+    with shared.gateway() as restarted:
+        after_restart = restarted.post(body, **headers)
+        stamp = int(headers["X-Tawasul-Timestamp"]) + 1
+        fresh = restarted.post(body, **signed(body, stamp))  # the same event, signed anew: a new request
+    assert accepted.status == 202 and fresh.status == 202
+    for answer in (on_the_other, on_the_same, after_restart):
+        assert answer.status == 401 and answer.json["reason"] == "this signature was already used"
+    assert [value for _, _, value in shared.events()] == [body, body]
+
+
+def test_replay_store_on_both_databases_one_winner_per_signature_and_purge(database_url: str) -> None:
+    migrate.upgrade(database_url)
+    stores = [DatabaseReplayStore(make_engine(database_url), owns_engine=True, purge_every_s=3600) for _ in range(2)]
+    now = time.time()
+    try:
+        keys = [f"{n:064x}" for n in range(40)]
+        with ThreadPoolExecutor(max_workers=8) as pool:  # both instances claim every key at the same time
+            wins = list(pool.map(lambda job: stores[job[0]].claim(job[1], now + 300, now),
+                                 [(side, key) for key in keys for side in (0, 1)]))
+        assert [wins[2 * i] + wins[2 * i + 1] for i in range(len(keys))] == [1] * len(keys)
+        assert stores[0].claim("old" + "0" * 61, now - 120, now) and len(stores[0]) == 41
+        assert stores[1].purge(now) == 1 and len(stores[1]) == 40      # expired more than 60 s ago
+    finally:
+        for store in stores:
+            store.close()
+
+
 # --- health and metrics ------------------------------------------------------------------------------
 
 
@@ -393,6 +505,7 @@ def test_metrics_count_requests_by_status(setup: Setup) -> None:
     assert page.status == 200 and page.headers["Content-Type"].startswith("text/plain")
     assert 'tawasul_gateway_requests_total{status="202"} 1.0' in text
     assert 'tawasul_gateway_requests_total{status="401"} 2.0' in text
+    assert 'tawasul_gateway_auth_refusals_total{reason="bad_token"} 2.0' in text
     assert 'tawasul_gateway_requests_total{status="404"} 1.0' in text
     assert not_found.status == 404 and "X-Request-Id" in not_found.headers
 
@@ -400,9 +513,21 @@ def test_metrics_count_requests_by_status(setup: Setup) -> None:
 # --- the command -----------------------------------------------------------------------------------
 
 
+def non_loopback_address() -> str | None:
+    """This machine's IPv4 address towards other hosts (no packet is sent), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
 def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "TAWASUL_KAFKA": setup.settings.kafka, "TAWASUL_TOPIC_PREFIX": setup.settings.topic_prefix,
+           "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'command.db'}",
            "TAWASUL_GATEWAY_SECRETS": str(SECRETS), "TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET,
            "TAWASUL_PSEUDONYM_KEY": PSEUDONYM_KEY.decode()}
     code = ("from tawasul.logs import configure_logging; configure_logging('info'); "
@@ -419,6 +544,10 @@ def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_p
             except OSError:
                 time.sleep(0.2)
         assert answer is not None and answer.status == 202, answer
+        outside = non_loopback_address()
+        if outside is not None:  # the same port on the machine's other address is not served
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((outside, port), timeout=5).close()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -427,6 +556,10 @@ def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_p
     assert process.returncode == 0, stderr
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     assert any(line["message"] == "gateway stopped" for line in lines)
+    [listening] = [line for line in lines if line["message"] == "gateway listening"]
+    assert listening["host"] == "127.0.0.1"  # loopback unless --host says otherwise
+    warned = [line["adapter"] for line in lines if line["message"].startswith("adapter may send every event type")]
+    assert warned == ["mosques"]  # the one adapter whose permissions the file does not state
     access = [line for line in lines if line.get("logger") == "tawasul.gateway.access"]
     assert access and access[0]["status"] == 202 and access[0]["adapter"] == "pbx-main"
     assert CALLER.replace(" ", "") not in stderr and CALLER not in stderr

@@ -67,6 +67,9 @@ def populated() -> Metrics:
     metrics.dead_letters.labels(source_kind="http").inc()
     metrics.duplicates.labels(stage="sla").inc()
     metrics.gateway_requests.labels(status="202").inc()
+    metrics.gateway_auth_refusals.labels(reason="replayed").inc()
+    metrics.gateway_rate_limited.labels(adapter="pbx-main").inc()
+    metrics.gateway_forbidden_events.labels(adapter="pbx-main").inc()
     metrics.ignored_after_close.inc()
     metrics.sla_outcomes_emitted.labels(outcome="breached", channel="complaints_platform", kind="facility_report",
                                         target="resolution").inc()
