@@ -39,7 +39,7 @@ def gateway(host: str, port: int, secrets: str, max_body_bytes: int, settings: S
         )
     app = create_app(
         settings, adapters, options=GatewayOptions(max_body_bytes=max_body_bytes),
-        metrics=Metrics(), pseudonymiser=pseudonymiser,
+        metrics=Metrics(role="gateway"), pseudonymiser=pseudonymiser,
     )
     logger.info(
         "gateway listening",

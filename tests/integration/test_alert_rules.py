@@ -51,7 +51,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def declared_series() -> set[str]:
     """Every series name `tawasul.metrics` can expose, from the `# TYPE` lines of its exposition."""
     names: set[str] = set()
-    for line in generate_latest(Metrics().registry).decode().splitlines():
+    for line in generate_latest(Metrics().declare_all().registry).decode().splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()
             names |= {f"{name}{suffix}" for suffix in ("_bucket", "_sum", "_count")} if kind == "histogram" else {name}
