@@ -8,6 +8,7 @@ import socket
 import subprocess
 import urllib.error
 import urllib.request
+from typing import Any
 
 import click
 import pytest
@@ -157,25 +158,29 @@ def test_the_token_comes_from_the_environment() -> None:
     assert metrics_token({}) is None
 
 
-def test_aiohttp_handler_requires_the_token() -> None:
-    async def scrape(header: str | None) -> int:
-        app = web.Application()
-        app.router.add_get("/metrics", metrics_handler(populated().registry, token="s3cret"))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            headers = {"Authorization": header} if header else {}
-            async with ClientSession() as session, \
-                    session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response:
-                return response.status
-        finally:
-            await runner.cleanup()
+async def scrape_handler(handler: Any, header: str | None = None) -> tuple[int, str, str]:
+    """Serve `handler` on /metrics of a real aiohttp server and GET it once."""
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        headers = {"Authorization": header} if header else {}
+        async with ClientSession() as session, \
+                session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response:
+            return response.status, response.headers["Content-Type"], await response.text()
+    finally:
+        await runner.cleanup()
 
-    assert asyncio.run(scrape(None)) == 401
-    assert asyncio.run(scrape("Bearer s3cret")) == 200
+
+def test_aiohttp_handler_requires_the_token() -> None:
+    handler = metrics_handler(populated().registry, token="s3cret")
+    assert asyncio.run(scrape_handler(handler))[0] == 401
+    assert asyncio.run(scrape_handler(handler, "Bearer wrong"))[0] == 401
+    assert asyncio.run(scrape_handler(handler, "Bearer s3cret"))[0] == 200
 
 
 def test_metrics_server_serves_the_registry() -> None:
@@ -204,23 +209,7 @@ def test_a_taken_port_is_a_clear_error() -> None:
 
 
 def test_aiohttp_handler_serves_the_registry() -> None:
-    metrics = populated()
-
-    async def scrape() -> tuple[int, str, str]:
-        app = web.Application()
-        app.router.add_get("/metrics", metrics_handler(metrics.registry))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            async with ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                return response.status, response.headers["Content-Type"], await response.text()
-        finally:
-            await runner.cleanup()
-
-    status, content_type, body = asyncio.run(scrape())
+    status, content_type, body = asyncio.run(scrape_handler(metrics_handler(populated().registry)))
     assert status == 200 and content_type.startswith("text/plain")
     assert 'tawasul_calls_waiting{queue="general"} 3.0' in body
 
