@@ -48,7 +48,7 @@ def sink(settings: Settings, group_id: str | None, batch_max: int, batch_wait: f
 
     Migrates the database first; commits Kafka offsets only after the rows are stored.
     """
-    metrics = Metrics()
+    metrics = Metrics(role="sink")
     feed = MetricsFeed(metrics)
     try:
         server = start_metrics_server(metrics.registry, port=metrics_port, host=metrics_host)

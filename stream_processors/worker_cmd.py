@@ -11,19 +11,22 @@ from pathlib import Path
 
 import click
 import faust
-from prometheus_client import start_http_server
 
-from tawasul.cli_options import listen_error, policy_book, settings_options
+from tawasul.cli_options import policy_book, settings_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
+from tawasul.topics import EVENTS
+from sinks.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
 from tawasul.topics import ensure_topics, partition_end_offsets
 
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.app import build_app, default_app_id
+from stream_processors.lag_metrics import watch_progress
 from stream_processors.table_store import discard_stale_partitions
 
 DEFAULT_METRICS_PORT = 9465
 ENV_METRICS_PORT = "TAWASUL_WORKER_METRICS_PORT"
+ENV_METRICS_HOST = "TAWASUL_WORKER_METRICS_HOST"
 ENV_APP_ID = "TAWASUL_WORKER_APP_ID"
 ENV_INSTANCE_ID = "TAWASUL_WORKER_INSTANCE_ID"
 ENV_STATE_DIR = "TAWASUL_STATE_DIR"
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 @settings_options
 @click.option("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, envvar=ENV_METRICS_PORT, show_default=True,
               help=f"Port of the worker's Prometheus /metrics endpoint, 0 for none [env {ENV_METRICS_PORT}]")
+@click.option("--metrics-host", default=DEFAULT_METRICS_HOST, envvar=ENV_METRICS_HOST, show_default=True,
+              help=f"Address the /metrics endpoint listens on (0.0.0.0 in a container) [env {ENV_METRICS_HOST}]")
 @click.option("--app-id", default=None, envvar=ENV_APP_ID,
               help="Faust app id = consumer group and changelog prefix [default: <topic prefix>"
                    f"tawasul-stream-processors; env {ENV_APP_ID}]")
@@ -56,22 +61,19 @@ log = logging.getLogger(__name__)
               help="Which stream processors this worker runs: both, the SLA engine only, or the KPI processor "
                    "only; run one `sla` and one `kpis` worker to give each its own process (their default app "
                    f"ids end in -sla and -kpis) [env {ENV_PROCESSORS}]")
-def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_id: str | None,
+def worker(settings: Settings, metrics_port: int, metrics_host: str, app_id: str | None, instance_id: str | None,
            state_dir: Path | None, processors: str) -> None:
     """The live stream processors: SLA deadlines on the wall clock, KPIs. Stops cleanly on SIGTERM/SIGINT.
 
     Topics carry the prefix of TAWASUL_TOPIC_PREFIX (empty by default).
     """
     policy_book(settings)   # a policy file that cannot be used is named before anything starts
-    metrics = Metrics()
+    metrics = Metrics(role="worker")
     if metrics_port:
         try:
-            start_http_server(metrics_port, registry=metrics.registry)
-        except OSError as exc:
-            error = listen_error(exc, "0.0.0.0", metrics_port, "--metrics-port")
-            if error is None:
-                raise
-            raise error from exc
+            start_metrics_server(metrics.registry, port=metrics_port, host=metrics_host)
+        except MetricsServerError as exc:
+            raise click.ClickException(f"{exc}; choose another --metrics-port") from exc
     ensure_topics(settings.kafka, settings.topic_prefix)
     app_id = app_id or default_app_id(settings, "live") + ("" if processors == "all" else f"-{processors}")
     if instance_id is None:
@@ -80,6 +82,7 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
     app = build_app(settings, mode="live", app_id=app_id, metrics=metrics, with_sla=processors != "kpis",
                     extra_registrars=() if processors == "sla" else (register_kpis,),
                     instance_id=None if instance_id == "-" else instance_id, datadir=datadir)
+    watch_progress(app, metrics, settings.topic(EVENTS.name))
     for stale in discard_stale_partitions(Path(app.conf.tabledir), app.conf.id,
                                           partial(partition_end_offsets, settings.kafka)):
         log.warning("local table state is beyond the end of its changelog (the broker's data was wiped, or the "

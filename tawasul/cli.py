@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
+from tawasul.demo_secrets import PlaceholderSecret, refuse_placeholder_secrets
 from tawasul.logs import configure_logging
 
 COMMANDS: dict[str, str] = {
@@ -57,6 +59,10 @@ class LazyGroup(click.Group):
 def cli(kafka: str | None, database_url: str | None, policies: str | None, log_level: str) -> None:
     """Tawasul: live SLA, satisfaction and contact-centre KPIs for government customer service."""
     configure_logging(log_level)
+    try:
+        refuse_placeholder_secrets(os.environ)
+    except PlaceholderSecret as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def main() -> None:

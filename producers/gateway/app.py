@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from producers.gateway.auth import AuthError, Authenticator, Credentials
 from producers.gateway.config import AdapterRegistry
@@ -38,6 +37,7 @@ from producers.gateway.replay import DatabaseReplayStore, ReplayStoreError
 from producers.publisher import EventPublisher, PublishError
 from producers.pseudonymise import Pseudonymiser
 from sinks.db.engine import make_engine
+from sinks.metrics_server import metrics_handler
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import DEAD_LETTER, EVENTS
@@ -229,12 +229,9 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "unavailable", "reason": status.reason}, status=503)
 
 
-async def metrics_page(request: web.Request) -> web.Response:
-    """Prometheus text exposition of this process's metrics."""
-    registry = request.app[GATEWAY].metrics.registry
-    response = web.Response(body=generate_latest(registry))
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+REFUSAL_REASONS: Final = {400: "invalid_event", 401: "unauthorized", 403: "forbidden", 413: "too_large",
+                           415: "unsupported_media_type", 429: "rate_limited", 503: "unavailable"}
+"""Answer status -> the `reason` label of `tawasul_gateway_refusals_total` (any other 4xx/5xx: other)."""
 
 
 def _route_name(request: web.Request) -> str:
@@ -261,7 +258,10 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response.headers[REQUEST_ID_HEADER] = request_id
     route = _route_name(request)
     if route not in _UNCOUNTED_ROUTES:
-        request.app[GATEWAY].metrics.gateway_requests.labels(status=str(response.status)).inc()
+        metrics = request.app[GATEWAY].metrics
+        metrics.gateway_requests.labels(status=str(response.status)).inc()
+        if response.status >= 400:
+            metrics.gateway_refusals.labels(reason=REFUSAL_REASONS.get(response.status, "other")).inc()
     access_logger.info(
         "request",
         extra={
@@ -299,7 +299,7 @@ def create_app(
     (migrated: `tawasul db upgrade`), closed with the application.
     """
     options = options or GatewayOptions()
-    metrics = metrics or Metrics()
+    metrics = metrics or Metrics(role="gateway")
     if replay_store is None:
         replay_store = DatabaseReplayStore(
             make_engine(settings.database_url), max_entries=options.replay_max_entries, owns_engine=True,
@@ -324,7 +324,7 @@ def create_app(
     app[GATEWAY] = gateway
     app.router.add_post("/v1/events", post_events)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/metrics", metrics_handler(metrics.registry))
     app.cleanup_ctx.append(_lifecycle)
     return app
 

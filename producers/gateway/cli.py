@@ -71,7 +71,7 @@ def gateway(
         )
     app = create_app(
         settings, adapters, options=GatewayOptions(max_body_bytes=max_body_bytes),
-        metrics=Metrics(), pseudonymiser=pseudonymiser,
+        metrics=Metrics(role="gateway"), pseudonymiser=pseudonymiser,
     )
     for adapter in adapters:
         logger.info(

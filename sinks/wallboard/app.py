@@ -1,8 +1,8 @@
 """The aiohttp app of the wall display.
 
 Routes: `/` (the page), `/static/...` (its CSS and JS, all served locally), `/api/wallboard`
-(the `Board` as JSON; 503 with a reason when the database cannot be read) and `/healthz`
-(200 while the database answers). One `Board` is computed at most every half refresh period,
+(the `Board` as JSON; 503 with a reason when the database cannot be read), `/healthz`
+(200 while the database answers) and `/metrics` (Prometheus: board reads by result). One `Board` is computed at most every half refresh period,
 however many screens poll.
 """
 
@@ -21,9 +21,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.db.engine import make_engine
+from sinks.metrics_server import metrics_handler
 from sinks.wallboard.board import Board
 from sinks.wallboard.config import WallboardConfig, WallboardError
 from sinks.wallboard.queries import read_board
+from tawasul.metrics import Metrics
 
 __all__ = ["STATIC", "BoardCache", "create_app"]
 
@@ -33,6 +35,7 @@ STATIC: Final = Path(__file__).resolve().parent / "static"
 Clock = Callable[[], datetime]
 CONFIG: Final = web.AppKey("config", WallboardConfig)
 ENGINE: Final = web.AppKey("engine", Engine)
+METRICS: Final = web.AppKey("metrics", Metrics)
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -72,6 +75,7 @@ def create_app(config: WallboardConfig, *, clock: Clock = wall_clock, engine: En
     unless `engine` is given."""
     app = web.Application(middlewares=[_security_headers])
     app[CONFIG] = config
+    app[METRICS] = metrics = Metrics(role="wallboard")
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         own = engine is None
@@ -85,6 +89,7 @@ def create_app(config: WallboardConfig, *, clock: Clock = wall_clock, engine: En
     app.router.add_get("/", _index)
     app.router.add_get("/api/wallboard", _board)
     app.router.add_get("/healthz", _health)
+    app.router.add_get("/metrics", metrics_handler(metrics.registry))
     app.router.add_static("/static/", STATIC, show_index=False)
     return app
 
@@ -108,8 +113,10 @@ async def _board(request: web.Request) -> web.Response:
         board = await request.app[CACHE].board()
     except WallboardError as exc:
         log.warning("wallboard data unavailable", extra={"error": str(exc)})
+        request.app[METRICS].wallboard_reads.labels(result="unavailable").inc()
         return web.json_response({"error": "database unavailable"}, status=503,
                                  headers={"Cache-Control": "no-store"})
+    request.app[METRICS].wallboard_reads.labels(result="ok").inc()
     return web.json_response(board.to_json(), headers={"Cache-Control": "no-store"})
 
 

@@ -6,7 +6,9 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import urllib.error
 import urllib.request
+from typing import Any
 
 import click
 import pytest
@@ -25,9 +27,10 @@ from sinks.metrics_server import (
     MetricsServerError,
     metrics_handler,
     metrics_options,
+    metrics_token,
     start_metrics_server,
 )
-from tawasul.metrics import Metrics
+from tawasul.metrics import DECLARED, ROLE_NAMES, ROLES, Metrics
 
 AS_OF = "2025-03-04T10:15:00+04:00"
 
@@ -80,7 +83,18 @@ def populated() -> Metrics:
     metrics.sink_rows.labels(table="events").inc(100)
     metrics.db_errors.labels(kind="unavailable").inc()
     metrics.db_up.set(1)
+    metrics.gateway_refusals.labels(reason="unauthorized").inc()
+    metrics.worker_lag.labels(stage="sla", partition="0").set(3)
+    metrics.worker_event_age.labels(stage="kpis", partition="0").set_function(lambda: 1.5)
+    metrics.worker_held_writes.set(2)
+    metrics.wallboard_reads.labels(result="ok").inc()
     return metrics
+
+
+def families(metrics: Metrics) -> set[str]:
+    """The metric families of a scrape (the `_created` companions of counters and histograms aside)."""
+    exposition = generate_latest(metrics.registry).decode()
+    return {f.name for f in text_string_to_metric_families(exposition) if not f.name.endswith("_created")}
 
 
 def test_exposition_passes_promtool_check_metrics() -> None:
@@ -90,10 +104,86 @@ def test_exposition_passes_promtool_check_metrics() -> None:
 
 
 def test_every_declared_family_has_a_sample_in_the_populated_registry() -> None:
-    declared = {family.name for family in Metrics().registry.collect()}
+    declared = {family.name for family in Metrics().declare_all().registry.collect()}
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(populated().registry).decode())}
     assert declared <= set(families)
     assert [name for name in sorted(declared) if not families[name].samples] == []
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_each_role_registers_only_the_metrics_it_maintains(role: str) -> None:
+    metrics = Metrics(role=role)  # type: ignore[arg-type]
+    expected = {getattr(metrics, name)._name for name in ROLES[role]}
+    assert families(metrics) == expected
+    body = generate_latest(metrics.registry)
+    result = subprocess.run([tool("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+def test_only_the_sink_exports_the_database_gauge() -> None:
+    owners = {role for role in ROLE_NAMES if "tawasul_database_up" in families(Metrics(role=role))}  # type: ignore[arg-type]
+    assert owners == {"sink"}
+
+
+def test_a_metric_outside_the_role_is_registered_on_first_use_only() -> None:
+    metrics = Metrics(role="worker")
+    assert "tawasul_consumer_lag_messages" not in families(metrics)
+    metrics.consumer_lag.labels(stage="sink", topic="t").set(1)
+    assert "tawasul_consumer_lag_messages" in families(metrics)
+    assert metrics.consumer_lag is metrics.consumer_lag
+    with pytest.raises(AttributeError, match="no metric 'not_declared'"):
+        getattr(metrics, "not_declared")
+    with pytest.raises(ValueError, match="unknown metrics role 'cook'"):
+        Metrics(role="cook")  # type: ignore[arg-type]
+
+
+def test_every_declared_metric_belongs_to_a_role() -> None:
+    assert set(DECLARED) == {name for names in ROLES.values() for name in names}
+
+
+def test_a_metrics_token_is_required_once_set() -> None:
+    with start_metrics_server(populated().registry, port=0, host="127.0.0.1", token="s3cret") as server:
+        for header in (None, "Bearer wrong", "Basic s3cret"):
+            request = urllib.request.Request(server.url, headers={"Authorization": header} if header else {})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401
+        request = urllib.request.Request(server.url, headers={"Authorization": "Bearer s3cret"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "tawasul_database_up 1.0" in response.read().decode()
+        with urllib.request.urlopen(server.url.replace("/metrics", "/healthz"), timeout=10) as response:
+            assert response.status == 200   # health needs no token
+
+
+def test_the_token_comes_from_the_environment() -> None:
+    assert metrics_token({"TAWASUL_METRICS_TOKEN": " abc "}) == "abc"
+    assert metrics_token({"TAWASUL_METRICS_TOKEN": ""}) is None
+    assert metrics_token({}) is None
+
+
+async def scrape_handler(handler: Any, header: str | None = None) -> tuple[int, str, str]:
+    """Serve `handler` on /metrics of a real aiohttp server and GET it once."""
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        headers = {"Authorization": header} if header else {}
+        async with ClientSession() as session, \
+                session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response:
+            return response.status, response.headers["Content-Type"], await response.text()
+    finally:
+        await runner.cleanup()
+
+
+def test_aiohttp_handler_requires_the_token() -> None:
+    handler = metrics_handler(populated().registry, token="s3cret")
+    assert asyncio.run(scrape_handler(handler))[0] == 401
+    assert asyncio.run(scrape_handler(handler, "Bearer wrong"))[0] == 401
+    assert asyncio.run(scrape_handler(handler, "Bearer s3cret"))[0] == 200
 
 
 def test_metrics_server_serves_the_registry() -> None:
@@ -122,23 +212,7 @@ def test_a_taken_port_is_a_clear_error() -> None:
 
 
 def test_aiohttp_handler_serves_the_registry() -> None:
-    metrics = populated()
-
-    async def scrape() -> tuple[int, str, str]:
-        app = web.Application()
-        app.router.add_get("/metrics", metrics_handler(metrics.registry))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            async with ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                return response.status, response.headers["Content-Type"], await response.text()
-        finally:
-            await runner.cleanup()
-
-    status, content_type, body = asyncio.run(scrape())
+    status, content_type, body = asyncio.run(scrape_handler(metrics_handler(populated().registry)))
     assert status == 200 and content_type.startswith("text/plain")
     assert 'tawasul_calls_waiting{queue="general"} 3.0' in body
 
