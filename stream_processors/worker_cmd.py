@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 
 from tawasul.cli_options import listen_error, policy_book, settings_options
 from tawasul.metrics import Metrics
+from tawasul.policy_books import publish_policy_book
 from tawasul.settings import Settings
 from tawasul.topics import ensure_topics, partition_end_offsets
 
@@ -73,6 +74,7 @@ def worker(settings: Settings, metrics_port: int, app_id: str | None, instance_i
                 raise
             raise error from exc
     ensure_topics(settings.kafka, settings.topic_prefix)
+    publish_policy_book(settings, "worker")     # the sink stores the book; outcomes carry its hash
     app_id = app_id or default_app_id(settings, "live") + ("" if processors == "all" else f"-{processors}")
     if instance_id is None:
         instance_id = f"{app_id}@{socket.gethostname()}"
