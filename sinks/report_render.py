@@ -47,6 +47,11 @@ _EN = MappingProxyType({
     "completed": "Served", "no_show": "No-shows", "wait": "Average wait",
     "unmatched": "Survey answers about unknown calls, tickets or visits: {count}.",
     "seconds": "{value} s", "none": "n/a",
+    "policies": "SLA policies", "stored_book": "the book the data was processed with, {name} (SHA-256 {sha})",
+    "stored_books": "this period was processed with {count} policy books: {books}",
+    "book_tickets": "{name} (SHA-256 {sha}, {tickets} tickets)",
+    "what_if": "**what-if**: recomputed with {name} (SHA-256 {sha}), not with the book(s) the data was processed with",
+    "file_book": "{name} (SHA-256 {sha}); the database records no policy book",
     "months": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                "October", "November", "December"),
 })
@@ -76,6 +81,11 @@ _AR = MappingProxyType({
     "completed": "تمت خدمتهم", "no_show": "لم يحضروا", "wait": "متوسط مدة الانتظار",
     "unmatched": "ردود استبيانات عن مكالمات أو طلبات أو زيارات غير معروفة: {count}.",
     "seconds": "{value} ثانية", "none": "غير متاح",
+    "policies": "سياسات مستوى الخدمة", "stored_book": "السياسات التي عولجت بها البيانات، {name} (SHA-256 {sha})",
+    "stored_books": "عولجت هذه الفترة بعدد {count} من كتب السياسات: {books}",
+    "book_tickets": "{name} (SHA-256 {sha}، {tickets} طلبًا)",
+    "what_if": "**افتراضي (ماذا لو)**: أعيد الحساب بـ {name} (SHA-256 {sha})، لا بالسياسات التي عولجت بها البيانات",
+    "file_book": "{name} (SHA-256 {sha})؛ لا تسجل قاعدة البيانات أي كتاب سياسات",
     "months": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر",
                "أكتوبر", "نوفمبر", "ديسمبر"),
 })
@@ -104,6 +114,8 @@ def render_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
     t, names = _TEXTS[lang], _NAMES[lang]
     calls, tickets, walk_in = report["calls"], report["tickets"], report["walk_in"]
     lines = [f"# {t['title']}", "", f"**{t['period']}:** {_period(report['period'], t)}", ""]
+    if report.get("policies"):
+        lines += [f"**{t['policies']}:** {_policies(report['policies'], t)}", ""]
     lines += _headlines(t, calls, tickets, walk_in)
     lines += [f"## {t['calls']}", "", *_table((t["figure"], t["value"]), [
         (t["offered"], _n(calls["offered"])), (t["answered"], _n(calls["answered"])),
@@ -199,6 +211,23 @@ def _period(period: Mapping[str, str], t: Mapping[str, Any]) -> str:
     else:
         text = f"{_day(start, t)} {start:%H:%M} {t['until']} {_day(end, t)} {end:%H:%M}"
     return f"{text} ({t['zone']})"
+
+
+def _policies(policies: Mapping[str, Any], t: Mapping[str, Any]) -> str:
+    """Which policy book(s) the SLA figures come from; a what-if says so in bold."""
+    def short(sha: str | None) -> str:
+        return f"`{(sha or '')[:12]}`"
+
+    if policies.get("source") == "what-if":
+        return t["what_if"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+    if policies.get("source") == "file":
+        return t["file_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+    books = policies.get("books") or []
+    if policies.get("mixed"):
+        listed = "; ".join(t["book_tickets"].format(name=f"`{b['name']}`", sha=short(b["sha256"]), tickets=b["tickets"])
+                           for b in books)
+        return t["stored_books"].format(count=len(books), books=listed)
+    return t["stored_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
 
 
 def _day(value: datetime, t: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sinks.db.engine import make_engine
 from sinks.wallboard.board import Board
 from sinks.wallboard.config import WallboardConfig, WallboardError
+from sinks.wallboard import ticket_page
 from sinks.wallboard.queries import read_board
 
 __all__ = ["STATIC", "BoardCache", "create_app"]
@@ -85,6 +86,7 @@ def create_app(config: WallboardConfig, *, clock: Clock = wall_clock, engine: En
     app.router.add_get("/", _index)
     app.router.add_get("/api/wallboard", _board)
     app.router.add_get("/healthz", _health)
+    app.router.add_get("/tickets/{ticket_id}", ticket_page.handle)
     app.router.add_static("/static/", STATIC, show_index=False)
     return app
 

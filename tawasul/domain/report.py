@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -50,6 +50,9 @@ ReportEvent = sla.TicketEvent
 """What the report reads from an event (a `schemas.Event` fits); `data` is read only for
 `DATA_EVENT_TYPES`. The same protocol as the SLA engine's."""
 
+
+BookFor = Callable[[str], PolicyBook]
+"""The policy book of a ticket, by ticket id (a period processed with several books)."""
 
 _Stamp = tuple[datetime, str]
 """(time, id): the earliest of several events of one type wins, ties broken by id."""
@@ -156,9 +159,11 @@ class _Collector:
         setattr(visit, name, _earlier(getattr(visit, name), (event.time, event.id)))
 
 
-def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook, *,
+def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *,
                  threshold_seconds: int = kpis.DEFAULT_THRESHOLD_SECONDS) -> dict[str, Any]:
     """The report of the period [start, end) as of `end`, exactly the contract's JSON.
+
+    `book` is the policy book of every ticket, or a function giving each ticket's book.
 
     Raises `PeriodError` when `end <= start` or either is naive.
     """
@@ -172,7 +177,7 @@ def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, 
     return {
         "period": period.to_json(),
         "calls": _calls(collector.calls, period, threshold_seconds, call_surveys),
-        "tickets": _tickets(tickets, period, book, ticket_surveys),
+        "tickets": _tickets(tickets, period, book if callable(book) else lambda _ticket: book, ticket_surveys),
         "walk_in": _walk_in(collector.visits, period, visit_surveys),
         "unmatched_surveys": unmatched,
     }
@@ -271,7 +276,7 @@ def _resolved(state: TicketSla) -> bool:
     return last in (RESOLVED, CLOSED)
 
 
-def _tickets(tickets: dict[str, TicketSla], period: Period, book: PolicyBook,
+def _tickets(tickets: dict[str, TicketSla], period: Period, book_for: BookFor,
              surveys: list[tuple[str, bool]]) -> dict[str, Any]:
     total = _Group()
     channels: defaultdict[str, _Group] = defaultdict(_Group)
@@ -286,7 +291,7 @@ def _tickets(tickets: dict[str, TicketSla], period: Period, book: PolicyBook,
         channel, kind, category = profile[0], profile[1], profile[2]
         groups = (total, channels[channel], kinds[kind], categories[category])
         resolved = _resolved(state)
-        for status in sla.evaluate(state, period.end, book).values():
+        for status in sla.evaluate(state, period.end, book_for(state.ticket_id)).values():
             for group in groups:
                 if status.status == STATUS_MET:
                     group.met[status.target] += 1

@@ -28,7 +28,8 @@ from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, UNDECIDED, Sla
 from tawasul.domain.sla_timeline import RANKS, Segment, build_timeline, measure
 
 __all__ = ["BusinessSpan", "Breakdown", "ClockSegment", "DeadlineBasis", "PolicyChoice", "SkippedDay",
-           "StoryEvent", "TargetStory", "TicketStory", "breakdown", "build_story", "duration_text"]
+           "StoredOutcome", "StoryEvent", "TargetStory", "TicketStory", "breakdown", "build_story", "compare_outcomes",
+           "duration_text"]
 
 EVENT_DETAILS: tuple[str, ...] = ("channel", "kind", "category", "priority", "department", "team", "agent",
                                   "reason", "resolution")
@@ -408,3 +409,41 @@ def _outcome_json(o: SlaOutcome) -> dict[str, Any]:
 
 
 STATUSES = (STATUS_MET, STATUS_BREACHED, "running", STATUS_PAUSED)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOutcome:
+    """An outcome as the database stored it (`sla_outcomes`)."""
+
+    id: str
+    type: str
+    target: str
+    policy: str
+    deadline: datetime
+    at: datetime
+    policies_sha256: str | None = None
+
+
+def compare_outcomes(computed: Iterable[SlaOutcome], stored: Iterable[StoredOutcome]) -> list[dict[str, Any]]:
+    """Each outcome id, computed now and as stored, side by side: `agree` when both exist with the
+    same policy, deadline and instant; `computed only` / `stored only` otherwise."""
+    mine = {o.id: o for o in computed}
+    theirs = {o.id: o for o in stored}
+    rows = []
+    for outcome_id in sorted(mine.keys() | theirs.keys(),
+                             key=lambda i: ((mine.get(i) or theirs[i]).at, i)):
+        a, b = mine.get(outcome_id), theirs.get(outcome_id)
+        if a is None:
+            verdict = "stored only"
+        elif b is None:
+            verdict = "computed only"
+        elif (a.policy, a.deadline, a.at) == (b.policy, b.deadline, b.at):
+            verdict = "agree"
+        else:
+            verdict = "differ"
+        rows.append({"id": outcome_id, "verdict": verdict,
+                     "computed": None if a is None else _outcome_json(a),
+                     "stored": None if b is None else {
+                         "id": b.id, "type": b.type, "target": b.target, "policy": b.policy,
+                         "deadline": _iso(b.deadline), "at": _iso(b.at), "policies_sha256": b.policies_sha256}})
+    return rows
