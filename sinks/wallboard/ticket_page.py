@@ -64,6 +64,12 @@ LABELS: Mapping[str, tuple[str, str]] = {
     "stored": ("stored", "مخزن"), "what-if": ("what-if", "افتراضي"), "file": ("policy file", "ملف السياسات"),
     "not_found": ("No stored event of this ticket.", "لا توجد أحداث مخزنة لهذا الطلب."),
     "unavailable": ("The database cannot be read.", "تعذرت قراءة قاعدة البيانات."),
+    "priority": ("priority", "الأولوية"),
+    "ignored: after ticket.closed": ("ignored: after ticket.closed", "مُهمل: بعد إغلاق الطلب"),
+    "counted at the opening (timed before it)": ("counted at the opening (timed before it)",
+                                                 "احتُسب عند الفتح (توقيته قبله)"),
+    "after the as-of instant": ("after the as-of instant", "بعد لحظة العرض"),
+    "waiting for ticket.opened": ("waiting for ticket.opened", "بانتظار فتح الطلب"),
 }
 SYMBOLS = {"met": "✓", "breached": "✗", "running": "▶", "paused": "⏸", "agree": "=", "differ": "≠",
            "computed only": "◐", "stored only": "◑"}
@@ -107,7 +113,7 @@ def _e(value: object) -> str:
 
 
 def _breakdown(p: _Page, b: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{p.when(i['from'])} → {p.when(i['to'])}</td><td class=num>{_e(i['business'])}</td></tr>"
+    rows = "".join(f"<tr><td>{p.when(i['from'])} – {p.when(i['to'])}</td><td class=num>{_e(i['business'])}</td></tr>"
                    for i in b["intervals"]) or f"<tr><td colspan=2>{p.t('none')}</td></tr>"
     parts = [f"<table class=spans><thead><tr><th>{p.t('interval')}</th><th>{p.t('business')}</th></tr></thead>"
              f"<tbody>{rows}</tbody><tfoot><tr><th>{p.t('counted')}</th><td class=num>{_e(b['business'])}</td>"
@@ -129,7 +135,7 @@ def _target(p: _Page, t: Mapping[str, Any]) -> str:
            f'<span class=elapsed>{_e(t["elapsed"])} / {_e(pol["limit"])}</span></h2>',
            "<dl class=policy>",
            f"<dt>{p.t('policy')}</dt><dd><strong>{_e(pol['name'])}</strong> (<code>policies[{pol['position']}]</code>,"
-           f" priority <code>{_e(pol['priority'])}</code>)</dd>",
+           f" {p.t('priority')} <code>{_e(pol['priority'])}</code>)</dd>",
            f"<dt>{p.t('rule')}</dt><dd>{match}</dd>"]
     if passed:
         out.append(f"<dt>{p.t('passed_over')}</dt><dd>{passed}</dd>")
@@ -138,9 +144,9 @@ def _target(p: _Page, t: Mapping[str, Any]) -> str:
             f"<dt>{p.t('warn_at')}</dt><dd>{pol['warn_at']:.0%}</dd></dl>"]
     for seg in t["segments"]:
         end = p.when(seg["to"]) if seg["to"] else p.t("still_running")
-        out.append(f"<h3>{p.t('segment')}: {p.when(seg['from'])} → {end}</h3>{_breakdown(p, seg['counted'])}")
+        out.append(f"<h3>{p.t('segment')}: {p.when(seg['from'])} – {end}</h3>{_breakdown(p, seg['counted'])}")
     if t["pauses"]:
-        items = "".join(f"<li>{p.t(x['why'])}: {p.when(x['from'])} → {p.when(x['to']) if x['to'] else '…'}; "
+        items = "".join(f"<li>{p.t(x['why'])}: {p.when(x['from'])} – {p.when(x['to']) if x['to'] else '…'}; "
                         f"{_e(x['skipped_business'])} {p.t('not_counted')}</li>" for x in t["pauses"])
         out.append(f"<h3>{p.t('pauses')}</h3><ul class=pauses>{items}</ul>")
     basis = t["deadline_basis"]
@@ -174,7 +180,7 @@ def render_page(story: Mapping[str, Any], lang: str = "both") -> str:
     events = "".join(
         f"<tr><td>{p.when(e['time'])}</td><td><code>{_e(e['type'])}</code></td><td>"
         + " ".join(f"{_e(k)}=<code>{_e(v)}</code>" for k, v in e["details"].items())
-        + f"</td><td>{_e(e['note'] or '')}</td></tr>" for e in story["events"])
+        + f"</td><td>{p.t(e['note']) if e['note'] else ''}</td></tr>" for e in story["events"])
     body = [*head, f"<section><h2>{p.t('events')}</h2><table class=events><thead><tr><th>{p.t('time')}</th>"
             f"<th>{p.t('event')}</th><th>{p.t('details')}</th><th>{p.t('note')}</th></tr></thead>"
             f"<tbody>{events}</tbody></table></section>"]
