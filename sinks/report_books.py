@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,9 @@ def plan_books(engine: Engine, period: Period, what_if: Path | None, settings_pa
     known = {ticket: sha for ticket, sha in recorded.items() if sha in stored}
     counts = Counter(known.values())
     if counts:
-        main_sha = max(counts, key=lambda sha: (counts[sha], stored[sha].last_used_at))
+        main_sha = max(counts, key=lambda sha: (counts[sha], _recency(stored[sha])))
     else:
-        main_sha = max(stored, key=lambda sha: (stored[sha].last_used_at, sha))
+        main_sha = max(stored, key=lambda sha: _recency(stored[sha]))
     main = stored[main_sha]
     books = [(stored[sha], n) for sha, n in sorted(counts.items(), key=lambda item: stored[item[0]].first_used_at)]
     if not books:
@@ -81,6 +82,11 @@ def plan_books(engine: Engine, period: Period, what_if: Path | None, settings_pa
     by_ticket = {ticket: stored[sha].book for ticket, sha in known.items()}  # type: ignore[misc]
     unrecorded = len(recorded) - len(known)
     return BookPlan("stored", main.book, main.sha256, main.name, by_ticket, books, unrecorded)  # type: ignore[arg-type]
+
+
+def _recency(book: StoredBook) -> tuple[datetime, datetime, str]:
+    """Orders books by last use, then first use (ties broken by hash)."""
+    return book.last_used_at, book.first_used_at, book.sha256
 
 
 def _recorded_hashes(engine: Engine, period: Period) -> dict[str, str | None]:
