@@ -14,12 +14,13 @@ from sqlalchemy.exc import ArgumentError
 from sinks.db.engine import UnsupportedDatabase, describe_url, make_engine
 from sinks.report_books import BookPlan, plan_books
 from sinks.report_query import ReportQueryError, load_report_events
-from sinks.report_render import LANGUAGES, render_markdown
+from sinks.report_render import LANGUAGES, render_by_markdown, render_markdown
 from tawasul.cli_options import settings_options
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS
 from tawasul.domain.period import Period, PeriodError, parse_instant
 from tawasul.domain.report import build_report
+from tawasul.domain.report_by import BY, BY_DATA_EVENT_TYPES, By, build_report_by
 from tawasul.policy_books import read_policy_file
 from tawasul.settings import Settings
 
@@ -34,10 +35,13 @@ log = logging.getLogger(__name__)
               help="JSON (the contract's object) or a Markdown document.")
 @click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
               help="Language of the Markdown document.")
+@click.option("--by", "by", type=click.Choice(BY), default=None,
+              help="Figures per agent or per team instead of the department's report.")
 @click.option("--threshold-seconds", type=click.IntRange(min=0), default=DEFAULT_THRESHOLD_SECONDS,
               show_default=True, help="A call answered within this many seconds counts towards the service level.")
 @settings_options
-def report(settings: Settings, start: str, end: str, output_format: str, lang: str, threshold_seconds: int) -> None:
+def report(settings: Settings, start: str, end: str, output_format: str, lang: str, threshold_seconds: int,
+           by: By | None) -> None:
     """The period report: calls, tickets and their SLA, walk-in visits and satisfaction.
 
     SLA figures use the policy book(s) the data was processed with (stored by the sink);
@@ -50,13 +54,13 @@ def report(settings: Settings, start: str, end: str, output_format: str, lang: s
     if what_if is not None:
         check_policy_file(what_if)      # named before the database is opened
     began = time.perf_counter()
-    result = _compute(settings, period, what_if, threshold_seconds)
+    result = _compute(settings, period, what_if, threshold_seconds, by)
     log.info("report computed", extra={"database": describe_url(settings.database_url),
                                         "seconds": round(time.perf_counter() - began, 3)})
     if output_format == "json":
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        click.echo(render_markdown(result, lang), nl=False)
+        click.echo((render_markdown if by is None else render_by_markdown)(result, lang), nl=False)
 
 
 def check_policy_file(path: Path) -> None:
@@ -75,7 +79,8 @@ def explicit_policies() -> Path | None:
     return None if not given else Path(given)
 
 
-def _compute(settings: Settings, period: Period, what_if: Path | None, threshold_seconds: int) -> dict[str, object]:
+def _compute(settings: Settings, period: Period, what_if: Path | None, threshold_seconds: int,
+             by: By | None = None) -> dict[str, object]:
     url = settings.database_url
     require_sqlite_file(url)
     try:
@@ -84,8 +89,12 @@ def _compute(settings: Settings, period: Period, what_if: Path | None, threshold
         raise click.ClickException(str(exc)) from exc
     try:
         plan: BookPlan = plan_books(engine, period, what_if, settings.policies_path)
-        events = load_report_events(engine, period.start, period.end)
-        result = build_report(events, period.start, period.end, plan.book_for, threshold_seconds=threshold_seconds)
+        if by is None:
+            events = load_report_events(engine, period.start, period.end)
+            result = build_report(events, period.start, period.end, plan.book_for, threshold_seconds=threshold_seconds)
+        else:
+            events = load_report_events(engine, period.start, period.end, BY_DATA_EVENT_TYPES)
+            result = build_report_by(events, period.start, period.end, plan.book_for, by=by)
     except ReportQueryError as exc:
         raise click.ClickException(str(exc)) from exc
     except PolicyError as exc:

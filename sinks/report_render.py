@@ -14,7 +14,7 @@ from typing import Any
 
 from tawasul.domain.period import REPORT_OFFSET
 
-__all__ = ["LANGUAGES", "RenderError", "render_markdown"]
+__all__ = ["LANGUAGES", "RenderError", "render_by_markdown", "render_markdown"]
 
 LANGUAGES = ("en", "ar")
 
@@ -52,6 +52,11 @@ _EN = MappingProxyType({
     "book_tickets": "{name} (SHA-256 {sha}, {tickets} tickets)",
     "what_if": "**what-if**: recomputed with {name} (SHA-256 {sha}), not with the book(s) the data was processed with",
     "file_book": "{name} (SHA-256 {sha}); the database records no policy book",
+    "by_agent": "Customer service report per agent", "by_team": "Customer service report per team",
+    "agent": "Agent", "team": "Team", "nobody": "(unassigned)", "calls_answered": "Calls answered",
+    "tickets_assigned": "Tickets assigned", "responses": "Survey answers", "no_groups": "Nothing in this period.",
+    "by_note": "Tickets count for their latest assignee before the end of the period; calls for the agent who "
+               "answered them (a call's team is its queue).",
     "months": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                "October", "November", "December"),
 })
@@ -86,6 +91,11 @@ _AR = MappingProxyType({
     "book_tickets": "{name} (SHA-256 {sha}، {tickets} طلبًا)",
     "what_if": "**افتراضي (ماذا لو)**: أعيد الحساب بـ {name} (SHA-256 {sha})، لا بالسياسات التي عولجت بها البيانات",
     "file_book": "{name} (SHA-256 {sha})؛ لا تسجل قاعدة البيانات أي كتاب سياسات",
+    "by_agent": "تقرير خدمة المتعاملين حسب الموظف", "by_team": "تقرير خدمة المتعاملين حسب الفريق",
+    "agent": "الموظف", "team": "الفريق", "nobody": "(غير مسند)", "calls_answered": "المكالمات التي تم الرد عليها",
+    "tickets_assigned": "الطلبات المسندة", "responses": "ردود الاستبيانات", "no_groups": "لا توجد بيانات في هذه الفترة.",
+    "by_note": "تُحتسب الطلبات لآخر من أُسندت إليه قبل نهاية الفترة، والمكالمات للموظف الذي رد عليها "
+               "(فريق المكالمة هو طابورها).",
     "months": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر",
                "أكتوبر", "نوفمبر", "ديسمبر"),
 })
@@ -141,6 +151,27 @@ def render_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
         (t["surveys"], _n(walk_in["surveys"])), (t["satisfaction"], _pct(walk_in["satisfaction"], t))]), ""]
     if report.get("unmatched_surveys"):
         lines += [t["unmatched"].format(count=_n(report["unmatched_surveys"])), ""]
+    body = "\n".join(lines).rstrip() + "\n"
+    return f'<div dir="rtl" lang="ar">\n\n{body}\n</div>\n' if lang == "ar" else body
+
+
+def render_by_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
+    """The report per agent or team (`report_by.build_report_by`, or its JSON) as Markdown."""
+    if lang not in _TEXTS:
+        raise RenderError(f"unknown language {lang!r}: use {' or '.join(LANGUAGES)}")
+    t = _TEXTS[lang]
+    by = report["by"]
+    lines = [f"# {t['by_' + by]}", "", f"**{t['period']}:** {_period(report['period'], t)}", ""]
+    if report.get("policies"):
+        lines += [f"**{t['policies']}:** {_policies(report['policies'], t)}", ""]
+    header = (t[by], t["calls_answered"], t["aht"], t["tickets_assigned"], t["first_response"], t["resolution"],
+              t["responses"], t["satisfaction"])
+    rows = [(t["nobody"] if g[by] is None else f"`{g[by]}`", _n(g["calls_answered"]),
+             _secs(g["average_handle_seconds"], t), _n(g["tickets_assigned"]),
+             _targets(g["first_response"], t), _targets(g["resolution"], t), _n(g["surveys"]),
+             _pct(g["satisfaction"], t)) for g in report["groups"]]
+    lines += [*_table(header, rows), ""] if rows else [t["no_groups"], ""]
+    lines += [t["by_note"], ""]
     body = "\n".join(lines).rstrip() + "\n"
     return f'<div dir="rtl" lang="ar">\n\n{body}\n</div>\n' if lang == "ar" else body
 

@@ -28,8 +28,8 @@ from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, TicketSla
 from tawasul.domain.sla_timeline import CLOSED, OPENED, PRIORITY, RANKS, REOPENED, RESOLVED, Mark, Payload
 
-__all__ = ["DATA_EVENT_TYPES", "FIRST_EVENT_TYPES", "REPORT_EVENT_TYPES", "TARGETS", "ReportEvent", "build_report",
-           "ticket_state"]
+__all__ = ["DATA_EVENT_TYPES", "FIRST_EVENT_TYPES", "REPORT_EVENT_TYPES", "TARGETS", "BookFor", "ReportEvent",
+           "build_report", "ticket_mark", "ticket_state"]
 
 FIRST_EVENT_TYPES: dict[str, str] = {"call.offered": "call", "ticket.opened": "ticket",
                                      "visit.checked_in": "visit"}
@@ -66,7 +66,7 @@ def _text(value: Any) -> str:
     return sys.intern(str(getattr(value, "value", value)))
 
 
-def _mark(event: ReportEvent) -> Mark:
+def ticket_mark(event: ReportEvent) -> Mark:
     """The ticket event as the SLA state stores it: (time us, type rank, id, profile or priority)."""
     rank = RANKS[event.type]
     data = event.data
@@ -130,7 +130,7 @@ class _Collector:
             return
         family = kind.partition(".")[0]
         if family == "ticket":
-            self.tickets.setdefault(event.subject, []).append(_mark(event))
+            self.tickets.setdefault(event.subject, []).append(ticket_mark(event))
         elif family == "call":
             self._call(event)
         elif family == "visit":
