@@ -33,6 +33,7 @@ from sinks.assigned_consumer import AssignedConsumer
 from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from sinks.db import migrate
 from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
+from sinks.db.policy_books import decode_policy_book
 from sinks.db.engine import describe_url, is_unavailable, make_engine
 from sinks.db.records import BadRecord, EventRecord
 from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
@@ -40,12 +41,12 @@ from tawasul.kafka_security import kafka_python_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
 from tawasul.topics import (
-    DEAD_LETTER, EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics,
+    DEAD_LETTER, EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics,
 )
 
 log = logging.getLogger("tawasul.sink")
 
-SINK_TOPICS: tuple[TopicSpec, ...] = (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)
+SINK_TOPICS: tuple[TopicSpec, ...] = (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS, POLICIES)
 Progress = Callable[[Mapping[str, int]], None]
 """Called after each commit with the records handled so far per topic (full topic names)."""
 RecordHook = Callable[[Record], None]
@@ -103,6 +104,8 @@ def _decoder(spec: TopicSpec) -> Callable[[bytes], Record]:
         return decode_ticket_state
     if spec.name == EVENTS.name:
         return decode_clean_input
+    if spec.name == POLICIES.name:
+        return decode_policy_book
     return decode_pipeline_event
 
 

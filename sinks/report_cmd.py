@@ -12,13 +12,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from sinks.db.engine import UnsupportedDatabase, describe_url, make_engine
+from sinks.report_books import BookPlan, plan_books
 from sinks.report_query import ReportQueryError, load_report_events
-from sinks.report_render import LANGUAGES, render_markdown
-from tawasul.cli_options import policy_book, settings_options
+from sinks.report_render import LANGUAGES, render_by_markdown, render_markdown
+from tawasul.cli_options import settings_options
+from tawasul.domain.errors import PolicyError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS
 from tawasul.domain.period import Period, PeriodError, parse_instant
-from tawasul.domain.policies import PolicyBook
 from tawasul.domain.report import build_report
+from tawasul.domain.report_by import BY, BY_DATA_EVENT_TYPES, By, build_report_by
+from tawasul.policy_books import read_policy_file
 from tawasul.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,42 +35,77 @@ log = logging.getLogger(__name__)
               help="JSON (the contract's object) or a Markdown document.")
 @click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
               help="Language of the Markdown document.")
+@click.option("--by", "by", type=click.Choice(BY), default=None,
+              help="Figures per agent or per team instead of the department's report.")
 @click.option("--threshold-seconds", type=click.IntRange(min=0), default=DEFAULT_THRESHOLD_SECONDS,
               show_default=True, help="A call answered within this many seconds counts towards the service level.")
 @settings_options
-def report(settings: Settings, start: str, end: str, output_format: str, lang: str, threshold_seconds: int) -> None:
-    """The period report: calls, tickets and their SLA, walk-in visits and satisfaction."""
+def report(settings: Settings, start: str, end: str, output_format: str, lang: str, threshold_seconds: int,
+           by: By | None) -> None:
+    """The period report: calls, tickets and their SLA, walk-in visits and satisfaction.
+
+    SLA figures use the policy book(s) the data was processed with (stored by the sink);
+    --policies FILE recomputes them with FILE instead, as a what-if marked in the output."""
     try:
         period = Period(parse_instant(start, "--from"), parse_instant(end, "--to"))
     except PeriodError as exc:
         raise click.UsageError(str(exc)) from exc
-    book = policy_book(settings)
+    what_if = explicit_policies()
+    if what_if is not None:
+        check_policy_file(what_if)      # named before the database is opened
     began = time.perf_counter()
-    result = _compute(settings.database_url, period, book, threshold_seconds)
+    result = _compute(settings, period, what_if, threshold_seconds, by)
     log.info("report computed", extra={"database": describe_url(settings.database_url),
                                         "seconds": round(time.perf_counter() - began, 3)})
     if output_format == "json":
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        click.echo(render_markdown(result, lang), nl=False)
+        click.echo((render_markdown if by is None else render_by_markdown)(result, lang), nl=False)
 
 
-def _compute(url: str, period: Period, book: PolicyBook, threshold_seconds: int) -> dict[str, object]:
-    _require_sqlite_file(url)
+def check_policy_file(path: Path) -> None:
+    """A `click.ClickException` naming the file and what is wrong when it cannot be used."""
+    try:
+        read_policy_file(path)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc) if str(path) in str(exc) else f"SLA policy file {path}: {exc}") from exc
+
+
+def explicit_policies() -> Path | None:
+    """The policy file given with `--policies` on the command line (the command's or the root's);
+    None when it comes from TAWASUL_POLICIES or the default."""
+    ctx = click.get_current_context()
+    given = ctx.params.get("policies") or ctx.find_root().params.get("policies")
+    return None if not given else Path(given)
+
+
+def _compute(settings: Settings, period: Period, what_if: Path | None, threshold_seconds: int,
+             by: By | None = None) -> dict[str, object]:
+    url = settings.database_url
+    require_sqlite_file(url)
     try:
         engine = make_engine(url)
     except (UnsupportedDatabase, ArgumentError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        events = load_report_events(engine, period.start, period.end)
-        return build_report(events, period.start, period.end, book, threshold_seconds=threshold_seconds)
+        plan: BookPlan = plan_books(engine, period, what_if, settings.policies_path)
+        if by is None:
+            events = load_report_events(engine, period.start, period.end)
+            result = build_report(events, period.start, period.end, plan.book_for, threshold_seconds=threshold_seconds)
+        else:
+            events = load_report_events(engine, period.start, period.end, BY_DATA_EVENT_TYPES)
+            result = build_report_by(events, period.start, period.end, plan.book_for, by=by)
     except ReportQueryError as exc:
         raise click.ClickException(str(exc)) from exc
+    except PolicyError as exc:
+        raise click.ClickException(f"SLA policy file: {exc}") from exc
     finally:
         engine.dispose()
+    result["policies"] = plan.to_json()
+    return result
 
 
-def _require_sqlite_file(url: str) -> None:
+def require_sqlite_file(url: str) -> None:
     """Refuse a missing SQLite file (opening it would create an empty database)."""
     try:
         parsed = make_url(url)

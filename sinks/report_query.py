@@ -54,10 +54,11 @@ class StoredRow:
 ReportRow = tuple[str, str, str, datetime, str | None]
 
 
-def report_queries(start: datetime, end: datetime) -> tuple[Select[ReportRow], ...]:
+def report_queries(start: datetime, end: datetime,
+                   data_types: frozenset[str] = DATA_EVENT_TYPES) -> tuple[Select[ReportRow], ...]:
     """The three statements behind `load_report_events`: (id, type, subject, time, payload or NULL)."""
     events = StoredEvent.__table__
-    payload = case((events.c.type.in_(sorted(DATA_EVENT_TYPES)), events.c.payload), else_=None)
+    payload = case((events.c.type.in_(sorted(data_types)), events.c.payload), else_=None)
     columns = (events.c.id, events.c.type, events.c.subject, events.c.time, payload)
     first_types = sorted(FIRST_EVENT_TYPES)
     period_subjects = select(events.c.subject).where(
@@ -84,15 +85,17 @@ def require_events_table(engine: Engine) -> None:
                                "(or start `tawasul sink`, which creates it) and store some events first")
 
 
-def load_report_events(engine: Engine, start: datetime, end: datetime) -> Iterator[Event | StoredRow]:
-    """The events the report of [start, end) needs; see the module docstring.
+def load_report_events(engine: Engine, start: datetime, end: datetime,
+                       data_types: frozenset[str] = DATA_EVENT_TYPES) -> Iterator[Event | StoredRow]:
+    """The events the report of [start, end) needs; see the module docstring. `data_types`: the
+    types decoded in full (`report_by.BY_DATA_EVENT_TYPES` for the report per agent or team).
 
     Raises ReportQueryError when the table is missing or a stored payload is not a valid event.
     """
     require_events_table(engine)
     with engine.connect() as connection:
         streaming = connection.execution_options(yield_per=BATCH_ROWS)
-        for statement in report_queries(start, end):
+        for statement in report_queries(start, end, data_types):
             try:
                 for event_id, kind, subject, time, payload in streaming.execute(statement):
                     if payload is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tawasul.domain.period import REPORT_OFFSET
 
-__all__ = ["LANGUAGES", "RenderError", "render_markdown"]
+__all__ = ["LANGUAGES", "RenderError", "render_by_markdown", "render_markdown"]
 
 LANGUAGES = ("en", "ar")
 
@@ -47,6 +47,16 @@ _EN = MappingProxyType({
     "completed": "Served", "no_show": "No-shows", "wait": "Average wait",
     "unmatched": "Survey answers about unknown calls, tickets or visits: {count}.",
     "seconds": "{value} s", "none": "n/a",
+    "policies": "SLA policies", "stored_book": "the book the data was processed with, {name} (SHA-256 {sha})",
+    "stored_books": "this period was processed with {count} policy books: {books}",
+    "book_tickets": "{name} (SHA-256 {sha}, {tickets} tickets)",
+    "what_if": "**what-if**: recomputed with {name} (SHA-256 {sha}), not with the book(s) the data was processed with",
+    "file_book": "{name} (SHA-256 {sha}); the database records no policy book",
+    "by_agent": "Customer service report per agent", "by_team": "Customer service report per team",
+    "agent": "Agent", "team": "Team", "nobody": "(unassigned)", "calls_answered": "Calls answered",
+    "tickets_assigned": "Tickets assigned", "responses": "Survey answers", "no_groups": "Nothing in this period.",
+    "by_note": "Tickets count for their latest assignee before the end of the period; calls for the agent who "
+               "answered them (a call's team is its queue).",
     "months": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                "October", "November", "December"),
 })
@@ -76,6 +86,16 @@ _AR = MappingProxyType({
     "completed": "تمت خدمتهم", "no_show": "لم يحضروا", "wait": "متوسط مدة الانتظار",
     "unmatched": "ردود استبيانات عن مكالمات أو طلبات أو زيارات غير معروفة: {count}.",
     "seconds": "{value} ثانية", "none": "غير متاح",
+    "policies": "سياسات مستوى الخدمة", "stored_book": "السياسات التي عولجت بها البيانات، {name} (SHA-256 {sha})",
+    "stored_books": "عولجت هذه الفترة بعدد {count} من كتب السياسات: {books}",
+    "book_tickets": "{name} (SHA-256 {sha}، {tickets} طلبًا)",
+    "what_if": "**افتراضي (ماذا لو)**: أعيد الحساب بـ {name} (SHA-256 {sha})، لا بالسياسات التي عولجت بها البيانات",
+    "file_book": "{name} (SHA-256 {sha})؛ لا تسجل قاعدة البيانات أي كتاب سياسات",
+    "by_agent": "تقرير خدمة المتعاملين حسب الموظف", "by_team": "تقرير خدمة المتعاملين حسب الفريق",
+    "agent": "الموظف", "team": "الفريق", "nobody": "(غير مسند)", "calls_answered": "المكالمات التي تم الرد عليها",
+    "tickets_assigned": "الطلبات المسندة", "responses": "ردود الاستبيانات", "no_groups": "لا توجد بيانات في هذه الفترة.",
+    "by_note": "تُحتسب الطلبات لآخر من أُسندت إليه قبل نهاية الفترة، والمكالمات للموظف الذي رد عليها "
+               "(فريق المكالمة هو طابورها).",
     "months": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر",
                "أكتوبر", "نوفمبر", "ديسمبر"),
 })
@@ -104,6 +124,8 @@ def render_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
     t, names = _TEXTS[lang], _NAMES[lang]
     calls, tickets, walk_in = report["calls"], report["tickets"], report["walk_in"]
     lines = [f"# {t['title']}", "", f"**{t['period']}:** {_period(report['period'], t)}", ""]
+    if report.get("policies"):
+        lines += [f"**{t['policies']}:** {_policies(report['policies'], t)}", ""]
     lines += _headlines(t, calls, tickets, walk_in)
     lines += [f"## {t['calls']}", "", *_table((t["figure"], t["value"]), [
         (t["offered"], _n(calls["offered"])), (t["answered"], _n(calls["answered"])),
@@ -129,6 +151,27 @@ def render_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
         (t["surveys"], _n(walk_in["surveys"])), (t["satisfaction"], _pct(walk_in["satisfaction"], t))]), ""]
     if report.get("unmatched_surveys"):
         lines += [t["unmatched"].format(count=_n(report["unmatched_surveys"])), ""]
+    body = "\n".join(lines).rstrip() + "\n"
+    return f'<div dir="rtl" lang="ar">\n\n{body}\n</div>\n' if lang == "ar" else body
+
+
+def render_by_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
+    """The report per agent or team (`report_by.build_report_by`, or its JSON) as Markdown."""
+    if lang not in _TEXTS:
+        raise RenderError(f"unknown language {lang!r}: use {' or '.join(LANGUAGES)}")
+    t = _TEXTS[lang]
+    by = report["by"]
+    lines = [f"# {t['by_' + by]}", "", f"**{t['period']}:** {_period(report['period'], t)}", ""]
+    if report.get("policies"):
+        lines += [f"**{t['policies']}:** {_policies(report['policies'], t)}", ""]
+    header = (t[by], t["calls_answered"], t["aht"], t["tickets_assigned"], t["first_response"], t["resolution"],
+              t["responses"], t["satisfaction"])
+    rows = [(t["nobody"] if g[by] is None else f"`{g[by]}`", _n(g["calls_answered"]),
+             _secs(g["average_handle_seconds"], t), _n(g["tickets_assigned"]),
+             _targets(g["first_response"], t), _targets(g["resolution"], t), _n(g["surveys"]),
+             _pct(g["satisfaction"], t)) for g in report["groups"]]
+    lines += [*_table(header, rows), ""] if rows else [t["no_groups"], ""]
+    lines += [t["by_note"], ""]
     body = "\n".join(lines).rstrip() + "\n"
     return f'<div dir="rtl" lang="ar">\n\n{body}\n</div>\n' if lang == "ar" else body
 
@@ -199,6 +242,23 @@ def _period(period: Mapping[str, str], t: Mapping[str, Any]) -> str:
     else:
         text = f"{_day(start, t)} {start:%H:%M} {t['until']} {_day(end, t)} {end:%H:%M}"
     return f"{text} ({t['zone']})"
+
+
+def _policies(policies: Mapping[str, Any], t: Mapping[str, Any]) -> str:
+    """Which policy book(s) the SLA figures come from; a what-if says so in bold."""
+    def short(sha: str | None) -> str:
+        return f"`{(sha or '')[:12]}`"
+
+    if policies.get("source") == "what-if":
+        return t["what_if"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+    if policies.get("source") == "file":
+        return t["file_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+    books = policies.get("books") or []
+    if policies.get("mixed"):
+        listed = "; ".join(t["book_tickets"].format(name=f"`{b['name']}`", sha=short(b["sha256"]), tickets=b["tickets"])
+                           for b in books)
+        return t["stored_books"].format(count=len(books), books=listed)
+    return t["stored_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
 
 
 def _day(value: datetime, t: Mapping[str, Any]) -> str:

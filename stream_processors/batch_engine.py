@@ -208,7 +208,7 @@ class BatchEngine:
         pending ones with `force_snapshots`)."""
         out = Outputs()
         for outcome in self.sla.take_outcomes():
-            out.outcomes.append((outcome.ticket_id.encode(), encode_outcome(outcome)))
+            out.outcomes.append((outcome.ticket_id.encode(), encode_outcome(outcome, self.sla.book.sha256)))
         self.counts.outcomes += len(out.outcomes)
         self.counts.duplicates = self.sla.duplicates
         for view in self.sla.take_states():

@@ -16,9 +16,10 @@ from tawasul.domain.sla_state import SlaOutcome
 SLA_SOURCE = "/stream-processors/sla"
 
 
-def encode_outcome(outcome: SlaOutcome) -> bytes:
+def encode_outcome(outcome: SlaOutcome, policies_sha256: str | None = None) -> bytes:
     """Compact UTF-8 JSON of the outcome's event, byte for byte `new_event(...).to_json()`
-    (type, ticket id as subject, `at` as time, `to_data()`, `SLA_SOURCE`, id), unvalidated."""
+    (type, ticket id as subject, `at` as time, `to_data()`, `SLA_SOURCE`, id), unvalidated.
+    `policies_sha256`, when given, is added to `data`: the hash of the policy book that decided it."""
     body = {
         "specversion": SPECVERSION,
         "id": outcome.id,
@@ -37,6 +38,8 @@ def encode_outcome(outcome: SlaOutcome) -> bytes:
     withdrawn = outcome.withdrawn_id
     if withdrawn is not None:
         body["data"]["withdrawn_id"] = withdrawn  # type: ignore[index]
+    if policies_sha256 is not None:
+        body["data"]["policies_sha256"] = policies_sha256  # type: ignore[index]
     try:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates survive only as \u escapes (as Event.to_json)

@@ -292,7 +292,7 @@ class SlaProcessor:
     async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[bytes, bytes]]:
         """Hand one outcome to the producer; returns its delivery (the broker's acknowledgement)
         and the message, to send again should the delivery fail."""
-        value = encode_outcome(outcome)
+        value = encode_outcome(outcome, self.ctx.book.sha256)
         delivery = await self.outcomes.send(key=key, value=value)
         metrics = self.ctx.metrics
         metrics.sla_outcomes_emitted.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,

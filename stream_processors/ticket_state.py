@@ -57,6 +57,7 @@ def ticket_state(stored: Stored, now_us: int, book: PolicyBook) -> dict[str, Any
         "policy": None if policy is None else policy.name,
         "opened_at": _iso(opened_at), "resolved_at": _iso(resolved_at), "closed_at": _iso(closed_at),
         "updated_at": _iso(updated), "version": stored.version, "targets": targets,
+        "policies_sha256": book.sha256,
     }
 
 

@@ -14,6 +14,7 @@ import faust
 
 from tawasul.cli_options import policy_book, settings_options
 from tawasul.metrics import Metrics
+from tawasul.policy_books import publish_policy_book
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS
 from sinks.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
@@ -75,6 +76,7 @@ def worker(settings: Settings, metrics_port: int, metrics_host: str, app_id: str
         except MetricsServerError as exc:
             raise click.ClickException(f"{exc}; choose another --metrics-port") from exc
     ensure_topics(settings.kafka, settings.topic_prefix)
+    publish_policy_book(settings, "worker")     # the sink stores the book; outcomes carry its hash
     app_id = app_id or default_app_id(settings, "live") + ("" if processors == "all" else f"-{processors}")
     if instance_id is None:
         instance_id = f"{app_id}@{socket.gethostname()}"

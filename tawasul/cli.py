@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "topics": "tawasul.topics_cli:topics",
     "simulate": "producers.simulate_cmd:simulate",
     "report": "sinks.report_cmd:report",
+    "ticket": "sinks.ticket_cmd:ticket",
     "gateway": "producers.gateway.cli:gateway",
     "replay": "tawasul.replay_cmd:replay",
     "wallboard": "sinks.wallboard.cli:wallboard",

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 from tawasul.kafka_security import kafka_python_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
+from tawasul.policy_books import publish_policy_book
+from tawasul.topics import EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
 
 if TYPE_CHECKING:  # faust is imported only when the faust engine runs
     from stream_processors.kpi_agent import KpiProcessor
@@ -188,6 +189,7 @@ def replay_file(
     metrics = Metrics()
     stage("creating the run's topics")
     ensure_topics(run.kafka, run.topic_prefix)
+    publish_policy_book(run, "replay")     # the sink stores the book; outcomes carry its hash
     stored: dict[str, int] = {}
     try:
         stage("starting the stream processors")
@@ -234,7 +236,7 @@ def replay_file(
                 # agents pace KPI snapshots: publish the pending ones now, then wait for quiet
                 processors.settle(timeout_s=min(timeout_s, 120.0))
             stage("storing")
-            outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS)]
+            outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS, POLICIES)]
             settled = _settled_ends(run, outputs, alive, quiet_s=0.0 if engine == "batch" else 2.5)
             _wait(lambda: _told(counted, "storing", sum(min(stored.get(t, 0), n) for t, n in settled.items()),
                                 sum(settled.values())), "the database sink", timeout_s, alive)

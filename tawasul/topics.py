@@ -145,8 +145,13 @@ KPIS = TopicSpec(
     "tawasul.kpis", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
     "KPI snapshots; key = figure + window + scope",
 )
+POLICIES = TopicSpec(
+    "tawasul.policies", 1, {"cleanup.policy": "compact"},
+    "every SLA policy book a worker or replay ran with (name, SHA-256, YAML); key = SHA-256",
+)
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, KPI_INPUT, KPIS)
+ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, KPI_INPUT, KPIS,
+                                     POLICIES)
 
 
 def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:

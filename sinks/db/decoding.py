@@ -145,7 +145,8 @@ def _fast_outcome(raw: bytes) -> OutcomeRecord:
         raise _Unusual
     if not _is_outcome_model(kind, body):
         raise _Unusual
-    if data.keys() != _OUTCOME_FIELDS:
+    sha = data.get("policies_sha256")
+    if data.keys() - {"policies_sha256"} != _OUTCOME_FIELDS or (sha is not None and not isinstance(sha, str)):
         raise _Unusual
     try:
         parse_uri_reference(body.get("source"))
@@ -156,7 +157,7 @@ def _fast_outcome(raw: bytes) -> OutcomeRecord:
         id=_name(body.get("id")), type=kind, time=_timestamp(body.get("time")), ticket_id=_name(data["ticket_id"]),
         target=_one_of(data["target"], _TARGETS), policy=_name(data["policy"]), deadline=_timestamp(data["deadline"]),
         channel=_one_of(data["channel"], _CHANNELS), kind=_one_of(data["kind"], _KINDS),
-        category=_name(data["category"]), priority=_one_of(data["priority"], _PRIORITIES),
+        category=_name(data["category"]), priority=_one_of(data["priority"], _PRIORITIES), policies_sha256=sha,
     )
 
 

@@ -113,6 +113,8 @@ class Ticket(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     version: Mapped[int] = mapped_column(Integer)
+    policies_sha256: Mapped[str | None] = mapped_column(String(64))
+    """The policy book that produced the state (`policy_books.sha256`)."""
 
     __table_args__ = (
         Index("ix_tickets_status_channel", "status", "channel"),
@@ -135,6 +137,7 @@ class TicketTarget(Base):
     warned: Mapped[bool] = mapped_column(Boolean)
     breached: Mapped[bool] = mapped_column(Boolean)
     version: Mapped[int] = mapped_column(Integer)
+    policies_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_ticket_targets_state_deadline", "state", "deadline"),
@@ -224,6 +227,8 @@ class SlaOutcome(Base):
     category: Mapped[str] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(String(16))
     time: Mapped[datetime] = mapped_column(UtcDateTime())
+    policies_sha256: Mapped[str | None] = mapped_column(String(64))
+    """The policy book that decided it (`policy_books.sha256`)."""
 
     __table_args__ = (
         Index("ix_sla_outcomes_time", "time"),
@@ -269,6 +274,19 @@ class GatewayNonce(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
 
     __table_args__ = (Index("ix_gateway_nonces_expires_at", "expires_at"),)
+
+
+class StoredPolicyBook(Base):
+    """Every SLA policy book a worker or a replay ran with (`tawasul.policies`), by its hash."""
+
+    __tablename__ = "policy_books"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    yaml: Mapped[str] = mapped_column(Text)
+    first_used_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The latest start with it, or the latest batch of outcomes or ticket states that carried its hash."""
 
 
 metadata = Base.metadata

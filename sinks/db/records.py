@@ -82,6 +82,8 @@ class TicketState:
     updated_at: datetime | None
     version: int
     targets: tuple[TargetState, ...]
+    policies_sha256: str | None = None
+    """The hash of the policy book that produced this state (None from an older worker)."""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TicketState:
@@ -112,6 +114,7 @@ class TicketState:
             updated_at=_timestamp(raw, "updated_at"),
             version=version,
             targets=tuple(_target(name, value) for name, value in sorted(targets_raw.items())),
+            policies_sha256=_opt_text(raw.get("policies_sha256")),
         )
 
     @property
@@ -126,13 +129,14 @@ class TicketState:
             "category": self.category, "priority": self.priority, "department": self.department,
             "status": self.status, "policy": self.policy, "opened_at": self.opened_at,
             "resolved_at": self.resolved_at, "closed_at": self.closed_at, "updated_at": self.updated_at,
-            "version": self.version,
+            "version": self.version, "policies_sha256": self.policies_sha256,
         }
 
     def target_rows(self) -> list[Row]:
         return [
             {"ticket_id": self.ticket_id, "target": t.target, "deadline": t.deadline, "state": t.state,
-             "warned": t.warned, "breached": t.breached, "version": self.version}
+             "warned": t.warned, "breached": t.breached, "version": self.version,
+             "policies_sha256": self.policies_sha256}
             for t in self.targets
         ]
 
@@ -226,6 +230,7 @@ class OutcomeRecord:
     kind: str
     category: str
     priority: str
+    policies_sha256: str | None = None
 
     @classmethod
     def from_event(cls, event: Event) -> OutcomeRecord:
@@ -235,7 +240,7 @@ class OutcomeRecord:
         return cls(id=event.id, type=event.type, time=event.time, ticket_id=data.ticket_id,
                    target=str(data.target), policy=data.policy, deadline=data.deadline,
                    channel=str(data.channel), kind=str(data.kind), category=data.category,
-                   priority=str(data.priority))
+                   priority=str(data.priority), policies_sha256=_opt_text((data.model_extra or {}).get("policies_sha256")))
 
     def row(self) -> Row:
         """The `sla_outcomes` row."""
@@ -243,7 +248,7 @@ class OutcomeRecord:
             "id": clean_text(self.id), "type": self.type, "ticket_id": clean_text(self.ticket_id),
             "target": self.target, "policy": clean_text(self.policy), "deadline": self.deadline,
             "channel": self.channel, "kind": self.kind, "category": clean_text(self.category),
-            "priority": self.priority, "time": self.time,
+            "priority": self.priority, "time": self.time, "policies_sha256": self.policies_sha256,
         }
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, select
 from schemas import Event
 from sinks.db.contacts import CALLS, SPEC_BY_TYPE, finish_call, finish_visit, merge_event
 from sinks.db.models import Base
+from sinks.db.policy_books import PolicyBookRecord, store_books, touch_books
 from sinks.db.records import (
     KPI_TYPE,
     SLA_TYPES,
@@ -40,7 +41,7 @@ from sinks.db.records import (
 )
 from sinks.db.upserts import IN_LIST_CHUNK, Upserts
 
-Record = EventRecord | OutcomeRecord | Event | TicketState
+Record = EventRecord | OutcomeRecord | Event | TicketState | PolicyBookRecord
 """What the writer buffers: input events (as `EventRecord`), SLA outcomes (`OutcomeRecord` or
 `Event`), KPI snapshot `Event`s, ticket states."""
 
@@ -103,8 +104,12 @@ class _Batch:
     conflicts: list[Conflict] = field(default_factory=list)
     skip: frozenset[int] = frozenset()
     """`id()` of records left out (conflicting duplicates found against the database)."""
+    books: list[Row] = field(default_factory=list)
 
     def add(self, record: Record) -> None:
+        if isinstance(record, PolicyBookRecord):
+            self.books.append(record.row())
+            return
         if isinstance(record, TicketState):
             held = self.tickets.get(record.ticket_id)
             if held is None or record.rank >= held.rank:
@@ -169,7 +174,7 @@ class DbWriter:
 
         A ticket-state dict is parsed into a `TicketState` (raises `BadRecord` when malformed).
         """
-        if not isinstance(record, EventRecord | OutcomeRecord | Event | TicketState):
+        if not isinstance(record, EventRecord | OutcomeRecord | Event | TicketState | PolicyBookRecord):
             record = TicketState.from_dict(record)
         if self._batch is None:
             self._batch = _Batch(stored_at=self._clock())
@@ -205,6 +210,9 @@ class DbWriter:
             rows["sla_outcomes"] = upserts.insert_outcomes(connection, list(batch.outcomes.values()))
             rows["tickets"], rows["ticket_targets"] = upserts.upsert_tickets(connection, tickets, targets)
             rows["kpi_snapshots"] = upserts.upsert_kpis(connection, list(batch.kpis.values()))
+            rows["policy_books"] = store_books(connection, batch.books) + touch_books(
+                connection, [*(r["policies_sha256"] for r in batch.outcomes.values()),
+                             *(s.policies_sha256 for s in batch.tickets.values())], batch.stored_at)
         records = len(self._pending)
         self._pending, self._batch = [], None
         elapsed = time.perf_counter() - started

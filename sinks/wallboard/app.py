@@ -24,6 +24,7 @@ from sinks.db.engine import make_engine
 from sinks.metrics_server import metrics_handler
 from sinks.wallboard.board import Board
 from sinks.wallboard.config import WallboardConfig, WallboardError
+from sinks.wallboard import ticket_page
 from sinks.wallboard.queries import read_board
 from tawasul.metrics import Metrics
 
@@ -90,6 +91,7 @@ def create_app(config: WallboardConfig, *, clock: Clock = wall_clock, engine: En
     app.router.add_get("/api/wallboard", _board)
     app.router.add_get("/healthz", _health)
     app.router.add_get("/metrics", metrics_handler(metrics.registry))
+    app.router.add_get("/tickets/{ticket_id}", ticket_page.handle)
     app.router.add_static("/static/", STATIC, show_index=False)
     return app
 

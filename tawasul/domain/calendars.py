@@ -160,6 +160,12 @@ class BusinessCalendar:
             return False
         return day in self.closed or (self._holidays is not None and day in self._holidays)
 
+    def holiday_name(self, day: date) -> str | None:
+        """The holiday library's name of `day` when it is a public holiday this calendar keeps closed."""
+        if day in self.workdays or self._holidays is None:
+            return None
+        return self._holidays.get(day)
+
     def is_ramadan(self, day: date) -> bool:
         """True from 1 Ramadan to the last day of Ramadan (Umm al-Qura)."""
         return _is_ramadan(day)

@@ -7,6 +7,7 @@ place in the file, e.g. `policies[2].calendar: unknown calendar 'gvo'`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -94,7 +95,7 @@ class Policy:
 class PolicyBook:
     """Calendars and the ordered policies; `match` is cached per distinct ticket profile."""
 
-    __slots__ = ("calendars", "policies", "_cache")
+    __slots__ = ("calendars", "policies", "_cache", "sha256")
 
     def __init__(self, calendars: Mapping[str, BusinessCalendar], policies: Iterable[Policy]) -> None:
         self.calendars: dict[str, BusinessCalendar] = dict(calendars)
@@ -103,6 +104,8 @@ class PolicyBook:
             if policy.calendar not in self.calendars:
                 raise PolicyError(f"policies[{i}].calendar: unknown calendar {policy.calendar!r}")
         self._cache: dict[tuple[str, str, str, str, str | None], Policy | None] = {}
+        self.sha256: str | None = None
+        """`policies_sha256` of the YAML text it was read from (`load_policies_text`), else None."""
 
     def match(self, channel: str, kind: str, category: str, priority: str,
               department: str | None = None) -> Policy | None:
@@ -149,7 +152,14 @@ def load_policies_text(text: str) -> PolicyBook:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"not valid YAML: {exc}") from exc
-    return build_book(raw)
+    book = build_book(raw)
+    book.sha256 = policies_sha256(text)
+    return book
+
+
+def policies_sha256(text: str) -> str:
+    """The SHA-256 (hex) of a policy book's YAML text as read (UTF-8, newlines as `\\n`)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def build_book(raw: object) -> PolicyBook:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -28,8 +28,8 @@ from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, TicketSla
 from tawasul.domain.sla_timeline import CLOSED, OPENED, PRIORITY, RANKS, REOPENED, RESOLVED, Mark, Payload
 
-__all__ = ["DATA_EVENT_TYPES", "FIRST_EVENT_TYPES", "REPORT_EVENT_TYPES", "TARGETS", "ReportEvent", "build_report",
-           "ticket_state"]
+__all__ = ["DATA_EVENT_TYPES", "FIRST_EVENT_TYPES", "REPORT_EVENT_TYPES", "TARGETS", "BookFor", "ReportEvent",
+           "build_report", "ticket_mark", "ticket_state"]
 
 FIRST_EVENT_TYPES: dict[str, str] = {"call.offered": "call", "ticket.opened": "ticket",
                                      "visit.checked_in": "visit"}
@@ -51,6 +51,9 @@ ReportEvent = sla.TicketEvent
 `DATA_EVENT_TYPES`. The same protocol as the SLA engine's."""
 
 
+BookFor = Callable[[str], PolicyBook]
+"""The policy book of a ticket, by ticket id (a period processed with several books)."""
+
 _Stamp = tuple[datetime, str]
 """(time, id): the earliest of several events of one type wins, ties broken by id."""
 
@@ -63,7 +66,7 @@ def _text(value: Any) -> str:
     return sys.intern(str(getattr(value, "value", value)))
 
 
-def _mark(event: ReportEvent) -> Mark:
+def ticket_mark(event: ReportEvent) -> Mark:
     """The ticket event as the SLA state stores it: (time us, type rank, id, profile or priority)."""
     rank = RANKS[event.type]
     data = event.data
@@ -127,7 +130,7 @@ class _Collector:
             return
         family = kind.partition(".")[0]
         if family == "ticket":
-            self.tickets.setdefault(event.subject, []).append(_mark(event))
+            self.tickets.setdefault(event.subject, []).append(ticket_mark(event))
         elif family == "call":
             self._call(event)
         elif family == "visit":
@@ -156,9 +159,11 @@ class _Collector:
         setattr(visit, name, _earlier(getattr(visit, name), (event.time, event.id)))
 
 
-def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook, *,
+def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *,
                  threshold_seconds: int = kpis.DEFAULT_THRESHOLD_SECONDS) -> dict[str, Any]:
     """The report of the period [start, end) as of `end`, exactly the contract's JSON.
+
+    `book` is the policy book of every ticket, or a function giving each ticket's book.
 
     Raises `PeriodError` when `end <= start` or either is naive.
     """
@@ -172,7 +177,7 @@ def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, 
     return {
         "period": period.to_json(),
         "calls": _calls(collector.calls, period, threshold_seconds, call_surveys),
-        "tickets": _tickets(tickets, period, book, ticket_surveys),
+        "tickets": _tickets(tickets, period, book if callable(book) else lambda _ticket: book, ticket_surveys),
         "walk_in": _walk_in(collector.visits, period, visit_surveys),
         "unmatched_surveys": unmatched,
     }
@@ -271,7 +276,7 @@ def _resolved(state: TicketSla) -> bool:
     return last in (RESOLVED, CLOSED)
 
 
-def _tickets(tickets: dict[str, TicketSla], period: Period, book: PolicyBook,
+def _tickets(tickets: dict[str, TicketSla], period: Period, book_for: BookFor,
              surveys: list[tuple[str, bool]]) -> dict[str, Any]:
     total = _Group()
     channels: defaultdict[str, _Group] = defaultdict(_Group)
@@ -286,7 +291,7 @@ def _tickets(tickets: dict[str, TicketSla], period: Period, book: PolicyBook,
         channel, kind, category = profile[0], profile[1], profile[2]
         groups = (total, channels[channel], kinds[kind], categories[category])
         resolved = _resolved(state)
-        for status in sla.evaluate(state, period.end, book).values():
+        for status in sla.evaluate(state, period.end, book_for(state.ticket_id)).values():
             for group in groups:
                 if status.status == STATUS_MET:
                     group.met[status.target] += 1

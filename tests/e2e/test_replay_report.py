@@ -52,7 +52,11 @@ def _expected(path: Path) -> dict[str, object]:
 def _report(db: str, kafka: str) -> dict[str, object]:
     result = _tawasul("report", "--from", FROM, "--to", TO, "--format", "json", db=db, kafka=kafka)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    policies = report.pop("policies")       # the replay stored the book it ran with, and the report used it
+    assert (policies["source"], policies["sha256"], policies["mixed"]) == (
+        "stored", load_policies(default_policy_path()).sha256, False)
+    return report
 
 
 def test_replay_then_report_matches_the_domain_computation(recorded: Path, database_url: str,

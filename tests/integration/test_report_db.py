@@ -56,6 +56,8 @@ def test_the_command_gives_build_report_of_the_stored_events(database_url: str, 
     assert done.exit_code == 0, done.output
     printed = json.loads(done.stdout)
     expected = build_report(events + hand, parse_instant(start), parse_instant(end), book)
+    # events stored without a pipeline run record no policy book: the settings' file is used, and said so
+    assert printed.pop("policies") == {"source": "file", "sha256": book.sha256, "name": "default.yaml"}
     assert printed == expected
     assert printed["calls"]["offered"] > 0 and printed["tickets"]["surveys"] > 0
     assert printed["walk_in"]["visits"] > 0 and printed["tickets"]["by_channel"]
@@ -65,12 +67,16 @@ def test_the_command_gives_build_report_of_the_stored_events(database_url: str, 
     policies.write_text(BOOK_TEXT, encoding="utf-8")
     day = run("--from", "2025-03-02", "--to", "2025-03-03", "--db", database_url, "--policies", str(policies))
     assert day.exit_code == 0, day.output
-    assert json.loads(day.stdout) == EXPECTED
+    what_if = json.loads(day.stdout)
+    assert what_if.pop("policies") == {"source": "what-if", "sha256": load_policies_text(BOOK_TEXT).sha256,
+                                       "name": "policies.yaml"}
+    assert what_if == EXPECTED
 
     wide = run("--from", "2025-03-02", "--to", "2025-03-03", "--db", database_url, "--policies", str(policies),
                "--threshold-seconds", "45", "--format", "md", "--lang", "ar")
     assert wide.exit_code == 0, wide.output
     assert "| مستوى الخدمة | 80.0% |" in wide.stdout and "الرد خلال 45 ثانية" in wide.stdout
+    assert "**افتراضي (ماذا لو)**" in wide.stdout
 
 
 def test_only_the_needed_events_are_loaded(database_url: str) -> None:

@@ -1,0 +1,187 @@
+"""The period report per agent or per team (`tawasul report --by agent|team`), pure.
+
+```python
+result = build_report_by(events, start, end, book, by="agent")
+```
+
+The same period rules as `report.build_report`: events timed at or after `end` are ignored,
+events are deduplicated by id, a call or ticket belongs to the period of its first event, a
+survey to the period of its own time. Per group:
+
+* calls: answered (by the agent of the earliest `call.answered`; the team of a call is its
+  queue, since calls carry no team), average handle time (answered to ended, plus wrap-up);
+* tickets: those opened in the period, counted for the agent and team of their latest
+  `ticket.assigned` timed before `end` (never assigned: the `null` group), and their first
+  response and resolution met / breached by `sla.evaluate` as of `end` with the ticket's book;
+* satisfaction: survey answers timed in the period about a call or ticket of the group.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from tawasul.domain import kpis, sla
+from tawasul.domain.calendars import to_us
+from tawasul.domain.period import Period
+from tawasul.domain.policies import PolicyBook
+from tawasul.domain.report import TARGETS, BookFor, ReportEvent, ticket_mark, ticket_state
+from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET
+from tawasul.domain.sla_timeline import ASSIGNED, CLOSED, OPENED, RANKS, Mark
+
+__all__ = ["BY", "BY_DATA_EVENT_TYPES", "build_report_by"]
+
+By = Literal["agent", "team"]
+BY: tuple[By, ...] = ("agent", "team")
+BY_DATA_EVENT_TYPES: frozenset[str] = frozenset({"ticket.opened", "ticket.priority_changed", "ticket.assigned",
+                                                 "call.answered", "call.ended", "survey.submitted"})
+"""The types whose `data` this report reads."""
+
+Key = str | None
+_Stamp = tuple[datetime, str]
+
+
+@dataclass(slots=True)
+class _Call:
+    offered: datetime | None = None
+    answered: tuple[datetime, str, str, str] | None = None
+    """(time, id, agent, queue) of the earliest answer."""
+    abandoned: _Stamp | None = None
+    ended: tuple[datetime, str, float | None] | None = None
+
+
+@dataclass(slots=True)
+class _Ticket:
+    marks: list[Mark] = field(default_factory=list)
+    assignments: list[tuple[datetime, str, Key, Key]] = field(default_factory=list)
+    """(time, id, agent, team) of each assignment."""
+
+    def assignee(self, closed: Mark | None) -> tuple[datetime, str, Key, Key] | None:
+        """The latest assignment, among those before `ticket.closed` (the SLA engine ignores
+        every event after it)."""
+        eligible = [a for a in self.assignments
+                    if closed is None or (to_us(a[0]), ASSIGNED, a[1]) < closed[:3]]
+        return max(eligible, key=lambda a: a[:2], default=None)
+
+
+@dataclass(slots=True)
+class _Group:
+    calls_answered: int = 0
+    handled: int = 0
+    handle_total: timedelta = timedelta(0)
+    tickets_assigned: int = 0
+    met: Counter[str] = field(default_factory=Counter)
+    breached: Counter[str] = field(default_factory=Counter)
+    surveys: int = 0
+    satisfied: int = 0
+
+    def to_json(self, by: By, key: Key) -> dict[str, Any]:
+        return {
+            by: key, "calls_answered": self.calls_answered,
+            "average_handle_seconds": kpis.average_handle_seconds(self.handle_total, self.handled),
+            "tickets_assigned": self.tickets_assigned,
+            **{target: {"met": self.met[target], "breached": self.breached[target],
+                        "compliance": kpis.compliance(self.met[target], self.breached[target])} for target in TARGETS},
+            "surveys": self.surveys, "satisfied": self.satisfied,
+            "satisfaction": kpis.satisfaction(self.satisfied, self.surveys),
+        }
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _opt(value: Any) -> Key:
+    return None if value is None else _text(value)
+
+
+def build_report_by(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *,
+                    by: By) -> dict[str, Any]:
+    """`{"period", "by", "groups": [...]}`: one group per agent or team (`null`: none), sorted by
+    name with `null` last. Raises `PeriodError` for a bad period, `ValueError` for a bad `by`."""
+    if by not in BY:
+        raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
+    period = Period(start, end)
+    book_for: BookFor = book if callable(book) else lambda _ticket: book
+    seen: set[str] = set()
+    calls: dict[str, _Call] = {}
+    tickets: dict[str, _Ticket] = {}
+    surveys: list[tuple[str, datetime, bool]] = []
+    for event in events:
+        if event.id in seen:
+            continue
+        seen.add(event.id)
+        if event.time >= end:
+            continue
+        kind, subject = event.type, event.subject
+        if kind in RANKS:
+            ticket = tickets.setdefault(subject, _Ticket())
+            ticket.marks.append(ticket_mark(event))
+            if kind == "ticket.assigned":
+                ticket.assignments.append((event.time, event.id, _opt(getattr(event.data, "agent", None)),
+                                           _opt(getattr(event.data, "team", None))))
+        elif kind.startswith("call."):
+            _call(calls.setdefault(subject, _Call()), event)
+        elif kind == "survey.submitted":
+            surveys.append((subject, event.time, kpis.is_satisfied(event.data.score, event.data.scale)))
+    groups: dict[Key, _Group] = {}
+    owner: dict[str, Key] = {}
+    for subject, call in calls.items():
+        if call.offered is None or call.offered not in period or call.answered is None:
+            continue
+        if call.abandoned is not None and call.abandoned < call.answered[:2]:
+            continue
+        key = call.answered[2] if by == "agent" else call.answered[3]
+        owner[subject] = key
+        group = groups.setdefault(key, _Group())
+        group.calls_answered += 1
+        if call.ended is not None:
+            group.handled += 1
+            group.handle_total += kpis.handle_time(call.answered[0], call.ended[0], call.ended[2])
+    start_us, end_us = to_us(period.start), to_us(period.end)
+    for subject, ticket in tickets.items():
+        state = ticket_state(subject, ticket.marks)
+        opened = next((m[0] for m in state.marks if m[1] == OPENED), None)
+        if opened is None:
+            continue
+        assigned = ticket.assignee(next((m for m in state.marks if m[1] == CLOSED), None))
+        key = None if assigned is None else (assigned[2] if by == "agent" else assigned[3])
+        owner[subject] = key
+        if not start_us <= opened < end_us:
+            continue
+        group = groups.setdefault(key, _Group())
+        group.tickets_assigned += 1
+        for status in sla.evaluate(state, period.end, book_for(subject)).values():
+            if status.status == STATUS_MET:
+                group.met[status.target] += 1
+            elif status.status == STATUS_BREACHED:
+                group.breached[status.target] += 1
+    for subject, time, satisfied in surveys:
+        if time not in period or subject not in owner:
+            continue
+        group = groups.setdefault(owner[subject], _Group())
+        group.surveys += 1
+        group.satisfied += satisfied
+    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return {"period": period.to_json(), "by": by, "groups": [g.to_json(by, key) for key, g in ordered]}
+
+
+def _call(call: _Call, event: ReportEvent) -> None:
+    kind = event.type
+    if kind == "call.offered":
+        if call.offered is None or event.time < call.offered:
+            call.offered = event.time
+    elif kind == "call.answered":
+        stamp = (event.time, event.id, _text(event.data.agent), _text(event.data.queue))
+        if call.answered is None or stamp[:2] < call.answered[:2]:
+            call.answered = stamp
+    elif kind == "call.abandoned":
+        if call.abandoned is None or (event.time, event.id) < call.abandoned:
+            call.abandoned = (event.time, event.id)
+    elif kind == "call.ended":
+        ended = (event.time, event.id, event.data.wrap_up_seconds)
+        if call.ended is None or ended[:2] < call.ended[:2]:
+            call.ended = ended
