@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from schemas import Event
 from sinks.db.contacts import CALLS, SPEC_BY_TYPE, finish_call, finish_visit, merge_event
@@ -156,6 +156,9 @@ class DbWriter:
             rows["sla_outcomes"] = upserts.insert_new(connection, tables["sla_outcomes"], list(batch.outcomes.values()))
             rows["tickets"], rows["ticket_targets"] = upserts.upsert_tickets(connection, tickets, targets)
             rows["kpi_snapshots"] = upserts.upsert_kpis(connection, list(batch.kpis.values()))
+            if connection.dialect.name == "postgresql" and any(rows.values()):
+                # delivered at commit: the wall display (LISTEN tawasul_changes) learns of new data
+                connection.execute(text("SELECT pg_notify('tawasul_changes', '')"))
         records = len(self._pending)
         self._pending, self._batch = [], None
         elapsed = time.perf_counter() - started
