@@ -107,8 +107,7 @@ async def _token_check(request: web.Request, handler: Handler) -> web.StreamResp
     if offered is not None:
         if not _same(offered, token):
             raise _unauthorized()
-        clean = request.rel_url.without_query("token").with_query(
-            {k: v for k, v in request.query.items() if k != "token"})
+        clean = request.rel_url.with_query([(k, v) for k, v in request.query.items() if k != "token"])
         response = web.HTTPSeeOther(location=str(clean))
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/",
                             secure=request.secure)

@@ -4,6 +4,7 @@ free port, and a real headless Chromium that renders the page (DOM dump and scre
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import re
 import shutil
@@ -134,14 +135,26 @@ def serve(config: WallboardConfig, engine: Engine, *, now: datetime = MORNING, p
     app = create_app(config, engine=engine, clock=lambda: now)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, shutdown_timeout=2)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    started: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+    async def start() -> None:
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+            started.set_result(runner.addresses[0][1])
+        except BaseException as exc:
+            started.set_exception(exc)
+
+    def run() -> None:  # its own thread: a test may run its own event loop meanwhile
+        asyncio.set_event_loop(loop)
+        loop.create_task(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    bound = started.result(timeout=30)
     try:
-        yield Served(f"http://127.0.0.1:{port}/", port)
+        yield Served(f"http://127.0.0.1:{bound}/", bound)
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=20)
         loop.call_soon_threadsafe(loop.stop)
