@@ -58,12 +58,11 @@ def _rows(connection: Connection, since: datetime, now: datetime) -> tuple[
         list[AnsweredCall], list[SurveyResponse], list[OpenTicket]]:
     open_ids = select(Ticket.ticket_id).where(Ticket.status == "open")
     surveyed = select(Survey.subject).where(Survey.time >= since, Survey.time <= now)
-    assignments = _assignments(connection.execute(
+    assignments, teams = _assignments(connection.execute(
         select(StoredEvent.subject, StoredEvent.time, StoredEvent.payload)
         .where(StoredEvent.type == "ticket.assigned",
                or_(StoredEvent.subject.in_(open_ids), StoredEvent.subject.in_(surveyed)))
         .order_by(StoredEvent.time, StoredEvent.id)))
-    teams = {agent: team for team, agent in assignments.values() if team and agent}
     calls = [AnsweredCall(agent=agent, team=teams.get(agent), answered_at=answered, handle_seconds=handle)
              for agent, answered, handle in connection.execute(
                  select(Call.agent, Call.answered_at, Call.handle_seconds)
@@ -84,13 +83,18 @@ def _rows(connection: Connection, since: datetime, now: datetime) -> tuple[
     return calls, surveys, tickets
 
 
-def _assignments(rows: Iterable[Any]) -> dict[str, Assignment]:
-    """The latest assignment of each ticket (rows in time order)."""
+def _assignments(rows: Iterable[Any]) -> tuple[dict[str, Assignment], dict[str, str]]:
+    """The latest assignment of each ticket, and each agent's team (the latest assignment naming
+    both); rows in time order."""
     latest: dict[str, Assignment] = {}
+    teams: dict[str, str] = {}
     for subject, _at, payload in rows:
         try:
             data = json.loads(payload).get("data") or {}
         except (json.JSONDecodeError, AttributeError):
             continue
-        latest[subject] = (data.get("team") or None, data.get("agent") or None)
-    return latest
+        team, agent = data.get("team") or None, data.get("agent") or None
+        latest[subject] = (team, agent)
+        if team and agent:
+            teams[agent] = team
+    return latest, teams
