@@ -1,13 +1,14 @@
-"""The wall display end to end: a database filled with the sink's models, the aiohttp server on a
-free port, and a real headless Chromium that renders the page (DOM dump and screenshot)."""
+"""The wall display's server end to end: a database filled with the sink's models (SQLite and
+PostgreSQL), the aiohttp server on a free loopback port, its JSON API, health and errors, and the
+`wallboard` command. The page itself is tested in Chromium by test_wallboard_layout.py,
+test_wallboard_live.py and test_wallboard_supervisor.py, which use the helpers here."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import json
-import re
-import shutil
+import os
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,6 @@ from sinks.db.models import Call, KpiSnapshot, SlaOutcome, Ticket, TicketTarget,
 from sinks.wallboard import WallboardConfig, create_app
 
 BREACHED_TICKET = "T-2025-000123"
-LATER_TICKET = "T-2025-000999"
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -108,16 +108,6 @@ def fill(engine: Engine, now: datetime) -> None:
                     {"resolution": ("met", False, False)}, category="general.inquiry"),
             breach(BREACHED_TICKET, now - timedelta(hours=2, minutes=15), "mosque.air_conditioning",
                    "complaints_platform"),
-        ])
-
-
-def add_later_breach(engine: Engine, now: datetime) -> None:
-    opened = now - timedelta(hours=5)
-    with Session(engine) as session, session.begin():
-        session.add_all([
-            *ticket(LATER_TICKET, "complaints_platform", "facility_report", "urgent", "open", opened,
-                    {"resolution": ("breached", True, True)}, category="mosque.cleaning"),
-            breach(LATER_TICKET, now - timedelta(minutes=5), "mosque.cleaning", "complaints_platform"),
         ])
 
 
@@ -249,6 +239,7 @@ def test_api_and_health_answer_503_without_a_database(tmp_path: Path) -> None:
 
 
 def test_wallboard_command_serves_the_page(tmp_path: Path) -> None:
+    """`tawasul wallboard` with its token from `TAWASUL_WALLBOARD_TOKEN`, on loopback."""
     url = f"sqlite:///{tmp_path / 'tawasul.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -258,26 +249,38 @@ def test_wallboard_command_serves_the_page(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, "-c", "from sinks.wallboard.cli import wallboard; wallboard()",
-               "--db", url, "--host", "127.0.0.1", "--port", str(port), "--refresh", "2"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               "--db", url, "--port", str(port), "--refresh", "2"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "TAWASUL_WALLBOARD_TOKEN": "wall-token"})
     base = f"http://127.0.0.1:{port}"
+    bearer = {"Authorization": "Bearer wall-token"}
+
+    def get(path: str, headers: dict[str, str] | None = None) -> Any:
+        return urllib.request.urlopen(urllib.request.Request(base + path, headers=headers or {}), timeout=5)
+
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                with get("/healthz") as response:
                     assert response.status == 200
                     break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "the wallboard did not start"
                 time.sleep(0.2)
-        with urllib.request.urlopen(f"{base}/", timeout=5) as page:
-            assert 'dir="rtl"' in page.read().decode()
-        with urllib.request.urlopen(f"{base}/api/wallboard", timeout=5) as response:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get("/api/wallboard")
+        assert refused.value.code == 401
+        with get("/?lang=ar", bearer) as page:
+            assert '<html lang="ar" dir="rtl" data-mode="ar" data-digits="latn">' in page.read().decode()
+        with get("/api/wallboard", bearer) as response:
             board = json.loads(response.read())
         assert board["refresh_seconds"] == 2 and board["tickets"]["breaches"][0]["ticket_id"] == BREACHED_TICKET
-        with urllib.request.urlopen(f"{base}/static/wallboard.js", timeout=5) as script:
+        with get("/static/wallboard.js", bearer) as script:
             assert script.headers["Content-Type"].startswith(("application/javascript", "text/javascript"))
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            get("/?lang=fr", bearer)
+        assert bad.value.code == 400 and b"lang must be one of both, ar, en" in bad.value.read()
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0

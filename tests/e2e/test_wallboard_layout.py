@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from sinks.db.engine import make_engine
 from sinks.db.migrate import upgrade
-from sinks.db.models import Call, KpiSnapshot, SlaOutcome, Ticket, TicketTarget, Visit
+from sinks.db.models import Call, Visit
 from tests.e2e.test_wallboard_browser import MORNING, breach, config_for, fill, kpi, serve, ticket
 from tests.support.chromium import Chromium, Page
 
