@@ -201,3 +201,32 @@ def test_no_personal_data_reaches_the_browser(engine: Engine) -> None:  # noqa: 
         text = body.decode()
         for secret in (*secrets, "customer_ref", "caller_ref"):
             assert secret not in text
+
+
+def test_the_board_is_recomputed_on_commits_not_on_a_timer(engine: Engine,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle, the server runs no board query (the change check is `PRAGMA data_version` or a
+    LISTEN); one commit of the sink makes one new board, which /api/wallboard then answers."""
+    import sinks.wallboard.live as live
+
+    fill(engine, MORNING)
+    computed: list[float] = []
+    real = live.read_board
+    monkeypatch.setattr(live, "read_board", lambda *args: computed.append(time.monotonic()) or real(*args))
+    with serve(config_for(engine, refresh_seconds=3600), engine) as served:
+        first_sse_board(served.url + "api/wallboard/events", {})
+        time.sleep(1.0)
+        settled = len(computed)
+        time.sleep(2.0)
+        idle = len(computed)
+        write_breach(engine, NEW_BREACH, MORNING - timedelta(minutes=3))
+        deadline = time.monotonic() + SHOWN_WITHIN_S
+        while True:
+            board = json.loads(_get(served.url + "api/wallboard")[2])
+            if board["tickets"]["breaches"][0]["ticket_id"] == NEW_BREACH:
+                break
+            assert time.monotonic() < deadline, "the commit never reached the board"
+            time.sleep(0.1)
+        after = len(computed)
+    assert 1 <= settled <= 2 and idle == settled
+    assert 1 <= after - idle <= 2

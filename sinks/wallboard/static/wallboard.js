@@ -98,7 +98,8 @@
     ])));
     fill($("breaches-body"), tickets.breaches.map((b) => el("tr", { className: b.still_open ? "open" : "closed",
                                                                   "data-ticket": b.ticket_id }, [
-      cell(b.ticket_id, "ticket-id"),
+      // a supervisor's screen opens the ticket's SLA story; the wall itself is never clicked
+      cell(el("a", { href: "/tickets/" + encodeURIComponent(b.ticket_id), text: b.ticket_id }), "ticket-id"),
       cell(b.category.replace(/([._])/g, "$1\u200b"), "category"),  // may break after . and _
       cell(label("channel", b.channel), "name"),
       cell(label("target", b.target), "name"),
