@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 
 from schemas import Event
 from sinks.db.contacts import CALLS, SPEC_BY_TYPE, finish_call, finish_visit, merge_event
@@ -213,6 +213,9 @@ class DbWriter:
             rows["policy_books"] = store_books(connection, batch.books) + touch_books(
                 connection, [*(r["policies_sha256"] for r in batch.outcomes.values()),
                              *(s.policies_sha256 for s in batch.tickets.values())], batch.stored_at)
+            if connection.dialect.name == "postgresql" and any(rows.values()):
+                # delivered at commit: the wall display (LISTEN tawasul_changes) learns of new data
+                connection.execute(text("SELECT pg_notify('tawasul_changes', '')"))
         records = len(self._pending)
         self._pending, self._batch = [], None
         elapsed = time.perf_counter() - started

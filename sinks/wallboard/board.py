@@ -117,6 +117,7 @@ class Board:
     stale: bool
     stale_after_seconds: float
     refresh_seconds: float
+    keepalive_seconds: float
     calls: CallsFigures
     satisfaction: tuple[Satisfaction, ...]
     tickets: TicketFigures

@@ -64,6 +64,12 @@ class Targets:
         return None if target is None else Band(target, self.satisfaction_tolerance)
 
 
+LANGUAGES: Final = ("both", "ar", "en")
+"""`?lang=` values: the bilingual board (default), Arabic only (right to left), English only."""
+DIGITS: Final = ("latn", "arab")
+"""`?digits=` values: Western digits (default) or Arabic-Indic digits."""
+
+
 @dataclass(frozen=True)
 class WallboardConfig:
     """Where the data is and how the page behaves."""
@@ -71,12 +77,18 @@ class WallboardConfig:
     database_url: str
     window: str = "today"
     """The KPI window shown for service level, ASA, abandon ratio and satisfaction."""
-    refresh_seconds: float = 5.0
-    """How often the page asks for new data (and how long the server caches one answer)."""
-    cache_seconds: float | None = None
-    """How long one computed board is reused for every screen; default half the refresh period."""
+    refresh_seconds: float = 10.0
+    """How often the board is recomputed without new data (waits and "late by" move with the clock)."""
+    change_poll_seconds: float = 0.2
+    """SQLite: how often `PRAGMA data_version` is read to learn of the sink's commits."""
+    min_push_seconds: float = 0.2
+    """Shortest time between two recomputed boards (a burst of commits makes one board)."""
+    keepalive_seconds: float = 5.0
+    """A server-sent `ping` this often; the page calls the connection lost after three missed."""
     stale_after_seconds: float = 300.0
     """The data counts as stale when the newest figure is older than this."""
+    token: str | None = None
+    """Bearer token required for the page, its API and its event stream (`TAWASUL_WALLBOARD_TOKEN`)."""
     breaches_shown: int = 8
     max_wait: timedelta = timedelta(hours=4)
     """Calls and visits waiting longer than this are taken as lost records, not as waiting."""

@@ -71,6 +71,7 @@ def _read(connection: Connection, config: WallboardConfig, now: datetime) -> Boa
         generated_at=local, timezone=config.timezone, window=config.window,
         data_as_of=None if as_of is None else as_of.astimezone(config.zone), stale=stale,
         stale_after_seconds=config.stale_after_seconds, refresh_seconds=config.refresh_seconds,
+        keepalive_seconds=config.keepalive_seconds,
         calls=_calls(connection, config, kpis, day_start, now),
         satisfaction=_satisfaction(config, kpis),
         tickets=_tickets(connection, config, now),

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_16s_policy_books"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_15g_gateway_nonces"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
