@@ -19,7 +19,7 @@ from sinks.report_render import RenderError, render_markdown
 from tawasul.domain import sla
 from tawasul.domain.period import Period, PeriodError, parse_instant, parse_period, rfc3339
 from tawasul.domain.policies import PolicyBook, default_policy_path, load_policies, load_policies_text
-from tawasul.domain.report import _mark, build_report, ticket_state
+from tawasul.domain.report import build_report, ticket_mark as _mark, ticket_state
 
 DUBAI = timezone(timedelta(hours=4))
 START = datetime(2025, 3, 2, tzinfo=DUBAI)
