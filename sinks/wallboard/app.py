@@ -169,13 +169,15 @@ async def _events(request: web.Request) -> web.StreamResponse:
     try:
         await response.write(b"retry: 1000\n\n")
         snapshot = await live.latest()
-        sequence = 0
+        sent, sequence = None, 0
         while snapshot is not None:
-            sequence += 1
-            if isinstance(snapshot, WallboardError):
-                await response.write(_sse("unavailable", {"error": "database unavailable"}, sequence))
-            else:
-                await response.write(_sse("board", snapshot.to_json(), sequence))
+            if snapshot is not sent:  # the first board may also have been queued
+                sequence += 1
+                if isinstance(snapshot, WallboardError):
+                    await response.write(_sse("unavailable", {"error": "database unavailable"}, sequence))
+                else:
+                    await response.write(_sse("board", snapshot.to_json(), sequence))
+                sent = snapshot
             snapshot = await _next(queue, response, config.keepalive_seconds, request.app[CLOCK])
     except (ConnectionResetError, asyncio.CancelledError):
         pass

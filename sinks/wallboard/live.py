@@ -103,10 +103,8 @@ class LiveBoard:
         self._subscribers.discard(queue)
 
     async def latest(self) -> Snapshot:
-        """The newest board or error, computing it when there is none yet."""
-        if self._snapshot is None:
-            return await self._refresh()
-        return self._snapshot
+        """The board or error as of the newest change seen (computed only when out of date)."""
+        return await self._refresh()
 
     # -- internals --------------------------------------------------------------------------------
     async def _refresh(self) -> Snapshot:
@@ -127,7 +125,8 @@ class LiveBoard:
         while True:
             await self._changed.wait()
             self._changed.clear()
-            await self._refresh()
+            if self._subscribers:  # without open pages, `current()` computes when asked
+                await self._refresh()
             await asyncio.sleep(self.config.min_push_seconds)
 
     async def _tick_loop(self) -> None:

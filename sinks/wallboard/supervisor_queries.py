@@ -25,7 +25,7 @@ from sinks.metrics_feed import open_ticket_states, sla_state_of
 from sinks.wallboard.config import WallboardConfig, WallboardError
 from tawasul.domain.supervisor import AnsweredCall, OpenTicket, SurveyResponse, figures_by
 
-__all__ = ["read_supervisor"]
+__all__ = ["read_supervisor", "supervisor_rows"]
 
 Assignment = tuple[str | None, str | None]
 """(team, agent) of a ticket's latest `ticket.assigned`."""
@@ -38,7 +38,7 @@ def read_supervisor(engine: Engine, config: WallboardConfig, now: datetime) -> d
     week_start = day_start - timedelta(days=local.weekday())
     try:
         with engine.connect() as connection, connection.begin():
-            calls, surveys, tickets = _rows(connection, week_start, now)
+            calls, surveys, tickets = supervisor_rows(connection, week_start, now)
     except SQLAlchemyError as exc:
         raise WallboardError(f"cannot read the supervisor data: {type(exc).__name__}") from exc
     target = min(config.targets.satisfaction.values(), default=0.9)
@@ -54,8 +54,10 @@ def read_supervisor(engine: Engine, config: WallboardConfig, now: datetime) -> d
     }
 
 
-def _rows(connection: Connection, since: datetime, now: datetime) -> tuple[
+def supervisor_rows(connection: Connection, since: datetime, now: datetime) -> tuple[
         list[AnsweredCall], list[SurveyResponse], list[OpenTicket]]:
+    """Answered calls and survey responses in `[since, now]`, and the tickets open now, each
+    attributed to its agent and team: the rows `tawasul.domain.supervisor.figures_by` takes."""
     open_ids = select(Ticket.ticket_id).where(Ticket.status == "open")
     surveyed = select(Survey.subject).where(Survey.time >= since, Survey.time <= now)
     assignments, teams = _assignments(connection.execute(
