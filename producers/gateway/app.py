@@ -335,6 +335,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     warm_up = asyncio.create_task(gateway.health.status())
     yield
     await warm_up
+    await gateway.health.settle()
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(gateway.executor, gateway.slot.close, gateway.options.ack_timeout_s)
