@@ -21,11 +21,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from click.testing import CliRunner
 from kafka import KafkaAdminClient
 
 from producers.deadletter import decode_dead_letter
 from producers.gateway import AdapterRegistry, load_secrets, signature_headers
 from producers.gateway.app import GatewayOptions, create_app, default_publisher_factory
+from producers.gateway.cli import gateway as gateway_command
 from producers.gateway.health import KafkaHealth, PublisherSlot
 from producers.pseudonymise import Pseudonymiser
 from producers.gateway.replay import DatabaseReplayStore
@@ -540,6 +542,19 @@ def test_metrics_count_requests_by_status(setup: Setup) -> None:
 
 
 # --- the command -----------------------------------------------------------------------------------
+
+
+def test_the_command_refuses_to_start_without_stated_permissions_or_a_usable_database(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET, "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
+    strict = runner.invoke(gateway_command, ["--secrets", str(SECRETS), "--require-permissions"], env=env)
+    assert strict.exit_code == 1
+    assert strict.output.strip() == (
+        "Error: adapters without event_types or `allow: all`: mosques (--require-permissions)")
+    no_database = runner.invoke(
+        gateway_command, ["--secrets", str(SECRETS), "--db", f"sqlite:///{tmp_path / 'missing' / 'g.db'}"], env=env)
+    assert no_database.exit_code == 1
+    assert no_database.output.startswith("Error: cannot use the database for replay protection: OperationalError")
 
 
 def non_loopback_address() -> str | None:
