@@ -29,8 +29,8 @@ from producers.gateway import AdapterRegistry, load_secrets, signature_headers
 from producers.gateway.app import GatewayOptions, create_app, default_publisher_factory
 from producers.gateway.cli import gateway as gateway_command
 from producers.gateway.health import KafkaHealth, PublisherSlot
-from producers.pseudonymise import Pseudonymiser
 from producers.gateway.replay import DatabaseReplayStore
+from producers.pseudonymise import Pseudonymiser
 from sinks.db import migrate
 from sinks.db.engine import make_engine
 from tawasul.logs import JsonFormatter
