@@ -30,7 +30,7 @@ from aiohttp import web
 from producers.gateway.auth import AuthError, Authenticator, Credentials
 from producers.gateway.config import AdapterRegistry
 from producers.gateway.health import KafkaHealth, PublisherSlot, UnavailableError
-from producers.gateway.ingest import CONTENT_TYPES
+from producers.gateway.ingest import CONTENT_TYPES, BodyKind
 from producers.gateway.publishing import Dispatcher, Published
 from producers.gateway.ratelimit import RateLimiter, retry_after_header
 from producers.gateway.replay import DatabaseReplayStore, ReplayStoreError
@@ -161,24 +161,19 @@ async def post_events(request: web.Request) -> web.Response:
     limited = _rate_limited(gateway, credentials)
     if limited is not None:
         return limited
+    status = await gateway.health.status()
+    if not status.healthy:
+        return _unavailable(status.reason)
     try:
-        if credentials.replay_key is not None:
-            await loop.run_in_executor(gateway.executor, gateway.authenticator.claim, credentials)
+        published = await loop.run_in_executor(
+            gateway.executor, _claim_and_process, gateway, credentials, body, kind, request[REQUEST_ID],
+        )
     except AuthError as exc:  # a replay: it does not use up the adapter's rate
         gateway.rate_limiter.refund(credentials.adapter.name)
         return _unauthorized(request, exc)
     except ReplayStoreError as exc:
         gateway.rate_limiter.refund(credentials.adapter.name)
         return _unavailable(str(exc))
-    status = await gateway.health.status()
-    if not status.healthy:
-        await _release(gateway, credentials)
-        return _unavailable(status.reason)
-    request_id = request[REQUEST_ID]
-    try:
-        published = await loop.run_in_executor(
-            gateway.executor, gateway.dispatcher.process, body, kind, credentials.adapter, request_id,
-        )
     except UnavailableError as exc:
         await _release(gateway, credentials)
         gateway.health.mark_unhealthy(str(exc))
@@ -186,6 +181,15 @@ async def post_events(request: web.Request) -> web.Response:
     if published.forbidden:
         gateway.metrics.gateway_forbidden_events.labels(adapter=credentials.adapter.name).inc(published.forbidden)
     return _answer(request, published)
+
+
+def _claim_and_process(
+    gateway: Gateway, credentials: Credentials, body: bytes, kind: BodyKind, request_id: str,
+) -> Published:
+    """In a worker thread: record the signature as used (raises AuthError for a replay), then
+    validate and publish. One thread hop for both: the database write and Kafka's acknowledgement."""
+    gateway.authenticator.claim(credentials)
+    return gateway.dispatcher.process(body, kind, credentials.adapter, request_id)
 
 
 async def _release(gateway: Gateway, credentials: Credentials) -> None:
@@ -335,6 +339,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     warm_up = asyncio.create_task(gateway.health.status())
     yield
     await warm_up
+    await gateway.health.settle()
     loop = asyncio.get_running_loop()
     try:
         await loop.run_in_executor(gateway.executor, gateway.slot.close, gateway.options.ack_timeout_s)

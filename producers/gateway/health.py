@@ -3,7 +3,9 @@
 The gateway starts even while Kafka is down: `PublisherSlot` creates the `EventPublisher` on
 first need and retries at most every `retry_s`. `KafkaHealth` asks the broker for its topic
 list (one metadata request) at most once per `ttl_s` and answers healthy when both the events
-and the dead-letter topics exist and the publisher is up.
+and the dead-letter topics exist and the publisher is up. While the last answer was healthy
+(and is at most `3 x ttl_s` old), requests get it at once and the refresh runs in the
+background: no request waits for a probe of a broker that answered a moment ago.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from producers.publisher import EventPublisher, PublishError
 from tawasul.kafka_security import kafka_python_options
 
 logger = logging.getLogger(__name__)
+
+STALE_FACTOR = 3
+"""A healthy status up to this many `ttl_s` old is served while a background probe refreshes it."""
 
 
 class UnavailableError(Exception):
@@ -100,6 +105,7 @@ class KafkaHealth:
         self._admin_lock = threading.Lock()
         self._status: HealthStatus | None = None
         self._refresh: asyncio.Lock | None = None
+        self._background: asyncio.Task[HealthStatus] | None = None
 
     def check(self) -> HealthStatus:
         """One probe, blocking (at most about `timeout_s`, plus the publisher's connect timeout)."""
@@ -139,7 +145,19 @@ class KafkaHealth:
                 logger.debug("health probe client did not close cleanly")
 
     async def status(self, executor: Executor | None = None) -> HealthStatus:
-        """The cached status, refreshed in `executor` (one probe at a time) when older than `ttl_s`."""
+        """The cached status; refreshed in `executor` (one probe at a time) when older than `ttl_s`:
+        in the background while it was healthy, else waited for."""
+        cached = self._status
+        age = self._clock() - cached.checked_at if cached is not None else None
+        if cached is not None and age is not None and age < self._ttl_s:
+            return cached
+        if cached is not None and cached.healthy and age is not None and age < STALE_FACTOR * self._ttl_s:
+            if self._background is None or self._background.done():
+                self._background = asyncio.create_task(self._probe(executor))
+            return cached
+        return await self._probe(executor)
+
+    async def _probe(self, executor: Executor | None) -> HealthStatus:
         if self._refresh is None:
             self._refresh = asyncio.Lock()
         async with self._refresh:
@@ -151,6 +169,11 @@ class KafkaHealth:
                 logger.info("kafka health changed", extra={"healthy": status.healthy, "reason": status.reason})
             self._status = status
             return status
+
+    async def settle(self) -> None:
+        """Wait for a background refresh still running (before closing)."""
+        if self._background is not None:
+            await self._background
 
     def mark_unhealthy(self, reason: str) -> None:
         """Record a failed publish so the next check probes again instead of trusting the cache."""

@@ -21,13 +21,16 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from click.testing import CliRunner
 from kafka import KafkaAdminClient
 
 from producers.deadletter import decode_dead_letter
 from producers.gateway import AdapterRegistry, load_secrets, signature_headers
-from producers.gateway.app import GatewayOptions, create_app
-from producers.pseudonymise import Pseudonymiser
+from producers.gateway.app import GatewayOptions, create_app, default_publisher_factory
+from producers.gateway.cli import gateway as gateway_command
+from producers.gateway.health import KafkaHealth, PublisherSlot
 from producers.gateway.replay import DatabaseReplayStore
+from producers.pseudonymise import Pseudonymiser
 from sinks.db import migrate
 from sinks.db.engine import make_engine
 from tawasul.logs import JsonFormatter
@@ -492,6 +495,34 @@ def test_healthz_is_503_when_the_topics_are_missing(kafka_bootstrap: str, setup:
     assert answer.status == 503 and "missing topics" in answer.json["reason"]
 
 
+def test_a_healthy_status_is_refreshed_in_the_background_not_awaited(setup: Setup) -> None:
+    clock = [1000.0]
+    options = GatewayOptions()
+    slot = PublisherSlot(default_publisher_factory(setup.settings, options, Metrics()))
+    health = KafkaHealth(setup.settings.kafka, [setup.events_topic, setup.dead_letter_topic], slot,
+                         ttl_s=1.0, clock=lambda: clock[0])
+
+    async def scenario() -> None:
+        first = await health.status()                     # nothing cached: the probe is awaited
+        assert first.healthy and first.checked_at == 1000.0
+        clock[0] = 1001.5                                   # older than ttl, younger than 3 x ttl
+        assert await health.status() is first               # answered at once from the cache...
+        await health.settle()                               # ...while the probe ran in the background
+        refreshed = await health.status()
+        assert refreshed is not first and refreshed.healthy and refreshed.checked_at == 1001.5
+        clock[0] = 1010.0                                   # too old to serve: awaited again
+        assert (await health.status()).checked_at == 1010.0
+        health.mark_unhealthy("Kafka did not confirm")      # a failed publish: the next request waits
+        recovered = await health.status()
+        assert recovered.healthy and recovered.checked_at == 1010.0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        health.close()
+        slot.close(10)
+
+
 def test_metrics_count_requests_by_status(setup: Setup) -> None:
     body = encode(ticket("M-1", "T-60"))
     with setup.gateway(metrics=Metrics()) as gateway:
@@ -511,6 +542,19 @@ def test_metrics_count_requests_by_status(setup: Setup) -> None:
 
 
 # --- the command -----------------------------------------------------------------------------------
+
+
+def test_the_command_refuses_to_start_without_stated_permissions_or_a_usable_database(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET, "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
+    strict = runner.invoke(gateway_command, ["--secrets", str(SECRETS), "--require-permissions"], env=env)
+    assert strict.exit_code == 1
+    assert strict.output.strip() == (
+        "Error: adapters without event_types or `allow: all`: mosques (--require-permissions)")
+    no_database = runner.invoke(
+        gateway_command, ["--secrets", str(SECRETS), "--db", f"sqlite:///{tmp_path / 'missing' / 'g.db'}"], env=env)
+    assert no_database.exit_code == 1
+    assert no_database.output.startswith("Error: cannot use the database for replay protection: OperationalError")
 
 
 def non_loopback_address() -> str | None:
