@@ -25,7 +25,7 @@ else:
   refuses a `time` more than `max_skew` ahead of the receiving clock (`now()`), category
   `time`. `FROM_ENV` reads `TAWASUL_MAX_CLOCK_SKEW` (`max_clock_skew`, default 5 minutes);
   `None` applies no skew bound (`tawasul replay` of history).
-* `accept_object(obj, origin, pseudonymiser, original=None)`: the same for an already
+* `accept_object(obj, origin, pseudonymiser, original=None, max_skew=FROM_ENV)`: the same for an already
   decoded JSON value (an adapter's event dict, one element of an HTTP batch); the value
   published is the event's compact JSON. `original` (the bytes the object came from) is what
   a dead letter keeps; by default the object's JSON.
