@@ -25,7 +25,7 @@ else:
   refuses a `time` more than `max_skew` ahead of the receiving clock (`now()`), category
   `time`. `FROM_ENV` reads `TAWASUL_MAX_CLOCK_SKEW` (`max_clock_skew`, default 5 minutes);
   `None` applies no skew bound (`tawasul replay` of history).
-* `accept_object(obj, origin, pseudonymiser, original=None)`: the same for an already
+* `accept_object(obj, origin, pseudonymiser, original=None, max_skew=FROM_ENV)`: the same for an already
   decoded JSON value (an adapter's event dict, one element of an HTTP batch); the value
   published is the event's compact JSON. `original` (the bytes the object came from) is what
   a dead letter keeps; by default the object's JSON.
@@ -56,6 +56,7 @@ from producers.privacy import (
     PrivacyError,
     looks_like_phone_number,
     might_hold_personal_data,
+    personal_data_fields,
     redact,
     redact_event,
     redact_text,
@@ -118,7 +119,8 @@ def max_clock_skew(environ: dict[str, str] | None = None) -> timedelta | None:
     return _parse_skew(env.get(ENV_MAX_CLOCK_SKEW, ""))
 
 
-def _skew(max_skew: MaxSkew) -> timedelta | None:
+def resolve_skew(max_skew: MaxSkew) -> timedelta | None:
+    """`max_skew` as a duration or None: FROM_ENV read now (resolve it once for many inputs)."""
     return max_clock_skew() if max_skew is FROM_ENV else max_skew  # type: ignore[return-value]
 
 
@@ -200,7 +202,7 @@ def _not_input(event: Event, original: bytes, origin: str) -> Rejected:
 
 def _ahead(event: Event, original: bytes, origin: str, max_skew: MaxSkew) -> Rejected | None:
     """The rejection of an event whose time is more than the allowed skew ahead of now, else None."""
-    skew = _skew(max_skew)
+    skew = resolve_skew(max_skew)
     if skew is None:
         return None
     now = datetime.now(UTC)
@@ -218,7 +220,7 @@ def _has_personal_data(event: Event, body: bytes) -> bool:
     Fast path: a body that names none of those fields (and has no `\\u` escape that could
     spell one) and matches no personal-data pattern cannot hold them.
     """
-    if might_hold_personal_data(body):
+    if might_hold_personal_data(body) and personal_data_fields(json.loads(body)):
         return True
     if not any(word in body for word in _FIELD_WORDS):
         return False

@@ -61,14 +61,15 @@ _UUID: Final = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-F
 """UUIDs are ids, never personal data: masked before matching (their digit runs could look like numbers)."""
 PHONE_PATTERN: Final = (
     _START + r"(?:"
-    r"(?:\+|00)[ ]?[1-9](?:" + _GROUP_SEP + r"[0-9]){7,14}"        # +971 50 123 4567, 0044 20 7946 0958
+    r"(?:\+|00)[ ]?[1-9](?:" + _GROUP_SEP + r"[0-9]){8,14}"        # +971 50 123 4567, 0044 20 7946 0958
     r"|\+?971" + _SEP + r"(?:\(0\)" + _SEP + r")?5(?:" + _SEP + r"[0-9]){8}"   # 971501234567
     r"|\(?05[0-9]\)?(?:" + _SEP + r"[0-9]){7}"                       # 050 123 4567, (050) 1234567
     r"|\(?0[234679]\)?(?:" + _SEP + r"[0-9]){7}"                     # 04 123 4567
     r")" + _END
 )
-"""A phone number: international (`+` or `00` and 8 to 15 digits), UAE mobile with 971 and
-no `+`, UAE mobile or landline with the trunk `0`; single spaces, dashes or dots between digits."""
+"""A phone number: international (`+` or `00` and 9 to 15 digits), UAE mobile with 971 and
+no `+`, UAE mobile or landline with the trunk `0`; single spaces, dashes or dots between digits.
+Every match holds at least 9 digits (`_RUN_BYTES` relies on it)."""
 EMIRATES_ID_PATTERN: Final = _START + r"784" + _SEP + r"[0-9]{4}" + _SEP + r"[0-9]{7}" + _SEP + r"[0-9]" + _END
 """An Emirates ID number: 784-YYYY-NNNNNNN-N, with or without dashes or spaces."""
 EMAIL_PATTERN: Final = r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}"
@@ -80,30 +81,52 @@ _MARKERS: Final = {"eid": "[emirates-id]", "email": "[email]", "phone": "[phone]
 _KINDS: Final = {"eid": "an Emirates ID number", "email": "an e-mail address", "phone": "a phone number"}
 _DIGITS: Final = {code: ord("0") + (code - base) % 10 for base in (0x0660, 0x06F0) for code in range(base, base + 10)}
 """Arabic-Indic and extended Arabic-Indic digits, read as ASCII digits."""
-_GATE: Final = re.compile(
-    rb"@|\\|\xd9[\xa0-\xa9]|\xdb[\xb0-\xb9]|"
-    + (EMIRATES_ID_PATTERN + "|" + PHONE_PATTERN).encode("ascii")
-)
-"""Bytes that may hold personal data: an `@`, a JSON escape (could spell anything), an
-Arabic-Indic digit, or a phone / Emirates ID match (the same patterns, on the bytes)."""
+_MIN_DIGITS: Final = 9
+_RUN: Final = r"[+(079](?<![0-9][079])[0-9 \-.()]{8,}"
+"""A run of digits and separators that begins as a number can (`+`, `(`, or a first digit 0, 7
+or 9 after no digit): every phone number and Emirates ID lies in one holding at least
+`_MIN_DIGITS` digits. Cheap to find (dates and ids rarely start one); the exact patterns then
+look at the few there are. It begins with one character class so that the regular expression
+engine skips every other character quickly."""
+_SEPARATORS: Final = b" -.()+"
+_RUN_STR: Final = re.compile(_RUN)
+_RUN_BYTES: Final = re.compile(_RUN.encode("ascii"))
+_NUMBER_BYTES: Final = re.compile(f"{EMIRATES_ID_PATTERN}|{PHONE_PATTERN}".encode("ascii"))
+_CONTEXT: Final = 6
+"""Characters before a run that a match may start with or look behind at (`+ `, `00`, `(`)."""
+_ARABIC_DIGIT_BYTES: Final = re.compile(rb"\xd9[\xa0-\xa9]|\xdb[\xb0-\xb9]")
 IDENTITY_ATTRIBUTES: Final = ("id", "subject", "source")
 """Attributes that identify an event or its subject: pseudonymised, never collapsed to a marker."""
 
 
 def might_hold_personal_data(body: bytes) -> bool:
     """False only when `body` (raw JSON bytes) certainly holds no phone number, e-mail
-    address or Emirates ID in any string: the fast path of intake and the sink."""
-    return _GATE.search(body) is not None
-
-
-def _searchable(text: str) -> str:
-    """`text` with Arabic-Indic digits read as ASCII and UUIDs masked (same length, same positions)."""
-    text = text.translate(_DIGITS)
-    return _UUID.sub(lambda match: "x" * len(match.group(0)), text) if "-" in text else text
+    address or Emirates ID in any string: the fast path of intake and the sink. True may be
+    a false alarm (a UUID's digits): `personal_data_fields` decides."""
+    if b"@" in body or b"\\" in body:      # an address, or a JSON escape (could spell anything)
+        return True
+    if (b"\xd9" in body or b"\xdb" in body) and _ARABIC_DIGIT_BYTES.search(body) is not None:
+        return True
+    if _RUN_BYTES.search(body) is None:
+        return False
+    for run in _RUN_BYTES.finditer(body):
+        if len(run.group().translate(None, _SEPARATORS)) < _MIN_DIGITS:
+            continue
+        if _NUMBER_BYTES.search(body, max(0, run.start() - _CONTEXT), run.end() + 1) is not None:
+            return True
+    return False
 
 
 def _matches(text: str) -> list[re.Match[str]]:
-    return list(_PERSONAL.finditer(_searchable(text)))
+    """The personal values in `text`, found on a copy with Arabic-Indic digits read as ASCII and
+    UUIDs masked (same length, so the positions are those of `text`)."""
+    if not text.isascii():
+        text = text.translate(_DIGITS)
+    if "@" not in text and _RUN_STR.search(text) is None:
+        return []
+    if "-" in text:
+        text = _UUID.sub(lambda match: "x" * len(match.group(0)), text)
+    return list(_PERSONAL.finditer(text))
 
 
 def redact_text(text: str) -> str:
@@ -122,8 +145,8 @@ def redact_text(text: str) -> str:
 
 def personal_data_kind(text: str) -> str | None:
     """What personal data `text` holds ("a phone number", ...), or None."""
-    match = _PERSONAL.search(_searchable(text))
-    return None if match is None else _KINDS[match.lastgroup or "phone"]
+    matches = _matches(text)
+    return None if not matches else _KINDS[matches[0].lastgroup or "phone"]
 
 
 def personal_data_fields(value: object, path: str = "") -> list[tuple[str, str]]:

@@ -36,7 +36,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from producers.bulk_publisher import BulkPublisher
-from producers.intake import FROM_ENV, Accepted, MaxSkew, Rejected, SkewSettingError, accept_line, max_clock_skew, too_large
+from producers.intake import (
+    FROM_ENV, Accepted, MaxSkew, Rejected, SkewSettingError, accept_line, max_clock_skew, resolve_skew, too_large,
+)
 from producers.publisher import EventPublisher, PublishError, channel_of
 from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
 from schemas import MAX_EVENT_BYTES
@@ -183,6 +185,7 @@ def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None,
     for large inputs, so it returns plain tuples rather than events. `max_skew`: see
     `producers.intake` (None for history: no bound ahead of the clock)."""
     verdicts: list[Verdict] = []
+    max_skew = resolve_skew(max_skew)
     for line_no, line, size in lines:
         if size >= 0:
             verdicts.append((line_no, too_large(line, size, f"{name}:{line_no}")))

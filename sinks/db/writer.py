@@ -74,7 +74,7 @@ class Conflict:
 
     @property
     def reason(self) -> str:
-        return (f"{CONFLICTING_DUPLICATE}: id {self.record.id!r} is already stored with other content "
+        return (f"{CONFLICTING_DUPLICATE}: id {self.record.id[:200]!r} is already stored with other content "
                 f"(stored sha256 {self.stored_digest}, this one sha256 {self.digest})")
 
 

@@ -123,7 +123,8 @@ def test_hostile_bytes_are_dead_lettered_with_a_reason_and_good_neighbours_store
         engine.dispose()
     assert set(stored) == {raw["id"] for raw in good}        # every good neighbour, nothing else
 
-    letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(settings.kafka, [settings.topic(DEAD_LETTER.name)])]
+    dead_letter_topic = settings.topic(DEAD_LETTER.name)
+    letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(settings.kafka, [dead_letter_topic])]
     by_name = {}
     for letter in letters:
         place = letter.origin.removeprefix(f"kafka:{topic}/").split("@")

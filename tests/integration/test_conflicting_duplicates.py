@@ -82,7 +82,8 @@ def test_conflicting_duplicates_are_dead_lettered_identical_repeats_ignored(sett
     finally:
         engine.dispose()
 
-    letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(settings.kafka, [settings.topic(DEAD_LETTER.name)])]
+    dead_letter_topic = settings.topic(DEAD_LETTER.name)
+    letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(settings.kafka, [dead_letter_topic])]
     expected = {(content_digest(answered.decode()), content_digest(forged_answer.decode())),
                 (content_digest(survey.decode()), content_digest(forged_survey.decode())),
                 (content_digest(new_first.decode()), content_digest(new_second.decode()))}
