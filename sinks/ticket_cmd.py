@@ -80,12 +80,12 @@ def _span(a: str | None, b: str | None) -> str:
 
 
 def _breakdown(b: Mapping[str, Any], indent: str) -> list[str]:
-    lines = [f"{indent}{_span(i['from'], i['to'])}  {i['business']}" for i in b["intervals"]]
-    if not lines:
-        lines = [f"{indent}(no working time)"]
+    """The counted intervals and the skipped days, in date order."""
+    dated = [(i["from"][:10], f"{indent}{_span(i['from'], i['to'])}  {i['business']}") for i in b["intervals"]]
     for day in b["skipped_days"]:
         why = f"holiday: {day['name']}" if day["reason"] == "holiday" else day["reason"]
-        lines.append(f"{indent}skipped {datetime.fromisoformat(day['date']):%a %d %b %Y} ({why})")
+        dated.append((day["date"], f"{indent}skipped {datetime.fromisoformat(day['date']):%a %d %b %Y} ({why})"))
+    lines = [line for _, line in sorted(dated, key=lambda item: item[0])] or [f"{indent}(no working time)"]
     if b["ramadan_days"]:
         days = ", ".join(f"{datetime.fromisoformat(d):%d %b}" for d in b["ramadan_days"])
         lines.append(f"{indent}Ramadan hours on {days}")

@@ -113,15 +113,17 @@ def _e(value: object) -> str:
 
 
 def _breakdown(p: _Page, b: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{p.when(i['from'])} – {p.when(i['to'])}</td><td class=num>{_e(i['business'])}</td></tr>"
-                   for i in b["intervals"]) or f"<tr><td colspan=2>{p.t('none')}</td></tr>"
+    """The counted working intervals and the skipped days, in date order, and the total."""
+    dated = [(i["from"][:10], f"<tr><td>{p.when(i['from'])} – {p.when(i['to'])}</td>"
+                              f"<td class=num>{_e(i['business'])}</td></tr>") for i in b["intervals"]]
+    dated += [(d["date"], f"<tr class=skipped><td>{p.day(d['date'])}: {p.t(d['reason'])}"
+                          f"{' - ' + _e(d['name']) if d['name'] else ''}</td><td class=num>{p.t('skipped')}</td></tr>")
+              for d in b["skipped_days"]]
+    rows = "".join(row for _, row in sorted(dated, key=lambda item: item[0])) or \
+        f"<tr><td colspan=2>{p.t('none')}</td></tr>"
     parts = [f"<table class=spans><thead><tr><th>{p.t('interval')}</th><th>{p.t('business')}</th></tr></thead>"
              f"<tbody>{rows}</tbody><tfoot><tr><th>{p.t('counted')}</th><td class=num>{_e(b['business'])}</td>"
              "</tr></tfoot></table>"]
-    if b["skipped_days"]:
-        items = "".join(f"<li>{p.day(d['date'])}: {p.t(d['reason'])}{' - ' + _e(d['name']) if d['name'] else ''}</li>"
-                        for d in b["skipped_days"])
-        parts.append(f"<p class=skipped>{p.t('skipped')}:</p><ul class=skipped>{items}</ul>")
     if b["ramadan_days"]:
         parts.append(f"<p class=ramadan>{p.t('ramadan')}: {', '.join(p.day(d) for d in b['ramadan_days'])}</p>")
     return "".join(parts)
