@@ -132,6 +132,10 @@ def render_text(story: Mapping[str, Any]) -> str:
                          f"{_when(basis['from'])} ({pol['limit']} - {basis['counted_before']} counted before):")
             lines += _breakdown(basis["walk"], "    ")
         lines.append(f"  warning instant: {_when(t['warning_at'])}; limit exceeded from: {_when(t['breached_from'])}")
+        stored = next((s for s in story["stored"]["targets"] if s["target"] == t["target"]), None)
+        if stored is not None:
+            lines.append(f"  stored by the pipeline: {stored['state']}, deadline {_when(stored['deadline'])}"
+                         f"{', warned' if stored['warned'] else ''}{', breached' if stored['breached'] else ''}")
     if story["no_policy"]:
         lines += ["", "No policy (no SLA) for: " + ", ".join(story["no_policy"])]
     lines += ["", "Outcomes (computed now | stored by the pipeline):"]
