@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from sinks.db.engine import UnsupportedDatabase, describe_url, make_engine
+from sinks.db.engine import UnsupportedDatabase, describe_error, describe_url, make_engine
 from sinks.report_books import BookPlan, plan_books
-from sinks.report_query import ReportQueryError, load_report_events
+from sinks.report_query import ReportQueryError, load_report_events, require_events_table
 from sinks.report_render import LANGUAGES, render_by_markdown, render_markdown
 from tawasul.cli_options import settings_options
 from tawasul.domain.errors import PolicyError
@@ -88,7 +88,11 @@ def _compute(settings: Settings, period: Period, what_if: Path | None, threshold
     except (UnsupportedDatabase, ArgumentError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        plan: BookPlan = plan_books(engine, period, what_if, settings.policies_path)
+        require_events_table(engine)
+        try:
+            plan: BookPlan = plan_books(engine, period, what_if, settings.policies_path)
+        except SQLAlchemyError as exc:
+            raise ReportQueryError(f"reading the policy books failed: {describe_error(exc)}") from exc
         if by is None:
             events = load_report_events(engine, period.start, period.end)
             result = build_report(events, period.start, period.end, plan.book_for, threshold_seconds=threshold_seconds)

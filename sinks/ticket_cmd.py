@@ -80,12 +80,12 @@ def _span(a: str | None, b: str | None) -> str:
 
 
 def _breakdown(b: Mapping[str, Any], indent: str) -> list[str]:
-    lines = [f"{indent}{_span(i['from'], i['to'])}  {i['business']}" for i in b["intervals"]]
-    if not lines:
-        lines = [f"{indent}(no working time)"]
+    """The counted intervals and the skipped days, in date order."""
+    dated = [(i["from"][:10], f"{indent}{_span(i['from'], i['to'])}  {i['business']}") for i in b["intervals"]]
     for day in b["skipped_days"]:
         why = f"holiday: {day['name']}" if day["reason"] == "holiday" else day["reason"]
-        lines.append(f"{indent}skipped {datetime.fromisoformat(day['date']):%a %d %b %Y} ({why})")
+        dated.append((day["date"], f"{indent}skipped {datetime.fromisoformat(day['date']):%a %d %b %Y} ({why})"))
+    lines = [line for _, line in sorted(dated, key=lambda item: item[0])] or [f"{indent}(no working time)"]
     if b["ramadan_days"]:
         days = ", ".join(f"{datetime.fromisoformat(d):%d %b}" for d in b["ramadan_days"])
         lines.append(f"{indent}Ramadan hours on {days}")
@@ -132,6 +132,10 @@ def render_text(story: Mapping[str, Any]) -> str:
                          f"{_when(basis['from'])} ({pol['limit']} - {basis['counted_before']} counted before):")
             lines += _breakdown(basis["walk"], "    ")
         lines.append(f"  warning instant: {_when(t['warning_at'])}; limit exceeded from: {_when(t['breached_from'])}")
+        stored = next((s for s in story["stored"]["targets"] if s["target"] == t["target"]), None)
+        if stored is not None:
+            lines.append(f"  stored by the pipeline: {stored['state']}, deadline {_when(stored['deadline'])}"
+                         f"{', warned' if stored['warned'] else ''}{', breached' if stored['breached'] else ''}")
     if story["no_policy"]:
         lines += ["", "No policy (no SLA) for: " + ", ".join(story["no_policy"])]
     lines += ["", "Outcomes (computed now | stored by the pipeline):"]

@@ -9,8 +9,8 @@ else the settings' file), or an explicit `--policies` file as a what-if.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +116,13 @@ def story_json(story: TicketStory, records: TicketRecords, policies: dict[str, A
     """The story's JSON with the book used, the stored state and the outcomes side by side."""
     out = story.to_json()
     out["policies"] = policies
+    zone = story.at.tzinfo             # stored instants shown in the calendar's zone, as the story's
     out["stored"] = {
-        "ticket": None if records.ticket is None else _plain(records.ticket),
-        "targets": [_plain(t) for t in records.targets],
+        "ticket": None if records.ticket is None else _plain(records.ticket, zone),
+        "targets": [_plain(t, zone) for t in records.targets],
     }
-    out["outcome_comparison"] = compare_outcomes(story.outcomes, records.outcomes)
+    stored = [replace(o, deadline=o.deadline.astimezone(zone), at=o.at.astimezone(zone)) for o in records.outcomes]
+    out["outcome_comparison"] = compare_outcomes(story.outcomes, stored)
     return out
 
 
@@ -129,5 +131,5 @@ def tell(records: TicketRecords, book: PolicyBook, at: datetime) -> TicketStory:
     return build_story(records.ticket_id, records.events, book, at)
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+def _plain(row: dict[str, Any], zone: tzinfo | None) -> dict[str, Any]:
+    return {k: v.astimezone(zone).isoformat() if isinstance(v, datetime) else v for k, v in row.items()}

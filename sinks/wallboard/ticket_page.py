@@ -65,6 +65,7 @@ LABELS: Mapping[str, tuple[str, str]] = {
     "not_found": ("No stored event of this ticket.", "لا توجد أحداث مخزنة لهذا الطلب."),
     "unavailable": ("The database cannot be read.", "تعذرت قراءة قاعدة البيانات."),
     "priority": ("priority", "الأولوية"),
+    "stored_state": ("Stored by the pipeline", "المخزن من خط المعالجة"),
     "ignored: after ticket.closed": ("ignored: after ticket.closed", "مُهمل: بعد إغلاق الطلب"),
     "counted at the opening (timed before it)": ("counted at the opening (timed before it)",
                                                  "احتُسب عند الفتح (توقيته قبله)"),
@@ -113,21 +114,23 @@ def _e(value: object) -> str:
 
 
 def _breakdown(p: _Page, b: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{p.when(i['from'])} – {p.when(i['to'])}</td><td class=num>{_e(i['business'])}</td></tr>"
-                   for i in b["intervals"]) or f"<tr><td colspan=2>{p.t('none')}</td></tr>"
+    """The counted working intervals and the skipped days, in date order, and the total."""
+    dated = [(i["from"][:10], f"<tr><td>{p.when(i['from'])} – {p.when(i['to'])}</td>"
+                              f"<td class=num>{_e(i['business'])}</td></tr>") for i in b["intervals"]]
+    dated += [(d["date"], f"<tr class=skipped><td>{p.day(d['date'])}: {p.t(d['reason'])}"
+                          f"{' - ' + _e(d['name']) if d['name'] else ''}</td><td class=num>{p.t('skipped')}</td></tr>")
+              for d in b["skipped_days"]]
+    rows = "".join(row for _, row in sorted(dated, key=lambda item: item[0])) or \
+        f"<tr><td colspan=2>{p.t('none')}</td></tr>"
     parts = [f"<table class=spans><thead><tr><th>{p.t('interval')}</th><th>{p.t('business')}</th></tr></thead>"
              f"<tbody>{rows}</tbody><tfoot><tr><th>{p.t('counted')}</th><td class=num>{_e(b['business'])}</td>"
              "</tr></tfoot></table>"]
-    if b["skipped_days"]:
-        items = "".join(f"<li>{p.day(d['date'])}: {p.t(d['reason'])}{' - ' + _e(d['name']) if d['name'] else ''}</li>"
-                        for d in b["skipped_days"])
-        parts.append(f"<p class=skipped>{p.t('skipped')}:</p><ul class=skipped>{items}</ul>")
     if b["ramadan_days"]:
         parts.append(f"<p class=ramadan>{p.t('ramadan')}: {', '.join(p.day(d) for d in b['ramadan_days'])}</p>")
     return "".join(parts)
 
 
-def _target(p: _Page, t: Mapping[str, Any]) -> str:
+def _target(p: _Page, t: Mapping[str, Any], stored: Mapping[str, Any] | None) -> str:
     pol = t["policy"]
     match = ", ".join(f"<code>{_e(k)}={_e('|'.join(v))}</code>" for k, v in pol["match"].items()) or "<code>{}</code>"
     passed = ", ".join(f"{_e(x['policy'])} (<code>{_e(x['misfit'])}</code>)" for x in pol["passed_over"])
@@ -160,7 +163,11 @@ def _target(p: _Page, t: Mapping[str, Any]) -> str:
                    f"{_e(basis['counted_before'])} ({p.t('before')}), {p.t('from')} {p.when(basis['from'])}</p>"
                    f"{_breakdown(p, basis['walk'])}")
     out.append(f"<p>{p.t('warning')}: <span class=warning-value>{p.when(t['warning_at'])}</span>; "
-               f"{p.t('exceeded')}: {p.when(t['breached_from'])}</p></section>")
+               f"{p.t('exceeded')}: {p.when(t['breached_from'])}</p>")
+    if stored is not None:
+        out.append(f"<p class=stored-target>{p.t('stored_state')}: {p.state(stored['state'])}, {p.t('deadline')} "
+                   f"{p.when(stored['deadline'])}</p>")
+    out.append("</section>")
     return "".join(out)
 
 
@@ -184,7 +191,8 @@ def render_page(story: Mapping[str, Any], lang: str = "both") -> str:
     body = [*head, f"<section><h2>{p.t('events')}</h2><table class=events><thead><tr><th>{p.t('time')}</th>"
             f"<th>{p.t('event')}</th><th>{p.t('details')}</th><th>{p.t('note')}</th></tr></thead>"
             f"<tbody>{events}</tbody></table></section>"]
-    body += [_target(p, t) for t in story["targets"]]
+    stored = {s["target"]: s for s in story["stored"]["targets"]}
+    body += [_target(p, t, stored.get(t["target"])) for t in story["targets"]]
     if story["no_policy"]:
         body.append(f"<p>{p.t('no_policy')}: " + ", ".join(p.t(n) for n in story["no_policy"]) + "</p>")
     rows = "".join(

@@ -16,7 +16,7 @@ intervals only explains those figures; a test holds its totals equal to the engi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from tawasul.domain import sla
 from tawasul.domain.calendars import BusinessCalendar, from_us, to_us
 from tawasul.domain.durations import format_duration
 from tawasul.domain.policies import Match, Policy, PolicyBook
-from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, UNDECIDED, SlaOutcome, TicketSla
+from tawasul.domain.sla_state import UNDECIDED, SlaOutcome, TicketSla
 from tawasul.domain.sla_timeline import RANKS, Segment, build_timeline, measure
 
 __all__ = ["BusinessSpan", "Breakdown", "ClockSegment", "DeadlineBasis", "PolicyChoice", "SkippedDay",
@@ -166,7 +166,6 @@ class TicketStory:
     outcomes: tuple[SlaOutcome, ...]
     no_policy: tuple[str, ...] = ()
     """Targets without a policy (no SLA)."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -407,8 +406,6 @@ def _outcome_json(o: SlaOutcome) -> dict[str, Any]:
     return {"id": o.id, "type": o.type, "target": o.target, "cycle": o.cycle, "policy": o.policy,
             "deadline": _iso(o.deadline), "at": _iso(o.at), "priority": o.priority}
 
-
-STATUSES = (STATUS_MET, STATUS_BREACHED, "running", STATUS_PAUSED)
 
 
 @dataclass(frozen=True, slots=True)

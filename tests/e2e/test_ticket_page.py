@@ -85,6 +85,8 @@ def test_the_page_shows_the_hand_computed_deadlines(engine: Engine, tmp_path: Pa
             assert "<script" not in served.read().decode()      # the whole story without JavaScript
         assert "✗ breached" in dom and "✓ met" in dom             # a symbol and a word, not colour alone
         assert dom.count("= agree") == 3 and "◐ computed only" in dom
+        assert re.findall(r'class="stored-target">Stored by the pipeline: <span class="state state-(\w+)"', dom) == [
+            "met", "breached"]
         arabic = chromium(url + "tickets/T-77?lang=ar", tmp_path / "ar", "--dump-dom")
         assert '<html lang="ar" dir="rtl">' in arabic
         assert deadlines(arabic) == deadlines(dom) and "الموعد النهائي" in arabic and "Deadline" not in arabic

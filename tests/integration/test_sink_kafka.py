@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,11 +19,13 @@ from schemas import Event, SurveySubmittedData, new_event, parse_event
 from sinks.consumer import SINK_TOPICS, SinkSummary, run_db_sink
 from sinks.db import migrate
 from sinks.db.engine import make_engine
-from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, Survey, Ticket, TicketTarget
+from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, StoredPolicyBook, Survey, Ticket, TicketTarget
 from sinks.db.records import EventRecord, OutcomeRecord, TicketState
+from tawasul.domain.policies import default_policy_path
 from tawasul.metrics import Metrics
+from tawasul.policy_books import read_policy_file
 from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, KPIS, SLA_OUTCOMES, TICKET_STATE, ensure_topics
+from tawasul.topics import DEAD_LETTER, EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics
 from tests.support.kafka import read_all, unique
 
 pytestmark = pytest.mark.kafka
@@ -140,7 +142,9 @@ def pipeline_messages() -> dict[str, list[tuple[str | None, bytes]]]:
         "kpi.snapshot", "calls.service_level|15m|", "2025-03-03T10:15:00+04:00",
         {"figure": "calls.service_level", "window": "15m", "scope": {}, "value": 0.75, "count": 12,
          "as_of": "2025-03-03T10:15:00+04:00"}, source="/stream-processors/kpi", id="kpi-1")
+    book_key, book = read_policy_file(default_policy_path()).message("worker", datetime(2025, 3, 3, tzinfo=UTC))
     return {
+        POLICIES.name: [(book_key.decode(), book), (book_key.decode(), book)],     # a worker started twice
         SLA_OUTCOMES.name: [("T-9", outcome.to_json()), ("T-9", outcome.to_json())],
         TICKET_STATE.name: [("T-9", state(4, "open")), ("T-9", state(2, "open"))],
         KPIS.name: [("calls.service_level|15m|", snapshot.to_json())],
@@ -183,6 +187,7 @@ def test_sink_stores_everything_once_across_restarts(settings: Settings, assign:
         assert {event.id: event for event in events} == {i: parse_event(json.loads(p)) for i, p in stored.items()}
         assert tuple(ticket) == (4, "open")
         assert rows(engine, TicketTarget) == 1 and rows(engine, SlaOutcome) == 1 and rows(engine, KpiSnapshot) == 1
+        assert rows(engine, StoredPolicyBook) == 1
         assert committed(bootstrap, group, events_topic) == end_offsets(bootstrap, events_topic) == len(events) + 1
         registry = metrics.registry
         assert registry.get_sample_value("tawasul_database_up") == 1.0

@@ -11,12 +11,16 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from sinks.db import migrate
-from sinks.db.decoding import decode_pipeline_event
+from sinks.db.decoding import decode_pipeline_event, decode_ticket_state
 from sinks.db.engine import make_engine
 from sinks.db.policy_books import decode_policy_book
 from sinks.db.writer import DbWriter
 from sinks.ticket_cmd import ticket
 from stream_processors.outcome_event import encode_outcome
+from stream_processors.sla_step import Stored
+from stream_processors.ticket_state import encode_state, ticket_state
+from tawasul.domain import sla
+from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import default_policy_path, load_policies
 from tawasul.domain.ticket_story import build_story
 from tawasul.policy_books import read_policy_file
@@ -46,6 +50,13 @@ def store_pipeline_run(url: str) -> None:
     for outcome in build_story("T-77", scenario(), policy.book, at(12, 31)).outcomes:
         if outcome.type != "sla.warning" or outcome.target != "first_response":   # one the pipeline missed
             writer.add(decode_pipeline_event(encode_outcome(outcome, policy.sha256)))
+    state = None
+    for event in scenario():
+        state, _ = sla.apply(state, event, policy.book)
+    assert state is not None
+    view = ticket_state(Stored(state), to_us(at(12, 31)), policy.book)      # the engine's ticket-state message
+    assert view is not None
+    writer.add(decode_ticket_state(encode_state(view)))
     writer.flush()
     engine.dispose()
 
@@ -73,7 +84,9 @@ def test_story_json_and_text_from_the_database(database_url: str, tmp_path: Path
                         "T-77:first_response:sla.met:0": "agree",
                         "T-77:resolution:sla.warning:0": "agree",
                         "T-77:resolution:sla.breached:0": "agree"}
-    assert story["stored"]["ticket"] is None    # no ticket state was stored in this database
+    assert story["stored"]["ticket"]["policies_sha256"] == book.sha256
+    assert [(t["target"], t["state"], t["deadline"]) for t in story["stored"]["targets"]] == [
+        ("first_response", "met", "2025-12-03T09:30:00+04:00"), ("resolution", "breached", "2025-12-10T11:30:00+04:00")]
 
     text = run("T-77", "--db", database_url, "--at", "2025-12-31")
     assert text.exit_code == 0, text.output
@@ -81,6 +94,7 @@ def test_story_json_and_text_from_the_database(database_url: str, tmp_path: Path
     assert "skipped Mon 01 Dec 2025 (holiday: National Day)" in text.stdout
     assert "paused: Wed 03 Dec 2025 10:00 - Thu 04 Dec 2025 08:30, 6h30m of working time not counted" in text.stdout
     assert "[ignored: after ticket.closed]" in text.stdout
+    assert "stored by the pipeline: breached, deadline Wed 10 Dec 2025 11:30" in text.stdout
 
     # --policies is a what-if: another book, other deadlines, and outcomes that differ from the stored ones
     shorter = tmp_path / "shorter.yaml"

@@ -19,7 +19,7 @@ from sinks.report_render import RenderError, render_markdown
 from tawasul.domain import sla
 from tawasul.domain.period import Period, PeriodError, parse_instant, parse_period, rfc3339
 from tawasul.domain.policies import PolicyBook, default_policy_path, load_policies, load_policies_text
-from tawasul.domain.report import build_report, ticket_mark as _mark, ticket_state
+from tawasul.domain.report import build_report, ticket_mark, ticket_state
 
 DUBAI = timezone(timedelta(hours=4))
 START = datetime(2025, 3, 2, tzinfo=DUBAI)
@@ -332,7 +332,7 @@ def test_ticket_state_is_the_state_apply_builds() -> None:
         for event in events:
             state, _ = sla.apply(state, event, book)
         assert state is not None
-        built = ticket_state(subject, [_mark(e) for e in events])
+        built = ticket_state(subject, [ticket_mark(e) for e in events])
         assert (built.marks, built.ignored) == (state.marks, state.ignored)
         for when in (END, datetime(2025, 3, 5, 9, tzinfo=DUBAI), datetime(2025, 3, 9, tzinfo=DUBAI)):
             assert sla.evaluate(built, when, book) == sla.evaluate(state, when, book)

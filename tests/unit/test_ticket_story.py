@@ -172,3 +172,32 @@ def test_duration_text() -> None:
     assert duration_text(31.5 * H) == "31h30m"
     assert duration_text(-2 * H) == "-2h"
     assert duration_text(timedelta(minutes=1, seconds=2.5)) == "1m2.5s"
+
+
+def test_reopening_and_priority_change(book: PolicyBook) -> None:
+    """An urgent mosque report (always-open calendar, 1h / 4h) resolved after 3h, reopened the next
+    morning, lowered to high (2h / 24h), resolved again: the gap between resolution and reopening
+    is not counted, and the resolution is judged by `mosque-high`, chosen by kind and priority."""
+    data = {"channel": "app", "kind": "facility_report", "category": "mosque.power", "priority": "urgent"}
+    events = [ev("opened", at(3, 3, 22), data), ev("acknowledged", at(3, 3, 22, 40)),
+              ev("resolved", at(3, 4, 1)), ev("reopened", at(3, 4, 9)),
+              ev("priority_changed", at(3, 4, 9, 5), {"priority": "high"}), ev("resolved", at(3, 4, 12))]
+    story = build_story("T-77", events, book, at(3, 5))
+    first, resolution = story.targets
+    assert (first.policy.name, first.policy.priority, first.status) == ("mosque-urgent", "urgent", "met")
+    assert (resolution.policy.name, resolution.policy.priority) == ("mosque-high", "high")
+    assert resolution.policy.match == {"kind": ("facility_report",), "priority": ("high",)}
+    assert resolution.policy.passed_over == (("mosque-urgent", "priority"),)
+    assert [(s.start, s.end, s.cycle) for s in resolution.segments] == [
+        (at(3, 3, 22), at(3, 4, 1), 0), (at(3, 4, 9), at(3, 4, 12), 1)]
+    [gap] = resolution.pauses
+    assert (gap.why, gap.skipped_business) == ("resolved", 8 * H)
+    assert resolution.status == "met" and resolution.elapsed == 6 * H
+    # 24h from the reopening, 3h already counted: 21h from 09:00 -> Wed 5 Mar 06:00
+    assert resolution.deadline == at(3, 5, 6)
+    # still urgent when reopened with 3h counted of 4h: the 75 % warning fires at once, under mosque-urgent
+    assert [(o.type, o.target, o.cycle, o.policy, o.at) for o in story.outcomes] == [
+        ("sla.met", "first_response", 0, "mosque-urgent", at(3, 3, 22, 40)),
+        ("sla.met", "resolution", 0, "mosque-urgent", at(3, 4, 1)),
+        ("sla.warning", "resolution", 1, "mosque-urgent", at(3, 4, 9)),
+        ("sla.met", "resolution", 1, "mosque-high", at(3, 4, 12))]
