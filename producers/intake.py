@@ -70,7 +70,7 @@ from tawasul.domain.durations import DurationError, format_duration, parse_durat
 
 CATEGORIES: Final = (
     "not_utf8", "not_json", "not_object", "too_large", "unknown_type", "not_input", "invalid", "personal_data",
-    "adapter", "time",
+    "adapter", "time", "forbidden",
 )
 """Every value of `Rejected.category` (the `reason` label of `tawasul_events_rejected_total`)."""
 _LINE_END: Final = b" \t\r\n"

@@ -69,6 +69,7 @@ def populated() -> Metrics:
     metrics.events_rejected.labels(source_kind="http", reason="data.priority").inc()
     metrics.dead_letters.labels(source_kind="http").inc()
     metrics.duplicates.labels(stage="sla").inc()
+    metrics.conflicting_duplicates.labels(stage="sink").inc()
     metrics.gateway_requests.labels(status="202").inc()
     metrics.gateway_auth_refusals.labels(reason="replayed").inc()
     metrics.gateway_rate_limited.labels(adapter="pbx-main").inc()
