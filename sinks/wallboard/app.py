@@ -2,8 +2,8 @@
 
 Routes: `/` (the page), `/static/...` (its CSS and JS, all served locally), `/api/wallboard`
 (the `Board` as JSON; 503 with a reason when the database cannot be read), `/healthz`
-(200 while the database answers) and `/metrics` (Prometheus: board reads by result). One `Board` is computed at most every half refresh period,
-however many screens poll.
+(200 while the database answers) and `/metrics` (Prometheus: board requests by result). One
+`Board` is computed at most every half refresh period, however many screens poll.
 """
 
 from __future__ import annotations

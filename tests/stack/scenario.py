@@ -32,10 +32,6 @@ def ticket_opened(ticket: str, channel: str, kind: str, priority: str, ago: time
                                            "priority": priority}, CRM_SOURCE, ago)
 
 
-def ticket_acknowledged(ticket: str, ago: timedelta = timedelta()) -> dict[str, Any]:
-    return event("ticket.acknowledged", ticket, {}, CRM_SOURCE, ago)
-
-
 def ticket_resolved(ticket: str) -> dict[str, Any]:
     return event("ticket.resolved", ticket, {"resolution": "done"}, CRM_SOURCE)
 

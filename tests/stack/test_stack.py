@@ -352,10 +352,9 @@ class Scenario:
         half of the CRM's breached too, old complaints and inquiries: breaches, tickets at risk,
         at-risk surge, burn rates, late deadlines."""
         old = timedelta(hours=5)
-        at_risk = [scenario.unique("T-risk") for _ in range(2)]   # answered in time, resolution past its warning
-        self.gateway.send([event for ticket in at_risk for event in (
-            scenario.ticket_opened(ticket, "complaints_platform", "facility_report", "urgent", timedelta(hours=3.5)),
-            scenario.ticket_acknowledged(ticket, timedelta(hours=3)))])
+        # high-priority mosque faults (first response 2 h, warned at 1 h 30) opened 100 minutes ago: at risk
+        self.gateway.send([scenario.ticket_opened(scenario.unique("T-risk"), "complaints_platform", "facility_report",
+                                                  "high", timedelta(minutes=100)) for _ in range(2)])
         self.gateway.send([scenario.ticket_opened(scenario.unique("T-old"), "crm", "complaint", "normal",
                                                   timedelta(days=30)) for _ in range(3)]
                           + [scenario.ticket_opened(scenario.unique("T-old"), "web", "inquiry", "normal",
