@@ -12,13 +12,12 @@ from pathlib import Path
 import click
 import faust
 
+from sinks.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
 from tawasul.cli_options import policy_book, settings_options
 from tawasul.metrics import Metrics
 from tawasul.policy_books import publish_policy_book
 from tawasul.settings import Settings
-from tawasul.topics import EVENTS
-from sinks.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
-from tawasul.topics import ensure_topics, partition_end_offsets
+from tawasul.topics import EVENTS, ensure_topics, partition_end_offsets
 
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.app import build_app, default_app_id

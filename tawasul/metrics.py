@@ -147,6 +147,19 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
 }
 """What each process role maintains, registered when its `Metrics` is made."""
 
+GATEWAY_REFUSAL_REASONS: Final = ("invalid_event", "unauthorized", "forbidden", "too_large", "unsupported_media_type",
+                                  "rate_limited", "unavailable", "other")
+ROLE_SERIES: Final[dict[str, tuple[tuple[str, dict[str, str]], ...]]] = {
+    "sink": (("dead_letters", {"source_kind": "sink"}),
+             *(("db_errors", {"kind": kind}) for kind in ("unavailable", "error", "rejected_row"))),
+    "worker": (("duplicates", {"stage": "sla"}),),
+    "gateway": (("dead_letters", {"source_kind": "http"}),
+                *(("gateway_refusals", {"reason": reason}) for reason in GATEWAY_REFUSAL_REASONS)),
+    "wallboard": tuple(("wallboard_reads", {"result": result}) for result in ("ok", "unavailable")),
+}
+"""Counter series each role exports at 0 from its start: `increase()` needs a sample before the
+first count, otherwise the first dead letter, database error or refusal would raise no alert."""
+
 
 class Metrics:
     """The metric objects of one process, bound to one registry (a fresh one by default)."""
@@ -193,6 +206,8 @@ class Metrics:
                 raise ValueError(f"unknown metrics role {role!r}: one of {', '.join(ROLE_NAMES)}")
             for name in ROLES[role]:
                 getattr(self, name)
+            for name, labels in ROLE_SERIES[role]:
+                getattr(self, name).labels(**labels)
 
     def __getattr__(self, name: str) -> Any:
         factory = DECLARED.get(name)

@@ -235,7 +235,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 REFUSAL_REASONS: Final = {400: "invalid_event", 401: "unauthorized", 403: "forbidden", 413: "too_large",
                            415: "unsupported_media_type", 429: "rate_limited", 503: "unavailable"}
-"""Answer status -> the `reason` label of `tawasul_gateway_refusals_total` (any other 4xx/5xx: other)."""
+"""Answer status -> the `reason` label of `tawasul_gateway_refusals_total` (any other 4xx/5xx: other;
+every reason is one of `tawasul.metrics.GATEWAY_REFUSAL_REASONS`)."""
 
 
 def _route_name(request: web.Request) -> str:

@@ -138,9 +138,13 @@ def test_dashboards_are_valid_and_use_only_declared_metrics(path: Path) -> None:
     known = declared_series() | BUILTIN_SERIES | recorded_series()
     unknown = {expr: metric_names(expr) - known for expr in exprs if metric_names(expr) - known}
     assert unknown == {}
-    assert {m for expr in exprs for m in metric_names(expr)} >= (
-        {"tawasul_sla_outcomes_total", "tawasul_tickets_open", "tawasul_satisfaction_ratio"}
-        if "operations" in path.stem else {"tawasul_consumer_lag_messages", "tawasul_database_up"})
+    assert {m for expr in exprs for m in metric_names(expr)} >= {
+        "tawasul-operations": {"tawasul_sla_outcomes_total", "tawasul_tickets_open", "tawasul_satisfaction_ratio"},
+        "tawasul-pipeline": {"tawasul_consumer_lag_messages", "tawasul_database_up",
+                             "tawasul_worker_consumer_lag_messages", "tawasul_gateway_refusals_total"},
+        "tawasul-sla": {"tawasul_sla_outcomes_total", "tawasul_tickets_open",
+                        "tawasul:sla_resolution_burn_rate:ratio_rate1h"},
+    }[path.stem]
 
 
 def test_dashboard_provider_points_at_the_mounted_folder() -> None:
@@ -148,7 +152,7 @@ def test_dashboard_provider_points_at_the_mounted_folder() -> None:
     compose_file = REPO / "docker-compose.yml"
     compose = yaml.safe_load(compose_file.read_text()) if compose_file.exists() else None
     path = provider["providers"][0]["options"]["path"]
-    assert {p.stem for p in DASHBOARDS} == {"tawasul-operations", "tawasul-pipeline"}
+    assert {p.stem for p in DASHBOARDS} == {"tawasul-operations", "tawasul-pipeline", "tawasul-sla"}
     if compose is not None:
         mounts = compose["services"]["grafana"]["volumes"]
         assert f"./deploy/grafana/dashboards:{path}:ro" in mounts

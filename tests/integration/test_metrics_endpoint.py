@@ -30,7 +30,7 @@ from sinks.metrics_server import (
     metrics_token,
     start_metrics_server,
 )
-from tawasul.metrics import DECLARED, ROLE_NAMES, ROLES, Metrics
+from tawasul.metrics import DECLARED, GATEWAY_REFUSAL_REASONS, ROLE_NAMES, ROLES, Metrics
 
 AS_OF = "2025-03-04T10:15:00+04:00"
 
@@ -119,6 +119,19 @@ def test_each_role_registers_only_the_metrics_it_maintains(role: str) -> None:
     body = generate_latest(metrics.registry)
     result = subprocess.run([tool("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+def test_counters_that_alerts_read_with_increase_start_at_zero() -> None:
+    from producers.gateway.app import REFUSAL_REASONS
+
+    gateway = Metrics(role="gateway")
+    assert gateway.registry.get_sample_value("tawasul_dead_letters_total", {"source_kind": "http"}) == 0
+    assert set(REFUSAL_REASONS.values()) | {"other"} == set(GATEWAY_REFUSAL_REASONS)
+    for reason in GATEWAY_REFUSAL_REASONS:
+        assert gateway.registry.get_sample_value("tawasul_gateway_refusals_total", {"reason": reason}) == 0
+    sink = Metrics(role="sink")
+    assert sink.registry.get_sample_value("tawasul_database_errors_total", {"kind": "unavailable"}) == 0
+    assert sink.registry.get_sample_value("tawasul_dead_letters_total", {"source_kind": "sink"}) == 0
 
 
 def test_only_the_sink_exports_the_database_gauge() -> None:
