@@ -37,7 +37,9 @@ def ticket_resolved(ticket: str) -> dict[str, Any]:
 
 
 def survey(subject: str, channel: str, score: int) -> dict[str, Any]:
-    return event("survey.submitted", subject, {"channel": channel, "score": score, "scale": 5}, CRM_SOURCE)
+    """A survey as its channel's adapter sends it: the PBX's IVR for calls, the CRM for the rest."""
+    source = PBX_SOURCE if channel == "call" else CRM_SOURCE
+    return event("survey.submitted", subject, {"channel": channel, "score": score, "scale": 5}, source)
 
 
 def call_offered(call: str, queue: str, ago: timedelta) -> dict[str, Any]:

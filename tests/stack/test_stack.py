@@ -362,8 +362,8 @@ class Scenario:
             self.gateway.send([scenario.ticket_opened(tickets[0], "complaints_platform", "facility_report", "urgent"),
                                scenario.ticket_opened(tickets[1], "crm", "facility_report", "urgent"),
                                scenario.ticket_resolved(tickets[0]), scenario.ticket_resolved(tickets[1]),
-                               scenario.survey(tickets[1], "crm", 5),
-                               *(scenario.survey(call, "call", 5) for call in calls)])
+                               scenario.survey(tickets[1], "crm", 5)])
+            self.gateway.send([scenario.survey(call, "call", 5) for call in calls], self.gateway.pbx)
             self.stack.look_at_the_wall()
             time.sleep(1)
 
@@ -396,7 +396,7 @@ class Scenario:
         self.gateway.send([event for call in calls for event in (
             scenario.call_offered(call, "stack", timedelta(seconds=4)), scenario.call_answered(call, "stack"))],
             self.gateway.pbx)
-        self.gateway.send([scenario.survey(call, "call", 1) for call in calls])
+        self.gateway.send([scenario.survey(call, "call", 1) for call in calls], self.gateway.pbx)
 
     def service_level_dip(self) -> None:
         waiting = [scenario.call_offered(scenario.unique("C-wait"), "stack", timedelta(minutes=3)) for _ in range(12)]
