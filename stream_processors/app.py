@@ -99,6 +99,7 @@ def build_app(
         register_sla(app, ctx, durable=mode == "live" if durable_tables is None else durable_tables)
     for registrar in extra_registrars:
         registrar(app, ctx)
-    for table in app.tables.values():   # changelogs: as every topic Tawasul creates
-        table.extra_topic_configs = {**cluster_replication(settings.kafka).topic_config(), **table.extra_topic_configs}
+    for table in app.tables.values():   # changelogs: min in-sync replicas as every topic Tawasul creates
+        changelog = table.changelog_topic
+        changelog.config = {**cluster_replication(settings.kafka).topic_config(), **(changelog.config or {})}
     return app
