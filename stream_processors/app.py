@@ -16,6 +16,7 @@ from tawasul.settings import Settings
 from tawasul.kafka_security import faust_options
 from tawasul.topics import EVENTS, SLA_TICKS, cluster_replication
 
+from stream_processors import commit_guard
 from stream_processors.clock import DEFAULT_LATENESS
 from stream_processors.context import Mode, ProcessorContext, Registrar
 from stream_processors.sla_agent import register_sla
@@ -64,6 +65,7 @@ def build_app(
     if mode not in ("live", "replay"):
         raise ValueError(f"mode must be 'live' or 'replay', not {mode!r}")
     app_id = app_id or default_app_id(settings, mode)
+    commit_guard.install()      # faust #606: never commit past a held message
     datadir = datadir or Path(tempfile.gettempdir()) / "tawasul-faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
