@@ -11,9 +11,9 @@ from pathlib import Path
 import faust
 
 from tawasul.domain.policies import load_policies
+from tawasul.kafka_security import faust_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.kafka_security import faust_options
 from tawasul.topics import EVENTS, SLA_TICKS, cluster_replication
 
 from stream_processors import commit_guard

@@ -40,9 +40,9 @@ import faust
 from faust.types import EventT
 
 from schemas import InvalidEvent, decode_event
-from tawasul.kafka_security import kafka_python_options
 from tawasul.domain.errors import DomainError
 from tawasul.domain.sla_state import MET, SlaOutcome
+from tawasul.kafka_security import kafka_python_options
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
