@@ -11,11 +11,12 @@ from pathlib import Path
 import faust
 
 from tawasul.domain.policies import load_policies
+from tawasul.kafka_security import faust_options
 from tawasul.metrics import Metrics
 from tawasul.settings import Settings
-from tawasul.kafka_security import faust_options
 from tawasul.topics import EVENTS, SLA_TICKS, cluster_replication
 
+from stream_processors import commit_guard
 from stream_processors.clock import DEFAULT_LATENESS
 from stream_processors.context import Mode, ProcessorContext, Registrar
 from stream_processors.sla_agent import register_sla
@@ -64,6 +65,7 @@ def build_app(
     if mode not in ("live", "replay"):
         raise ValueError(f"mode must be 'live' or 'replay', not {mode!r}")
     app_id = app_id or default_app_id(settings, mode)
+    commit_guard.install()      # faust #606: never commit past a held message
     datadir = datadir or Path(tempfile.gettempdir()) / "tawasul-faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -99,6 +101,7 @@ def build_app(
         register_sla(app, ctx, durable=mode == "live" if durable_tables is None else durable_tables)
     for registrar in extra_registrars:
         registrar(app, ctx)
-    for table in app.tables.values():   # changelogs: as every topic Tawasul creates
-        table.extra_topic_configs = {**cluster_replication(settings.kafka).topic_config(), **table.extra_topic_configs}
+    for table in app.tables.values():   # changelogs: min in-sync replicas as every topic Tawasul creates
+        changelog = table.changelog_topic
+        changelog.config = {**cluster_replication(settings.kafka).topic_config(), **(changelog.config or {})}
     return app

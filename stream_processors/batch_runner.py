@@ -31,8 +31,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from tawasul.kafka_security import aiokafka_options
 from tawasul.domain.policies import load_policies
+from tawasul.kafka_security import aiokafka_options
 from tawasul.partitioner import KeyHashes
 from tawasul.settings import Settings
 from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, TopicsNotReadyError

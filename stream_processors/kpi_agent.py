@@ -37,11 +37,11 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 
 from schemas import InvalidEvent, parse_event
-from tawasul.kafka_security import aiokafka_options
 from tawasul.domain.kpi_state import (
     KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, SubjectRecord, apply, apply_ticket_state,
     rebuild,
 )
+from tawasul.kafka_security import aiokafka_options
 from tawasul.settings import Settings
 from tawasul.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 

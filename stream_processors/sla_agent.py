@@ -40,10 +40,10 @@ import faust
 from faust.types import TP, EventT
 
 from schemas import InvalidEvent, decode_event
-from tawasul.kafka_security import kafka_python_options
 from tawasul.domain.errors import DomainError
 from tawasul.domain.calendars import to_us
 from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
+from tawasul.kafka_security import kafka_python_options
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -46,7 +46,8 @@ class BrokerLayout:
     listener: str = "PLAINTEXT"
     replicas: int = 1
     """Replicas of Kafka's internal topics (offsets, transactions); min in-sync = replicas - 1, at least 1."""
-    extra_properties: str = ""
+    extra_properties: str = field(default="", repr=False)
+    """More server.properties lines (a secured node's TLS and SASL settings, its password too)."""
     client: KafkaSecurity = KafkaSecurity()
     """How a client (the start probe) reaches this node."""
 

@@ -11,7 +11,7 @@ import ipaddress
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CLIENT_USER = "tawasul"
@@ -24,8 +24,8 @@ class Secrets:
     """Paths of the PEM files and the SCRAM passwords of one secured local cluster."""
 
     folder: Path
-    client_password: str
-    broker_password: str
+    client_password: str = field(repr=False)
+    broker_password: str = field(repr=False)
 
     @property
     def ca_file(self) -> Path:
