@@ -39,7 +39,11 @@ from sinks.wallboard.board import (
 )
 from sinks.wallboard.config import NO_TARGET, Band, WallboardConfig, WallboardError
 
-__all__ = ["read_board"]
+__all__ = ["ANSWERED_CALL", "read_board"]
+
+ANSWERED_CALL = Call.answered_at.is_not(None) & (Call.abandoned_at.is_(None) | (Call.answered_at <= Call.abandoned_at))
+"""An answered call, by the report's rule: a call with both an answer and an abandonment counts
+once, as answered unless it was abandoned first (at the same instant: answered)."""
 
 Kpis = dict[tuple[str, str], tuple[float | None, int | None]]
 """(figure, scope value or ALL) -> (value, count)."""
@@ -126,9 +130,7 @@ def _wait(now: datetime, since: Any) -> float | None:
 def _calls(connection: Connection, config: WallboardConfig, kpis: Kpis, day_start: datetime,
            now: datetime) -> CallsFigures:
     targets = config.targets
-    # a call with both an answer and an abandonment counts once, as the report does: answered
-    # unless abandoned first (same instant: answered)
-    answered = Call.answered_at.is_not(None) & (Call.abandoned_at.is_(None) | (Call.answered_at <= Call.abandoned_at))
+    answered = ANSWERED_CALL
     today = connection.execute(
         select(Call.queue, func.count(), func.count(case((answered, 1))),
                func.count(case((~answered & Call.abandoned_at.is_not(None), 1))))

@@ -1,5 +1,5 @@
-"""The wall display's API and the report give the same figures for the same day (SQLite and
-PostgreSQL): one simulated day, plus calls whose answer and abandonment conflict, goes through
+"""The wall display's API and the report give the same figures for the same day, and so do the
+supervisor view and `tawasul report --by agent` (SQLite and PostgreSQL): one simulated day, plus calls whose answer and abandonment conflict, goes through
 `tawasul replay` on the real broker (processors, KPI snapshots, sink); then `read_board` as of
 the day's last instant and `tawasul report` for that day are compared figure by figure."""
 
@@ -18,6 +18,8 @@ import pytest
 from sinks.db.engine import make_engine
 from sinks.wallboard import WallboardConfig
 from sinks.wallboard.queries import read_board
+from sinks.wallboard.supervisor_queries import supervisor_rows
+from tawasul.domain.supervisor import figures_by
 
 REPO = Path(__file__).resolve().parents[2]
 DUBAI = ZoneInfo("Asia/Dubai")
@@ -113,3 +115,32 @@ def test_the_wall_display_and_the_report_agree_on_a_day(day_file: Path, database
             assert entry["ratio"] == ticket_side, channel
             compared += 1
     assert compared >= 2
+
+
+@pytest.mark.kafka
+def test_the_supervisor_view_and_the_report_by_agent_agree_on_a_day(day_file: Path, database_url: str,
+                                                                    kafka_bootstrap: str) -> None:
+    """Calls answered, average handle time, satisfaction and responses per agent: `/supervisor`'s
+    figures for the day equal `tawasul report --by agent` for that day (one tally rule,
+    `tawasul.domain.supervisor.ServiceTally`; a call abandoned before its answer counts for neither)."""
+    replay = _tawasul("replay", str(day_file), "--no-progress", db=database_url, kafka=kafka_bootstrap)
+    assert replay.returncode == 0, replay.stderr[-3000:]
+    done = _tawasul("report", "--from", DAY, "--to", NEXT_DAY, "--by", "agent", "--format", "json",
+                    db=database_url, kafka=kafka_bootstrap)
+    assert done.returncode == 0, done.stderr
+    by_report = {g["agent"]: (g["calls_answered"], g["average_handle_seconds"], g["satisfaction"], g["surveys"])
+                 for g in json.loads(done.stdout)["groups"] if g["agent"] is not None}
+    day_start = datetime(2025, 11, 12, tzinfo=DUBAI)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            calls, surveys, tickets = supervisor_rows(connection, day_start, LAST_INSTANT)
+    finally:
+        engine.dispose()
+    figures = figures_by("agent", day_start, LAST_INSTANT + timedelta(microseconds=1), calls, surveys, tickets)
+    by_supervisor = {f.name: (f.calls_answered, f.average_handle_seconds, f.satisfaction, f.responses)
+                     for f in figures if f.calls_answered or f.responses}
+    by_report = {agent: row for agent, row in by_report.items() if row[0] or row[3]}
+    assert by_supervisor == by_report
+    assert sum(row[0] for row in by_report.values()) > 20 and sum(row[3] for row in by_report.values()) > 3
+    assert by_supervisor["agent-901"][0] == 1          # C-AGREE-2 was abandoned before its answer
