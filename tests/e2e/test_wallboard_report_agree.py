@@ -80,7 +80,8 @@ def test_the_wall_display_and_the_report_agree_on_a_day(day_file: Path, database
     report = json.loads(done.stdout)
     engine = make_engine(database_url)
     try:
-        board = read_board(engine, WallboardConfig(database_url=database_url), LAST_INSTANT).to_json()
+        config = WallboardConfig(database_url=database_url, breaches_shown=10_000)      # every breach
+        board = read_board(engine, config, LAST_INSTANT).to_json()
     finally:
         engine.dispose()
 
@@ -115,6 +116,14 @@ def test_the_wall_display_and_the_report_agree_on_a_day(day_file: Path, database
             assert entry["ratio"] == ticket_side, channel
             compared += 1
     assert compared >= 2
+
+    # breaches today: the board's breach list (one entry per ticket and target) and the report's
+    # breached targets of the day's tickets (every ticket of this file was opened today)
+    listed = {(b["ticket_id"], b["target"]) for b in board["tickets"]["breaches"]
+              if datetime.fromisoformat(b["breached_at"]).astimezone(DUBAI).date() == LAST_INSTANT.date()}
+    assert sum(tickets[target]["breached"] for target in ("first_response", "resolution")) > 0
+    for target in ("first_response", "resolution"):
+        assert sum(1 for _, t in listed if t == target) == tickets[target]["breached"], target
 
 
 @pytest.mark.kafka
