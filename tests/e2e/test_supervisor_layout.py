@@ -1,4 +1,4 @@
-"""`/supervisor` in real headless Chromium at 1920x1080, in Arabic and in English, with a full
+"""`/supervisor` in real headless Chromium at 1920x1080 and 3840x2160, in Arabic and in English, with a full
 department (six teams, 33 agents): the page does not scroll, every card and column is inside
 the screen, the agents' table scrolls inside its card with the one who needs help on top and in
 view. Screenshots are saved in the test's directory (`pytest -s` prints them)."""
@@ -57,29 +57,30 @@ def department(engine: Engine) -> None:
         session.add_all(rows)
 
 
-def test_supervisor_fits_1920x1080_in_both_languages(engine: Engine, tmp_path: Path) -> None:  # noqa: F811
+def test_supervisor_fits_both_sizes_in_both_languages(engine: Engine, tmp_path: Path) -> None:  # noqa: F811
     fill(engine, MORNING)
     staff(engine)              # a-1 to a-3; a-2 holds the breached ticket
     department(engine)
     with serve(config_for(engine), engine) as served:
 
-        async def browse() -> dict[str, dict[str, Any]]:
+        async def browse() -> dict[tuple[str, int], dict[str, Any]]:
             results, shots = {}, []
             async with Chromium(tmp_path / "profile") as browser:
                 for lang in ("ar", "en"):
-                    page = await browser.page(1920, 1080)
-                    await page.goto(f"{served.url}supervisor?lang={lang}")
-                    await page.wait_for("document.querySelectorAll('#agents tbody tr').length >= 33")
-                    results[lang] = await page.evaluate(MEASURE)
-                    shots.append(await page.screenshot(tmp_path / f"supervisor-{lang}-1920x1080.png"))
+                    for width, height in ((1920, 1080), (3840, 2160)):
+                        page = await browser.page(width, height)
+                        await page.goto(f"{served.url}supervisor?lang={lang}")
+                        await page.wait_for("document.querySelectorAll('#agents tbody tr').length >= 33")
+                        results[(lang, width)] = await page.evaluate(MEASURE)
+                        shots.append(await page.screenshot(tmp_path / f"supervisor-{lang}-{width}x{height}.png"))
             print("\nsupervisor screenshots:", *shots, sep="\n  ")
             return results
 
         results = asyncio.run(browse())
-    for lang, r in results.items():
-        assert r["scrollHeight"] <= r["innerHeight"] and r["scrollWidth"] <= r["innerWidth"], (lang, r)
-        assert (r["outside"], r["clippedCells"], r["agents"]) == (0, 0, 33), (lang, r)
-        assert r["firstAgentInView"] and r["firstAgent"] == "a-2", (lang, r)   # holds the breached ticket
-        assert r["minText"] >= 16, (lang, r)
-    assert (results["ar"]["lang"], results["ar"]["dir"]) == ("ar", "rtl")
-    assert (results["en"]["lang"], results["en"]["dir"]) == ("en", "ltr")
+    for (lang, width), r in results.items():
+        where = (lang, width, r)
+        assert r["scrollHeight"] <= r["innerHeight"] and r["scrollWidth"] <= r["innerWidth"], where
+        assert (r["outside"], r["clippedCells"], r["agents"]) == (0, 0, 33), where
+        assert r["firstAgentInView"] and r["firstAgent"] == "a-2", where   # holds the breached ticket
+        assert r["minText"] >= 16 * width / 1920, where
+        assert (r["lang"], r["dir"]) == ((lang, "rtl") if lang == "ar" else (lang, "ltr")), where
