@@ -9,6 +9,9 @@ to an agent and/or a team. Figures for a period `[start, end)`:
 * satisfaction: satisfied share of the survey responses submitted in the period, and their count;
 * open tickets assigned now, of them at risk and breached (a "now" figure: the same for every period).
 
+Calls answered, handle time and satisfaction are tallied by `ServiceTally`, which `tawasul report
+--by agent|team` (`report_by`) uses too: one rule for these figures.
+
 Ranking (`needs_help_key`): most breached tickets first, then most at risk, then the lowest
 satisfaction below `satisfaction_target`, then the longest average handle time, then the name.
 """
@@ -164,8 +167,8 @@ def _figures(name: str, entry: _Tally, by: By, target: float) -> Figures:
     satisfaction = service.satisfaction
     return Figures(name=name, team=(entry.team or UNASSIGNED) if by == "agent" else None,
                    calls_answered=service.calls_answered, average_handle_seconds=service.average_handle_seconds,
-                   satisfaction=satisfaction, responses=service.responses, open_tickets=entry.open_tickets, at_risk=entry.at_risk,
-                   breached=entry.breached,
+                   satisfaction=satisfaction, responses=service.responses, open_tickets=entry.open_tickets,
+                   at_risk=entry.at_risk, breached=entry.breached,
                    needs_help=entry.breached > 0 or entry.at_risk > 0
                    or (satisfaction is not None and satisfaction < target))
 

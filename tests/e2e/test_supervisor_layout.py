@@ -64,7 +64,8 @@ def test_supervisor_fits_both_sizes_in_both_languages(engine: Engine, tmp_path: 
     with serve(config_for(engine), engine) as served:
 
         async def browse() -> dict[tuple[str, int], dict[str, Any]]:
-            results, shots = {}, []
+            results: dict[tuple[str, int], dict[str, Any]] = {}
+            shots: list[Path] = []
             async with Chromium(tmp_path / "profile") as browser:
                 for lang in ("ar", "en"):
                     for width, height in ((1920, 1080), (3840, 2160)):

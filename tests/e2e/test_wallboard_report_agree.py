@@ -1,7 +1,8 @@
 """The wall display's API and the report give the same figures for the same day, and so do the
-supervisor view and `tawasul report --by agent` (SQLite and PostgreSQL): one simulated day, plus calls whose answer and abandonment conflict, goes through
-`tawasul replay` on the real broker (processors, KPI snapshots, sink); then `read_board` as of
-the day's last instant and `tawasul report` for that day are compared figure by figure."""
+supervisor view and `tawasul report --by agent` (SQLite and PostgreSQL): one simulated day, plus
+calls whose answer and abandonment conflict, goes through `tawasul replay` on the real broker
+(processors, KPI snapshots, sink); then the board and the supervisor's figures as of the day's
+last instant and `tawasul report` for that day are compared figure by figure."""
 
 from __future__ import annotations
 
