@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.db.models import Call, KpiSnapshot, SlaOutcome, Ticket, Visit
@@ -39,7 +39,11 @@ from sinks.wallboard.board import (
 )
 from sinks.wallboard.config import NO_TARGET, Band, WallboardConfig, WallboardError
 
-__all__ = ["read_board"]
+__all__ = ["ANSWERED_CALL", "read_board"]
+
+ANSWERED_CALL = Call.answered_at.is_not(None) & (Call.abandoned_at.is_(None) | (Call.answered_at <= Call.abandoned_at))
+"""An answered call, by the report's rule: a call with both an answer and an abandonment counts
+once, as answered unless it was abandoned first (at the same instant: answered)."""
 
 Kpis = dict[tuple[str, str], tuple[float | None, int | None]]
 """(figure, scope value or ALL) -> (value, count)."""
@@ -126,8 +130,10 @@ def _wait(now: datetime, since: Any) -> float | None:
 def _calls(connection: Connection, config: WallboardConfig, kpis: Kpis, day_start: datetime,
            now: datetime) -> CallsFigures:
     targets = config.targets
+    answered = ANSWERED_CALL
     today = connection.execute(
-        select(Call.queue, func.count(), func.count(Call.answered_at), func.count(Call.abandoned_at))
+        select(Call.queue, func.count(), func.count(case((answered, 1))),
+               func.count(case((~answered & Call.abandoned_at.is_not(None), 1))))
         .where(Call.offered_at >= day_start, Call.offered_at <= now).group_by(Call.queue))
     counts = {queue or "unknown": (offered, answered, abandoned) for queue, offered, answered, abandoned in today}
     waiting_rows = connection.execute(

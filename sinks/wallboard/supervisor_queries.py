@@ -1,7 +1,8 @@
 """Rows for the supervisor view (`/api/supervisor`), loaded from the sink's tables and handed to
 `tawasul.domain.supervisor`.
 
-* answered calls since the start of the week (`calls.agent`, `answered_at`, `handle_seconds`);
+* answered calls since the start of the week (`calls.agent`, `answered_at`, `handle_seconds`;
+  a call abandoned before its answer is not answered, as in the report);
 * survey responses since the start of the week, attributed through the call they are about
   (`surveys.subject` = `calls.call_id`) or the ticket's latest `ticket.assigned` event;
 * open tickets (`tickets` + `ticket_targets`, SLA state by the gauge's rule) with their latest
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sinks.db.models import Call, StoredEvent, Survey, Ticket
 from sinks.metrics_feed import open_ticket_states, sla_state_of
 from sinks.wallboard.config import WallboardConfig, WallboardError
+from sinks.wallboard.queries import ANSWERED_CALL
 from tawasul.domain.supervisor import AnsweredCall, OpenTicket, SurveyResponse, figures_by
 
 __all__ = ["read_supervisor", "supervisor_rows"]
@@ -68,7 +70,8 @@ def supervisor_rows(connection: Connection, since: datetime, now: datetime) -> t
     calls = [AnsweredCall(agent=agent, team=teams.get(agent), answered_at=answered, handle_seconds=handle)
              for agent, answered, handle in connection.execute(
                  select(Call.agent, Call.answered_at, Call.handle_seconds)
-                 .where(Call.answered_at >= since, Call.answered_at <= now, Call.agent.is_not(None)))]
+                 .where(Call.answered_at >= since, Call.answered_at <= now, Call.agent.is_not(None),
+                        ANSWERED_CALL))]
     surveys = []
     for subject, at, satisfied, call_agent in connection.execute(
             select(Survey.subject, Survey.time, Survey.satisfied, Call.agent)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from tawasul.domain import kpis, sla
@@ -31,6 +31,7 @@ from tawasul.domain.policies import PolicyBook
 from tawasul.domain.report import TARGETS, BookFor, ReportEvent, ticket_mark, ticket_state
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET
 from tawasul.domain.sla_timeline import ASSIGNED, CLOSED, OPENED, RANKS, Mark
+from tawasul.domain.supervisor import ServiceTally
 
 __all__ = ["BY", "BY_DATA_EVENT_TYPES", "build_report_by"]
 
@@ -69,24 +70,21 @@ class _Ticket:
 
 @dataclass(slots=True)
 class _Group:
-    calls_answered: int = 0
-    handled: int = 0
-    handle_total: timedelta = timedelta(0)
+    service: ServiceTally = field(default_factory=ServiceTally)
+    """Calls answered, handle time and surveys, tallied by the supervisor view's one rule."""
     tickets_assigned: int = 0
     met: Counter[str] = field(default_factory=Counter)
     breached: Counter[str] = field(default_factory=Counter)
-    surveys: int = 0
-    satisfied: int = 0
 
     def to_json(self, by: By, key: Key) -> dict[str, Any]:
+        service = self.service
         return {
-            by: key, "calls_answered": self.calls_answered,
-            "average_handle_seconds": kpis.average_handle_seconds(self.handle_total, self.handled),
+            by: key, "calls_answered": service.calls_answered,
+            "average_handle_seconds": service.average_handle_seconds,
             "tickets_assigned": self.tickets_assigned,
             **{target: {"met": self.met[target], "breached": self.breached[target],
                         "compliance": kpis.compliance(self.met[target], self.breached[target])} for target in TARGETS},
-            "surveys": self.surveys, "satisfied": self.satisfied,
-            "satisfaction": kpis.satisfaction(self.satisfied, self.surveys),
+            "surveys": service.responses, "satisfied": service.satisfied, "satisfaction": service.satisfaction,
         }
 
 
@@ -136,11 +134,9 @@ def build_report_by(events: Iterable[ReportEvent], start: datetime, end: datetim
             continue
         key = call.answered[2] if by == "agent" else call.answered[3]
         owner[subject] = key
-        group = groups.setdefault(key, _Group())
-        group.calls_answered += 1
-        if call.ended is not None:
-            group.handled += 1
-            group.handle_total += kpis.handle_time(call.answered[0], call.ended[0], call.ended[2])
+        handle = None if call.ended is None else kpis.seconds(
+            kpis.handle_time(call.answered[0], call.ended[0], call.ended[2]))
+        groups.setdefault(key, _Group()).service.add_call(handle)
     start_us, end_us = to_us(period.start), to_us(period.end)
     for subject, ticket in tickets.items():
         state = ticket_state(subject, ticket.marks)
@@ -162,9 +158,7 @@ def build_report_by(events: Iterable[ReportEvent], start: datetime, end: datetim
     for subject, time, satisfied in surveys:
         if time not in period or subject not in owner:
             continue
-        group = groups.setdefault(owner[subject], _Group())
-        group.surveys += 1
-        group.satisfied += satisfied
+        groups.setdefault(owner[subject], _Group()).service.add_survey(satisfied)
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return {"period": period.to_json(), "by": by, "groups": [g.to_json(by, key) for key, g in ordered]}
 

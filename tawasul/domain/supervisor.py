@@ -9,6 +9,9 @@ to an agent and/or a team. Figures for a period `[start, end)`:
 * satisfaction: satisfied share of the survey responses submitted in the period, and their count;
 * open tickets assigned now, of them at risk and breached (a "now" figure: the same for every period).
 
+Calls answered, handle time and satisfaction are tallied by `ServiceTally`, which `tawasul report
+--by agent|team` (`report_by`) uses too: one rule for these figures.
+
 Ranking (`needs_help_key`): most breached tickets first, then most at risk, then the lowest
 satisfaction below `satisfaction_target`, then the longest average handle time, then the name.
 """
@@ -16,11 +19,14 @@ satisfaction below `satisfaction_target`, then the longest average handle time, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
-__all__ = ["UNASSIGNED", "AnsweredCall", "Figures", "OpenTicket", "SurveyResponse", "figures_by", "needs_help_key"]
+from tawasul.domain import kpis
+
+__all__ = ["UNASSIGNED", "AnsweredCall", "Figures", "OpenTicket", "ServiceTally", "SurveyResponse", "figures_by",
+           "needs_help_key"]
 
 By = Literal["agent", "team"]
 UNASSIGNED: Final = "unassigned"
@@ -77,14 +83,41 @@ class Figures:
                 "breached": self.breached, "needs_help": self.needs_help}
 
 
-@dataclass
-class _Tally:
-    team: str | None = None
-    calls: int = 0
+@dataclass(slots=True)
+class ServiceTally:
+    """Calls answered, their handle time and survey answers of one agent or team: the one rule
+    for these figures, shared by `/supervisor` and `tawasul report --by agent|team`."""
+
+    calls_answered: int = 0
     handled: int = 0
     handle_total: float = 0.0
     responses: int = 0
     satisfied: int = 0
+
+    def add_call(self, handle_seconds: float | None) -> None:
+        """One answered call; `handle_seconds` None (not ended) leaves it out of the average."""
+        self.calls_answered += 1
+        if handle_seconds is not None:
+            self.handled += 1
+            self.handle_total += handle_seconds
+
+    def add_survey(self, satisfied: bool) -> None:
+        self.responses += 1
+        self.satisfied += satisfied
+
+    @property
+    def average_handle_seconds(self) -> float | None:
+        return kpis.average_handle_seconds(self.handle_total, self.handled)
+
+    @property
+    def satisfaction(self) -> float | None:
+        return kpis.satisfaction(self.satisfied, self.responses)
+
+
+@dataclass
+class _Tally:
+    team: str | None = None
+    service: ServiceTally = field(default_factory=ServiceTally)
     open_tickets: int = 0
     at_risk: int = 0
     breached: int = 0
@@ -114,14 +147,10 @@ def figures_by(by: By, start: datetime, end: datetime, calls: Iterable[AnsweredC
 
     for call in calls:
         if start <= call.answered_at < end and (entry := tally(call.agent, call.team)) is not None:
-            entry.calls += 1
-            if call.handle_seconds is not None:
-                entry.handled += 1
-                entry.handle_total += call.handle_seconds
+            entry.service.add_call(call.handle_seconds)
     for survey in surveys:
         if start <= survey.time < end and (entry := tally(survey.agent, survey.team)) is not None:
-            entry.responses += 1
-            entry.satisfied += survey.satisfied
+            entry.service.add_survey(survey.satisfied)
     for ticket in open_tickets:
         if ticket.sla_state not in TICKET_STATES:
             raise ValueError(f"sla_state must be one of {', '.join(TICKET_STATES)}, not {ticket.sla_state!r}")
@@ -134,12 +163,12 @@ def figures_by(by: By, start: datetime, end: datetime, calls: Iterable[AnsweredC
 
 
 def _figures(name: str, entry: _Tally, by: By, target: float) -> Figures:
-    satisfaction = round(entry.satisfied / entry.responses, 4) if entry.responses else None
-    average = round(entry.handle_total / entry.handled, 4) if entry.handled else None
+    service = entry.service
+    satisfaction = service.satisfaction
     return Figures(name=name, team=(entry.team or UNASSIGNED) if by == "agent" else None,
-                   calls_answered=entry.calls, average_handle_seconds=average, satisfaction=satisfaction,
-                   responses=entry.responses, open_tickets=entry.open_tickets, at_risk=entry.at_risk,
-                   breached=entry.breached,
+                   calls_answered=service.calls_answered, average_handle_seconds=service.average_handle_seconds,
+                   satisfaction=satisfaction, responses=service.responses, open_tickets=entry.open_tickets,
+                   at_risk=entry.at_risk, breached=entry.breached,
                    needs_help=entry.breached > 0 or entry.at_risk > 0
                    or (satisfaction is not None and satisfaction < target))
 
