@@ -169,12 +169,16 @@ class SlaProcessor:
         if not self.replay:
             self.live.read(partition, message.offset, to_us(ev.time), int(message.timestamp * 1_000_000),
                            self.wall.now_us())
-        now = watermark if self.replay else self._now(partition)
+        if self.replay:
+            now, queue = watermark, True
+        else:
+            end, wall = self._end_offset(partition), self.wall.now_us()
+            now, queue = self.live.now_us(partition, end, wall), not self.live.caught_up(partition, end, wall)
         if is_ticket_event(ev.type):
             key = ev.subject.encode()
             stored = self._load(key)
-            if self.replay:
-                step = replay_event(stored, ev, watermark, self.ctx.book)
+            if queue or stored.pending:     # event time: applied in order once the clock passes them
+                step = replay_event(stored, ev, now, self.ctx.book)
             else:
                 step = live_event(stored, ev, now, self.ctx.book)
             await self._commit(partition, [(key, stored, step)], now)
@@ -230,7 +234,7 @@ class SlaProcessor:
         for key in self.index.pop_due(partition, now_us, limit):
             if self.held.holds(key) or key in self.table:
                 stored = self._load(key)
-                changes.append((key, stored, advance(stored, now_us, self.ctx.book, replay=self.replay)))
+                changes.append((key, stored, advance(stored, now_us, self.ctx.book, replay=True)))
         if changes:
             await self._commit(partition, changes, now_us)
 
