@@ -46,11 +46,12 @@ from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
-from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick
+from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick, tick_run
 from stream_processors.context import ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.held_writes import Held, HeldWrites
 from stream_processors.outcome_event import encode_outcome
+from stream_processors.poison import PoisonOutbox
 from stream_processors.sla_step import (
     Step, Stored, StoredStateError, advance, decode, encode, is_ticket_event, live_event, next_at_of,
     replay_event,
@@ -79,6 +80,9 @@ INDEX_MESSAGE = "sla deadline index rebuilt"
 """Logged (JSON: `partitions`, `tickets` in the local database, `changelog_records` read into it
 by this recovery, `seconds`) after a rebuild."""
 REBUILD_YIELD_EVERY = 20_000
+IGNORED_MARKER_MESSAGE = "sla: replay end-of-input marker ignored"
+"""Logged (`partition`, `reason`: `live`, or `other_run` in a replay) for a watermark message on
+the ticks topic that a live worker, or a replay of another run, must not obey."""
 
 
 class SlaProcessor:
@@ -101,6 +105,7 @@ class SlaProcessor:
         self.live = LiveClock(ctx.lateness)
         self._positioned: set[int] = set()
         self.end_of_input = EndOfInput()
+        self.poison = PoisonOutbox(app, ctx, "sla")
         self._ticks_in_flight: dict[int, int] = {}
         self.events_name = ctx.events.get_topic_name()
         self.table = app.Table(
@@ -127,14 +132,17 @@ class SlaProcessor:
             if self.held.pending(message.partition):
                 await self._release(message.partition, manual)
             self._message = event
-            if message.topic != self.events_name:
-                await self._on_tick(event)
-            else:
-                await self._on_input(event)
-                if self.replay:     # every event read counts, a skipped invalid one too
-                    ended = self.end_of_input.read(message.partition, message.offset)
-                    if ended is not None:
-                        await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
+            try:
+                if message.topic != self.events_name:
+                    await self._on_tick(event)
+                else:
+                    await self._on_input(event)
+            except Exception as exc:    # a poison message never stops the partition
+                await self.poison.send(message.value, exc, f"{message.topic}:{message.partition}:{message.offset}")
+            if self.replay and message.topic == self.events_name:   # every event read counts, a skipped one too
+                ended = self.end_of_input.read(message.partition, message.offset)
+                if ended is not None:
+                    await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
             holding, self._holding = self._holding, None
             if holding is not None:
                 self.held.add(message.partition, holding)
@@ -194,6 +202,12 @@ class SlaProcessor:
             log.warning("sla: unreadable tick skipped", extra={"partition": partition})
             return
         if at is not None:
+            run = tick_run(message.value)
+            if not self.replay or run != self.ctx.settings.topic_prefix:
+                reason = "live" if not self.replay else "other_run"
+                self.ctx.metrics.sla_ticks_ignored.labels(reason=reason).inc()
+                log.warning(IGNORED_MARKER_MESSAGE, extra={"partition": partition, "reason": reason})
+                return
             if events_end is not None and not self.end_of_input.knows(partition):
                 await self._learn_position(partition)
             ready = self.end_of_input.arrived(partition, at, events_end)
@@ -234,7 +248,12 @@ class SlaProcessor:
         for key in self.index.pop_due(partition, now_us, limit):
             if self.held.holds(key) or key in self.table:
                 stored = self._load(key)
-                changes.append((key, stored, advance(stored, now_us, self.ctx.book, replay=True)))
+                try:            # releases pending events too (a live partition queues them while catching up)
+                    step = advance(stored, now_us, self.ctx.book, replay=True)
+                except Exception as exc:    # one poisoned ticket never stops the others
+                    await self.poison.send(encode(stored), exc, f"table {TABLE_NAME}:{partition}")
+                    continue
+                changes.append((key, stored, step))
         if changes:
             await self._commit(partition, changes, now_us)
 
@@ -274,7 +293,11 @@ class SlaProcessor:
                 sent.append(await self._publish(key, outcome))
             store = step.changed or (step.duplicate and before.version > 0)
             if store:
-                view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
+                try:
+                    view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
+                except Exception:   # an instant the calendars cannot represent: the state is still stored
+                    log.exception("sla: ticket state not computable", extra={"partition": partition})
+                    view = None
                 if view is not None:
                     await self.states.send(key=key, value=encode_state(view))
                 value = encode(step.stored)

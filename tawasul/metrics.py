@@ -29,6 +29,10 @@ class Metrics:
         self.dead_letters = Counter(
             "tawasul_dead_letters_total", "Records written to the dead-letter topic.",
             ["source_kind"], registry=registry)
+        self.sla_ticks_ignored = Counter(
+            "tawasul_sla_ticks_ignored_total",
+            "Replay end-of-input markers on tawasul.sla.ticks the SLA engine ignored (reason: live, other_run).",
+            ["reason"], registry=registry)
         self.duplicates = Counter(
             "tawasul_duplicate_events_total", "Events dropped because their id was already seen.",
             ["stage"], registry=registry)

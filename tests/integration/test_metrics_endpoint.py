@@ -68,6 +68,7 @@ def populated() -> Metrics:
     metrics.duplicates.labels(stage="sla").inc()
     metrics.gateway_requests.labels(status="202").inc()
     metrics.ignored_after_close.inc()
+    metrics.sla_ticks_ignored.labels(reason="live").inc()
     metrics.sla_outcomes_emitted.labels(outcome="breached", channel="complaints_platform", kind="facility_report",
                                         target="resolution").inc()
     metrics.consumer_lag.labels(stage="sink", topic="tawasul.sla.outcomes").set(12)
