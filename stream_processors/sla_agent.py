@@ -39,8 +39,10 @@ from collections.abc import Awaitable
 import faust
 from faust.types import TP, EventT
 
-from schemas import InvalidEvent, decode_event
+from schemas import Event, InvalidEvent, decode_event
 from tawasul.domain.errors import DomainError
+from tawasul.domain.policies import PolicyBook
+from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
 from tawasul.settings import Settings
@@ -186,6 +188,7 @@ class SlaProcessor:
             key = ev.subject.encode()
             stored = self._load(key)
             if queue or stored.pending:     # event time: applied in order once the clock passes them
+                probe(stored, ev, self.ctx.book)    # a poison event raises now, not when it is released
                 step = replay_event(stored, ev, now, self.ctx.book)
             else:
                 step = live_event(stored, ev, now, self.ctx.book)
@@ -423,6 +426,15 @@ class SlaProcessor:
         if not wakes:
             return TIMER_MAX_SLEEP_S
         return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, (min(wakes) - now) / 1_000_000))
+
+
+def probe(stored: Stored, event: Event, book: PolicyBook) -> None:
+    """Raise what applying `event` and firing the ticket's next outcome would raise (an instant
+    the calendars cannot represent), without keeping the result: an event queued until the
+    clock passes it is checked when it arrives."""
+    state, _ = sla.apply(stored.sla, event, book)
+    if state.next_fire is not None:
+        sla.due_us(state, state.next_fire, book)
 
 
 def committed_offset(settings: Settings, group_id: str, topic: str, partition: int) -> int:
