@@ -179,13 +179,22 @@ class EndOfInput:
         return None
 
 
-def watermark_message(at: datetime, events_end: int | None = None) -> bytes:
+def watermark_message(at: datetime, events_end: int | None = None, run: str | None = None) -> bytes:
     """The end-of-input marker a replay driver sends to every partition of the ticks topic;
-    `events_end` is the end offset of the same events partition when it was sent."""
+    `events_end` is the end offset of the same events partition when it was sent, `run` the
+    replay run's id (its topic prefix): the faust SLA agent only obeys the markers of its run."""
     body: dict[str, object] = {"kind": "watermark", "time": at.isoformat()}
     if events_end is not None:
         body["events_end"] = events_end
+    if run is not None:
+        body["run"] = run
     return json.dumps(body).encode()
+
+
+def tick_run(value: bytes) -> str | None:
+    """The run id a ticks-topic message carries (None: none)."""
+    run = json.loads(value).get("run")
+    return run if isinstance(run, str) else None
 
 
 def read_tick(value: bytes) -> tuple[str, int | None, int | None]:

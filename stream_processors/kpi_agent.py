@@ -47,6 +47,7 @@ from tawasul.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 
 from stream_processors.clock import WallClock
 from stream_processors.context import ProcessorContext
+from stream_processors.poison import PoisonOutbox
 from stream_processors.snapshots import (
     KPI_SOURCE, MIN_INTERVAL_S, SLOW_INTERVAL_S, SnapshotPacer, plans, snapshot_event, snapshot_messages,
 )
@@ -128,6 +129,9 @@ class KpiProcessor:
         self.records: dict[str, SubjectRecord] = {}
         """The table's records, decoded (rebuilt from the table after every recovery)."""
         self._owned_once = False
+        self.poison = PoisonOutbox(app, ctx, "kpi")
+        self._poisoned: list[tuple[Any, Exception]] = []
+        """Items of the batch being processed whose processing raised (sent as dead letters)."""
         settings = ctx.settings
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.input_name = settings.topic(KPI_INPUT.name)
@@ -171,7 +175,12 @@ class KpiProcessor:
 
     async def _aggregate(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
+            self._poisoned = []
             self._on_batch(event)
+            message = event.message
+            for item, exc in self._poisoned:    # a poison item never stops the partition
+                original = json.dumps(item, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+                await self.poison.send(original, exc, f"{message.topic}:{message.partition}:{message.offset}")
 
     def _on_batch(self, event: EventT) -> None:
         message = event.message
@@ -209,13 +218,21 @@ class KpiProcessor:
         except (InvalidEvent, KpiStateError) as exc:
             log.warning("kpi: unreadable input skipped", extra={"reason": str(exc)[:200]})
             return
+        except Exception as exc:  # noqa: BLE001 - a poison item goes to the dead letters (`_aggregate`)
+            self._poisoned.append((item, exc))
+            return
         if new is None or new is old:
             return
-        if self.replay:
-            self.book.advance(new.seen_us, self._lookup)
+        try:
+            if self.replay:
+                self.book.advance(new.seen_us, self._lookup)
+            encoded = encode_record(new)
+            self.book.update(new.subject, new)
+        except Exception as exc:  # noqa: BLE001
+            self._poisoned.append((item, exc))
+            return
         self.records[new.subject] = new
-        self.table[new.subject.encode()] = encode_record(new)
-        self.book.update(new.subject, new)
+        self.table[new.subject.encode()] = encoded
 
     def _lookup(self, subject: str) -> SubjectRecord | None:
         return self.records.get(subject)

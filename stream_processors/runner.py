@@ -188,7 +188,7 @@ def send_end_of_input(settings: Settings, at: datetime) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", **kafka_python_options())
     try:
         for partition in range(SLA_TICKS.partitions):
-            body = watermark_message(at, ends.get(TopicPartition(events, partition)))
+            body = watermark_message(at, ends.get(TopicPartition(events, partition)), run=settings.topic_prefix)
             producer.send(settings.topic(SLA_TICKS.name), value=body, partition=partition)
         producer.flush()
     finally:

@@ -39,19 +39,22 @@ from collections.abc import Awaitable
 import faust
 from faust.types import TP, EventT
 
-from schemas import InvalidEvent, decode_event
+from schemas import Event, InvalidEvent, decode_event
 from tawasul.domain.errors import DomainError
+from tawasul.domain.policies import PolicyBook
+from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
 from tawasul.kafka_security import kafka_python_options
 from tawasul.settings import Settings
 from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
 
-from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick
+from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick, tick_run
 from stream_processors.context import ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.held_writes import Held, HeldWrites
 from stream_processors.outcome_event import encode_outcome
+from stream_processors.poison import PoisonOutbox
 from stream_processors.sla_step import (
     Step, Stored, StoredStateError, advance, decode, encode, is_ticket_event, live_event, next_at_of,
     replay_event,
@@ -80,6 +83,9 @@ INDEX_MESSAGE = "sla deadline index rebuilt"
 """Logged (JSON: `partitions`, `tickets` in the local database, `changelog_records` read into it
 by this recovery, `seconds`) after a rebuild."""
 REBUILD_YIELD_EVERY = 20_000
+IGNORED_MARKER_MESSAGE = "sla: replay end-of-input marker ignored"
+"""Logged (`partition`, `reason`: `live`, or `other_run` in a replay) for a watermark message on
+the ticks topic that a live worker, or a replay of another run, must not obey."""
 
 
 class SlaProcessor:
@@ -102,6 +108,7 @@ class SlaProcessor:
         self.live = LiveClock(ctx.lateness)
         self._positioned: set[int] = set()
         self.end_of_input = EndOfInput()
+        self.poison = PoisonOutbox(app, ctx, "sla")
         self._ticks_in_flight: dict[int, int] = {}
         self.events_name = ctx.events.get_topic_name()
         self.table = app.Table(
@@ -128,14 +135,17 @@ class SlaProcessor:
             if self.held.pending(message.partition):
                 await self._release(message.partition, manual)
             self._message = event
-            if message.topic != self.events_name:
-                await self._on_tick(event)
-            else:
-                await self._on_input(event)
-                if self.replay:     # every event read counts, a skipped invalid one too
-                    ended = self.end_of_input.read(message.partition, message.offset)
-                    if ended is not None:
-                        await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
+            try:
+                if message.topic != self.events_name:
+                    await self._on_tick(event)
+                else:
+                    await self._on_input(event)
+            except Exception as exc:    # a poison message never stops the partition
+                await self.poison.send(message.value, exc, f"{message.topic}:{message.partition}:{message.offset}")
+            if self.replay and message.topic == self.events_name:   # every event read counts, a skipped one too
+                ended = self.end_of_input.read(message.partition, message.offset)
+                if ended is not None:
+                    await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
             holding, self._holding = self._holding, None
             if holding is not None:
                 self.held.add(message.partition, holding)
@@ -170,12 +180,17 @@ class SlaProcessor:
         if not self.replay:
             self.live.read(partition, message.offset, to_us(ev.time), int(message.timestamp * 1_000_000),
                            self.wall.now_us())
-        now = watermark if self.replay else self._now(partition)
+        if self.replay:
+            now, queue = watermark, True
+        else:
+            end, wall = self._end_offset(partition), self.wall.now_us()
+            now, queue = self.live.now_us(partition, end, wall), not self.live.caught_up(partition, end, wall)
         if is_ticket_event(ev.type):
             key = ev.subject.encode()
             stored = self._load(key)
-            if self.replay:
-                step = replay_event(stored, ev, watermark, self.ctx.book)
+            if queue or stored.pending:     # event time: applied in order once the clock passes them
+                probe(stored, ev, self.ctx.book)    # a poison event raises now, not when it is released
+                step = replay_event(stored, ev, now, self.ctx.book)
             else:
                 step = live_event(stored, ev, now, self.ctx.book)
             await self._commit(partition, [(key, stored, step)], now)
@@ -191,6 +206,12 @@ class SlaProcessor:
             log.warning("sla: unreadable tick skipped", extra={"partition": partition})
             return
         if at is not None:
+            run = tick_run(message.value)
+            if not self.replay or run != self.ctx.settings.topic_prefix:
+                reason = "live" if not self.replay else "other_run"
+                self.ctx.metrics.sla_ticks_ignored.labels(reason=reason).inc()
+                log.warning(IGNORED_MARKER_MESSAGE, extra={"partition": partition, "reason": reason})
+                return
             if events_end is not None and not self.end_of_input.knows(partition):
                 await self._learn_position(partition)
             ready = self.end_of_input.arrived(partition, at, events_end)
@@ -231,7 +252,12 @@ class SlaProcessor:
         for key in self.index.pop_due(partition, now_us, limit):
             if self.held.holds(key) or key in self.table:
                 stored = self._load(key)
-                changes.append((key, stored, advance(stored, now_us, self.ctx.book, replay=self.replay)))
+                try:            # releases pending events too (a live partition queues them while catching up)
+                    step = advance(stored, now_us, self.ctx.book, replay=True)
+                except Exception as exc:    # one poisoned ticket never stops the others
+                    await self.poison.send(encode(stored), exc, f"table {TABLE_NAME}:{partition}")
+                    continue
+                changes.append((key, stored, step))
         if changes:
             await self._commit(partition, changes, now_us)
 
@@ -271,7 +297,11 @@ class SlaProcessor:
                 sent.append(await self._publish(key, outcome))
             store = step.changed or (step.duplicate and before.version > 0)
             if store:
-                view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
+                try:
+                    view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
+                except Exception:   # an instant the calendars cannot represent: the state is still stored
+                    log.exception("sla: ticket state not computable", extra={"partition": partition})
+                    view = None
                 if view is not None:
                     await self.states.send(key=key, value=encode_state(view))
                 value = encode(step.stored)
@@ -397,6 +427,15 @@ class SlaProcessor:
         if not wakes:
             return TIMER_MAX_SLEEP_S
         return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, (min(wakes) - now) / 1_000_000))
+
+
+def probe(stored: Stored, event: Event, book: PolicyBook) -> None:
+    """Raise what applying `event` and firing the ticket's next outcome would raise (an instant
+    the calendars cannot represent), without keeping the result: an event queued until the
+    clock passes it is checked when it arrives."""
+    state, _ = sla.apply(stored.sla, event, book)
+    if state.next_fire is not None:
+        sla.due_us(state, state.next_fire, book)
 
 
 def committed_offset(settings: Settings, group_id: str, topic: str, partition: int) -> int:

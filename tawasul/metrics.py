@@ -54,6 +54,10 @@ DECLARED: Final[dict[str, _Factory]] = {
         "tawasul_events_rejected_total", "Invalid events rejected at intake.", ("source_kind", "reason")),
     "dead_letters": _counter(
         "tawasul_dead_letters_total", "Records written to the dead-letter topic.", ("source_kind",)),
+    "sla_ticks_ignored": _counter(
+        "tawasul_sla_ticks_ignored_total",
+        "Replay end-of-input markers on tawasul.sla.ticks the SLA engine ignored (reason: live, other_run).",
+        ("reason",)),
     "duplicates": _counter(
         "tawasul_duplicate_events_total", "Events dropped because their id was already seen.", ("stage",)),
     "gateway_requests": _counter(
@@ -78,7 +82,7 @@ DECLARED: Final[dict[str, _Factory]] = {
     "tickets_open": _gauge(
         "tawasul_tickets_open", "Open tickets now.", ("channel", "kind", "priority", "sla_state")),
     "sla_outcomes": _counter(
-        "tawasul_sla_outcomes_total", "SLA outcomes (warning, breached, met) stored by the sink, each once.",
+        "tawasul_sla_outcomes_total", "SLA outcomes (warning, breached, met, breach_withdrawn, warning_withdrawn) stored by the sink, each once.",
         ("outcome", "channel", "kind", "target")),
     # the worker's SLA engine
     "sla_outcomes_emitted": _counter(
@@ -139,8 +143,8 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
              "asa_seconds", "abandon_ratio", "calls_waiting", "walk_in_waiting", "consumer_lag",
              "sink_batch_seconds", "sink_rows", "db_errors", "db_up", "dead_letters", "events_rejected",
              "conflicting_duplicates"),
-    "worker": ("sla_outcomes_emitted", "ignored_after_close", "duplicates", "processing_delay", "deadline_delay",
-               "worker_lag", "worker_event_age", "worker_held_writes"),
+    "worker": ("sla_outcomes_emitted", "ignored_after_close", "duplicates", "sla_ticks_ignored", "dead_letters",
+               "processing_delay", "deadline_delay", "worker_lag", "worker_event_age", "worker_held_writes"),
     "gateway": ("events_accepted", "events_rejected", "dead_letters", "gateway_requests", "gateway_refusals",
                 "gateway_auth_refusals", "gateway_rate_limited", "gateway_forbidden_events"),
     "wallboard": ("wallboard_reads",),
@@ -152,7 +156,7 @@ GATEWAY_REFUSAL_REASONS: Final = ("invalid_event", "unauthorized", "forbidden", 
 ROLE_SERIES: Final[dict[str, tuple[tuple[str, dict[str, str]], ...]]] = {
     "sink": (("dead_letters", {"source_kind": "sink"}),
              *(("db_errors", {"kind": kind}) for kind in ("unavailable", "error", "rejected_row"))),
-    "worker": (("duplicates", {"stage": "sla"}),),
+    "worker": (("duplicates", {"stage": "sla"}), ("dead_letters", {"source_kind": "processor"})),
     "gateway": (("dead_letters", {"source_kind": "http"}),
                 *(("gateway_refusals", {"reason": reason}) for reason in GATEWAY_REFUSAL_REASONS)),
     "wallboard": tuple(("wallboard_reads", {"result": result}) for result in ("ok", "unavailable")),
@@ -167,6 +171,7 @@ class Metrics:
     events_accepted: Counter
     events_rejected: Counter
     dead_letters: Counter
+    sla_ticks_ignored: Counter
     duplicates: Counter
     conflicting_duplicates: Counter
     gateway_requests: Counter

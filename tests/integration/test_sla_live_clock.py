@@ -7,6 +7,7 @@ instead of 50,000); `TAWASUL_TEST_FULL=1` runs them at full size.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -35,16 +36,15 @@ from tests.support.sla_invariants import assert_no_sla_contradictions
 pytestmark = pytest.mark.kafka
 
 FULL = os.environ.get("TAWASUL_TEST_FULL") == "1"
-SCALE = 1.0 if FULL else 1 / 6
+SCALE = 1.0 if FULL else 1 / 4
 """Share of the issue's time scale: 1 = the 2-minute first-response target of the report."""
 BURST_TICKETS = 25_000 if FULL else 2_500
 SOURCE = "/channels/test/live-clock"
 OPENED = {"channel": "crm", "kind": "request", "category": "licensing.renewal", "priority": "normal"}
 
 
-def policies_file(folder: Path, first_response: str, grace: str | None = None) -> Path:
+def policies_file(folder: Path, first_response: str, warn_at: float = 0.5) -> Path:
     path = folder / "policies.yaml"
-    extra = f"\n    grace: {grace}" if grace else ""
     path.write_text(f"""\
 calendars:
   always: {{timezone: Asia/Dubai, always_open: true}}
@@ -54,7 +54,7 @@ policies:
     calendar: always
     first_response: {first_response}
     resolution: 4h
-    warn_at: 0.5{extra}
+    warn_at: {warn_at}
 """)
     return path
 
@@ -107,13 +107,14 @@ def test_acknowledgements_made_while_the_worker_is_down_are_met(kafka_bootstrap:
         first.wait_ready()
         start = datetime.now(UTC)
         publish(kafka_bootstrap, events_topic, [opened(t, start) for t in tickets])
-        sleep_until(start + timedelta(seconds=10 * SCALE))
+        # stopped once the openings are processed and committed (at least 5 s: the commit interval is 1 s)
+        sleep_until(start + timedelta(seconds=max(10 * SCALE, 5.0)))
     finally:
         if stop == "sigterm":
             assert first.terminate() == 0
         else:
             first.kill()
-    sleep_until(start + timedelta(seconds=40 * SCALE))
+    sleep_until(start + timedelta(seconds=max(40 * SCALE, 10.0)))
     publish(kafka_bootstrap, events_topic, [acknowledged(t, datetime.now(UTC)) for t in tickets])
     sleep_until(start + timedelta(seconds=150 * SCALE))
     assert datetime.now(UTC) > start + timedelta(seconds=target), "the restart must come after the deadlines"
@@ -154,17 +155,17 @@ def test_history_published_into_a_live_worker_gives_the_replay_outcomes(kafka_bo
         def until_end() -> dict[str, str]:     # deadlines after the history's end fire live later
             return {e.id: e.type for e, _ in read_outcomes(settings) if e.time <= end}
 
-        try:
+        with contextlib.suppress(AssertionError):
             wait_for(lambda: until_end() == expected, 90, "the replay's outcomes")
-        finally:
-            live = until_end()
         time.sleep(3.0)
-        assert until_end() == expected
+        live = until_end()
         assert worker.terminate() == 0
     finally:
         if worker.proc.poll() is None:
             worker.kill()
-    assert live == expected
+    missing = sorted(f"{i}={t}" for i, t in expected.items() if live.get(i) != t)
+    extra = sorted(f"{i}={t}" for i, t in live.items() if i not in expected)
+    assert (missing, extra) == ([], []), f"{len(missing)} missing, e.g. {missing[:4]}; {len(extra)} extra, e.g. {extra[:4]}"
 
 
 def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -229,20 +230,21 @@ def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootst
 
 def test_a_worker_lagging_behind_a_burst_fires_nothing_event_time_denies(kafka_bootstrap: str,
                                                                          tmp_path: Path) -> None:
-    """A burst of opened and acknowledged tickets (5,000 events; 50,000 with TAWASUL_TEST_FULL)
-    published faster than the worker reads them: every acknowledgement came 0.3 s after its
-    opening, within the 1 s target, so every ticket is met and nothing else, however far the
-    worker lags."""
-    settings = prefixed_settings(kafka_bootstrap, policies_file(tmp_path, "1s"), "live-burst")
+    """A burst published on time faster than the worker reads it (5,000 events; 50,000 with
+    TAWASUL_TEST_FULL): every ticket is opened, then every ticket acknowledged, each event timed
+    when it is sent. Each acknowledgement comes before its ticket's warning instant, so every
+    ticket is met and nothing else, however far the worker lags behind."""
+    target = BURST_TICKETS / 500             # 5 s for 2,500 tickets; the warning at 90 %
+    settings = prefixed_settings(kafka_bootstrap, policies_file(tmp_path, first_response(target), warn_at=0.9),
+                                 "live-burst")
     tickets = [f"T-burst-{i}" for i in range(BURST_TICKETS)]
     worker = WorkerProcess(settings, f"{settings.topic_prefix}worker", tmp_path / "state")
     try:
         worker.wait_ready()
-        start = datetime.now(UTC)
-        events = [e for t in tickets for e in (opened(t, start), acknowledged(t, start + timedelta(seconds=0.3)))]
-        events.sort(key=lambda e: (e.time, e.id))       # every opening first, then every acknowledgement
-        publish(kafka_bootstrap, settings.topic("tawasul.events"), events)
-        published = time.time() - start.timestamp()
+        sent = publish_on_time(kafka_bootstrap, settings.topic("tawasul.events"),
+                               [*((opened, t) for t in tickets), *((acknowledged, t) for t in tickets)])
+        answered_after = max(sent[f"{t}-ack"] - sent[f"{t}-open"] for t in tickets)
+        assert answered_after < timedelta(seconds=0.9 * target), "publishing took too long for the scenario"
         wait_for(lambda: len(outcome_types(settings)) >= len(tickets), 300, "an outcome per ticket")
         time.sleep(3.0)
         assert worker.terminate() == 0
@@ -250,7 +252,26 @@ def test_a_worker_lagging_behind_a_burst_fires_nothing_event_time_denies(kafka_b
         if worker.proc.poll() is None:
             worker.kill()
     found = outcome_types(settings)
-    print(f"burst of {len(events)} events published in {published:.1f} s")
+    print(f"burst of {len(sent)} events; acknowledgements {answered_after.total_seconds():.1f} s after the openings")
     contradicting = sorted(i for i, kind in found.items() if kind != "sla.met")
     assert not contradicting, f"{len(contradicting)} outcomes event time denies, e.g. {contradicting[:5]}"
     assert found == met_only(tickets)
+
+
+def publish_on_time(bootstrap: str, topic: str, makers: list[tuple[Callable[[str, datetime], Event], str]]
+                    ) -> dict[str, datetime]:
+    """Publish `maker(ticket, now)` for each pair as fast as possible, each event timed when it is
+    sent (an on-time source); returns the time of each event by id."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    times: dict[str, datetime] = {}
+    try:
+        for make, ticket in makers:
+            event = make(ticket, datetime.now(UTC))
+            producer.send(topic, key=ticket.encode(), value=event.to_json())
+            times[event.id] = event.time
+        producer.flush()
+    finally:
+        producer.close()
+    return times
