@@ -400,8 +400,11 @@ class DbSink:
         if time.monotonic() < self.lag_due:
             return
         self.lag_due = time.monotonic() + LAG_REFRESH_S
+        owned = list(self.consumer.assignment())
+        if not owned:
+            return
         try:
-            ends = self.consumer.end_offsets(list(self.consumer.assignment()), timeout_ms=1000)
+            ends = self.consumer.end_offsets(owned, timeout_ms=1000)
         except KafkaError as exc:  # the broker is away too: the next refresh tries again
             log.debug("end offsets unavailable; lag not refreshed", extra={
                 "event": "sink_lag_unavailable", "error": type(exc).__name__})
