@@ -3,7 +3,7 @@
 `DbSink` was written against kafka-python's `KafkaConsumer`. kafka-python decodes each
 fetched record in Python (about 10 us a record); aiokafka does it in compiled code. A replay
 stores every event and output of a half-year, so its sink reads through `AssignedConsumer`:
-the calls `DbSink` makes (`poll`, `pause`, `resume`, `seek`, `commit`, ...) with the same
+the calls `DbSink` makes (`poll`, `pause`, `resume`, `seek`, `commit`, `end_offsets`, ...) with the same
 arguments and results, run on an aiokafka consumer in an event loop of its own thread
 (`tawasul.loop_thread`). The consumer is given every partition (no group rebalances; offsets
 are still committed to its group), as the replay's sink was with kafka-python. aiokafka's
@@ -99,6 +99,17 @@ class AssignedConsumer:
 
     def highwater(self, partition: TopicPartition) -> int | None:
         return self._in_loop(lambda: self._require().highwater(partition))
+
+    def end_offsets(self, partitions: Sequence[TopicPartition], timeout_ms: int | None = None
+                    ) -> dict[TopicPartition, int]:
+        """The partitions' end offsets, asked of the broker (read-committed: the last stable offsets)."""
+        async def ask() -> dict[TopicPartition, int]:
+            return dict(await asyncio.wait_for(self._require().end_offsets(list(partitions)),
+                                               None if timeout_ms is None else timeout_ms / 1000))
+        try:
+            return self._call(ask())
+        except TimeoutError as exc:
+            raise KafkaError(f"end offsets not known within {timeout_ms} ms") from exc
 
     def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int | None:
         """The next offset to read; None when it is not known within `timeout_ms`."""

@@ -6,6 +6,10 @@ and every write is an idempotent upsert: a batch delivered again after a crash o
 rebalance changes nothing. While the database is unreachable the sink pauses its partitions
 (nothing more is read, nothing is committed), retries with capped exponential backoff and
 catches up when the database is back.
+
+Its lag gauge (`tawasul_consumer_lag_messages`: per topic, the messages it has not stored yet)
+is set after each stored batch and refreshed every `LAG_REFRESH_S` seconds besides, from the
+broker's end offsets, also while it waits for its database: an outage shows as growing lag.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ RecordHook = Callable[[Record], None]
 """Called with each decoded record (an `EventRecord`, an outcome or KPI `Event`, a `TicketState`)
 as it is read, before it is stored: e.g. to feed live Prometheus gauges."""
 StopSignal = threading.Event | asyncio.Event
+LAG_REFRESH_S = 2.0
+"""Seconds between refreshes of the lag gauge from the broker's end offsets (idle, busy or retrying)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,9 @@ class DbSink:
         self.decoders = {settings.topic(spec.name): _decoder(spec) for spec in topics}
         self.base_names = {settings.topic(spec.name): spec.name for spec in topics}
         self.offsets: dict[TopicPartition, int] = {}
+        self.unstored_from: dict[TopicPartition, int] = {}
+        """The first offset read but not yet stored, per partition of the buffered batch."""
+        self.lag_due = 0.0
         self.batch_counts: dict[str, int] = {}
         self.handled: dict[str, int] = dict.fromkeys(self.decoders, 0)
         self.rows: dict[str, int] = {}
@@ -197,6 +206,7 @@ class DbSink:
                 decode = self.decoders[tp.topic]
                 for message in records:
                     self._add(decode, tp, message)
+                self.unstored_from.setdefault(tp, records[0].offset)
                 self.offsets[tp] = records[-1].offset + 1
                 self.batch_counts[tp.topic] = self.batch_counts.get(tp.topic, 0) + len(records)
                 count += len(records)
@@ -237,7 +247,7 @@ class DbSink:
                 result = self._store_one_by_one()
             except SQLAlchemyError as exc:
                 self._database_failed(exc, delay)
-                if not _sleep(self.stop, delay):
+                if not self._wait(delay):
                     return False
                 self._keep_membership()
                 delay = self.backoff.next(delay)
@@ -341,7 +351,7 @@ class DbSink:
                 log.warning("dead letters not confirmed by Kafka; offsets held, retrying", extra={
                     "event": "sink_dead_letters_unconfirmed", "error": str(exc)[:300],
                     "letters": len(self.dead_letters), "retry_in_s": delay})
-                if not _sleep(self.stop, delay):
+                if not self._wait(delay):
                     return False
                 delay = self.backoff.next(delay)
         return True
@@ -358,26 +368,65 @@ class DbSink:
         for topic, count in self.batch_counts.items():
             self.handled[topic] = self.handled.get(topic, 0) + count
         self.offsets.clear()
+        self.unstored_from.clear()
         self.batch_counts.clear()
-        self._report_lag()
+        self._report_lag(self._highwaters())
         if self.on_progress is not None:
             self.on_progress(dict(self.handled))
 
-    def _report_lag(self) -> None:
+    def _highwaters(self) -> dict[TopicPartition, int | None]:
+        """The end offsets the consumer's last fetches saw (no request; stale while paused)."""
+        return {tp: self.consumer.highwater(tp) for tp in self.consumer.assignment()}
+
+    def _report_lag(self, ends: Mapping[TopicPartition, int | None]) -> None:
+        """Set the lag gauge per topic: end offset minus the first offset not stored yet (the
+        buffered batch's first offset while a batch waits for the database, else the position)."""
         lag: dict[str, int] = {}
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
+        for tp, high in ends.items():
             if high is None:
                 continue
-            position = self.consumer.position(tp, timeout_ms=1000) or 0
+            start = self.unstored_from.get(tp)
+            if start is None:
+                start = self.consumer.position(tp, timeout_ms=1000) or 0
             name = self.base_names.get(tp.topic, tp.topic)
-            lag[name] = lag.get(name, 0) + max(high - position, 0)
+            lag[name] = lag.get(name, 0) + max(high - start, 0)
         for name, value in lag.items():
             self.metrics.consumer_lag.labels(stage="sink", topic=name).set(value)
+        self.lag_due = time.monotonic() + LAG_REFRESH_S
+
+    def _refresh_lag_when_due(self) -> None:
+        """Every `LAG_REFRESH_S`: the lag from the broker's end offsets (one request for every
+        partition), so the gauge moves while nothing is stored (idle, or the database away)."""
+        if time.monotonic() < self.lag_due:
+            return
+        self.lag_due = time.monotonic() + LAG_REFRESH_S
+        owned = list(self.consumer.assignment())
+        if not owned:
+            return
+        try:
+            ends = self.consumer.end_offsets(owned, timeout_ms=1000)
+        except KafkaError as exc:  # the broker is away too: the next refresh tries again
+            log.debug("end offsets unavailable; lag not refreshed", extra={
+                "event": "sink_lag_unavailable", "error": type(exc).__name__})
+            return
+        self._report_lag(ends)
+
+    def _wait(self, seconds: float) -> bool:
+        """`_sleep` that keeps refreshing the lag gauge meanwhile; False as soon as asked to stop."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self._refresh_lag_when_due()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return not self.stop.is_set()
+            if not _sleep(self.stop, min(left, max(self.lag_due - time.monotonic(), 0.05))):
+                return False
 
     def run(self) -> None:
         while not self.stop.is_set():
-            if self.collect() == 0 and not len(self.writer) and not self.offsets:
+            read = self.collect()
+            self._refresh_lag_when_due()
+            if read == 0 and not len(self.writer) and not self.offsets:
                 continue
             if not self.store():
                 return

@@ -1,4 +1,5 @@
-"""A PostgreSQL outage under the running sink: it pauses, commits nothing it has not stored, catches up."""
+"""A PostgreSQL outage under the running sink: it pauses, commits nothing it has not stored, shows its
+growing lag meanwhile, catches up."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
         with engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(StoredEvent)).scalar_one())
 
+    def lag() -> float | None:
+        return registry.get_sample_value("tawasul_consumer_lag_messages", {"stage": "sink", "topic": EVENTS.name})
+
     sink = SinkThread(settings, group, metrics, batch_max=100, batch_wait_s=0.1,
                       backoff=Backoff(initial=0.2, maximum=1.0), assign=assign)
     try:
@@ -65,8 +69,13 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
         engine.dispose()
 
         server.stop()
-        publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in second])
+        # the lag gauge counts every message not stored, refreshed while the database is away
+        early, late = second[:len(second) // 3], second[len(second) // 3:]
+        publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in early])
         wait_until(lambda: registry.get_sample_value("tawasul_database_up") == 0.0, what="db_up 0")
+        wait_until(lambda: lag() == len(early), what=f"the lag gauge at {len(early)}")
+        publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in late])
+        wait_until(lambda: lag() == len(second), what=f"the lag gauge grown to {len(second)}")
         wait_until(lambda: (registry.get_sample_value(
             "tawasul_database_errors_total", {"kind": "unavailable"}) or 0) >= 3, what="retries")
         assert committed(kafka_bootstrap, group, topic) == len(first)     # nothing unstored was committed
@@ -75,6 +84,7 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
         server.start()
         wait_until(lambda: sink.handled(topic) == len(events), what="the catch-up")
         assert registry.get_sample_value("tawasul_database_up") == 1.0
+        wait_until(lambda: lag() == 0, what="the lag gauge back at 0")
         assert committed(kafka_bootstrap, group, topic) == len(events)
         with engine.connect() as connection:
             ids = connection.execute(select(StoredEvent.id)).scalars().all()
