@@ -225,13 +225,13 @@ def _story(engine: Engine, ticket_id: str, at: datetime) -> dict[str, Any]:
 
 async def handle(request: web.Request) -> web.Response:
     """GET /tickets/{ticket_id}[?lang=en|ar][&at=ISO 8601]."""
-    from sinks.wallboard.app import CACHE, ENGINE
+    from sinks.wallboard.app import CLOCK, ENGINE
 
     lang = request.query.get("lang", "both")
     if lang not in LANGS:
         lang = "both"
     try:
-        at = parse_instant(request.query["at"], "at") if "at" in request.query else request.app[CACHE].clock()
+        at = parse_instant(request.query["at"], "at") if "at" in request.query else request.app[CLOCK]()
     except PeriodError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from exc
     ticket_id = request.match_info["ticket_id"]
