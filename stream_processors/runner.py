@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -33,6 +34,8 @@ from tawasul.settings import Settings
 from tawasul.topics import EVENTS, SLA_TICKS, assignable_partitions
 
 from stream_processors.clock import watermark_message
+
+log = logging.getLogger(__name__)
 
 
 T = TypeVar("T")
@@ -174,15 +177,32 @@ class AppThread:
         self.stop()
 
 
+END_OFFSETS_PATIENCE_S = 180.0
+"""How long a replay keeps asking for its events' end offsets (a broker may be failing over)."""
+
+
 def send_end_of_input(settings: Settings, at: datetime) -> None:
     """Advance every partition's watermark to `at` (replay): all deadlines up to it fire, once
     the processors have read every event published so far (the markers carry the end offsets)."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+    from kafka.errors import KafkaTimeoutError
+
     events = settings.topic(EVENTS.name)
+    partitions = [TopicPartition(events, p) for p in range(EVENTS.partitions)]
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, **kafka_python_options())
     try:
-        ends = consumer.end_offsets([TopicPartition(events, p) for p in range(EVENTS.partitions)])
+        # A partition whose leader just died has no answer until another replica leads it:
+        # ask again (each try waits 30 s) for up to END_OFFSETS_PATIENCE_S before giving up.
+        deadline = time.monotonic() + END_OFFSETS_PATIENCE_S
+        while True:
+            try:
+                ends = consumer.end_offsets(partitions)
+                break
+            except KafkaTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("replay: end offsets not known yet, asking again", extra={"topic": events})
     finally:
         consumer.close()
     producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", **kafka_python_options())

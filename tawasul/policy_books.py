@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.policies import PolicyBook, load_policies_text, policies_sha256
+from tawasul.kafka_security import kafka_python_options
 from tawasul.settings import Settings
 from tawasul.topics import POLICIES
 
@@ -52,7 +53,7 @@ def publish_policy_book(settings: Settings, used_by: str, *, now: datetime | Non
 
     policy = read_policy_file(settings.policies_path)
     key, value = policy.message(used_by, now or datetime.now(UTC))
-    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", **kafka_python_options())
     try:
         producer.send(settings.topic(POLICIES.name), key=key, value=value).get(timeout=30)
     finally:
