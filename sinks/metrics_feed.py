@@ -147,8 +147,8 @@ class MetricsFeed:
     """Keeps the business gauges and counters of one `Metrics` in step with the pipeline."""
 
     def __init__(self, metrics: Metrics, limits: LabelLimits | None = None, *, zero_breaches: bool = True) -> None:
-        """`zero_breaches` exports every (channel, kind, target) breach counter at 0 from the start,
-        so that `increase()` in the alert rules sees the very first breach of a combination."""
+        """`zero_breaches` exports every (channel, kind, target) breach and breach-withdrawal counter
+        at 0 from the start, so that `increase()` in the alert rules sees the very first of each."""
         self.metrics = metrics
         self.limits = limits or LabelLimits()
         self._tickets = _Lru(self.limits.tickets)  # ticket id -> ((version, progress), TicketLabels | None)
@@ -163,6 +163,7 @@ class MetricsFeed:
                 for kind in KINDS:
                     for target in SLA_TARGETS:
                         metrics.sla_outcomes.labels("breached", channel, kind, target)
+                        metrics.sla_outcomes.labels("breach_withdrawn", channel, kind, target)
 
     # -- tickets -----------------------------------------------------------------------
     def observe_ticket_state(self, state: Mapping[str, Any]) -> None:
