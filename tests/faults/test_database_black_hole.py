@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tawasul.topics import partition_end_offsets
 from tests.faults.conftest import FULL, REPO, _child_env, run_tawasul, simulated
 from tests.stack.harness import TcpProxy
 from tests.support.kafka import committed_offsets
@@ -97,7 +98,7 @@ class BlackHoleProxy(TcpProxy):
 
 @pytest.fixture()
 def schema_url(postgres_url: str) -> Iterator[tuple[str, str]]:
-    """(URL of a fresh schema reached directly, the same through nothing: for the caller to proxy)."""
+    """(name, URL) of a fresh schema, reached directly (the test puts its proxy in front)."""
     schema = f"bh_{uuid.uuid4().hex[:10]}"
     engine = create_engine(postgres_url)
     with engine.begin() as connection:
@@ -173,8 +174,6 @@ def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
             time.sleep(0.5)
             rows, ids = _stored(direct)
         drained_s = time.monotonic() - back
-        from tawasul.topics import partition_end_offsets
-
         ends = {p: end for (_, p), end in partition_end_offsets(kafka_bootstrap, [events]).items()}
         deadline = time.monotonic() + 60
         while committed_offsets(kafka_bootstrap, group, events) != ends and time.monotonic() < deadline:
