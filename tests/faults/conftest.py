@@ -160,3 +160,15 @@ def simulated(tmp_path_factory: pytest.TempPathFactory, name: str, *, scale: str
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr
     return path
+
+
+def judged_report(stdout: str) -> dict[str, object]:
+    """A `tawasul report --format json` output without its `policies` provenance, after checking
+    that the figures were judged with the stored default book (what the oracle computes with)."""
+    from tawasul.domain.policies import default_policy_path, policies_sha256
+
+    report = json.loads(stdout)
+    policies = report.pop("policies")
+    assert policies["source"] == "stored", policies
+    assert policies["sha256"] == policies_sha256(default_policy_path().read_text(encoding="utf-8")), policies
+    return report
