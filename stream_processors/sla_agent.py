@@ -56,7 +56,7 @@ from stream_processors.held_writes import Held, HeldWrites
 from stream_processors.outcome_event import encode_outcome
 from stream_processors.poison import PoisonOutbox
 from stream_processors.sla_step import (
-    Step, Stored, StoredStateError, advance, decode, encode, is_ticket_event, live_event, next_at_of,
+    Step, Stored, StoredStateError, advance, decode, encode, folded, is_ticket_event, live_event, next_at_of,
     replay_event,
 )
 from stream_processors.table_store import local_items, table_options
@@ -106,6 +106,7 @@ class SlaProcessor:
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
         self.live = LiveClock(ctx.lateness)
+        self.lateness_us = self.watermarks.lateness_us
         self._positioned: set[int] = set()
         self.end_of_input = EndOfInput()
         self.poison = PoisonOutbox(app, ctx, "sla")
@@ -304,7 +305,7 @@ class SlaProcessor:
                     view = None
                 if view is not None:
                     await self.states.send(key=key, value=encode_state(view))
-                value = encode(step.stored)
+                value = encode(folded(step.stored, self.lateness_us))   # bounded: `sla_fold`
                 # keys are distinct within one message (one ticket per event, `pop_due` per tick)
                 if self.confirm_before_write and (sent or self.held.holds(key)):
                     holding = self._holding = self._holding or Held(self._message)
@@ -314,7 +315,7 @@ class SlaProcessor:
                         holding.messages.append(message)
                 else:
                     self.table[key] = value
-                ignored = len(step.stored.sla.ignored) - len(before.sla.ignored)
+                ignored = step.stored.sla.ignored_after_close - before.sla.ignored_after_close
                 if ignored > 0:
                     metrics.ignored_after_close.inc(ignored)
             self.index.set(partition, key, step.stored.next_at)

@@ -23,6 +23,7 @@ from schemas import Event, decode_event
 from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import PolicyBook
+from tawasul.domain.sla_fold import fold
 from tawasul.domain.sla_state import SlaOutcome, TicketSla
 from tawasul.domain.sla_timeline import RANKS
 
@@ -52,11 +53,11 @@ class Stored:
 
     @property
     def version(self) -> int:
-        """Distinct events applied (stored or ignored after closing); never decreases."""
-        return len(self.sla.marks) + len(self.sla.ignored)
+        """Distinct events applied (stored, folded or ignored after closing); never decreases."""
+        return self.sla.events
 
-    def knows(self, event_id: str) -> bool:
-        if self.sla.has_event(event_id):
+    def knows(self, event_id: str, time_us: int) -> bool:
+        if self.sla.seen(event_id, time_us):
             return True
         for item in self.pending:
             if item[2] == event_id:
@@ -110,10 +111,16 @@ def next_at_of(raw: bytes | str | None) -> int | None:
     return int(fire) if first is None else min(int(fire), first)
 
 
+def folded(stored: Stored, lateness_us: int) -> Stored:
+    """`stored` with its SLA state folded (`sla_fold.fold`): what the table keeps."""
+    state = fold(stored.sla, lateness_us)
+    return stored if state is stored.sla else Stored(state, stored.pending)
+
+
 def live_event(stored: Stored, event: Event, now_us: int | None, book: PolicyBook) -> Step:
     """Live: fire what was due before the event (by the partition's clock `now_us`), apply it,
     fire what is due now; `now_us` None (no clock yet) only applies it."""
-    if stored.knows(event.id):
+    if stored.knows(event.id, to_us(event.time)):
         return Step(stored, (), False, duplicate=True)
     if now_us is None:
         state, decided = sla.apply(stored.sla, event, book)
@@ -135,7 +142,7 @@ def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: P
     caller holding its states in memory (the batch engine) does not parse them again; their
     stored JSON is then left empty, so such a state must not be written to a table.
     """
-    if stored.knows(event.id):
+    if stored.knows(event.id, to_us(event.time)):
         return Step(stored, (), False, duplicate=True)
     if parsed is None:
         body = event.to_json().decode()
