@@ -25,7 +25,7 @@ from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_fold import fold
 from tawasul.domain.sla_state import SlaOutcome, TicketSla
-from tawasul.domain.sla_timeline import RANKS
+from tawasul.domain.sla_timeline import CLOSED, RANKS
 
 Pending = tuple[int, int, str, str]
 """A replay event waiting for the watermark: (time_us, type rank, id, event JSON)."""
@@ -98,17 +98,37 @@ def decode(raw: bytes | str | None, ticket_id: str) -> Stored:
         raise StoredStateError(f"bad SLA table value: {exc}") from exc
 
 
-def next_at_of(raw: bytes | str | None) -> int | None:
-    """`Stored.next_at` of an encoded value, cheaply (index rebuild on recovery)."""
+def next_at_of(raw: bytes | str | None, retention_us: int | None = None) -> int | None:
+    """`next_due` of an encoded value, cheaply (index rebuild on recovery)."""
     if raw is None:
         return None
     body = json.loads(raw)
     fire = body.get("next_fire")
     pending = body.get("pending")
     first = int(pending[0][0]) if pending else None
-    if fire is None:
-        return first
-    return int(fire) if first is None else min(int(fire), first)
+    marks = body.get("marks") or ()
+    if retention_us is not None and not pending and marks and int(marks[-1][1]) == CLOSED:
+        first = int(marks[-1][0]) + retention_us
+    return _earliest(None if fire is None else int(fire), first)
+
+
+def expires_at(stored: Stored, retention_us: int | None) -> int | None:
+    """When a closed ticket leaves the table (`TAWASUL_CLOSED_RETENTION`): its closing time plus
+    the retention; None while it is not closed, has queued events, or without a retention."""
+    if retention_us is None or stored.pending or not stored.sla.closed:
+        return None
+    return stored.sla.marks[-1][0] + retention_us
+
+
+def next_due(stored: Stored, retention_us: int | None) -> int | None:
+    """When the ticket next needs the engine: `Stored.next_at`, or its expiry."""
+    return _earliest(stored.next_at, expires_at(stored, retention_us))
+
+
+def _earliest(first: int | None, second: int | None) -> int | None:
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
 
 
 def folded(stored: Stored, lateness_us: int) -> Stored:
