@@ -8,17 +8,27 @@ ticket keeps its state. The sink and the KPI processor skip tombstones (`sinks.c
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
+from sqlalchemy import func, select
 
 from schemas import new_event
+from sinks.db.engine import make_engine
+from sinks.db.models import Ticket, TicketTarget
+from tawasul.metrics import Metrics
+from tawasul.settings import Settings
+from tawasul.topics import TICKET_STATE
+from tests.integration.test_sink_kafka import SinkThread, settings, wait_until  # noqa: F401  (fixture)
 from tests.integration.test_sla_live_clock import opened, wait_for
 from tests.integration.test_sla_poison import poison_policies
 from tests.integration.test_sla_restart import WorkerProcess, free_port
 from tests.integration.test_sla_stream import prefixed_settings, publish
-from tests.support.kafka import read_all
+from tests.support.kafka import read_all, unique
+from tests.unit.test_metrics_feed import ticket_state
 
 pytestmark = pytest.mark.kafka
 
@@ -53,3 +63,29 @@ def test_closed_ticket_leaves_the_table_after_the_retention(kafka_bootstrap: str
     assert [value for key, value in states if key == closed][-1] is None      # the tombstone comes last
     assert all(value is not None for key, value in states if key == still_open)
     assert still_open not in tombstones(changelog)
+
+
+def test_the_sink_keeps_a_ticket_whose_state_is_tombstoned(settings: Settings) -> None:  # noqa: F811
+    """On SQLite and PostgreSQL: the tombstone after a closed ticket's last state changes no row."""
+    state = ticket_state("T-gone", 4, status="closed")
+    state.update(closed_at="2025-03-04T12:00:00+04:00", policies_sha256=None)
+    state_topic = settings.topic(TICKET_STATE.name)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+    try:
+        producer.send(state_topic, key=b"T-gone", value=json.dumps(state).encode())
+        producer.send(state_topic, key=b"T-gone", value=None)
+        producer.flush(30)
+    finally:
+        producer.close()
+    sink = SinkThread(settings, unique("sink-retention"), Metrics(), batch_max=100, batch_wait_s=0.2)
+    wait_until(lambda: sink.handled(state_topic) >= 2, what="the state and its tombstone")
+    assert sink.close().skipped == 0
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            kept = connection.execute(select(Ticket.status, Ticket.version)).all()
+            targets = connection.execute(select(func.count()).select_from(TicketTarget)).scalar_one()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in kept] == [("closed", 4)]
+    assert targets == 2
