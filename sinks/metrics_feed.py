@@ -12,7 +12,8 @@
 
 Labels stay bounded: channels, kinds, priorities and targets are the contract's closed sets;
 windows, queues and centres are capped (`LabelLimits`), values beyond the cap are dropped
-and counted in `dropped`. Per-ticket and per-outcome memories are bounded LRU maps.
+and counted in `dropped`. Each open ticket costs one small dict entry (its rank and label set
+packed in one int, `_TicketMemory`); closed tickets and outcome ids are bounded LRU maps.
 """
 
 from __future__ import annotations
@@ -99,8 +100,11 @@ class LabelLimits:
     windows: int = 12
     queues: int = 64
     centres: int = 32
-    tickets: int = 200_000
-    """Tickets whose last labels are remembered (open ones, and closed ones to drop stale replays)."""
+    open_tickets: int = 5_000_000
+    """Open tickets counted at most (about 200 bytes each, see docs/monitoring.md); a new open
+    ticket beyond it is dropped and counted in `dropped`. No fixed cap below 2,000,000."""
+    closed_tickets: int = 200_000
+    """Closed tickets whose rank is remembered (an LRU), so a stale replay cannot reopen them."""
     outcome_ids: int = 200_000
     """Outcome ids remembered to count each outcome once."""
 
@@ -143,6 +147,47 @@ class _Lru(OrderedDict[str, Any]):
         return None
 
 
+class _TicketMemory:
+    """Open tickets (ticket id -> one int) and recently closed ones (an LRU of ranks).
+
+    An open ticket's value packs its rank (`state_rank`: version, progress) and the index of its
+    label set: `(version * 256 + progress) * slots + label index`, so the memory per open ticket
+    is one dict entry, the id string and one int (measured in tests/unit/test_metrics_feed.py).
+    """
+
+    def __init__(self, closed_capacity: int) -> None:
+        self.open: dict[str, int] = {}
+        self.closed = _Lru(closed_capacity)            # ticket id -> packed rank
+        self.labels: list[TicketLabels] = []
+        self._index: dict[TicketLabels, int] = {}
+        self.slots = len(CHANNELS) * len(KINDS) * len(PRIORITIES) * len(SLA_STATES)
+
+    @staticmethod
+    def pack_rank(rank: tuple[int, int]) -> int:
+        return rank[0] * 256 + min(max(rank[1], 0), 255)
+
+    def get(self, ticket_id: str) -> tuple[int, TicketLabels | None] | None:
+        """(packed rank, labels) of a known ticket; labels None when it is closed."""
+        value = self.open.get(ticket_id)
+        if value is not None:
+            rank, index = divmod(value, self.slots)
+            return rank, self.labels[index]
+        rank = self.closed.get(ticket_id)
+        return None if rank is None else (rank, None)
+
+    def put(self, ticket_id: str, rank: int, labels: TicketLabels | None) -> None:
+        if labels is None:
+            self.open.pop(ticket_id, None)
+            self.closed.put(ticket_id, rank)
+            return
+        self.closed.pop(ticket_id, None)
+        index = self._index.get(labels)
+        if index is None:
+            index = self._index[labels] = len(self.labels)
+            self.labels.append(labels)
+        self.open[ticket_id] = rank * self.slots + index
+
+
 class MetricsFeed:
     """Keeps the business gauges and counters of one `Metrics` in step with the pipeline."""
 
@@ -151,7 +196,7 @@ class MetricsFeed:
         at 0 from the start, so that `increase()` in the alert rules sees the very first of each."""
         self.metrics = metrics
         self.limits = limits or LabelLimits()
-        self._tickets = _Lru(self.limits.tickets)  # ticket id -> ((version, progress), TicketLabels | None)
+        self._tickets = _TicketMemory(self.limits.closed_tickets)
         self._outcomes = _Lru(self.limits.outcome_ids)  # outcome id -> None
         self._open: dict[tuple[str, str, str, str], int] = {}
         self._seen: dict[str, set[str]] = {"window": set(), "queue": set(), "centre": set()}
@@ -175,19 +220,25 @@ class MetricsFeed:
             rank = state_rank(state)
         except KpiStateError:
             rank = (0, 0)
+        packed = self._tickets.pack_rank(rank)
         known = self._tickets.get(ticket_id)
-        if known is not None and rank < known[0]:
+        if known is not None and packed < known[0]:
             return
         labels = self._labels_of(state)
         previous: TicketLabels | None = known[1] if known is not None else None
+        if previous is None and labels is not None and len(self._tickets.open) >= self.limits.open_tickets:
+            self.dropped += 1
+            if "open_tickets" not in self._capped:
+                self._capped.add("open_tickets")
+                log.warning("open-ticket cap reached, further tickets not counted",
+                            extra={"cap": self.limits.open_tickets})
+            return
         if previous != labels:
             if previous is not None:
                 self._move(previous, -1)
             if labels is not None:
                 self._move(labels, +1)
-        evicted = self._tickets.put(ticket_id, (rank, labels))
-        if evicted is not None and evicted[1][1] is not None:
-            self._move(evicted[1][1], -1)
+        self._tickets.put(ticket_id, packed, labels)
 
     def _labels_of(self, state: Mapping[str, Any]) -> TicketLabels | None:
         if state.get("status") != "open":

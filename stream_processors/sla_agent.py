@@ -56,9 +56,10 @@ from stream_processors.held_writes import Held, HeldWrites
 from stream_processors.outcome_event import encode_outcome
 from stream_processors.poison import PoisonOutbox
 from stream_processors.sla_step import (
-    Step, Stored, StoredStateError, advance, decode, encode, is_ticket_event, live_event, next_at_of,
-    replay_event,
+    Step, Stored, StoredStateError, advance, decode, encode, expires_at, folded, is_ticket_event, live_event,
+    next_at_of, next_due, replay_event,
 )
+from stream_processors.retention import closed_retention_us
 from stream_processors.table_store import local_items, table_options
 from stream_processors.ticket_state import encode_state, ticket_state
 
@@ -106,6 +107,8 @@ class SlaProcessor:
         self.wall = WallClock()
         self.watermarks = Watermarks(ctx.lateness)
         self.live = LiveClock(ctx.lateness)
+        self.lateness_us = self.watermarks.lateness_us
+        self.retention_us = None if self.replay else closed_retention_us()
         self._positioned: set[int] = set()
         self.end_of_input = EndOfInput()
         self.poison = PoisonOutbox(app, ctx, "sla")
@@ -252,6 +255,10 @@ class SlaProcessor:
         for key in self.index.pop_due(partition, now_us, limit):
             if self.held.holds(key) or key in self.table:
                 stored = self._load(key)
+                expiry = expires_at(stored, self.retention_us)
+                if expiry is not None and expiry <= now_us and not self.held.holds(key):
+                    await self._expire(key)
+                    continue
                 try:            # releases pending events too (a live partition queues them while catching up)
                     step = advance(stored, now_us, self.ctx.book, replay=True)
                 except Exception as exc:    # one poisoned ticket never stops the others
@@ -260,6 +267,14 @@ class SlaProcessor:
                 changes.append((key, stored, step))
         if changes:
             await self._commit(partition, changes, now_us)
+
+    async def _expire(self, key: bytes) -> None:
+        """A closed ticket past its retention leaves the table: a tombstone in
+        `tawasul.tickets.state` (the sink and the KPI processor skip tombstones, so no figure
+        changes), then one in the table's changelog."""
+        await self.states.send(key=key, value=None)
+        del self.table[key]
+        self.ctx.metrics.closed_tickets_expired.inc()
 
     def _now(self, partition: int) -> int | None:
         """The partition's SLA clock: its watermark in replay; live, `LiveClock` (the wall clock
@@ -304,7 +319,7 @@ class SlaProcessor:
                     view = None
                 if view is not None:
                     await self.states.send(key=key, value=encode_state(view))
-                value = encode(step.stored)
+                value = encode(folded(step.stored, self.lateness_us))   # bounded: `sla_fold`
                 # keys are distinct within one message (one ticket per event, `pop_due` per tick)
                 if self.confirm_before_write and (sent or self.held.holds(key)):
                     holding = self._holding = self._holding or Held(self._message)
@@ -314,10 +329,10 @@ class SlaProcessor:
                         holding.messages.append(message)
                 else:
                     self.table[key] = value
-                ignored = len(step.stored.sla.ignored) - len(before.sla.ignored)
+                ignored = step.stored.sla.ignored_after_close - before.sla.ignored_after_close
                 if ignored > 0:
                     metrics.ignored_after_close.inc(ignored)
-            self.index.set(partition, key, step.stored.next_at)
+            self.index.set(partition, key, next_due(step.stored, self.retention_us))
 
     async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[bytes, bytes]]:
         """Hand one outcome to the producer; returns its delivery (the broker's acknowledgement)
@@ -377,7 +392,7 @@ class SlaProcessor:
 
     def _index_value(self, partition: int, key: bytes, value: bytes | None) -> None:
         try:
-            self.index.set(partition, key, next_at_of(value))
+            self.index.set(partition, key, next_at_of(value, self.retention_us))
         except (ValueError, TypeError, KeyError, IndexError):
             log.warning("sla: unreadable table value not scheduled", extra={"partition": partition})
 

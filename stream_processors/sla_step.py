@@ -23,8 +23,9 @@ from schemas import Event, decode_event
 from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import PolicyBook
+from tawasul.domain.sla_fold import fold
 from tawasul.domain.sla_state import SlaOutcome, TicketSla
-from tawasul.domain.sla_timeline import RANKS
+from tawasul.domain.sla_timeline import CLOSED, RANKS
 
 Pending = tuple[int, int, str, str]
 """A replay event waiting for the watermark: (time_us, type rank, id, event JSON)."""
@@ -52,11 +53,11 @@ class Stored:
 
     @property
     def version(self) -> int:
-        """Distinct events applied (stored or ignored after closing); never decreases."""
-        return len(self.sla.marks) + len(self.sla.ignored)
+        """Distinct events applied (stored, folded or ignored after closing); never decreases."""
+        return self.sla.events
 
-    def knows(self, event_id: str) -> bool:
-        if self.sla.has_event(event_id):
+    def knows(self, event_id: str, time_us: int) -> bool:
+        if self.sla.seen(event_id, time_us):
             return True
         for item in self.pending:
             if item[2] == event_id:
@@ -97,23 +98,49 @@ def decode(raw: bytes | str | None, ticket_id: str) -> Stored:
         raise StoredStateError(f"bad SLA table value: {exc}") from exc
 
 
-def next_at_of(raw: bytes | str | None) -> int | None:
-    """`Stored.next_at` of an encoded value, cheaply (index rebuild on recovery)."""
+def next_at_of(raw: bytes | str | None, retention_us: int | None = None) -> int | None:
+    """`next_due` of an encoded value, cheaply (index rebuild on recovery)."""
     if raw is None:
         return None
     body = json.loads(raw)
     fire = body.get("next_fire")
     pending = body.get("pending")
     first = int(pending[0][0]) if pending else None
-    if fire is None:
-        return first
-    return int(fire) if first is None else min(int(fire), first)
+    marks = body.get("marks") or ()
+    if retention_us is not None and not pending and marks and int(marks[-1][1]) == CLOSED:
+        first = int(marks[-1][0]) + retention_us
+    return _earliest(None if fire is None else int(fire), first)
+
+
+def expires_at(stored: Stored, retention_us: int | None) -> int | None:
+    """When a closed ticket leaves the table (`TAWASUL_CLOSED_RETENTION`): its closing time plus
+    the retention; None while it is not closed, has queued events, or without a retention."""
+    if retention_us is None or stored.pending or not stored.sla.closed:
+        return None
+    return stored.sla.marks[-1][0] + retention_us
+
+
+def next_due(stored: Stored, retention_us: int | None) -> int | None:
+    """When the ticket next needs the engine: `Stored.next_at`, or its expiry."""
+    return _earliest(stored.next_at, expires_at(stored, retention_us))
+
+
+def _earliest(first: int | None, second: int | None) -> int | None:
+    if first is None:
+        return second
+    return first if second is None else min(first, second)
+
+
+def folded(stored: Stored, lateness_us: int) -> Stored:
+    """`stored` with its SLA state folded (`sla_fold.fold`): what the table keeps."""
+    state = fold(stored.sla, lateness_us)
+    return stored if state is stored.sla else Stored(state, stored.pending)
 
 
 def live_event(stored: Stored, event: Event, now_us: int | None, book: PolicyBook) -> Step:
     """Live: fire what was due before the event (by the partition's clock `now_us`), apply it,
     fire what is due now; `now_us` None (no clock yet) only applies it."""
-    if stored.knows(event.id):
+    if stored.knows(event.id, to_us(event.time)):
         return Step(stored, (), False, duplicate=True)
     if now_us is None:
         state, decided = sla.apply(stored.sla, event, book)
@@ -135,7 +162,7 @@ def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: P
     caller holding its states in memory (the batch engine) does not parse them again; their
     stored JSON is then left empty, so such a state must not be written to a table.
     """
-    if stored.knows(event.id):
+    if stored.knows(event.id, to_us(event.time)):
         return Step(stored, (), False, duplicate=True)
     if parsed is None:
         body = event.to_json().decode()

@@ -91,6 +91,9 @@ DECLARED: Final[dict[str, _Factory]] = {
         "after a restart).", ("outcome", "channel", "kind", "target")),
     "ignored_after_close": _counter(
         "tawasul_events_after_close_total", "Ticket events ignored because the ticket was closed."),
+    "closed_tickets_expired": _counter(
+        "tawasul_closed_tickets_expired_total",
+        "Closed tickets removed from the SLA table after TAWASUL_CLOSED_RETENTION (tombstones written)."),
     # satisfaction and contact centre (the sink, from the KPI snapshots)
     "satisfaction_ratio": _gauge(
         "tawasul_satisfaction_ratio", "Share of satisfied survey responses.", ("channel", "window")),
@@ -143,7 +146,8 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
              "asa_seconds", "abandon_ratio", "calls_waiting", "walk_in_waiting", "consumer_lag",
              "sink_batch_seconds", "sink_rows", "db_errors", "db_up", "dead_letters", "events_rejected",
              "conflicting_duplicates"),
-    "worker": ("sla_outcomes_emitted", "ignored_after_close", "duplicates", "sla_ticks_ignored", "dead_letters",
+    "worker": ("sla_outcomes_emitted", "ignored_after_close", "closed_tickets_expired", "duplicates",
+               "sla_ticks_ignored", "dead_letters",
                "processing_delay", "deadline_delay", "worker_lag", "worker_event_age", "worker_held_writes"),
     "gateway": ("events_accepted", "events_rejected", "dead_letters", "gateway_requests", "gateway_refusals",
                 "gateway_auth_refusals", "gateway_rate_limited", "gateway_forbidden_events"),
@@ -183,6 +187,7 @@ class Metrics:
     sla_outcomes: Counter
     sla_outcomes_emitted: Counter
     ignored_after_close: Counter
+    closed_tickets_expired: Counter
     satisfaction_ratio: Gauge
     survey_responses: Gauge
     service_level_ratio: Gauge

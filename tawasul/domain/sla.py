@@ -64,9 +64,11 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
     if state is None:
         state = TicketSla(ticket_id=str(event.subject))
     rank = RANKS.get(str(event.type))
-    if rank is None or state.has_event(str(event.id)):
+    if rank is None:
         return state, []
     mark = _mark(event, rank)
+    if state.seen(mark[2], mark[0]):
+        return state, []
     marks = list(state.marks)
     if marks and marks[-1][1] == CLOSED and mark > marks[-1]:
         return replace(state, ignored=tuple(sorted((*state.ignored, mark[2])))), []
@@ -76,7 +78,7 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
         cut = next(i for i, m in enumerate(marks) if m[1] == CLOSED) + 1
         ignored = tuple(sorted((*ignored, *(m[2] for m in marks[cut:]))))
         marks = marks[:cut]
-    new = TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire)
+    new = TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire, *_folding(state))
     if rank == ASSIGNED:                # `build_timeline` skips assignments: the clocks are as they were
         return new, []
     timeline = build_timeline(new.marks)
@@ -167,7 +169,7 @@ def _decide(state: TicketSla, timeline: Timeline | None, book: PolicyBook,
             now: int | None) -> tuple[TicketSla, list[SlaOutcome]]:
     """`_advance` with the state's timeline already built."""
     if timeline is None:
-        return TicketSla(state.ticket_id, state.marks, state.fired, state.ignored, None), []
+        return TicketSla(state.ticket_id, state.marks, state.fired, state.ignored, None, *_folding(state)), []
     run = _Run(state, timeline, book)
     for target, clock in timeline.clocks.items():
         if now is None:
@@ -176,7 +178,13 @@ def _decide(state: TicketSla, timeline: Timeline | None, book: PolicyBook,
             run.timed(target, now)
     run.outcomes.sort(key=lambda o: (o.at, o.target, OUTCOME_ORDER[o.type]))
     next_fire = min(run.fire_times, default=None)
-    return TicketSla(state.ticket_id, state.marks, run.fired, state.ignored, next_fire), run.outcomes
+    return TicketSla(state.ticket_id, state.marks, run.fired, state.ignored, next_fire,
+                     *_folding(state)), run.outcomes
+
+
+def _folding(state: TicketSla) -> tuple[bytes, int, int, int | None]:
+    """The folding fields of `state` (`sla_fold`), carried over unchanged."""
+    return state.digest, state.folded_marks, state.folded_ignored, state.folded_before
 
 
 class _Run:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from tawasul.domain.errors import DomainError
+from tawasul.domain.sla_fold import digest_has
 from tawasul.domain.sla_timeline import CLOSED, OPENED, Mark, Payload, Profile
 
 WARNING, BREACHED, MET = "sla.warning", "sla.breached", "sla.met"
@@ -47,6 +50,11 @@ class TicketSla:
     else is derived from them, so the order of arrival does not matter. `fired` is a bit set
     of emitted outcomes (`fired_bit`), `ignored` the ids of events after `ticket.closed`, and
     `next_fire` the earliest instant (us since the epoch) at which `due` emits something.
+
+    A ticket with many events is folded (`sla_fold.fold`): marks that move no clock and are
+    older than the allowed lateness leave `marks`, ids ignored after closing leave `ignored`;
+    their ids go into `digest` (a Bloom filter), their counts into `folded_marks` and
+    `folded_ignored`; `folded_before` is the latest folding cutoff (us).
     """
 
     ticket_id: str
@@ -54,6 +62,10 @@ class TicketSla:
     fired: int = 0
     ignored: tuple[str, ...] = ()
     next_fire: int | None = None
+    digest: bytes = b""
+    folded_marks: int = 0
+    folded_ignored: int = 0
+    folded_before: int | None = None
 
     @property
     def opened(self) -> bool:
@@ -68,7 +80,12 @@ class TicketSla:
     @property
     def ignored_after_close(self) -> int:
         """How many distinct events were dropped because they came after `ticket.closed`."""
-        return len(self.ignored)
+        return len(self.ignored) + self.folded_ignored
+
+    @property
+    def events(self) -> int:
+        """Distinct events applied (stored, folded or ignored after closing); never decreases."""
+        return len(self.marks) + len(self.ignored) + self.folded_marks + self.folded_ignored
 
     @property
     def profile(self) -> Profile | None:
@@ -85,6 +102,17 @@ class TicketSla:
                 return True
         return False
 
+    def seen(self, event_id: str, time_us: int) -> bool:
+        """`has_event`, or the id is in the digest of folded ids and the event is older than the
+        folding cutoff or not before the ticket's closing (`sla_fold`: false positives possible)."""
+        if self.has_event(event_id):
+            return True
+        if not self.digest:
+            return False
+        folded_era = self.folded_before is not None and time_us < self.folded_before
+        after_close = self.closed and time_us >= self.marks[-1][0]
+        return (folded_era or after_close) and digest_has(self.digest, event_id)
+
     def to_dict(self) -> dict[str, Any]:
         """A compact JSON-ready dict; `from_dict(to_dict(s)) == s`."""
         out: dict[str, Any] = {"ticket_id": self.ticket_id,
@@ -96,6 +124,9 @@ class TicketSla:
             out["ignored"] = list(self.ignored)
         if self.next_fire is not None:
             out["next_fire"] = self.next_fire
+        if self.digest:
+            out["folded"] = [self.folded_marks, self.folded_ignored, self.folded_before]
+            out["digest"] = base64.b64encode(self.digest).decode()
         return out
 
     @classmethod
@@ -104,10 +135,14 @@ class TicketSla:
         try:
             marks = tuple((int(t), int(r), str(i), _payload(p)) for t, r, i, p in raw["marks"])
             next_fire = raw.get("next_fire")
+            folded_marks, folded_ignored, folded_before = raw.get("folded", (0, 0, None))
             return cls(ticket_id=str(raw["ticket_id"]), marks=marks, fired=int(raw.get("fired", 0)),
                        ignored=tuple(str(i) for i in raw.get("ignored", ())),
-                       next_fire=None if next_fire is None else int(next_fire))
-        except (KeyError, TypeError, ValueError) as exc:
+                       next_fire=None if next_fire is None else int(next_fire),
+                       digest=base64.b64decode(raw.get("digest", ""), validate=True),
+                       folded_marks=int(folded_marks), folded_ignored=int(folded_ignored),
+                       folded_before=None if folded_before is None else int(folded_before))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise SlaError(f"not a stored ticket SLA state: {exc!r}") from exc
 
 

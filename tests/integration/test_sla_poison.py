@@ -23,7 +23,7 @@ from producers.deadletter import decode_dead_letter
 from stream_processors.clock import watermark_message
 from stream_processors.sla_agent import IGNORED_MARKER_MESSAGE
 from tests.integration.test_sla_live_clock import opened, outcome_types, wait_for
-from tests.integration.test_sla_restart import WorkerProcess, free_port, scrape
+from tests.integration.test_sla_restart import WorkerProcess, free_port
 from tests.integration.test_sla_stream import prefixed_settings, publish
 from tests.support.kafka import read_all
 
@@ -95,9 +95,7 @@ def test_poison_events_are_dead_lettered_and_the_worker_goes_on(kafka_bootstrap:
                                                 opened(patient, datetime.now(UTC))])
         breach = "T-poison-after:first_response:sla.breached:0"
         wait_for(lambda: breach in outcome_types(settings), 60, "the breach after the poison events")
-        assert worker.proc.poll() is None, "the worker died"
-        figures = scrape(port)
-        assert worker.terminate() == 0
+        figures = worker.scrape_and_stop(port)
     finally:
         if worker.proc.poll() is None:
             worker.kill()

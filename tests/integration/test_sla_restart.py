@@ -83,6 +83,13 @@ class WorkerProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
 
+    def scrape_and_stop(self, port: int) -> dict[str, float]:
+        """Check that the worker still runs, read its /metrics, then stop it cleanly (exit 0)."""
+        assert self.proc.poll() is None, "the worker died"
+        figures = scrape(port)
+        assert self.terminate() == 0
+        return figures
+
 
 def free_port() -> int:
     with socket.socket() as sock:
