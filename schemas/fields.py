@@ -75,8 +75,10 @@ def parse_timestamp(value: object) -> datetime:
 
 def _in_range(value: datetime) -> datetime:
     """`value` when EARLIEST_TIME <= value < LATEST_TIME; else a clear error (never an overflow)."""
-    if value.year <= EARLIEST_TIME.year - 1 or value.year >= LATEST_TIME.year + 1:
-        inside = False      # far outside: converting to UTC could overflow (0001-01-01T00:00+01:00)
+    if value.year < EARLIEST_TIME.year - 1 or value.year > LATEST_TIME.year:
+        # far outside: converting to UTC could overflow (0001-01-01T00:00+01:00); a local year
+        # next to a bound (1999-12-31T20:30-03:30 is 2000-01-01T00:00Z) is compared exactly
+        inside = False
     else:
         inside = EARLIEST_TIME <= value < LATEST_TIME
     if not inside:

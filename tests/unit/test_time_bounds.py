@@ -114,3 +114,19 @@ def test_history_has_no_skew_bound_but_keeps_the_schema_bounds(monkeypatch: pyte
     live = judge_chunk("live.jsonl", chunk, None)
     assert len(history[0]) == 5                                       # published
     assert history[1][1].category == "time" and live[0][1].category == "time"  # type: ignore[index,union-attr]
+
+
+@pytest.mark.parametrize(("text", "inside"), [
+    ("1999-12-31T20:30:00-03:30", True),     # 2000-01-01T00:00Z: the first instant allowed
+    ("1999-12-31T20:29:59-03:30", False),
+    ("2100-01-01T01:00:00+02:00", True),     # 2099-12-31T23:00Z
+    ("2100-01-01T02:00:00+02:00", False),    # 2100-01-01T00:00Z: the first instant refused
+])
+def test_a_local_year_beside_a_bound_is_judged_by_its_instant(text: str, inside: bool) -> None:
+    event = {"specversion": "1.0", "id": "e-1", "source": "/t", "type": "ticket.acknowledged",
+             "time": text, "subject": "T-1", "data": {}}
+    if inside:
+        assert parse_event(event).time == datetime.fromisoformat(text)
+    else:
+        with pytest.raises(InvalidEvent, match="time: must lie on or after 2000-01-01"):
+            parse_event(event)
