@@ -75,6 +75,7 @@ def populated() -> Metrics:
     metrics.gateway_rate_limited.labels(adapter="pbx-main").inc()
     metrics.gateway_forbidden_events.labels(adapter="pbx-main").inc()
     metrics.ignored_after_close.inc()
+    metrics.closed_tickets_expired.inc()
     metrics.sla_ticks_ignored.labels(reason="live").inc()
     metrics.sla_outcomes_emitted.labels(outcome="breached", channel="complaints_platform", kind="facility_report",
                                         target="resolution").inc()
