@@ -96,16 +96,14 @@ class KafkaSecurity:
     def kafka_python(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's `KafkaProducer`, `KafkaConsumer`, `KafkaAdminClient`
         (which logs them at debug level: the password is a `Secret`)."""
-        options: dict[str, Any] = {"security_protocol": self.protocol}
-        if self.uses_tls:
-            options["ssl_context"] = self.ssl_context()
-        if self.uses_sasl:
-            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=Secret(self.password or ""))
-        return options
+        return self._client_options()
 
     def aiokafka(self) -> dict[str, Any]:
-        """Keyword arguments for aiokafka's `AIOKafkaProducer`, `AIOKafkaConsumer`."""
+        """Keyword arguments for aiokafka's `AIOKafkaProducer`, `AIOKafkaConsumer` (the same names
+        as kafka-python's)."""
+        return self._client_options()
+
+    def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"security_protocol": self.protocol}
         if self.uses_tls:
             options["ssl_context"] = self.ssl_context()
