@@ -47,13 +47,13 @@ from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from schemas import parse_event  # noqa: E402
 from tawasul.domain.kpi_state import KpiBook, KpiConfig, SubjectRecord, apply  # noqa: E402
 from tawasul.domain.windows import DUBAI, to_us  # noqa: E402
-from tawasul.settings import Settings  # noqa: E402
-from tawasul.topics import EVENTS, KPIS, ensure_topics  # noqa: E402
+from tawasul.infra.settings import Settings  # noqa: E402
+from tawasul.infra.topics import EVENTS, KPIS, ensure_topics  # noqa: E402
 
 WORKER = """
 import sys
-from tawasul.logs import configure_logging
-from tawasul.settings import Settings
+from tawasul.infra.logs import configure_logging
+from tawasul.infra.settings import Settings
 from stream_processors.app import build_app
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.runner import run_until

@@ -35,8 +35,8 @@ from producers.bulk_publisher import BulkPublisher
 from producers.publish_cmd import READ_BUFFER, LinePublisher, default_workers, publish_lines
 from producers.publisher import PRODUCER_DEFAULTS, EventPublisher
 from producers.simulator import Params, iter_events, parse_when
-from tawasul.settings import Settings
-from tawasul.topics import ALL_TOPICS, EVENTS, ensure_topics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import ALL_TOPICS, EVENTS, ensure_topics
 
 SUBJECT = re.compile(rb'"subject"\s*:\s*"([^"]*)"')
 PERIOD_DAYS = 181

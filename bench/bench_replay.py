@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from tawasul.topics import TopicSpec, ensure_topics
+from tawasul.infra.topics import TopicSpec, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 REPLAY_GOAL = 20_000

@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
 from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE  # noqa: E402
-from tawasul.settings import Settings  # noqa: E402
-from tawasul.topics import EVENTS, SLA_OUTCOMES, ensure_topics  # noqa: E402
+from tawasul.infra.settings import Settings  # noqa: E402
+from tawasul.infra.topics import EVENTS, SLA_OUTCOMES, ensure_topics  # noqa: E402
 
 TARGET = timedelta(hours=4)
 POLICIES = """\

@@ -39,7 +39,7 @@ from kafka import KafkaProducer  # noqa: E402
 
 from bench.bench_publish import delete_topics  # noqa: E402
 from sinks.db.migrate import upgrade  # noqa: E402
-from tawasul.topics import EVENTS, ensure_topics  # noqa: E402
+from tawasul.infra.topics import EVENTS, ensure_topics  # noqa: E402
 from tests.support.chromium import Chromium  # noqa: E402
 
 OBSERVE = """(() => {

@@ -49,9 +49,9 @@ from producers.queue_log import (
     load_options,
     translate_numbered,
 )
-from tawasul.cli import EXIT_USAGE
-from tawasul.cli_options import settings_options
-from tawasul.settings import Settings
+from tawasul.app.cli import EXIT_USAGE
+from tawasul.infra.cli_options import settings_options
+from tawasul.infra.settings import Settings
 
 COMMIT_EVERY_S: Final = 1.0
 """Flush and save the checkpoint at least this often while events are flowing or idle."""

@@ -33,11 +33,11 @@ from aiokafka.errors import KafkaError
 
 from producers.intake import Rejected
 from producers.publisher import ConfirmingPublisher, PublishError
-from tawasul.kafka_security import aiokafka_options
-from tawasul.loop_thread import LoopThread
-from tawasul.metrics import Metrics
-from tawasul.partitioner import KeyHashes
-from tawasul.settings import Settings
+from tawasul.infra.kafka_security import aiokafka_options
+from tawasul.infra.loop_thread import LoopThread
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.partitioner import KeyHashes
+from tawasul.infra.settings import Settings
 
 BATCH_BYTES: Final = 256 * 1024
 """Size of one record batch (as `PRODUCER_DEFAULTS["batch_size"]` of `EventPublisher`)."""

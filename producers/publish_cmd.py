@@ -42,9 +42,9 @@ from producers.intake import (
 from producers.publisher import EventPublisher, PublishError, channel_of
 from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
 from schemas import MAX_EVENT_BYTES
-from tawasul.cli_options import settings_options
-from tawasul.settings import Settings
-from tawasul.topics import EXIT_KAFKA, ensure_topics
+from tawasul.infra.cli_options import settings_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import EXIT_KAFKA, ensure_topics
 
 EXIT_OK: Final = 0
 EXIT_REJECTED: Final = 1

@@ -39,11 +39,11 @@ from kafka.producer.future import FutureRecordMetadata
 from producers.deadletter import DeadLetter
 from producers.intake import Accepted, Rejected
 from schemas import CHANNELS, Event
-from tawasul.kafka_security import kafka_python_options
-from tawasul.metrics import Metrics
-from tawasul.partitioner import KeyPartitioner
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.partitioner import KeyPartitioner
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ PRODUCER_DEFAULTS: Final[Mapping[str, object]] = MappingProxyType({
 Idempotent, `acks=all`, retried until `delivery_timeout_ms`. No compression: measured with
 kafka-python 3.0 on ~300-byte JSON events, none and zstd were equally fast, lz4 slower and
 gzip slowest; none needs no codec package in any producer or consumer (aiokafka would need
-one for zstd or lz4). Topics are never auto-created: `tawasul.topics.ensure_topics` creates
+one for zstd or lz4). Topics are never auto-created: `tawasul.infra.topics.ensure_topics` creates
 them with their partitions and retention.
 """
 DEFAULT_WINDOW: Final = 20_000

@@ -5,7 +5,7 @@ fetched record in Python (about 10 us a record); aiokafka does it in compiled co
 stores every event and output of a half-year, so its sink reads through `AssignedConsumer`:
 the calls `DbSink` makes (`poll`, `pause`, `resume`, `seek`, `commit`, `end_offsets`, ...) with the same
 arguments and results, run on an aiokafka consumer in an event loop of its own thread
-(`tawasul.loop_thread`). The consumer is given every partition (no group rebalances; offsets
+(`tawasul.infra.loop_thread`). The consumer is given every partition (no group rebalances; offsets
 are still committed to its group), as the replay's sink was with kafka-python. aiokafka's
 errors are raised as kafka-python's `KafkaError`, which `DbSink` handles.
 
@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from kafka.errors import KafkaError
 
-from tawasul.kafka_security import aiokafka_options
-from tawasul.loop_thread import LoopThread
+from tawasul.infra.kafka_security import aiokafka_options
+from tawasul.infra.loop_thread import LoopThread
 
 T = TypeVar("T")
 

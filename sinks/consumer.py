@@ -43,10 +43,10 @@ from sinks.db.policy_books import decode_policy_book
 from sinks.db.engine import describe_url, is_unavailable, make_engine
 from sinks.db.records import BadRecord, EventRecord
 from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
-from tawasul.kafka_security import kafka_python_options
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import (
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import (
     DEAD_LETTER, EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics,
 )
 

@@ -7,8 +7,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.db import migrate
 from sinks.db.engine import describe_url
-from tawasul.cli_options import settings_options
-from tawasul.settings import Settings
+from tawasul.infra.cli_options import settings_options
+from tawasul.infra.settings import Settings
 
 
 @click.group("db")

@@ -1,4 +1,4 @@
-"""Turn the pipeline's output messages into the Prometheus metrics of `tawasul.metrics`.
+"""Turn the pipeline's output messages into the Prometheus metrics of `tawasul.infra.metrics`.
 
 `MetricsFeed` is fed by the sink with what it consumes:
 
@@ -35,7 +35,7 @@ from sinks.db.models import Ticket, TicketTarget
 from sinks.db.records import OutcomeRecord, TicketState
 from tawasul.domain.kpi_state import KpiStateError, state_rank
 from tawasul.domain.kpi_state import sla_state_of as domain_sla_state
-from tawasul.metrics import Metrics
+from tawasul.infra.metrics import Metrics
 
 __all__ = [
     "ALL", "FIGURE_ABANDON", "FIGURE_ASA", "FIGURE_CALLS_WAITING", "FIGURE_SATISFACTION", "FIGURE_SERVICE_LEVEL",

@@ -23,7 +23,7 @@ from sinks.db.models import Ticket
 from sinks.db.policy_books import StoredBook, read_books
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
-from tawasul.policy_books import read_policy_file
+from tawasul.infra.policy_books import read_policy_file
 
 __all__ = ["BookPlan", "plan_books"]
 

@@ -15,14 +15,14 @@ from sinks.db.engine import UnsupportedDatabase, describe_error, describe_url, m
 from sinks.report_books import BookPlan, plan_books
 from sinks.report_query import ReportQueryError, load_report_events, require_events_table
 from sinks.report_render import LANGUAGES, render_by_markdown, render_markdown
-from tawasul.cli_options import settings_options
+from tawasul.infra.cli_options import settings_options
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS
 from tawasul.domain.period import Period, PeriodError, parse_instant
 from tawasul.domain.report import build_report
 from tawasul.domain.report_by import BY, BY_DATA_EVENT_TYPES, By, build_report_by
-from tawasul.policy_books import read_policy_file
-from tawasul.settings import Settings
+from tawasul.infra.policy_books import read_policy_file
+from tawasul.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

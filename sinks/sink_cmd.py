@@ -14,9 +14,9 @@ from sinks.consumer import run_db_sink
 from sinks.db.migrate import DatabaseTooNew
 from sinks.metrics_feed import MetricsFeed
 from sinks.metrics_server import MetricsServerError, metrics_options, start_metrics_server
-from tawasul.cli_options import settings_options
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
+from tawasul.infra.cli_options import settings_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
 
 
 @contextmanager

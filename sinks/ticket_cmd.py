@@ -14,10 +14,10 @@ from sqlalchemy.exc import ArgumentError
 from sinks.db.engine import UnsupportedDatabase, make_engine
 from sinks.report_cmd import explicit_policies, require_sqlite_file
 from sinks.ticket_query import TicketQueryError, choose_book, load_ticket, story_json, tell
-from tawasul.cli_options import settings_options
+from tawasul.infra.cli_options import settings_options
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.period import PeriodError, parse_instant
-from tawasul.settings import Settings
+from tawasul.infra.settings import Settings
 
 __all__ = ["render_text", "ticket", "ticket_story"]
 

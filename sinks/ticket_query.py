@@ -24,7 +24,7 @@ from sinks.db.policy_books import StoredBook, read_books
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_timeline import RANKS
 from tawasul.domain.ticket_story import StoredOutcome, TicketStory, build_story, compare_outcomes
-from tawasul.policy_books import read_policy_file
+from tawasul.infra.policy_books import read_policy_file
 
 __all__ = ["TicketNotFound", "TicketQueryError", "TicketRecords", "load_ticket", "story_json"]
 

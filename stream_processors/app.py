@@ -11,10 +11,10 @@ from pathlib import Path
 import faust
 
 from tawasul.domain.policies import load_policies
-from tawasul.kafka_security import faust_options
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import EVENTS, SLA_TICKS, cluster_replication
+from tawasul.infra.kafka_security import faust_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import EVENTS, SLA_TICKS, cluster_replication
 
 from stream_processors import commit_guard
 from stream_processors.clock import DEFAULT_LATENESS
@@ -55,7 +55,7 @@ def build_app(
     """A faust app running the SLA engine (and any `extra_registrars`) on the wall clock or event time.
 
     The app reads `settings.topic("tawasul.events")` from its earliest offset when its consumer
-    group is new; the topics must exist (`tawasul.topics.ensure_topics`). The SLA table is kept
+    group is new; the topics must exist (`tawasul.infra.topics.ensure_topics`). The SLA table is kept
     in RocksDB under `datadir` when `durable_tables` (default: live mode), else in memory; either
     way its changelog topic `<app_id>-sla-changelog` rebuilds it on a machine without that copy.
     `instance_id` turns on Kafka static group membership: a worker restarted with the same id

@@ -47,7 +47,7 @@ Message = tuple[bytes, bytes]
 
 @dataclass
 class Outputs:
-    """What one batch produced, per output topic (base names in `tawasul.topics`)."""
+    """What one batch produced, per output topic (base names in `tawasul.infra.topics`)."""
 
     outcomes: list[Message] = field(default_factory=list)
     states: list[Message] = field(default_factory=list)

@@ -10,7 +10,7 @@ every output is in Kafka, as for the faust app.
 
 Kafka I/O goes through aiokafka (a dependency of faust), whose record batches are built and
 read in compiled code: the outputs are appended to one record batch per partition, keyed as
-Kafka's default partitioner does (`tawasul.partitioner`). With kafka-python's per-record
+Kafka's default partitioner does (`tawasul.infra.partitioner`). With kafka-python's per-record
 producer and fetcher this process spent about a fifth of its time in Kafka I/O.
 """
 
@@ -32,10 +32,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from tawasul.domain.policies import load_policies
-from tawasul.kafka_security import aiokafka_options
-from tawasul.partitioner import KeyHashes
-from tawasul.settings import Settings
-from tawasul.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, TopicsNotReadyError
+from tawasul.infra.kafka_security import aiokafka_options
+from tawasul.infra.partitioner import KeyHashes
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, TopicsNotReadyError
 
 from stream_processors.batch_engine import BatchEngine, Outputs
 from stream_processors.clock import DEFAULT_LATENESS
@@ -222,7 +222,7 @@ the engine collects far less often."""
 
 
 def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) -> None:
-    from tawasul.logs import configure_logging
+    from tawasul.infra.logs import configure_logging
 
     configure_logging(level)
     gc.set_threshold(*GC_THRESHOLDS)

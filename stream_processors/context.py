@@ -10,8 +10,8 @@ from typing import Literal
 import faust
 
 from tawasul.domain.policies import PolicyBook
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
 
 Mode = Literal["live", "replay"]
 

@@ -41,9 +41,9 @@ from tawasul.domain.kpi_state import (
     KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, SubjectRecord, apply, apply_ticket_state,
     rebuild,
 )
-from tawasul.kafka_security import aiokafka_options
-from tawasul.settings import Settings
-from tawasul.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
+from tawasul.infra.kafka_security import aiokafka_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 
 from stream_processors.clock import WallClock
 from stream_processors.context import ProcessorContext

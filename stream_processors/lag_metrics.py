@@ -23,7 +23,7 @@ import faust
 from faust.sensors import Sensor
 from faust.types import TP, EventT, StreamT
 
-from tawasul.metrics import Metrics
+from tawasul.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import faust
 
 from producers.deadletter import DeadLetter
 from producers.privacy import redact
-from tawasul.topics import DEAD_LETTER
+from tawasul.infra.topics import DEAD_LETTER
 
 from stream_processors.context import ProcessorContext
 

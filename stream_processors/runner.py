@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 
 import faust
 
-from tawasul.kafka_security import kafka_python_options
-from tawasul.settings import Settings
-from tawasul.topics import EVENTS, SLA_TICKS, assignable_partitions
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import EVENTS, SLA_TICKS, assignable_partitions
 
 from stream_processors.clock import watermark_message
 

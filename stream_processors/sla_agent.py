@@ -45,9 +45,9 @@ from tawasul.domain.policies import PolicyBook
 from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
-from tawasul.kafka_security import kafka_python_options
-from tawasul.settings import Settings
-from tawasul.topics import SLA_OUTCOMES, TICKET_STATE
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import SLA_OUTCOMES, TICKET_STATE
 
 from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick, tick_run
 from stream_processors.context import ProcessorContext

@@ -65,7 +65,7 @@ _PARTITION_DB = re.compile(r"(?P<table>.+)-(?P<partition>\d+)\.db")
 
 ChangelogEnds = Callable[[list[str]], Mapping[tuple[str, int], int]]
 """The end offset of each partition of the named topics, by (topic, partition); a topic that
-does not exist has no entries (`tawasul.topics.partition_end_offsets`)."""
+does not exist has no entries (`tawasul.infra.topics.partition_end_offsets`)."""
 
 
 @dataclass(frozen=True)

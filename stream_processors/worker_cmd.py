@@ -13,11 +13,11 @@ import click
 import faust
 
 from sinks.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
-from tawasul.cli_options import policy_book, settings_options
-from tawasul.metrics import Metrics
-from tawasul.policy_books import publish_policy_book
-from tawasul.settings import Settings
-from tawasul.topics import EVENTS, ensure_topics, partition_end_offsets
+from tawasul.infra.cli_options import policy_book, settings_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.policy_books import publish_policy_book
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import EVENTS, ensure_topics, partition_end_offsets
 
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.app import build_app, default_app_id
@@ -98,7 +98,7 @@ def worker(settings: Settings, metrics_port: int, metrics_host: str, app_id: str
 
 
 if __name__ == "__main__":
-    from tawasul.logs import configure_logging
+    from tawasul.infra.logs import configure_logging
 
     configure_logging(os.environ.get("TAWASUL_LOG_LEVEL", "info"))
     worker()

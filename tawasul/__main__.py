@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tawasul.cli import main
+from tawasul.app.cli import main
 
 if __name__ == "__main__":
     main()

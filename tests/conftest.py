@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tawasul.kafka_local.broker import broker_answers
+from tawasul.infra.kafka_local.broker import broker_answers
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_START_FAILURES = pytest.StashKey[list[str]]()

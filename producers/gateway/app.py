@@ -38,9 +38,9 @@ from producers.publisher import EventPublisher, PublishError
 from producers.pseudonymise import Pseudonymiser
 from sinks.db.engine import make_engine
 from sinks.metrics_server import metrics_handler
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS
 
 logger = logging.getLogger("tawasul.gateway")
 access_logger = logging.getLogger("tawasul.gateway.access")
@@ -236,7 +236,7 @@ async def healthz(request: web.Request) -> web.Response:
 REFUSAL_REASONS: Final = {400: "invalid_event", 401: "unauthorized", 403: "forbidden", 413: "too_large",
                            415: "unsupported_media_type", 429: "rate_limited", 503: "unavailable"}
 """Answer status -> the `reason` label of `tawasul_gateway_refusals_total` (any other 4xx/5xx: other;
-every reason is one of `tawasul.metrics.GATEWAY_REFUSAL_REASONS`)."""
+every reason is one of `tawasul.infra.metrics.GATEWAY_REFUSAL_REASONS`)."""
 
 
 def _route_name(request: web.Request) -> str:

@@ -12,9 +12,9 @@ from producers.gateway.config import ENV_SECRETS, AdapterRegistry, GatewayConfig
 from producers.pseudonymise import ENV_PSEUDONYM_KEY, PseudonymiseError, from_env
 from sinks.db import migrate
 from sinks.db.engine import UnsupportedDatabase, describe_error, describe_url
-from tawasul.cli_options import run_web_app, settings_options
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
+from tawasul.infra.cli_options import run_web_app, settings_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
 
 logger = logging.getLogger("tawasul.gateway")
 

@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from producers.publisher import EventPublisher, PublishError
-from tawasul.kafka_security import kafka_python_options
+from tawasul.infra.kafka_security import kafka_python_options
 
 logger = logging.getLogger(__name__)
 

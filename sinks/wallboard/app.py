@@ -36,7 +36,7 @@ from sinks.wallboard.config import WallboardConfig, WallboardError
 from sinks.wallboard.live import LiveBoard
 from sinks.wallboard.page import STATIC, PageChoice, render_page
 from sinks.wallboard.supervisor_queries import read_supervisor
-from tawasul.metrics import Metrics
+from tawasul.infra.metrics import Metrics
 
 __all__ = ["ROUTES", "STATIC", "TOKEN_COOKIE", "create_app"]
 

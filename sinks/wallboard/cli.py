@@ -10,8 +10,8 @@ from sqlalchemy.exc import ArgumentError
 from sinks.db.engine import UnsupportedDatabase, describe_url, normalize_url
 from sinks.wallboard.app import create_app
 from sinks.wallboard.config import WallboardConfig
-from tawasul.cli_options import run_web_app, settings_options
-from tawasul.settings import Settings
+from tawasul.infra.cli_options import run_web_app, settings_options
+from tawasul.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sinks.ticket_query import TicketNotFound, TicketQueryError, choose_book, load_ticket, story_json, tell
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.period import PeriodError, parse_instant
-from tawasul.settings import Settings
+from tawasul.infra.settings import Settings
 
 __all__ = ["handle", "render_page"]
 

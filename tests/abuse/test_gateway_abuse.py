@@ -37,7 +37,7 @@ import yaml
 
 from producers.deadletter import decode_dead_letter
 from producers.gateway import signature_headers
-from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_gateway import Answer, free_port, request_at, wait_for_topics
 from tests.support.kafka import read_all, unique
 
@@ -113,7 +113,7 @@ class GatewayProcess:
 
     def __init__(self, env: dict[str, str], secrets_path: Path, log_path: Path, log_level: str = "warning") -> None:
         self.port = free_port()
-        code = (f"from tawasul.logs import configure_logging; configure_logging({log_level!r}); "
+        code = (f"from tawasul.infra.logs import configure_logging; configure_logging({log_level!r}); "
                 "from producers.gateway.cli import gateway; gateway()")
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(

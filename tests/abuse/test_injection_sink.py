@@ -19,9 +19,9 @@ from producers.simulator import Params, iter_events, parse_when
 from sinks.consumer import SINK_TOPICS
 from sinks.db.engine import make_engine
 from sinks.db.models import StoredEvent
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_sink_kafka import SinkThread, wait_until
 from tests.support.kafka import create_topic, read_all, unique
 

@@ -127,7 +127,7 @@ def test_the_replay_yields_the_cpu_to_its_engine(recorded: Path, tmp_path: Path,
     """The batch engine is the replay's critical path: `tawasul replay` lowers its own priority
     (and so its sink's and publisher's) once the engine runs, and the engine keeps the priority
     it was started with (read from /proc: the suite runs on Linux, as CI does)."""
-    from tawasul.replay import YIELD_NICENESS
+    from tawasul.app.replay import YIELD_NICENESS
 
     base = os.nice(0)
     env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",

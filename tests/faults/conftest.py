@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tawasul.kafka_local.broker import BrokerLayout, bind_error, default_home
+from tawasul.infra.kafka_local.broker import BrokerLayout, bind_error, default_home
 
 REPO = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("TAWASUL_FAULTS_FULL", "") not in ("", "0")

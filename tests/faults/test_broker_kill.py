@@ -25,7 +25,7 @@ from schemas import parse_event
 from tawasul.domain.period import parse_period
 from tawasul.domain.policies import default_policy_path, load_policies
 from tawasul.domain.report import build_report
-from tawasul.kafka_local.broker import _is_ours
+from tawasul.infra.kafka_local.broker import _is_ours
 from tests.faults.conftest import FULL, REPO, LocalCluster, _child_env, judged_report, run_tawasul, simulated
 
 pytestmark = pytest.mark.kafka

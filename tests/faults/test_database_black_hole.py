@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tawasul.topics import partition_end_offsets
+from tawasul.infra.topics import partition_end_offsets
 from tests.faults.conftest import FULL, REPO, _child_env, run_tawasul, simulated
 from tests.stack.harness import TcpProxy
 from tests.support.kafka import committed_offsets

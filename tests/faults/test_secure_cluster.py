@@ -16,8 +16,8 @@ from schemas import parse_event
 from tawasul.domain.period import parse_period
 from tawasul.domain.policies import default_policy_path, load_policies
 from tawasul.domain.report import build_report
-from tawasul.topics import ALL_TOPICS
-from tawasul.kafka_security import KafkaSecurity
+from tawasul.infra.topics import ALL_TOPICS
+from tawasul.infra.kafka_security import KafkaSecurity
 from tests.faults.conftest import (
     FULL, LocalCluster, judged_report, read_values, run_tawasul, run_tawasul_shell, simulated,
 )

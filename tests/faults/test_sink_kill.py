@@ -95,7 +95,7 @@ def test_a_sink_killed_at_random_moments_stores_every_event_once(
     assert len(stored) == len(expected)
     from tests.support.kafka import committed_offsets
 
-    from tawasul.topics import partition_end_offsets
+    from tawasul.infra.topics import partition_end_offsets
 
     events = f"{prefix}tawasul.events"
     ends = {p: end for (_, p), end in partition_end_offsets(three_brokers.bootstrap, [events]).items()}

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tawasul.kafka_local.broker import _is_ours
+from tawasul.infra.kafka_local.broker import _is_ours
 from tests.faults.conftest import LocalCluster, run_tawasul
 
 pytestmark = pytest.mark.kafka

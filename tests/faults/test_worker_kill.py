@@ -33,7 +33,7 @@ from tawasul.domain.policies import load_policies
 from tawasul.domain.sla import apply, due_us
 from tests.faults.conftest import FULL, REPO, _child_env
 from tests.support.kafka import committed_offsets
-from tawasul.topics import partition_end_offsets
+from tawasul.infra.topics import partition_end_offsets
 from tests.integration.test_sla_restart import WorkerProcess
 from tests.integration.test_sla_stream import prefixed_settings, publish, read_outcomes
 

@@ -21,7 +21,7 @@ from producers.follow import load_position
 from producers.intake import Accepted, accept_object
 from producers.pseudonymise import Pseudonymiser, normalise
 from producers.queue_log import load_options, translate_numbered
-from tawasul.topics import DEAD_LETTER, EVENTS
+from tawasul.infra.topics import DEAD_LETTER, EVENTS
 from tests.integration.test_publish import read_dead_letters
 from tests.support.kafka import read_all, unique
 
@@ -121,7 +121,7 @@ def test_queue_log_once_then_resume_from_checkpoint(kafka_bootstrap: str, tmp_pa
 
 
 def adapters_argv() -> list[str]:
-    from tawasul.cli import COMMANDS
+    from tawasul.app.cli import COMMANDS
 
     if "adapters" in COMMANDS:
         return [sys.executable, "-m", "tawasul", "adapters"]

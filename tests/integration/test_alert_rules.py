@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 from schemas import new_event
 from sinks.metrics_feed import MetricsFeed
 from sinks.metrics_server import start_metrics_server
-from tawasul.metrics import Metrics
+from tawasul.infra.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -49,7 +49,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 # -- metric names -------------------------------------------------------------------------------
 def declared_series() -> set[str]:
-    """Every series name `tawasul.metrics` can expose, from the `# TYPE` lines of its exposition."""
+    """Every series name `tawasul.infra.metrics` can expose, from the `# TYPE` lines of its exposition."""
     names: set[str] = set()
     for line in generate_latest(Metrics().declare_all().registry).decode().splitlines():
         if line.startswith("# TYPE "):

@@ -10,9 +10,9 @@ import pytest
 from producers.bulk_publisher import BulkPublisher
 from producers.intake import Accepted, Rejected, accept_line
 from producers.publisher import PublishError, channel_of
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_publish import read_dead_letters, simulated_lines
 from tests.support.kafka import create_topic, read_all, unique
 

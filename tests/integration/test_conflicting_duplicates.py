@@ -17,9 +17,9 @@ from sinks.consumer import SINK_TOPICS
 from sinks.db.engine import make_engine
 from sinks.db.models import Call, StoredEvent, Survey
 from sinks.db.writer import content_digest
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_sink_kafka import SinkThread, publish, wait_until
 from tests.support.kafka import read_all, unique
 

@@ -33,10 +33,10 @@ from producers.gateway.replay import DatabaseReplayStore
 from producers.pseudonymise import Pseudonymiser
 from sinks.db import migrate
 from sinks.db.engine import make_engine
-from tawasul.logs import JsonFormatter
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
+from tawasul.infra.logs import JsonFormatter
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.support.kafka import read_all, unique
 from tests.support.gateway_credentials import (
     CRM_SECRET,
@@ -574,7 +574,7 @@ def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_p
            "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'command.db'}",
            "TAWASUL_GATEWAY_SECRETS": str(SECRETS), "TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET,
            "TAWASUL_PSEUDONYM_KEY": PSEUDONYM_KEY.decode()}
-    code = ("from tawasul.logs import configure_logging; configure_logging('info'); "
+    code = ("from tawasul.infra.logs import configure_logging; configure_logging('info'); "
             "from producers.gateway.cli import gateway; gateway()")
     process = subprocess.Popen([sys.executable, "-c", code, "--port", str(port)], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from tawasul.kafka_local.broker import KAFKA_VERSION, BrokerLayout, default_home
+from tawasul.infra.kafka_local.broker import KAFKA_VERSION, BrokerLayout, default_home
 from tests.support.kafka import create_topic, read_all
 from tests.support.postgres import free_port
 
@@ -153,7 +153,7 @@ def test_alertmanager_on_its_default_ports_runs_beside_the_broker(kafka_bootstra
     import time
     import urllib.request
 
-    from tawasul.kafka_local.broker import CONTROLLER_PORT, broker_answers
+    from tawasul.infra.kafka_local.broker import CONTROLLER_PORT, broker_answers
 
     assert CONTROLLER_PORT not in (9093, 9094)
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")

@@ -12,7 +12,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from schemas import decode_event
 from stream_processors.kpi_agent import SnapshotPublisher
 from stream_processors.snapshots import SnapshotPacer
-from tawasul.settings import Settings
+from tawasul.infra.settings import Settings
 from tests.support.kafka import read_all, unique
 from tests.unit.test_kpi_state import CALLS, book_of
 

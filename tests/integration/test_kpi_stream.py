@@ -33,8 +33,8 @@ from tawasul.domain.kpi_state import Row, normalised_points, scope, snapshot_key
 from tawasul.domain.policies import load_policies
 from tawasul.domain.report import build_report
 from tawasul.domain.windows import WINDOW_NAMES, to_us, window_span
-from tawasul.settings import Settings, default_policies_path
-from tawasul.topics import EVENTS, KPIS, ensure_topics
+from tawasul.infra.settings import Settings, default_policies_path
+from tawasul.infra.topics import EVENTS, KPIS, ensure_topics
 from stream_processors.kpi_agent import KpiConfigError, config_from_env, snapshot_event
 from stream_processors.runner import send_end_of_input
 from tests.support.kafka import read_all, unique
@@ -42,8 +42,8 @@ from tests.support.kafka import read_all, unique
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = """
 import sys
-from tawasul.logs import configure_logging
-from tawasul.settings import Settings
+from tawasul.infra.logs import configure_logging
+from tawasul.infra.settings import Settings
 from stream_processors.app import build_app
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.runner import run_until

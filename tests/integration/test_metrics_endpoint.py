@@ -30,7 +30,7 @@ from sinks.metrics_server import (
     metrics_token,
     start_metrics_server,
 )
-from tawasul.metrics import DECLARED, GATEWAY_REFUSAL_REASONS, ROLE_NAMES, ROLES, Metrics
+from tawasul.infra.metrics import DECLARED, GATEWAY_REFUSAL_REASONS, ROLE_NAMES, ROLES, Metrics
 
 AS_OF = "2025-03-04T10:15:00+04:00"
 

@@ -20,7 +20,7 @@ from sinks.db.writer import DbWriter
 from stream_processors.outcome_event import encode_outcome
 from tawasul.domain.policies import default_policy_path
 from tawasul.domain.sla_state import SlaOutcome as Outcome
-from tawasul.policy_books import read_policy_file
+from tawasul.infra.policy_books import read_policy_file
 
 T0 = datetime(2026, 12, 1, 8, tzinfo=UTC)
 

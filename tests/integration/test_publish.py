@@ -24,9 +24,9 @@ from producers.publish_cmd import publish
 from producers.publisher import EventPublisher, PublishError
 from producers.simulator import Params, iter_events, parse_when
 from schemas import MAX_EVENT_BYTES, decode_event
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, ensure_topics
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.support.kafka import create_topic, read_all, unique
 
 REPO = Path(__file__).resolve().parents[2]
@@ -183,7 +183,7 @@ def test_publish_empty_file(kafka_bootstrap: str, tmp_path: Path) -> None:
 
 def publish_argv() -> list[str]:
     """`tawasul publish` once the command is registered, else the command object itself."""
-    from tawasul.cli import COMMANDS
+    from tawasul.app.cli import COMMANDS
 
     if "publish" in COMMANDS:
         return [sys.executable, "-m", "tawasul", "publish"]

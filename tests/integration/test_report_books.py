@@ -17,7 +17,7 @@ from sinks.db.records import TicketState
 from sinks.db.writer import DbWriter
 from sinks.report_cmd import report
 from tawasul.domain.policies import default_policy_path
-from tawasul.policy_books import PolicyFile, read_policy_file
+from tawasul.infra.policy_books import PolicyFile, read_policy_file
 from tests.e2e.test_policy_books_replay import STRICT
 
 OPENED = datetime(2026, 1, 5, 5, 0, tzinfo=UTC)       # Monday 09:00 in Dubai

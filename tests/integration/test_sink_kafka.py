@@ -22,10 +22,10 @@ from sinks.db.engine import make_engine
 from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, StoredPolicyBook, Survey, Ticket, TicketTarget
 from sinks.db.records import EventRecord, OutcomeRecord, TicketState
 from tawasul.domain.policies import default_policy_path
-from tawasul.metrics import Metrics
-from tawasul.policy_books import read_policy_file
-from tawasul.settings import Settings
-from tawasul.topics import DEAD_LETTER, EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.policy_books import read_policy_file
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import DEAD_LETTER, EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics
 from tests.support.kafka import read_all, unique
 
 pytestmark = pytest.mark.kafka

@@ -14,9 +14,9 @@ from sqlalchemy import func, inspect, select
 from sinks.consumer import SINK_TOPICS, Backoff
 from sinks.db.engine import make_engine
 from sinks.db.models import Call, StoredEvent
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import EVENTS, ensure_topics
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import EVENTS, ensure_topics
 from tests.integration.test_sink_kafka import SinkThread, committed, publish, simulated_events, wait_until
 from tests.support.kafka import unique
 from tests.support.postgres import TempPostgres

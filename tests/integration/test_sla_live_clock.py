@@ -26,8 +26,8 @@ from sinks.wallboard.queries import read_board
 from stream_processors.batch_engine import SlaBatch
 from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import default_policy_path, load_policies
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
 from tests.integration.test_sink_kafka import SinkThread
 from tests.integration.test_sla_restart import WorkerProcess
 from tests.integration.test_sla_stream import prefixed_settings, publish, read_outcomes

@@ -20,7 +20,7 @@ import pytest
 from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE
 from tests.integration.test_sla_stream import publish, read_outcomes, prefixed_settings
 from schemas import Event, new_event
-from tawasul.settings import Settings
+from tawasul.infra.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = timedelta(seconds=20)
@@ -202,7 +202,7 @@ def test_local_state_beyond_a_recreated_changelog_is_discarded(kafka_bootstrap: 
     from kafka import KafkaAdminClient
 
     from stream_processors.table_store import changelog_topic, persisted_offset
-    from tawasul.topics import partition_end_offsets
+    from tawasul.infra.topics import partition_end_offsets
 
     policies = tmp_path / "policies.yaml"
     policies.write_text(QUICK_POLICIES)

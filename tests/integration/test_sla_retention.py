@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from schemas import new_event
 from sinks.db.engine import make_engine
 from sinks.db.models import Ticket, TicketTarget
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.topics import TICKET_STATE
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import TICKET_STATE
 from tests.integration.test_sink_kafka import SinkThread, settings, wait_until  # noqa: F401  (fixture)
 from tests.integration.test_sla_live_clock import opened, wait_for
 from tests.integration.test_sla_poison import poison_policies

@@ -23,8 +23,8 @@ from kafka import KafkaProducer
 from schemas import Event, decode_event, new_event
 from stream_processors.app import build_app
 from stream_processors.runner import AppThread, input_drained, send_end_of_input
-from tawasul.settings import Settings
-from tawasul.topics import ensure_topics
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import ensure_topics
 from tests.support.kafka import read_all, unique
 
 FIRST_RESPONSE = timedelta(seconds=5)

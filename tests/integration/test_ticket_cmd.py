@@ -23,7 +23,7 @@ from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import default_policy_path, load_policies
 from tawasul.domain.ticket_story import build_story
-from tawasul.policy_books import read_policy_file
+from tawasul.infra.policy_books import read_policy_file
 from tests.unit.test_ticket_story import at, scenario
 
 SHORTER = """

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from producers.deadletter import decode_dead_letter
 from producers.publish_cmd import publish
-from tawasul.topics import DEAD_LETTER, EVENTS
+from tawasul.infra.topics import DEAD_LETTER, EVENTS
 from tests.support.kafka import read_all, unique
 
 pytestmark = pytest.mark.kafka

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas import new_event
-from tawasul.topics import KPIS
+from tawasul.infra.topics import KPIS
 from tests.integration.test_sla_restart import WorkerProcess
 from tests.integration.test_sla_stream import prefixed_settings, publish, read_outcomes
 from tests.support.kafka import read_all

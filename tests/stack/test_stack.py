@@ -46,7 +46,7 @@ from sqlalchemy import create_engine, text
 
 from producers.publisher import EventPublisher
 from schemas import parse_event
-from tawasul.settings import Settings
+from tawasul.infra.settings import Settings
 from tests.stack import scenario
 from tests.stack.compose_native import (
     REPO,

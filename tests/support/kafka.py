@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from kafka import KafkaConsumer, TopicPartition
 
-from tawasul.topics import TopicSpec, ensure_topics
+from tawasul.infra.topics import TopicSpec, ensure_topics
 
 
 def unique(name: str) -> str:

@@ -11,7 +11,7 @@ from schemas import decode_event
 from tawasul.domain.calendars import to_us
 from tawasul.domain.kpi_state import KpiConfig
 from tawasul.domain.policies import load_policies
-from tawasul.settings import default_policies_path
+from tawasul.infra.settings import default_policies_path
 from stream_processors.batch_engine import BatchEngine, Outputs
 from stream_processors.clock import EndOfInput, read_tick, watermark_message
 from stream_processors.snapshots import SnapshotPacer

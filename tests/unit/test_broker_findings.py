@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tawasul.kafka_local.broker import BrokerLayout, start_findings
+from tawasul.infra.kafka_local.broker import BrokerLayout, start_findings
 from tests.support.postgres import free_port
 
 EARLIER_RUN = "[2026-01-01 00:00:00,000] ERROR an error of an earlier run (kafka.Old)\n"

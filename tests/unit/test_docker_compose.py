@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tawasul.cli import cli
+from tawasul.app.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,7 +223,7 @@ def _defaults(environment: dict[str, Any]) -> dict[str, str]:
 
 
 def test_placeholder_secrets_are_refused_unless_the_demo_allows_them() -> None:
-    from tawasul.demo_secrets import PlaceholderSecret, refuse_placeholder_secrets
+    from tawasul.infra.demo_secrets import PlaceholderSecret, refuse_placeholder_secrets
 
     environment = _defaults(_compose()["services"]["sink"]["environment"])
     with pytest.raises(PlaceholderSecret) as refused:

@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
 
-from tawasul.kafka_local.broker import KAFKA_VERSION
+from tawasul.infra.kafka_local.broker import KAFKA_VERSION
 
 
 def test_pom_pins_the_same_kafka_version() -> None:
-    pom = resources.files("tawasul.kafka_local").joinpath("pom.xml").read_text(encoding="utf-8")
+    pom = resources.files("tawasul.infra.kafka_local").joinpath("pom.xml").read_text(encoding="utf-8")
     namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
     version = ET.fromstring(pom).find("m:properties/m:kafka.version", namespace)
     assert version is not None and version.text == KAFKA_VERSION
@@ -18,7 +18,7 @@ def test_pom_pins_the_same_kafka_version() -> None:
 
 
 def _written_config(tmp_path: Path, **layout: object) -> dict[str, str]:
-    from tawasul.kafka_local.broker import BrokerLayout, _write_config
+    from tawasul.infra.kafka_local.broker import BrokerLayout, _write_config
 
     node = BrokerLayout(home=tmp_path, **layout)  # type: ignore[arg-type]
     _write_config(node)

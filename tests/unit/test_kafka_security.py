@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tawasul.kafka_security import KafkaSecurity, refusal_reason
-from tawasul.topics import KafkaSettingError, Replication, replication_for
+from tawasul.infra.kafka_security import KafkaSecurity, refusal_reason
+from tawasul.infra.topics import KafkaSettingError, Replication, replication_for
 
 SECRET = "s3cr3t-never-shown"
 

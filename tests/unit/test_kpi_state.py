@@ -20,7 +20,7 @@ from tawasul.domain.kpi_state import (
 from tawasul.domain.policies import load_policies
 from tawasul.domain.report import build_report
 from tawasul.domain.windows import to_us, window_span
-from tawasul.settings import default_policies_path
+from tawasul.infra.settings import default_policies_path
 
 DAY = "2025-03-04"
 CONFIG = KpiConfig(thresholds={"zakat": 30})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tawasul.kafka_local import cluster as local
-from tawasul.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_local import cluster as local
+from tawasul.infra.kafka_local.errors import BrokerError
 
 
 def test_nodes_are_placed_a_port_step_apart_and_all_vote() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from kafka.errors import Cancelled, KafkaConnectionError
 
-from tawasul.logs import KnownNoise, configure_logging
+from tawasul.infra.logs import KnownNoise, configure_logging
 
 
 @pytest.fixture

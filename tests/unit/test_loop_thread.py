@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tawasul.loop_thread import LoopThread
+from tawasul.infra.loop_thread import LoopThread
 
 
 def test_calls_run_in_the_loop_thread_and_return_their_results() -> None:

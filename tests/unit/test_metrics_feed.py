@@ -1,4 +1,4 @@
-"""MetricsFeed: pipeline messages -> the Prometheus metrics of `tawasul.metrics`."""
+"""MetricsFeed: pipeline messages -> the Prometheus metrics of `tawasul.infra.metrics`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from tawasul.domain.kpi_state import (
     tally_rows,
 )
 from tawasul.domain.windows import NOW
-from tawasul.metrics import Metrics
+from tawasul.infra.metrics import Metrics
 
 AS_OF = "2025-03-04T10:15:00+04:00"
 

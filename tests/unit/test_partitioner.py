@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from kafka.partitioner import DefaultPartitioner
 
-from tawasul.partitioner import KeyHashes, KeyPartitioner
+from tawasul.infra.partitioner import KeyHashes, KeyPartitioner
 
 
 def _cluster(partitions: dict[str, set[int]]) -> SimpleNamespace:

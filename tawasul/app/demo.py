@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tawasul.settings import ENV_DATABASE_URL, ENV_KAFKA, ENV_POLICIES, Settings
+from tawasul.infra.settings import ENV_DATABASE_URL, ENV_KAFKA, ENV_POLICIES, Settings
 
 log = logging.getLogger("tawasul.demo")
 DUBAI = ZoneInfo("Asia/Dubai")
@@ -44,7 +44,7 @@ class DemoError(RuntimeError):
 
 def ensure_broker(settings: Settings, say: Callable[[str], None]) -> None:
     """Start the local broker when the configured one does not answer and it is the local default."""
-    from tawasul.kafka_local.broker import BrokerLayout, broker_answers, default_home, start
+    from tawasul.infra.kafka_local.broker import BrokerLayout, broker_answers, default_home, start
 
     if broker_answers(settings.kafka, timeout_s=3.0):
         return
@@ -57,8 +57,8 @@ def ensure_broker(settings: Settings, say: Callable[[str], None]) -> None:
 def _require_free(port: int, option: str) -> None:
     """Raise `DemoError` when a port a demo service would listen on is taken (the services
     are child processes: their own error would only reach their log)."""
-    from tawasul.cli_options import listen_error
-    from tawasul.kafka_local.broker import bind_error
+    from tawasul.infra.cli_options import listen_error
+    from tawasul.infra.kafka_local.broker import bind_error
 
     exc = bind_error("0.0.0.0", port)
     if exc is not None:
@@ -146,7 +146,7 @@ class TrafficThread(threading.Thread):
 def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None] = print,
              log_dir: Path = Path(".tawasul") / "demo-logs") -> int:
     """Run until SIGINT/SIGTERM or `duration_s`; returns the number of events published."""
-    from tawasul.topics import ensure_topics
+    from tawasul.infra.topics import ensure_topics
 
     if not options.traffic_only:
         for port, option in ((options.wallboard_port, "--wallboard-port"), (options.metrics_port, "--metrics-port"),

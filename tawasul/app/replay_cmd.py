@@ -9,9 +9,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tawasul.cli_options import policy_book, settings_options
-from tawasul.replay import ENGINES, Engine, ReplayError, replay_file
-from tawasul.settings import Settings
+from tawasul.infra.cli_options import policy_book, settings_options
+from tawasul.app.replay import ENGINES, Engine, ReplayError, replay_file
+from tawasul.infra.settings import Settings
 
 
 @click.command("replay")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tawasul.kafka_local.broker import KAFKA_VERSION, BrokerLayout, default_home, start, status, stop
-from tawasul.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_local.broker import KAFKA_VERSION, BrokerLayout, default_home, start, status, stop
+from tawasul.infra.kafka_local.errors import BrokerError
 
 __all__ = ["KAFKA_VERSION", "BrokerError", "BrokerLayout", "default_home", "start", "status", "stop"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from tawasul.kafka_local import cluster as local
-from tawasul.kafka_local.broker import CONTROLLER_PORT, default_home, log_tail, status
-from tawasul.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_local import cluster as local
+from tawasul.infra.kafka_local.broker import CONTROLLER_PORT, default_home, log_tail, status
+from tawasul.infra.kafka_local.errors import BrokerError
 
 
 def _cluster(home: str | None, **requested: object) -> local.Cluster:

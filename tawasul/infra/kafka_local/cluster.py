@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tawasul.kafka_local.broker import (
+from tawasul.infra.kafka_local.broker import (
     CONTROLLER_PORT, BrokerLayout, _cluster_id, _is_ours, await_ready, launch, port_in_use, read_pid,
 )
-from tawasul.kafka_local.errors import BrokerError
-from tawasul.kafka_local.tls import CLIENT_USER, Secrets, broker_properties, ensure_secrets, scram_format_arguments
-from tawasul.kafka_security import (
+from tawasul.infra.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_local.tls import CLIENT_USER, Secrets, broker_properties, ensure_secrets, scram_format_arguments
+from tawasul.infra.kafka_security import (
     ENV_SASL_MECHANISM, ENV_SASL_PASSWORD, ENV_SASL_USERNAME, ENV_SECURITY_PROTOCOL, ENV_SSL_CAFILE, KafkaSecurity,
 )
-from tawasul.settings import ENV_KAFKA
+from tawasul.infra.settings import ENV_KAFKA
 
 STATE_FILE = "cluster.json"
 DEFAULT_PORT = 9092

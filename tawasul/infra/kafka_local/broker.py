@@ -1,6 +1,6 @@
 """One local Apache Kafka node (KRaft, broker and controller in one JVM) fetched with Maven.
 
-`tawasul.kafka_local.cluster` runs one or several of them as a cluster."""
+`tawasul.infra.kafka_local.cluster` runs one or several of them as a cluster."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from tawasul.kafka_local.errors import BrokerError
-from tawasul.kafka_security import KafkaSecurity
+from tawasul.infra.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_security import KafkaSecurity
 
 KAFKA_VERSION = "4.1.1"
 """Pinned in pom.xml too; a test keeps the two in step."""
@@ -90,7 +90,7 @@ def default_home() -> Path:
 
 
 def _resource_text(name: str) -> str:
-    return resources.files("tawasul.kafka_local").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("tawasul.infra.kafka_local").joinpath(name).read_text(encoding="utf-8")
 
 
 def java_major_version(java: str = "java") -> int:

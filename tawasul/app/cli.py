@@ -7,23 +7,23 @@ import os
 
 import click
 
-from tawasul.demo_secrets import PlaceholderSecret, refuse_placeholder_secrets
-from tawasul.logs import configure_logging
+from tawasul.infra.demo_secrets import PlaceholderSecret, refuse_placeholder_secrets
+from tawasul.infra.logs import configure_logging
 
 COMMANDS: dict[str, str] = {
-    "kafka": "tawasul.kafka_local.cli:kafka",
-    "topics": "tawasul.topics_cli:topics",
+    "kafka": "tawasul.infra.kafka_local.cli:kafka",
+    "topics": "tawasul.app.topics_cli:topics",
     "simulate": "producers.simulate_cmd:simulate",
     "report": "sinks.report_cmd:report",
     "ticket": "sinks.ticket_cmd:ticket",
     "gateway": "producers.gateway.cli:gateway",
-    "replay": "tawasul.replay_cmd:replay",
+    "replay": "tawasul.app.replay_cmd:replay",
     "wallboard": "sinks.wallboard.cli:wallboard",
     "sink": "sinks.sink_cmd:sink",
     "db": "sinks.db_cmd:db",
     "publish": "producers.publish_cmd:publish",
     "adapters": "producers.adapters_cmd:adapters",
-    "demo": "tawasul.demo_cmd:demo",
+    "demo": "tawasul.app.demo_cmd:demo",
     "worker": "stream_processors.worker_cmd:worker",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
@@ -67,7 +67,7 @@ def cli(kafka: str | None, database_url: str | None, policies: str | None, log_l
 
 
 def main() -> None:
-    from tawasul.topics import EXIT_KAFKA, KafkaSettingError, KafkaUnavailableError
+    from tawasul.infra.topics import EXIT_KAFKA, KafkaSettingError, KafkaUnavailableError
 
     try:
         cli(prog_name="tawasul")

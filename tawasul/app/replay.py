@@ -28,11 +28,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
-from tawasul.kafka_security import kafka_python_options
-from tawasul.metrics import Metrics
-from tawasul.settings import Settings
-from tawasul.policy_books import publish_policy_book
-from tawasul.topics import EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.metrics import Metrics
+from tawasul.infra.settings import Settings
+from tawasul.infra.policy_books import publish_policy_book
+from tawasul.infra.topics import EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
 
 if TYPE_CHECKING:  # faust is imported only when the faust engine runs
     from stream_processors.kpi_agent import KpiProcessor

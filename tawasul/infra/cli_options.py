@@ -11,7 +11,7 @@ import click
 
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.policies import PolicyBook, load_policies
-from tawasul.settings import Settings
+from tawasul.infra.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

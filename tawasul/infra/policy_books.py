@@ -15,9 +15,9 @@ from pathlib import Path
 
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.policies import PolicyBook, load_policies_text, policies_sha256
-from tawasul.kafka_security import kafka_python_options
-from tawasul.settings import Settings
-from tawasul.topics import POLICIES
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import POLICIES
 
 __all__ = ["PolicyFile", "publish_policy_book", "read_policy_file"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from tawasul.cli_options import settings_options
-from tawasul.settings import Settings
-from tawasul.topics import ALL_TOPICS, ensure_topics
+from tawasul.infra.cli_options import settings_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import ALL_TOPICS, ensure_topics
 
 
 @click.group()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from tawasul.cli_options import settings_options
-from tawasul.demo import DemoError, DemoOptions, run_demo
-from tawasul.settings import Settings
+from tawasul.infra.cli_options import settings_options
+from tawasul.app.demo import DemoError, DemoOptions, run_demo
+from tawasul.infra.settings import Settings
 
 
 @click.command("demo")

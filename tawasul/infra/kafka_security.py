@@ -38,7 +38,7 @@ class Secret(str):
 
 
 def _setting_error(message: str) -> Exception:
-    from tawasul.topics import KafkaSettingError
+    from tawasul.infra.topics import KafkaSettingError
 
     return KafkaSettingError(message)
 

@@ -212,7 +212,7 @@ def _admin(bootstrap: str, client_id: str) -> Any:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-    from tawasul.kafka_security import collected_client_messages, current, refusal_reason
+    from tawasul.infra.kafka_security import collected_client_messages, current, refusal_reason
 
     security = current()
     total_ms = connect_timeout_ms()
@@ -287,7 +287,7 @@ def partition_end_offsets(bootstrap: str, topics: list[str] | tuple[str, ...]) -
     (topic, partition); a topic that does not exist has no entries."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from tawasul.kafka_security import kafka_python_options
+    from tawasul.infra.kafka_security import kafka_python_options
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **kafka_python_options())
     try:
