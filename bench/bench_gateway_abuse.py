@@ -63,11 +63,13 @@ def main() -> int:
         latencies = results.latencies_ms()
         p99 = percentile(latencies, 0.99)
         worst = max(worst, p99)
-        print(f"round {round_number}: {len(results.hostile)} hostile ({wrong} with an unexpected status), "
-              f"{len(results.valid)} valid ({failed} not served); valid latency p50 "
-              f"{statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms "
-              f"(inside the gateway: p50 {statistics.median(server):.1f} ms, p99 {percentile(server, 0.99):.1f} ms); "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"round {round_number}: {len(results.hostile)} hostile ({wrong} with an unexpected status), "
+            f"{len(results.valid)} valid ({failed} not served); valid latency p50 "
+            f"{statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms "
+            f"(inside the gateway: p50 {statistics.median(server):.1f} ms, p99 {percentile(server, 0.99):.1f} ms); "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         for outcome in results.hostile:
             if outcome.answer.status != EXPECTED[outcome.kind]:
                 print(f"  unexpected: {outcome.kind} answered {outcome.answer.status}: {outcome.answer.body[:300]!r}")

@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,15 @@ def stamp(at: datetime) -> str:
 def _event(kind: str, subject: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
     """A contract event as a dict, built without validation (cheap at 1,000 a second; the shapes
     are checked once by `check_shapes`)."""
-    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/bench", "type": kind, "time": stamp(at),
-            "subject": subject, "data": data}
+    return {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": "/bench",
+        "type": kind,
+        "time": stamp(at),
+        "subject": subject,
+        "data": data,
+    }
 
 
 def call_events(number: int, at: datetime, tag: str) -> list[dict[str, Any]]:
@@ -98,12 +105,13 @@ def survey_event(number: int, at: datetime, tag: str) -> dict[str, Any]:
 
 def check_shapes() -> None:
     """Every kind of event the benchmark sends is valid (raises InvalidEvent otherwise)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for raw in [*call_events(1, now, "c"), survey_event(1, now, "c")]:
         parse_event(raw)
 
 
 # -- 1. the pure domain ----------------------------------------------------------------------
+
 
 def domain_rate(calls: int) -> tuple[float, float]:
     start = datetime(2025, 3, 4, 8, tzinfo=DUBAI)
@@ -126,10 +134,15 @@ def domain_rate(calls: int) -> tuple[float, float]:
 
 # -- the worker and the snapshot reader ------------------------------------------------------
 
+
 def start_worker(settings: Settings, app_id: str, log: Path, role: str = "all") -> subprocess.Popen[bytes]:
     """A worker running both processors (`all`), the SLA engine only, or the KPI processor only."""
-    return subprocess.Popen([sys.executable, "-c", WORKER, settings.kafka, settings.topic_prefix, app_id, role],
-                            cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, settings.kafka, settings.topic_prefix, app_id, role],
+        cwd=REPO,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -153,8 +166,14 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
 def read_snapshots(kafka: str, topic: str, watched: tuple[str, ...], out: Any, stop: Any) -> None:
     """Child process: the snapshots of keys starting with one of `watched`, as (receive time, key,
     value, count) on the queue `out` (only those: thousands of snapshots a second would clog it)."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                             enable_auto_commit=False, fetch_max_wait_ms=10, group_id=None)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        group_id=None,
+    )
     try:
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=50).values():
@@ -175,8 +194,9 @@ class Snapshots:
         ctx = multiprocessing.get_context("spawn")
         self.queue = ctx.Queue()
         self.stop = ctx.Event()
-        self.process = ctx.Process(target=read_snapshots, args=(kafka, topic, watched, self.queue, self.stop),
-                                   daemon=True)
+        self.process = ctx.Process(
+            target=read_snapshots, args=(kafka, topic, watched, self.queue, self.stop), daemon=True
+        )
         self.process.start()
         self.seen: list[tuple[float, str, Any, Any]] = []
 
@@ -210,7 +230,7 @@ def fresh_run(kafka: str) -> tuple[Settings, str]:
 
 def wait_worker_ready(snapshots: Snapshots, producer: KafkaProducer, topic: str, tag: str) -> None:
     """Send one warm-up call until its snapshot comes back (the worker has its partitions)."""
-    for event in call_events(0, datetime.now(timezone.utc), f"{tag}w"):
+    for event in call_events(0, datetime.now(UTC), f"{tag}w"):
         if event["type"] == "call.offered":
             event["data"]["queue"] = "warmup"
             producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
@@ -219,6 +239,7 @@ def wait_worker_ready(snapshots: Snapshots, producer: KafkaProducer, topic: str,
 
 
 # -- 2. pipeline throughput -------------------------------------------------------------------
+
 
 def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float, float | None]:
     """Publish the burst first, then start the worker: it works through a backlog at full speed.
@@ -229,7 +250,7 @@ def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float, flo
     """
     settings, app_id = fresh_run(kafka)
     topic = settings.topic(EVENTS.name)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=5)
     try:
         for number in range(calls):
@@ -241,8 +262,11 @@ def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float, flo
         producer.flush()
     finally:
         producer.close()
-    snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.average_handle_seconds|1h|",
-                                                             "surveys.responses|1h|", "calls.offered|15m|"))
+    snapshots = Snapshots(
+        kafka,
+        settings.topic(KPIS.name),
+        ("calls.average_handle_seconds|1h|", "surveys.responses|1h|", "calls.offered|15m|"),
+    )
     worker = start_worker(settings, app_id, workdir / "throughput.log")
     try:
         started = cpu_seconds(worker.pid)
@@ -259,18 +283,20 @@ def throughput(kafka: str, calls: int, workdir: Path) -> tuple[float, float, flo
 
 # -- 3. delay at a steady rate ---------------------------------------------------------------
 
+
 def background(rate: int, tag: str) -> Iterator[dict[str, Any]]:
     """An endless mix at wall-clock times: 3 call events, then a survey, per call."""
     number = 0
     while True:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         yield from call_events(number, now, tag)
         yield survey_event(number, now, tag)
         number += 1
 
 
-def delays(kafka: str, rate: int, seconds: float, workdir: Path,
-           split: bool = False, warmup_s: float = 0.0) -> tuple[list[float], float | None, float]:
+def delays(
+    kafka: str, rate: int, seconds: float, workdir: Path, split: bool = False, warmup_s: float = 0.0
+) -> tuple[list[float], float | None, float]:
     """Probe delays (seconds, sorted), the (KPI) worker's CPU share and the event rate really sent.
 
     `split`: the SLA engine and the KPI processor in two workers (two consumer groups).
@@ -279,8 +305,9 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path,
     topic = settings.topic(EVENTS.name)
     snapshots = Snapshots(kafka, settings.topic(KPIS.name), ("calls.offered|15m|queue=",))
     other = start_worker(settings, app_id + "-sla", workdir / "delay-sla.log", "sla") if split else None
-    worker = start_worker(settings, app_id + ("-kpis" if split else ""), workdir / "delay.log",
-                          "kpis" if split else "all")
+    worker = start_worker(
+        settings, app_id + ("-kpis" if split else ""), workdir / "delay.log", "kpis" if split else "all"
+    )
     producer = KafkaProducer(bootstrap_servers=kafka, linger_ms=0)
     sent: dict[tuple[str, float], float] = {}
     try:
@@ -293,7 +320,7 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path,
         ticks = sent_events = 0
         while time.monotonic() - began < warmup_s + seconds:
             ticks += 1
-            for _ in range(rate // 100):            # 10 ms slices
+            for _ in range(rate // 100):  # 10 ms slices
                 event = next(load)
                 producer.send(topic, key=event["subject"].encode(), value=json.dumps(event).encode())
                 sent_events += 1
@@ -302,8 +329,12 @@ def delays(kafka: str, rate: int, seconds: float, workdir: Path,
                 if now - last_probe[queue] >= PROBE_GAP_S and ticks % PROBE_QUEUES == queue:
                     last_probe[queue] = now
                     counts[queue] += 1
-                    probe = _event("call.offered", f"P-{uuid.uuid4().hex[:12]}", datetime.now(timezone.utc),
-                                   {"queue": f"probe-{queue}"})
+                    probe = _event(
+                        "call.offered",
+                        f"P-{uuid.uuid4().hex[:12]}",
+                        datetime.now(UTC),
+                        {"queue": f"probe-{queue}"},
+                    )
                     key = f"calls.offered|15m|queue=probe-{queue}"
                     sent[(key, float(counts[queue]))] = time.time()
                     producer.send(topic, key=probe["subject"].encode(), value=json.dumps(probe).encode())
@@ -339,44 +370,58 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
-    parser.add_argument("--rate", type=int, action="append", help="background events per second "
-                        "(repeat for several runs; default 1000)")
+    parser.add_argument(
+        "--rate", type=int, action="append", help="background events per second (repeat for several runs; default 1000)"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the delay measurement")
     parser.add_argument("--burst", type=int, default=6000, help="calls in the throughput burst (3 events each)")
-    parser.add_argument("--split-workers", action="store_true",
-                        help="delay runs with the SLA engine and the KPI processor in two workers "
-                             "(tawasul worker --processors sla / kpis)")
+    parser.add_argument(
+        "--split-workers",
+        action="store_true",
+        help="delay runs with the SLA engine and the KPI processor in two workers "
+        "(tawasul worker --processors sla / kpis)",
+    )
     parser.add_argument("--skip-throughput", action="store_true", help="only the delay measurement")
-    parser.add_argument("--warmup", type=float, default=3.0,
-                        help="seconds of load before the first probe (the worker reaches its steady state)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of load before the first probe (the worker reaches its steady state)",
+    )
     args = parser.parse_args()
     check_shapes()
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} (1 / 5 min)")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} (1 / 5 min)"
+    )
     calls_rate, survey_rate = domain_rate(5000)
-    print(f"domain (apply + KpiBook.update, no Kafka): {calls_rate:,.0f} call events/s, "
-          f"{survey_rate:,.0f} surveys/s")
+    print(f"domain (apply + KpiBook.update, no Kafka): {calls_rate:,.0f} call events/s, {survey_rate:,.0f} surveys/s")
     with tempfile.TemporaryDirectory(prefix="bench-kpis-") as tmp:
         workdir = Path(tmp)
         if not args.skip_throughput:
             call_rate, survey_rate, per_event = throughput(args.kafka, args.burst, workdir)
             cpu_note = "" if per_event is None else f"; worker CPU {per_event * 1e6:,.0f} us per event"
-            print(f"pipeline backlog ({args.burst * 3:,} call events, then {args.burst:,} surveys, one worker "
-                  f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
-                  f"{survey_rate:,.0f} surveys/s processed{cpu_note}")
+            print(
+                f"pipeline backlog ({args.burst * 3:,} call events, then {args.burst:,} surveys, one worker "
+                f"running the SLA engine and the KPI processor): {call_rate:,.0f} call events/s, "
+                f"{survey_rate:,.0f} surveys/s processed{cpu_note}"
+            )
         for rate in args.rate or [1000]:
-            measured, cpu_share, achieved = delays(args.kafka, rate, args.seconds, workdir, args.split_workers,
-                                                   args.warmup)
+            measured, cpu_share, achieved = delays(
+                args.kafka, rate, args.seconds, workdir, args.split_workers, args.warmup
+            )
             if args.split_workers:
                 print("two workers: the SLA engine in one, the KPI processor in the other (CPU share below)")
             if not measured:
                 print(f"delay at {rate:,} events/s: no probe came back")
                 continue
             cpu_note = "" if cpu_share is None else f", worker CPU {cpu_share:.0%} of a core"
-            print(f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up "
-                  f"({len(measured)} probes): "
-                  f"p50 {percentile(measured, 0.5) * 1000:.0f} ms, p99 {percentile(measured, 0.99) * 1000:.0f} ms, "
-                  f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f}{cpu_note})")
+            print(
+                f"delay at {achieved:,.0f} events/s for {args.seconds:.0f} s after {args.warmup:.0f} s of warm-up "
+                f"({len(measured)} probes): "
+                f"p50 {percentile(measured, 0.5) * 1000:.0f} ms, p99 {percentile(measured, 0.99) * 1000:.0f} ms, "
+                f"max {max(measured) * 1000:.0f} ms (load average {os.getloadavg()[0]:.2f}{cpu_note})"
+            )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,9 @@ def generate(path: Path, count: int) -> float:
     with path.open("w", encoding="utf-8", newline="\n") as out:
         while written < count:
             scale = max(0.01, (count - written) / EVENTS_PER_SCALE * 1.1)
-            params = Params(start, start + timedelta(days=PERIOD_DAYS), seed=round_no + 1, scale=scale,
-                            tag=f"b{round_no}")
+            params = Params(
+                start, start + timedelta(days=PERIOD_DAYS), seed=round_no + 1, scale=scale, tag=f"b{round_no}"
+            )
             for event in iter_events(params):
                 out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
                 written += 1
@@ -133,12 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to simulate (default 1,000,000)")
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
-    parser.add_argument("--file", type=Path, help="the JSON Lines file: simulated into when missing, reused when present")
-    parser.add_argument("--compression", default=None,
-                        help=f"compression_type for both runs (default the publisher's: "
-                             f"{PRODUCER_DEFAULTS['compression_type']}; none = no compression)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="validation processes of the publish run (default: as `tawasul publish` chooses)")
+    parser.add_argument(
+        "--file", type=Path, help="the JSON Lines file: simulated into when missing, reused when present"
+    )
+    parser.add_argument(
+        "--compression",
+        default=None,
+        help=f"compression_type for both runs (default the publisher's: "
+        f"{PRODUCER_DEFAULTS['compression_type']}; none = no compression)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="validation processes of the publish run (default: as `tawasul publish` chooses)",
+    )
     parser.add_argument("--keep-topics", action="store_true", help="do not delete the benchmark topics")
     args = parser.parse_args(argv)
 
@@ -146,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.compression is not None:
         config["compression_type"] = None if args.compression == "none" else args.compression
     print(conditions())
-    print(f"producer: acks={config['acks']}, idempotent, linger_ms={config['linger_ms']}, "
-          f"batch_size={config['batch_size']}, compression={config['compression_type']}")
+    print(
+        f"producer: acks={config['acks']}, idempotent, linger_ms={config['linger_ms']}, "
+        f"batch_size={config['batch_size']}, compression={config['compression_type']}"
+    )
     with tempfile.TemporaryDirectory(prefix="tawasul-bench-") as tmp:
         path = args.file or Path(tmp) / "events.jsonl"
         if not path.exists():
@@ -163,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings(kafka=args.kafka).with_prefix(publish_prefix)
             workers = default_workers(path.stat().st_size) if args.workers is None else args.workers
             published = publish_run(path, settings, config, workers)
-            print(f"(b) {published.name} ({workers} validation worker(s)): {published.events:,} events in "
-                  f"{published.seconds:.1f} s = {published.rate:,.0f} events/s")
+            print(
+                f"(b) {published.name} ({workers} validation worker(s)): {published.events:,} events in "
+                f"{published.seconds:.1f} s = {published.rate:,.0f} events/s"
+            )
             print(f"ratio publish / raw = {published.rate / raw.rate:.2f} (goal >= 0.50)")
         finally:
             if not args.keep_topics:

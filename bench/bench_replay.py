@@ -34,8 +34,10 @@ def _conditions() -> str:
     import kafka
 
     load = os.getloadavg()
-    return (f"{os.cpu_count()} CPUs, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, Python {platform.python_version()}, "
-            f"kafka-python {kafka.__version__}")
+    return (
+        f"{os.cpu_count()} CPUs, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, Python {platform.python_version()}, "
+        f"kafka-python {kafka.__version__}"
+    )
 
 
 def _raw_consume_rate(bootstrap: str, path: Path) -> tuple[int, float]:
@@ -75,8 +77,10 @@ def _rows(db: str) -> dict[str, int]:
     engine = create_engine(db)
     try:
         with engine.connect() as connection:
-            return {name: connection.execute(select(func.count()).select_from(table)).scalar_one()
-                    for name, table in metadata.tables.items()}
+            return {
+                name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in metadata.tables.items()
+            }
     finally:
         engine.dispose()
 
@@ -91,8 +95,9 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     """Run `tawasul ARGS`; returns its wall seconds, output, and CPU seconds (all processes)."""
     began = time.perf_counter()
     cpu_before = _children_cpu()
-    result = subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env,
-                            cwd=REPO, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env, cwd=REPO, check=False
+    )
     seconds = time.perf_counter() - began
     cpu_seconds = _children_cpu() - cpu_before
     if result.returncode not in (0, 1):
@@ -115,31 +120,59 @@ def main() -> None:
     env = {**os.environ, "TAWASUL_KAFKA": options.kafka, "TAWASUL_DATABASE_URL": db, "TAWASUL_LOG_LEVEL": "error"}
 
     print(f"machine: {_conditions()}")
-    seconds, _, _ = _run(["simulate", "--from", options.start, "--to", options.end, "--scale", options.scale,
-                       "--seed", "7", "--out", str(events_file), "--no-progress"], env)
+    seconds, _, _ = _run(
+        [
+            "simulate",
+            "--from",
+            options.start,
+            "--to",
+            options.end,
+            "--scale",
+            options.scale,
+            "--seed",
+            "7",
+            "--out",
+            str(events_file),
+            "--no-progress",
+        ],
+        env,
+    )
     count = sum(1 for _ in events_file.open("rb"))
     print(f"simulated {count:,} events ({events_file.stat().st_size / 1e6:.0f} MB) in {seconds:.1f} s")
 
     raw_count, raw_seconds = _raw_consume_rate(options.kafka, events_file)
-    print(f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = {raw_count / raw_seconds:,.0f} events/s")
+    print(
+        f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = {raw_count / raw_seconds:,.0f} events/s"
+    )
 
-    replay_seconds, output, replay_cpu = _run(["replay", str(events_file), "--no-progress", "--engine", options.engine], env)
+    replay_seconds, output, replay_cpu = _run(
+        ["replay", str(events_file), "--no-progress", "--engine", options.engine], env
+    )
     summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
-    print(f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end; "
-          f"CPU {replay_cpu:.1f} s in all its processes ({replay_cpu / replay_seconds:.2f} CPUs busy)")
+    print(
+        f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end; "
+        f"CPU {replay_cpu:.1f} s in all its processes ({replay_cpu / replay_seconds:.2f} CPUs busy)"
+    )
     print(f"        {summary}")
     cpus = os.cpu_count() or 1
     floor = replay_cpu / cpus
-    print(f"        bound on {cpus} CPUs: this much CPU takes at least {floor:.1f} s even with every CPU busy "
-          f"(at most {count / floor:,.0f} events/s); {REPLAY_GOAL:,} events/s would need at most "
-          f"{count / REPLAY_GOAL * cpus:.1f} s of CPU in all")
+    print(
+        f"        bound on {cpus} CPUs: this much CPU takes at least {floor:.1f} s even with every CPU busy "
+        f"(at most {count / floor:,.0f} events/s); {REPLAY_GOAL:,} events/s would need at most "
+        f"{count / REPLAY_GOAL * cpus:.1f} s of CPU in all"
+    )
     rows = _rows(db)
-    print(f"rows written: {sum(rows.values()):,} = {sum(rows.values()) / replay_seconds:,.0f} rows/s over the replay ("
-          + ", ".join(f"{table} {n:,}" for table, n in rows.items()) + ")")
+    print(
+        f"rows written: {sum(rows.values()):,} = {sum(rows.values()) / replay_seconds:,.0f} rows/s over the replay ("
+        + ", ".join(f"{table} {n:,}" for table, n in rows.items())
+        + ")"
+    )
 
     report_seconds, _, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
     print(f"report: {report_seconds:.1f} s")
-    print(f"replay + report: {replay_seconds + report_seconds:.1f} s (goal: < 60 s; replay goal >= {REPLAY_GOAL:,} events/s)")
+    print(
+        f"replay + report: {replay_seconds + report_seconds:.1f} s (goal: < 60 s; replay goal >= {REPLAY_GOAL:,} events/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -56,14 +56,33 @@ class Worker:
     """`tawasul worker` in a subprocess, with its JSON logs and RSS samples."""
 
     def __init__(self, settings: Settings, app_id: str, processors: str, state_dir: Path) -> None:
-        env = {**os.environ, "TAWASUL_KAFKA": settings.kafka, "TAWASUL_POLICIES": str(settings.policies),
-               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info",
-               "TAWASUL_STATE_DIR": str(state_dir)}
+        env = {
+            **os.environ,
+            "TAWASUL_KAFKA": settings.kafka,
+            "TAWASUL_POLICIES": str(settings.policies),
+            "TAWASUL_TOPIC_PREFIX": settings.topic_prefix,
+            "TAWASUL_LOG_LEVEL": "info",
+            "TAWASUL_STATE_DIR": str(state_dir),
+        }
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", "0", "--app-id", app_id,
-             "--processors", processors],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "stream_processors.worker_cmd",
+                "--metrics-port",
+                "0",
+                "--app-id",
+                app_id,
+                "--processors",
+                processors,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.ready_at: float | None = None
         self.rebuilds: list[dict[str, object]] = []
         self.peak_rss = 0
@@ -166,9 +185,16 @@ def publish_tickets(settings: Settings, count: int, first_deadline: datetime, sp
     for i in range(count):
         ticket = f"B-{run}-{i:07d}"
         opened = first_deadline + timedelta(seconds=spread_s * i / count) - TARGET
-        body = {"specversion": "1.0", "id": f"{ticket}-open", "source": "/bench", "type": "ticket.opened",
-                "time": opened.isoformat(), "subject": ticket, "datacontenttype": "application/json",
-                "data": {"channel": "crm", "kind": "request", "category": "bench.load", "priority": "normal"}}
+        body = {
+            "specversion": "1.0",
+            "id": f"{ticket}-open",
+            "source": "/bench",
+            "type": "ticket.opened",
+            "time": opened.isoformat(),
+            "subject": ticket,
+            "datacontenttype": "application/json",
+            "data": {"channel": "crm", "kind": "request", "category": "bench.load", "priority": "normal"},
+        }
         producer.send(topic, key=ticket.encode(), value=json.dumps(body).encode())
     producer.flush()
     producer.close()
@@ -182,8 +208,11 @@ def wait_reporting(out: Outcomes, until: float, until_count: int | None = None) 
         if time.time() - last >= 60:
             last = time.time()
             delays = list(out.delays.values())
-            print(f"  {datetime.now(UTC):%H:%M:%S} breaches so far {len(delays)}, "
-                  f"p99 {percentile(delays, 0.99):.3f} s, max {max(delays, default=0):.3f} s", flush=True)
+            print(
+                f"  {datetime.now(UTC):%H:%M:%S} breaches so far {len(delays)}, "
+                f"p99 {percentile(delays, 0.99):.3f} s, max {max(delays, default=0):.3f} s",
+                flush=True,
+            )
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -195,14 +224,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--spread", type=float, default=3600.0, help="seconds over which deadlines fall")
-    parser.add_argument("--margin", type=float, default=None,
-                        help="seconds from the start of ingest to the first deadline [tickets/1000 + 30 + 144]")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="seconds from the start of ingest to the first deadline [tickets/1000 + 30 + 144]",
+    )
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
     parser.add_argument("--no-kill", action="store_true", help="do not kill -9 the worker")
-    parser.add_argument("--processors", choices=("sla", "all"), default="sla",
-                        help="the worker's processors: the SLA engine alone [default], or with the KPI processor")
-    parser.add_argument("--kill-at", type=float, default=0.5,
-                        help="share of the deadline spread after which the worker is killed [0.5]")
+    parser.add_argument(
+        "--processors",
+        choices=("sla", "all"),
+        default="sla",
+        help="the worker's processors: the SLA engine alone [default], or with the KPI processor",
+    )
+    parser.add_argument(
+        "--kill-at", type=float, default=0.5, help="share of the deadline spread after which the worker is killed [0.5]"
+    )
     args = parser.parse_args()
     # The tickets are backdated (opened up to 4 h ago): history to the worker, which keeps event
     # time until it has read them (docs/sla.md, "Live clock"); the warnings (1 % = 144 s before
@@ -211,12 +249,15 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="tawasul-bench-"))
     (folder / "policies.yaml").write_text(POLICIES)
-    settings = Settings(kafka=args.kafka, policies=folder / "policies.yaml",
-                        topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    settings = Settings(
+        kafka=args.kafka, policies=folder / "policies.yaml", topic_prefix=f"bench-{uuid.uuid4().hex[:8]}."
+    )
     ensure_topics(settings.kafka, settings.topic_prefix)
     app_id = f"{settings.topic_prefix}worker"
     worker = Worker(settings, app_id, args.processors, folder / "state")
-    print(f"processors: {args.processors}; worker ready after {worker.wait_ready():.1f} s (cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f})")
+    print(
+        f"processors: {args.processors}; worker ready after {worker.wait_ready():.1f} s (cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f})"
+    )
 
     out, stop = Outcomes(), threading.Event()
     watcher = threading.Thread(target=watch_outcomes, args=(settings, out, stop), daemon=True)
@@ -231,8 +272,10 @@ def main() -> None:
         time.sleep(1.0)
     ingested = time.monotonic() - began
     ingest_rss = worker.peak_rss
-    print(f"published {args.tickets} in {published:.1f} s; processed in {ingested:.1f} s "
-          f"= {args.tickets / ingested:,.0f} events/s; worker RSS {ingest_rss / 2**20:,.0f} MiB")
+    print(
+        f"published {args.tickets} in {published:.1f} s; processed in {ingested:.1f} s "
+        f"= {args.tickets / ingested:,.0f} events/s; worker RSS {ingest_rss / 2**20:,.0f} MiB"
+    )
     if ingested > margin:
         print(f"warning: ingest took longer than the margin ({margin:.0f} s): early deadlines were late")
 
@@ -248,11 +291,15 @@ def main() -> None:
         worker = Worker(settings, app_id, args.processors, folder / "state")
         recovery_s = worker.wait_ready()
         recovered = time.time()
-        print(f"kill -9 at +{killed - start.timestamp():.0f} s; restarted worker ready after {recovery_s:.1f} s "
-              f"(peak RSS before the kill {peak_before / 2**20:,.0f} MiB)")
+        print(
+            f"kill -9 at +{killed - start.timestamp():.0f} s; restarted worker ready after {recovery_s:.1f} s "
+            f"(peak RSS before the kill {peak_before / 2**20:,.0f} MiB)"
+        )
         for entry in worker.rebuilds:
-            print(f"  deadline index rebuilt from the local state: {entry.get('tickets')} tickets in "
-                  f"{entry.get('seconds')} s; changelog records read on recovery: {entry.get('changelog_records')}")
+            print(
+                f"  deadline index rebuilt from the local state: {entry.get('tickets')} tickets in "
+                f"{entry.get('seconds')} s; changelog records read on recovery: {entry.get('changelog_records')}"
+            )
 
     wait_reporting(out, last_deadline.timestamp() + 120, until_count=args.tickets)
     time.sleep(2.0)
@@ -261,18 +308,29 @@ def main() -> None:
     worker.stop()
 
     delays = list(out.delays.values())
-    steady = [d for i, d in out.delays.items()
-              if killed is None or not (killed - 1 <= out.deadlines[i] <= (recovered or killed) + 1)]
-    print(f"breaches: {len(delays)} of {args.tickets} (missing {args.tickets - len(delays)}); "
-          f"warnings: {out.warnings}; outcome records: {out.records}")
+    steady = [
+        d
+        for i, d in out.delays.items()
+        if killed is None or not (killed - 1 <= out.deadlines[i] <= (recovered or killed) + 1)
+    ]
+    print(
+        f"breaches: {len(delays)} of {args.tickets} (missing {args.tickets - len(delays)}); "
+        f"warnings: {out.warnings}; outcome records: {out.records}"
+    )
     if delays:
-        print(f"deadline -> breach record, all: p50 {percentile(delays, 0.5):.3f} s, "
-              f"p99 {percentile(delays, 0.99):.3f} s, max {max(delays):.3f} s, mean {statistics.fmean(delays):.3f} s")
+        print(
+            f"deadline -> breach record, all: p50 {percentile(delays, 0.5):.3f} s, "
+            f"p99 {percentile(delays, 0.99):.3f} s, max {max(delays):.3f} s, mean {statistics.fmean(delays):.3f} s"
+        )
     if steady and killed is not None:
-        print(f"  excluding deadlines during the restart ({len(delays) - len(steady)}): "
-              f"p50 {percentile(steady, 0.5):.3f} s, p99 {percentile(steady, 0.99):.3f} s, max {max(steady):.3f} s")
-    print(f"worker peak RSS {max(worker.peak_rss, peak_before) / 2**20:,.0f} MiB"
-          + (f"; recovery after kill -9: {recovery_s:.1f} s" if recovery_s is not None else ""))
+        print(
+            f"  excluding deadlines during the restart ({len(delays) - len(steady)}): "
+            f"p50 {percentile(steady, 0.5):.3f} s, p99 {percentile(steady, 0.99):.3f} s, max {max(steady):.3f} s"
+        )
+    print(
+        f"worker peak RSS {max(worker.peak_rss, peak_before) / 2**20:,.0f} MiB"
+        + (f"; recovery after kill -9: {recovery_s:.1f} s" if recovery_s is not None else "")
+    )
 
 
 if __name__ == "__main__":

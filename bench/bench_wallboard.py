@@ -59,8 +59,17 @@ def free_port() -> int:
 
 def offered(subject: str) -> bytes:
     stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return json.dumps({"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/bench", "type": "call.offered",
-                       "time": stamp, "subject": subject, "data": {"queue": "general"}}).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": uuid.uuid4().hex,
+            "source": "/bench",
+            "type": "call.offered",
+            "time": stamp,
+            "subject": subject,
+            "data": {"queue": "general"},
+        }
+    ).encode()
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -100,8 +109,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-async def measure(url: str, producer: KafkaProducer, topic: str, rate: float, seconds: float, workdir: Path,
-                  tag: str) -> tuple[list[float], int]:
+async def measure(
+    url: str, producer: KafkaProducer, topic: str, rate: float, seconds: float, workdir: Path, tag: str
+) -> tuple[list[float], int]:
     async with Chromium(workdir / "profile") as browser:
         page = await browser.page(1920, 1080)
         await page.goto(url)
@@ -109,8 +119,9 @@ async def measure(url: str, producer: KafkaProducer, topic: str, rate: float, se
         # warm-up: the sink has its partitions once one call shows
         producer.send(topic, key=f"C-{tag}-warm".encode(), value=offered(f"C-{tag}-warm"))
         producer.flush()
-        await page.wait_for("Number(document.getElementById('calls-offered').textContent.replace(/[^0-9]/g, '')) >= 1",
-                            timeout=120)
+        await page.wait_for(
+            "Number(document.getElementById('calls-offered').textContent.replace(/[^0-9]/g, '')) >= 1", timeout=120
+        )
         await asyncio.sleep(1.0)
         await page.evaluate(OBSERVE)
         base = int((await page.evaluate("window.__offered"))[-1][1])
@@ -155,15 +166,28 @@ def main() -> None:
         env = {**os.environ, "TAWASUL_KAFKA": args.kafka, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_DATABASE_URL": url}
         port, metrics = free_port(), free_port()
         tawasul = [sys.executable, "-m", "tawasul"]
-        sink = subprocess.Popen([*tawasul, "sink", "--batch-wait", args.batch_wait, "--metrics-port", str(metrics)],
-                                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=(workdir / "sink.log").open("wb"))
-        wall = subprocess.Popen([*tawasul, "wallboard", "--port", str(port)], env=env, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=(workdir / "wallboard.log").open("wb"))
+        sink = subprocess.Popen(
+            [*tawasul, "sink", "--batch-wait", args.batch_wait, "--metrics-port", str(metrics)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "sink.log").open("wb"),
+        )
+        wall = subprocess.Popen(
+            [*tawasul, "wallboard", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "wallboard.log").open("wb"),
+        )
         producer = KafkaProducer(bootstrap_servers=args.kafka, linger_ms=2)
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", wall)
-            delays, changes = asyncio.run(measure(f"http://127.0.0.1:{port}/", producer, prefix + EVENTS.name,
-                                                  args.rate, args.seconds, workdir, tag))
+            delays, changes = asyncio.run(
+                measure(
+                    f"http://127.0.0.1:{port}/", producer, prefix + EVENTS.name, args.rate, args.seconds, workdir, tag
+                )
+            )
         finally:
             producer.close()
             for process in (wall, sink):
@@ -176,10 +200,14 @@ def main() -> None:
                 drop_schema(args.db, f"bench_wb_{tag}")
             delete_topics(args.kafka, [prefix])
     backend = url.split(":", 1)[0]
-    print(f"wall display delay, publication -> figure changed in Chromium ({backend}, sink --batch-wait "
-          f"{args.batch_wait} s): {len(delays)} events at {args.rate:g}/s, {changes} page updates")
-    print(f"  p50 {percentile(delays, 0.50):.3f} s   p99 {percentile(delays, 0.99):.3f} s   "
-          f"max {max(delays):.3f} s   mean {statistics.fmean(delays):.3f} s   (goal: p99 < 2 s)")
+    print(
+        f"wall display delay, publication -> figure changed in Chromium ({backend}, sink --batch-wait "
+        f"{args.batch_wait} s): {len(delays)} events at {args.rate:g}/s, {changes} page updates"
+    )
+    print(
+        f"  p50 {percentile(delays, 0.50):.3f} s   p99 {percentile(delays, 0.99):.3f} s   "
+        f"max {max(delays):.3f} s   mean {statistics.fmean(delays):.3f} s   (goal: p99 < 2 s)"
+    )
     print(f"  machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
 
 

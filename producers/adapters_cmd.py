@@ -29,6 +29,7 @@ from producers.csv_import import CsvImportError, read_csv_events
 from producers.follow import FileFollower, FollowError, Position, load_position, save_position
 from producers.intake import Rejected, accept_object, reject
 from producers.privacy import redact_delimited
+from producers.pseudonymise import Pseudonymiser
 from producers.publish_cmd import (
     EXIT_KAFKA,
     EXIT_OK,
@@ -40,7 +41,6 @@ from producers.publish_cmd import (
     pseudonymiser_from_env,
 )
 from producers.publisher import EventPublisher, PublishError
-from producers.pseudonymise import Pseudonymiser
 from producers.queue_log import (
     AdapterError,
     QueueLogError,
@@ -142,18 +142,43 @@ def adapters() -> None:
 @adapters.command("queue-log")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--follow", is_flag=True, help="Keep reading as the file grows, across rotation (like tail -F).")
-@click.option("--from-start", is_flag=True,
-              help="With --follow and no checkpoint yet: start at the beginning of the file, not its end.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File recording how far the log was published; a restart continues from there.")
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="With --follow and no checkpoint yet: start at the beginning of the file, not its end.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File recording how far the log was published; a restart continues from there.",
+)
 @click.option("--prefix", default=None, help="Call id prefix, unique per PBX [default: options file, else pbx-<host>].")
-@click.option("--options", "options_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML adapter options (prefix, source, timezone, languages, wrap-up, agents).")
-@click.option("--poll", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
-              help="Seconds between checks for new lines with --follow.")
+@click.option(
+    "--options",
+    "options_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML adapter options (prefix, source, timezone, languages, wrap-up, agents).",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between checks for new lines with --follow.",
+)
 @settings_options
-def queue_log(file: str, follow: bool, from_start: bool, checkpoint: Path | None, prefix: str | None,
-              options_path: str | None, poll: float, settings: Settings) -> None:
+def queue_log(
+    file: str,
+    follow: bool,
+    from_start: bool,
+    checkpoint: Path | None,
+    prefix: str | None,
+    options_path: str | None,
+    poll: float,
+    settings: Settings,
+) -> None:
     """Publish the call events of an Asterisk queue_log (once, or following it with --follow)."""
     pseudonymiser = pseudonymiser_from_env(required=True)
     if pseudonymiser is None:
@@ -204,12 +229,16 @@ def queue_log(file: str, follow: bool, from_start: bool, checkpoint: Path | None
 
 @adapters.command("import-csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML mapping of the file's columns to event attributes (see docs/adapters.md).")
-@click.option("--source", default="/import/csv", show_default=True,
-              help="CloudEvents source of rows without one.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr [default: when stderr is a terminal].")
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML mapping of the file's columns to event attributes (see docs/adapters.md).",
+)
+@click.option("--source", default="/import/csv", show_default=True, help="CloudEvents source of rows without one.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr [default: when stderr is a terminal]."
+)
 @settings_options
 def import_csv(file: str, mapping: str | None, source: str, progress: bool | None, settings: Settings) -> None:
     """Publish a CSV history export, one event per row."""
@@ -221,8 +250,11 @@ def import_csv(file: str, mapping: str | None, source: str, progress: bool | Non
     with StopOnSignal() as signals, byte_progress(Path(file).stat().st_size, show, "importing") as update:
         try:
             rows = read_csv_events(
-                file, mapping, None if update is None else (lambda done, _total: update(done)),
-                source=source, pseudonymiser=pseudonymiser,
+                file,
+                mapping,
+                None if update is None else (lambda done, _total: update(done)),
+                source=source,
+                pseudonymiser=pseudonymiser,
             )
         except CsvImportError as exc:
             raise click.UsageError(str(exc)) from None

@@ -53,9 +53,16 @@ Kind = Literal["events", "dead_letter"]
 class BulkPublisher(ConfirmingPublisher):
     """One aiokafka producer for the events and dead-letter topics of `settings` (see module)."""
 
-    def __init__(self, settings: Settings, *, client_id: str = "tawasul-bulk-publisher",
-                 metrics: Metrics | None = None, window: int = DEFAULT_WINDOW, batch_bytes: int = BATCH_BYTES,
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_id: str = "tawasul-bulk-publisher",
+        metrics: Metrics | None = None,
+        window: int = DEFAULT_WINDOW,
+        batch_bytes: int = BATCH_BYTES,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
         super().__init__(settings, metrics, window)
         self._hashes = KeyHashes()
         self._open: dict[int, tuple[Any, Counter[Labels]]] = {}
@@ -80,8 +87,14 @@ class BulkPublisher(ConfirmingPublisher):
     async def _start(self, client_id: str, batch_bytes: int) -> AIOKafkaProducer:
         self._in_order = asyncio.Lock()
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka, client_id=client_id, acks="all", enable_idempotence=True,
-            linger_ms=20, max_batch_size=batch_bytes, request_timeout_ms=120_000, **aiokafka_options(),
+            bootstrap_servers=self.settings.kafka,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=20,
+            max_batch_size=batch_bytes,
+            request_timeout_ms=120_000,
+            **aiokafka_options(),
         )
         try:
             await producer.start()
@@ -103,7 +116,7 @@ class BulkPublisher(ConfirmingPublisher):
         current = self._open.get(partition)
         if current is None:
             current = self._open[partition] = (self._producer.create_batch(), Counter())
-        if current[0].append(key=key, value=value, timestamp=None) is None:   # full: send it, start another
+        if current[0].append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
             self._ship(partition)
             current = self._open[partition] = (self._producer.create_batch(), Counter())
             if current[0].append(key=key, value=value, timestamp=None) is None:
@@ -115,8 +128,11 @@ class BulkPublisher(ConfirmingPublisher):
         self._check_open()
         self.metrics.events_rejected.labels(source_kind=source_kind, reason=rejected.category).inc()
         letter = rejected.letter
-        self._track(self._send_one(self.dead_letter_topic, letter.to_json(), letter.headers()), "dead_letter",
-                    Counter({(source_kind, ""): 1}))
+        self._track(
+            self._send_one(self.dead_letter_topic, letter.to_json(), letter.headers()),
+            "dead_letter",
+            Counter({(source_kind, ""): 1}),
+        )
 
     async def _send_one(self, topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> object:
         async with self._in_order:
@@ -129,7 +145,7 @@ class BulkPublisher(ConfirmingPublisher):
         self._track(self._send_batch(builder, partition), "events", labels)
 
     async def _send_batch(self, builder: Any, partition: int) -> object:
-        async with self._in_order:      # batches enter the producer's queue in the order shipped
+        async with self._in_order:  # batches enter the producer's queue in the order shipped
             delivery = await self._producer.send_batch(builder, self.events_topic, partition=partition)
         return await delivery
 
@@ -201,6 +217,5 @@ class BulkPublisher(ConfirmingPublisher):
         try:
             self._call(self._producer.stop(), timeout_s)
         except (KafkaError, OSError, concurrent.futures.TimeoutError):
-            pass    # what was not confirmed is reported by the flush
+            pass  # what was not confirmed is reported by the flush
         self._loop.stop()
-

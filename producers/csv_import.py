@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from producers.pseudonymise import Pseudonymiser, PseudonymiseError
+from producers.pseudonymise import PseudonymiseError, Pseudonymiser
 from producers.queue_log import AdapterError
 
 DEFAULT_SOURCE = "/import/csv"

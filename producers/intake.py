@@ -69,8 +69,17 @@ from schemas.fields import TIME_RANGE_MESSAGE, format_timestamp
 from tawasul.domain.durations import DurationError, format_duration, parse_duration
 
 CATEGORIES: Final = (
-    "not_utf8", "not_json", "not_object", "too_large", "unknown_type", "not_input", "invalid", "personal_data",
-    "adapter", "time", "forbidden",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "too_large",
+    "unknown_type",
+    "not_input",
+    "invalid",
+    "personal_data",
+    "adapter",
+    "time",
+    "forbidden",
 )
 """Every value of `Rejected.category` (the `reason` label of `tawasul_events_rejected_total`)."""
 _LINE_END: Final = b" \t\r\n"
@@ -109,8 +118,8 @@ def _parse_skew(text: str) -> timedelta | None:
         return timedelta(seconds=float(value)) if value.replace(".", "", 1).isdigit() else parse_duration(value)
     except (DurationError, OverflowError, ValueError):
         raise SkewSettingError(
-            f"{ENV_MAX_CLOCK_SKEW}={text!r}: must be a duration like 5m, 90s or 1h, a number of seconds, "
-            "or 'none'") from None
+            f"{ENV_MAX_CLOCK_SKEW}={text!r}: must be a duration like 5m, 90s or 1h, a number of seconds, or 'none'"
+        ) from None
 
 
 def max_clock_skew(environ: dict[str, str] | None = None) -> timedelta | None:
@@ -166,8 +175,10 @@ def _category(exc: InvalidEvent) -> str:
     if first.field == WHOLE_EVENT:
         message = first.message
         for prefix, category in (
-            ("not valid UTF-8", "not_utf8"), ("not valid JSON", "not_json"),
-            ("too large", "too_large"), ("must be a JSON object", "not_object"),
+            ("not valid UTF-8", "not_utf8"),
+            ("not valid JSON", "not_json"),
+            ("too large", "too_large"),
+            ("must be a JSON object", "not_object"),
         ):
             if message.startswith(prefix):
                 return category
@@ -182,7 +193,9 @@ def reject(
 ) -> Rejected:
     """A rejection: the original (phone numbers redacted) kept in a dead letter with the reason."""
     letter = DeadLetter(
-        original=redact(original), reason=redact_text(reason), origin=origin,
+        original=redact(original),
+        reason=redact_text(reason),
+        origin=origin,
         received_at=received_at or datetime.now(UTC),
     )
     return Rejected(letter, category if category in CATEGORIES else "invalid")
@@ -195,8 +208,10 @@ def too_large(head: bytes, size: int, origin: str) -> Rejected:
 
 def _not_input(event: Event, original: bytes, origin: str) -> Rejected:
     """The rejection of a valid event of a type only the stream processors produce."""
-    reason = (f"type: {event.type!r} is produced by Tawasul's stream processors, not accepted as input "
-              "(input types: ticket.*, call.*, visit.*, survey.submitted)")
+    reason = (
+        f"type: {event.type!r} is produced by Tawasul's stream processors, not accepted as input "
+        "(input types: ticket.*, call.*, visit.*, survey.submitted)"
+    )
     return reject(original, reason, origin, "not_input")
 
 
@@ -208,8 +223,10 @@ def _ahead(event: Event, original: bytes, origin: str, max_skew: MaxSkew) -> Rej
     now = datetime.now(UTC)
     if event.time - now <= skew:
         return None
-    reason = (f"time: {format_timestamp(event.time)} is more than {format_duration(skew)} ahead of the receiving "
-              f"clock ({format_timestamp(now.replace(microsecond=0))}; allowed skew: {ENV_MAX_CLOCK_SKEW})")
+    reason = (
+        f"time: {format_timestamp(event.time)} is more than {format_duration(skew)} ahead of the receiving "
+        f"clock ({format_timestamp(now.replace(microsecond=0))}; allowed skew: {ENV_MAX_CLOCK_SKEW})"
+    )
     return reject(original, reason, origin, "time")
 
 
@@ -231,8 +248,9 @@ def _has_personal_data(event: Event, body: bytes) -> bool:
     return any(looks_like_phone_number(fields.get(name)) for name in REF_FIELDS)
 
 
-def _from_dict(raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | None, original: bytes,
-               max_skew: MaxSkew) -> Outcome:
+def _from_dict(
+    raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | None, original: bytes, max_skew: MaxSkew
+) -> Outcome:
     try:
         event = parse_event(redact_event(scrub(raw, pseudonymiser), pseudonymiser))
     except PrivacyError as exc:
@@ -250,9 +268,7 @@ def _from_dict(raw: dict[str, Any], origin: str, pseudonymiser: Pseudonymiser | 
     return Accepted(event, value, origin)
 
 
-def accept_line(
-    line: bytes, origin: str, pseudonymiser: Pseudonymiser | None, max_skew: MaxSkew = FROM_ENV
-) -> Outcome:
+def accept_line(line: bytes, origin: str, pseudonymiser: Pseudonymiser | None, max_skew: MaxSkew = FROM_ENV) -> Outcome:
     """One UTF-8 JSON object (a JSON Lines line or an HTTP body) -> Accepted or Rejected."""
     body = bytes(line).strip(_LINE_END)
     try:
@@ -277,7 +293,10 @@ def _json_bytes(obj: object) -> bytes:
 
 
 def accept_object(
-    obj: object, origin: str, pseudonymiser: Pseudonymiser | None, original: bytes | None = None,
+    obj: object,
+    origin: str,
+    pseudonymiser: Pseudonymiser | None,
+    original: bytes | None = None,
     max_skew: MaxSkew = FROM_ENV,
 ) -> Outcome:
     """One decoded JSON value (an adapter's event dict, a batch element) -> Accepted or Rejected."""

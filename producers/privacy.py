@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from producers.pseudonymise import Pseudonymiser, PseudonymiseError, normalise
+from producers.pseudonymise import PseudonymiseError, Pseudonymiser, normalise
 
 PHONE_FIELDS: Final = ("caller_number", "caller_id", "phone", "msisdn", "mobile")
 """`data` fields that hold a raw phone number."""
@@ -41,9 +41,7 @@ _PHONE_NUMBER: Final = re.compile(r"^(\+|0)[0-9]{7,14}$")
 """A normalised number in international (`+971...`, `00971...` -> `+971...`) or local (`05...`) form."""
 _FIELD_NAMES: Final = "|".join(PHONE_FIELDS + REF_FIELDS)
 _FIELD_VALUE: Final = re.compile(
-    rf'("(?:{_FIELD_NAMES})"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+\-]*|\[[^\]]*\]?|\{{[^}}]*\}}?)'.encode(
-        "ascii"
-    )
+    rf'("(?:{_FIELD_NAMES})"\s*:\s*)("(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+\-]*|\[[^\]]*\]?|\{{[^}}]*\}}?)'.encode("ascii")
 )
 _REDACTED_JSON: Final = b'"' + REDACTED.encode("ascii") + b'"'
 _NUMBER_FIELD: Final = re.compile(rb"^\s*\+?[0-9][0-9 \-()/]{5,}[0-9]\s*$")
@@ -61,10 +59,10 @@ _UUID: Final = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-F
 """UUIDs are ids, never personal data: masked before matching (their digit runs could look like numbers)."""
 PHONE_PATTERN: Final = (
     _START + r"(?:"
-    r"(?:\+|00)[ ]?[1-9](?:" + _GROUP_SEP + r"[0-9]){8,14}"        # +971 50 123 4567, 0044 20 7946 0958
-    r"|\+?971" + _SEP + r"(?:\(0\)" + _SEP + r")?5(?:" + _SEP + r"[0-9]){8}"   # 971501234567
-    r"|\(?05[0-9]\)?(?:" + _SEP + r"[0-9]){7}"                       # 050 123 4567, (050) 1234567
-    r"|\(?0[234679]\)?(?:" + _SEP + r"[0-9]){7}"                     # 04 123 4567
+    r"(?:\+|00)[ ]?[1-9](?:" + _GROUP_SEP + r"[0-9]){8,14}"  # +971 50 123 4567, 0044 20 7946 0958
+    r"|\+?971" + _SEP + r"(?:\(0\)" + _SEP + r")?5(?:" + _SEP + r"[0-9]){8}"  # 971501234567
+    r"|\(?05[0-9]\)?(?:" + _SEP + r"[0-9]){7}"  # 050 123 4567, (050) 1234567
+    r"|\(?0[234679]\)?(?:" + _SEP + r"[0-9]){7}"  # 04 123 4567
     r")" + _END
 )
 """A phone number: international (`+` or `00` and 9 to 15 digits), UAE mobile with 971 and
@@ -74,9 +72,7 @@ EMIRATES_ID_PATTERN: Final = _START + r"784" + _SEP + r"[0-9]{4}" + _SEP + r"[0-
 """An Emirates ID number: 784-YYYY-NNNNNNN-N, with or without dashes or spaces."""
 EMAIL_PATTERN: Final = r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}"
 """An e-mail address (letters of any script)."""
-_PERSONAL: Final = re.compile(
-    rf"(?P<eid>{EMIRATES_ID_PATTERN})|(?P<email>{EMAIL_PATTERN})|(?P<phone>{PHONE_PATTERN})"
-)
+_PERSONAL: Final = re.compile(rf"(?P<eid>{EMIRATES_ID_PATTERN})|(?P<email>{EMAIL_PATTERN})|(?P<phone>{PHONE_PATTERN})")
 _MARKERS: Final = {"eid": "[emirates-id]", "email": "[email]", "phone": "[phone]"}
 _KINDS: Final = {"eid": "an Emirates ID number", "email": "an e-mail address", "phone": "a phone number"}
 _DIGITS: Final = {code: ord("0") + (code - base) % 10 for base in (0x0660, 0x06F0) for code in range(base, base + 10)}
@@ -103,7 +99,7 @@ def might_hold_personal_data(body: bytes) -> bool:
     """False only when `body` (raw JSON bytes) certainly holds no phone number, e-mail
     address or Emirates ID in any string: the fast path of intake and the sink. True may be
     a false alarm (a UUID's digits): `personal_data_fields` decides."""
-    if b"@" in body or b"\\" in body:      # an address, or a JSON escape (could spell anything)
+    if b"@" in body or b"\\" in body:  # an address, or a JSON escape (could spell anything)
         return True
     if (b"\xd9" in body or b"\xdb" in body) and _ARABIC_DIGIT_BYTES.search(body) is not None:
         return True
@@ -136,7 +132,7 @@ def redact_text(text: str) -> str:
         return text
     out, last = [], 0
     for match in matches:
-        out.append(text[last:match.start()])
+        out.append(text[last : match.start()])
         out.append(_MARKERS[match.lastgroup or "phone"])
         last = match.end()
     out.append(text[last:])
@@ -190,7 +186,7 @@ def _pseudonymise_text(text: str, field: str, pseudonymiser: Pseudonymiser | Non
     out, last = [], 0
     for match in matches:
         marker = _MARKERS[match.lastgroup or "phone"][:-1]
-        out += [text[last:match.start()], f"{marker}-{_ref(pseudonymiser, field, match.group(0))}]"]
+        out += [text[last : match.start()], f"{marker}-{_ref(pseudonymiser, field, match.group(0))}]"]
         last = match.end()
     out.append(text[last:])
     return "".join(out)
@@ -217,10 +213,7 @@ class PrivacyError(ValueError):
 
     def __init__(self, field: str, kind: str = "a raw phone number") -> None:
         self.field = field
-        super().__init__(
-            f"{field}: {kind} is not accepted without the pseudonymisation key "
-            "(TAWASUL_PSEUDONYM_KEY)"
-        )
+        super().__init__(f"{field}: {kind} is not accepted without the pseudonymisation key (TAWASUL_PSEUDONYM_KEY)")
 
 
 def looks_like_phone_number(value: object) -> bool:

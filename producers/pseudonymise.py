@@ -55,9 +55,7 @@ class Pseudonymiser:
         if not isinstance(self.key, bytes | bytearray):
             raise PseudonymiseError("the pseudonymisation key must be bytes")
         if len(self.key) < MIN_KEY_BYTES:
-            raise PseudonymiseError(
-                f"the pseudonymisation key is too short: at least {MIN_KEY_BYTES} bytes are needed"
-            )
+            raise PseudonymiseError(f"the pseudonymisation key is too short: at least {MIN_KEY_BYTES} bytes are needed")
         if not 16 <= self.length <= 64:
             raise PseudonymiseError("the ref length must be between 16 and 64 hex characters")
 
@@ -87,7 +85,7 @@ def from_env(
         if required:
             raise PseudonymiseError(
                 f"{variable} is not set: set it to a secret of at least {MIN_KEY_BYTES} characters "
-                "(for example the output of `python -c \"import secrets; print(secrets.token_hex(32))\"`)"
+                '(for example the output of `python -c "import secrets; print(secrets.token_hex(32))"`)'
             )
         return None
     try:

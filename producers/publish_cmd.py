@@ -37,10 +37,18 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 from producers.bulk_publisher import BulkPublisher
 from producers.intake import (
-    FROM_ENV, Accepted, MaxSkew, Rejected, SkewSettingError, accept_line, max_clock_skew, resolve_skew, too_large,
+    FROM_ENV,
+    Accepted,
+    MaxSkew,
+    Rejected,
+    SkewSettingError,
+    accept_line,
+    max_clock_skew,
+    resolve_skew,
+    too_large,
 )
+from producers.pseudonymise import PseudonymiseError, Pseudonymiser, from_env
 from producers.publisher import EventPublisher, PublishError, channel_of
-from producers.pseudonymise import Pseudonymiser, PseudonymiseError, from_env
 from schemas import MAX_EVENT_BYTES
 from tawasul.infra.cli_options import settings_options
 from tawasul.infra.settings import Settings
@@ -179,8 +187,9 @@ Verdict = tuple[int, bytes, bytes, str, str] | tuple[int, Rejected]
 Chunk = list[tuple[int, bytes, int]]
 
 
-def judge_chunk(name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None,
-                max_skew: MaxSkew = FROM_ENV) -> list[Verdict]:
+def judge_chunk(
+    name: str, lines: Chunk, pseudonymiser: Pseudonymiser | None, max_skew: MaxSkew = FROM_ENV
+) -> list[Verdict]:
     """Validate lines read by `iter_lines` (blank ones are left out); runs in a worker process
     for large inputs, so it returns plain tuples rather than events. `max_skew`: see
     `producers.intake` (None for history: no bound ahead of the clock)."""
@@ -308,7 +317,11 @@ def byte_progress(total: int | None, enabled: bool, label: str = "publishing") -
         yield None
         return
     columns = (
-        TextColumn(label), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TextColumn("eta"),
+        TextColumn(label),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
@@ -379,14 +392,24 @@ def finish(publisher: LinePublisher, summary: PublishSummary, signals: StopOnSig
 
 @click.command("publish")
 @click.argument("file", metavar="FILE|-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr [default: when stderr is a terminal and FILE is a file].")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Validation processes (0 = validate in this process) [default: CPUs - 1, at most 4, "
-                   "for files of 16 MiB or more; else 0].")
-@click.option("--history", is_flag=True,
-              help="The file is a recorded or simulated period: no bound on how far event times lie ahead of "
-                   "the clock (TAWASUL_MAX_CLOCK_SKEW, default 5m, applies otherwise).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr [default: when stderr is a terminal and FILE is a file].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Validation processes (0 = validate in this process) [default: CPUs - 1, at most 4, "
+    "for files of 16 MiB or more; else 0].",
+)
+@click.option(
+    "--history",
+    is_flag=True,
+    help="The file is a recorded or simulated period: no bound on how far event times lie ahead of "
+    "the clock (TAWASUL_MAX_CLOCK_SKEW, default 5m, applies otherwise).",
+)
 @settings_options
 def publish(file: str, progress: bool | None, workers: int | None, history: bool, settings: Settings) -> None:
     """Validate each line of a JSON Lines file of events and publish the valid ones.
@@ -412,8 +435,15 @@ def publish(file: str, progress: bool | None, workers: int | None, history: bool
         try:
             with byte_progress(total, show and not from_stdin) as update:
                 summary = publish_lines(
-                    handle, name, publisher, pseudonymiser, report=report, progress=update, stop=signals,
-                    workers=workers, max_skew=max_skew,
+                    handle,
+                    name,
+                    publisher,
+                    pseudonymiser,
+                    report=report,
+                    progress=update,
+                    stop=signals,
+                    workers=workers,
+                    max_skew=max_skew,
                 )
         except PublishError as exc:
             click.echo(f"error: {exc}", err=True)

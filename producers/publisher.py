@@ -47,18 +47,20 @@ from tawasul.infra.topics import DEAD_LETTER, EVENTS
 
 logger = logging.getLogger(__name__)
 
-PRODUCER_DEFAULTS: Final[Mapping[str, object]] = MappingProxyType({
-    "acks": "all",
-    "enable_idempotence": True,
-    "retries": 2_147_483_647,
-    "delivery_timeout_ms": 120_000,
-    "max_in_flight_requests_per_connection": 5,
-    "linger_ms": 20,
-    "batch_size": 256 * 1024,
-    "compression_type": None,
-    "max_request_size": 1024 * 1024,
-    "allow_auto_create_topics": False,
-})
+PRODUCER_DEFAULTS: Final[Mapping[str, object]] = MappingProxyType(
+    {
+        "acks": "all",
+        "enable_idempotence": True,
+        "retries": 2_147_483_647,
+        "delivery_timeout_ms": 120_000,
+        "max_in_flight_requests_per_connection": 5,
+        "linger_ms": 20,
+        "batch_size": 256 * 1024,
+        "compression_type": None,
+        "max_request_size": 1024 * 1024,
+        "allow_auto_create_topics": False,
+    }
+)
 """kafka-python settings of every Tawasul publisher (`producer_config` overrides them).
 
 Idempotent, `acks=all`, retried until `delivery_timeout_ms`. No compression: measured with
@@ -214,8 +216,13 @@ class EventPublisher(ConfirmingPublisher):
         return self.reject(outcome, source_kind=source_kind)
 
     def _send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None,
-        kind: Kind, labels: tuple[str, str],
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        kind: Kind,
+        labels: tuple[str, str],
     ) -> FutureRecordMetadata:
         if self._closed:
             raise PublishError("the publisher is closed")

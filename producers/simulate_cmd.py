@@ -12,29 +12,50 @@ from producers.simulator import Params, SimulatorError, parse_when, write_jsonl
 
 
 @click.command("simulate")
-@click.option("--from", "start", required=True, metavar="DATE",
-              help="Start (ISO 8601; a date alone is 00:00 Asia/Dubai).")
+@click.option(
+    "--from", "start", required=True, metavar="DATE", help="Start (ISO 8601; a date alone is 00:00 Asia/Dubai)."
+)
 @click.option("--to", "end", required=True, metavar="DATE", help="End, exclusive (ISO 8601).")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Same seed and options give byte-identical output.")
-@click.option("--scale", type=float, default=1.0, show_default=True,
-              help="Volume multiplier (1 = the H1 2025 calibration, 0.01 a small sample).")
-@click.option("--out", "out", default="-", show_default=True, metavar="FILE",
-              help="JSON Lines output file; - writes to stdout.")
-@click.option("--disorder", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Shuffle events within this many seconds of event time.")
-@click.option("--tail/--no-tail", default=False, show_default=True,
-              help="Also emit the later events (after --to) of contacts that arrived before it.")
-@click.option("--tag", default="", metavar="TAG",
-              help="Letters/digits put into every subject id to keep runs apart.")
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Progress bar on stderr (only when writing a file).")
-def simulate(start: str, end: str, seed: int, scale: float, out: str, disorder: float,
-             tail: bool, tag: str, progress: bool) -> None:
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Same seed and options give byte-identical output."
+)
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Volume multiplier (1 = the H1 2025 calibration, 0.01 a small sample).",
+)
+@click.option(
+    "--out", "out", default="-", show_default=True, metavar="FILE", help="JSON Lines output file; - writes to stdout."
+)
+@click.option(
+    "--disorder",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Shuffle events within this many seconds of event time.",
+)
+@click.option(
+    "--tail/--no-tail",
+    default=False,
+    show_default=True,
+    help="Also emit the later events (after --to) of contacts that arrived before it.",
+)
+@click.option("--tag", default="", metavar="TAG", help="Letters/digits put into every subject id to keep runs apart.")
+@click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Progress bar on stderr (only when writing a file).",
+)
+def simulate(
+    start: str, end: str, seed: int, scale: float, out: str, disorder: float, tail: bool, tag: str, progress: bool
+) -> None:
     """Simulate calls, tickets, walk-in visits and surveys of the department."""
     try:
-        params = Params(parse_when(start), parse_when(end), seed=seed, scale=scale, tag=tag,
-                        tail=tail)
+        params = Params(parse_when(start), parse_when(end), seed=seed, scale=scale, tag=tag, tail=tail)
         if disorder < 0:
             raise SimulatorError("--disorder must not be negative")
     except SimulatorError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from schemas.base import EventData
 from schemas.errors import FieldError
@@ -41,9 +41,7 @@ def _known_type(value: object) -> str:
     if not isinstance(value, str):
         raise PydanticCustomError("event_type_type", "must be a string")
     if value not in EVENT_TYPES:
-        raise PydanticCustomError(
-            "event_type", "unknown event type '{value}'", {"value": value[:80]}
-        )
+        raise PydanticCustomError("event_type", "unknown event type '{value}'", {"value": value[:80]})
     return str(value)
 
 
@@ -90,9 +88,7 @@ def extension_errors(name: object, value: object) -> FieldError | None:
     if name == "data_base64":
         return FieldError(name, "binary data is not accepted (data must be a JSON object)")
     if _EXTENSION_NAME.fullmatch(name) is None:
-        return FieldError(
-            name, "unknown attribute (extension names are lowercase letters and digits)"
-        )
+        return FieldError(name, "unknown attribute (extension names are lowercase letters and digits)")
     if isinstance(value, bool | str) or (isinstance(value, int) and value in _INT32):
         return None
     return FieldError(name, "extension value must be a string, a 32-bit integer or a boolean")
@@ -110,9 +106,7 @@ def version_error(event_type: str, dataschema: str | None) -> FieldError | None:
         return FieldError("dataschema", f"names {schema_type} but the event type is {event_type}")
     if (event_type, version) not in DATA_MODELS:
         known = ", ".join(str(v) for (t, v) in sorted(DATA_MODELS) if t == event_type)
-        return FieldError(
-            "dataschema", f"unknown version {version} of {event_type} (known: {known})"
-        )
+        return FieldError("dataschema", f"unknown version {version} of {event_type} (known: {known})")
     return None
 
 
@@ -141,9 +135,7 @@ class Event(BaseModel):
         for name, item in value.items():
             problem = extension_errors(name, item)
             if problem is not None:
-                raise PydanticCustomError(
-                    "extension", "{name}: {message}", {"name": name, "message": problem.message}
-                )
+                raise PydanticCustomError("extension", "{name}: {message}", {"name": name, "message": problem.message})
         return value
 
     @model_validator(mode="after")

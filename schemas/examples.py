@@ -55,8 +55,12 @@ def example_data(event_type: str) -> dict[str, Any]:
         "sla.breached": sla,
         "sla.met": {**sla, "target": "first_response", "deadline": "2025-03-04T10:00:00+04:00"},
         "sla.breach_withdrawn": {**sla, "withdrawn_id": f"{_TICKET}:resolution:sla.breached:0"},
-        "sla.warning_withdrawn": {**sla, "target": "first_response", "deadline": "2025-03-04T10:00:00+04:00",
-                                  "withdrawn_id": f"{_TICKET}:first_response:sla.warning:0"},
+        "sla.warning_withdrawn": {
+            **sla,
+            "target": "first_response",
+            "deadline": "2025-03-04T10:00:00+04:00",
+            "withdrawn_id": f"{_TICKET}:first_response:sla.warning:0",
+        },
         "kpi.snapshot": {
             "figure": "calls.service_level",
             "window": "15m",

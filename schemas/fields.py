@@ -7,7 +7,7 @@ generated schema files agree with :func:`schemas.parse_event`.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Final
 
 from pydantic import (
@@ -32,9 +32,9 @@ URI_REFERENCE_PATTERN: Final = (
     r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$"
 )
 NON_BLANK_PATTERN: Final = r"\S"
-EARLIEST_TIME: Final = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 """No event time lies before this instant (contract section 7)."""
-LATEST_TIME: Final = datetime(2100, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME: Final = datetime(2100, 1, 1, tzinfo=UTC)
 """Nor at or after this one: every receiving clock before 2100 refuses it as being ahead, and the
 bound keeps date arithmetic (deadlines, windows, conversions to UTC) far from year 9999."""
 TIME_RANGE_PATTERN: Final = RFC3339_PATTERN.replace(r"^\d{4}-", r"^20\d{2}-", 1)
@@ -63,9 +63,7 @@ def parse_timestamp(value: object) -> datetime:
     if _RFC3339.fullmatch(value) is None:
         if _LOCAL_TIME.fullmatch(value):
             raise PydanticCustomError("timestamp_offset", _NO_OFFSET)
-        raise PydanticCustomError(
-            "timestamp_format", "must be an RFC 3339 timestamp like 2025-03-01T09:30:00+04:00"
-        )
+        raise PydanticCustomError("timestamp_format", "must be an RFC 3339 timestamp like 2025-03-01T09:30:00+04:00")
     try:
         parsed = datetime.fromisoformat(value.upper())
     except ValueError:

@@ -101,9 +101,7 @@ def event_schema() -> dict[str, Any]:
         "type": "object",
         "properties": properties,
         "required": [*attributes["required"], "data"],
-        "patternProperties": {
-            f"(?!^data$){EXTENSION_NAME_PATTERN}": {"type": ["string", "integer", "boolean"]}
-        },
+        "patternProperties": {f"(?!^data$){EXTENSION_NAME_PATTERN}": {"type": ["string", "integer", "boolean"]}},
         "additionalProperties": False,
         "allOf": rules,
         "$defs": shared["$defs"],

@@ -56,7 +56,7 @@ def _valid_event(raw: dict[str, Any]) -> Event | None:
     """The event when `raw` is valid, in one validation of the envelope (the common case);
     None when anything is off, for `_explained` to name every problem."""
     if raw.get("datacontenttype", "") is None or raw.get("dataschema", "") is None:
-        return None     # null is accepted by `Event`'s defaults but not by the contract
+        return None  # null is accepted by `Event`'s defaults but not by the contract
     fields, extensions, problems = _split(raw)
     if problems:
         return None

@@ -34,9 +34,7 @@ class SurveySubmittedData(EventData):
     def _score_in_scale(cls, score: int, info: ValidationInfo) -> int:
         scale = info.data.get("scale", 5)
         if not 1 <= score <= scale:
-            raise PydanticCustomError(
-                "score_range", "must be between 1 and {scale}", {"scale": scale}
-            )
+            raise PydanticCustomError("score_range", "must be between 1 and {scale}", {"scale": scale})
         return score
 
     @property

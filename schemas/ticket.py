@@ -12,9 +12,7 @@ from schemas.values import Channel, Kind, Priority
 class Location(BaseModel):
     """Where a facility report is about."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="allow", use_attribute_docstrings=True, hide_input_in_errors=True
-    )
+    model_config = ConfigDict(frozen=True, extra="allow", use_attribute_docstrings=True, hide_input_in_errors=True)
     __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
 
     mosque_id: Name | None = None

@@ -84,8 +84,14 @@ class SlaTarget(StrEnum):
 
 EVENT_TYPES: Final[frozenset[str]] = frozenset(t.value for t in EventType)
 PROCESSOR_EVENT_TYPES: Final[frozenset[str]] = frozenset(
-    {EventType.SLA_WARNING, EventType.SLA_BREACHED, EventType.SLA_MET, EventType.SLA_BREACH_WITHDRAWN,
-     EventType.SLA_WARNING_WITHDRAWN, EventType.KPI_SNAPSHOT}
+    {
+        EventType.SLA_WARNING,
+        EventType.SLA_BREACHED,
+        EventType.SLA_MET,
+        EventType.SLA_BREACH_WITHDRAWN,
+        EventType.SLA_WARNING_WITHDRAWN,
+        EventType.KPI_SNAPSHOT,
+    }
 )
 """Types only the stream processors produce: valid on their topics, never accepted as input."""
 INPUT_EVENT_TYPES: Final[frozenset[str]] = EVENT_TYPES - PROCESSOR_EVENT_TYPES

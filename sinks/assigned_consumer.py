@@ -33,8 +33,7 @@ class AssignedConsumer:
     """`partitions` (topic, partition), consumed from the committed offsets of `group_id`
     (else from the earliest), read-committed; see the module docstring."""
 
-    def __init__(self, bootstrap: str, partitions: Sequence[tuple[str, int]], *, group_id: str,
-                 client_id: str) -> None:
+    def __init__(self, bootstrap: str, partitions: Sequence[tuple[str, int]], *, group_id: str, client_id: str) -> None:
         self._loop = LoopThread(f"{client_id}-io")
         self._consumer: AIOKafkaConsumer | None = None
         try:
@@ -47,9 +46,15 @@ class AssignedConsumer:
     @staticmethod
     async def _start(bootstrap: str, group_id: str, client_id: str) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group_id, client_id=client_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level="read_committed",
-            max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024, **aiokafka_options(),
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            **aiokafka_options(),
         )
         await consumer.start()
         return consumer
@@ -93,19 +98,26 @@ class AssignedConsumer:
 
     def commit(self, offsets: Mapping[TopicPartition, Any]) -> None:
         """Commit `offsets` (kafka-python's `OffsetAndMetadata` values, or plain offsets)."""
-        plain = {TopicPartition(tp.topic, tp.partition): getattr(value, "offset", value)
-                 for tp, value in offsets.items()}
+        plain = {
+            TopicPartition(tp.topic, tp.partition): getattr(value, "offset", value) for tp, value in offsets.items()
+        }
         self._call(self._require().commit(plain))
 
     def highwater(self, partition: TopicPartition) -> int | None:
         return self._in_loop(lambda: self._require().highwater(partition))
 
-    def end_offsets(self, partitions: Sequence[TopicPartition], timeout_ms: int | None = None
-                    ) -> dict[TopicPartition, int]:
+    def end_offsets(
+        self, partitions: Sequence[TopicPartition], timeout_ms: int | None = None
+    ) -> dict[TopicPartition, int]:
         """The partitions' end offsets, asked of the broker (read-committed: the last stable offsets)."""
+
         async def ask() -> dict[TopicPartition, int]:
-            return dict(await asyncio.wait_for(self._require().end_offsets(list(partitions)),
-                                               None if timeout_ms is None else timeout_ms / 1000))
+            return dict(
+                await asyncio.wait_for(
+                    self._require().end_offsets(list(partitions)), None if timeout_ms is None else timeout_ms / 1000
+                )
+            )
+
         try:
             return self._call(ask())
         except TimeoutError as exc:
@@ -114,8 +126,9 @@ class AssignedConsumer:
     def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int | None:
         """The next offset to read; None when it is not known within `timeout_ms`."""
         try:
-            return self._call(asyncio.wait_for(self._require().position(partition),
-                                               None if timeout_ms is None else timeout_ms / 1000))
+            return self._call(
+                asyncio.wait_for(self._require().position(partition), None if timeout_ms is None else timeout_ms / 1000)
+            )
         except TimeoutError:
             return None
 
@@ -126,5 +139,5 @@ class AssignedConsumer:
             try:
                 self._loop.call(consumer.stop(), 30)
             except (AioKafkaError, OSError, TimeoutError):
-                pass    # nothing is committed on close: what was not committed is read again
+                pass  # nothing is committed on close: what was not committed is read again
         self._loop.stop()

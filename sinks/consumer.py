@@ -32,22 +32,37 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from producers.privacy import might_hold_personal_data, personal_data_fields, redact_text
 from producers.publisher import EventPublisher, PublishError
 from schemas import (
-    CHANNELS, KINDS, MAX_EVENT_BYTES, PRIORITIES, FieldError, InvalidEvent, dataschema_uri, parse_event,
+    CHANNELS,
+    KINDS,
+    MAX_EVENT_BYTES,
+    PRIORITIES,
+    FieldError,
+    InvalidEvent,
+    dataschema_uri,
+    parse_event,
 )
 from schemas.errors import WHOLE_EVENT
 from sinks.assigned_consumer import AssignedConsumer
-from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from sinks.db import migrate
 from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
-from sinks.db.policy_books import decode_policy_book
 from sinks.db.engine import describe_url, is_unavailable, make_engine
+from sinks.db.policy_books import decode_policy_book
 from sinks.db.records import BadRecord, EventRecord
 from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
+from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from tawasul.infra.kafka_security import kafka_python_options
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import (
-    DEAD_LETTER, EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, TopicSpec, assignable_partitions, ensure_topics,
+    DEAD_LETTER,
+    EVENTS,
+    KPIS,
+    POLICIES,
+    SLA_OUTCOMES,
+    TICKET_STATE,
+    TopicSpec,
+    assignable_partitions,
+    ensure_topics,
 )
 
 log = logging.getLogger("tawasul.sink")
@@ -103,11 +118,22 @@ def _ticket_data_fits(kind: str, data: Mapping[str, Any]) -> bool:
     get = data.get
     if kind == "ticket.opened":
         location = get("location")
-        return (_one_of(get("channel"), _CHANNELS) and _one_of(get("kind"), _KINDS)
-                and _one_of(get("priority"), _PRIORITIES) and _name(get("category"))
-                and _name(get("department"), True) and _name(get("customer_ref"), True)
-                and (location is None or (isinstance(location, dict) and _name(location.get("mosque_id"), True)
-                                          and _name(location.get("area"), True))))
+        return (
+            _one_of(get("channel"), _CHANNELS)
+            and _one_of(get("kind"), _KINDS)
+            and _one_of(get("priority"), _PRIORITIES)
+            and _name(get("category"))
+            and _name(get("department"), True)
+            and _name(get("customer_ref"), True)
+            and (
+                location is None
+                or (
+                    isinstance(location, dict)
+                    and _name(location.get("mosque_id"), True)
+                    and _name(location.get("area"), True)
+                )
+            )
+        )
     if kind == "ticket.assigned":
         return _name(get("team"), True) and _name(get("agent"), True)
     if kind == "ticket.paused":
@@ -129,14 +155,17 @@ def decode_clean_input(raw: bytes) -> EventRecord:
         raise InvalidEvent((FieldError(WHOLE_EVENT, f"too large: {len(raw)} bytes (limit {MAX_EVENT_BYTES})"),))
     record = decode_input(raw)
     if record.type.startswith(_UNCHECKED_BY_FAST_PATH) and not (
-            _ticket_data_fits(record.type, record.data)
-            and ('"dataschema"' not in record.payload or dataschema_uri(record.type) in record.payload)):
-        parse_event(json.loads(record.payload))     # raises InvalidEvent naming what is wrong
+        _ticket_data_fits(record.type, record.data)
+        and ('"dataschema"' not in record.payload or dataschema_uri(record.type) in record.payload)
+    ):
+        parse_event(json.loads(record.payload))  # raises InvalidEvent naming what is wrong
     if might_hold_personal_data(raw):
         found = personal_data_fields(json.loads(record.payload))
         if found:
-            raise InvalidEvent(FieldError(path, f"holds {kind} (personal data is redacted at intake; this event "
-                                                "did not pass it)") for path, kind in found)
+            raise InvalidEvent(
+                FieldError(path, f"holds {kind} (personal data is redacted at intake; this event did not pass it)")
+                for path, kind in found
+            )
     return record
 
 
@@ -170,10 +199,22 @@ def _sleep(stop: StopSignal, seconds: float) -> bool:
 class DbSink:
     """One consumer, one writer, one loop (see `run_db_sink`)."""
 
-    def __init__(self, settings: Settings, consumer: KafkaConsumer | AssignedConsumer, writer: DbWriter,
-                 metrics: Metrics, *, stop: StopSignal, topics: Sequence[TopicSpec], batch_max: int,
-                 batch_wait_s: float, on_progress: Progress | None, backoff: Backoff,
-                 on_record: RecordHook | None = None, dead_letters: DeadLetterOutbox | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: KafkaConsumer | AssignedConsumer,
+        writer: DbWriter,
+        metrics: Metrics,
+        *,
+        stop: StopSignal,
+        topics: Sequence[TopicSpec],
+        batch_max: int,
+        batch_wait_s: float,
+        on_progress: Progress | None,
+        backoff: Backoff,
+        on_record: RecordHook | None = None,
+        dead_letters: DeadLetterOutbox | None = None,
+    ) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
         self.dead_letters = dead_letters
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
@@ -222,9 +263,16 @@ class DbSink:
             self.skipped += 1
             self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
             reason = redact_text(str(exc)) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
-            log.warning("skipped a message the sink cannot decode; dead-lettered", extra={
-                "event": "sink_undecodable", "topic": tp.topic, "partition": tp.partition,
-                "offset": message.offset, "reason": reason})
+            log.warning(
+                "skipped a message the sink cannot decode; dead-lettered",
+                extra={
+                    "event": "sink_undecodable",
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": message.offset,
+                    "reason": reason,
+                },
+            )
             if self.dead_letters is not None:
                 self.dead_letters.add(message.value, reason, message_origin(tp.topic, tp.partition, message.offset))
             return
@@ -277,12 +325,14 @@ class DbSink:
                     continue
                 self.skipped += 1
                 self.metrics.db_errors.labels(kind="rejected_row").inc()
-                log.error("the database rejected a record; skipped and dead-lettered", extra={
-                    "event": "sink_row_rejected", "record": type(group[0]).__name__,
-                    "error": _error_name(exc)})
+                log.error(
+                    "the database rejected a record; skipped and dead-lettered",
+                    extra={"event": "sink_row_rejected", "record": type(group[0]).__name__, "error": _error_name(exc)},
+                )
                 if self.dead_letters is not None:
-                    self.dead_letters.add(record_bytes(group[0]), f"the database refused it: {_error_name(exc)}",
-                                          record_origin(group[0]))
+                    self.dead_letters.add(
+                        record_bytes(group[0]), f"the database refused it: {_error_name(exc)}", record_origin(group[0])
+                    )
                 continue
             except SQLAlchemyError:
                 for rest in reversed(groups):
@@ -299,9 +349,15 @@ class DbSink:
         """An event id stored before with other content: counted, logged and dead-lettered."""
         self.conflicts += 1
         self.metrics.conflicting_duplicates.labels(stage="sink").inc()
-        log.warning("an event id was already stored with other content; dead-lettered", extra={
-            "event": "sink_conflicting_duplicate", "id": redact_text(conflict.record.id)[:200],
-            "stored_sha256": conflict.stored_digest, "sha256": conflict.digest})
+        log.warning(
+            "an event id was already stored with other content; dead-lettered",
+            extra={
+                "event": "sink_conflicting_duplicate",
+                "id": redact_text(conflict.record.id)[:200],
+                "stored_sha256": conflict.stored_digest,
+                "sha256": conflict.digest,
+            },
+        )
         if self.dead_letters is not None:
             self.dead_letters.add(record_bytes(conflict.record), conflict.reason, record_origin(conflict.record))
 
@@ -313,10 +369,15 @@ class DbSink:
         if not self.database_down:
             self.consumer.pause(*self.consumer.assignment())
         self.database_down = True
-        log.warning("database write failed; consumption paused, retrying", extra={
-            "event": "sink_db_unavailable" if unavailable else "sink_db_error",
-            "error": _error_name(exc),
-            "retry_in_s": retry_in, "pending_records": len(self.writer)})
+        log.warning(
+            "database write failed; consumption paused, retrying",
+            extra={
+                "event": "sink_db_unavailable" if unavailable else "sink_db_error",
+                "error": _error_name(exc),
+                "retry_in_s": retry_in,
+                "pending_records": len(self.writer),
+            },
+        )
 
     def _keep_membership(self) -> None:
         """Poll while paused so the group keeps us; rewind anything a rebalance handed over."""
@@ -348,9 +409,15 @@ class DbSink:
             try:
                 self.dead_letters.confirm()
             except PublishError as exc:
-                log.warning("dead letters not confirmed by Kafka; offsets held, retrying", extra={
-                    "event": "sink_dead_letters_unconfirmed", "error": str(exc)[:300],
-                    "letters": len(self.dead_letters), "retry_in_s": delay})
+                log.warning(
+                    "dead letters not confirmed by Kafka; offsets held, retrying",
+                    extra={
+                        "event": "sink_dead_letters_unconfirmed",
+                        "error": str(exc)[:300],
+                        "letters": len(self.dead_letters),
+                        "retry_in_s": delay,
+                    },
+                )
                 if not self._wait(delay):
                     return False
                 delay = self.backoff.next(delay)
@@ -363,8 +430,10 @@ class DbSink:
             if offsets:
                 self.consumer.commit(offsets)
         except KafkaError as exc:  # CommitFailedError after a rebalance, or the broker went away
-            log.warning("offset commit failed (a rebalance?); the records will be read again, harmlessly",
-                        extra={"event": "sink_commit_failed", "error": type(exc).__name__})
+            log.warning(
+                "offset commit failed (a rebalance?); the records will be read again, harmlessly",
+                extra={"event": "sink_commit_failed", "error": type(exc).__name__},
+            )
         for topic, count in self.batch_counts.items():
             self.handled[topic] = self.handled.get(topic, 0) + count
         self.offsets.clear()
@@ -406,8 +475,10 @@ class DbSink:
         try:
             ends = self.consumer.end_offsets(owned, timeout_ms=1000)
         except KafkaError as exc:  # the broker is away too: the next refresh tries again
-            log.debug("end offsets unavailable; lag not refreshed", extra={
-                "event": "sink_lag_unavailable", "error": type(exc).__name__})
+            log.debug(
+                "end offsets unavailable; lag not refreshed",
+                extra={"event": "sink_lag_unavailable", "error": type(exc).__name__},
+            )
             return
         self._report_lag(ends)
 
@@ -438,8 +509,10 @@ class DbSink:
         try:
             result = self.writer.flush()
         except SQLAlchemyError as exc:
-            log.warning("stopping with an unstored batch; it will be read again on restart",
-                        extra={"event": "sink_stop_unstored", "error": _error_name(exc)})
+            log.warning(
+                "stopping with an unstored batch; it will be read again on restart",
+                extra={"event": "sink_stop_unstored", "error": _error_name(exc)},
+            )
             return
         self._stored(result)
 
@@ -455,34 +528,47 @@ def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Back
                 raise
             metrics.db_up.set(0)
             metrics.db_errors.labels(kind="unavailable").inc()
-            log.warning("database unreachable at start; retrying", extra={
-                "event": "sink_db_unavailable", "database": describe_url(url), "retry_in_s": delay})
+            log.warning(
+                "database unreachable at start; retrying",
+                extra={"event": "sink_db_unavailable", "database": describe_url(url), "retry_in_s": delay},
+            )
             if not _sleep(stop, delay):
                 return False
             delay = backoff.next(delay)
             continue
         metrics.db_up.set(1)
-        log.info("database schema ready", extra={
-            "event": "sink_schema_ready", "database": describe_url(url), "revision": state.current})
+        log.info(
+            "database schema ready",
+            extra={"event": "sink_schema_ready", "database": describe_url(url), "revision": state.current},
+        )
         return True
     return False
 
 
 def _every_partition(settings: Settings, topics: list[str]) -> list[TopicPartition]:
     """Every partition of `topics`, once the metadata knows them all."""
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata",
-                          **kafka_python_options())
+    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata", **kafka_python_options())
     try:
         return assignable_partitions(probe, topics)
     finally:
         probe.close()
 
 
-def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group_id: str = "tawasul-sink",
-                topics: Sequence[TopicSpec] = SINK_TOPICS, batch_max: int = 5000, batch_wait_s: float = 0.5,
-                on_progress: Progress | None = None, on_record: RecordHook | None = None,
-                on_start: Callable[[Engine], object] | None = None, backoff: Backoff = Backoff(),
-                assign: bool = False) -> SinkSummary:
+def run_db_sink(
+    settings: Settings,
+    *,
+    stop: StopSignal,
+    metrics: Metrics,
+    group_id: str = "tawasul-sink",
+    topics: Sequence[TopicSpec] = SINK_TOPICS,
+    batch_max: int = 5000,
+    batch_wait_s: float = 0.5,
+    on_progress: Progress | None = None,
+    on_record: RecordHook | None = None,
+    on_start: Callable[[Engine], object] | None = None,
+    backoff: Backoff = Backoff(),
+    assign: bool = False,
+) -> SinkSummary:
     """Consume the pipeline's topics into the database until `stop` is set.
 
     With `assign` the consumer takes every partition itself instead of joining the group's
@@ -506,20 +592,44 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
     consumer: KafkaConsumer | AssignedConsumer | None = None
     try:
         if assign:
-            consumer = AssignedConsumer(settings.kafka, _every_partition(settings, names), group_id=group_id,
-                                        client_id=f"{group_id}-db")
+            consumer = AssignedConsumer(
+                settings.kafka, _every_partition(settings, names), group_id=group_id, client_id=f"{group_id}-db"
+            )
         else:
             consumer = KafkaConsumer(
-                *names, bootstrap_servers=settings.kafka, group_id=group_id, client_id=f"{group_id}-db",
-                enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-                max_poll_records=batch_max, **kafka_python_options(),
+                *names,
+                bootstrap_servers=settings.kafka,
+                group_id=group_id,
+                client_id=f"{group_id}-db",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                isolation_level="read_committed",
+                max_poll_records=batch_max,
+                **kafka_python_options(),
             )
-        sink = DbSink(settings, consumer, DbWriter(engine), metrics, stop=stop, topics=topics, batch_max=batch_max,
-                      batch_wait_s=batch_wait_s, on_progress=on_progress, backoff=backoff, on_record=on_record,
-                      dead_letters=dead_letters)
-        log.info("database sink started", extra={
-            "event": "sink_started", "group": group_id, "topics": sorted(sink.decoders),
-            "database": describe_url(settings.database_url)})
+        sink = DbSink(
+            settings,
+            consumer,
+            DbWriter(engine),
+            metrics,
+            stop=stop,
+            topics=topics,
+            batch_max=batch_max,
+            batch_wait_s=batch_wait_s,
+            on_progress=on_progress,
+            backoff=backoff,
+            on_record=on_record,
+            dead_letters=dead_letters,
+        )
+        log.info(
+            "database sink started",
+            extra={
+                "event": "sink_started",
+                "group": group_id,
+                "topics": sorted(sink.decoders),
+                "database": describe_url(settings.database_url),
+            },
+        )
         sink.run()
     finally:
         if consumer is not None:
@@ -528,7 +638,9 @@ def run_db_sink(settings: Settings, *, stop: StopSignal, metrics: Metrics, group
         try:
             dead_letters.close()
         except PublishError as exc:  # their messages were not committed: read again on restart
-            log.warning("dead letters unconfirmed at stop", extra={"event": "sink_dead_letters_unconfirmed",
-                                                                   "error": str(exc)[:300]})
+            log.warning(
+                "dead letters unconfirmed at stop",
+                extra={"event": "sink_dead_letters_unconfirmed", "error": str(exc)[:300]},
+            )
     log.info("database sink stopped", extra={"event": "sink_stopped", "skipped": sink.skipped})
     return SinkSummary(records=dict(sink.handled), rows=dict(sink.rows), skipped=sink.skipped)

@@ -42,8 +42,11 @@ def record_bytes(record: Record) -> bytes:
     if isinstance(record, Event):
         return record.to_json()
     fields = dataclasses.asdict(record)
-    return json.dumps(fields, default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value),
-                      ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return json.dumps(
+        fields,
+        default=lambda value: value.isoformat() if isinstance(value, datetime) else str(value),
+        ensure_ascii=False,
+    ).encode("utf-8", "surrogatepass")
 
 
 class DeadLetterOutbox:

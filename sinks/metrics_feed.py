@@ -38,9 +38,23 @@ from tawasul.domain.kpi_state import sla_state_of as domain_sla_state
 from tawasul.infra.metrics import Metrics
 
 __all__ = [
-    "ALL", "FIGURE_ABANDON", "FIGURE_ASA", "FIGURE_CALLS_WAITING", "FIGURE_SATISFACTION", "FIGURE_SERVICE_LEVEL",
-    "FIGURE_WALK_IN_WAITING", "KPI_FIGURES", "SLA_STATES", "KpiFigure", "LabelLimits", "MetricsFeed",
-    "MetricsFeedError", "TicketLabels", "open_ticket_states", "sla_state_of", "state_dict",
+    "ALL",
+    "FIGURE_ABANDON",
+    "FIGURE_ASA",
+    "FIGURE_CALLS_WAITING",
+    "FIGURE_SATISFACTION",
+    "FIGURE_SERVICE_LEVEL",
+    "FIGURE_WALK_IN_WAITING",
+    "KPI_FIGURES",
+    "SLA_STATES",
+    "KpiFigure",
+    "LabelLimits",
+    "MetricsFeed",
+    "MetricsFeedError",
+    "TicketLabels",
+    "open_ticket_states",
+    "sla_state_of",
+    "state_dict",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,8 +63,13 @@ ALL: Final = "all"
 """Label value of a KPI whose scope is everything (`scope == {}`)."""
 SLA_STATES: Final = ("on_track", "at_risk", "breached", "none")
 """Values of the `sla_state` label of `tawasul_tickets_open`."""
-OUTCOMES: Final = {"sla.warning": "warning", "sla.breached": "breached", "sla.met": "met",
-                   "sla.breach_withdrawn": "breach_withdrawn", "sla.warning_withdrawn": "warning_withdrawn"}
+OUTCOMES: Final = {
+    "sla.warning": "warning",
+    "sla.breached": "breached",
+    "sla.met": "met",
+    "sla.breach_withdrawn": "breach_withdrawn",
+    "sla.warning_withdrawn": "warning_withdrawn",
+}
 """Outcome type -> `outcome` label. A withdrawal is counted under its own label: the breaches that
 stand are `breached - breach_withdrawn` (counters never go down)."""
 _LABEL_VALUE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -157,7 +176,7 @@ class _TicketMemory:
 
     def __init__(self, closed_capacity: int) -> None:
         self.open: dict[str, int] = {}
-        self.closed = _Lru(closed_capacity)            # ticket id -> packed rank
+        self.closed = _Lru(closed_capacity)  # ticket id -> packed rank
         self.labels: list[TicketLabels] = []
         self._index: dict[TicketLabels, int] = {}
         self.slots = len(CHANNELS) * len(KINDS) * len(PRIORITIES) * len(SLA_STATES)
@@ -230,8 +249,9 @@ class MetricsFeed:
             self.dropped += 1
             if "open_tickets" not in self._capped:
                 self._capped.add("open_tickets")
-                log.warning("open-ticket cap reached, further tickets not counted",
-                            extra={"cap": self.limits.open_tickets})
+                log.warning(
+                    "open-ticket cap reached, further tickets not counted", extra={"cap": self.limits.open_tickets}
+                )
             return
         if previous != labels:
             if previous is not None:
@@ -379,8 +399,13 @@ class MetricsFeed:
 def state_dict(state: TicketState) -> dict[str, Any]:
     """A `TicketState` as the fields `observe_ticket_state` reads."""
     return {
-        "ticket_id": state.ticket_id, "channel": state.channel, "kind": state.kind, "priority": state.priority,
-        "status": state.status, "policy": state.policy, "version": state.version,
+        "ticket_id": state.ticket_id,
+        "channel": state.channel,
+        "kind": state.kind,
+        "priority": state.priority,
+        "status": state.status,
+        "policy": state.policy,
+        "version": state.version,
         "targets": {t.target: {"state": t.state, "warned": t.warned, "breached": t.breached} for t in state.targets},
     }
 
@@ -388,11 +413,22 @@ def state_dict(state: TicketState) -> dict[str, Any]:
 def open_ticket_states(source: Engine | Connection) -> list[dict[str, Any]]:
     """The open tickets of the `tickets` / `ticket_targets` tables, as ticket-state dicts."""
     query = (
-        select(Ticket.ticket_id, Ticket.channel, Ticket.kind, Ticket.priority, Ticket.policy, Ticket.version,
-               TicketTarget.target, TicketTarget.state, TicketTarget.warned, TicketTarget.breached)
+        select(
+            Ticket.ticket_id,
+            Ticket.channel,
+            Ticket.kind,
+            Ticket.priority,
+            Ticket.policy,
+            Ticket.version,
+            TicketTarget.target,
+            TicketTarget.state,
+            TicketTarget.warned,
+            TicketTarget.breached,
+        )
         .select_from(Ticket)
         .outerjoin(TicketTarget, TicketTarget.ticket_id == Ticket.ticket_id)
-        .where(Ticket.status == "open"))
+        .where(Ticket.status == "open")
+    )
     if isinstance(source, Engine):
         with source.connect() as connection:
             rows = connection.execute(query).all()
@@ -400,9 +436,19 @@ def open_ticket_states(source: Engine | Connection) -> list[dict[str, Any]]:
         rows = source.execute(query).all()
     states: dict[str, dict[str, Any]] = {}
     for ticket_id, channel, kind, priority, policy, version, target, state, warned, breached in rows:
-        entry = states.setdefault(ticket_id, {
-            "ticket_id": ticket_id, "channel": channel, "kind": kind, "priority": priority, "status": "open",
-            "policy": policy, "version": version, "targets": {}})
+        entry = states.setdefault(
+            ticket_id,
+            {
+                "ticket_id": ticket_id,
+                "channel": channel,
+                "kind": kind,
+                "priority": priority,
+                "status": "open",
+                "policy": policy,
+                "version": version,
+                "targets": {},
+            },
+        )
         if target is not None:
             entry["targets"][target] = {"state": state, "warned": bool(warned), "breached": bool(breached)}
     return list(states.values())

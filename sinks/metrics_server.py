@@ -28,8 +28,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 __all__ = [
-    "DEFAULT_METRICS_HOST", "DEFAULT_METRICS_PORT", "MetricsServer", "MetricsServerError",
-    "metrics_handler", "metrics_options", "start_metrics_server",
+    "DEFAULT_METRICS_HOST",
+    "DEFAULT_METRICS_PORT",
+    "MetricsServer",
+    "MetricsServerError",
+    "metrics_handler",
+    "metrics_options",
+    "start_metrics_server",
 ]
 
 DEFAULT_METRICS_PORT: Final = 9464
@@ -73,8 +78,9 @@ class MetricsServer:
     def __enter__(self) -> MetricsServer:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -111,8 +117,12 @@ def _wsgi_app(registry: CollectorRegistry, token: str | None) -> Callable[..., I
     return app
 
 
-def start_metrics_server(registry: CollectorRegistry, port: int = DEFAULT_METRICS_PORT,
-                         host: str = DEFAULT_METRICS_HOST, token: str | None = None) -> MetricsServer:
+def start_metrics_server(
+    registry: CollectorRegistry,
+    port: int = DEFAULT_METRICS_PORT,
+    host: str = DEFAULT_METRICS_HOST,
+    token: str | None = None,
+) -> MetricsServer:
     """Serve `registry` on `host:port` in a daemon thread (`port=0` picks a free port); `token`
     (default: `TAWASUL_METRICS_TOKEN`) is then required as a bearer token."""
     token = token if token is not None else metrics_token()
@@ -125,16 +135,16 @@ def start_metrics_server(registry: CollectorRegistry, port: int = DEFAULT_METRIC
     return MetricsServer(httpd, thread)
 
 
-def metrics_handler(registry: CollectorRegistry, token: str | None = None
-                    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+def metrics_handler(
+    registry: CollectorRegistry, token: str | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler exposing `registry`, for apps that already run an aiohttp server;
     `token` (default: `TAWASUL_METRICS_TOKEN`) is then required as a bearer token."""
     token = token if token is not None else metrics_token()
 
     async def handle(request: web.Request) -> web.Response:
         if not authorised(request.headers.get("Authorization"), token):
-            return web.Response(status=401, body=_UNAUTHORISED, content_type="text/plain",
-                                headers=dict([_CHALLENGE]))
+            return web.Response(status=401, body=_UNAUTHORISED, content_type="text/plain", headers=dict([_CHALLENGE]))
         body = generate_latest(registry)
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -147,10 +157,20 @@ def metrics_options(func: F) -> F:
     """Add `--metrics-host` and `--metrics-port` (passed as `metrics_host`, `metrics_port`)."""
 
     port = click.option(
-        "--metrics-port", "metrics_port", type=click.IntRange(0, 65535), envvar=ENV_METRICS_PORT,
-        default=DEFAULT_METRICS_PORT, show_default=True,
-        help=f"Port of the Prometheus /metrics endpoint [env {ENV_METRICS_PORT}]")
+        "--metrics-port",
+        "metrics_port",
+        type=click.IntRange(0, 65535),
+        envvar=ENV_METRICS_PORT,
+        default=DEFAULT_METRICS_PORT,
+        show_default=True,
+        help=f"Port of the Prometheus /metrics endpoint [env {ENV_METRICS_PORT}]",
+    )
     host = click.option(
-        "--metrics-host", "metrics_host", envvar=ENV_METRICS_HOST, default=DEFAULT_METRICS_HOST,
-        show_default=True, help=f"Address the /metrics endpoint listens on [env {ENV_METRICS_HOST}]")
+        "--metrics-host",
+        "metrics_host",
+        envvar=ENV_METRICS_HOST,
+        default=DEFAULT_METRICS_HOST,
+        show_default=True,
+        help=f"Address the /metrics endpoint listens on [env {ENV_METRICS_HOST}]",
+    )
     return port(host(func))

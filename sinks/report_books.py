@@ -94,6 +94,9 @@ def _recorded_hashes(engine: Engine, period: Period) -> dict[str, str | None]:
     if not inspect(engine).has_table(Ticket.__tablename__):
         return {}
     with engine.connect() as connection:
-        rows = connection.execute(select(Ticket.ticket_id, Ticket.policies_sha256).where(
-            Ticket.opened_at >= period.start, Ticket.opened_at < period.end))
+        rows = connection.execute(
+            select(Ticket.ticket_id, Ticket.policies_sha256).where(
+                Ticket.opened_at >= period.start, Ticket.opened_at < period.end
+            )
+        )
         return {ticket: sha for ticket, sha in rows}

@@ -15,12 +15,12 @@ from sinks.db.engine import UnsupportedDatabase, describe_error, describe_url, m
 from sinks.report_books import BookPlan, plan_books
 from sinks.report_query import ReportQueryError, load_report_events, require_events_table
 from sinks.report_render import LANGUAGES, render_by_markdown, render_markdown
-from tawasul.infra.cli_options import settings_options
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS
 from tawasul.domain.period import Period, PeriodError, parse_instant
 from tawasul.domain.report import build_report
 from tawasul.domain.report_by import BY, BY_DATA_EVENT_TYPES, By, build_report_by
+from tawasul.infra.cli_options import settings_options
 from tawasul.infra.policy_books import read_policy_file
 from tawasul.infra.settings import Settings
 
@@ -28,20 +28,43 @@ log = logging.getLogger(__name__)
 
 
 @click.command("report")
-@click.option("--from", "start", required=True, metavar="DATE",
-              help="Start of the period, ISO 8601; a date alone is 00:00 Asia/Dubai.")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    metavar="DATE",
+    help="Start of the period, ISO 8601; a date alone is 00:00 Asia/Dubai.",
+)
 @click.option("--to", "end", required=True, metavar="DATE", help="End of the period, exclusive, same format.")
-@click.option("--format", "output_format", type=click.Choice(["json", "md"]), default="json", show_default=True,
-              help="JSON (the contract's object) or a Markdown document.")
-@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True,
-              help="Language of the Markdown document.")
-@click.option("--by", "by", type=click.Choice(BY), default=None,
-              help="Figures per agent or per team instead of the department's report.")
-@click.option("--threshold-seconds", type=click.IntRange(min=0), default=DEFAULT_THRESHOLD_SECONDS,
-              show_default=True, help="A call answered within this many seconds counts towards the service level.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "md"]),
+    default="json",
+    show_default=True,
+    help="JSON (the contract's object) or a Markdown document.",
+)
+@click.option(
+    "--lang", type=click.Choice(LANGUAGES), default="en", show_default=True, help="Language of the Markdown document."
+)
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(BY),
+    default=None,
+    help="Figures per agent or per team instead of the department's report.",
+)
+@click.option(
+    "--threshold-seconds",
+    type=click.IntRange(min=0),
+    default=DEFAULT_THRESHOLD_SECONDS,
+    show_default=True,
+    help="A call answered within this many seconds counts towards the service level.",
+)
 @settings_options
-def report(settings: Settings, start: str, end: str, output_format: str, lang: str, threshold_seconds: int,
-           by: By | None) -> None:
+def report(
+    settings: Settings, start: str, end: str, output_format: str, lang: str, threshold_seconds: int, by: By | None
+) -> None:
     """The period report: calls, tickets and their SLA, walk-in visits and satisfaction.
 
     SLA figures use the policy book(s) the data was processed with (stored by the sink);
@@ -52,11 +75,13 @@ def report(settings: Settings, start: str, end: str, output_format: str, lang: s
         raise click.UsageError(str(exc)) from exc
     what_if = explicit_policies()
     if what_if is not None:
-        check_policy_file(what_if)      # named before the database is opened
+        check_policy_file(what_if)  # named before the database is opened
     began = time.perf_counter()
     result = _compute(settings, period, what_if, threshold_seconds, by)
-    log.info("report computed", extra={"database": describe_url(settings.database_url),
-                                        "seconds": round(time.perf_counter() - began, 3)})
+    log.info(
+        "report computed",
+        extra={"database": describe_url(settings.database_url), "seconds": round(time.perf_counter() - began, 3)},
+    )
     if output_format == "json":
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -79,8 +104,9 @@ def explicit_policies() -> Path | None:
     return None if not given else Path(given)
 
 
-def _compute(settings: Settings, period: Period, what_if: Path | None, threshold_seconds: int,
-             by: By | None = None) -> dict[str, object]:
+def _compute(
+    settings: Settings, period: Period, what_if: Path | None, threshold_seconds: int, by: By | None = None
+) -> dict[str, object]:
     url = settings.database_url
     require_sqlite_file(url)
     try:
@@ -116,9 +142,9 @@ def require_sqlite_file(url: str) -> None:
     except ArgumentError as exc:
         raise click.ClickException(f"bad database URL: {exc}") from exc
     database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
-            or database.startswith("file:"):
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return
     if not Path(database).exists():
-        raise click.ClickException(f"no database at {database}: run `tawasul db upgrade` "
-                                   "(or start `tawasul sink`) and store some events first")
+        raise click.ClickException(
+            f"no database at {database}: run `tawasul db upgrade` (or start `tawasul sink`) and store some events first"
+        )

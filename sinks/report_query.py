@@ -28,8 +28,14 @@ from sinks.db.engine import describe_error, describe_url
 from sinks.db.models import StoredEvent
 from tawasul.domain.report import DATA_EVENT_TYPES, FIRST_EVENT_TYPES, REPORT_EVENT_TYPES
 
-__all__ = ["BATCH_ROWS", "ReportQueryError", "StoredRow", "load_report_events", "report_queries",
-           "require_events_table"]
+__all__ = [
+    "BATCH_ROWS",
+    "ReportQueryError",
+    "StoredRow",
+    "load_report_events",
+    "report_queries",
+    "require_events_table",
+]
 
 BATCH_ROWS = 5_000
 """Rows fetched per round trip (a server-side cursor on PostgreSQL)."""
@@ -54,23 +60,29 @@ class StoredRow:
 ReportRow = tuple[str, str, str, datetime, str | None]
 
 
-def report_queries(start: datetime, end: datetime,
-                   data_types: frozenset[str] = DATA_EVENT_TYPES) -> tuple[Select[ReportRow], ...]:
+def report_queries(
+    start: datetime, end: datetime, data_types: frozenset[str] = DATA_EVENT_TYPES
+) -> tuple[Select[ReportRow], ...]:
     """The three statements behind `load_report_events`: (id, type, subject, time, payload or NULL)."""
     events = StoredEvent.__table__
     payload = case((events.c.type.in_(sorted(data_types)), events.c.payload), else_=None)
     columns = (events.c.id, events.c.type, events.c.subject, events.c.time, payload)
     first_types = sorted(FIRST_EVENT_TYPES)
     period_subjects = select(events.c.subject).where(
-        events.c.type.in_(first_types), events.c.time >= start, events.c.time < end)
+        events.c.type.in_(first_types), events.c.time >= start, events.c.time < end
+    )
     in_period = select(*columns).where(
-        events.c.subject.in_(period_subjects), events.c.type.in_(sorted(REPORT_EVENT_TYPES - {SURVEY})),
-        events.c.time < end)
+        events.c.subject.in_(period_subjects),
+        events.c.type.in_(sorted(REPORT_EVENT_TYPES - {SURVEY})),
+        events.c.time < end,
+    )
     survey_rows = (events.c.type == SURVEY, events.c.time >= start, events.c.time < end)
     surveys = select(*columns).where(*survey_rows)
     earlier_firsts = select(*columns).where(
         events.c.subject.in_(select(events.c.subject).where(*survey_rows)),
-        events.c.type.in_(first_types), events.c.time < start)
+        events.c.type.in_(first_types),
+        events.c.time < start,
+    )
     return in_period, surveys, earlier_firsts
 
 
@@ -81,12 +93,15 @@ def require_events_table(engine: Engine) -> None:
     except SQLAlchemyError as exc:
         raise ReportQueryError(f"cannot open the database {describe_url(engine.url)}: {describe_error(exc)}") from exc
     if not present:
-        raise ReportQueryError("the database has no events table yet: run `tawasul db upgrade` "
-                               "(or start `tawasul sink`, which creates it) and store some events first")
+        raise ReportQueryError(
+            "the database has no events table yet: run `tawasul db upgrade` "
+            "(or start `tawasul sink`, which creates it) and store some events first"
+        )
 
 
-def load_report_events(engine: Engine, start: datetime, end: datetime,
-                       data_types: frozenset[str] = DATA_EVENT_TYPES) -> Iterator[Event | StoredRow]:
+def load_report_events(
+    engine: Engine, start: datetime, end: datetime, data_types: frozenset[str] = DATA_EVENT_TYPES
+) -> Iterator[Event | StoredRow]:
     """The events the report of [start, end) needs; see the module docstring. `data_types`: the
     types decoded in full (`report_by.BY_DATA_EVENT_TYPES` for the report per agent or team).
 

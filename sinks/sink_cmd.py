@@ -22,6 +22,7 @@ from tawasul.infra.settings import Settings
 @contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
     """Set `stop` on SIGINT or SIGTERM while the block runs (main thread only)."""
+
     def handler(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
@@ -35,14 +36,27 @@ def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
 
 @click.command("sink")
 @settings_options
-@click.option("--group-id", default=None, help="Kafka consumer group of the sink [default: tawasul-sink, after the topic prefix]")
-@click.option("--batch-max", default=5000, show_default=True, type=click.IntRange(1, 100_000),
-              help="Most records stored in one transaction")
-@click.option("--batch-wait", default=0.5, show_default=True, type=click.FloatRange(0.01, 60.0),
-              help="Longest wait (seconds) to fill a batch")
+@click.option(
+    "--group-id", default=None, help="Kafka consumer group of the sink [default: tawasul-sink, after the topic prefix]"
+)
+@click.option(
+    "--batch-max",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Most records stored in one transaction",
+)
+@click.option(
+    "--batch-wait",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.01, 60.0),
+    help="Longest wait (seconds) to fill a batch",
+)
 @metrics_options
-def sink(settings: Settings, group_id: str | None, batch_max: int, batch_wait: float, metrics_host: str,
-         metrics_port: int) -> None:
+def sink(
+    settings: Settings, group_id: str | None, batch_max: int, batch_wait: float, metrics_host: str, metrics_port: int
+) -> None:
     """Store events, SLA outcomes, ticket states and KPI snapshots in the database, and serve
     the Prometheus metrics (open tickets, SLA outcomes, satisfaction, call KPIs, pipeline health).
 
@@ -57,9 +71,16 @@ def sink(settings: Settings, group_id: str | None, batch_max: int, batch_wait: f
     stop = threading.Event()
     with stop_on_signals(stop):
         try:
-            summary = run_db_sink(settings, stop=stop, metrics=metrics, group_id=group_id or settings.topic("tawasul-sink"),
-                                  batch_max=batch_max, batch_wait_s=batch_wait,
-                                  on_record=feed.observe_record, on_start=feed.seed_open_tickets)
+            summary = run_db_sink(
+                settings,
+                stop=stop,
+                metrics=metrics,
+                group_id=group_id or settings.topic("tawasul-sink"),
+                batch_max=batch_max,
+                batch_wait_s=batch_wait,
+                on_record=feed.observe_record,
+                on_start=feed.seed_open_tickets,
+            )
         except DatabaseTooNew as exc:
             raise click.ClickException(str(exc)) from exc
         finally:

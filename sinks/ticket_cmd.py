@@ -14,9 +14,9 @@ from sqlalchemy.exc import ArgumentError
 from sinks.db.engine import UnsupportedDatabase, make_engine
 from sinks.report_cmd import explicit_policies, require_sqlite_file
 from sinks.ticket_query import TicketQueryError, choose_book, load_ticket, story_json, tell
-from tawasul.infra.cli_options import settings_options
 from tawasul.domain.errors import PolicyError
 from tawasul.domain.period import PeriodError, parse_instant
+from tawasul.infra.cli_options import settings_options
 from tawasul.infra.settings import Settings
 
 __all__ = ["render_text", "ticket", "ticket_story"]
@@ -26,10 +26,21 @@ TARGET_NAMES = {"first_response": "First response", "resolution": "Resolution"}
 
 @click.command("ticket")
 @click.argument("ticket_id")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="A readable story or its JSON.")
-@click.option("--at", "as_of", default=None, metavar="INSTANT",
-              help="Tell the story as of this instant, ISO 8601 (a date alone is 00:00 Asia/Dubai) [default: now].")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A readable story or its JSON.",
+)
+@click.option(
+    "--at",
+    "as_of",
+    default=None,
+    metavar="INSTANT",
+    help="Tell the story as of this instant, ISO 8601 (a date alone is 00:00 Asia/Dubai) [default: now].",
+)
 @settings_options
 def ticket(settings: Settings, ticket_id: str, output_format: str, as_of: str | None) -> None:
     """A ticket's SLA story: its events, the policy chosen and why, the business time counted,
@@ -97,11 +108,15 @@ def render_text(story: Mapping[str, Any]) -> str:
     p = story["profile"]
     lines = [f"Ticket {story['ticket_id']}: SLA story as of {_when(story['as_of'])} ({story['as_of'][-6:]})"]
     if p:
-        lines.append(f"Opened as {p['channel']} / {p['kind']} / {p['category']}, priority {p['priority']}"
-                     + (f", department {p['department']}" if p.get("department") else ""))
+        lines.append(
+            f"Opened as {p['channel']} / {p['kind']} / {p['category']}, priority {p['priority']}"
+            + (f", department {p['department']}" if p.get("department") else "")
+        )
     books = story["policies"]
-    lines.append(f"Policy book: {books['name']} ({books['source']}, sha256 {books['sha256'][:12]}...)"
-                 + (f"; {books['note']}" if books.get("note") else ""))
+    lines.append(
+        f"Policy book: {books['name']} ({books['source']}, sha256 {books['sha256'][:12]}...)"
+        + (f"; {books['note']}" if books.get("note") else "")
+    )
     lines += ["", "Events, in the order the engine applies them:"]
     for e in story["events"]:
         details = " ".join(f"{k}={v}" for k, v in e["details"].items())
@@ -110,39 +125,54 @@ def render_text(story: Mapping[str, Any]) -> str:
     for t in story["targets"]:
         pol = t["policy"]
         match = ", ".join(f"{k}={'|'.join(v)}" for k, v in pol["match"].items()) or "anything (no match keys)"
-        lines += ["", f"{TARGET_NAMES.get(t['target'], t['target'])}: {t['status'].upper()}, {t['elapsed']} of "
-                      f"{pol['limit']} counted"]
-        lines.append(f"  policy {pol['name']} (policies[{pol['position']}], priority {pol['priority']}), "
-                     f"chosen by {match}; calendar {pol['calendar']}, warning at {pol['warn_at']:.0%}")
+        lines += [
+            "",
+            f"{TARGET_NAMES.get(t['target'], t['target'])}: {t['status'].upper()}, {t['elapsed']} of "
+            f"{pol['limit']} counted",
+        ]
+        lines.append(
+            f"  policy {pol['name']} (policies[{pol['position']}], priority {pol['priority']}), "
+            f"chosen by {match}; calendar {pol['calendar']}, warning at {pol['warn_at']:.0%}"
+        )
         if pol["passed_over"]:
-            lines.append("  passed over: " + ", ".join(f"{x['policy']} ({x['misfit']} does not fit)"
-                                                      for x in pol["passed_over"]))
+            lines.append(
+                "  passed over: " + ", ".join(f"{x['policy']} ({x['misfit']} does not fit)" for x in pol["passed_over"])
+            )
         for n, seg in enumerate(t["segments"], 1):
-            lines.append(f"  clock segment {n} (cycle {seg['cycle']}): {_span(seg['from'], seg['to'])}, "
-                         f"{seg['counted']['business']} counted:")
+            lines.append(
+                f"  clock segment {n} (cycle {seg['cycle']}): {_span(seg['from'], seg['to'])}, "
+                f"{seg['counted']['business']} counted:"
+            )
             lines += _breakdown(seg["counted"], "    ")
         for pause in t["pauses"]:
-            lines.append(f"  {pause['why']}: {_span(pause['from'], pause['to'])}, "
-                         f"{pause['skipped_business']} of working time not counted")
+            lines.append(
+                f"  {pause['why']}: {_span(pause['from'], pause['to'])}, "
+                f"{pause['skipped_business']} of working time not counted"
+            )
         basis = t["deadline_basis"]
         if t["deadline"] is None:
             lines.append("  deadline: none while the clock is paused")
         elif basis is not None:
-            lines.append(f"  deadline {_when(t['deadline'])} = {basis['remaining']} of business time from "
-                         f"{_when(basis['from'])} ({pol['limit']} - {basis['counted_before']} counted before):")
+            lines.append(
+                f"  deadline {_when(t['deadline'])} = {basis['remaining']} of business time from "
+                f"{_when(basis['from'])} ({pol['limit']} - {basis['counted_before']} counted before):"
+            )
             lines += _breakdown(basis["walk"], "    ")
         lines.append(f"  warning instant: {_when(t['warning_at'])}; limit exceeded from: {_when(t['breached_from'])}")
         stored = next((s for s in story["stored"]["targets"] if s["target"] == t["target"]), None)
         if stored is not None:
-            lines.append(f"  stored by the pipeline: {stored['state']}, deadline {_when(stored['deadline'])}"
-                         f"{', warned' if stored['warned'] else ''}{', breached' if stored['breached'] else ''}")
+            lines.append(
+                f"  stored by the pipeline: {stored['state']}, deadline {_when(stored['deadline'])}"
+                f"{', warned' if stored['warned'] else ''}{', breached' if stored['breached'] else ''}"
+            )
     if story["no_policy"]:
         lines += ["", "No policy (no SLA) for: " + ", ".join(story["no_policy"])]
     lines += ["", "Outcomes (computed now | stored by the pipeline):"]
     for row in story["outcome_comparison"]:
         o = row["computed"] or row["stored"]
-        lines.append(f"  {o['type']:<13}{o['target']:<16}at {_when(o['at'])}, deadline {_when(o['deadline'])}: "
-                     f"{row['verdict']}")
+        lines.append(
+            f"  {o['type']:<13}{o['target']:<16}at {_when(o['at'])}, deadline {_when(o['deadline'])}: {row['verdict']}"
+        )
     if not story["outcome_comparison"]:
         lines.append("  none")
     return "\n".join(lines) + "\n"

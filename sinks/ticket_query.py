@@ -61,29 +61,51 @@ def load_ticket(engine: Engine, ticket_id: str) -> TicketRecords:
     """Everything stored about `ticket_id`; raises `TicketNotFound` or `TicketQueryError`."""
     try:
         if not inspect(engine).has_table(StoredEvent.__tablename__):
-            raise TicketQueryError("the database has no events table yet: run `tawasul db upgrade` "
-                                   "(or start `tawasul sink`) and store some events first")
+            raise TicketQueryError(
+                "the database has no events table yet: run `tawasul db upgrade` "
+                "(or start `tawasul sink`) and store some events first"
+            )
         with engine.connect() as connection:
             events = connection.execute(
-                select(StoredEvent.id, StoredEvent.payload).where(
-                    StoredEvent.subject == ticket_id, StoredEvent.type.in_(sorted(RANKS)))
-                .order_by(StoredEvent.time, StoredEvent.id)).all()
-            outcomes = connection.execute(select(SlaOutcome.__table__).where(
-                SlaOutcome.ticket_id == ticket_id)).mappings().all()
-            ticket = connection.execute(select(Ticket.__table__).where(
-                Ticket.ticket_id == ticket_id)).mappings().one_or_none()
-            targets = connection.execute(select(TicketTarget.__table__).where(
-                TicketTarget.ticket_id == ticket_id).order_by(TicketTarget.target)).mappings().all()
+                select(StoredEvent.id, StoredEvent.payload)
+                .where(StoredEvent.subject == ticket_id, StoredEvent.type.in_(sorted(RANKS)))
+                .order_by(StoredEvent.time, StoredEvent.id)
+            ).all()
+            outcomes = (
+                connection.execute(select(SlaOutcome.__table__).where(SlaOutcome.ticket_id == ticket_id))
+                .mappings()
+                .all()
+            )
+            ticket = (
+                connection.execute(select(Ticket.__table__).where(Ticket.ticket_id == ticket_id))
+                .mappings()
+                .one_or_none()
+            )
+            targets = (
+                connection.execute(
+                    select(TicketTarget.__table__)
+                    .where(TicketTarget.ticket_id == ticket_id)
+                    .order_by(TicketTarget.target)
+                )
+                .mappings()
+                .all()
+            )
         books = read_books(engine)
     except SQLAlchemyError as exc:
         raise TicketQueryError(f"reading ticket {ticket_id!r} failed: {describe_error(exc)}") from exc
     if not events:
         raise TicketNotFound(f"no stored event of ticket {ticket_id!r}")
     return TicketRecords(
-        ticket_id, [_decode(i, p) for i, p in events],
-        [StoredOutcome(o["id"], o["type"], o["target"], o["policy"], o["deadline"], o["time"], o["policies_sha256"])
-         for o in outcomes],
-        None if ticket is None else dict(ticket), [dict(t) for t in targets], books)
+        ticket_id,
+        [_decode(i, p) for i, p in events],
+        [
+            StoredOutcome(o["id"], o["type"], o["target"], o["policy"], o["deadline"], o["time"], o["policies_sha256"])
+            for o in outcomes
+        ],
+        None if ticket is None else dict(ticket),
+        [dict(t) for t in targets],
+        books,
+    )
 
 
 def _decode(event_id: str, payload: str) -> Event:
@@ -105,18 +127,26 @@ def choose_book(records: TicketRecords, what_if: Path | None, settings_path: Pat
         return stored.book, {"source": "stored", "sha256": sha, "name": stored.name}  # type: ignore[return-value]
     if usable:
         latest = max(usable.values(), key=lambda b: (b.last_used_at, b.sha256))
-        return latest.book, {"source": "stored", "sha256": latest.sha256, "name": latest.name,  # type: ignore[return-value]
-                             "note": "the ticket records no known book: the most recently used stored book"}
+        return latest.book, {
+            "source": "stored",
+            "sha256": latest.sha256,
+            "name": latest.name,  # type: ignore[return-value]
+            "note": "the ticket records no known book: the most recently used stored book",
+        }
     policy = read_policy_file(settings_path)
-    return policy.book, {"source": "file", "sha256": policy.sha256, "name": policy.name,
-                         "note": "the database stores no policy book: the settings' policy file"}
+    return policy.book, {
+        "source": "file",
+        "sha256": policy.sha256,
+        "name": policy.name,
+        "note": "the database stores no policy book: the settings' policy file",
+    }
 
 
 def story_json(story: TicketStory, records: TicketRecords, policies: dict[str, Any]) -> dict[str, Any]:
     """The story's JSON with the book used, the stored state and the outcomes side by side."""
     out = story.to_json()
     out["policies"] = policies
-    zone = story.at.tzinfo             # stored instants shown in the calendar's zone, as the story's
+    zone = story.at.tzinfo  # stored instants shown in the calendar's zone, as the story's
     out["stored"] = {
         "ticket": None if records.ticket is None else _plain(records.ticket, zone),
         "targets": [_plain(t, zone) for t in records.targets],

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import faust
 
+from stream_processors import commit_guard
+from stream_processors.clock import DEFAULT_LATENESS
+from stream_processors.context import Mode, ProcessorContext, Registrar
+from stream_processors.sla_agent import register_sla
 from tawasul.domain.policies import load_policies
 from tawasul.infra.kafka_security import faust_options
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import EVENTS, SLA_TICKS, cluster_replication
-
-from stream_processors import commit_guard
-from stream_processors.clock import DEFAULT_LATENESS
-from stream_processors.context import Mode, ProcessorContext, Registrar
-from stream_processors.sla_agent import register_sla
 
 LIVE_APP_ID = "tawasul-stream-processors"
 REPLAY_APP_ID = "tawasul-replay"
@@ -65,7 +64,7 @@ def build_app(
     if mode not in ("live", "replay"):
         raise ValueError(f"mode must be 'live' or 'replay', not {mode!r}")
     app_id = app_id or default_app_id(settings, mode)
-    commit_guard.install()      # faust #606: never commit past a held message
+    commit_guard.install()  # faust #606: never commit past a held message
     datadir = datadir or Path(tempfile.gettempdir()) / "tawasul-faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -92,7 +91,10 @@ def build_app(
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     ctx = ProcessorContext(
-        settings=settings, mode=mode, lateness=lateness, book=load_policies(settings.policies_path),
+        settings=settings,
+        mode=mode,
+        lateness=lateness,
+        book=load_policies(settings.policies_path),
         metrics=metrics or Metrics(),
         events=app.topic(settings.topic(EVENTS.name), partitions=EVENTS.partitions, **raw),
         ticks=app.topic(settings.topic(SLA_TICKS.name), partitions=SLA_TICKS.partitions, **raw),
@@ -101,7 +103,7 @@ def build_app(
         register_sla(app, ctx, durable=mode == "live" if durable_tables is None else durable_tables)
     for registrar in extra_registrars:
         registrar(app, ctx)
-    for table in app.tables.values():   # changelogs: min in-sync replicas as every topic Tawasul creates
+    for table in app.tables.values():  # changelogs: min in-sync replicas as every topic Tawasul creates
         changelog = table.changelog_topic
         changelog.config = {**cluster_replication(settings.kafka).topic_config(), **(changelog.config or {})}
     return app

@@ -27,17 +27,16 @@ from datetime import timedelta
 from typing import Any
 
 from schemas import Event, InvalidEvent, decode_event
+from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
+from stream_processors.deadlines import DeadlineIndex
+from stream_processors.outcome_event import encode_outcome
+from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
+from stream_processors.snapshots import SnapshotPacer, snapshot_messages
+from stream_processors.ticket_state import encode_state, ticket_state
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpi_state import KPI_EVENT_TYPES, KpiBook, KpiConfig, SubjectRecord, apply, apply_ticket_state
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import SlaOutcome
-
-from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
-from stream_processors.deadlines import DeadlineIndex
-from stream_processors.outcome_event import encode_outcome
-from stream_processors.snapshots import SnapshotPacer, snapshot_messages
-from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
-from stream_processors.ticket_state import encode_state, ticket_state
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class KpiBatch:
 
     def __init__(self, config: KpiConfig) -> None:
         self.book = KpiBook(config, 0)
-        self.book.now_dirty = True      # every `now` figure goes out at least once, as after a rebuild
+        self.book.now_dirty = True  # every `now` figure goes out at least once, as after a rebuild
         self.records: dict[str, SubjectRecord] = {}
         self._changed: set[str] = set()
         self._latest = 0
@@ -161,8 +160,15 @@ class KpiBatch:
 class BatchEngine:
     """Replay-mode stream processors over batches: feed records, then `flush()` the outputs."""
 
-    def __init__(self, book: PolicyBook, kpi_config: KpiConfig, snapshots: SnapshotPacer, *,
-                 lateness: timedelta = DEFAULT_LATENESS, with_kpis: bool = True) -> None:
+    def __init__(
+        self,
+        book: PolicyBook,
+        kpi_config: KpiConfig,
+        snapshots: SnapshotPacer,
+        *,
+        lateness: timedelta = DEFAULT_LATENESS,
+        with_kpis: bool = True,
+    ) -> None:
         self.sla = SlaBatch(book, lateness)
         self.kpi = KpiBatch(kpi_config) if with_kpis else None
         self.snapshots = snapshots

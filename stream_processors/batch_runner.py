@@ -31,16 +31,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from stream_processors.batch_engine import BatchEngine, Outputs
+from stream_processors.clock import DEFAULT_LATENESS
+from stream_processors.kpi_agent import config_from_env
+from stream_processors.snapshots import SnapshotPacer
 from tawasul.domain.policies import load_policies
 from tawasul.infra.kafka_security import aiokafka_options
 from tawasul.infra.partitioner import KeyHashes
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import EVENTS, KPIS, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, TopicsNotReadyError
-
-from stream_processors.batch_engine import BatchEngine, Outputs
-from stream_processors.clock import DEFAULT_LATENESS
-from stream_processors.kpi_agent import config_from_env
-from stream_processors.snapshots import SnapshotPacer
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +79,39 @@ def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
 async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
     settings = job.settings
     engine = BatchEngine(
-        load_policies(settings.policies_path), config_from_env(),
+        load_policies(settings.policies_path),
+        config_from_env(),
         SnapshotPacer(min_interval_s=job.snapshot_interval_s, slow_interval_s=job.snapshot_interval_s),
-        lateness=job.lateness, with_kpis=job.with_kpis,
+        lateness=job.lateness,
+        with_kpis=job.with_kpis,
     )
     events, ticks = settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka, group_id=job.group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024, client_id="tawasul-replay-engine", **aiokafka_options(),
+        bootstrap_servers=settings.kafka,
+        group_id=job.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        client_id="tawasul-replay-engine",
+        **aiokafka_options(),
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=20,
-                                max_batch_size=1024 * 1024, client_id="tawasul-replay-engine", **aiokafka_options())
-    outputs = Producing(producer, {"outcomes": settings.topic(SLA_OUTCOMES.name),
-                                   "states": settings.topic(TICKET_STATE.name), "snapshots": settings.topic(KPIS.name)})
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+        client_id="tawasul-replay-engine",
+        **aiokafka_options(),
+    )
+    outputs = Producing(
+        producer,
+        {
+            "outcomes": settings.topic(SLA_OUTCOMES.name),
+            "states": settings.topic(TICKET_STATE.name),
+            "snapshots": settings.topic(KPIS.name),
+        },
+    )
     async with contextlib.AsyncExitStack() as running:
         await consumer.start()
         running.push_async_callback(consumer.stop)
@@ -103,13 +121,24 @@ async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> 
             await _consume(consumer, outputs, engine, (events, ticks), stop)
         finally:
             counts = engine.counts
-            log.info("batch engine stopped", extra={
-                "events": counts.events, "outcomes": counts.outcomes, "duplicates": counts.duplicates,
-                "unreadable": counts.unreadable})
+            log.info(
+                "batch engine stopped",
+                extra={
+                    "events": counts.events,
+                    "outcomes": counts.outcomes,
+                    "duplicates": counts.duplicates,
+                    "unreadable": counts.unreadable,
+                },
+            )
 
 
-async def _consume(consumer: AIOKafkaConsumer, outputs: Producing, engine: BatchEngine,
-                   inputs: tuple[str, str], stop: multiprocessing.synchronize.Event) -> None:
+async def _consume(
+    consumer: AIOKafkaConsumer,
+    outputs: Producing,
+    engine: BatchEngine,
+    inputs: tuple[str, str],
+    stop: multiprocessing.synchronize.Event,
+) -> None:
     """The loop of the module docstring, until `stop` is set or the parent process is gone."""
     events = inputs[0]
     consumer.assign(await _partitions(outputs.producer, inputs))
@@ -120,7 +149,7 @@ async def _consume(consumer: AIOKafkaConsumer, outputs: Producing, engine: Batch
     while not stop.is_set() and (parent is None or parent.is_alive()):
         polled = await consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH_MAX)
         for tp, records in sorted(polled.items(), key=lambda item: item[0].topic != events):
-            if tp.topic == events:          # events first: a marker may wait for them
+            if tp.topic == events:  # events first: a marker may wait for them
                 for record in records:
                     engine.on_event(tp.partition, record.offset, record.value)
             else:
@@ -129,8 +158,11 @@ async def _consume(consumer: AIOKafkaConsumer, outputs: Producing, engine: Batch
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
             fed += len(records)
         idle = not polled
-        if not (fed >= BATCH_MAX or (idle and (fed or pending_snapshots))
-                or (fed and time.monotonic() - last_flush >= FLUSH_EVERY_S)):
+        if not (
+            fed >= BATCH_MAX
+            or (idle and (fed or pending_snapshots))
+            or (fed and time.monotonic() - last_flush >= FLUSH_EVERY_S)
+        ):
             continue
         # Outputs of everything fed so far, then the input offsets: at least once. At the end
         # of the input every pending snapshot goes out before the commit, so that once the
@@ -200,7 +232,7 @@ class Producing:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:   # full: send it, start another
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
                 deliveries.append(await self._send_batch(batch, topic, partition))
                 batch = batches[partition] = producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
@@ -237,8 +269,9 @@ class BatchProcess:
         context = multiprocessing.get_context("spawn")
         log_level = log_level or logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
         self._stop = context.Event()
-        self._process = context.Process(target=_main, args=(job, self._stop, log_level),
-                                        name="tawasul-replay-engine", daemon=True)
+        self._process = context.Process(
+            target=_main, args=(job, self._stop, log_level), name="tawasul-replay-engine", daemon=True
+        )
 
     def start(self) -> BatchProcess:
         self._process.start()

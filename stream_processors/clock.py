@@ -175,7 +175,10 @@ class EndOfInput:
         if events_end is None or self._next.get(partition, 0) >= events_end:
             return at_us
         held = self._held.get(partition)
-        self._held[partition] = (max(at_us, held[0]) if held else at_us, max(events_end, held[1]) if held else events_end)
+        self._held[partition] = (
+            max(at_us, held[0]) if held else at_us,
+            max(events_end, held[1]) if held else events_end,
+        )
         return None
 
 

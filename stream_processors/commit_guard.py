@@ -25,8 +25,7 @@ _ORIGINAL: Callable[[Any, Any], int | None] | None = None
 
 def in_flight_floor(consumer: Any, tp: Any) -> int | None:
     """The lowest offset of `tp` taken by a stream and not acknowledged, None when there is none."""
-    offsets = [message.offset for message in list(consumer._unacked_messages)
-               if message.tp == tp and not message.acked]
+    offsets = [message.offset for message in list(consumer._unacked_messages) if message.tp == tp and not message.acked]
     return min(offsets) if offsets else None
 
 

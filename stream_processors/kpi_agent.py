@@ -37,20 +37,31 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 
 from schemas import InvalidEvent, parse_event
+from stream_processors.clock import WallClock
+from stream_processors.context import ProcessorContext
+from stream_processors.poison import PoisonOutbox
+from stream_processors.snapshots import (
+    MIN_INTERVAL_S,
+    SLOW_INTERVAL_S,
+    SnapshotPacer,
+    plans,
+    snapshot_event,
+    snapshot_messages,
+)
 from tawasul.domain.kpi_state import (
-    KPI_EVENT_TYPES, KpiBook, KpiConfig, KpiStateError, Row, SubjectRecord, apply, apply_ticket_state,
+    KPI_EVENT_TYPES,
+    KpiBook,
+    KpiConfig,
+    KpiStateError,
+    Row,
+    SubjectRecord,
+    apply,
+    apply_ticket_state,
     rebuild,
 )
 from tawasul.infra.kafka_security import aiokafka_options
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
-
-from stream_processors.clock import WallClock
-from stream_processors.context import ProcessorContext
-from stream_processors.poison import PoisonOutbox
-from stream_processors.snapshots import (
-    KPI_SOURCE, MIN_INTERVAL_S, SLOW_INTERVAL_S, SnapshotPacer, plans, snapshot_event, snapshot_messages,
-)
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +129,16 @@ class KpiSettleError(RuntimeError):
 class KpiProcessor:
     """The KPI agents, their table, the book of figures and the snapshot publisher."""
 
-    def __init__(self, app: faust.App, ctx: ProcessorContext, config: KpiConfig, *,
-                 min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S,
-                 tick_s: float = TICK_S) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        ctx: ProcessorContext,
+        config: KpiConfig,
+        *,
+        min_interval_s: float = MIN_INTERVAL_S,
+        slow_interval_s: float = SLOW_INTERVAL_S,
+        tick_s: float = TICK_S,
+    ) -> None:
         self.app, self.ctx, self.config = app, ctx, config
         self.replay = ctx.mode == "replay"
         self.tick_s = tick_s
@@ -137,11 +155,19 @@ class KpiProcessor:
         self.input_name = settings.topic(KPI_INPUT.name)
         self.input = app.topic(self.input_name, partitions=KPI_INPUT.partitions, **raw)
         self.states = app.topic(settings.topic(TICKET_STATE.name), partitions=TICKET_STATE.partitions, **raw)
-        self.publisher = SnapshotPublisher(settings, settings.topic(KPIS.name),
-                                           SnapshotPacer(min_interval_s=min_interval_s, slow_interval_s=slow_interval_s))
-        self.table = app.Table(TABLE_NAME, key_type=bytes, value_type=bytes, partitions=KPI_INPUT.partitions,
-                               extra_topic_configs=CHANGELOG_CONFIG,
-                               help="KPI facts per call, visit, ticket and survey subject (key = subject)")
+        self.publisher = SnapshotPublisher(
+            settings,
+            settings.topic(KPIS.name),
+            SnapshotPacer(min_interval_s=min_interval_s, slow_interval_s=slow_interval_s),
+        )
+        self.table = app.Table(
+            TABLE_NAME,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=KPI_INPUT.partitions,
+            extra_topic_configs=CHANGELOG_CONFIG,
+            help="KPI facts per call, visit, ticket and survey subject (key = subject)",
+        )
         self.table.on_recover(self._on_recover)
         app.agent(ctx.events, name="tawasul-kpi-events", concurrency=1)(self._forward_events)
         app.agent(self.states, name="tawasul-kpi-states", concurrency=1)(self._forward_states)
@@ -178,7 +204,7 @@ class KpiProcessor:
             self._poisoned = []
             self._on_batch(event)
             message = event.message
-            for item, exc in self._poisoned:    # a poison item never stops the partition
+            for item, exc in self._poisoned:  # a poison item never stops the partition
                 original = json.dumps(item, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
                 await self.poison.send(original, exc, f"{message.topic}:{message.partition}:{message.offset}")
 
@@ -321,13 +347,18 @@ class SnapshotPublisher:
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()       # sends what is buffered first
+            await producer.stop()  # sends what is buffered first
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka, linger_ms=0,
-                                        max_batch_size=BATCH_BYTES, client_id="tawasul-kpi-snapshots",
-                                        acks="all", **aiokafka_options())
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.kafka,
+                linger_ms=0,
+                max_batch_size=BATCH_BYTES,
+                client_id="tawasul-kpi-snapshots",
+                acks="all",
+                **aiokafka_options(),
+            )
             await producer.start()
             self._producer = producer
         return self._producer
@@ -363,15 +394,17 @@ class SnapshotPublisher:
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
         if self._refused is not None:
-            raise self._refused     # kept: the next call publishes everything again
+            raise self._refused  # kept: the next call publishes everything again
 
     def _delivered(self, delivery: asyncio.Future[Any]) -> None:
         self._in_flight.discard(delivery)
         problem = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
         if problem is not None and self._refused is None:
             self._refused = problem
-            log.warning("kpi: Kafka refused a snapshot batch; every figure will be published again",
-                        extra={"error": repr(problem)[:200]})
+            log.warning(
+                "kpi: Kafka refused a snapshot batch; every figure will be published again",
+                extra={"error": repr(problem)[:200]},
+            )
 
     async def _send(self, rows: list[Row], as_of_us: int) -> None:
         producer = await self._ensure_producer()
@@ -400,5 +433,17 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> KpiProcessor:
     return KpiProcessor(app, ctx, config_from_env(), slow_interval_s=slow)
 
 
-__all__ = ["KPI_INPUT", "KpiConfigError", "KpiProcessor", "KpiSettleError", "SnapshotPacer", "SnapshotPublisher",
-           "config_from_env", "decode_record", "encode_record", "plans", "register_kpis", "snapshot_event"]
+__all__ = [
+    "KPI_INPUT",
+    "KpiConfigError",
+    "KpiProcessor",
+    "KpiSettleError",
+    "SnapshotPacer",
+    "SnapshotPublisher",
+    "config_from_env",
+    "decode_record",
+    "encode_record",
+    "plans",
+    "register_kpis",
+    "snapshot_event",
+]

@@ -81,7 +81,8 @@ class StageProgress(Sensor):  # type: ignore[misc]  # faust's Sensor is untyped
         if not known:
             newest = self.newest
             self.metrics.worker_event_age.labels(stage=stage, partition=str(tp.partition)).set_function(
-                lambda: max(0.0, time.time() - newest[key]))
+                lambda: max(0.0, time.time() - newest[key])
+            )
         return None
 
     def refresh_lag(self, highwater: Any) -> None:

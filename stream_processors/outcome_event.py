@@ -30,9 +30,14 @@ def encode_outcome(outcome: SlaOutcome, policies_sha256: str | None = None) -> b
         "datacontenttype": DATACONTENTTYPE,
         "dataschema": dataschema_uri(outcome.type),
         "data": {
-            "ticket_id": outcome.ticket_id, "target": outcome.target, "policy": outcome.policy,
-            "deadline": format_timestamp(outcome.deadline), "channel": outcome.channel, "kind": outcome.kind,
-            "category": outcome.category, "priority": outcome.priority,
+            "ticket_id": outcome.ticket_id,
+            "target": outcome.target,
+            "policy": outcome.policy,
+            "deadline": format_timestamp(outcome.deadline),
+            "channel": outcome.channel,
+            "kind": outcome.kind,
+            "category": outcome.category,
+            "priority": outcome.priority,
         },
     }
     withdrawn = outcome.withdrawn_id

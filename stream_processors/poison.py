@@ -14,9 +14,8 @@ import faust
 
 from producers.deadletter import DeadLetter
 from producers.privacy import redact
-from tawasul.infra.topics import DEAD_LETTER
-
 from stream_processors.context import ProcessorContext
+from tawasul.infra.topics import DEAD_LETTER
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,10 @@ def closed_retention_us(environ: dict[str, str] | None = None) -> int | None:
         else:
             value = parse_duration(text)
     except (DurationError, OverflowError, ValueError):
-        raise RetentionSettingError(f"{ENV_CLOSED_RETENTION}={text!r}: must be a duration like 35d, "
-                                    "840h, 90m or 30s, a number of seconds, or 'none'") from None
+        raise RetentionSettingError(
+            f"{ENV_CLOSED_RETENTION}={text!r}: must be a duration like 35d, "
+            "840h, 90m or 30s, a number of seconds, or 'none'"
+        ) from None
     if value <= timedelta(0):
         raise RetentionSettingError(f"{ENV_CLOSED_RETENTION}={text!r}: must be positive")
     return value // timedelta(microseconds=1)

@@ -29,11 +29,10 @@ from typing import Any, TypeVar
 
 import faust
 
+from stream_processors.clock import watermark_message
 from tawasul.infra.kafka_security import kafka_python_options
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import EVENTS, SLA_TICKS, assignable_partitions
-
-from stream_processors.clock import watermark_message
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,7 @@ class EmbeddedWorker(faust.Worker):
     and the logging set up by Tawasul is left alone."""
 
     def __init__(self, app: faust.App, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(app, loop=loop, quiet=True, override_logging=False, redirect_stdouts=False,
-                         daemon=False)
+        super().__init__(app, loop=loop, quiet=True, override_logging=False, redirect_stdouts=False, daemon=False)
         self.spinner = None
 
     def install_signal_handlers(self) -> None:
@@ -59,8 +57,7 @@ class EmbeddedWorker(faust.Worker):
             super().install_signal_handlers()
 
 
-def run_until(app: faust.App, done: Callable[[], bool], *, poll_s: float = 0.2,
-              timeout_s: float | None = None) -> None:
+def run_until(app: faust.App, done: Callable[[], bool], *, poll_s: float = 0.2, timeout_s: float | None = None) -> None:
     """Run the app in the calling thread until `done()` is true, then stop it cleanly.
 
     Raises RunnerError when `timeout_s` passes first (the app is stopped all the same).
@@ -126,8 +123,12 @@ class AppThread:
     def ready(self) -> bool:
         """True once the worker has partitions assigned and its tables recovered."""
         app = self.app
-        return (self._started.is_set() and not app.rebalancing and bool(app.assignor.assigned_actives())
-                and app.tables.actives_ready)
+        return (
+            self._started.is_set()
+            and not app.rebalancing
+            and bool(app.assignor.assigned_actives())
+            and app.tables.actives_ready
+        )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         self.wait_until(self.ready, timeout_s=timeout_s)
@@ -172,8 +173,9 @@ class AppThread:
     def __enter__(self) -> AppThread:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -185,7 +187,6 @@ def send_end_of_input(settings: Settings, at: datetime) -> None:
     """Advance every partition's watermark to `at` (replay): all deadlines up to it fire, once
     the processors have read every event published so far (the markers carry the end offsets)."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-
     from kafka.errors import KafkaTimeoutError
 
     events = settings.topic(EVENTS.name)
@@ -239,8 +240,9 @@ class GroupProgress:
         self.group_id = group_id
         self.topics = (settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name))
         self._admin = KafkaAdminClient(bootstrap_servers=settings.kafka, **kafka_python_options())
-        self._consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False,
-                                       **kafka_python_options())
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka, enable_auto_commit=False, **kafka_python_options()
+        )
 
     def counts(self) -> tuple[int, int]:
         partitions = assignable_partitions(self._consumer, self.topics)  # never "drained" for want of metadata

@@ -40,28 +40,38 @@ import faust
 from faust.types import TP, EventT
 
 from schemas import Event, InvalidEvent, decode_event
-from tawasul.domain.errors import DomainError
-from tawasul.domain.policies import PolicyBook
-from tawasul.domain import sla
-from tawasul.domain.calendars import to_us
-from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
-from tawasul.infra.kafka_security import kafka_python_options
-from tawasul.infra.settings import Settings
-from tawasul.infra.topics import SLA_OUTCOMES, TICKET_STATE
-
 from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick, tick_run
 from stream_processors.context import ProcessorContext
 from stream_processors.deadlines import DeadlineIndex
 from stream_processors.held_writes import Held, HeldWrites
 from stream_processors.outcome_event import encode_outcome
 from stream_processors.poison import PoisonOutbox
-from stream_processors.sla_step import (
-    Step, Stored, StoredStateError, advance, decode, encode, expires_at, folded, is_ticket_event, live_event,
-    next_at_of, next_due, replay_event,
-)
 from stream_processors.retention import closed_retention_us
+from stream_processors.sla_step import (
+    Step,
+    Stored,
+    StoredStateError,
+    advance,
+    decode,
+    encode,
+    expires_at,
+    folded,
+    is_ticket_event,
+    live_event,
+    next_at_of,
+    next_due,
+    replay_event,
+)
 from stream_processors.table_store import local_items, table_options
 from stream_processors.ticket_state import encode_state, ticket_state
+from tawasul.domain import sla
+from tawasul.domain.calendars import to_us
+from tawasul.domain.errors import DomainError
+from tawasul.domain.policies import PolicyBook
+from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
+from tawasul.infra.kafka_security import kafka_python_options
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import SLA_OUTCOMES, TICKET_STATE
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +125,20 @@ class SlaProcessor:
         self._ticks_in_flight: dict[int, int] = {}
         self.events_name = ctx.events.get_topic_name()
         self.table = app.Table(
-            TABLE_NAME, key_type=bytes, value_type=bytes, partitions=ctx.events.partitions,
-            on_changelog_event=self._on_changelog_event, on_recover=self._on_recovered,
-            extra_topic_configs=CHANGELOG_CONFIG, help="SLA state per ticket (key = ticket id)",
+            TABLE_NAME,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=ctx.events.partitions,
+            on_changelog_event=self._on_changelog_event,
+            on_recover=self._on_recovered,
+            extra_topic_configs=CHANGELOG_CONFIG,
+            help="SLA state per ticket (key = ticket id)",
             **table_options(TABLE_NAME, durable),
         )
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.outcomes = app.topic(ctx.settings.topic(SLA_OUTCOMES.name), **raw)
         self.states = app.topic(ctx.settings.topic(TICKET_STATE.name), **raw)
-        source = app.topic(self.events_name, ctx.ticks.get_topic_name(),
-                           partitions=ctx.events.partitions, **raw)
+        source = app.topic(self.events_name, ctx.ticks.get_topic_name(), partitions=ctx.events.partitions, **raw)
         app.agent(source, name="tawasul-sla", concurrency=1)(self._agent)
         if not self.replay:
             app.task(self._timer)
@@ -132,7 +146,7 @@ class SlaProcessor:
     # -- the agent -------------------------------------------------------------------------
 
     async def _agent(self, stream: faust.StreamT) -> None:
-        manual = stream.noack()         # each message is acknowledged once its changes are stored
+        manual = stream.noack()  # each message is acknowledged once its changes are stored
         async for event in manual.events():
             message = event.message
             if self.held.pending(message.partition):
@@ -143,9 +157,9 @@ class SlaProcessor:
                     await self._on_tick(event)
                 else:
                     await self._on_input(event)
-            except Exception as exc:    # a poison message never stops the partition
+            except Exception as exc:  # a poison message never stops the partition
                 await self.poison.send(message.value, exc, f"{message.topic}:{message.partition}:{message.offset}")
-            if self.replay and message.topic == self.events_name:   # every event read counts, a skipped one too
+            if self.replay and message.topic == self.events_name:  # every event read counts, a skipped one too
                 ended = self.end_of_input.read(message.partition, message.offset)
                 if ended is not None:
                     await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
@@ -181,8 +195,9 @@ class SlaProcessor:
         self.ctx.metrics.processing_delay.labels(stage="sla").observe(max(0.0, time.time() - message.timestamp))
         watermark = self.watermarks.observe(partition, ev.time) if self.replay else None
         if not self.replay:
-            self.live.read(partition, message.offset, to_us(ev.time), int(message.timestamp * 1_000_000),
-                           self.wall.now_us())
+            self.live.read(
+                partition, message.offset, to_us(ev.time), int(message.timestamp * 1_000_000), self.wall.now_us()
+            )
         if self.replay:
             now, queue = watermark, True
         else:
@@ -191,13 +206,13 @@ class SlaProcessor:
         if is_ticket_event(ev.type):
             key = ev.subject.encode()
             stored = self._load(key)
-            if queue or stored.pending:     # event time: applied in order once the clock passes them
-                probe(stored, ev, self.ctx.book)    # a poison event raises now, not when it is released
+            if queue or stored.pending:  # event time: applied in order once the clock passes them
+                probe(stored, ev, self.ctx.book)  # a poison event raises now, not when it is released
                 step = replay_event(stored, ev, now, self.ctx.book)
             else:
                 step = live_event(stored, ev, now, self.ctx.book)
             await self._commit(partition, [(key, stored, step)], now)
-        if now is not None:     # live: up to the partition's clock, the rest by the timer's ticks
+        if now is not None:  # live: up to the partition's clock, the rest by the timer's ticks
             await self._fire_due(partition, now, limit=None if self.replay else TICK_BATCH)
 
     async def _on_tick(self, event: EventT) -> None:
@@ -229,8 +244,9 @@ class SlaProcessor:
     async def _learn_position(self, partition: int) -> None:
         """After a restart no event of the partition may come again: start from the group's
         committed offset (every event before it was processed before the restart)."""
-        committed = await asyncio.to_thread(committed_offset, self.ctx.settings, self.app.conf.id,
-                                            self.events_name, partition)
+        committed = await asyncio.to_thread(
+            committed_offset, self.ctx.settings, self.app.conf.id, self.events_name, partition
+        )
         self.end_of_input.read_up_to(partition, committed)
 
     async def _learn_positions(self, active: set[int]) -> None:
@@ -241,9 +257,10 @@ class SlaProcessor:
         new = sorted(active - self._positioned)
         if new:
             try:
-                found = await asyncio.to_thread(committed_offsets, self.ctx.settings, self.app.conf.id,
-                                                self.events_name, new)
-            except Exception:      # the broker unreachable: the partitions catch up from their events
+                found = await asyncio.to_thread(
+                    committed_offsets, self.ctx.settings, self.app.conf.id, self.events_name, new
+                )
+            except Exception:  # the broker unreachable: the partitions catch up from their events
                 log.exception("sla: committed offsets unknown; the partitions keep the event-time clock")
                 found = {}
             for partition, offset in found.items():
@@ -259,9 +276,9 @@ class SlaProcessor:
                 if expiry is not None and expiry <= now_us and not self.held.holds(key):
                     await self._expire(key)
                     continue
-                try:            # releases pending events too (a live partition queues them while catching up)
+                try:  # releases pending events too (a live partition queues them while catching up)
                     step = advance(stored, now_us, self.ctx.book, replay=True)
-                except Exception as exc:    # one poisoned ticket never stops the others
+                except Exception as exc:  # one poisoned ticket never stops the others
                     await self.poison.send(encode(stored), exc, f"table {TABLE_NAME}:{partition}")
                     continue
                 changes.append((key, stored, step))
@@ -314,12 +331,12 @@ class SlaProcessor:
             if store:
                 try:
                     view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
-                except Exception:   # an instant the calendars cannot represent: the state is still stored
+                except Exception:  # an instant the calendars cannot represent: the state is still stored
                     log.exception("sla: ticket state not computable", extra={"partition": partition})
                     view = None
                 if view is not None:
                     await self.states.send(key=key, value=encode_state(view))
-                value = encode(folded(step.stored, self.lateness_us))   # bounded: `sla_fold`
+                value = encode(folded(step.stored, self.lateness_us))  # bounded: `sla_fold`
                 # keys are distinct within one message (one ticket per event, `pop_due` per tick)
                 if self.confirm_before_write and (sent or self.held.holds(key)):
                     holding = self._holding = self._holding or Held(self._message)
@@ -340,8 +357,9 @@ class SlaProcessor:
         value = encode_outcome(outcome, self.ctx.book.sha256)
         delivery = await self.outcomes.send(key=key, value=value)
         metrics = self.ctx.metrics
-        metrics.sla_outcomes_emitted.labels(outcome=outcome.type.removeprefix("sla."), channel=outcome.channel,
-                                    kind=outcome.kind, target=outcome.target).inc()
+        metrics.sla_outcomes_emitted.labels(
+            outcome=outcome.type.removeprefix("sla."), channel=outcome.channel, kind=outcome.kind, target=outcome.target
+        ).inc()
         if not self.replay and outcome.type in (WARNING, BREACHED):
             delay = time.time() - outcome.at.timestamp()
             metrics.deadline_delay.observe(max(0.0, delay))
@@ -363,7 +381,7 @@ class SlaProcessor:
         started = time.monotonic()
         active = self._assigned()
         for partition, key in self.held.discard():
-            if partition in active:      # its held messages come again: schedule from the table
+            if partition in active:  # its held messages come again: schedule from the table
                 self._index_value(partition, key, self.table.get(key))
         if self.durable:
             for partition in set(self.index.partitions()) - active:
@@ -385,9 +403,15 @@ class SlaProcessor:
                     await asyncio.sleep(0)
         self._indexed = active
         if rebuilt:
-            log.info(INDEX_MESSAGE, extra={"partitions": rebuilt, "tickets": tickets,
-                                           "changelog_records": self._changelog_read,
-                                           "seconds": round(time.monotonic() - started, 3)})
+            log.info(
+                INDEX_MESSAGE,
+                extra={
+                    "partitions": rebuilt,
+                    "tickets": tickets,
+                    "changelog_records": self._changelog_read,
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
         self._changelog_read = 0
 
     def _index_value(self, partition: int, key: bytes, value: bytes | None) -> None:
@@ -462,8 +486,9 @@ def committed_offsets(settings: Settings, group_id: str, topic: str, partitions:
     """The group's committed offsets of some partitions of a topic (0 when none)."""
     from kafka import KafkaAdminClient, TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-sla-position",
-                             **kafka_python_options())
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka, client_id="tawasul-sla-position", **kafka_python_options()
+    )
     try:
         tps = [TopicPartition(topic, partition) for partition in partitions]
         found = admin.list_group_offsets({group_id: tps}).get(group_id, {})

@@ -154,8 +154,9 @@ def live_event(stored: Stored, event: Event, now_us: int | None, book: PolicyBoo
     return Step(new, (*first, *second, *third), new != stored)
 
 
-def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: PolicyBook,
-                 parsed: dict[str, Event] | None = None) -> Step:
+def replay_event(
+    stored: Stored, event: Event, watermark_us: int | None, book: PolicyBook, parsed: dict[str, Event] | None = None
+) -> Step:
     """Replay: queue the event, then release everything up to the watermark.
 
     `parsed`, when given, keeps the queued events by id until they are released, so that a
@@ -166,7 +167,7 @@ def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: P
         return Step(stored, (), False, duplicate=True)
     if parsed is None:
         body = event.to_json().decode()
-    else:                           # held in memory only: the JSON would never be read
+    else:  # held in memory only: the JSON would never be read
         parsed[event.id], body = event, ""
     item: Pending = (to_us(event.time), RANKS[event.type], event.id, body)
     queued = Stored(stored.sla, tuple(sorted((*stored.pending, item))))
@@ -174,8 +175,9 @@ def replay_event(stored: Stored, event: Event, watermark_us: int | None, book: P
     return Step(step.stored, step.outcomes, True)
 
 
-def advance(stored: Stored, now_us: int | None, book: PolicyBook, *, replay: bool,
-            parsed: dict[str, Event] | None = None) -> Step:
+def advance(
+    stored: Stored, now_us: int | None, book: PolicyBook, *, replay: bool, parsed: dict[str, Event] | None = None
+) -> Step:
     """Bring the ticket to `now_us` (wall clock or watermark): release pending events, fire dues
     (`parsed`: see `replay_event`)."""
     if now_us is None:

@@ -44,8 +44,13 @@ class SnapshotPacer:
     (a window sliding over unchanged counts at a minute boundary) holds no later change back.
     """
 
-    def __init__(self, *, min_interval_s: float = MIN_INTERVAL_S, slow_interval_s: float = SLOW_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        min_interval_s: float = MIN_INTERVAL_S,
+        slow_interval_s: float = SLOW_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.intervals = {FAST_WINDOWS: min_interval_s, SLOW_WINDOWS: slow_interval_s, WINDOW_NAMES: slow_interval_s}
         self.min_interval_s = min_interval_s
         self._clock = clock
@@ -88,8 +93,12 @@ class SnapshotPacer:
             if fresh:
                 self._now_published = now
                 changed += fresh
-        if not changed and book.as_of_us > self._sent_as_of and (force or now - self._clock_sent >= self.min_interval_s):
-            changed.append(book.clock_row())     # nothing changed, but the clock moved: say so
+        if (
+            not changed
+            and book.as_of_us > self._sent_as_of
+            and (force or now - self._clock_sent >= self.min_interval_s)
+        ):
+            changed.append(book.clock_row())  # nothing changed, but the clock moved: say so
         if changed:
             self._sent_as_of, self._clock_sent = book.as_of_us, now
         return changed
@@ -113,11 +122,24 @@ def snapshot_event(row: Row, as_of_us: int, as_of_text: str | None = None) -> by
     """
     as_of = as_of_text or format_timestamp(from_us(as_of_us))
     value = None if row.value is None else format_number(row.value)
-    body = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": KPI_SOURCE, "type": "kpi.snapshot",
-            "time": as_of, "subject": row.key, "datacontenttype": "application/json",
-            "dataschema": SNAPSHOT_SCHEMA,
-            "data": {"figure": row.figure, "window": row.window, "scope": dict(row.scope), "value": value,
-                     "count": row.count, "as_of": as_of}}
+    body = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": KPI_SOURCE,
+        "type": "kpi.snapshot",
+        "time": as_of,
+        "subject": row.key,
+        "datacontenttype": "application/json",
+        "dataschema": SNAPSHOT_SCHEMA,
+        "data": {
+            "figure": row.figure,
+            "window": row.window,
+            "scope": dict(row.scope),
+            "value": value,
+            "count": row.count,
+            "as_of": as_of,
+        },
+    }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

@@ -6,13 +6,12 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from stream_processors.sla_step import Stored
 from tawasul.domain import sla
 from tawasul.domain.calendars import EPOCH
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import BREACHED, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING, fired_bit
 from tawasul.domain.sla_timeline import CLOSED, PRIORITY, REOPENED, RESOLVED
-
-from stream_processors.sla_step import Stored
 
 _TARGET_STATES = {STATUS_MET: "met", STATUS_BREACHED: "breached", UNDECIDED: "paused"}
 
@@ -51,12 +50,20 @@ def ticket_state(stored: Stored, now_us: int, book: PolicyBook) -> dict[str, Any
             "breached": breached,
         }
     return {
-        "ticket_id": state.ticket_id, "channel": channel, "kind": kind, "category": category,
-        "priority": priority, "department": department,
+        "ticket_id": state.ticket_id,
+        "channel": channel,
+        "kind": kind,
+        "category": category,
+        "priority": priority,
+        "department": department,
         "status": "closed" if closed_at is not None else "resolved" if resolved else "open",
         "policy": None if policy is None else policy.name,
-        "opened_at": _iso(opened_at), "resolved_at": _iso(resolved_at), "closed_at": _iso(closed_at),
-        "updated_at": _iso(updated), "version": stored.version, "targets": targets,
+        "opened_at": _iso(opened_at),
+        "resolved_at": _iso(resolved_at),
+        "closed_at": _iso(closed_at),
+        "updated_at": _iso(updated),
+        "version": stored.version,
+        "targets": targets,
         "policies_sha256": book.sha256,
     }
 

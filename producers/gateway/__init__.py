@@ -14,8 +14,8 @@ The click command is `producers.gateway.cli:gateway`; docs/gateway.md describes 
 from __future__ import annotations
 
 from producers.gateway.auth import (
-    AuthError,
     Authenticator,
+    AuthError,
     Credentials,
     sign,
     signature_headers,

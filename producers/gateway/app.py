@@ -27,15 +27,15 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from producers.gateway.auth import AuthError, Authenticator, Credentials
+from producers.gateway.auth import Authenticator, AuthError, Credentials
 from producers.gateway.config import AdapterRegistry
 from producers.gateway.health import KafkaHealth, PublisherSlot, UnavailableError
 from producers.gateway.ingest import CONTENT_TYPES, BodyKind
 from producers.gateway.publishing import Dispatcher, Published
 from producers.gateway.ratelimit import RateLimiter, retry_after_header
 from producers.gateway.replay import DatabaseReplayStore, ReplayStoreError
-from producers.publisher import EventPublisher, PublishError
 from producers.pseudonymise import Pseudonymiser
+from producers.publisher import EventPublisher, PublishError
 from sinks.db.engine import make_engine
 from sinks.metrics_server import metrics_handler
 from tawasul.infra.metrics import Metrics
@@ -166,7 +166,13 @@ async def post_events(request: web.Request) -> web.Response:
         return _unavailable(status.reason)
     try:
         published = await loop.run_in_executor(
-            gateway.executor, _claim_and_process, gateway, credentials, body, kind, request[REQUEST_ID],
+            gateway.executor,
+            _claim_and_process,
+            gateway,
+            credentials,
+            body,
+            kind,
+            request[REQUEST_ID],
         )
     except AuthError as exc:  # a replay: it does not use up the adapter's rate
         gateway.rate_limiter.refund(credentials.adapter.name)
@@ -184,7 +190,11 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 def _claim_and_process(
-    gateway: Gateway, credentials: Credentials, body: bytes, kind: BodyKind, request_id: str,
+    gateway: Gateway,
+    credentials: Credentials,
+    body: bytes,
+    kind: BodyKind,
+    request_id: str,
 ) -> Published:
     """In a worker thread: record the signature as used (raises AuthError for a replay), then
     validate and publish. One thread hop for both: the database write and Kafka's acknowledgement."""
@@ -233,8 +243,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "unavailable", "reason": status.reason}, status=503)
 
 
-REFUSAL_REASONS: Final = {400: "invalid_event", 401: "unauthorized", 403: "forbidden", 413: "too_large",
-                           415: "unsupported_media_type", 429: "rate_limited", 503: "unavailable"}
+REFUSAL_REASONS: Final = {
+    400: "invalid_event",
+    401: "unauthorized",
+    403: "forbidden",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
 """Answer status -> the `reason` label of `tawasul_gateway_refusals_total` (any other 4xx/5xx: other;
 every reason is one of `tawasul.infra.metrics.GATEWAY_REFUSAL_REASONS`)."""
 
@@ -270,19 +287,28 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     access_logger.info(
         "request",
         extra={
-            "request_id": request_id, "method": request.method, "route": route, "status": response.status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2), **request.get(LOG_FIELDS, {}),
+            "request_id": request_id,
+            "method": request.method,
+            "route": route,
+            "status": response.status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            **request.get(LOG_FIELDS, {}),
         },
     )
     return response
 
 
 def default_publisher_factory(
-    settings: Settings, options: GatewayOptions, metrics: Metrics,
+    settings: Settings,
+    options: GatewayOptions,
+    metrics: Metrics,
 ) -> Callable[[], EventPublisher]:
     def factory() -> EventPublisher:
         return EventPublisher(
-            settings, client_id="tawasul-gateway", producer_config=options.producer_config(), metrics=metrics,
+            settings,
+            client_id="tawasul-gateway",
+            producer_config=options.producer_config(),
+            metrics=metrics,
         )
 
     return factory
@@ -307,10 +333,13 @@ def create_app(
     metrics = metrics or Metrics(role="gateway")
     if replay_store is None:
         replay_store = DatabaseReplayStore(
-            make_engine(settings.database_url), max_entries=options.replay_max_entries, owns_engine=True,
+            make_engine(settings.database_url),
+            max_entries=options.replay_max_entries,
+            owns_engine=True,
         )
     slot = PublisherSlot(
-        publisher_factory or default_publisher_factory(settings, options, metrics), retry_s=options.health_ttl_s,
+        publisher_factory or default_publisher_factory(settings, options, metrics),
+        retry_s=options.health_ttl_s,
     )
     gateway = Gateway(
         options=options,
@@ -318,8 +347,11 @@ def create_app(
         rate_limiter=RateLimiter((adapter.name, adapter.rate_limit) for adapter in adapters),
         slot=slot,
         health=KafkaHealth(
-            settings.kafka, [settings.topic(EVENTS.name), settings.topic(DEAD_LETTER.name)], slot,
-            ttl_s=options.health_ttl_s, timeout_s=options.kafka_timeout_s,
+            settings.kafka,
+            [settings.topic(EVENTS.name), settings.topic(DEAD_LETTER.name)],
+            slot,
+            ttl_s=options.health_ttl_s,
+            timeout_s=options.kafka_timeout_s,
         ),
         dispatcher=Dispatcher(slot, pseudonymiser, ack_timeout_s=options.ack_timeout_s),
         metrics=metrics,

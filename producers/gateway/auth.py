@@ -31,7 +31,14 @@ HEADER_SIGNATURE = "X-Tawasul-Signature"
 DEFAULT_TOLERANCE_S = 300.0
 
 AuthCode = Literal[
-    "missing", "malformed", "ambiguous", "bad_token", "unknown_adapter", "bad_signature", "stale", "replayed",
+    "missing",
+    "malformed",
+    "ambiguous",
+    "bad_token",
+    "unknown_adapter",
+    "bad_signature",
+    "stale",
+    "replayed",
 ]
 
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
@@ -125,7 +132,8 @@ class Authenticator:
     def _signature(self, name: str, timestamp: str, signature: str, body: bytes) -> Credentials:
         if not name or not timestamp or not signature:
             raise AuthError(
-                "malformed", f"a signed request needs {HEADER_ADAPTER}, {HEADER_TIMESTAMP} and {HEADER_SIGNATURE}",
+                "malformed",
+                f"a signed request needs {HEADER_ADAPTER}, {HEADER_TIMESTAMP} and {HEADER_SIGNATURE}",
             )
         if not _TIMESTAMP.match(timestamp):
             raise AuthError("malformed", f"{HEADER_TIMESTAMP} must be unix seconds (digits only)")
@@ -143,7 +151,8 @@ class Authenticator:
         stamp = int(timestamp)
         if abs(now - stamp) > self.tolerance_s:
             raise AuthError(
-                "stale", f"the timestamp is more than {int(self.tolerance_s)} seconds away from the server's clock",
+                "stale",
+                f"the timestamp is more than {int(self.tolerance_s)} seconds away from the server's clock",
             )
         key = hashlib.sha256(f"{adapter.name}:{received}".encode("ascii")).hexdigest()
         return Credentials(adapter, "hmac", key, stamp + self.tolerance_s)

@@ -24,7 +24,8 @@ def check_permissions(adapters: AdapterRegistry, *, required: bool) -> None:
     implicit = [adapter.name for adapter in adapters if adapter.permissions.implicit]
     if implicit and required:
         raise click.ClickException(
-            f"adapters without event_types or `allow: all`: {', '.join(implicit)} (--require-permissions)")
+            f"adapters without event_types or `allow: all`: {', '.join(implicit)} (--require-permissions)"
+        )
     for name in implicit:
         logger.warning(
             "adapter may send every event type and channel: give it event_types/channels, or `allow: all`",
@@ -42,19 +43,41 @@ def prepare_database(settings: Settings) -> None:
 
 
 @click.command("gateway")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (loopback by default; 0.0.0.0 for every interface)")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (loopback by default; 0.0.0.0 for every interface)",
+)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on")
-@click.option("--secrets", "secrets", envvar=ENV_SECRETS, required=True,
-              type=click.Path(exists=True, dir_okay=False),
-              help=f"YAML file of channel adapters, their credentials, permissions and rate limits [env {ENV_SECRETS}]")
-@click.option("--max-body-bytes", default=1_048_576, show_default=True, type=click.IntRange(1),
-              help="Largest accepted request body (413 above)")
-@click.option("--require-permissions", is_flag=True,
-              help="Refuse to start when an adapter has neither event_types nor `allow: all`")
+@click.option(
+    "--secrets",
+    "secrets",
+    envvar=ENV_SECRETS,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help=f"YAML file of channel adapters, their credentials, permissions and rate limits [env {ENV_SECRETS}]",
+)
+@click.option(
+    "--max-body-bytes",
+    default=1_048_576,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest accepted request body (413 above)",
+)
+@click.option(
+    "--require-permissions",
+    is_flag=True,
+    help="Refuse to start when an adapter has neither event_types nor `allow: all`",
+)
 @settings_options
 def gateway(
-    host: str, port: int, secrets: str, max_body_bytes: int, require_permissions: bool, settings: Settings,
+    host: str,
+    port: int,
+    secrets: str,
+    max_body_bytes: int,
+    require_permissions: bool,
+    settings: Settings,
 ) -> None:
     """Serve POST /v1/events (CloudEvents, single or batch), GET /healthz and GET /metrics."""
     try:
@@ -70,17 +93,31 @@ def gateway(
             extra={"variable": ENV_PSEUDONYM_KEY},
         )
     app = create_app(
-        settings, adapters, options=GatewayOptions(max_body_bytes=max_body_bytes),
-        metrics=Metrics(role="gateway"), pseudonymiser=pseudonymiser,
+        settings,
+        adapters,
+        options=GatewayOptions(max_body_bytes=max_body_bytes),
+        metrics=Metrics(role="gateway"),
+        pseudonymiser=pseudonymiser,
     )
     for adapter in adapters:
         logger.info(
-            "adapter", extra={"adapter": adapter.name, "permissions": adapter.permissions.describe(),
-                              "rate_per_second": adapter.rate_limit.per_second, "burst": adapter.rate_limit.burst},
+            "adapter",
+            extra={
+                "adapter": adapter.name,
+                "permissions": adapter.permissions.describe(),
+                "rate_per_second": adapter.rate_limit.per_second,
+                "burst": adapter.rate_limit.burst,
+            },
         )
     logger.info(
         "gateway listening",
-        extra={"host": host, "port": port, "adapters": len(adapters), "kafka": settings.kafka,
-               "database": describe_url(settings.database_url), "max_body_bytes": max_body_bytes},
+        extra={
+            "host": host,
+            "port": port,
+            "adapters": len(adapters),
+            "kafka": settings.kafka,
+            "database": describe_url(settings.database_url),
+            "max_body_bytes": max_body_bytes,
+        },
     )
     run_web_app(app, host=host, port=port, **run_kwargs())

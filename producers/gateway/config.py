@@ -40,8 +40,9 @@ MIN_HMAC_SECRET_BYTES = 16
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_ADAPTER_KEYS = frozenset({"name", "token_sha256", "hmac_secret", "hmac_secret_env", "sources", "rate_limit"}
-                          | PERMISSION_KEYS)
+_ADAPTER_KEYS = frozenset(
+    {"name", "token_sha256", "hmac_secret", "hmac_secret_env", "sources", "rate_limit"} | PERMISSION_KEYS
+)
 _DOCUMENT_KEYS = frozenset({"adapters", "rate_limit"})
 
 
@@ -116,7 +117,9 @@ def _adapter(entry: object, position: int, environ: Mapping[str, str], default_l
         raise GatewayConfigError(f"{where}: must be a mapping")
     unknown = sorted(set(map(str, entry)) - _ADAPTER_KEYS)
     if unknown:
-        raise GatewayConfigError(f"{where}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(_ADAPTER_KEYS))})")
+        raise GatewayConfigError(
+            f"{where}: unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(_ADAPTER_KEYS))})"
+        )
     name = entry.get("name")
     if not isinstance(name, str) or not _ADAPTER_NAME.match(name):
         raise GatewayConfigError(f"{where}.name: must be 1-64 letters, digits, '.', '_' or '-'")
@@ -181,7 +184,9 @@ def parse_secrets(document: object, environ: Mapping[str, str] | None = None) ->
     """The adapters of a decoded secrets document (`{"adapters": [...]}`)."""
     env = os.environ if environ is None else environ
     if not isinstance(document, dict) or "adapters" not in document or not set(document) <= _DOCUMENT_KEYS:
-        raise GatewayConfigError("the secrets file must be a mapping with the key `adapters` (and optionally `rate_limit`)")
+        raise GatewayConfigError(
+            "the secrets file must be a mapping with the key `adapters` (and optionally `rate_limit`)"
+        )
     entries = document["adapters"]
     if not isinstance(entries, list) or not entries:
         raise GatewayConfigError("adapters: must be a non-empty list")
@@ -210,4 +215,3 @@ def load_secrets(path: str | Path, environ: Mapping[str, str] | None = None) -> 
         # The parser's own message quotes the offending text, which may be a secret: not repeated.
         raise GatewayConfigError(f"the secrets file {path} is not valid YAML{line}") from None
     return parse_secrets(document, environ)
-

@@ -38,7 +38,10 @@ class PublisherSlot:
     """The gateway's one publisher, created on first use; creation failures are retried after `retry_s`."""
 
     def __init__(
-        self, factory: Callable[[], EventPublisher], *, retry_s: float = 2.0,
+        self,
+        factory: Callable[[], EventPublisher],
+        *,
+        retry_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = factory
@@ -92,8 +95,14 @@ class KafkaHealth:
     """Whether the gateway can publish now, checked at most once per `ttl_s` (cached in between)."""
 
     def __init__(
-        self, bootstrap: str, topics: Sequence[str], slot: PublisherSlot, *,
-        ttl_s: float = 2.0, timeout_s: float = 2.0, clock: Callable[[], float] = time.monotonic,
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        slot: PublisherSlot,
+        *,
+        ttl_s: float = 2.0,
+        timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = tuple(topics)

@@ -108,7 +108,11 @@ def _batch(body: bytes, adapter: Adapter, origin: str, pseudonymiser: Pseudonymi
 
 
 def evaluate(
-    body: bytes, kind: BodyKind, adapter: Adapter, request_id: str, pseudonymiser: Pseudonymiser | None,
+    body: bytes,
+    kind: BodyKind,
+    adapter: Adapter,
+    request_id: str,
+    pseudonymiser: Pseudonymiser | None,
 ) -> list[Item]:
     """Every event of the body, accepted or rejected, in body order."""
     origin = f"http:{request_id}"

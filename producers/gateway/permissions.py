@@ -25,7 +25,8 @@ from schemas import CHANNELS, INPUT_EVENT_TYPES, Event
 from schemas.registry import DATA_MODELS
 
 CHANNEL_TYPES: Final[frozenset[str]] = frozenset(
-    event_type for (event_type, _), model in DATA_MODELS.items()
+    event_type
+    for (event_type, _), model in DATA_MODELS.items()
     if event_type in INPUT_EVENT_TYPES and "channel" in model.model_fields
 )
 """Input event types whose `data` names a channel (ticket.opened, survey.submitted)."""
@@ -91,8 +92,8 @@ def _event_types(value: object, where: str) -> tuple[str, ...]:
             known = ", ".join(sorted(INPUT_EVENT_TYPES))
             hint = " (use `allow: all` for every type)" if "*" in rule else ""
             raise PermissionConfigError(
-                f"{where}.event_types: {rule!r} is not an input event type or a `family.*` prefix{hint}; "
-                f"known: {known}")
+                f"{where}.event_types: {rule!r} is not an input event type or a `family.*` prefix{hint}; known: {known}"
+            )
     return rules
 
 
@@ -105,7 +106,8 @@ def _channels(value: object, where: str) -> tuple[str, ...] | None:
     unknown = [channel for channel in channels if channel not in CHANNELS]
     if unknown:
         raise PermissionConfigError(
-            f"{where}.channels: unknown channel {unknown[0]!r} (known: {', '.join(CHANNELS)}, or `all`)")
+            f"{where}.channels: unknown channel {unknown[0]!r} (known: {', '.join(CHANNELS)}, or `all`)"
+        )
     return channels
 
 
@@ -129,6 +131,7 @@ def parse_permissions(entry: Mapping[str, object], where: str) -> Permissions:
         if carrying:
             raise PermissionConfigError(
                 f"{where}.channels: required because event_types allows {', '.join(carrying)} "
-                "(list the channels it may send, or `channels: all`)")
+                "(list the channels it may send, or `channels: all`)"
+            )
         return permissions
     return Permissions(event_types=event_types, channels=_channels(channels, where), implicit=False)

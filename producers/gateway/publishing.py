@@ -12,8 +12,8 @@ from producers.gateway.config import Adapter
 from producers.gateway.health import PublisherSlot, UnavailableError
 from producers.gateway.ingest import BodyKind, evaluate
 from producers.intake import Outcome, Rejected
-from producers.publisher import EventPublisher, PublishError
 from producers.pseudonymise import Pseudonymiser
+from producers.publisher import EventPublisher, PublishError
 
 SOURCE_KIND = "http"
 
@@ -60,7 +60,8 @@ class Dispatcher:
             accepted=tuple(item.event_id or "" for item in items if item.accepted),
             rejected=tuple(
                 RejectedItem(item.index, item.event_id, item.outcome.reason)
-                for item in items if isinstance(item.outcome, Rejected)
+                for item in items
+                if isinstance(item.outcome, Rejected)
             ),
             forbidden=sum(item.forbidden for item in items),
         )

@@ -94,13 +94,17 @@ class DatabaseReplayStore:
             if self._full:
                 raise ReplayStoreFull("too many recent signatures; retry shortly")
             statement = (
-                self._insert(GatewayNonce).values(key=key, expires_at=_utc(expires_at))
-                .on_conflict_do_nothing(index_elements=["key"]).returning(GatewayNonce.key)
+                self._insert(GatewayNonce)
+                .values(key=key, expires_at=_utc(expires_at))
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(GatewayNonce.key)
             )
             with self.engine.begin() as connection:
                 inserted = connection.execute(statement).first() is not None
         except SQLAlchemyError as exc:
-            raise ReplayStoreUnavailable(f"the replay-protection database is not reachable: {type(exc).__name__}") from None
+            raise ReplayStoreUnavailable(
+                f"the replay-protection database is not reachable: {type(exc).__name__}"
+            ) from None
         if not inserted:
             return False
         with self._lock:  # only this instance's own claims: it also sees their releases
@@ -146,4 +150,3 @@ class DatabaseReplayStore:
     def close(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
-

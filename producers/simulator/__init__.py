@@ -12,6 +12,16 @@ from .pacing import Clock, disorder, pace
 from .params import DUBAI, Calibration, KindTarget, Params, SimulatorError, parse_when
 
 __all__ = [
-    "DUBAI", "Calibration", "Clock", "KindTarget", "Params", "SimulatorError", "disorder",
-    "iter_events", "pace", "parse_when", "to_json_line", "write_jsonl",
+    "DUBAI",
+    "Calibration",
+    "Clock",
+    "KindTarget",
+    "Params",
+    "SimulatorError",
+    "disorder",
+    "iter_events",
+    "pace",
+    "parse_when",
+    "to_json_line",
+    "write_jsonl",
 ]

@@ -43,9 +43,7 @@ def reference_weight(stream: Stream, almanac: Almanac, first: date, end: date) -
     return total
 
 
-def rate_segments(
-    stream: Stream, info: DayInfo, per_level_minute: float
-) -> list[RateSegment]:
+def rate_segments(stream: Stream, info: DayInfo, per_level_minute: float) -> list[RateSegment]:
     """Expected arrival rate of the stream on a day, by segment."""
     factor = stream.factor(info) * per_level_minute / 60.0
     return [

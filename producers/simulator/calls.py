@@ -9,8 +9,14 @@ from typing import NamedTuple
 
 from .arrivals import RateSegment, day_multiplier, draw_arrivals, rate_segments
 from .catalog import (
-    ENGLISH_SHARE, PATIENCE_MEDIAN_SECONDS, PATIENCE_SIGMA, QUEUES, TALK_SIGMA,
-    WRAP_MEDIAN_SECONDS, WRAP_SIGMA, Queue,
+    ENGLISH_SHARE,
+    PATIENCE_MEDIAN_SECONDS,
+    PATIENCE_SIGMA,
+    QUEUES,
+    TALK_SIGMA,
+    WRAP_MEDIAN_SECONDS,
+    WRAP_SIGMA,
+    Queue,
 )
 from .days import DayInfo
 from .plan import Plan, PlanBuilder
@@ -29,15 +35,16 @@ def _mean(median: float, sigma: float) -> float:
     return median * math.exp(sigma * sigma / 2.0)
 
 
-def _staffing(
-    rng: random.Random, queue: Queue, share: float, rates: list[RateSegment], world: World
-) -> list[int]:
+def _staffing(rng: random.Random, queue: Queue, share: float, rates: list[RateSegment], world: World) -> list[int]:
     handle = _mean(queue.talk_median_seconds, TALK_SIGMA) + _mean(WRAP_MEDIAN_SECONDS, WRAP_SIGMA)
     staff = []
     for _, _, rate in rates:
         agents = required_servers(
-            rate * share, handle, world.params.calibration.service_level_seconds,
-            world.params.calibration.staffing_service_level, queue.agent_pool,
+            rate * share,
+            handle,
+            world.params.calibration.service_level_seconds,
+            world.params.calibration.staffing_service_level,
+            queue.agent_pool,
         )
         if agents > 1 and rng.random() < ABSENCE_SHARE:
             agents -= 1
@@ -52,8 +59,12 @@ class _Answered(NamedTuple):
 
 
 def _serve_queue(
-    rng: random.Random, world: World, queue: Queue, callers: list[_Caller],
-    rates: list[RateSegment], staff: list[int],
+    rng: random.Random,
+    world: World,
+    queue: Queue,
+    callers: list[_Caller],
+    rates: list[RateSegment],
+    staff: list[int],
 ) -> list[Plan]:
     """FCFS with patience: a caller is answered by the first free agent unless they hang up."""
     starts = [start for start, _, _ in rates]
@@ -63,8 +74,9 @@ def _serve_queue(
     talk_mu = math.log(queue.talk_median_seconds)
     for offered, language, caller_ref in callers:
         plan = PlanBuilder("C")
-        plan.add(offered, "call.offered", PBX_SOURCE,
-                 {"queue": queue.name, "language": language, "caller_ref": caller_ref})
+        plan.add(
+            offered, "call.offered", PBX_SOURCE, {"queue": queue.name, "language": language, "caller_ref": caller_ref}
+        )
         on_duty = staff[max(0, bisect.bisect_right(starts, offered) - 1)]
         agent = min(range(on_duty), key=free_at.__getitem__)
         answered = max(offered + rng.uniform(2.0, 6.0), free_at[agent])
@@ -76,10 +88,10 @@ def _serve_queue(
         talk = rng.lognormvariate(talk_mu, TALK_SIGMA)
         wrap = min(600, round(rng.lognormvariate(math.log(WRAP_MEDIAN_SECONDS), WRAP_SIGMA)))
         agent_id = f"agent-{queue.agent_offset + agent + 1:03d}"
-        second = plan.add(answered, "call.answered", PBX_SOURCE,
-                          {"queue": queue.name, "agent": agent_id})
-        ended = plan.add(answered + talk, "call.ended", PBX_SOURCE,
-                         {"queue": queue.name, "agent": agent_id, "wrap_up_seconds": wrap})
+        second = plan.add(answered, "call.answered", PBX_SOURCE, {"queue": queue.name, "agent": agent_id})
+        ended = plan.add(
+            answered + talk, "call.ended", PBX_SOURCE, {"queue": queue.name, "agent": agent_id, "wrap_up_seconds": wrap}
+        )
         free_at[agent] = ended + wrap
         answered_calls.append(_Answered(plan, ended, second - int(offered)))
     plans.extend(_surveys(rng, world, answered_calls))
@@ -101,8 +113,7 @@ def _surveys(rng: random.Random, world: World, calls: list[_Answered]) -> list[P
             data: dict[str, object] = {"channel": "call"}
             p = p_good if call.waited <= threshold else p_bad
             data.update(answer(rng, p, calibration.three_point_share))
-            call.plan.add(call.ended + rng.uniform(10.0, 90.0), "survey.submitted",
-                          IVR_SURVEY_SOURCE, data)
+            call.plan.add(call.ended + rng.uniform(10.0, 90.0), "survey.submitted", IVR_SURVEY_SOURCE, data)
     return [call.plan.build() for call in calls]
 
 

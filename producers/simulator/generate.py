@@ -80,8 +80,9 @@ def iter_drafts(params: Params) -> Iterator[Draft]:
                 continue
             for index, step in enumerate(plan.steps):
                 event_id = str(uuid.uuid5(ID_NAMESPACE, f"{params.seed}/{subject}/{index}"))
-                heapq.heappush(heap, Draft(step.time, next(order), event_id, step.type,
-                                           subject, step.source, step.data))
+                heapq.heappush(
+                    heap, Draft(step.time, next(order), event_id, step.type, subject, step.source, step.data)
+                )
         day += timedelta(days=1)
         boundary = min(world.info(day).start, end)
         while heap and heap[0].time < boundary:

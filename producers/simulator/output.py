@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .generate import Draft, iter_drafts, render
-from .params import Params
 from .pacing import shuffle_within
+from .params import Params
 
 _PROGRESS_EVERY = 5_000
 
@@ -31,9 +31,7 @@ def drafts(params: Params, disorder_seconds: float = 0.0) -> Iterator[Draft]:
     return stream
 
 
-def write_jsonl(
-    params: Params, out: TextIO, disorder_seconds: float = 0.0, progress: bool = False
-) -> int:
+def write_jsonl(params: Params, out: TextIO, disorder_seconds: float = 0.0, progress: bool = False) -> int:
     """Write every event of the run to `out`; returns how many were written."""
     written = 0
     if not progress:
@@ -44,8 +42,11 @@ def write_jsonl(
     start = int(params.start.timestamp())
     total = max(1, int(params.end.timestamp()) - start)
     columns = (
-        TextColumn("simulating"), BarColumn(), TextColumn("{task.fields[day]}"),
-        TextColumn("{task.fields[events]:,} events"), TimeElapsedColumn(),
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.fields[day]}"),
+        TextColumn("{task.fields[events]:,} events"),
+        TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("simulate", total=total, day="", events=0)
@@ -54,7 +55,6 @@ def write_jsonl(
             out.write(to_json_line(event))
             written += 1
             if written % _PROGRESS_EVERY == 0:
-                bar.update(task, completed=min(total, draft.time - start),
-                           day=str(event["time"])[:10], events=written)
+                bar.update(task, completed=min(total, draft.time - start), day=str(event["time"])[:10], events=written)
         bar.update(task, completed=total, events=written)
     return written

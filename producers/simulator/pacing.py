@@ -29,7 +29,9 @@ def event_epoch(event: dict[str, object]) -> float:
 
 
 def pace(
-    events: Iterable[dict[str, object]], speed: float = 1.0, clock: Clock = time,
+    events: Iterable[dict[str, object]],
+    speed: float = 1.0,
+    clock: Clock = time,
     rebase: bool = False,
 ) -> Iterator[dict[str, object]]:
     """Yield each event when its time comes: `speed` 1 is real time, 60 a minute per second.
@@ -81,8 +83,6 @@ def shuffle_within(
         yield heapq.heappop(heap)[2]
 
 
-def disorder(
-    events: Iterable[dict[str, object]], seconds: float, seed: int = 0
-) -> Iterator[dict[str, object]]:
+def disorder(events: Iterable[dict[str, object]], seconds: float, seed: int = 0) -> Iterator[dict[str, object]]:
     """Shuffle time-sorted events within `seconds` (deterministic for a seed)."""
     return shuffle_within(events, seconds, random.Random(f"disorder|{seed}"), event_epoch)

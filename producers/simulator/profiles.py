@@ -31,8 +31,12 @@ OFFICE_RAMADAN: Table = {
 }
 CONTACT_CENTRE: Table = {
     DayKind.WORKDAY: (
-        _seg(7, 8, 0.5), _seg(8, 10, 1.2), _seg(10, 13, 1.4), _seg(13, 16, 1.0),
-        _seg(16, 19, 0.6), _seg(19, 21, 0.3),
+        _seg(7, 8, 0.5),
+        _seg(8, 10, 1.2),
+        _seg(10, 13, 1.4),
+        _seg(13, 16, 1.0),
+        _seg(16, 19, 0.6),
+        _seg(19, 21, 0.3),
     ),
     DayKind.FRIDAY: (_seg(7, 8, 0.5), _seg(8, 12, 1.2), _seg(12, 14, 0.4), _seg(14, 21, 0.45)),
     DayKind.WEEKEND: (_seg(8, 20, 0.3),),
@@ -45,15 +49,26 @@ CONTACT_CENTRE_RAMADAN: Table = {
     DayKind.HOLIDAY: (_seg(9, 18, 0.2),),
 }
 _ONLINE_DAY = (
-    _seg(0, 6, 0.1), _seg(6, 9, 0.6), _seg(9, 13, 1.0), _seg(13, 17, 0.9),
-    _seg(17, 22, 1.0), _seg(22, 24, 0.4),
+    _seg(0, 6, 0.1),
+    _seg(6, 9, 0.6),
+    _seg(9, 13, 1.0),
+    _seg(13, 17, 0.9),
+    _seg(17, 22, 1.0),
+    _seg(22, 24, 0.4),
 )
 _ONLINE_RAMADAN_DAY = (
-    _seg(0, 3, 0.5), _seg(3, 9, 0.1), _seg(9, 15, 0.8), _seg(15, 18, 0.5),
-    _seg(18, 20, 0.3), _seg(20, 24, 1.0),
+    _seg(0, 3, 0.5),
+    _seg(3, 9, 0.1),
+    _seg(9, 15, 0.8),
+    _seg(15, 18, 0.5),
+    _seg(18, 20, 0.3),
+    _seg(20, 24, 1.0),
 )
 _ONLINE_DAY_FACTOR = {
-    DayKind.WORKDAY: 1.0, DayKind.FRIDAY: 0.85, DayKind.WEEKEND: 0.6, DayKind.HOLIDAY: 0.5,
+    DayKind.WORKDAY: 1.0,
+    DayKind.FRIDAY: 0.85,
+    DayKind.WEEKEND: 0.6,
+    DayKind.HOLIDAY: 0.5,
 }
 
 PROFILE_BY_CHANNEL: dict[str, str] = {

@@ -23,9 +23,7 @@ def service_level(servers: int, load: float, handle_seconds: float, threshold: f
     return 1.0 - waiting * math.exp(-(servers - load) * threshold / handle_seconds)
 
 
-def required_servers(
-    rate_per_second: float, handle_seconds: float, threshold: float, target: float, cap: int
-) -> int:
+def required_servers(rate_per_second: float, handle_seconds: float, threshold: float, target: float, cap: int) -> int:
     """Servers needed for `target` service level (at least 1, at most `cap`)."""
     load = rate_per_second * handle_seconds
     servers = max(1, math.floor(load) + 1)

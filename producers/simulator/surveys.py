@@ -8,7 +8,10 @@ BAD_EXPERIENCE_RATIO = 3.0
 """How many times more often a bad experience (late ticket, long wait, reopening) ends in an
 unsatisfied answer than a good one."""
 _COMMENTS_GOOD = (
-    "شكراً على سرعة الاستجابة", "Very helpful staff", "خدمة ممتازة", "Quick and clear",
+    "شكراً على سرعة الاستجابة",
+    "Very helpful staff",
+    "خدمة ممتازة",
+    "Quick and clear",
 )
 _COMMENTS_BAD = ("تأخر الرد", "Took too long", "لم يتم حل المشكلة بالكامل", "Had to call twice")
 COMMENT_SHARE = 0.05

@@ -120,7 +120,10 @@ REQUEST = TicketClass(
         ("high", _gov(Delay(0.3, 0.7, 0.03, 5, 4), Delay(4, 0.5, 0.05, 28, 24))),
         ("low", _gov(Delay(1.0, 0.8, 0.04, 6, 4), Delay(8, 0.5, 0.06, 32, 24))),
     ),
-    assign_share=0.6, pause_share=0.15, reopen_share=0.03, escalate_share=0.02,
+    assign_share=0.6,
+    pause_share=0.15,
+    reopen_share=0.03,
+    escalate_share=0.02,
     resolutions=("completed", "completed", "completed", "approved", "rejected", "referred"),
     ramadan_factor=1.0,
 )
@@ -147,7 +150,10 @@ FACILITY_REPORT = TicketClass(
         ("normal", _gov(Delay(1.0, 0.7, 0.05, 8, 4), Delay(10, 0.5, 0.06, 40, 24))),
         ("low", _gov(Delay(2, 0.7, 0.05, 8, 4), Delay(12, 0.5, 0.06, 40, 24))),
     ),
-    assign_share=0.9, pause_share=0.03, reopen_share=0.03, escalate_share=0.01,
+    assign_share=0.9,
+    pause_share=0.03,
+    reopen_share=0.03,
+    escalate_share=0.01,
     resolutions=("fixed", "fixed", "fixed", "cleaned", "replaced", "contractor_scheduled"),
     month_factors=(0.9, 0.9, 1.0, 1.0, 1.05, 1.15, 1.2, 1.2, 1.1, 1.0, 0.95, 0.9),
     ramadan_factor=1.25,
@@ -156,8 +162,12 @@ FACILITY_REPORT = TicketClass(
 COMPLAINT = TicketClass(
     kind="complaint",
     channels=(
-        ("complaints_platform", 0.55), ("call", 0.15), ("email", 0.10), ("web", 0.10),
-        ("social", 0.05), ("walk_in", 0.05),
+        ("complaints_platform", 0.55),
+        ("call", 0.15),
+        ("email", 0.10),
+        ("web", 0.10),
+        ("social", 0.05),
+        ("walk_in", 0.05),
     ),
     categories=(
         Category("service.delay", 4, "customer_happiness"),
@@ -174,7 +184,10 @@ COMPLAINT = TicketClass(
         ("high", _gov(Delay(1, 0.7, 0.05, 10, 8), Delay(8, 0.5, 0.07, 50, 40))),
         ("urgent", _always(Delay(0.3, 0.6, 0.05, 2, 1), Delay(3, 0.4, 0.06, 8, 4))),
     ),
-    assign_share=0.8, pause_share=0.12, reopen_share=0.05, escalate_share=0.03,
+    assign_share=0.8,
+    pause_share=0.12,
+    reopen_share=0.05,
+    escalate_share=0.03,
     resolutions=("resolved", "resolved", "explained", "action_taken", "not_substantiated"),
 )
 
@@ -192,7 +205,10 @@ SUGGESTION = TicketClass(
         ("low", _gov(Delay(2, 0.7, 0.05, 12, 8), Delay(16, 0.5, 0.06, 60, 40))),
         ("normal", _gov(Delay(1.5, 0.7, 0.05, 10, 8), Delay(12, 0.5, 0.06, 50, 40))),
     ),
-    assign_share=0.5, pause_share=0.02, reopen_share=0.01, escalate_share=0.0,
+    assign_share=0.5,
+    pause_share=0.02,
+    reopen_share=0.01,
+    escalate_share=0.0,
     resolutions=("under_study", "accepted", "declined", "implemented"),
 )
 
@@ -211,7 +227,10 @@ INQUIRY = TicketClass(
         ("normal", _gov(Delay(0.4, 0.8, 0.05, 3, 2), Delay(2.5, 0.6, 0.06, 12, 8))),
         ("low", _gov(Delay(0.5, 0.8, 0.05, 3, 2), Delay(3, 0.6, 0.06, 12, 8))),
     ),
-    assign_share=0.3, pause_share=0.05, reopen_share=0.02, escalate_share=0.0,
+    assign_share=0.3,
+    pause_share=0.05,
+    reopen_share=0.02,
+    escalate_share=0.0,
     resolutions=("answered", "answered", "answered", "referred"),
 )
 
@@ -225,10 +244,18 @@ COMPLIMENT = TicketClass(
     ),
     priorities=(("low", 1.0),),
     timing=(("low", _gov(Delay(2, 0.7, 0.03, 12, 8), Delay(6, 0.5, 0.03, 50, 40))),),
-    assign_share=0.2, pause_share=0.0, reopen_share=0.0, escalate_share=0.0,
+    assign_share=0.2,
+    pause_share=0.0,
+    reopen_share=0.0,
+    escalate_share=0.0,
     resolutions=("thanked",),
 )
 
 TICKET_CLASSES: tuple[TicketClass, ...] = (
-    REQUEST, FACILITY_REPORT, COMPLAINT, SUGGESTION, INQUIRY, COMPLIMENT,
+    REQUEST,
+    FACILITY_REPORT,
+    COMPLAINT,
+    SUGGESTION,
+    INQUIRY,
+    COMPLIMENT,
 )

@@ -17,9 +17,14 @@ from .world import World
 CASE_SOURCE = "/channels/crm"
 SMS_SURVEY_SOURCE = "/channels/surveys/sms"
 OPEN_SOURCES = {
-    "crm": "/channels/crm", "call": "/channels/crm", "walk_in": "/channels/crm",
-    "email": "/channels/crm", "complaints_platform": "/channels/04-platform",
-    "web": "/channels/web", "app": "/channels/app", "social": "/channels/social",
+    "crm": "/channels/crm",
+    "call": "/channels/crm",
+    "walk_in": "/channels/crm",
+    "email": "/channels/crm",
+    "complaints_platform": "/channels/04-platform",
+    "web": "/channels/web",
+    "app": "/channels/app",
+    "social": "/channels/social",
 }
 ESCALATION = {"low": "normal", "normal": "high", "high": "urgent"}
 CUSTOMER_REF_SHARE = 0.9
@@ -50,8 +55,11 @@ def _opened_data(rng: random.Random, ctx: _Context) -> tuple[dict[str, object], 
         names = [name for name, _ in ctx.cls.priorities]
         priority = rng.choices(names, weights=[share for _, share in ctx.cls.priorities])[0]
     data: dict[str, object] = {
-        "channel": ctx.channel, "kind": ctx.cls.kind, "category": category.name,
-        "priority": priority, "department": category.department,
+        "channel": ctx.channel,
+        "kind": ctx.cls.kind,
+        "category": category.name,
+        "priority": priority,
+        "department": category.department,
     }
     if category.at_mosque:
         mosque = ctx.world.mosque(rng)
@@ -86,13 +94,13 @@ def plan_ticket(rng: random.Random, ctx: _Context, opened: float) -> Plan:
     if rng.random() < cls.assign_share:
         at = calendar.add(opened, ack_b + rng.uniform(0.0, 0.3) * (paused_b - ack_b))
         team: dict[str, object] = {
-            "team": opened_data["department"], "agent": f"staff-{rng.randint(1, 180):03d}",
+            "team": opened_data["department"],
+            "agent": f"staff-{rng.randint(1, 180):03d}",
         }
         steps.append((at, 2, "ticket.assigned", CASE_SOURCE, team))
     if priority in ESCALATION and rng.random() < cls.escalate_share:
         at = calendar.add(opened, ack_b + rng.uniform(0.1, 0.9) * (paused_b - ack_b))
-        steps.append((at, 3, "ticket.priority_changed", CASE_SOURCE,
-                      {"priority": ESCALATION[priority]}))
+        steps.append((at, 3, "ticket.priority_changed", CASE_SOURCE, {"priority": ESCALATION[priority]}))
     resolution: dict[str, object] = {"resolution": rng.choice(cls.resolutions)}
     steps.append((resolved, 6, "ticket.resolved", CASE_SOURCE, resolution))
     reopened = rng.random() < cls.reopen_share
@@ -105,12 +113,9 @@ def plan_ticket(rng: random.Random, ctx: _Context, opened: float) -> Plan:
     close_delay = min(max(rng.lognormvariate(math.log(20 * _HOUR), 0.9), 600.0), 5 * _DAY)
     if rng.random() < ctx.target.survey_share:
         late = res_b > timing.res.target_hours * _HOUR or reopened
-        p_good, p_bad = split_satisfaction(
-            ctx.target.satisfaction, timing.res.late_share() + cls.reopen_share
-        )
+        p_good, p_bad = split_satisfaction(ctx.target.satisfaction, timing.res.late_share() + cls.reopen_share)
         data: dict[str, object] = {"channel": ctx.channel}
-        data.update(answer(rng, p_bad if late else p_good,
-                           ctx.world.params.calibration.three_point_share))
+        data.update(answer(rng, p_bad if late else p_good, ctx.world.params.calibration.three_point_share))
         delay = min(rng.lognormvariate(math.log(2 * _HOUR), 1.0), close_delay - 120.0)
         steps.append((final + max(60.0, delay), 9, "survey.submitted", SMS_SURVEY_SOURCE, data))
     steps.append((final + close_delay, 10, "ticket.closed", CASE_SOURCE, {}))

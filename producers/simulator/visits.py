@@ -34,8 +34,9 @@ def _counters(world: World, centre: Centre, rates: list[tuple[float, float, floa
     handle = sum(s.weight * s.median_seconds for s in services) / total
     handle *= math.exp(SERVICE_SIGMA * SERVICE_SIGMA / 2.0)
     return [
-        required_servers(rate, handle, calibration.walk_in_wait_target_seconds,
-                         calibration.walk_in_staffing_level, centre.counters)
+        required_servers(
+            rate, handle, calibration.walk_in_wait_target_seconds, calibration.walk_in_staffing_level, centre.counters
+        )
         for _, _, rate in rates
     ]
 
@@ -50,8 +51,7 @@ def _surveys(rng: random.Random, world: World, served: list[_Served]) -> None:
             data: dict[str, object] = {"channel": "walk_in"}
             p = p_good if visit.waited <= LONG_WAIT_SECONDS else p_bad
             data.update(answer(rng, p, calibration.three_point_share))
-            visit.plan.add(visit.completed + rng.uniform(30.0, 1800.0), "survey.submitted",
-                           KIOSK_SURVEY_SOURCE, data)
+            visit.plan.add(visit.completed + rng.uniform(30.0, 1800.0), "survey.submitted", KIOSK_SURVEY_SOURCE, data)
 
 
 def _centre_plans(world: World, info: DayInfo, centre: Centre) -> list[Plan]:
@@ -77,12 +77,10 @@ def _centre_plans(world: World, info: DayInfo, centre: Centre) -> list[Plan]:
         on_duty = staff[max(0, bisect.bisect_right(starts, arrived) - 1)]
         counter = min(range(on_duty), key=free_at.__getitem__)
         desk: dict[str, object] = {**where, "counter": f"counter-{counter + 1:02d}"}
-        called = plan.add(max(arrived + rng.uniform(20.0, 90.0), free_at[counter]),
-                          "visit.called", source, desk)
+        called = plan.add(max(arrived + rng.uniform(20.0, 90.0), free_at[counter]), "visit.called", source, desk)
         waited = called - int(arrived)
         if rng.random() < 0.02 + 0.08 * min(1.0, waited / 1800.0):
-            free_at[counter] = plan.add(called + rng.uniform(60.0, 180.0), "visit.no_show",
-                                        source, dict(where))
+            free_at[counter] = plan.add(called + rng.uniform(60.0, 180.0), "visit.no_show", source, dict(where))
             plans.append(plan.build())
             continue
         duration = rng.lognormvariate(math.log(service.median_seconds), SERVICE_SIGMA)

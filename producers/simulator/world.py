@@ -25,14 +25,17 @@ def build_streams(params: Params) -> tuple[Stream, ...]:
     for cls in TICKET_CLASSES:
         target = calibration.ticket_target(cls.kind)
         for channel, share in cls.channels:
-            streams.append(Stream(
-                f"ticket.{cls.kind}.{channel}", PROFILE_BY_CHANNEL[channel], target.count * share,
-                cls.month_factors, cls.ramadan_factor,
-            ))
+            streams.append(
+                Stream(
+                    f"ticket.{cls.kind}.{channel}",
+                    PROFILE_BY_CHANNEL[channel],
+                    target.count * share,
+                    cls.month_factors,
+                    cls.ramadan_factor,
+                )
+            )
     for centre in CENTRES:
-        streams.append(Stream(
-            f"visit.{centre.centre_id}", "office", calibration.walk_in_visits * centre.share
-        ))
+        streams.append(Stream(f"visit.{centre.centre_id}", "office", calibration.walk_in_visits * centre.share))
     return tuple(streams)
 
 
@@ -42,20 +45,14 @@ class World:
     def __init__(self, params: Params) -> None:
         self.params = params
         self.almanac = Almanac()
-        self.calendars = {
-            name: BusinessCalendar(name, self.almanac) for name in ("gov", "always")
-        }
+        self.calendars = {name: BusinessCalendar(name, self.almanac) for name in ("gov", "always")}
         self.mosques: tuple[Mosque, ...] = mosque_registry()
         calibration = params.calibration
         self.streams = {stream.name: stream for stream in build_streams(params)}
         self.per_level_minute: dict[str, float] = {}
         for stream in self.streams.values():
-            weight = reference_weight(
-                stream, self.almanac, calibration.reference_start, calibration.reference_end
-            )
-            self.per_level_minute[stream.name] = (
-                stream.count / weight * params.scale if weight > 0 else 0.0
-            )
+            weight = reference_weight(stream, self.almanac, calibration.reference_start, calibration.reference_end)
+            self.per_level_minute[stream.name] = stream.count / weight * params.scale if weight > 0 else 0.0
 
     def info(self, day: date) -> DayInfo:
         return self.almanac.info(day)

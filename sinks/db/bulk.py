@@ -49,7 +49,7 @@ class _SqlitePlan:
 
     def parameters(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         names, timestamps = self.names, self.timestamps
-        seen: dict[int, tuple[datetime, str]] = {}   # a batch shares one `stored_at`: convert it once
+        seen: dict[int, tuple[datetime, str]] = {}  # a batch shares one `stored_at`: convert it once
         out: list[tuple[Any, ...]] = []
         for row in rows:
             values = [row[name] for name in names]
@@ -112,8 +112,10 @@ class BulkRunner:
         quote = dialect.identifier_preparer.quote
         stage_name, columns = quote(stage.name), ", ".join(quote(n) for n in names)
         return _PostgresPlan(
-            create=(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage_name} "
-                    f"(LIKE {dialect.identifier_preparer.format_table(target)}) ON COMMIT DELETE ROWS"),
+            create=(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage_name} "
+                f"(LIKE {dialect.identifier_preparer.format_table(target)}) ON COMMIT DELETE ROWS"
+            ),
             copy=f"COPY {stage_name} ({columns}) FROM STDIN",
             insert=statement.compile(dialect=dialect).string,
             clear=f"DELETE FROM {stage_name}",
@@ -143,6 +145,7 @@ class BulkRunner:
             invalidated = connection.dialect.is_disconnect(exc, raw, None)  # type: ignore[arg-type]
             if invalidated:
                 connection.invalidate(exc)
-            raise DBAPIError.instance(statement, None, exc, psycopg.Error, connection_invalidated=invalidated,
-                                      dialect=connection.dialect) from exc
+            raise DBAPIError.instance(
+                statement, None, exc, psycopg.Error, connection_invalidated=invalidated, dialect=connection.dialect
+            ) from exc
         return max(int(count), 0)

@@ -29,7 +29,8 @@ class ContactSpec:
 
 
 CALLS = ContactSpec(
-    table="calls", key="call_id",
+    table="calls",
+    key="call_id",
     fields={
         "call.offered": ("offered_at", ("queue", "language")),
         "call.answered": ("answered_at", ("queue", "agent")),
@@ -41,7 +42,8 @@ CALLS = ContactSpec(
 )
 
 VISITS = ContactSpec(
-    table="visits", key="visit_id",
+    table="visits",
+    key="visit_id",
     fields={
         "visit.checked_in": ("checked_in_at", ("centre", "service")),
         "visit.called": ("called_at", ("centre", "counter")),

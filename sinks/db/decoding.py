@@ -19,8 +19,18 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from schemas import (
-    CHANNELS, DATACONTENTTYPE, INPUT_EVENT_TYPES, KINDS, PRIORITIES, SLA_TARGETS, SPECVERSION, Event, FieldError,
-    InvalidEvent, SlaOutcomeData, decode_event,
+    CHANNELS,
+    DATACONTENTTYPE,
+    INPUT_EVENT_TYPES,
+    KINDS,
+    PRIORITIES,
+    SLA_TARGETS,
+    SPECVERSION,
+    Event,
+    FieldError,
+    InvalidEvent,
+    SlaOutcomeData,
+    decode_event,
 )
 from schemas.envelope import CONTEXT_ATTRIBUTES
 from schemas.fields import parse_timestamp, parse_uri_reference
@@ -30,8 +40,10 @@ from sinks.db.records import KPI_TYPE, SLA_TYPES, EventRecord, OutcomeRecord, Ti
 
 _OUTCOME_FIELDS = frozenset(SlaOutcomeData.model_fields)
 _OUTCOME_SCHEMAS = frozenset(
-    named for named, model in DATA_MODELS.items()
-    if named[0] in SLA_TYPES and issubclass(model, SlaOutcomeData) and model.model_fields.keys() == _OUTCOME_FIELDS)
+    named
+    for named, model in DATA_MODELS.items()
+    if named[0] in SLA_TYPES and issubclass(model, SlaOutcomeData) and model.model_fields.keys() == _OUTCOME_FIELDS
+)
 """(type, version) of the SLA outcome schemas the fast path reads."""
 _ENVELOPE = CONTEXT_ATTRIBUTES | {"data"}
 _CHANNELS, _KINDS, _PRIORITIES, _TARGETS = (frozenset(v) for v in (CHANNELS, KINDS, PRIORITIES, SLA_TARGETS))
@@ -105,8 +117,15 @@ def _fast(raw: bytes) -> EventRecord:
         _check_contact(kind, data)
     elif kind == "survey.submitted":
         _check_survey(data)
-    return EventRecord(id=_name(body.get("id")), type=kind, subject=_name(body.get("subject")), time=time,
-                       source=_name(body.get("source")), data=data, payload=text)
+    return EventRecord(
+        id=_name(body.get("id")),
+        type=kind,
+        subject=_name(body.get("subject")),
+        time=time,
+        source=_name(body.get("source")),
+        data=data,
+        payload=text,
+    )
 
 
 def decode_input(raw: bytes) -> EventRecord:
@@ -154,10 +173,18 @@ def _fast_outcome(raw: bytes) -> OutcomeRecord:
         raise _Unusual from None
     _name(body.get("subject"))
     return OutcomeRecord(
-        id=_name(body.get("id")), type=kind, time=_timestamp(body.get("time")), ticket_id=_name(data["ticket_id"]),
-        target=_one_of(data["target"], _TARGETS), policy=_name(data["policy"]), deadline=_timestamp(data["deadline"]),
-        channel=_one_of(data["channel"], _CHANNELS), kind=_one_of(data["kind"], _KINDS),
-        category=_name(data["category"]), priority=_one_of(data["priority"], _PRIORITIES), policies_sha256=sha,
+        id=_name(body.get("id")),
+        type=kind,
+        time=_timestamp(body.get("time")),
+        ticket_id=_name(data["ticket_id"]),
+        target=_one_of(data["target"], _TARGETS),
+        policy=_name(data["policy"]),
+        deadline=_timestamp(data["deadline"]),
+        channel=_one_of(data["channel"], _CHANNELS),
+        kind=_one_of(data["kind"], _KINDS),
+        category=_name(data["category"]),
+        priority=_one_of(data["priority"], _PRIORITIES),
+        policies_sha256=sha,
     )
 
 

@@ -82,6 +82,7 @@ def postgres_connect_args(url: URL, limits: ConnectionLimits) -> dict[str, Any]:
         args["options"] = options
     return args
 
+
 _POSTGRES_ALIASES = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg3"}
 
 
@@ -102,6 +103,7 @@ def normalize_url(url: str | URL) -> URL:
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         _apply_sqlite_pragmas(dbapi_connection, busy_timeout_ms)
+
     return set_pragmas
 
 

@@ -129,8 +129,7 @@ class TicketTarget(Base):
 
     __tablename__ = "ticket_targets"
 
-    ticket_id: Mapped[str] = mapped_column(
-        Text, ForeignKey("tickets.ticket_id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(Text, ForeignKey("tickets.ticket_id", ondelete="CASCADE"), primary_key=True)
     target: Mapped[str] = mapped_column(String(32), primary_key=True)
     deadline: Mapped[datetime | None] = mapped_column(UtcDateTime())
     state: Mapped[str] = mapped_column(String(16))
@@ -139,9 +138,7 @@ class TicketTarget(Base):
     version: Mapped[int] = mapped_column(Integer)
     policies_sha256: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (
-        Index("ix_ticket_targets_state_deadline", "state", "deadline"),
-    )
+    __table_args__ = (Index("ix_ticket_targets_state_deadline", "state", "deadline"),)
 
 
 class Call(Base):
@@ -256,9 +253,7 @@ class KpiSnapshot(Base):
     payload: Mapped[str] = mapped_column(Text)
     """The whole `kpi.snapshot` event as `Event.to_json()` wrote it."""
 
-    __table_args__ = (
-        Index("ix_kpi_snapshots_figure_window", "figure", "window"),
-    )
+    __table_args__ = (Index("ix_kpi_snapshots_figure_window", "figure", "window"),)
 
 
 class GatewayNonce(Base):

@@ -36,8 +36,13 @@ class PolicyBookRecord:
     used_at: datetime
 
     def row(self) -> Row:
-        return {"sha256": self.sha256, "name": clean_text(self.name), "yaml": clean_text(self.yaml),
-                "first_used_at": self.used_at, "last_used_at": self.used_at}
+        return {
+            "sha256": self.sha256,
+            "name": clean_text(self.name),
+            "yaml": clean_text(self.yaml),
+            "first_used_at": self.used_at,
+            "last_used_at": self.used_at,
+        }
 
 
 def decode_policy_book(raw: bytes) -> PolicyBookRecord:
@@ -72,14 +77,17 @@ def store_books(connection: Connection, rows: Sequence[Row]) -> int:
         base = insert(_TABLE).values(**row)
         statement = base.on_conflict_do_update(
             index_elements=["sha256"],
-            set_={"first_used_at": func.least(_TABLE.c.first_used_at, base.excluded.first_used_at)
-                  if connection.dialect.name == "postgresql"
-                  else func.min(_TABLE.c.first_used_at, base.excluded.first_used_at),
-                  "last_used_at": func.greatest(_TABLE.c.last_used_at, base.excluded.last_used_at)
-                  if connection.dialect.name == "postgresql"
-                  else func.max(_TABLE.c.last_used_at, base.excluded.last_used_at)},
+            set_={
+                "first_used_at": func.least(_TABLE.c.first_used_at, base.excluded.first_used_at)
+                if connection.dialect.name == "postgresql"
+                else func.min(_TABLE.c.first_used_at, base.excluded.first_used_at),
+                "last_used_at": func.greatest(_TABLE.c.last_used_at, base.excluded.last_used_at)
+                if connection.dialect.name == "postgresql"
+                else func.max(_TABLE.c.last_used_at, base.excluded.last_used_at),
+            },
             where=(base.excluded.first_used_at < _TABLE.c.first_used_at)
-            | (base.excluded.last_used_at > _TABLE.c.last_used_at))
+            | (base.excluded.last_used_at > _TABLE.c.last_used_at),
+        )
         written += max(connection.execute(statement).rowcount or 0, 0)
     return written
 
@@ -88,8 +96,12 @@ def touch_books(connection: Connection, hashes: Iterable[str | None], at: dateti
     """Move the last use of these books to `at` (a batch of their outcomes or states was stored)."""
     written = 0
     for sha in sorted({h for h in hashes if h}):
-        written += connection.execute(update(_TABLE).where(
-            _TABLE.c.sha256 == sha, _TABLE.c.last_used_at < at).values(last_used_at=at)).rowcount or 0
+        written += (
+            connection.execute(
+                update(_TABLE).where(_TABLE.c.sha256 == sha, _TABLE.c.last_used_at < at).values(last_used_at=at)
+            ).rowcount
+            or 0
+        )
         written = max(written, 0)
     return written
 
@@ -107,8 +119,12 @@ class StoredBook:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "name": self.name, "first_used_at": self.first_used_at.isoformat(),
-                "last_used_at": self.last_used_at.isoformat()}
+        return {
+            "sha256": self.sha256,
+            "name": self.name,
+            "first_used_at": self.first_used_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat(),
+        }
 
 
 def read_books(engine: Engine) -> dict[str, StoredBook]:
@@ -118,8 +134,10 @@ def read_books(engine: Engine) -> dict[str, StoredBook]:
     books: dict[str, StoredBook] = {}
     with engine.connect() as connection:
         for sha, name, text, first, last in connection.execute(
-                select(_TABLE.c.sha256, _TABLE.c.name, _TABLE.c.yaml, _TABLE.c.first_used_at,
-                       _TABLE.c.last_used_at).order_by(_TABLE.c.first_used_at, _TABLE.c.sha256)):
+            select(
+                _TABLE.c.sha256, _TABLE.c.name, _TABLE.c.yaml, _TABLE.c.first_used_at, _TABLE.c.last_used_at
+            ).order_by(_TABLE.c.first_used_at, _TABLE.c.sha256)
+        ):
             try:
                 book, error = load_policies_text(text), None
             except ValueError as exc:

@@ -125,18 +125,34 @@ class TicketState:
 
     def ticket_row(self) -> Row:
         return {
-            "ticket_id": self.ticket_id, "channel": self.channel, "kind": self.kind,
-            "category": self.category, "priority": self.priority, "department": self.department,
-            "status": self.status, "policy": self.policy, "opened_at": self.opened_at,
-            "resolved_at": self.resolved_at, "closed_at": self.closed_at, "updated_at": self.updated_at,
-            "version": self.version, "policies_sha256": self.policies_sha256,
+            "ticket_id": self.ticket_id,
+            "channel": self.channel,
+            "kind": self.kind,
+            "category": self.category,
+            "priority": self.priority,
+            "department": self.department,
+            "status": self.status,
+            "policy": self.policy,
+            "opened_at": self.opened_at,
+            "resolved_at": self.resolved_at,
+            "closed_at": self.closed_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+            "policies_sha256": self.policies_sha256,
         }
 
     def target_rows(self) -> list[Row]:
         return [
-            {"ticket_id": self.ticket_id, "target": t.target, "deadline": t.deadline, "state": t.state,
-             "warned": t.warned, "breached": t.breached, "version": self.version,
-             "policies_sha256": self.policies_sha256}
+            {
+                "ticket_id": self.ticket_id,
+                "target": t.target,
+                "deadline": t.deadline,
+                "state": t.state,
+                "warned": t.warned,
+                "breached": t.breached,
+                "version": self.version,
+                "policies_sha256": self.policies_sha256,
+            }
             for t in self.targets
         ]
 
@@ -201,15 +217,26 @@ class EventRecord:
     @classmethod
     def from_event(cls, event: Event) -> EventRecord:
         body = event.to_json()
-        return cls(id=event.id, type=event.type, subject=event.subject, time=event.time,
-                   source=event.source, data=json.loads(body)["data"], payload=body.decode("utf-8"))
+        return cls(
+            id=event.id,
+            type=event.type,
+            subject=event.subject,
+            time=event.time,
+            source=event.source,
+            data=json.loads(body)["data"],
+            payload=body.decode("utf-8"),
+        )
 
 
 def event_row(record: EventRecord, stored_at: datetime) -> Row:
     """The `events` row of an accepted input event."""
     return {
-        "id": clean_text(record.id), "type": record.type, "subject": clean_text(record.subject),
-        "time": record.time, "source": clean_text(record.source), "payload": record.payload,
+        "id": clean_text(record.id),
+        "type": record.type,
+        "subject": clean_text(record.subject),
+        "time": record.time,
+        "source": clean_text(record.source),
+        "payload": record.payload,
         "stored_at": stored_at,
     }
 
@@ -237,18 +264,36 @@ class OutcomeRecord:
         data = event.data
         if event.type not in SLA_TYPES or not isinstance(data, SlaOutcomeData):
             raise BadRecord(f"{event.type}: not an SLA outcome")
-        return cls(id=event.id, type=event.type, time=event.time, ticket_id=data.ticket_id,
-                   target=str(data.target), policy=data.policy, deadline=data.deadline,
-                   channel=str(data.channel), kind=str(data.kind), category=data.category,
-                   priority=str(data.priority), policies_sha256=_opt_text((data.model_extra or {}).get("policies_sha256")))
+        return cls(
+            id=event.id,
+            type=event.type,
+            time=event.time,
+            ticket_id=data.ticket_id,
+            target=str(data.target),
+            policy=data.policy,
+            deadline=data.deadline,
+            channel=str(data.channel),
+            kind=str(data.kind),
+            category=data.category,
+            priority=str(data.priority),
+            policies_sha256=_opt_text((data.model_extra or {}).get("policies_sha256")),
+        )
 
     def row(self) -> Row:
         """The `sla_outcomes` row."""
         return {
-            "id": clean_text(self.id), "type": self.type, "ticket_id": clean_text(self.ticket_id),
-            "target": self.target, "policy": clean_text(self.policy), "deadline": self.deadline,
-            "channel": self.channel, "kind": self.kind, "category": clean_text(self.category),
-            "priority": self.priority, "time": self.time, "policies_sha256": self.policies_sha256,
+            "id": clean_text(self.id),
+            "type": self.type,
+            "ticket_id": clean_text(self.ticket_id),
+            "target": self.target,
+            "policy": clean_text(self.policy),
+            "deadline": self.deadline,
+            "channel": self.channel,
+            "kind": self.kind,
+            "category": clean_text(self.category),
+            "priority": self.priority,
+            "time": self.time,
+            "policies_sha256": self.policies_sha256,
         }
 
 
@@ -284,10 +329,14 @@ def kpi_row(event: Event) -> Row:
     scope = {str(k): str(v) for k, v in data.scope.items()}
     return {
         "key": clean_text(kpi_key(data.figure, data.window, scope)),
-        "figure": clean_text(data.figure), "window": clean_text(data.window),
+        "figure": clean_text(data.figure),
+        "window": clean_text(data.window),
         "scope": clean_text(json.dumps(scope, sort_keys=True, separators=(",", ":"), ensure_ascii=False)),
-        "value": None if data.value is None else float(data.value), "count": data.count,
-        "as_of": data.as_of, "event_id": clean_text(event.id), "payload": event.to_json().decode("utf-8"),
+        "value": None if data.value is None else float(data.value),
+        "count": data.count,
+        "as_of": data.as_of,
+        "event_id": clean_text(event.id),
+        "payload": event.to_json().decode("utf-8"),
     }
 
 
@@ -296,6 +345,11 @@ def survey_row(record: EventRecord) -> Row:
     data = record.data
     score, scale = int(data["score"]), int(data.get("scale") or 5)
     return {
-        "id": clean_text(record.id), "subject": clean_text(record.subject), "channel": str(data["channel"]),
-        "score": score, "scale": scale, "satisfied": is_satisfied(score, scale), "time": record.time,
+        "id": clean_text(record.id),
+        "subject": clean_text(record.subject),
+        "channel": str(data["channel"]),
+        "score": score,
+        "scale": scale,
+        "satisfied": is_satisfied(score, scale),
+        "time": record.time,
     }

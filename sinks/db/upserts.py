@@ -54,6 +54,7 @@ class Upserts:
 
     def insert_new(self, connection: Connection, table: Table, rows: Sequence[Row]) -> int:
         """Append-only rows: `ON CONFLICT (primary key) DO NOTHING`."""
+
         def finish(base: Any) -> Any:
             return base.on_conflict_do_nothing(index_elements=_primary_key(table))
 
@@ -69,21 +70,29 @@ class Upserts:
         candidates = {withdrawal: row["id"] for row in rows if (withdrawal := withdrawal_of(row["id"])) is not None}
         keys = sorted(candidates)
         for start in range(0, len(keys), IN_LIST_CHUNK):
-            found = connection.execute(select(table.c.id).where(table.c.id.in_(keys[start:start + IN_LIST_CHUNK])))
+            found = connection.execute(select(table.c.id).where(table.c.id.in_(keys[start : start + IN_LIST_CHUNK])))
             doomed.update(candidates[withdrawal] for (withdrawal,) in found)
         ids = sorted(doomed)
         for start in range(0, len(ids), IN_LIST_CHUNK):
-            connection.execute(delete(table).where(table.c.id.in_(ids[start:start + IN_LIST_CHUNK])))
+            connection.execute(delete(table).where(table.c.id.in_(ids[start : start + IN_LIST_CHUNK])))
         return written
 
-    def upsert_newer(self, connection: Connection, table: Table, rows: Sequence[Row], order_column: str, *,
-                     tie_column: str | None = None) -> int:
+    def upsert_newer(
+        self,
+        connection: Connection,
+        table: Table,
+        rows: Sequence[Row],
+        order_column: str,
+        *,
+        tie_column: str | None = None,
+    ) -> int:
         """Current-state rows: replace the stored row only when `order_column` is newer.
 
         With `tie_column`, a row whose `order_column` equals the stored one replaces it when
         its `tie_column` differs (another message with the same order value: the later one
         wins); the very same row delivered again changes nothing.
         """
+
         def finish(base: Any) -> Any:
             keys = set(_primary_key(table))
             stored, incoming = table.c[order_column], base.excluded[order_column]
@@ -96,11 +105,9 @@ class Upserts:
                 where=newer,
             )
 
-        return self._bulk.run(connection, f"upsert_newer:{table.name}:{order_column}:{tie_column}", table, finish,
-                              rows)
+        return self._bulk.run(connection, f"upsert_newer:{table.name}:{order_column}:{tie_column}", table, finish, rows)
 
-    def upsert_tickets(self, connection: Connection, tickets: Sequence[Row],
-                       targets: Sequence[Row]) -> tuple[int, int]:
+    def upsert_tickets(self, connection: Connection, tickets: Sequence[Row], targets: Sequence[Row]) -> tuple[int, int]:
         """Ticket states and their targets; a state never replaces one with a higher `version`.
 
         Targets carry the version of the state they came with; afterwards any target older
@@ -111,26 +118,34 @@ class Upserts:
         written = self.upsert_newer(connection, ticket_table, tickets, "version")
         written_targets = self._upsert_targets(connection, target_table, targets)
         ids = sorted({row["ticket_id"] for row in tickets})
-        current = (select(ticket_table.c.version)
-                   .where(ticket_table.c.ticket_id == target_table.c.ticket_id)
-                   .scalar_subquery())
+        current = (
+            select(ticket_table.c.version).where(ticket_table.c.ticket_id == target_table.c.ticket_id).scalar_subquery()
+        )
         for start in range(0, len(ids), IN_LIST_CHUNK):
-            chunk = ids[start:start + IN_LIST_CHUNK]
-            connection.execute(delete(target_table).where(
-                target_table.c.ticket_id.in_(chunk), target_table.c.version < current))
+            chunk = ids[start : start + IN_LIST_CHUNK]
+            connection.execute(
+                delete(target_table).where(target_table.c.ticket_id.in_(chunk), target_table.c.version < current)
+            )
         return written, written_targets
 
     def _upsert_targets(self, connection: Connection, table: Table, rows: Sequence[Row]) -> int:
         """A target replaces the stored one of a lower version, or of the same version with less
         progress (`kpi_state.target_progress`: a warning or breach fired by the clock since)."""
+
         def finish(base: Any) -> Any:
             incoming = base.excluded
-            later = or_(incoming.version > table.c.version, and_(
-                incoming.version == table.c.version,
-                _progress(incoming.warned, incoming.breached) > _progress(table.c.warned, table.c.breached)))
+            later = or_(
+                incoming.version > table.c.version,
+                and_(
+                    incoming.version == table.c.version,
+                    _progress(incoming.warned, incoming.breached) > _progress(table.c.warned, table.c.breached),
+                ),
+            )
             return base.on_conflict_do_update(
                 index_elements=_primary_key(table),
-                set_={c.name: incoming[c.name] for c in table.columns if not c.primary_key}, where=later)
+                set_={c.name: incoming[c.name] for c in table.columns if not c.primary_key},
+                where=later,
+            )
 
         return self._bulk.run(connection, "upsert_targets", table, finish, rows)
 
@@ -146,8 +161,9 @@ class Upserts:
         """Visit rows merged into the stored ones (earliest times, first non-null values)."""
         return self._merge_contacts(connection, VISITS, _table(Visit), rows, _visit_derived)
 
-    def _merge_contacts(self, connection: Connection, spec: ContactSpec, table: Table, rows: Sequence[Row],
-                        derived: Derived) -> int:
+    def _merge_contacts(
+        self, connection: Connection, spec: ContactSpec, table: Table, rows: Sequence[Row], derived: Derived
+    ) -> int:
         def finish(base: Any) -> Any:
             merged: dict[str, SqlValue] = {}
             for name in spec.times:
@@ -156,7 +172,8 @@ class Upserts:
                 merged[name] = func.coalesce(table.c[name], base.excluded[name])
             changed = or_(*(merged[name].is_distinct_from(table.c[name]) for name in merged))
             return base.on_conflict_do_update(
-                index_elements=[spec.key], set_={**merged, **derived(connection, merged)}, where=changed)
+                index_elements=[spec.key], set_={**merged, **derived(connection, merged)}, where=changed
+            )
 
         return self._bulk.run(connection, f"merge:{table.name}", table, finish, rows)
 
@@ -168,8 +185,7 @@ def _progress(warned: SqlValue, breached: SqlValue) -> SqlValue:
 
 
 def _earliest(stored: SqlValue, incoming: SqlValue) -> SqlValue:
-    return case((stored.is_(None), incoming), (incoming.is_(None), stored), (incoming < stored, incoming),
-                else_=stored)
+    return case((stored.is_(None), incoming), (incoming.is_(None), stored), (incoming < stored, incoming), else_=stored)
 
 
 def seconds_sql(connection: Connection, start: SqlValue, end: SqlValue) -> SqlValue:
@@ -179,6 +195,7 @@ def seconds_sql(connection: Connection, start: SqlValue, end: SqlValue) -> SqlVa
     `strftime('%s')`, microseconds from characters 21-26. PostgreSQL subtracts timestamptz.
     """
     if connection.dialect.name == "sqlite":
+
         def whole(value: SqlValue) -> SqlValue:
             return cast(func.strftime(literal_column("'%s'"), value), Integer)
 

@@ -74,8 +74,10 @@ class Conflict:
 
     @property
     def reason(self) -> str:
-        return (f"{CONFLICTING_DUPLICATE}: id {self.record.id[:200]!r} is already stored with other content "
-                f"(stored sha256 {self.stored_digest}, this one sha256 {self.digest})")
+        return (
+            f"{CONFLICTING_DUPLICATE}: id {self.record.id[:200]!r} is already stored with other content "
+            f"(stored sha256 {self.stored_digest}, this one sha256 {self.digest})"
+        )
 
 
 @dataclass(frozen=True)
@@ -211,25 +213,36 @@ class DbWriter:
             rows["tickets"], rows["ticket_targets"] = upserts.upsert_tickets(connection, tickets, targets)
             rows["kpi_snapshots"] = upserts.upsert_kpis(connection, list(batch.kpis.values()))
             rows["policy_books"] = store_books(connection, batch.books) + touch_books(
-                connection, [*(r["policies_sha256"] for r in batch.outcomes.values()),
-                             *(s.policies_sha256 for s in batch.tickets.values())], batch.stored_at)
+                connection,
+                [
+                    *(r["policies_sha256"] for r in batch.outcomes.values()),
+                    *(s.policies_sha256 for s in batch.tickets.values()),
+                ],
+                batch.stored_at,
+            )
             if connection.dialect.name == "postgresql" and any(rows.values()):
                 # delivered at commit: the wall display (LISTEN tawasul_changes) learns of new data
                 connection.execute(text("SELECT pg_notify('tawasul_changes', '')"))
         records = len(self._pending)
         self._pending, self._batch = [], None
         elapsed = time.perf_counter() - started
-        return FlushResult(records=records, rows={k: v for k, v in rows.items() if v}, seconds=elapsed,
-                           conflicts=tuple(batch.conflicts))
+        return FlushResult(
+            records=records,
+            rows={k: v for k, v in rows.items() if v},
+            seconds=elapsed,
+            conflicts=tuple(batch.conflicts),
+        )
 
     def _without_stored_conflicts(self, connection: Connection, batch: _Batch) -> _Batch:
         """Some events of the batch were stored before: those stored with other content are
         conflicts, left out of the batch (rebuilt without them: no call, visit or survey row
         takes them in). Events of this batch read back here have its own content."""
         stored = _stored_payloads(connection, list(batch.events))
-        conflicts = [Conflict(record, content_digest(stored[record.id]), content_digest(record.payload))
-                     for record in self._pending
-                     if isinstance(record, EventRecord) and record.id in stored and stored[record.id] != record.payload]
+        conflicts = [
+            Conflict(record, content_digest(stored[record.id]), content_digest(record.payload))
+            for record in self._pending
+            if isinstance(record, EventRecord) and record.id in stored and stored[record.id] != record.payload
+        ]
         conflicts = [conflict for conflict in conflicts if conflict.stored_digest != conflict.digest]
         if not conflicts:
             return batch
@@ -245,7 +258,7 @@ def _stored_payloads(connection: Connection, ids: Sequence[str]) -> dict[str, st
     events = Base.metadata.tables["events"]
     out: dict[str, str] = {}
     for start in range(0, len(ids), IN_LIST_CHUNK):
-        chunk = ids[start:start + IN_LIST_CHUNK]
+        chunk = ids[start : start + IN_LIST_CHUNK]
         query = select(events.c.id, events.c.payload).where(events.c.id.in_(chunk))
         out.update((row_id, payload) for row_id, payload in connection.execute(query))
     return out

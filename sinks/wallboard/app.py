@@ -117,8 +117,7 @@ async def _token_check(request: web.Request, handler: Handler) -> web.StreamResp
             raise _unauthorized()
         clean = request.rel_url.with_query([(k, v) for k, v in request.query.items() if k != "token"])
         response = web.HTTPSeeOther(location=str(clean))
-        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/",
-                            secure=request.secure)
+        response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
         raise response
     header = request.headers.get("Authorization", "")
     presented = header[7:] if header.startswith("Bearer ") else request.cookies.get(TOKEN_COOKIE, "")
@@ -132,8 +131,11 @@ def _same(presented: str, token: str) -> bool:
 
 
 def _unauthorized() -> web.HTTPUnauthorized:
-    return web.HTTPUnauthorized(text=json.dumps({"error": "a valid wall display token is needed"}),
-                                content_type="application/json", headers={"WWW-Authenticate": "Bearer"})
+    return web.HTTPUnauthorized(
+        text=json.dumps({"error": "a valid wall display token is needed"}),
+        content_type="application/json",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -162,8 +164,14 @@ async def _board(request: web.Request) -> web.Response:
 async def _events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: the board now, then after each change; pings in between."""
     live, config = request.app[LIVE], request.app[CONFIG]
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no", **SECURITY_HEADERS})
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+            **SECURITY_HEADERS,
+        }
+    )
     await response.prepare(request)
     queue = live.subscribe()
     try:

@@ -66,8 +66,9 @@ class LiveBoard:
             self._tasks.append(asyncio.create_task(self._listen_postgres()))
         elif backend == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
             loop = asyncio.get_running_loop()
-            threading.Thread(target=self._watch_sqlite, args=(loop,), name="wallboard-data-version",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._watch_sqlite, args=(loop,), name="wallboard-data-version", daemon=True
+            ).start()
 
     async def stop(self) -> None:
         """Stop watching and end every subscriber's stream."""
@@ -142,8 +143,7 @@ class LiveBoard:
         while not self._stop.wait(self.config.change_poll_seconds):
             try:
                 if connection is None:
-                    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0,
-                                                 check_same_thread=False)
+                    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0, check_same_thread=False)
                     seen = None
                 version = connection.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.Error:
@@ -167,8 +167,9 @@ class LiveBoard:
         conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True,
-                                                                 connect_timeout=5) as connection:
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True, connect_timeout=5
+                ) as connection:
                     await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.changed()  # (re)connected: something may have changed meanwhile
                     async for _notice in connection.notifies():

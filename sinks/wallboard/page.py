@@ -37,8 +37,7 @@ def render_page(name: str, lang: str | None, digits: str | None) -> str:
     if digits not in DIGITS:
         raise PageChoice(f"digits must be one of {', '.join(DIGITS)}, not {digits!r}")
     direction = "rtl" if lang == "ar" else "ltr"
-    tag = (f'<html lang="{"ar" if lang == "ar" else "en"}" dir="{direction}" data-mode="{lang}" '
-           f'data-digits="{digits}">')
+    tag = f'<html lang="{"ar" if lang == "ar" else "en"}" dir="{direction}" data-mode="{lang}" data-digits="{digits}">'
     text = _template(name).replace(HTML_TAG, tag, 1)
     if lang in TITLES:
         start, end = text.index("<title>") + len("<title>"), text.index("</title>")

@@ -47,40 +47,58 @@ def read_supervisor(engine: Engine, config: WallboardConfig, now: datetime) -> d
     periods = {"today": day_start, "week": week_start}
     end = now + timedelta(microseconds=1)
     return {
-        "generated_at": local.isoformat(), "timezone": config.timezone, "satisfaction_target": target,
+        "generated_at": local.isoformat(),
+        "timezone": config.timezone,
+        "satisfaction_target": target,
         "periods": {name: {"from": start.isoformat(), "to": local.isoformat()} for name, start in periods.items()},
-        **{f"{by}s": {name: [f.to_json() for f in figures_by(by, start, end, calls, surveys, tickets,
-                                                              satisfaction_target=target)]
-                      for name, start in periods.items()}
-           for by in ("team", "agent")},
+        **{
+            f"{by}s": {
+                name: [
+                    f.to_json() for f in figures_by(by, start, end, calls, surveys, tickets, satisfaction_target=target)
+                ]
+                for name, start in periods.items()
+            }
+            for by in ("team", "agent")
+        },
     }
 
 
-def supervisor_rows(connection: Connection, since: datetime, now: datetime) -> tuple[
-        list[AnsweredCall], list[SurveyResponse], list[OpenTicket]]:
+def supervisor_rows(
+    connection: Connection, since: datetime, now: datetime
+) -> tuple[list[AnsweredCall], list[SurveyResponse], list[OpenTicket]]:
     """Answered calls and survey responses in `[since, now]`, and the tickets open now, each
     attributed to its agent and team: the rows `tawasul.domain.supervisor.figures_by` takes."""
     open_ids = select(Ticket.ticket_id).where(Ticket.status == "open")
     surveyed = select(Survey.subject).where(Survey.time >= since, Survey.time <= now)
-    assignments, teams = _assignments(connection.execute(
-        select(StoredEvent.subject, StoredEvent.time, StoredEvent.payload)
-        .where(StoredEvent.type == "ticket.assigned",
-               or_(StoredEvent.subject.in_(open_ids), StoredEvent.subject.in_(surveyed)))
-        .order_by(StoredEvent.time, StoredEvent.id)))
-    calls = [AnsweredCall(agent=agent, team=teams.get(agent), answered_at=answered, handle_seconds=handle)
-             for agent, answered, handle in connection.execute(
-                 select(Call.agent, Call.answered_at, Call.handle_seconds)
-                 .where(Call.answered_at >= since, Call.answered_at <= now, Call.agent.is_not(None),
-                        ANSWERED_CALL))]
+    assignments, teams = _assignments(
+        connection.execute(
+            select(StoredEvent.subject, StoredEvent.time, StoredEvent.payload)
+            .where(
+                StoredEvent.type == "ticket.assigned",
+                or_(StoredEvent.subject.in_(open_ids), StoredEvent.subject.in_(surveyed)),
+            )
+            .order_by(StoredEvent.time, StoredEvent.id)
+        )
+    )
+    calls = [
+        AnsweredCall(agent=agent, team=teams.get(agent), answered_at=answered, handle_seconds=handle)
+        for agent, answered, handle in connection.execute(
+            select(Call.agent, Call.answered_at, Call.handle_seconds).where(
+                Call.answered_at >= since, Call.answered_at <= now, Call.agent.is_not(None), ANSWERED_CALL
+            )
+        )
+    ]
     surveys = []
     for subject, at, satisfied, call_agent in connection.execute(
-            select(Survey.subject, Survey.time, Survey.satisfied, Call.agent)
-            .outerjoin(Call, Call.call_id == Survey.subject)
-            .where(Survey.time >= since, Survey.time <= now)):
+        select(Survey.subject, Survey.time, Survey.satisfied, Call.agent)
+        .outerjoin(Call, Call.call_id == Survey.subject)
+        .where(Survey.time >= since, Survey.time <= now)
+    ):
         team, agent = assignments.get(subject, (None, None))
         agent = call_agent or agent
-        surveys.append(SurveyResponse(agent=agent, team=teams.get(agent or "") or team, time=at,
-                                      satisfied=bool(satisfied)))
+        surveys.append(
+            SurveyResponse(agent=agent, team=teams.get(agent or "") or team, time=at, satisfied=bool(satisfied))
+        )
     tickets = []
     for state in open_ticket_states(connection):
         team, agent = assignments.get(state["ticket_id"], (None, None))

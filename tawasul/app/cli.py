@@ -50,12 +50,27 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--kafka", "kafka", default=None, help="Kafka bootstrap servers [env TAWASUL_KAFKA; localhost:9092]")
-@click.option("--db", "database_url", default=None,
-              help="SQLAlchemy database URL [env TAWASUL_DATABASE_URL; sqlite:///tawasul.db]")
-@click.option("--policies", "policies", default=None, type=click.Path(dir_okay=False),
-              help="SLA policy file [env TAWASUL_POLICIES; the shipped default]")
-@click.option("--log-level", default="info", envvar="TAWASUL_LOG_LEVEL", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]), help="Log level (JSON logs on stderr)")
+@click.option(
+    "--db",
+    "database_url",
+    default=None,
+    help="SQLAlchemy database URL [env TAWASUL_DATABASE_URL; sqlite:///tawasul.db]",
+)
+@click.option(
+    "--policies",
+    "policies",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="SLA policy file [env TAWASUL_POLICIES; the shipped default]",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    envvar="TAWASUL_LOG_LEVEL",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Log level (JSON logs on stderr)",
+)
 @click.version_option(package_name="tawasul")
 def cli(kafka: str | None, database_url: str | None, policies: str | None, log_level: str) -> None:
     """Tawasul: live SLA, satisfaction and contact-centre KPIs for government customer service."""

@@ -1,8 +1,8 @@
 """`tawasul demo`: the whole pipeline on embedded defaults with simulated contact-centre traffic.
 
-    local Kafka (if none answers)  ->  topics
-    tawasul worker  ·  tawasul sink (+ /metrics)  ·  tawasul wallboard      (child processes)
-    simulated traffic: the last days as history, then live at the chosen speed
+local Kafka (if none answers)  ->  topics
+tawasul worker  ·  tawasul sink (+ /metrics)  ·  tawasul wallboard      (child processes)
+simulated traffic: the last days as history, then live at the chosen speed
 """
 
 from __future__ import annotations
@@ -78,8 +78,13 @@ def _child_env(settings: Settings) -> dict[str, str]:
 def _spawn(args: list[str], settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / f"{args[0]}.log").open("ab") as output:
-        return subprocess.Popen([sys.executable, "-m", "tawasul", *args], env=_child_env(settings),
-                                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tawasul", *args],
+            env=_child_env(settings),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
 
 def traffic(options: DemoOptions, now: datetime) -> Iterator[tuple[str, dict[str, object]]]:
@@ -87,8 +92,9 @@ def traffic(options: DemoOptions, now: datetime) -> Iterator[tuple[str, dict[str
     from producers.simulator import Params, iter_events, pace
 
     if options.history_days > 0:
-        history = Params(start=now - timedelta(days=options.history_days), end=now, seed=options.seed,
-                         scale=options.scale, tag="h")
+        history = Params(
+            start=now - timedelta(days=options.history_days), end=now, seed=options.seed, scale=options.scale, tag="h"
+        )
         for event in iter_events(history):
             yield "history", event
     live = Params(start=now, end=now + timedelta(days=30), seed=options.seed + 1, scale=options.scale, tag="l")
@@ -96,8 +102,13 @@ def traffic(options: DemoOptions, now: datetime) -> Iterator[tuple[str, dict[str
         yield "live", event
 
 
-def publish_traffic(settings: Settings, options: DemoOptions, stop: threading.Event,
-                    say: Callable[[str], None], on_published: Callable[[int], None] = lambda n: None) -> int:
+def publish_traffic(
+    settings: Settings,
+    options: DemoOptions,
+    stop: threading.Event,
+    say: Callable[[str], None],
+    on_published: Callable[[int], None] = lambda n: None,
+) -> int:
     """Publish the simulated traffic until `stop` is set; returns how many events were published
     (and tells `on_published` the running count)."""
     from producers.intake import Accepted, accept_object
@@ -126,8 +137,9 @@ def publish_traffic(settings: Settings, options: DemoOptions, stop: threading.Ev
 class TrafficThread(threading.Thread):
     """Publishes the simulated traffic in the background; `published` and `error` tell the outcome."""
 
-    def __init__(self, settings: Settings, options: DemoOptions, stop: threading.Event,
-                 say: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: Settings, options: DemoOptions, stop: threading.Event, say: Callable[[str], None]
+    ) -> None:
         super().__init__(name="demo-traffic", daemon=True)
         self.settings, self.options, self.stop, self.say = settings, options, stop, say
         self.published = 0
@@ -143,14 +155,21 @@ class TrafficThread(threading.Thread):
             self.error = exc
 
 
-def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None] = print,
-             log_dir: Path = Path(".tawasul") / "demo-logs") -> int:
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    say: Callable[[str], None] = print,
+    log_dir: Path = Path(".tawasul") / "demo-logs",
+) -> int:
     """Run until SIGINT/SIGTERM or `duration_s`; returns the number of events published."""
     from tawasul.infra.topics import ensure_topics
 
     if not options.traffic_only:
-        for port, option in ((options.wallboard_port, "--wallboard-port"), (options.metrics_port, "--metrics-port"),
-                             (options.worker_metrics_port, "--worker-metrics-port")):
+        for port, option in (
+            (options.wallboard_port, "--wallboard-port"),
+            (options.metrics_port, "--metrics-port"),
+            (options.worker_metrics_port, "--worker-metrics-port"),
+        ):
             _require_free(port, option)
     ensure_broker(settings, say)
     ensure_topics(settings.kafka, settings.topic_prefix)
@@ -162,8 +181,10 @@ def run_demo(settings: Settings, options: DemoOptions, say: Callable[[str], None
             _spawn(["wallboard", "--port", str(options.wallboard_port)], settings, log_dir),
         ]
         say(f"wall display:  http://127.0.0.1:{options.wallboard_port}/")
-        say(f"metrics:       http://127.0.0.1:{options.metrics_port}/metrics (sink), "
-            f"http://127.0.0.1:{options.worker_metrics_port}/metrics (worker)")
+        say(
+            f"metrics:       http://127.0.0.1:{options.metrics_port}/metrics (sink), "
+            f"http://127.0.0.1:{options.worker_metrics_port}/metrics (worker)"
+        )
         say(f"database:      {settings.database_url}   logs: {log_dir}/")
         say("report:        tawasul report --from <date> --to <date> --format md")
     stop = threading.Event()

@@ -30,9 +30,17 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from tawasul.infra.kafka_security import kafka_python_options
 from tawasul.infra.metrics import Metrics
-from tawasul.infra.settings import Settings
 from tawasul.infra.policy_books import publish_policy_book
-from tawasul.infra.topics import EVENTS, KPIS, POLICIES, SLA_OUTCOMES, TICKET_STATE, ensure_topics, partition_end_offsets
+from tawasul.infra.settings import Settings
+from tawasul.infra.topics import (
+    EVENTS,
+    KPIS,
+    POLICIES,
+    SLA_OUTCOMES,
+    TICKET_STATE,
+    ensure_topics,
+    partition_end_offsets,
+)
 
 if TYPE_CHECKING:  # faust is imported only when the faust engine runs
     from stream_processors.kpi_agent import KpiProcessor
@@ -68,8 +76,10 @@ class ReplaySummary:
 
     def line(self) -> str:
         stored = ", ".join(f"{topic.rsplit('.', 1)[-1]} {count}" for topic, count in sorted(self.stored.items()))
-        return (f"replayed {self.events} events ({self.rejected} rejected) in {self.seconds:.1f} s, "
-                f"{self.rate:,.0f} events/s; stored: {stored}")
+        return (
+            f"replayed {self.events} events ({self.rejected} rejected) in {self.seconds:.1f} s, "
+            f"{self.rate:,.0f} events/s; stored: {stored}"
+        )
 
 
 class LatestTime:
@@ -105,8 +115,9 @@ def _end_offsets(settings: Settings, topic_names: list[str]) -> dict[str, int]:
 def _delete_run_topics(settings: Settings) -> None:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="tawasul-replay-cleanup",
-                             **kafka_python_options())
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka, client_id="tawasul-replay-cleanup", **kafka_python_options()
+    )
     try:
         mine = [name for name in admin.list_topics() if name.startswith(settings.topic_prefix)]
         if mine:
@@ -116,8 +127,9 @@ def _delete_run_topics(settings: Settings) -> None:
 
 
 @contextmanager
-def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int],
-                 failure: list[BaseException]) -> Iterator[threading.Thread]:
+def _sink_thread(
+    settings: Settings, metrics: Metrics, stored: dict[str, int], failure: list[BaseException]
+) -> Iterator[threading.Thread]:
     """The database sink in a thread; what made it fail goes to `failure`."""
     from sinks.consumer import run_db_sink
 
@@ -128,8 +140,16 @@ def _sink_thread(settings: Settings, metrics: Metrics, stored: dict[str, int],
 
     def main() -> None:
         try:
-            run_db_sink(settings, stop=stop, metrics=metrics, group_id=settings.topic("sink"),
-                        on_progress=progress, batch_max=10_000, batch_wait_s=0.2, assign=True)
+            run_db_sink(
+                settings,
+                stop=stop,
+                metrics=metrics,
+                group_id=settings.topic("sink"),
+                on_progress=progress,
+                batch_max=10_000,
+                batch_wait_s=0.2,
+                assign=True,
+            )
         except BaseException as exc:  # noqa: BLE001 - reported by the waiting thread
             failure.append(exc)
 
@@ -177,7 +197,7 @@ def replay_file(
     `favour_engine` (batch engine only): see `_yield_cpu`; for a process that ends with the
     replay, as `tawasul replay`.
     """
-    from producers.publish_cmd import default_workers, open_file_publisher, publish_lines, pseudonymiser_from_env
+    from producers.publish_cmd import default_workers, open_file_publisher, pseudonymiser_from_env, publish_lines
     from stream_processors.runner import GroupProgress, send_end_of_input
 
     if engine not in ENGINES:
@@ -189,7 +209,7 @@ def replay_file(
     metrics = Metrics()
     stage("creating the run's topics")
     ensure_topics(run.kafka, run.topic_prefix)
-    publish_policy_book(run, "replay")     # the sink stores the book; outcomes carry its hash
+    publish_policy_book(run, "replay")  # the sink stores the book; outcomes carry its hash
     stored: dict[str, int] = {}
     try:
         stage("starting the stream processors")
@@ -197,7 +217,7 @@ def replay_file(
         with contextlib.ExitStack() as running:
             processors, app_id = running.enter_context(_processors(run, engine, metrics))
             if favour_engine and engine == "batch":
-                _yield_cpu()    # the engine runs: the sink and the publisher, started next, inherit it
+                _yield_cpu()  # the engine runs: the sink and the publisher, started next, inherit it
             sink = running.enter_context(_sink_thread(run, metrics, stored, sink_failure))
 
             def alive() -> None:
@@ -206,8 +226,11 @@ def replay_file(
                 except RuntimeError as exc:
                     raise ReplayError(str(exc)) from exc
                 if not sink.is_alive():
-                    raise ReplayError(f"the database sink stopped: {sink_failure[0]!r}" if sink_failure
-                                      else "the database sink stopped")
+                    raise ReplayError(
+                        f"the database sink stopped: {sink_failure[0]!r}"
+                        if sink_failure
+                        else "the database sink stopped"
+                    )
 
             stage("publishing")
             workers = default_workers(path.stat().st_size if path is not None else None)
@@ -216,10 +239,16 @@ def replay_file(
             name = path.name if path is not None else "stdin"
             handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]
             try:
-                summary = publish_lines(handle, name, latest, pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
-                                        max_skew=None,  # history: bounded by the file, not the clock
-                                        report=report_rejected, progress=progress,  # type: ignore[arg-type]
-                                        workers=workers)
+                summary = publish_lines(
+                    handle,
+                    name,
+                    latest,
+                    pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
+                    max_skew=None,  # history: bounded by the file, not the clock
+                    report=report_rejected,
+                    progress=progress,  # type: ignore[arg-type]
+                    workers=workers,
+                )
                 publisher.flush()
             finally:
                 publisher.close()
@@ -229,8 +258,7 @@ def replay_file(
                 send_end_of_input(run, latest.latest)
             stage("processing")
             with GroupProgress(run, app_id) as group:
-                _wait(lambda: _told(counted, "processing", *group.counts()), "the stream processors",
-                      timeout_s, alive)
+                _wait(lambda: _told(counted, "processing", *group.counts()), "the stream processors", timeout_s, alive)
             if isinstance(processors, _FaustProcessors):
                 # the batch engine produces every output before it commits its input; the faust
                 # agents pace KPI snapshots: publish the pending ones now, then wait for quiet
@@ -238,8 +266,14 @@ def replay_file(
             stage("storing")
             outputs = [run.topic(spec.name) for spec in (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS, POLICIES)]
             settled = _settled_ends(run, outputs, alive, quiet_s=0.0 if engine == "batch" else 2.5)
-            _wait(lambda: _told(counted, "storing", sum(min(stored.get(t, 0), n) for t, n in settled.items()),
-                                sum(settled.values())), "the database sink", timeout_s, alive)
+            _wait(
+                lambda: _told(
+                    counted, "storing", sum(min(stored.get(t, 0), n) for t, n in settled.items()), sum(settled.values())
+                ),
+                "the database sink",
+                timeout_s,
+                alive,
+            )
     finally:
         if not keep_topics:
             try:
@@ -321,8 +355,12 @@ def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tup
     from stream_processors.runner import AppThread
 
     registered: list[KpiProcessor] = []
-    app = build_app(run, mode="replay", metrics=metrics,
-                    extra_registrars=(lambda app, ctx: registered.append(register_kpis(app, ctx)),))
+    app = build_app(
+        run,
+        mode="replay",
+        metrics=metrics,
+        extra_registrars=(lambda app, ctx: registered.append(register_kpis(app, ctx)),),
+    )
     with AppThread(app) as thread:
         thread.wait_ready(timeout_s=120)
         yield _FaustProcessors(thread, registered[0]), app.conf.id
@@ -335,8 +373,9 @@ def _told(counted: Counted | None, name: str, done: int, total: int) -> bool:
     return done >= total
 
 
-def _settled_ends(settings: Settings, topics: list[str], alive: Callable[[], None],
-                  quiet_s: float = 2.5) -> dict[str, int]:
+def _settled_ends(
+    settings: Settings, topics: list[str], alive: Callable[[], None], quiet_s: float = 2.5
+) -> dict[str, int]:
     """End offsets once the outputs stopped growing (KPI snapshots are coalesced for a second)."""
     previous = _end_offsets(settings, topics)
     still_since = time.monotonic()

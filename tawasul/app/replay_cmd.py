@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tawasul.infra.cli_options import policy_book, settings_options
 from tawasul.app.replay import ENGINES, Engine, ReplayError, replay_file
+from tawasul.infra.cli_options import policy_book, settings_options
 from tawasul.infra.settings import Settings
 
 
@@ -19,18 +19,24 @@ from tawasul.infra.settings import Settings
 @click.option("--progress/--no-progress", default=None, help="Show progress (default: when stderr is a terminal)")
 @click.option("--keep-topics", is_flag=True, help="Keep the run's Kafka topics afterwards (for inspection)")
 @click.option("--timeout", "timeout_s", default=3600.0, show_default=True, help="Give up after this many seconds")
-@click.option("--engine", type=click.Choice(ENGINES), default="batch", show_default=True,
-              help="batch: the processors' replay logic over large batches (fast); "
-                   "faust: the live worker's faust agents (same results, slower)")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="batch",
+    show_default=True,
+    help="batch: the processors' replay logic over large batches (fast); "
+    "faust: the live worker's faust agents (same results, slower)",
+)
 @settings_options
-def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float, engine: Engine,
-           settings: Settings) -> None:
+def replay(
+    file: str, progress: bool | None, keep_topics: bool, timeout_s: float, engine: Engine, settings: Settings
+) -> None:
     """Replay FILE (JSON Lines, `-` = stdin) through the stream processors on the event-time clock
     into the database, and exit when every event has been processed and stored.
 
     Exit status 0 when every line was valid, 1 when any was rejected (the valid ones are replayed).
     """
-    policy_book(settings)   # a policy file that cannot be used is named before anything starts
+    policy_book(settings)  # a policy file that cannot be used is named before anything starts
     console = Console(stderr=True)
     show = console.is_terminal if progress is None else progress
     path = None if file == "-" else Path(file)
@@ -42,8 +48,15 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
         rejected_lines.append(line)
         click.echo(line)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
-                  TimeElapsedColumn(), console=console, disable=not show, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
+    ) as bar:
         task = bar.add_task("replay", total=total, detail="")
 
         def stage(name: str) -> None:
@@ -61,9 +74,17 @@ def replay(file: str, progress: bool | None, keep_topics: bool, timeout_s: float
 
         try:
             summary = replay_file(
-                path, settings, stream=sys.stdin.buffer if path is None else None, stage=stage,
-                progress=published, report_rejected=report, timeout_s=timeout_s, keep_topics=keep_topics,
-                engine=engine, counted=counted, favour_engine=True,
+                path,
+                settings,
+                stream=sys.stdin.buffer if path is None else None,
+                stage=stage,
+                progress=published,
+                report_rejected=report,
+                timeout_s=timeout_s,
+                keep_topics=keep_topics,
+                engine=engine,
+                counted=counted,
+                favour_engine=True,
             )
         except ReplayError as error:
             raise click.ClickException(str(error)) from error

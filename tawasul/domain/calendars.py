@@ -8,7 +8,7 @@ whole days are skipped in one step, so adding 24 business hours touches only a f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -20,7 +20,7 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_TIMEZONE = "Asia/Dubai"
 RAMADAN = 9
 MAX_CLOSED_DAYS = 400
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 ONE_DAY = timedelta(days=1)
 HOUR_US = 3_600_000_000
@@ -60,8 +60,12 @@ def parse_range(text: object, where: str = "") -> Interval:
 
 def _parse_clock(part: str, text: str, prefix: str) -> int:
     pieces = part.split(":")
-    if len(pieces) != 2 or not all(p.isascii() and p.isdigit() for p in pieces) or len(pieces[0]) > 2 \
-            or len(pieces[1]) != 2:
+    if (
+        len(pieces) != 2
+        or not all(p.isascii() and p.isdigit() for p in pieces)
+        or len(pieces[0]) > 2
+        or len(pieces[1]) != 2
+    ):
         raise CalendarError(f"{prefix}bad time range {text!r}, expected 'HH:MM-HH:MM'")
     hour, minute = int(pieces[0]), int(pieces[1])
     if minute > 59 or hour > 24 or (hour == 24 and minute):
@@ -105,8 +109,18 @@ class BusinessCalendar:
     closed dates, `workdays` reopens dates the library lists (e.g. a corrected Eid estimate).
     """
 
-    __slots__ = ("name", "zone", "always_open", "week", "ramadan_week", "closed", "workdays",
-                 "_holidays", "_days", "_hour_dates")
+    __slots__ = (
+        "name",
+        "zone",
+        "always_open",
+        "week",
+        "ramadan_week",
+        "closed",
+        "workdays",
+        "_holidays",
+        "_days",
+        "_hour_dates",
+    )
 
     def __init__(
         self,
@@ -135,7 +149,8 @@ class BusinessCalendar:
         if not always_open and not any(self.week):
             raise CalendarError("hours: no working hours on any weekday")
         self.ramadan_week: WeekHours | None = (
-            None if ramadan_hours is None else parse_week(ramadan_hours, "ramadan_hours"))
+            None if ramadan_hours is None else parse_week(ramadan_hours, "ramadan_hours")
+        )
         self.closed = frozenset(closed)
         self.workdays = frozenset(workdays)
         self._holidays: holidays.HolidayBase | None = None
@@ -195,10 +210,12 @@ class BusinessCalendar:
             midnight = to_us(datetime.combine(day, time(), self.zone))
             next_midnight = to_us(datetime.combine(day + ONE_DAY, time(), self.zone))
             intervals = tuple(
-                (s, e) for s, e in (
-                    (self._local_us(day, start), self._local_us(day, end))
-                    for start, end in self.day_hours(day))
-                if e > s)
+                (s, e)
+                for s, e in (
+                    (self._local_us(day, start), self._local_us(day, end)) for start, end in self.day_hours(day)
+                )
+                if e > s
+            )
             cached = (midnight, next_midnight, intervals, sum(e - s for s, e in intervals))
             self._days[ordinal] = cached
         return cached

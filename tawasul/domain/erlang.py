@@ -62,8 +62,9 @@ def average_speed_of_answer(agents: int, load: float, aht_seconds: float) -> flo
     return erlang_c(agents, load) * aht_seconds / (agents - load)
 
 
-def agents_for(load: float, target: float, threshold_seconds: float, aht_seconds: float,
-               max_agents: int = 10_000) -> int:
+def agents_for(
+    load: float, target: float, threshold_seconds: float, aht_seconds: float, max_agents: int = 10_000
+) -> int:
     """The fewest agents whose service level reaches `target` (0..1) for `load` erlangs."""
     if not 0.0 < target < 1.0:
         raise ErlangError("target must lie strictly between 0 and 1")

@@ -32,21 +32,68 @@ from tawasul.domain import kpis
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS, is_satisfied
 from tawasul.domain.windows import (
-    DAY_US, HOUR_US, MINUTE_US, NOW, WINDOW_NAMES, WindowedSums, bucket_ids, from_us, retention_floors, to_us,
+    DAY_US,
+    HOUR_US,
+    MINUTE_US,
+    NOW,
+    WINDOW_NAMES,
+    WindowedSums,
+    bucket_ids,
+    from_us,
+    retention_floors,
+    to_us,
     window_ranges,
 )
 
 __all__ = [
-    "CALL_FIGURES", "KPI_EVENT_TYPES", "NOW_FIGURES", "SURVEY_FIGURES", "VISIT_FIGURES", "ZERO", "Backlog",
-    "Contribution", "KpiBook", "KpiConfig", "KpiStateError", "Live", "Row", "Scope", "SubjectRecord", "Survey",
-    "Tally", "apply", "apply_ticket_state", "contributions", "expiry_us", "families", "live_status",
-    "normalised_points", "pending_deadline_us", "rebuild", "scope", "scope_key", "sla_state_of", "snapshot_key",
-    "survey_scopes", "tally_rows",
+    "CALL_FIGURES",
+    "KPI_EVENT_TYPES",
+    "NOW_FIGURES",
+    "SURVEY_FIGURES",
+    "VISIT_FIGURES",
+    "ZERO",
+    "Backlog",
+    "Contribution",
+    "KpiBook",
+    "KpiConfig",
+    "KpiStateError",
+    "Live",
+    "Row",
+    "Scope",
+    "SubjectRecord",
+    "Survey",
+    "Tally",
+    "apply",
+    "apply_ticket_state",
+    "contributions",
+    "expiry_us",
+    "families",
+    "live_status",
+    "normalised_points",
+    "pending_deadline_us",
+    "rebuild",
+    "scope",
+    "scope_key",
+    "sla_state_of",
+    "snapshot_key",
+    "survey_scopes",
+    "tally_rows",
 ]
 
-KPI_EVENT_TYPES: frozenset[str] = frozenset({
-    "call.offered", "call.answered", "call.abandoned", "call.ended", "ticket.opened",
-    "visit.checked_in", "visit.called", "visit.completed", "visit.no_show", "survey.submitted"})
+KPI_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "call.offered",
+        "call.answered",
+        "call.abandoned",
+        "call.ended",
+        "ticket.opened",
+        "visit.checked_in",
+        "visit.called",
+        "visit.completed",
+        "visit.no_show",
+        "survey.submitted",
+    }
+)
 """The input events the KPIs read; the other ticket events reach them through the ticket state."""
 
 Scope = tuple[tuple[str, str], ...]
@@ -206,19 +253,34 @@ class SubjectRecord:
     def from_dict(cls, raw: Mapping[str, Any]) -> SubjectRecord:
         try:
             values: dict[str, Any] = {name: tuple(raw[name]) for name in _TUPLE_FIELDS if raw.get(name) is not None}
-            surveys = tuple(Survey(str(i), int(t), int(sc), int(sl), str(ch))
-                            for i, t, sc, sl, ch in raw.get("surveys", ()))
+            surveys = tuple(
+                Survey(str(i), int(t), int(sc), int(sl), str(ch)) for i, t, sc, sl, ch in raw.get("surveys", ())
+            )
             backlog = raw.get("backlog")
-            return cls(subject=str(raw["subject"]), seen_us=int(raw.get("seen_us", 0)), surveys=surveys,
-                       backlog=None if backlog is None else Backlog(int(backlog[0]), bool(backlog[1]),
-                                                                   *(str(v) for v in backlog[2:6])),
-                       **values)
+            return cls(
+                subject=str(raw["subject"]),
+                seen_us=int(raw.get("seen_us", 0)),
+                surveys=surveys,
+                backlog=None
+                if backlog is None
+                else Backlog(int(backlog[0]), bool(backlog[1]), *(str(v) for v in backlog[2:6])),
+                **values,
+            )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise KpiStateError(f"unreadable KPI record: {type(exc).__name__}") from None
 
 
-_TUPLE_FIELDS: tuple[str, ...] = ("offered", "answered", "abandoned", "ended", "opened", "checked_in",
-                                  "called", "completed", "no_show")
+_TUPLE_FIELDS: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "abandoned",
+    "ended",
+    "opened",
+    "checked_in",
+    "called",
+    "completed",
+    "no_show",
+)
 
 
 def _earliest(current: tuple[Any, ...] | None, candidate: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -308,8 +370,11 @@ def state_rank(state: Mapping[str, Any]) -> tuple[int, int]:
     targets = state.get("targets") or {}
     if not isinstance(version, int) or not isinstance(targets, Mapping):
         raise KpiStateError("ticket state: version must be an integer and targets an object")
-    return version, sum(target_progress(bool(t.get("warned")), bool(t.get("breached")))
-                        for t in targets.values() if isinstance(t, Mapping))
+    return version, sum(
+        target_progress(bool(t.get("warned")), bool(t.get("breached")))
+        for t in targets.values()
+        if isinstance(t, Mapping)
+    )
 
 
 def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -> SubjectRecord:
@@ -319,14 +384,22 @@ def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -
     try:
         subject = str(state["ticket_id"])
         version = int(state["version"])
-        backlog = Backlog(version, state["status"] == "open", str(state["channel"]), str(state["kind"]),
-                          str(state["priority"]), sla_state_of(state))
+        backlog = Backlog(
+            version,
+            state["status"] == "open",
+            str(state["channel"]),
+            str(state["kind"]),
+            str(state["priority"]),
+            sla_state_of(state),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise KpiStateError(f"unreadable ticket state: {type(exc).__name__}") from None
     current = record or SubjectRecord(subject=subject)
     held = current.backlog
-    if held is not None and (held.version > version or (
-            held.version == version and _SLA_PROGRESS.get(held.sla_state, 0) >= _SLA_PROGRESS[backlog.sla_state])):
+    if held is not None and (
+        held.version > version
+        or (held.version == version and _SLA_PROGRESS.get(held.sla_state, 0) >= _SLA_PROGRESS[backlog.sla_state])
+    ):
         return current
     return _replace(current, {"backlog": backlog, "seen_us": max(current.seen_us, _updated_us(state))})
 
@@ -428,8 +501,11 @@ def contributions(record: SubjectRecord, config: KpiConfig, as_of_us: int) -> tu
                 targets = (scope(contact="unmatched"), scope(channel=survey.channel))
             else:
                 continue
-            tally = Tally(responses=1, satisfied=int(is_satisfied(survey.score, survey.scale)),
-                          score_points=normalised_points(survey.score, survey.scale))
+            tally = Tally(
+                responses=1,
+                satisfied=int(is_satisfied(survey.score, survey.scale)),
+                score_points=normalised_points(survey.score, survey.scale),
+            )
             out += [Contribution(s, survey.time_us, tally) for s in ((), *targets)]
     return tuple(out)
 
@@ -491,16 +567,37 @@ def expiry_us(record: SubjectRecord, config: KpiConfig) -> int:
 # --- figures -------------------------------------------------------------------------------
 
 CALL_FIGURES: tuple[str, ...] = (
-    "calls.offered", "calls.answered", "calls.abandoned", "calls.answered_within_threshold",
-    "calls.service_level", "calls.average_speed_of_answer_seconds", "calls.average_handle_seconds",
-    "calls.abandon_ratio")
+    "calls.offered",
+    "calls.answered",
+    "calls.abandoned",
+    "calls.answered_within_threshold",
+    "calls.service_level",
+    "calls.average_speed_of_answer_seconds",
+    "calls.average_handle_seconds",
+    "calls.abandon_ratio",
+)
 SURVEY_FIGURES: tuple[str, ...] = (
-    "surveys.responses", "surveys.satisfied", "surveys.satisfaction", "surveys.average_score")
+    "surveys.responses",
+    "surveys.satisfied",
+    "surveys.satisfaction",
+    "surveys.average_score",
+)
 VISIT_FIGURES: tuple[str, ...] = (
-    "visits.checked_in", "visits.called", "visits.completed", "visits.no_show", "visits.average_wait_seconds")
+    "visits.checked_in",
+    "visits.called",
+    "visits.completed",
+    "visits.no_show",
+    "visits.average_wait_seconds",
+)
 NOW_FIGURES: tuple[str, ...] = (
-    "calls.waiting", "calls.longest_wait_seconds", "calls.agents_on_call", "visits.waiting",
-    "visits.longest_wait_seconds", "tickets.open", "surveys.pending")
+    "calls.waiting",
+    "calls.longest_wait_seconds",
+    "calls.agents_on_call",
+    "visits.waiting",
+    "visits.longest_wait_seconds",
+    "tickets.open",
+    "surveys.pending",
+)
 
 
 def scope_key(value: Scope) -> str:
@@ -547,10 +644,20 @@ def tally_rows(tally: Tally, window: str, where: Scope, families: tuple[str, ...
             _count("calls.abandoned", window, where, t.abandoned),
             _count("calls.answered_within_threshold", window, where, t.within),
             Row("calls.service_level", window, where, kpis.service_level(t.within, t.answered, t.abandoned), decided),
-            Row("calls.average_speed_of_answer_seconds", window, where,
-                kpis.average_speed_of_answer(timedelta(microseconds=t.wait_us), t.answered), t.answered),
-            Row("calls.average_handle_seconds", window, where,
-                kpis.average_handle_seconds(timedelta(microseconds=t.handle_us), t.ended), t.ended),
+            Row(
+                "calls.average_speed_of_answer_seconds",
+                window,
+                where,
+                kpis.average_speed_of_answer(timedelta(microseconds=t.wait_us), t.answered),
+                t.answered,
+            ),
+            Row(
+                "calls.average_handle_seconds",
+                window,
+                where,
+                kpis.average_handle_seconds(timedelta(microseconds=t.handle_us), t.ended),
+                t.ended,
+            ),
             Row("calls.abandon_ratio", window, where, kpis.abandon_ratio(t.abandoned, t.answered), decided),
         ]
     if "surveys" in families:
@@ -566,8 +673,13 @@ def tally_rows(tally: Tally, window: str, where: Scope, families: tuple[str, ...
             _count("visits.called", window, where, t.called),
             _count("visits.completed", window, where, t.completed),
             _count("visits.no_show", window, where, t.no_show),
-            Row("visits.average_wait_seconds", window, where,
-                kpis.average_wait_seconds(timedelta(microseconds=t.visit_wait_us), t.called), t.called),
+            Row(
+                "visits.average_wait_seconds",
+                window,
+                where,
+                kpis.average_wait_seconds(timedelta(microseconds=t.visit_wait_us), t.called),
+                t.called,
+            ),
         ]
     return rows
 

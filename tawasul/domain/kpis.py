@@ -17,9 +17,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 __all__ = [
-    "DECIMALS", "DEFAULT_THRESHOLD_SECONDS", "Duration", "abandon_ratio", "answered_within",
-    "average", "average_handle_seconds", "average_speed_of_answer", "average_wait_seconds",
-    "compliance", "handle_time", "is_satisfied", "ratio", "round4", "satisfaction", "seconds",
+    "DECIMALS",
+    "DEFAULT_THRESHOLD_SECONDS",
+    "Duration",
+    "abandon_ratio",
+    "answered_within",
+    "average",
+    "average_handle_seconds",
+    "average_speed_of_answer",
+    "average_wait_seconds",
+    "compliance",
+    "handle_time",
+    "is_satisfied",
+    "ratio",
+    "round4",
+    "satisfaction",
+    "seconds",
     "service_level",
 ]
 
@@ -62,8 +75,9 @@ def average(total: Duration, count: int) -> float | None:
     return round4(float(total) / count)
 
 
-def answered_within(offered_at: datetime, answered_at: datetime,
-                    threshold_seconds: float = DEFAULT_THRESHOLD_SECONDS) -> bool:
+def answered_within(
+    offered_at: datetime, answered_at: datetime, threshold_seconds: float = DEFAULT_THRESHOLD_SECONDS
+) -> bool:
     """True when a call was answered at most `threshold_seconds` after it was offered.
 
     A call answered exactly at the threshold counts as within it.

@@ -39,8 +39,9 @@ def parse_instant(text: str, name: str = "date") -> datetime:
         try:
             parsed = datetime.combine(date.fromisoformat(value), time())
         except ValueError:
-            raise PeriodError(f"{name}: {text!r} is not an ISO 8601 date or date-time, "
-                              "e.g. 2025-01-01 or 2025-01-01T08:00:00+04:00") from None
+            raise PeriodError(
+                f"{name}: {text!r} is not an ISO 8601 date or date-time, e.g. 2025-01-01 or 2025-01-01T08:00:00+04:00"
+            ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         parsed = parsed.replace(tzinfo=DUBAI)
     return parsed

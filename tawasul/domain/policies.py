@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tawasul.domain.calendars import BusinessCalendar, MICROSECOND
+from tawasul.domain.calendars import MICROSECOND, BusinessCalendar
 from tawasul.domain.durations import parse_duration
 from tawasul.domain.errors import CalendarError, DurationError, PolicyError
 
@@ -26,10 +26,14 @@ KINDS = frozenset({"request", "complaint", "suggestion", "inquiry", "compliment"
 PRIORITIES = frozenset({"low", "normal", "high", "urgent"})
 TARGETS: tuple[str, ...] = ("first_response", "resolution")
 MATCH_KEYS: dict[str, frozenset[str] | None] = {
-    "channel": CHANNELS, "kind": KINDS, "category": None, "priority": PRIORITIES, "department": None}
+    "channel": CHANNELS,
+    "kind": KINDS,
+    "category": None,
+    "priority": PRIORITIES,
+    "department": None,
+}
 POLICY_KEYS = frozenset({"name", "match", "calendar", "first_response", "resolution", "warn_at", "grace"})
-CALENDAR_KEYS = frozenset({"timezone", "hours", "holidays", "closed", "workdays", "ramadan_hours",
-                           "always_open"})
+CALENDAR_KEYS = frozenset({"timezone", "hours", "holidays", "closed", "workdays", "ramadan_hours", "always_open"})
 DEFAULT_WARN_AT = 0.75
 
 
@@ -44,8 +48,7 @@ class Match:
     priority: frozenset[str] | None = None
     department: frozenset[str] | None = None
 
-    def fits(self, channel: str, kind: str, category: str, priority: str,
-             department: str | None = None) -> bool:
+    def fits(self, channel: str, kind: str, category: str, priority: str, department: str | None = None) -> bool:
         """True when every key of the match accepts the ticket's value."""
         if self.channel is not None and channel not in self.channel:
             return False
@@ -107,8 +110,9 @@ class PolicyBook:
         self.sha256: str | None = None
         """`policies_sha256` of the YAML text it was read from (`load_policies_text`), else None."""
 
-    def match(self, channel: str, kind: str, category: str, priority: str,
-              department: str | None = None) -> Policy | None:
+    def match(
+        self, channel: str, kind: str, category: str, priority: str, department: str | None = None
+    ) -> Policy | None:
         """The first policy whose match fits the ticket, or None (no SLA)."""
         key = (channel, kind, category, priority, department)
         if key in self._cache:
@@ -201,10 +205,16 @@ def _calendar(name: str, spec: object) -> BusinessCalendar:
         raise PolicyError(f"{where}.timezone: must be an IANA time zone name like 'Asia/Dubai'")
     try:
         return BusinessCalendar(
-            name=name, timezone=zone, hours=spec.get("hours"), ramadan_hours=spec.get("ramadan_hours"),
-            holidays_country=country, holidays_subdiv=subdiv,
+            name=name,
+            timezone=zone,
+            hours=spec.get("hours"),
+            ramadan_hours=spec.get("ramadan_hours"),
+            holidays_country=country,
+            holidays_subdiv=subdiv,
             closed=_dates(f"{where}.closed", spec.get("closed")),
-            workdays=_dates(f"{where}.workdays", spec.get("workdays")), always_open=always_open)
+            workdays=_dates(f"{where}.workdays", spec.get("workdays")),
+            always_open=always_open,
+        )
     except CalendarError as exc:
         raise PolicyError(f"{where}.{exc}") from exc
 
@@ -261,9 +271,15 @@ def _policy(where: str, item: object, calendars: Mapping[str, BusinessCalendar])
     if isinstance(warn_at, bool) or not isinstance(warn_at, (int, float)) or not 0 < warn_at < 1:
         raise PolicyError(f"{where}.warn_at: must be a number between 0 and 1 (exclusive), got {warn_at!r}")
     grace = _duration(f"{where}.grace", item.get("grace")) or timedelta(0)
-    return Policy(name=name, match=_match(f"{where}.match", item.get("match")), calendar=calendar,
-                  first_response=targets["first_response"], resolution=targets["resolution"],
-                  warn_at=float(warn_at), grace=grace)
+    return Policy(
+        name=name,
+        match=_match(f"{where}.match", item.get("match")),
+        calendar=calendar,
+        first_response=targets["first_response"],
+        resolution=targets["resolution"],
+        warn_at=float(warn_at),
+        grace=grace,
+    )
 
 
 def _duration(where: str, value: object) -> timedelta | None:

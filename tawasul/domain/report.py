@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from tawasul.domain import kpis, sla
 from tawasul.domain.calendars import to_us
@@ -28,20 +28,46 @@ from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, TicketSla
 from tawasul.domain.sla_timeline import CLOSED, OPENED, PRIORITY, RANKS, REOPENED, RESOLVED, Mark, Payload
 
-__all__ = ["DATA_EVENT_TYPES", "FIRST_EVENT_TYPES", "REPORT_EVENT_TYPES", "TARGETS", "BookFor", "ReportEvent",
-           "build_report", "ticket_mark", "ticket_state"]
+__all__ = [
+    "DATA_EVENT_TYPES",
+    "FIRST_EVENT_TYPES",
+    "REPORT_EVENT_TYPES",
+    "TARGETS",
+    "BookFor",
+    "ReportEvent",
+    "build_report",
+    "ticket_mark",
+    "ticket_state",
+]
 
-FIRST_EVENT_TYPES: dict[str, str] = {"call.offered": "call", "ticket.opened": "ticket",
-                                     "visit.checked_in": "visit"}
+FIRST_EVENT_TYPES: dict[str, str] = {"call.offered": "call", "ticket.opened": "ticket", "visit.checked_in": "visit"}
 """The event that places a call, ticket or visit in a period, and the section it opens."""
-REPORT_EVENT_TYPES: frozenset[str] = frozenset({
-    "call.offered", "call.answered", "call.abandoned", "call.ended",
-    "ticket.opened", "ticket.acknowledged", "ticket.assigned", "ticket.paused", "ticket.resumed",
-    "ticket.priority_changed", "ticket.resolved", "ticket.reopened", "ticket.closed",
-    "visit.checked_in", "visit.called", "visit.completed", "visit.no_show", "survey.submitted"})
+REPORT_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "call.offered",
+        "call.answered",
+        "call.abandoned",
+        "call.ended",
+        "ticket.opened",
+        "ticket.acknowledged",
+        "ticket.assigned",
+        "ticket.paused",
+        "ticket.resumed",
+        "ticket.priority_changed",
+        "ticket.resolved",
+        "ticket.reopened",
+        "ticket.closed",
+        "visit.checked_in",
+        "visit.called",
+        "visit.completed",
+        "visit.no_show",
+        "survey.submitted",
+    }
+)
 """Every event type the report reads; others (sla.*, kpi.snapshot) are ignored."""
-DATA_EVENT_TYPES: frozenset[str] = frozenset({"ticket.opened", "ticket.priority_changed", "call.ended",
-                                              "survey.submitted"})
+DATA_EVENT_TYPES: frozenset[str] = frozenset(
+    {"ticket.opened", "ticket.priority_changed", "call.ended", "survey.submitted"}
+)
 """The types whose `data` the report reads; of the others it reads only id, type, subject and time."""
 TARGETS: tuple[str, ...] = ("first_response", "resolution")
 
@@ -73,8 +99,13 @@ def ticket_mark(event: ReportEvent) -> Mark:
     payload: Payload = None
     if rank == OPENED:
         department = getattr(data, "department", None)
-        payload = (_text(data.channel), _text(data.kind), _text(data.category), _text(data.priority),
-                   None if department is None else _text(department))
+        payload = (
+            _text(data.channel),
+            _text(data.kind),
+            _text(data.category),
+            _text(data.priority),
+            None if department is None else _text(department),
+        )
     elif rank == PRIORITY:
         payload = _text(data.priority)
     return to_us(event.time), rank, event.id, payload
@@ -159,8 +190,14 @@ class _Collector:
         setattr(visit, name, _earlier(getattr(visit, name), (event.time, event.id)))
 
 
-def build_report(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *,
-                 threshold_seconds: int = kpis.DEFAULT_THRESHOLD_SECONDS) -> dict[str, Any]:
+def build_report(
+    events: Iterable[ReportEvent],
+    start: datetime,
+    end: datetime,
+    book: PolicyBook | BookFor,
+    *,
+    threshold_seconds: int = kpis.DEFAULT_THRESHOLD_SECONDS,
+) -> dict[str, Any]:
     """The report of the period [start, end) as of `end`, exactly the contract's JSON.
 
     `book` is the policy book of every ticket, or a function giving each ticket's book.
@@ -194,8 +231,9 @@ def _sections(c: _Collector, tickets: dict[str, TicketSla]) -> dict[str, str]:
     return known
 
 
-def _split_surveys(c: _Collector, period: Period, sections: dict[str, str]
-                   ) -> tuple[list[bool], list[tuple[str, bool]], list[bool], int]:
+def _split_surveys(
+    c: _Collector, period: Period, sections: dict[str, str]
+) -> tuple[list[bool], list[tuple[str, bool]], list[bool], int]:
     calls: list[bool] = []
     tickets: list[tuple[str, bool]] = []
     visits: list[bool] = []
@@ -233,14 +271,18 @@ def _calls(calls: dict[str, _Call], period: Period, threshold: int, surveys: lis
             abandoned += 1
     satisfied = sum(surveys)
     return {
-        "offered": offered, "answered": answered, "abandoned": abandoned,
+        "offered": offered,
+        "answered": answered,
+        "abandoned": abandoned,
         "answered_within_threshold": within,
         "service_level": kpis.service_level(within, answered, abandoned),
         "threshold_seconds": threshold,
         "average_speed_of_answer_seconds": kpis.average_speed_of_answer(wait_total, answered),
         "average_handle_seconds": kpis.average_handle_seconds(handle_total, ended),
         "abandon_ratio": kpis.abandon_ratio(abandoned, answered),
-        "surveys": len(surveys), "satisfied": satisfied, "satisfaction": kpis.satisfaction(satisfied, len(surveys)),
+        "surveys": len(surveys),
+        "satisfied": satisfied,
+        "satisfaction": kpis.satisfaction(satisfied, len(surveys)),
     }
 
 
@@ -260,10 +302,15 @@ class _Group:
         return {"met": met, "breached": breached, "compliance": kpis.compliance(met, breached)}
 
     def to_json(self) -> dict[str, Any]:
-        return {"opened": self.opened, "resolved": self.resolved,
-                "first_response": self.targets("first_response"), "resolution": self.targets("resolution"),
-                "surveys": self.surveys, "satisfied": self.satisfied,
-                "satisfaction": kpis.satisfaction(self.satisfied, self.surveys)}
+        return {
+            "opened": self.opened,
+            "resolved": self.resolved,
+            "first_response": self.targets("first_response"),
+            "resolution": self.targets("resolution"),
+            "surveys": self.surveys,
+            "satisfied": self.satisfied,
+            "satisfaction": kpis.satisfaction(self.satisfied, self.surveys),
+        }
 
 
 def _opened_at(state: TicketSla) -> int | None:
@@ -276,8 +323,9 @@ def _resolved(state: TicketSla) -> bool:
     return last in (RESOLVED, CLOSED)
 
 
-def _tickets(tickets: dict[str, TicketSla], period: Period, book_for: BookFor,
-             surveys: list[tuple[str, bool]]) -> dict[str, Any]:
+def _tickets(
+    tickets: dict[str, TicketSla], period: Period, book_for: BookFor, surveys: list[tuple[str, bool]]
+) -> dict[str, Any]:
     total = _Group()
     channels: defaultdict[str, _Group] = defaultdict(_Group)
     kinds: defaultdict[str, _Group] = defaultdict(_Group)
@@ -320,10 +368,16 @@ def _breaches_by_category(categories: dict[str, _Group]) -> list[dict[str, Any]]
     for name, group in categories.items():
         breached = sum(group.breached.values())
         if breached:
-            rows.append({"category": name, "opened": group.opened, "breached": breached,
-                         "first_response_breached": group.breached["first_response"],
-                         "resolution_breached": group.breached["resolution"],
-                         "resolution_compliance": group.targets("resolution")["compliance"]})
+            rows.append(
+                {
+                    "category": name,
+                    "opened": group.opened,
+                    "breached": breached,
+                    "first_response_breached": group.breached["first_response"],
+                    "resolution_breached": group.breached["resolution"],
+                    "resolution_compliance": group.targets("resolution")["compliance"],
+                }
+            )
     rows.sort(key=lambda r: (-r["breached"], r["category"]))
     return rows
 
@@ -343,7 +397,13 @@ def _walk_in(visits: dict[str, _Visit], period: Period, surveys: list[bool]) -> 
         elif visit.no_show is not None:
             no_show += 1
     satisfied = sum(surveys)
-    return {"visits": count, "called": called, "completed": completed, "no_show": no_show,
-            "average_wait_seconds": kpis.average_wait_seconds(wait_total, called),
-            "surveys": len(surveys), "satisfied": satisfied,
-            "satisfaction": kpis.satisfaction(satisfied, len(surveys))}
+    return {
+        "visits": count,
+        "called": called,
+        "completed": completed,
+        "no_show": no_show,
+        "average_wait_seconds": kpis.average_wait_seconds(wait_total, called),
+        "surveys": len(surveys),
+        "satisfied": satisfied,
+        "satisfaction": kpis.satisfaction(satisfied, len(surveys)),
+    }

@@ -37,8 +37,9 @@ __all__ = ["BY", "BY_DATA_EVENT_TYPES", "build_report_by"]
 
 By = Literal["agent", "team"]
 BY: tuple[By, ...] = ("agent", "team")
-BY_DATA_EVENT_TYPES: frozenset[str] = frozenset({"ticket.opened", "ticket.priority_changed", "ticket.assigned",
-                                                 "call.answered", "call.ended", "survey.submitted"})
+BY_DATA_EVENT_TYPES: frozenset[str] = frozenset(
+    {"ticket.opened", "ticket.priority_changed", "ticket.assigned", "call.answered", "call.ended", "survey.submitted"}
+)
 """The types whose `data` this report reads."""
 
 Key = str | None
@@ -63,8 +64,7 @@ class _Ticket:
     def assignee(self, closed: Mark | None) -> tuple[datetime, str, Key, Key] | None:
         """The latest assignment, among those before `ticket.closed` (the SLA engine ignores
         every event after it)."""
-        eligible = [a for a in self.assignments
-                    if closed is None or (to_us(a[0]), ASSIGNED, a[1]) < closed[:3]]
+        eligible = [a for a in self.assignments if closed is None or (to_us(a[0]), ASSIGNED, a[1]) < closed[:3]]
         return max(eligible, key=lambda a: a[:2], default=None)
 
 
@@ -79,12 +79,21 @@ class _Group:
     def to_json(self, by: By, key: Key) -> dict[str, Any]:
         service = self.service
         return {
-            by: key, "calls_answered": service.calls_answered,
+            by: key,
+            "calls_answered": service.calls_answered,
             "average_handle_seconds": service.average_handle_seconds,
             "tickets_assigned": self.tickets_assigned,
-            **{target: {"met": self.met[target], "breached": self.breached[target],
-                        "compliance": kpis.compliance(self.met[target], self.breached[target])} for target in TARGETS},
-            "surveys": service.responses, "satisfied": service.satisfied, "satisfaction": service.satisfaction,
+            **{
+                target: {
+                    "met": self.met[target],
+                    "breached": self.breached[target],
+                    "compliance": kpis.compliance(self.met[target], self.breached[target]),
+                }
+                for target in TARGETS
+            },
+            "surveys": service.responses,
+            "satisfied": service.satisfied,
+            "satisfaction": service.satisfaction,
         }
 
 
@@ -96,8 +105,9 @@ def _opt(value: Any) -> Key:
     return None if value is None else _text(value)
 
 
-def build_report_by(events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *,
-                    by: By) -> dict[str, Any]:
+def build_report_by(
+    events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *, by: By
+) -> dict[str, Any]:
     """`{"period", "by", "groups": [...]}`: one group per agent or team (`null`: none), sorted by
     name with `null` last. Raises `PeriodError` for a bad period, `ValueError` for a bad `by`."""
     if by not in BY:
@@ -119,8 +129,14 @@ def build_report_by(events: Iterable[ReportEvent], start: datetime, end: datetim
             ticket = tickets.setdefault(subject, _Ticket())
             ticket.marks.append(ticket_mark(event))
             if kind == "ticket.assigned":
-                ticket.assignments.append((event.time, event.id, _opt(getattr(event.data, "agent", None)),
-                                           _opt(getattr(event.data, "team", None))))
+                ticket.assignments.append(
+                    (
+                        event.time,
+                        event.id,
+                        _opt(getattr(event.data, "agent", None)),
+                        _opt(getattr(event.data, "team", None)),
+                    )
+                )
         elif kind.startswith("call."):
             _call(calls.setdefault(subject, _Call()), event)
         elif kind == "survey.submitted":
@@ -134,8 +150,11 @@ def build_report_by(events: Iterable[ReportEvent], start: datetime, end: datetim
             continue
         key = call.answered[2] if by == "agent" else call.answered[3]
         owner[subject] = key
-        handle = None if call.ended is None else kpis.seconds(
-            kpis.handle_time(call.answered[0], call.ended[0], call.ended[2]))
+        handle = (
+            None
+            if call.ended is None
+            else kpis.seconds(kpis.handle_time(call.answered[0], call.ended[0], call.ended[2]))
+        )
         groups.setdefault(key, _Group()).service.add_call(handle)
     start_us, end_us = to_us(period.start), to_us(period.end)
     for subject, ticket in tickets.items():

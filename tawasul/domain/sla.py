@@ -14,25 +14,61 @@ from __future__ import annotations
 import bisect
 import sys
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from tawasul.domain.calendars import from_us, to_us
 from tawasul.domain.policies import Policy, PolicyBook
 from tawasul.domain.sla_state import (
-    BREACH_WITHDRAWN, BREACHED, MET, OUTCOME_ORDER, RUNNING, STATUS_BREACHED, STATUS_MET, UNDECIDED, WARNING,
-    WARNING_WITHDRAWN, SlaError, SlaOutcome, TargetStatus, TicketSla, fired_bit,
+    BREACH_WITHDRAWN,
+    BREACHED,
+    MET,
+    OUTCOME_ORDER,
+    RUNNING,
+    STATUS_BREACHED,
+    STATUS_MET,
+    UNDECIDED,
+    WARNING,
+    WARNING_WITHDRAWN,
+    SlaError,
+    SlaOutcome,
+    TargetStatus,
+    TicketSla,
+    fired_bit,
 )
 from tawasul.domain.sla_timeline import (
-    ASSIGNED, CLOSED, OPENED, PRIORITY, RANKS, Clock, Mark, Measure, Payload, Stop, Timeline, build_timeline,
-    measure, projected_deadline,
+    ASSIGNED,
+    CLOSED,
+    OPENED,
+    PRIORITY,
+    RANKS,
+    Clock,
+    Mark,
+    Measure,
+    Payload,
+    Stop,
+    Timeline,
+    build_timeline,
+    measure,
+    projected_deadline,
 )
 
 FIRED_KINDS = frozenset({WARNING, BREACHED, MET})
 """Outcomes recorded in `TicketSla.fired` (withdrawals are not: they clear the bit they withdraw)."""
 
-__all__ = ["SlaError", "SlaOutcome", "TargetStatus", "TicketSla", "TicketEvent", "apply", "due", "due_us",
-           "evaluate", "evaluate_us", "next_deadline"]
+__all__ = [
+    "SlaError",
+    "SlaOutcome",
+    "TargetStatus",
+    "TicketSla",
+    "TicketEvent",
+    "apply",
+    "due",
+    "due_us",
+    "evaluate",
+    "evaluate_us",
+    "next_deadline",
+]
 
 
 class TicketEvent(Protocol):
@@ -79,7 +115,7 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
         ignored = tuple(sorted((*ignored, *(m[2] for m in marks[cut:]))))
         marks = marks[:cut]
     new = TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire, *_folding(state))
-    if rank == ASSIGNED:                # `build_timeline` skips assignments: the clocks are as they were
+    if rank == ASSIGNED:  # `build_timeline` skips assignments: the clocks are as they were
         return new, []
     timeline = build_timeline(new.marks)
     if rank == CLOSED and timeline == build_timeline(state.marks):
@@ -101,7 +137,7 @@ def due_us(state: TicketSla, now_us: int, book: PolicyBook) -> tuple[TicketSla, 
 
 def next_deadline(state: TicketSla) -> datetime | None:
     """The earliest instant (UTC) at which `due` would emit something; None when nothing can."""
-    return None if state.next_fire is None else from_us(state.next_fire, timezone.utc)
+    return None if state.next_fire is None else from_us(state.next_fire, UTC)
 
 
 def evaluate(state: TicketSla, at: datetime, book: PolicyBook) -> dict[str, TargetStatus]:
@@ -138,9 +174,14 @@ def evaluate_us(state: TicketSla, at_us: int, book: PolicyBook) -> dict[str, Tar
         else:
             status = RUNNING
             deadline = projected_deadline(cal, limit, clock.segments, m.ends, len(m.ends), timeline.opened)
-        result[target] = TargetStatus(target, policy.name, status, timedelta(microseconds=spent),
-                                      timedelta(microseconds=limit),
-                                      None if deadline is None else cal.instant(deadline))
+        result[target] = TargetStatus(
+            target,
+            policy.name,
+            status,
+            timedelta(microseconds=spent),
+            timedelta(microseconds=limit),
+            None if deadline is None else cal.instant(deadline),
+        )
     return result
 
 
@@ -153,8 +194,13 @@ def _mark(event: TicketEvent, rank: int) -> Mark:
     data = event.data
     if rank == OPENED:
         department = getattr(data, "department", None)
-        payload = (_text(data.channel), _text(data.kind), _text(data.category), _text(data.priority),
-                   None if department is None else _text(department))
+        payload = (
+            _text(data.channel),
+            _text(data.kind),
+            _text(data.category),
+            _text(data.priority),
+            None if department is None else _text(department),
+        )
     elif rank == PRIORITY:
         payload = _text(data.priority)
     return to_us(event.time), rank, str(event.id), payload
@@ -165,8 +211,9 @@ def _advance(state: TicketSla, book: PolicyBook, now: int | None) -> tuple[Ticke
     return _decide(state, build_timeline(state.marks), book, now)
 
 
-def _decide(state: TicketSla, timeline: Timeline | None, book: PolicyBook,
-            now: int | None) -> tuple[TicketSla, list[SlaOutcome]]:
+def _decide(
+    state: TicketSla, timeline: Timeline | None, book: PolicyBook, now: int | None
+) -> tuple[TicketSla, list[SlaOutcome]]:
     """`_advance` with the state's timeline already built."""
     if timeline is None:
         return TicketSla(state.ticket_id, state.marks, state.fired, state.ignored, None, *_folding(state)), []
@@ -178,8 +225,7 @@ def _decide(state: TicketSla, timeline: Timeline | None, book: PolicyBook,
             run.timed(target, now)
     run.outcomes.sort(key=lambda o: (o.at, o.target, OUTCOME_ORDER[o.type]))
     next_fire = min(run.fire_times, default=None)
-    return TicketSla(state.ticket_id, state.marks, run.fired, state.ignored, next_fire,
-                     *_folding(state)), run.outcomes
+    return TicketSla(state.ticket_id, state.marks, run.fired, state.ignored, next_fire, *_folding(state)), run.outcomes
 
 
 def _folding(state: TicketSla) -> tuple[bytes, int, int, int | None]:
@@ -208,24 +254,37 @@ class _Run:
         key = (target, policy.name)
         if key not in self._measures:
             clock = self.timeline.clocks[target]
-            warn = None if clock.done or self._has(target, WARNING) or self._has(target, BREACHED) \
+            warn = (
+                None
+                if clock.done or self._has(target, WARNING) or self._has(target, BREACHED)
                 else int(limit * policy.warn_at)
+            )
             self._measures[key] = measure(self.book.calendar(policy.calendar), limit, warn, clock.segments)
         return self._measures[key]
 
     def _has(self, target: str, kind: str, cycle: int = 0) -> bool:
         return bool(self.fired & fired_bit(target, kind, cycle))
 
-    def _emit(self, kind: str, target: str, policy: Policy, priority: str, deadline: int, at: int,
-              cycle: int) -> None:
+    def _emit(self, kind: str, target: str, policy: Policy, priority: str, deadline: int, at: int, cycle: int) -> None:
         if kind in FIRED_KINDS:
             self.fired |= fired_bit(target, kind, cycle)
         cal = self.book.calendar(policy.calendar)
         channel, ticket_kind, category, _, _ = self.timeline.profile
-        self.outcomes.append(SlaOutcome(
-            type=kind, ticket_id=self.state.ticket_id, target=target, policy=policy.name,
-            deadline=cal.instant(deadline), at=cal.instant(at), channel=channel, kind=ticket_kind,
-            category=category, priority=priority, cycle=cycle))
+        self.outcomes.append(
+            SlaOutcome(
+                type=kind,
+                ticket_id=self.state.ticket_id,
+                target=target,
+                policy=policy.name,
+                deadline=cal.instant(deadline),
+                at=cal.instant(at),
+                channel=channel,
+                kind=ticket_kind,
+                category=category,
+                priority=priority,
+                cycle=cycle,
+            )
+        )
 
     def stops(self, target: str, clock: Clock) -> None:
         """Each stop decides its cycle: met within the limit, else the (single) breach."""
@@ -237,20 +296,31 @@ class _Run:
             m = self._measure(target, policy, limit)
             spent = m.ends[stop.segments - 1] if stop.segments else 0
             if spent <= limit and not self._has(target, MET, stop.cycle):
-                deadline = projected_deadline(self.book.calendar(policy.calendar), limit, clock.segments, m.ends,
-                                              stop.segments, self.timeline.opened)
+                deadline = projected_deadline(
+                    self.book.calendar(policy.calendar),
+                    limit,
+                    clock.segments,
+                    m.ends,
+                    stop.segments,
+                    self.timeline.opened,
+                )
                 if self._has(target, BREACHED) and not self._true_before(target, stop, warning=False):
                     self._withdraw(BREACH_WITHDRAWN, BREACHED, target, policy, stop, deadline)
                 warn = int(limit * policy.warn_at)
                 if self._has(target, WARNING) and spent <= warn and not self._true_before(target, stop, warning=True):
                     self._withdraw(WARNING_WITHDRAWN, WARNING, target, policy, stop, deadline)
-                elif policy.grace_us and spent > warn and not self._has(target, WARNING) \
-                        and not self._has(target, BREACHED):
+                elif (
+                    policy.grace_us
+                    and spent > warn
+                    and not self._has(target, WARNING)
+                    and not self._has(target, BREACHED)
+                ):
                     self._missed_warning(target, policy, stop, limit, warn, clock)
                 self._emit(MET, target, policy, stop.priority, deadline, stop.time, stop.cycle)
             elif spent > limit and m.breach is not None and not self._has(target, BREACHED):
-                self._emit(BREACHED, target, policy, stop.priority, m.breach.deadline, m.breach.fire - 1,
-                           m.breach.cycle)
+                self._emit(
+                    BREACHED, target, policy, stop.priority, m.breach.deadline, m.breach.fire - 1, m.breach.cycle
+                )
 
     def _true_before(self, target: str, stop: Stop, *, warning: bool) -> bool:
         """True when event time confirms a breach (or warning) fired before this stop: at the
@@ -279,7 +349,7 @@ class _Run:
     def _missed_warning(self, target: str, policy: Policy, stop: Stop, limit: int, warn: int, clock: Clock) -> None:
         """A stop after the warning instant whose warning has not fired (held back by the
         policy's grace): the warning was true, so it is emitted now, at its instant."""
-        crossing = measure(self.book.calendar(policy.calendar), limit, warn, clock.segments[:stop.segments]).warning
+        crossing = measure(self.book.calendar(policy.calendar), limit, warn, clock.segments[: stop.segments]).warning
         if crossing is not None and crossing.fire < stop.time:
             self._emit(WARNING, target, policy, stop.priority, crossing.deadline, crossing.fire, crossing.cycle)
 

@@ -31,7 +31,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tawasul.domain.sla_timeline import (
-    ACKNOWLEDGED, ASSIGNED, CLOSED, OPENED, PAUSED, REOPENED, RESOLVED, RESUMED, Mark,
+    ACKNOWLEDGED,
+    ASSIGNED,
+    CLOSED,
+    OPENED,
+    PAUSED,
+    REOPENED,
+    RESOLVED,
+    RESUMED,
+    Mark,
 )
 
 if TYPE_CHECKING:
@@ -48,7 +56,7 @@ DIGEST_HASHES = 4
 
 def _positions(event_id: str) -> tuple[int, ...]:
     raw = hashlib.blake2b(event_id.encode(), digest_size=4 * DIGEST_HASHES).digest()
-    return tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") % DIGEST_BITS for i in range(DIGEST_HASHES))
+    return tuple(int.from_bytes(raw[4 * i : 4 * i + 4], "big") % DIGEST_BITS for i in range(DIGEST_HASHES))
 
 
 def digest_add(digest: bytes, event_ids: Iterable[str]) -> bytes:
@@ -88,7 +96,7 @@ def neutral(marks: tuple[Mark, ...]) -> list[bool]:
             still, paused = not paused, False
         elif rank == ACKNOWLEDGED:
             still, first_done = first_done, True
-        elif rank == RESOLVED:     # kept: a second resolution moves the ticket's `resolved_at`
+        elif rank == RESOLVED:  # kept: a second resolution moves the ticket's `resolved_at`
             first_done = res_done = True
         elif rank == REOPENED:
             still, res_done = not res_done, False
@@ -119,6 +127,12 @@ def fold(state: TicketSla, lateness_us: int) -> TicketSla:
     if not gone and not gone_ignored:
         return state
     before = cutoff if state.folded_before is None else max(state.folded_before, cutoff)
-    return replace(state, marks=tuple(kept), ignored=ignored, digest=digest_add(state.digest, (*gone, *gone_ignored)),
-                   folded_marks=state.folded_marks + len(gone),
-                   folded_ignored=state.folded_ignored + len(gone_ignored), folded_before=before)
+    return replace(
+        state,
+        marks=tuple(kept),
+        ignored=ignored,
+        digest=digest_add(state.digest, (*gone, *gone_ignored)),
+        folded_marks=state.folded_marks + len(gone),
+        folded_ignored=state.folded_ignored + len(gone_ignored),
+        folded_before=before,
+    )

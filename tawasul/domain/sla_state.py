@@ -97,7 +97,7 @@ class TicketSla:
         """True when an event with this id was seen (stored or ignored after closing)."""
         if event_id in self.ignored:
             return True
-        for mark in self.marks:         # a plain loop: cheaper than any() over a generator here
+        for mark in self.marks:  # a plain loop: cheaper than any() over a generator here
             if mark[2] == event_id:
                 return True
         return False
@@ -115,9 +115,10 @@ class TicketSla:
 
     def to_dict(self) -> dict[str, Any]:
         """A compact JSON-ready dict; `from_dict(to_dict(s)) == s`."""
-        out: dict[str, Any] = {"ticket_id": self.ticket_id,
-                               "marks": [[t, r, i, list(p) if isinstance(p, tuple) else p]
-                                         for t, r, i, p in self.marks]}
+        out: dict[str, Any] = {
+            "ticket_id": self.ticket_id,
+            "marks": [[t, r, i, list(p) if isinstance(p, tuple) else p] for t, r, i, p in self.marks],
+        }
         if self.fired:
             out["fired"] = self.fired
         if self.ignored:
@@ -136,12 +137,17 @@ class TicketSla:
             marks = tuple((int(t), int(r), str(i), _payload(p)) for t, r, i, p in raw["marks"])
             next_fire = raw.get("next_fire")
             folded_marks, folded_ignored, folded_before = raw.get("folded", (0, 0, None))
-            return cls(ticket_id=str(raw["ticket_id"]), marks=marks, fired=int(raw.get("fired", 0)),
-                       ignored=tuple(str(i) for i in raw.get("ignored", ())),
-                       next_fire=None if next_fire is None else int(next_fire),
-                       digest=base64.b64decode(raw.get("digest", ""), validate=True),
-                       folded_marks=int(folded_marks), folded_ignored=int(folded_ignored),
-                       folded_before=None if folded_before is None else int(folded_before))
+            return cls(
+                ticket_id=str(raw["ticket_id"]),
+                marks=marks,
+                fired=int(raw.get("fired", 0)),
+                ignored=tuple(str(i) for i in raw.get("ignored", ())),
+                next_fire=None if next_fire is None else int(next_fire),
+                digest=base64.b64decode(raw.get("digest", ""), validate=True),
+                folded_marks=int(folded_marks),
+                folded_ignored=int(folded_ignored),
+                folded_before=None if folded_before is None else int(folded_before),
+            )
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise SlaError(f"not a stored ticket SLA state: {exc!r}") from exc
 
@@ -151,8 +157,7 @@ def _payload(raw: object) -> Payload:
         return raw
     if isinstance(raw, list) and len(raw) == 5:
         channel, kind, category, priority, department = raw
-        return str(channel), str(kind), str(category), str(priority), (
-            None if department is None else str(department))
+        return str(channel), str(kind), str(category), str(priority), (None if department is None else str(department))
     raise SlaError(f"bad mark payload {raw!r}")
 
 
@@ -194,9 +199,16 @@ class SlaOutcome:
 
     def to_data(self) -> dict[str, str]:
         """The `data` of the outcome's CloudEvent (contract section 3)."""
-        data = {"ticket_id": self.ticket_id, "target": self.target, "policy": self.policy,
-                "deadline": self.deadline.isoformat(), "channel": self.channel, "kind": self.kind,
-                "category": self.category, "priority": self.priority}
+        data = {
+            "ticket_id": self.ticket_id,
+            "target": self.target,
+            "policy": self.policy,
+            "deadline": self.deadline.isoformat(),
+            "channel": self.channel,
+            "kind": self.kind,
+            "category": self.category,
+            "priority": self.priority,
+        }
         withdrawn = self.withdrawn_id
         if withdrawn is not None:
             data["withdrawn_id"] = withdrawn

@@ -12,9 +12,15 @@ from tawasul.domain.calendars import BusinessCalendar
 
 OPENED, PRIORITY, ASSIGNED, PAUSED, RESUMED, ACKNOWLEDGED, RESOLVED, REOPENED, CLOSED = range(9)
 RANKS: dict[str, int] = {
-    "ticket.opened": OPENED, "ticket.priority_changed": PRIORITY, "ticket.assigned": ASSIGNED,
-    "ticket.paused": PAUSED, "ticket.resumed": RESUMED, "ticket.acknowledged": ACKNOWLEDGED,
-    "ticket.resolved": RESOLVED, "ticket.reopened": REOPENED, "ticket.closed": CLOSED,
+    "ticket.opened": OPENED,
+    "ticket.priority_changed": PRIORITY,
+    "ticket.assigned": ASSIGNED,
+    "ticket.paused": PAUSED,
+    "ticket.resumed": RESUMED,
+    "ticket.acknowledged": ACKNOWLEDGED,
+    "ticket.resolved": RESOLVED,
+    "ticket.reopened": REOPENED,
+    "ticket.closed": CLOSED,
 }
 """Event types in the order applied when several share one instant (then by event id)."""
 
@@ -78,7 +84,7 @@ class Timeline:
 def build_timeline(marks: tuple[Mark, ...], until: int | None = None) -> Timeline | None:
     """Replay sorted marks (those before `until` only); None while the ticket is not opened."""
     if until is not None:
-        marks = marks[:bisect_left(marks, (until,))]     # (until,) sorts before every mark at `until`
+        marks = marks[: bisect_left(marks, (until,))]  # (until,) sorts before every mark at `until`
     opened = next((m for m in marks if m[1] == OPENED), None)
     if opened is None or not isinstance(opened[3], tuple):
         return None
@@ -86,7 +92,7 @@ def build_timeline(marks: tuple[Mark, ...], until: int | None = None) -> Timelin
     first, res = Clock(start=t0), Clock(start=t0)
     priority, paused, cycle = profile[3], False, 0
     for time, rank, _, payload in marks:
-        if rank == ASSIGNED or rank == OPENED:          # they move no clock
+        if rank == ASSIGNED or rank == OPENED:  # they move no clock
             continue
         at = time if time > t0 else t0
         if rank == PRIORITY and isinstance(payload, str):
@@ -145,8 +151,9 @@ class Measure:
     breach: Crossing | None
 
 
-def measure(cal: BusinessCalendar, limit: int, warn: int | None, segments: list[Segment],
-            horizon: int | None = None) -> Measure:
+def measure(
+    cal: BusinessCalendar, limit: int, warn: int | None, segments: list[Segment], horizon: int | None = None
+) -> Measure:
     """Walk the segments; a running segment ends at `horizon`, or never when it is None."""
     ends: list[int] = []
     warning: Crossing | None = None
@@ -171,8 +178,9 @@ def measure(cal: BusinessCalendar, limit: int, warn: int | None, segments: list[
     return Measure(tuple(ends), warning, breach)
 
 
-def projected_deadline(cal: BusinessCalendar, limit: int, segments: list[Segment], ends: tuple[int, ...],
-                       count: int, opened: int) -> int:
+def projected_deadline(
+    cal: BusinessCalendar, limit: int, segments: list[Segment], ends: tuple[int, ...], count: int, opened: int
+) -> int:
     """The deadline as it stood at the end of the first `count` segments (no pause after)."""
     if count == 0:
         return cal.add_us(opened, limit)

@@ -25,8 +25,16 @@ from typing import Final, Literal
 
 from tawasul.domain import kpis
 
-__all__ = ["UNASSIGNED", "AnsweredCall", "Figures", "OpenTicket", "ServiceTally", "SurveyResponse", "figures_by",
-           "needs_help_key"]
+__all__ = [
+    "UNASSIGNED",
+    "AnsweredCall",
+    "Figures",
+    "OpenTicket",
+    "ServiceTally",
+    "SurveyResponse",
+    "figures_by",
+    "needs_help_key",
+]
 
 By = Literal["agent", "team"]
 UNASSIGNED: Final = "unassigned"
@@ -77,10 +85,18 @@ class Figures:
     needs_help: bool
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "team": self.team, "calls_answered": self.calls_answered,
-                "average_handle_seconds": self.average_handle_seconds, "satisfaction": self.satisfaction,
-                "responses": self.responses, "open_tickets": self.open_tickets, "at_risk": self.at_risk,
-                "breached": self.breached, "needs_help": self.needs_help}
+        return {
+            "name": self.name,
+            "team": self.team,
+            "calls_answered": self.calls_answered,
+            "average_handle_seconds": self.average_handle_seconds,
+            "satisfaction": self.satisfaction,
+            "responses": self.responses,
+            "open_tickets": self.open_tickets,
+            "at_risk": self.at_risk,
+            "breached": self.breached,
+            "needs_help": self.needs_help,
+        }
 
 
 @dataclass(slots=True)
@@ -123,9 +139,16 @@ class _Tally:
     breached: int = 0
 
 
-def figures_by(by: By, start: datetime, end: datetime, calls: Iterable[AnsweredCall],
-               surveys: Iterable[SurveyResponse], open_tickets: Iterable[OpenTicket], *,
-               satisfaction_target: float = 0.9) -> list[Figures]:
+def figures_by(
+    by: By,
+    start: datetime,
+    end: datetime,
+    calls: Iterable[AnsweredCall],
+    surveys: Iterable[SurveyResponse],
+    open_tickets: Iterable[OpenTicket],
+    *,
+    satisfaction_target: float = 0.9,
+) -> list[Figures]:
     """Figures per agent (`by="agent"`) or team over `[start, end)`, ranked by `needs_help_key`.
 
     Rows without an agent (for `agent`) are left out; rows without a team count under `UNASSIGNED`.
@@ -165,12 +188,18 @@ def figures_by(by: By, start: datetime, end: datetime, calls: Iterable[AnsweredC
 def _figures(name: str, entry: _Tally, by: By, target: float) -> Figures:
     service = entry.service
     satisfaction = service.satisfaction
-    return Figures(name=name, team=(entry.team or UNASSIGNED) if by == "agent" else None,
-                   calls_answered=service.calls_answered, average_handle_seconds=service.average_handle_seconds,
-                   satisfaction=satisfaction, responses=service.responses, open_tickets=entry.open_tickets,
-                   at_risk=entry.at_risk, breached=entry.breached,
-                   needs_help=entry.breached > 0 or entry.at_risk > 0
-                   or (satisfaction is not None and satisfaction < target))
+    return Figures(
+        name=name,
+        team=(entry.team or UNASSIGNED) if by == "agent" else None,
+        calls_answered=service.calls_answered,
+        average_handle_seconds=service.average_handle_seconds,
+        satisfaction=satisfaction,
+        responses=service.responses,
+        open_tickets=entry.open_tickets,
+        at_risk=entry.at_risk,
+        breached=entry.breached,
+        needs_help=entry.breached > 0 or entry.at_risk > 0 or (satisfaction is not None and satisfaction < target),
+    )
 
 
 def needs_help_key(figures: Figures, satisfaction_target: float = 0.9) -> Sequence[object]:

@@ -27,12 +27,34 @@ from tawasul.domain.policies import Match, Policy, PolicyBook
 from tawasul.domain.sla_state import UNDECIDED, SlaOutcome, TicketSla
 from tawasul.domain.sla_timeline import RANKS, Segment, build_timeline, measure
 
-__all__ = ["BusinessSpan", "Breakdown", "ClockSegment", "DeadlineBasis", "PolicyChoice", "SkippedDay",
-           "StoredOutcome", "StoryEvent", "TargetStory", "TicketStory", "breakdown", "build_story", "compare_outcomes",
-           "duration_text"]
+__all__ = [
+    "BusinessSpan",
+    "Breakdown",
+    "ClockSegment",
+    "DeadlineBasis",
+    "PolicyChoice",
+    "SkippedDay",
+    "StoredOutcome",
+    "StoryEvent",
+    "TargetStory",
+    "TicketStory",
+    "breakdown",
+    "build_story",
+    "compare_outcomes",
+    "duration_text",
+]
 
-EVENT_DETAILS: tuple[str, ...] = ("channel", "kind", "category", "priority", "department", "team", "agent",
-                                  "reason", "resolution")
+EVENT_DETAILS: tuple[str, ...] = (
+    "channel",
+    "kind",
+    "category",
+    "priority",
+    "department",
+    "team",
+    "agent",
+    "reason",
+    "resolution",
+)
 """The `data` fields shown beside an event (codes and names, no personal data)."""
 STATUS_PAUSED = "paused"
 
@@ -169,7 +191,9 @@ class TicketStory:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "ticket_id": self.ticket_id, "as_of": self.at.isoformat(), "opened": bool(self.profile),
+            "ticket_id": self.ticket_id,
+            "as_of": self.at.isoformat(),
+            "opened": bool(self.profile),
             "profile": dict(self.profile),
             "events": [_event_json(e) for e in self.events],
             "targets": [_target_json(t) for t in self.targets],
@@ -199,8 +223,9 @@ def build_story(ticket_id: str, events: Iterable[sla.TicketEvent], book: PolicyB
     zone = next(iter(book.calendars.values())).zone
     story_events = tuple(_story_event(e, state, at_us, zone) for e in ordered)
     profile = state.profile
-    profile_json: dict[str, str | None] = {} if profile is None else dict(zip(
-        ("channel", "kind", "category", "priority", "department"), profile))
+    profile_json: dict[str, str | None] = (
+        {} if profile is None else dict(zip(("channel", "kind", "category", "priority", "department"), profile))
+    )
     targets: list[TargetStory] = []
     no_policy: list[str] = []
     timeline = build_timeline(state.marks, until=at_us)
@@ -214,10 +239,26 @@ def build_story(ticket_id: str, events: Iterable[sla.TicketEvent], book: PolicyB
             priority = clock.stops[-1].priority if clock.done else timeline.priority
             policy = book.policy(status.policy)
             choice = _choice(book, policy, timeline.profile_with(priority), name)
-            targets.append(_target(name, choice, status, clock.segments, book.calendar(policy.calendar),
-                                   at_us, timeline.paused and not clock.done))
-    return TicketStory(ticket_id, at.astimezone(zone), profile_json, story_events, tuple(targets),
-                       tuple(sorted(outcomes, key=lambda o: (o.at, o.target, o.type))), tuple(no_policy))
+            targets.append(
+                _target(
+                    name,
+                    choice,
+                    status,
+                    clock.segments,
+                    book.calendar(policy.calendar),
+                    at_us,
+                    timeline.paused and not clock.done,
+                )
+            )
+    return TicketStory(
+        ticket_id,
+        at.astimezone(zone),
+        profile_json,
+        story_events,
+        tuple(targets),
+        tuple(sorted(outcomes, key=lambda o: (o.at, o.target, o.type))),
+        tuple(no_policy),
+    )
 
 
 def breakdown(cal: BusinessCalendar, start_us: int, end_us: int) -> Breakdown:
@@ -272,14 +313,16 @@ def _story_event(event: sla.TicketEvent, state: TicketSla, at_us: int, zone: Any
     return StoryEvent(from_us(time_us, zone), str(event.type), str(event.id), details, note)
 
 
-def _choice(book: PolicyBook, policy: Policy, profile: tuple[str, str, str, str, str | None],
-            target: str) -> PolicyChoice:
+def _choice(
+    book: PolicyBook, policy: Policy, profile: tuple[str, str, str, str, str | None], target: str
+) -> PolicyChoice:
     position = book.policies.index(policy)
     passed = tuple((p.name, _misfit(p.match, profile)) for p in book.policies[:position])
     limit = policy.target(target)
-    assert limit is not None        # evaluate leaves out targets without a limit
-    return PolicyChoice(policy.name, position, _match_keys(policy.match), profile[3], policy.calendar, limit,
-                        policy.warn_at, passed)
+    assert limit is not None  # evaluate leaves out targets without a limit
+    return PolicyChoice(
+        policy.name, position, _match_keys(policy.match), profile[3], policy.calendar, limit, policy.warn_at, passed
+    )
 
 
 def _match_keys(match: Match) -> dict[str, tuple[str, ...]]:
@@ -303,18 +346,32 @@ def _misfit(match: Match, profile: tuple[str, str, str, str, str | None]) -> str
     return "category"
 
 
-def _target(name: str, choice: PolicyChoice, status: sla.TargetStatus, segments: list[Segment],
-            cal: BusinessCalendar, at_us: int, paused: bool) -> TargetStory:
+def _target(
+    name: str,
+    choice: PolicyChoice,
+    status: sla.TargetStatus,
+    segments: list[Segment],
+    cal: BusinessCalendar,
+    at_us: int,
+    paused: bool,
+) -> TargetStory:
     limit = choice.limit // timedelta(microseconds=1)
     clock_segments = tuple(
-        ClockSegment(cal.instant(s), None if e is None else cal.instant(e), c,
-                     breakdown(cal, s, at_us if e is None else e))
-        for s, e, c in segments)
+        ClockSegment(
+            cal.instant(s), None if e is None else cal.instant(e), c, breakdown(cal, s, at_us if e is None else e)
+        )
+        for s, e, c in segments
+    )
     pauses = tuple(
-        Pause(cal.instant(prev_end), cal.instant(nxt_start), "paused" if nxt_cycle == prev_cycle else "resolved",
-              breakdown(cal, prev_end, nxt_start).business)
+        Pause(
+            cal.instant(prev_end),
+            cal.instant(nxt_start),
+            "paused" if nxt_cycle == prev_cycle else "resolved",
+            breakdown(cal, prev_end, nxt_start).business,
+        )
         for (_, prev_end, prev_cycle), (nxt_start, _, nxt_cycle) in zip(segments, segments[1:])
-        if prev_end is not None)
+        if prev_end is not None
+    )
     if paused and segments and segments[-1][1] is not None:
         last_end = segments[-1][1]
         pauses += (Pause(cal.instant(last_end), None, "paused", breakdown(cal, last_end, at_us).business),)
@@ -322,14 +379,22 @@ def _target(name: str, choice: PolicyChoice, status: sla.TargetStatus, segments:
     warn = measure(cal, limit, int(limit * choice.warn_at), segments)
     crossing = measure(cal, limit, None, segments).breach
     return TargetStory(
-        name, choice, STATUS_PAUSED if status.status == UNDECIDED else status.status, status.elapsed,
-        clock_segments, pauses, status.deadline, basis,
+        name,
+        choice,
+        STATUS_PAUSED if status.status == UNDECIDED else status.status,
+        status.elapsed,
+        clock_segments,
+        pauses,
+        status.deadline,
+        basis,
         None if warn.warning is None else cal.instant(warn.warning.fire),
-        None if crossing is None else cal.instant(crossing.fire))
+        None if crossing is None else cal.instant(crossing.fire),
+    )
 
 
-def _basis(cal: BusinessCalendar, limit: int, segments: list[Segment], at_us: int,
-           status: sla.TargetStatus) -> DeadlineBasis | None:
+def _basis(
+    cal: BusinessCalendar, limit: int, segments: list[Segment], at_us: int, status: sla.TargetStatus
+) -> DeadlineBasis | None:
     """The segment from which the engine added the rest of the limit, as `measure` and
     `projected_deadline` do: the one in which the limit is crossed, else the last one."""
     if status.deadline is None or not segments:
@@ -346,8 +411,12 @@ def _basis(cal: BusinessCalendar, limit: int, segments: list[Segment], at_us: in
     start, before = chosen
     remaining = max(0, limit - before)
     deadline = cal.add_us(start, remaining)
-    return DeadlineBasis(cal.instant(start), timedelta(microseconds=before), timedelta(microseconds=remaining),
-                         breakdown(cal, start, deadline))
+    return DeadlineBasis(
+        cal.instant(start),
+        timedelta(microseconds=before),
+        timedelta(microseconds=remaining),
+        breakdown(cal, start, deadline),
+    )
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -371,11 +440,15 @@ _dur = duration_text
 
 
 def _breakdown_json(b: Breakdown) -> dict[str, Any]:
-    return {"from": _iso(b.start), "to": _iso(b.end), "business": _dur(b.business),
-            "business_seconds": b.business.total_seconds(),
-            "intervals": [{"from": _iso(s.start), "to": _iso(s.end), "business": _dur(s.business)} for s in b.spans],
-            "skipped_days": [{"date": _iso(d.day), "reason": d.reason, "name": d.name} for d in b.skipped],
-            "ramadan_days": [_iso(d) for d in b.ramadan_days]}
+    return {
+        "from": _iso(b.start),
+        "to": _iso(b.end),
+        "business": _dur(b.business),
+        "business_seconds": b.business.total_seconds(),
+        "intervals": [{"from": _iso(s.start), "to": _iso(s.end), "business": _dur(s.business)} for s in b.spans],
+        "skipped_days": [{"date": _iso(d.day), "reason": d.reason, "name": d.name} for d in b.skipped],
+        "ramadan_days": [_iso(d) for d in b.ramadan_days],
+    }
 
 
 def _event_json(e: StoryEvent) -> dict[str, Any]:
@@ -385,27 +458,53 @@ def _event_json(e: StoryEvent) -> dict[str, Any]:
 def _target_json(t: TargetStory) -> dict[str, Any]:
     p, b = t.policy, t.deadline_basis
     return {
-        "target": t.target, "status": t.status, "elapsed": _dur(t.elapsed),
+        "target": t.target,
+        "status": t.status,
+        "elapsed": _dur(t.elapsed),
         "elapsed_seconds": t.elapsed.total_seconds(),
-        "policy": {"name": p.name, "position": p.position, "match": {k: list(v) for k, v in p.match.items()},
-                   "priority": p.priority, "calendar": p.calendar, "limit": _dur(p.limit), "warn_at": p.warn_at,
-                   "passed_over": [{"policy": n, "misfit": k} for n, k in p.passed_over]},
-        "segments": [{"from": _iso(s.start), "to": _iso(s.end), "cycle": s.cycle, "counted": _breakdown_json(s.counted)}
-                     for s in t.segments],
-        "pauses": [{"from": _iso(x.start), "to": _iso(x.end), "why": x.why, "skipped_business": _dur(x.skipped_business)}
-                   for x in t.pauses],
+        "policy": {
+            "name": p.name,
+            "position": p.position,
+            "match": {k: list(v) for k, v in p.match.items()},
+            "priority": p.priority,
+            "calendar": p.calendar,
+            "limit": _dur(p.limit),
+            "warn_at": p.warn_at,
+            "passed_over": [{"policy": n, "misfit": k} for n, k in p.passed_over],
+        },
+        "segments": [
+            {"from": _iso(s.start), "to": _iso(s.end), "cycle": s.cycle, "counted": _breakdown_json(s.counted)}
+            for s in t.segments
+        ],
+        "pauses": [
+            {"from": _iso(x.start), "to": _iso(x.end), "why": x.why, "skipped_business": _dur(x.skipped_business)}
+            for x in t.pauses
+        ],
         "deadline": _iso(t.deadline),
-        "deadline_basis": None if b is None else {
-            "from": _iso(b.start), "counted_before": _dur(b.counted_before), "remaining": _dur(b.remaining),
-            "walk": _breakdown_json(b.walk)},
-        "warning_at": _iso(t.warning_at), "breached_from": _iso(t.breached_from),
+        "deadline_basis": None
+        if b is None
+        else {
+            "from": _iso(b.start),
+            "counted_before": _dur(b.counted_before),
+            "remaining": _dur(b.remaining),
+            "walk": _breakdown_json(b.walk),
+        },
+        "warning_at": _iso(t.warning_at),
+        "breached_from": _iso(t.breached_from),
     }
 
 
 def _outcome_json(o: SlaOutcome) -> dict[str, Any]:
-    return {"id": o.id, "type": o.type, "target": o.target, "cycle": o.cycle, "policy": o.policy,
-            "deadline": _iso(o.deadline), "at": _iso(o.at), "priority": o.priority}
-
+    return {
+        "id": o.id,
+        "type": o.type,
+        "target": o.target,
+        "cycle": o.cycle,
+        "policy": o.policy,
+        "deadline": _iso(o.deadline),
+        "at": _iso(o.at),
+        "priority": o.priority,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,8 +526,7 @@ def compare_outcomes(computed: Iterable[SlaOutcome], stored: Iterable[StoredOutc
     mine = {o.id: o for o in computed}
     theirs = {o.id: o for o in stored}
     rows = []
-    for outcome_id in sorted(mine.keys() | theirs.keys(),
-                             key=lambda i: ((mine.get(i) or theirs[i]).at, i)):
+    for outcome_id in sorted(mine.keys() | theirs.keys(), key=lambda i: ((mine.get(i) or theirs[i]).at, i)):
         a, b = mine.get(outcome_id), theirs.get(outcome_id)
         if a is None:
             verdict = "stored only"
@@ -438,9 +536,22 @@ def compare_outcomes(computed: Iterable[SlaOutcome], stored: Iterable[StoredOutc
             verdict = "agree"
         else:
             verdict = "differ"
-        rows.append({"id": outcome_id, "verdict": verdict,
-                     "computed": None if a is None else _outcome_json(a),
-                     "stored": None if b is None else {
-                         "id": b.id, "type": b.type, "target": b.target, "policy": b.policy,
-                         "deadline": _iso(b.deadline), "at": _iso(b.at), "policies_sha256": b.policies_sha256}})
+        rows.append(
+            {
+                "id": outcome_id,
+                "verdict": verdict,
+                "computed": None if a is None else _outcome_json(a),
+                "stored": None
+                if b is None
+                else {
+                    "id": b.id,
+                    "type": b.type,
+                    "target": b.target,
+                    "policy": b.policy,
+                    "deadline": _iso(b.deadline),
+                    "at": _iso(b.at),
+                    "policies_sha256": b.policies_sha256,
+                },
+            }
+        )
     return rows

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -27,16 +27,33 @@ from zoneinfo import ZoneInfo
 from tawasul.domain.errors import DomainError
 
 __all__ = [
-    "DUBAI", "NOW", "RESOLUTIONS", "WINDOWS", "WINDOW_NAMES", "Resolution", "Window", "WindowError",
-    "WindowedSums", "bucket_of", "bucket_start_us", "bucket_ids", "from_us", "retention_floor",
-    "retention_floors", "to_us", "window", "window_range", "window_ranges", "window_span",
+    "DUBAI",
+    "NOW",
+    "RESOLUTIONS",
+    "WINDOWS",
+    "WINDOW_NAMES",
+    "Resolution",
+    "Window",
+    "WindowError",
+    "WindowedSums",
+    "bucket_of",
+    "bucket_start_us",
+    "bucket_ids",
+    "from_us",
+    "retention_floor",
+    "retention_floors",
+    "to_us",
+    "window",
+    "window_range",
+    "window_ranges",
+    "window_span",
 ]
 
 DUBAI = ZoneInfo("Asia/Dubai")
 NOW = "now"
 """The window name of instantaneous figures (calls waiting now, open tickets, ...)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 MINUTE_US = 60_000_000
 HOUR_US = 60 * MINUTE_US
@@ -251,8 +268,12 @@ class WindowedSums(Generic[T]):
                 if first <= bucket <= last:
                     sums[name] = sums[name] + value  # type: ignore[assignment]
 
-    def advance(self, as_of_us: int, ranges: dict[str, tuple[int, int]] | None = None,
-                floors: dict[Resolution, int] | None = None) -> bool:
+    def advance(
+        self,
+        as_of_us: int,
+        ranges: dict[str, tuple[int, int]] | None = None,
+        floors: dict[Resolution, int] | None = None,
+    ) -> bool:
         """Move every window to `as_of_us`; returns True when any window total may have changed.
 
         `ranges` (`window_ranges(as_of_us)`) and `floors` (`retention_floors(as_of_us)`) may be
@@ -312,4 +333,3 @@ class WindowedSums(Generic[T]):
 
 _NAMES: tuple[tuple[str, ...], ...] = tuple(tuple(w.name for w in WINDOWS if w.resolution is r) for r in RESOLUTIONS)
 """The window names of each resolution, in `RESOLUTIONS` order."""
-

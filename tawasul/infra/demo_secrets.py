@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 PLACEHOLDER: Final = "change-me"
 ENV_ALLOW: Final = "TAWASUL_ALLOW_DEMO_SECRETS"
 SECRET_VARIABLES: Final = re.compile(
-    r"TAWASUL_PSEUDONYM_KEY|TAWASUL_METRICS_TOKEN|TAWASUL_GATEWAY_\w+_SECRET|TAWASUL_GATEWAY_\w+_TOKEN")
+    r"TAWASUL_PSEUDONYM_KEY|TAWASUL_METRICS_TOKEN|TAWASUL_GATEWAY_\w+_SECRET|TAWASUL_GATEWAY_\w+_TOKEN"
+)
 ENV_DATABASE_URL: Final = "TAWASUL_DATABASE_URL"
 
 
@@ -50,4 +51,5 @@ def refuse_placeholder_secrets(environ: Mapping[str, str]) -> None:
     if found:
         raise PlaceholderSecret(
             f"{', '.join(found)} still {'holds' if len(found) == 1 else 'hold'} the placeholder secret of "
-            f"docker-compose.yml ('{PLACEHOLDER}...'): set a secret of your own, or {ENV_ALLOW}=1 for a demo")
+            f"docker-compose.yml ('{PLACEHOLDER}...'): set a secret of your own, or {ENV_ALLOW}=1 for a demo"
+        )

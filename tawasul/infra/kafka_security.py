@@ -77,8 +77,9 @@ class KafkaSecurity:
         cafile = (env.get(ENV_SSL_CAFILE) or "").strip() or None
         security = cls(protocol, mechanism, username, password, cafile)
         if security.uses_sasl and not (username and password):
-            missing = [name for name, value in ((ENV_SASL_USERNAME, username), (ENV_SASL_PASSWORD, password))
-                       if not value]
+            missing = [
+                name for name, value in ((ENV_SASL_USERNAME, username), (ENV_SASL_PASSWORD, password)) if not value
+            ]
             raise _setting_error(f"{ENV_SECURITY_PROTOCOL}={protocol} needs {' and '.join(missing)}")
         if cafile and security.uses_tls and not os.path.isfile(cafile):
             raise _setting_error(f"{ENV_SSL_CAFILE}={cafile!r}: no such file")
@@ -108,8 +109,11 @@ class KafkaSecurity:
         if self.uses_tls:
             options["ssl_context"] = self.ssl_context()
         if self.uses_sasl:
-            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
-                           sasl_plain_password=Secret(self.password or ""))
+            options.update(
+                sasl_mechanism=self.mechanism,
+                sasl_plain_username=self.username,
+                sasl_plain_password=Secret(self.password or ""),
+            )
         return options
 
     def faust(self) -> dict[str, Any]:
@@ -117,9 +121,14 @@ class KafkaSecurity:
         import faust
 
         if self.uses_sasl:
-            return {"broker_credentials": faust.SASLCredentials(
-                username=self.username, password=Secret(self.password or ""), ssl_context=self.ssl_context(),
-                mechanism=self.mechanism)}
+            return {
+                "broker_credentials": faust.SASLCredentials(
+                    username=self.username,
+                    password=Secret(self.password or ""),
+                    ssl_context=self.ssl_context(),
+                    mechanism=self.mechanism,
+                )
+            }
         if self.uses_tls:
             return {"broker_credentials": faust.SSLCredentials(self.ssl_context())}
         return {}
@@ -213,8 +222,9 @@ def _aiokafka_attempt(bootstrap: str, security: KafkaSecurity, timeout_s: float 
     found: list[str] = []
 
     async def attempt() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                    **security.aiokafka())
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **security.aiokafka()
+        )
         try:
             await asyncio.wait_for(producer.start(), timeout_s)
         except Exception as exc:  # noqa: BLE001 - every failure is a finding here
@@ -243,15 +253,19 @@ def refusal_reason(bootstrap: str, security: KafkaSecurity, messages: list[str])
     text = "\n".join(messages)
     where = f"Kafka at {bootstrap}"
     if "SaslAuthenticationFailed" in text or "Authentication failed" in text:
-        return (f"{where} refused SASL user {security.username!r} ({security.mechanism}): wrong user name or "
-                f"password; check {ENV_SASL_USERNAME} and {ENV_SASL_PASSWORD}")
+        return (
+            f"{where} refused SASL user {security.username!r} ({security.mechanism}): wrong user name or "
+            f"password; check {ENV_SASL_USERNAME} and {ENV_SASL_PASSWORD}"
+        )
     if "UnsupportedSaslMechanism" in text:
         return f"{where} does not offer SASL mechanism {security.mechanism}: set {ENV_SASL_MECHANISM}"
     verify = re.search(r"certificate verify failed: ([^(\]\n]+)", text)
     if verify or "CERTIFICATE_VERIFY_FAILED" in text:
         detail = verify.group(1).strip() if verify else "verify failed"
-        return (f"{where}: its TLS certificate is not trusted ({detail}); set {ENV_SSL_CAFILE} "
-                "to the file of the CA that signed it")
+        return (
+            f"{where}: its TLS certificate is not trusted ({detail}); set {ENV_SSL_CAFILE} "
+            "to the file of the CA that signed it"
+        )
     mismatch = re.search(r"(Hostname mismatch|IP address mismatch)[^\n]*", text)
     if mismatch:
         return f"{where}: its TLS certificate does not name this host ({mismatch.group(0)[:160]})"
@@ -260,12 +274,18 @@ def refusal_reason(bootstrap: str, security: KafkaSecurity, messages: list[str])
         return None
     tls = _speaks_tls(host or "localhost", int(port))
     if tls is True and not security.uses_tls:
-        return (f"{where} expects TLS, this client uses {ENV_SECURITY_PROTOCOL}={security.protocol}: "
-                "set it to SSL or SASL_SSL")
+        return (
+            f"{where} expects TLS, this client uses {ENV_SECURITY_PROTOCOL}={security.protocol}: "
+            "set it to SSL or SASL_SSL"
+        )
     if tls is False and security.uses_tls:
-        return (f"{where} does not speak TLS, this client uses {ENV_SECURITY_PROTOCOL}={security.protocol}: "
-                "set it to PLAINTEXT or SASL_PLAINTEXT")
+        return (
+            f"{where} does not speak TLS, this client uses {ENV_SECURITY_PROTOCOL}={security.protocol}: "
+            "set it to PLAINTEXT or SASL_PLAINTEXT"
+        )
     if tls is False and not security.uses_sasl and "broker_version=(" in text and "disconnected" in text:
-        return (f"{where} closes the connection after the version handshake: it probably requires SASL; "
-                f"set {ENV_SECURITY_PROTOCOL}=SASL_PLAINTEXT (or SASL_SSL) with a user and password")
+        return (
+            f"{where} closes the connection after the version handshake: it probably requires SASL; "
+            f"set {ENV_SECURITY_PROTOCOL}=SASL_PLAINTEXT (or SASL_SSL) with a user and password"
+        )
     return None

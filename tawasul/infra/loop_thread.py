@@ -35,8 +35,10 @@ class LoopThread:
 
     def run(self, function: Callable[[], T]) -> T:
         """Call `function` in the loop's thread (for the clients' synchronous methods)."""
+
         async def run() -> T:
             return function()
+
         return self.call(run())
 
     @property

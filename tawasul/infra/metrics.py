@@ -41,128 +41,207 @@ def _gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> _Factory:
     return lambda registry: Gauge(name, doc, list(labels), registry=registry)
 
 
-def _histogram(name: str, doc: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS
-               ) -> _Factory:
+def _histogram(
+    name: str, doc: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS
+) -> _Factory:
     return lambda registry: Histogram(name, doc, list(labels), buckets=buckets, registry=registry)
 
 
 DECLARED: Final[dict[str, _Factory]] = {
     # intake (gateway, file and adapter publishers; the sink dead-letters what it cannot decode)
     "events_accepted": _counter(
-        "tawasul_events_accepted_total", "Valid events published to Kafka.", ("channel", "type")),
+        "tawasul_events_accepted_total", "Valid events published to Kafka.", ("channel", "type")
+    ),
     "events_rejected": _counter(
-        "tawasul_events_rejected_total", "Invalid events rejected at intake.", ("source_kind", "reason")),
+        "tawasul_events_rejected_total", "Invalid events rejected at intake.", ("source_kind", "reason")
+    ),
     "dead_letters": _counter(
-        "tawasul_dead_letters_total", "Records written to the dead-letter topic.", ("source_kind",)),
+        "tawasul_dead_letters_total", "Records written to the dead-letter topic.", ("source_kind",)
+    ),
     "sla_ticks_ignored": _counter(
         "tawasul_sla_ticks_ignored_total",
         "Replay end-of-input markers on tawasul.sla.ticks the SLA engine ignored (reason: live, other_run).",
-        ("reason",)),
+        ("reason",),
+    ),
     "duplicates": _counter(
-        "tawasul_duplicate_events_total", "Events dropped because their id was already seen.", ("stage",)),
+        "tawasul_duplicate_events_total", "Events dropped because their id was already seen.", ("stage",)
+    ),
     "gateway_requests": _counter(
-        "tawasul_gateway_requests_total", "HTTP ingest requests by answer status.", ("status",)),
+        "tawasul_gateway_requests_total", "HTTP ingest requests by answer status.", ("status",)
+    ),
     "gateway_refusals": _counter(
         "tawasul_gateway_refusals_total",
         "HTTP ingest requests the gateway refused, by reason (invalid_event, unauthorized, forbidden, "
-        "too_large, unsupported_media_type, rate_limited, unavailable, other).", ("reason",)),
+        "too_large, unsupported_media_type, rate_limited, unavailable, other).",
+        ("reason",),
+    ),
     "conflicting_duplicates": _counter(
         "tawasul_conflicting_duplicates_total",
-        "Events whose id was already stored with other content: dead-lettered, not stored.", ("stage",)),
+        "Events whose id was already stored with other content: dead-lettered, not stored.",
+        ("stage",),
+    ),
     "gateway_auth_refusals": _counter(
         "tawasul_gateway_auth_refusals_total",
-        "Gateway requests refused with 401, by reason (missing, bad_signature, stale, replayed, ...).", ("reason",)),
+        "Gateway requests refused with 401, by reason (missing, bad_signature, stale, replayed, ...).",
+        ("reason",),
+    ),
     "gateway_rate_limited": _counter(
-        "tawasul_gateway_rate_limited_total", "Gateway requests refused with 429 by their adapter's rate limit.",
-        ("adapter",)),
+        "tawasul_gateway_rate_limited_total",
+        "Gateway requests refused with 429 by their adapter's rate limit.",
+        ("adapter",),
+    ),
     "gateway_forbidden_events": _counter(
         "tawasul_gateway_forbidden_events_total",
-        "Events the gateway refused with 403: a type, channel or source their adapter may not send.", ("adapter",)),
+        "Events the gateway refused with 403: a type, channel or source their adapter may not send.",
+        ("adapter",),
+    ),
     # tickets and SLA (the sink)
-    "tickets_open": _gauge(
-        "tawasul_tickets_open", "Open tickets now.", ("channel", "kind", "priority", "sla_state")),
+    "tickets_open": _gauge("tawasul_tickets_open", "Open tickets now.", ("channel", "kind", "priority", "sla_state")),
     "sla_outcomes": _counter(
-        "tawasul_sla_outcomes_total", "SLA outcomes (warning, breached, met, breach_withdrawn, warning_withdrawn) stored by the sink, each once.",
-        ("outcome", "channel", "kind", "target")),
+        "tawasul_sla_outcomes_total",
+        "SLA outcomes (warning, breached, met, breach_withdrawn, warning_withdrawn) stored by the sink, each once.",
+        ("outcome", "channel", "kind", "target"),
+    ),
     # the worker's SLA engine
     "sla_outcomes_emitted": _counter(
         "tawasul_sla_outcomes_emitted_total",
         "SLA outcome events the worker's SLA engine published (at least once: one may be published again "
-        "after a restart).", ("outcome", "channel", "kind", "target")),
+        "after a restart).",
+        ("outcome", "channel", "kind", "target"),
+    ),
     "ignored_after_close": _counter(
-        "tawasul_events_after_close_total", "Ticket events ignored because the ticket was closed."),
+        "tawasul_events_after_close_total", "Ticket events ignored because the ticket was closed."
+    ),
     "closed_tickets_expired": _counter(
         "tawasul_closed_tickets_expired_total",
-        "Closed tickets removed from the SLA table after TAWASUL_CLOSED_RETENTION (tombstones written)."),
+        "Closed tickets removed from the SLA table after TAWASUL_CLOSED_RETENTION (tombstones written).",
+    ),
     # satisfaction and contact centre (the sink, from the KPI snapshots)
     "satisfaction_ratio": _gauge(
-        "tawasul_satisfaction_ratio", "Share of satisfied survey responses.", ("channel", "window")),
-    "survey_responses": _gauge(
-        "tawasul_survey_responses", "Survey responses in the window.", ("channel", "window")),
+        "tawasul_satisfaction_ratio", "Share of satisfied survey responses.", ("channel", "window")
+    ),
+    "survey_responses": _gauge("tawasul_survey_responses", "Survey responses in the window.", ("channel", "window")),
     "service_level_ratio": _gauge(
-        "tawasul_call_service_level_ratio", "Calls answered within the threshold / (answered + abandoned).",
-        ("queue", "window")),
+        "tawasul_call_service_level_ratio",
+        "Calls answered within the threshold / (answered + abandoned).",
+        ("queue", "window"),
+    ),
     "asa_seconds": _gauge(
-        "tawasul_call_average_speed_of_answer_seconds", "Average speed of answer.", ("queue", "window")),
-    "abandon_ratio": _gauge(
-        "tawasul_call_abandon_ratio", "Abandoned / offered calls.", ("queue", "window")),
+        "tawasul_call_average_speed_of_answer_seconds", "Average speed of answer.", ("queue", "window")
+    ),
+    "abandon_ratio": _gauge("tawasul_call_abandon_ratio", "Abandoned / offered calls.", ("queue", "window")),
     "calls_waiting": _gauge("tawasul_calls_waiting", "Calls waiting in the queue now.", ("queue",)),
     "walk_in_waiting": _gauge("tawasul_walk_in_waiting", "Visitors waiting at a centre now.", ("centre",)),
     # pipeline health: the sink
     "consumer_lag": _gauge(
-        "tawasul_consumer_lag_messages", "Messages the sink has not yet consumed, per topic.", ("stage", "topic")),
+        "tawasul_consumer_lag_messages", "Messages the sink has not yet consumed, per topic.", ("stage", "topic")
+    ),
     "sink_batch_seconds": _histogram(
-        "tawasul_sink_batch_duration_seconds", "Time to store one batch in the database.", buckets=BATCH_BUCKETS),
+        "tawasul_sink_batch_duration_seconds", "Time to store one batch in the database.", buckets=BATCH_BUCKETS
+    ),
     "sink_rows": _counter("tawasul_sink_rows_written_total", "Rows written by the database sink.", ("table",)),
     "db_errors": _counter("tawasul_database_errors_total", "Database errors seen by the sink.", ("kind",)),
     "db_up": _gauge("tawasul_database_up", "1 while the sink can reach its database, else 0."),
     # pipeline health: the worker
     "processing_delay": _histogram(
-        "tawasul_event_processing_delay_seconds", "Delay from an event's arrival in Kafka to its processing.",
-        ("stage",)),
+        "tawasul_event_processing_delay_seconds",
+        "Delay from an event's arrival in Kafka to its processing.",
+        ("stage",),
+    ),
     "deadline_delay": _histogram(
-        "tawasul_sla_deadline_delay_seconds", "Delay from an SLA deadline to its emitted breach or warning."),
+        "tawasul_sla_deadline_delay_seconds", "Delay from an SLA deadline to its emitted breach or warning."
+    ),
     "worker_lag": _gauge(
         "tawasul_worker_consumer_lag_messages",
         "Input messages of a stage (sla, kpis) not yet processed, per input partition of tawasul.events.",
-        ("stage", "partition")),
+        ("stage", "partition"),
+    ),
     "worker_event_age": _gauge(
         "tawasul_worker_event_age_seconds",
         "Seconds since the Kafka timestamp of the newest input event a stage (sla, kpis) processed, per "
         "input partition (grows while the input is idle too: read it together with the lag).",
-        ("stage", "partition")),
+        ("stage", "partition"),
+    ),
     "worker_held_writes": _gauge(
         "tawasul_worker_held_writes",
         "Input messages of the SLA engine whose table writes wait for the broker's confirmation of their "
-        "outcome events."),
+        "outcome events.",
+    ),
     # the wall display
     "wallboard_reads": _counter(
         "tawasul_wallboard_board_requests_total",
-        "Board requests (/api/wallboard) the wall display answered, by result (ok, unavailable).", ("result",)),
+        "Board requests (/api/wallboard) the wall display answered, by result (ok, unavailable).",
+        ("result",),
+    ),
 }
 
 ROLES: Final[dict[str, tuple[str, ...]]] = {
-    "sink": ("tickets_open", "sla_outcomes", "satisfaction_ratio", "survey_responses", "service_level_ratio",
-             "asa_seconds", "abandon_ratio", "calls_waiting", "walk_in_waiting", "consumer_lag",
-             "sink_batch_seconds", "sink_rows", "db_errors", "db_up", "dead_letters", "events_rejected",
-             "conflicting_duplicates"),
-    "worker": ("sla_outcomes_emitted", "ignored_after_close", "closed_tickets_expired", "duplicates",
-               "sla_ticks_ignored", "dead_letters",
-               "processing_delay", "deadline_delay", "worker_lag", "worker_event_age", "worker_held_writes"),
-    "gateway": ("events_accepted", "events_rejected", "dead_letters", "gateway_requests", "gateway_refusals",
-                "gateway_auth_refusals", "gateway_rate_limited", "gateway_forbidden_events"),
+    "sink": (
+        "tickets_open",
+        "sla_outcomes",
+        "satisfaction_ratio",
+        "survey_responses",
+        "service_level_ratio",
+        "asa_seconds",
+        "abandon_ratio",
+        "calls_waiting",
+        "walk_in_waiting",
+        "consumer_lag",
+        "sink_batch_seconds",
+        "sink_rows",
+        "db_errors",
+        "db_up",
+        "dead_letters",
+        "events_rejected",
+        "conflicting_duplicates",
+    ),
+    "worker": (
+        "sla_outcomes_emitted",
+        "ignored_after_close",
+        "closed_tickets_expired",
+        "duplicates",
+        "sla_ticks_ignored",
+        "dead_letters",
+        "processing_delay",
+        "deadline_delay",
+        "worker_lag",
+        "worker_event_age",
+        "worker_held_writes",
+    ),
+    "gateway": (
+        "events_accepted",
+        "events_rejected",
+        "dead_letters",
+        "gateway_requests",
+        "gateway_refusals",
+        "gateway_auth_refusals",
+        "gateway_rate_limited",
+        "gateway_forbidden_events",
+    ),
     "wallboard": ("wallboard_reads",),
 }
 """What each process role maintains, registered when its `Metrics` is made."""
 
-GATEWAY_REFUSAL_REASONS: Final = ("invalid_event", "unauthorized", "forbidden", "too_large", "unsupported_media_type",
-                                  "rate_limited", "unavailable", "other")
+GATEWAY_REFUSAL_REASONS: Final = (
+    "invalid_event",
+    "unauthorized",
+    "forbidden",
+    "too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "unavailable",
+    "other",
+)
 ROLE_SERIES: Final[dict[str, tuple[tuple[str, dict[str, str]], ...]]] = {
-    "sink": (("dead_letters", {"source_kind": "sink"}),
-             *(("db_errors", {"kind": kind}) for kind in ("unavailable", "error", "rejected_row"))),
+    "sink": (
+        ("dead_letters", {"source_kind": "sink"}),
+        *(("db_errors", {"kind": kind}) for kind in ("unavailable", "error", "rejected_row")),
+    ),
     "worker": (("duplicates", {"stage": "sla"}), ("dead_letters", {"source_kind": "processor"})),
-    "gateway": (("dead_letters", {"source_kind": "http"}),
-                *(("gateway_refusals", {"reason": reason}) for reason in GATEWAY_REFUSAL_REASONS)),
+    "gateway": (
+        ("dead_letters", {"source_kind": "http"}),
+        *(("gateway_refusals", {"reason": reason}) for reason in GATEWAY_REFUSAL_REASONS),
+    ),
     "wallboard": tuple(("wallboard_reads", {"result": result}) for result in ("ok", "unavailable")),
 }
 """Counter series each role exports at 0 from its start: `increase()` needs a sample before the

@@ -42,9 +42,16 @@ class KeyPartitioner(DefaultPartitioner):
     def __init__(self, cache_size: int = CACHED_KEYS) -> None:
         self._hashes = KeyHashes(cache_size)
 
-    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any,
-                  serialized_value: bytes | None, cluster: Any) -> int:
-        if serialized_key is None:      # no key: a random available partition, as by default
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: bytes | None,
+        cluster: Any,
+    ) -> int:
+        if serialized_key is None:  # no key: a random available partition, as by default
             return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
         partitions = cluster.partitions_for_topic(topic)
         if not partitions:

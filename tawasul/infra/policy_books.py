@@ -33,8 +33,13 @@ class PolicyFile:
 
     def message(self, used_by: str, used_at: datetime) -> tuple[bytes, bytes]:
         """(key, value) of its `tawasul.policies` message."""
-        body = {"name": self.name, "sha256": self.sha256, "yaml": self.text, "used_at": used_at.isoformat(),
-                "used_by": used_by}
+        body = {
+            "name": self.name,
+            "sha256": self.sha256,
+            "yaml": self.text,
+            "used_at": used_at.isoformat(),
+            "used_by": used_by,
+        }
         return self.sha256.encode(), json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

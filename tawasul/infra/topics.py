@@ -118,40 +118,64 @@ class TopicSpec:
 
 
 EVENTS = TopicSpec(
-    "tawasul.events", 6, {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "tawasul.events",
+    6,
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
     "every valid input event; key = subject",
 )
 DEAD_LETTER = TopicSpec(
-    "tawasul.deadletter", 1, {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "tawasul.deadletter",
+    1,
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
     "rejected input with the reason and the original bytes",
 )
 SLA_OUTCOMES = TopicSpec(
-    "tawasul.sla.outcomes", 6, {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
+    "tawasul.sla.outcomes",
+    6,
+    {"retention.ms": str(30 * DAY_MS), "cleanup.policy": "delete"},
     "sla.warning / sla.breached / sla.met CloudEvents; key = ticket id",
 )
 TICKET_STATE = TopicSpec(
-    "tawasul.tickets.state", 6, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "tawasul.tickets.state",
+    6,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
     "each ticket's current SLA state; key = ticket id",
 )
 SLA_TICKS = TopicSpec(
-    "tawasul.sla.ticks", 6, {"retention.ms": str(DAY_MS), "cleanup.policy": "delete"},
+    "tawasul.sla.ticks",
+    6,
+    {"retention.ms": str(DAY_MS), "cleanup.policy": "delete"},
     "internal: timer ticks and end-of-input watermarks for the SLA engine, co-partitioned with events",
 )
 KPI_INPUT = TopicSpec(
-    "tawasul.kpis.input", 1, {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
+    "tawasul.kpis.input",
+    1,
+    {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"},
     "internal: the KPI events and ticket states funnelled into one partition for the KPI aggregator",
 )
 KPIS = TopicSpec(
-    "tawasul.kpis", 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+    "tawasul.kpis",
+    1,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
     "KPI snapshots; key = figure + window + scope",
 )
 POLICIES = TopicSpec(
-    "tawasul.policies", 1, {"cleanup.policy": "compact"},
+    "tawasul.policies",
+    1,
+    {"cleanup.policy": "compact"},
     "every SLA policy book a worker or replay ran with (name, SHA-256, YAML); key = SHA-256",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (EVENTS, DEAD_LETTER, SLA_OUTCOMES, SLA_TICKS, TICKET_STATE, KPI_INPUT, KPIS,
-                                     POLICIES)
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    EVENTS,
+    DEAD_LETTER,
+    SLA_OUTCOMES,
+    SLA_TICKS,
+    TICKET_STATE,
+    KPI_INPUT,
+    KPIS,
+    POLICIES,
+)
 
 
 def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
@@ -168,8 +192,10 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
         created: list[str] = []
         for spec in wanted:
             topic = NewTopic(
-                name=f"{prefix}{spec.name}", num_partitions=spec.partitions,
-                replication_factor=replication.factor, topic_configs={**replication.topic_config(), **spec.config},
+                name=f"{prefix}{spec.name}",
+                num_partitions=spec.partitions,
+                replication_factor=replication.factor,
+                topic_configs={**replication.topic_config(), **spec.config},
             )
             try:
                 admin.create_topics([topic])
@@ -177,8 +203,11 @@ def ensure_topics(bootstrap: str, prefix: str = "", specs: tuple[TopicSpec, ...]
             except TopicAlreadyExistsError:
                 continue
         _wait_for_leaders(admin, {f"{prefix}{spec.name}": spec.partitions for spec in wanted})
-        _check_partitions(admin, {f"{prefix}{spec.name}": spec.partitions for spec in specs
-                                  if f"{prefix}{spec.name}" in existing}, replication.factor)
+        _check_partitions(
+            admin,
+            {f"{prefix}{spec.name}": spec.partitions for spec in specs if f"{prefix}{spec.name}" in existing},
+            replication.factor,
+        )
         return created
     finally:
         admin.close()
@@ -191,20 +220,29 @@ def _check_partitions(admin: Any, expected: dict[str, int], replicas: int = 1) -
     if not expected:
         return
     described = [topic for topic in admin.describe_topics(list(expected)) if topic.get("error_code") == 0]
-    wrong = sorted((topic["name"], len(topic.get("partitions") or ()), expected[topic["name"]])
-                   for topic in described if len(topic.get("partitions") or ()) != expected[topic["name"]])
+    wrong = sorted(
+        (topic["name"], len(topic.get("partitions") or ()), expected[topic["name"]])
+        for topic in described
+        if len(topic.get("partitions") or ()) != expected[topic["name"]]
+    )
     if wrong:
         found = ", ".join(f"{name} has {count} partition(s), Tawasul needs {needed}" for name, count, needed in wrong)
-        raise TopicLayoutError(f"{found}: delete the topic(s) and let Tawasul create them (`tawasul topics create`), "
-                               "or use another TAWASUL_TOPIC_PREFIX")
-    few = sorted((topic["name"], min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]))
-                 for topic in described if topic.get("partitions")
-                 and min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]) < replicas)
+        raise TopicLayoutError(
+            f"{found}: delete the topic(s) and let Tawasul create them (`tawasul topics create`), "
+            "or use another TAWASUL_TOPIC_PREFIX"
+        )
+    few = sorted(
+        (topic["name"], min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]))
+        for topic in described
+        if topic.get("partitions") and min(len(p.get("replica_nodes") or ()) for p in topic["partitions"]) < replicas
+    )
     if few:
         found = ", ".join(f"{name} has {count} replica(s)" for name, count in few)
-        raise TopicLayoutError(f"{found}, {ENV_REPLICATION_FACTOR} is {replicas}: add replicas "
-                               "(kafka-reassign-partitions) or delete the topic(s) and let Tawasul create them, "
-                               f"or set {ENV_REPLICATION_FACTOR} lower")
+        raise TopicLayoutError(
+            f"{found}, {ENV_REPLICATION_FACTOR} is {replicas}: add replicas "
+            "(kafka-reassign-partitions) or delete the topic(s) and let Tawasul create them, "
+            f"or set {ENV_REPLICATION_FACTOR} lower"
+        )
 
 
 def _admin(bootstrap: str, client_id: str) -> Any:
@@ -219,22 +257,31 @@ def _admin(bootstrap: str, client_id: str) -> Any:
     first_ms = min(total_ms, FIRST_ATTEMPT_MS)
     with collected_client_messages() as messages:
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
-                                    bootstrap_timeout_ms=first_ms, **security.kafka_python())
+            return KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                bootstrap_timeout_ms=first_ms,
+                **security.kafka_python(),
+            )
         except (KafkaTimeoutError, KafkaConnectionError) as exc:
             failure: Exception = exc
     refusal = refusal_reason(bootstrap, security, messages)
     if refusal:
         raise KafkaAccessError(refusal) from failure
-    if total_ms > first_ms:     # not refused: a broker still starting, or far away
+    if total_ms > first_ms:  # not refused: a broker still starting, or far away
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
-                                    bootstrap_timeout_ms=total_ms - first_ms, **security.kafka_python())
+            return KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                client_id=client_id,
+                bootstrap_timeout_ms=total_ms - first_ms,
+                **security.kafka_python(),
+            )
         except (KafkaTimeoutError, KafkaConnectionError) as exc:
             failure = exc
     raise KafkaUnavailableError(
         f"Kafka at {bootstrap} does not answer ({failure}); start one with `tawasul kafka start`, "
-        "or point --kafka / TAWASUL_KAFKA at yours") from failure
+        "or point --kafka / TAWASUL_KAFKA at yours"
+    ) from failure
 
 
 class TopicsNotReadyError(RuntimeError):
@@ -251,12 +298,15 @@ def _wait_for_leaders(admin: Any, wanted: dict[str, int], timeout_s: float = 30.
     while waiting:
         try:
             described = admin.describe_topics(list(waiting))
-        except KafkaError:          # a topic not in the metadata yet: ask again
+        except KafkaError:  # a topic not in the metadata yet: ask again
             described = []
         for topic in described:
             partitions = topic.get("partitions") or []
-            if topic.get("error_code") == 0 and len(partitions) >= waiting.get(topic["name"], 0) and all(
-                    p.get("leader_id", -1) >= 0 for p in partitions):
+            if (
+                topic.get("error_code") == 0
+                and len(partitions) >= waiting.get(topic["name"], 0)
+                and all(p.get("leader_id", -1) >= 0 for p in partitions)
+            ):
                 waiting.pop(topic["name"], None)
         if not waiting:
             return
@@ -265,8 +315,7 @@ def _wait_for_leaders(admin: Any, wanted: dict[str, int], timeout_s: float = 30.
         time.sleep(0.1)
 
 
-def assignable_partitions(consumer: Any, topics: tuple[str, ...] | list[str],
-                          timeout_s: float = 30.0) -> list[Any]:
+def assignable_partitions(consumer: Any, topics: tuple[str, ...] | list[str], timeout_s: float = 30.0) -> list[Any]:
     """Every `TopicPartition` of `topics`, once the consumer's metadata knows them all (for
     `consumer.assign`); raises `TopicsNotReadyError` after `timeout_s`."""
     from kafka import TopicPartition

@@ -50,12 +50,28 @@ HOSTILE_REQUESTS = int(os.environ.get("TAWASUL_ABUSE_REQUESTS", "1000"))
 P99_BOUND_S = 5.0
 """Generous: the suite shares 2 cores with other jobs. The goal (200 ms) is the bench's."""
 SHARES = {  # of the hostile requests; replay_after runs after the restart
-    "bad_signature": 12, "stale": 10, "bad_credentials": 10, "replay_before": 12, "replay_after": 12,
-    "oversized": 8, "malformed": 10, "content_type": 2, "forbidden": 12, "flood": 12,
+    "bad_signature": 12,
+    "stale": 10,
+    "bad_credentials": 10,
+    "replay_before": 12,
+    "replay_after": 12,
+    "oversized": 8,
+    "malformed": 10,
+    "content_type": 2,
+    "forbidden": 12,
+    "flood": 12,
 }
 EXPECTED = {
-    "bad_signature": 401, "stale": 401, "bad_credentials": 401, "replay_before": 401, "replay_after": 401,
-    "oversized": 413, "malformed": 400, "content_type": 415, "forbidden": 403, "flood": 429,
+    "bad_signature": 401,
+    "stale": 401,
+    "bad_credentials": 401,
+    "replay_before": 401,
+    "replay_after": 401,
+    "oversized": 413,
+    "malformed": 400,
+    "content_type": 415,
+    "forbidden": 403,
+    "flood": 429,
 }
 
 
@@ -73,35 +89,74 @@ class Keys:
             return hashlib.sha256(token.encode()).hexdigest()
 
         roomy = {"per_second": 10_000, "burst": 10_000}
-        return {"adapters": [
-            {"name": "crm", "token_sha256": sha(self.crm_token), "hmac_secret": self.crm_secret.decode(),
-             "sources": ["/channels/crm"], "event_types": ["ticket.*", "survey.submitted"], "channels": ["crm"],
-             "rate_limit": roomy},
-            {"name": "pbx-main", "token_sha256": sha(self.pbx_token), "sources": ["/channels/pbx"],
-             "event_types": ["call.*"], "rate_limit": roomy},
-            {"name": "flood", "token_sha256": sha(self.flood_token), "event_types": ["survey.submitted"],
-             "channels": ["web"], "rate_limit": {"per_second": 0.001, "burst": FLOOD_BURST}},
-        ]}
+        return {
+            "adapters": [
+                {
+                    "name": "crm",
+                    "token_sha256": sha(self.crm_token),
+                    "hmac_secret": self.crm_secret.decode(),
+                    "sources": ["/channels/crm"],
+                    "event_types": ["ticket.*", "survey.submitted"],
+                    "channels": ["crm"],
+                    "rate_limit": roomy,
+                },
+                {
+                    "name": "pbx-main",
+                    "token_sha256": sha(self.pbx_token),
+                    "sources": ["/channels/pbx"],
+                    "event_types": ["call.*"],
+                    "rate_limit": roomy,
+                },
+                {
+                    "name": "flood",
+                    "token_sha256": sha(self.flood_token),
+                    "event_types": ["survey.submitted"],
+                    "channels": ["web"],
+                    "rate_limit": {"per_second": 0.001, "burst": FLOOD_BURST},
+                },
+            ]
+        }
 
 
-def ticket(event_id: str, event_type: str = "ticket.opened", channel: str = "crm",
-           source: str = "/channels/crm/main") -> dict[str, Any]:
+def ticket(
+    event_id: str, event_type: str = "ticket.opened", channel: str = "crm", source: str = "/channels/crm/main"
+) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if event_type == "ticket.opened":
         data = {"channel": channel, "kind": "complaint", "category": "roads.potholes", "priority": "normal"}
-    return {"specversion": "1.0", "id": event_id, "source": source, "type": event_type,
-            "time": "2025-05-13T08:00:00+04:00", "subject": f"T-{event_id}", "data": data}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": f"T-{event_id}",
+        "data": data,
+    }
 
 
 def call(event_id: str) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": event_id, "source": "/channels/pbx/main", "type": "call.offered",
-            "time": "2025-05-13T08:00:00+04:00", "subject": f"C-{event_id}", "data": {"queue": "general"}}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/channels/pbx/main",
+        "type": "call.offered",
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": f"C-{event_id}",
+        "data": {"queue": "general"},
+    }
 
 
 def survey(event_id: str, channel: str = "web") -> dict[str, Any]:
-    return {"specversion": "1.0", "id": event_id, "source": "/channels/survey", "type": "survey.submitted",
-            "time": "2025-05-13T08:00:00+04:00", "subject": f"T-{event_id}",
-            "data": {"channel": channel, "score": 4, "scale": 5}}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/channels/survey",
+        "type": "survey.submitted",
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": f"T-{event_id}",
+        "data": {"channel": channel, "score": 4, "scale": 5},
+    }
 
 
 def encode(value: object) -> bytes:
@@ -113,13 +168,28 @@ class GatewayProcess:
 
     def __init__(self, env: dict[str, str], secrets_path: Path, log_path: Path, log_level: str = "warning") -> None:
         self.port = free_port()
-        code = (f"from tawasul.infra.logs import configure_logging; configure_logging({log_level!r}); "
-                "from producers.gateway.cli import gateway; gateway()")
+        code = (
+            f"from tawasul.infra.logs import configure_logging; configure_logging({log_level!r}); "
+            "from producers.gateway.cli import gateway; gateway()"
+        )
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, "--port", str(self.port), "--secrets", str(secrets_path),
-             "--max-body-bytes", str(LIMIT), "--require-permissions"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.log,
+            [
+                sys.executable,
+                "-c",
+                code,
+                "--port",
+                str(self.port),
+                "--secrets",
+                str(secrets_path),
+                "--max-body-bytes",
+                str(LIMIT),
+                "--require-permissions",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -132,8 +202,9 @@ class GatewayProcess:
             assert time.monotonic() < deadline, "the gateway did not become healthy"
             time.sleep(0.2)
 
-    def request(self, method: str, path: str, body: bytes | Iterator[bytes] = b"",
-                headers: dict[str, str] | None = None) -> Answer:
+    def request(
+        self, method: str, path: str, body: bytes | Iterator[bytes] = b"", headers: dict[str, str] | None = None
+    ) -> Answer:
         return request_at(self.port, method, path, body, headers)
 
     def post(self, body: bytes | Iterator[bytes], content_type: str = SINGLE, **headers: str) -> Answer:
@@ -212,11 +283,16 @@ class Scenario:
             return lambda gw: gw.post(body, **headers)
         if kind == "stale":  # signed when sent, at least 30 s beyond the 300 s tolerance, either way
             offset = (330 + n) * (1 if n % 2 else -1) if n % 3 else -86_400
-            return lambda gw: gw.post(body, **signature_headers("crm", keys.crm_secret, body, int(time.time()) + offset))
+            return lambda gw: gw.post(
+                body, **signature_headers("crm", keys.crm_secret, body, int(time.time()) + offset)
+            )
         if kind == "bad_credentials":
             variants: list[dict[str, str]] = [
-                {}, {"Authorization": f"Bearer {keys.crm_token}x"}, {"Authorization": f"Basic {keys.crm_token}"},
-                signature_headers("nobody", keys.crm_secret, body), {**crm, **signature_headers("crm", keys.crm_secret, body)},
+                {},
+                {"Authorization": f"Bearer {keys.crm_token}x"},
+                {"Authorization": f"Basic {keys.crm_token}"},
+                signature_headers("nobody", keys.crm_secret, body),
+                {**crm, **signature_headers("crm", keys.crm_secret, body)},
                 {"X-Tawasul-Adapter": "crm", "X-Tawasul-Timestamp": "yesterday", "X-Tawasul-Signature": "sha256=00"},
             ]
             headers = variants[n % len(variants)]
@@ -229,12 +305,16 @@ class Scenario:
             big = encode([ticket(self.next_id("H")) for _ in range(LIMIT // 200 + 10)])
             if n % 2:
                 return lambda gw: gw.post(big, BATCH, **crm)
-            return lambda gw: gw.post(iter([big[i:i + 1024] for i in range(0, len(big), 1024)]), BATCH, **crm)
+            return lambda gw: gw.post(iter([big[i : i + 1024] for i in range(0, len(big), 1024)]), BATCH, **crm)
         if kind == "malformed":
             bad: list[tuple[bytes, str]] = [
-                (b"\x00\xff garbage", SINGLE), (body[:-7], SINGLE), (b'{"id": "H-x"}', SINGLE),
-                (encode({**ticket(self.next_id("H")), "time": "yesterday"}), SINGLE), (b"[1, 2, [3]", BATCH),
-                (encode({"not": "a batch"}), BATCH), (b"[" * 5000, BATCH),
+                (b"\x00\xff garbage", SINGLE),
+                (body[:-7], SINGLE),
+                (b'{"id": "H-x"}', SINGLE),
+                (encode({**ticket(self.next_id("H")), "time": "yesterday"}), SINGLE),
+                (b"[1, 2, [3]", BATCH),
+                (encode({"not": "a batch"}), BATCH),
+                (b"[" * 5000, BATCH),
             ]
             malformed, content_type = bad[n % len(bad)]
             return lambda gw: gw.post(malformed, content_type, **crm)
@@ -244,9 +324,9 @@ class Scenario:
             pbx = {"Authorization": f"Bearer {keys.pbx_token}"}
             choices: list[tuple[bytes, dict[str, str]]] = [
                 (encode(ticket(self.next_id("H"), "ticket.closed", source="/channels/pbx/main")), pbx),  # type
-                (encode(ticket(self.next_id("H"), channel="walk_in")), crm),                             # channel
-                (encode(call(self.next_id("H"))), crm),                                                  # type
-                (encode(ticket(self.next_id("H"), source="/channels/pbx/main")), crm),                   # source
+                (encode(ticket(self.next_id("H"), channel="walk_in")), crm),  # channel
+                (encode(call(self.next_id("H"))), crm),  # type
+                (encode(ticket(self.next_id("H"), source="/channels/pbx/main")), crm),  # source
             ]
             forbidden, headers = choices[n % len(choices)]
             return lambda gw: gw.post(forbidden, **headers)
@@ -256,8 +336,13 @@ class Scenario:
         raise ValueError(kind)
 
 
-def _run_phase(gateway: GatewayProcess, scenario: Scenario, jobs: list[tuple[str, Callable[[GatewayProcess], Answer]]],
-               results: Results, clients: int) -> None:
+def _run_phase(
+    gateway: GatewayProcess,
+    scenario: Scenario,
+    jobs: list[tuple[str, Callable[[GatewayProcess], Answer]]],
+    results: Results,
+    clients: int,
+) -> None:
     """The hostile jobs from `clients` threads while one more thread sends valid requests."""
     done = threading.Event()
 
@@ -277,7 +362,11 @@ def _run_phase(gateway: GatewayProcess, scenario: Scenario, jobs: list[tuple[str
 
 
 def run_scenario(
-    env: dict[str, str], workdir: Path, hostile_requests: int, clients: int = 4, log_level: str = "warning",
+    env: dict[str, str],
+    workdir: Path,
+    hostile_requests: int,
+    clients: int = 4,
+    log_level: str = "warning",
 ) -> Results:
     """Start the gateway, warm it up, send the hostile mix with valid traffic, restart it, replay.
 
@@ -300,8 +389,12 @@ def run_scenario(
             started = time.perf_counter()
             answer = gateway.post(encode(survey(event_id)), Authorization=f"Bearer {keys.flood_token}")
             results.valid.append((event_id, answer, time.perf_counter() - started))
-        jobs = [(kind, scenario.hostile(kind, n)) for kind, count in counts.items() if kind != "replay_after"
-                for n in range(count)]
+        jobs = [
+            (kind, scenario.hostile(kind, n))
+            for kind, count in counts.items()
+            if kind != "replay_after"
+            for n in range(count)
+        ]
         jobs = [jobs[i] for i in _interleaved(len(jobs))]
         _run_phase(gateway, scenario, jobs, results, clients)
         results.metrics_before_restart = gateway.request("GET", "/metrics").body.decode()
@@ -329,17 +422,23 @@ def abuse_environment(bootstrap: str, workdir: Path) -> Iterator[tuple[dict[str,
     prefix = unique("abuse") + "."
     ensure_topics(bootstrap, prefix, specs=(EVENTS, DEAD_LETTER))
     wait_for_topics(bootstrap, {prefix + EVENTS.name, prefix + DEAD_LETTER.name})
-    env = {**os.environ, "TAWASUL_KAFKA": bootstrap, "TAWASUL_TOPIC_PREFIX": prefix,
-           "TAWASUL_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}"}
+    env = {
+        **os.environ,
+        "TAWASUL_KAFKA": bootstrap,
+        "TAWASUL_TOPIC_PREFIX": prefix,
+        "TAWASUL_DATABASE_URL": f"sqlite:///{workdir / 'gateway.db'}",
+    }
     env.pop("TAWASUL_PSEUDONYM_KEY", None)
     yield env, prefix
 
 
 def summary(results: Results) -> str:
     latencies = results.latencies_ms()
-    return (f"{len(results.hostile)} hostile requests ({dict(Counter(o.kind for o in results.hostile))}); "
-            f"{len(results.valid)} valid requests served alongside: latency p50 {statistics.median(latencies):.1f} ms, "
-            f"p99 {percentile(latencies, 0.99):.1f} ms, max {latencies[-1]:.1f} ms")
+    return (
+        f"{len(results.hostile)} hostile requests ({dict(Counter(o.kind for o in results.hostile))}); "
+        f"{len(results.valid)} valid requests served alongside: latency p50 {statistics.median(latencies):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms, max {latencies[-1]:.1f} ms"
+    )
 
 
 @pytest.mark.kafka
@@ -348,10 +447,14 @@ def test_a_thousand_hostile_requests_are_refused_and_valid_ones_served(kafka_boo
         results = run_scenario(env, tmp_path, HOSTILE_REQUESTS)
         print("\n" + summary(results))
         events = [json.loads(value) for *_, value in read_all(kafka_bootstrap, [prefix + EVENTS.name], timeout_s=30)]
-        letters = [decode_dead_letter(value) for *_, value in read_all(kafka_bootstrap, [prefix + DEAD_LETTER.name],
-                                                                          timeout_s=30)]
+        letters = [
+            decode_dead_letter(value)
+            for *_, value in read_all(kafka_bootstrap, [prefix + DEAD_LETTER.name], timeout_s=30)
+        ]
     assert len(results.hostile) == HOSTILE_REQUESTS
-    wrong = [(o.kind, o.answer.status, o.answer.body[:200]) for o in results.hostile if o.answer.status != EXPECTED[o.kind]]
+    wrong = [
+        (o.kind, o.answer.status, o.answer.body[:200]) for o in results.hostile if o.answer.status != EXPECTED[o.kind]
+    ]
     assert wrong == []
     for outcome in results.hostile:
         if outcome.kind.startswith("replay"):
@@ -373,4 +476,3 @@ def test_a_thousand_hostile_requests_are_refused_and_valid_ones_served(kafka_boo
     assert f'tawasul_gateway_rate_limited_total{{adapter="flood"}} {float(floods)}' in results.metrics_before_restart
     latencies = results.latencies_ms()
     assert percentile(latencies, 0.99) < P99_BOUND_S * 1000, summary(results)
-

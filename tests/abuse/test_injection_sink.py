@@ -34,8 +34,12 @@ PERSONAL = ("050 123 4567", "fatima.k@example.ae", "784-1985-1234567-1", "+971 4
 
 def ticket(time: str = "2025-03-03T09:00:00+04:00", **changes: Any) -> bytes:
     raw: dict[str, Any] = {
-        "specversion": "1.0", "id": unique("forged"), "source": "/channels/crm", "type": "ticket.opened",
-        "time": time, "subject": unique("T"),
+        "specversion": "1.0",
+        "id": unique("forged"),
+        "source": "/channels/crm",
+        "type": "ticket.opened",
+        "time": time,
+        "subject": unique("T"),
         "data": {"channel": "crm", "kind": "request", "category": "mosque.cleaning", "priority": "urgent"},
     }
     raw.update(changes)
@@ -49,26 +53,74 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("a JSON array", b"[1, 2, 3]", "event: must be a JSON object"),
     ("wrong schema", b'{"hello": "world"}', "specversion: required"),
     ("unknown type", ticket(type="ticket.exploded"), "type: unknown event type"),
-    ("a forged SLA outcome", ticket(type="sla.breached", data={
-        "ticket_id": "T-1", "target": "resolution", "policy": "p", "deadline": "2025-03-03T10:00:00+04:00",
-        "channel": "crm", "kind": "request", "category": "x", "priority": "low"}), "type: not an input event type"),
+    (
+        "a forged SLA outcome",
+        ticket(
+            type="sla.breached",
+            data={
+                "ticket_id": "T-1",
+                "target": "resolution",
+                "policy": "p",
+                "deadline": "2025-03-03T10:00:00+04:00",
+                "channel": "crm",
+                "kind": "request",
+                "category": "x",
+                "priority": "low",
+            },
+        ),
+        "type: not an input event type",
+    ),
     ("year 0001", ticket("0001-01-01T00:00:00Z"), "time: must lie on or after 2000-01-01"),
     ("year 9999", ticket("9999-12-31T23:59:59-04:00"), "time: must lie on or after 2000-01-01"),
-    ("deadline-breaking data", ticket(data={"channel": "crm", "kind": "request", "category": "x",
-                                            "priority": "asap"}), "data.priority: must be one of"),
-    ("2 MB valid JSON", ticket(data={"channel": "crm", "kind": "request", "category": "x", "priority": "low",
-                                     "notes": "x" * (2 * 1024 * 1024)}), "event: too large: "),
+    (
+        "deadline-breaking data",
+        ticket(data={"channel": "crm", "kind": "request", "category": "x", "priority": "asap"}),
+        "data.priority: must be one of",
+    ),
+    (
+        "2 MB valid JSON",
+        ticket(
+            data={
+                "channel": "crm",
+                "kind": "request",
+                "category": "x",
+                "priority": "low",
+                "notes": "x" * (2 * 1024 * 1024),
+            }
+        ),
+        "event: too large: ",
+    ),
     ("2 MB junk", b"{" * (2 * 1024 * 1024), "event: too large: "),
-    ("phone in a comment", json.dumps({
-        "specversion": "1.0", "id": "forged-survey", "source": "/channels/surveys", "type": "survey.submitted",
-        "time": "2025-03-03T10:00:00+04:00", "subject": "C-forged",
-        "data": {"channel": "call", "score": 1, "comment": f"call me on {PERSONAL[0]}"}}).encode(),
-     "data.comment: holds a phone number"),
+    (
+        "phone in a comment",
+        json.dumps(
+            {
+                "specversion": "1.0",
+                "id": "forged-survey",
+                "source": "/channels/surveys",
+                "type": "survey.submitted",
+                "time": "2025-03-03T10:00:00+04:00",
+                "subject": "C-forged",
+                "data": {"channel": "call", "score": 1, "comment": f"call me on {PERSONAL[0]}"},
+            }
+        ).encode(),
+        "data.comment: holds a phone number",
+    ),
     ("e-mail in the subject", ticket(subject=f"complaint from {PERSONAL[1]}"), "subject: holds an e-mail address"),
     ("Emirates ID in an extension", ticket(customerid=PERSONAL[2]), "customerid: holds an Emirates ID number"),
-    ("phone in a nested field", ticket(data={"channel": "crm", "kind": "request", "category": "x", "priority": "low",
-                                             "contact": {"numbers": [PERSONAL[3]]}}),
-     "data.contact.numbers[0]: holds a phone number"),
+    (
+        "phone in a nested field",
+        ticket(
+            data={
+                "channel": "crm",
+                "kind": "request",
+                "category": "x",
+                "priority": "low",
+                "contact": {"numbers": [PERSONAL[3]]},
+            }
+        ),
+        "data.contact.numbers[0]: holds a phone number",
+    ),
 ]
 
 
@@ -86,23 +138,24 @@ def good_events() -> list[dict[str, Any]]:
 
 
 def test_hostile_bytes_are_dead_lettered_with_a_reason_and_good_neighbours_stored(
-        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="tawasul")
     good = good_events()
     assert len(good) > 2 * len(HOSTILE)
     topic = settings.topic(EVENTS.name)
     producer = KafkaProducer(bootstrap_servers=settings.kafka, max_request_size=PERMISSIVE_BYTES + 4096)
-    sent: dict[tuple[int, int], str] = {}   # (partition, offset) of each hostile message -> its name
+    sent: dict[tuple[int, int], str] = {}  # (partition, offset) of each hostile message -> its name
     try:
         step = len(good) // len(HOSTILE)
         for index, raw in enumerate(good):
             producer.send(topic, key=raw["subject"].encode(), value=json.dumps(raw).encode())
-            if index % step == 0 and index // step < len(HOSTILE):   # each between good events of its subject
+            if index % step == 0 and index // step < len(HOSTILE):  # each between good events of its subject
                 name, value, _reason = HOSTILE[index // step]
                 meta = producer.send(topic, key=raw["subject"].encode(), value=value).get(30)
                 sent[(meta.partition, meta.offset)] = name
         assert len(sent) == len(HOSTILE)
-        producer.send(topic, key=b"T-tombstone", value=None).get(30)   # a tombstone: nothing to store
+        producer.send(topic, key=b"T-tombstone", value=None).get(30)  # a tombstone: nothing to store
         producer.flush(30)
     finally:
         producer.close()
@@ -121,7 +174,7 @@ def test_hostile_bytes_are_dead_lettered_with_a_reason_and_good_neighbours_store
             stored = dict(connection.execute(select(StoredEvent.id, StoredEvent.payload)).tuples().all())
     finally:
         engine.dispose()
-    assert set(stored) == {raw["id"] for raw in good}        # every good neighbour, nothing else
+    assert set(stored) == {raw["id"] for raw in good}  # every good neighbour, nothing else
 
     dead_letter_topic = settings.topic(DEAD_LETTER.name)
     letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(settings.kafka, [dead_letter_topic])]
@@ -133,11 +186,13 @@ def test_hostile_bytes_are_dead_lettered_with_a_reason_and_good_neighbours_store
     for name, _value, reason in HOSTILE:
         assert reason in by_name[name].reason, (name, by_name[name].reason)
     assert metrics.registry.get_sample_value(
-        "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}) == len(HOSTILE)
+        "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}
+    ) == len(HOSTILE)
 
     # no personal value was stored, dead-lettered or logged
-    logged = " ".join(str(value) for record in caplog.records if record.name.startswith("tawasul")
-                      for value in vars(record).values())
+    logged = " ".join(
+        str(value) for record in caplog.records if record.name.startswith("tawasul") for value in vars(record).values()
+    )
     assert "sink_undecodable" in logged
     dead = b" ".join(letter.to_json() for letter in letters).decode("utf-8", "replace")
     for value in PERSONAL:

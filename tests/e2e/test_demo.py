@@ -47,13 +47,35 @@ def test_demo_runs_the_pipeline_end_to_end(kafka_bootstrap: str, tmp_path: Path)
     # from the wall clock, and half a day before dawn on a weekend holds under 100 events.
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     wall, sink_metrics, worker_metrics = free_port(), free_port(), free_port()
-    env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_DATABASE_URL": db,
-           "TAWASUL_LOG_LEVEL": "warning", "TAWASUL_TOPIC_PREFIX": unique("demo") + "."}
+    env = {
+        **os.environ,
+        "TAWASUL_KAFKA": kafka_bootstrap,
+        "TAWASUL_DATABASE_URL": db,
+        "TAWASUL_LOG_LEVEL": "warning",
+        "TAWASUL_TOPIC_PREFIX": unique("demo") + ".",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "tawasul", "demo", "--duration", "150", "--history-days", "2",
-         "--wallboard-port", str(wall), "--metrics-port", str(sink_metrics),
-         "--worker-metrics-port", str(worker_metrics)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tawasul",
+            "demo",
+            "--duration",
+            "150",
+            "--history-days",
+            "2",
+            "--wallboard-port",
+            str(wall),
+            "--metrics-port",
+            str(sink_metrics),
+            "--worker-metrics-port",
+            str(worker_metrics),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     wallboard: dict[str, object] = {}
     metrics = ""

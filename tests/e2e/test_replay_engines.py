@@ -23,18 +23,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 QUERIES = {
     "outcomes": "SELECT id, type, ticket_id, target, policy, deadline, channel, kind, category, priority, time "
-                "FROM sla_outcomes ORDER BY id",
+    "FROM sla_outcomes ORDER BY id",
     "tickets": "SELECT ticket_id, channel, kind, category, priority, department, status, policy, opened_at, "
-               "resolved_at, closed_at, updated_at, version FROM tickets ORDER BY ticket_id",
+    "resolved_at, closed_at, updated_at, version FROM tickets ORDER BY ticket_id",
     "targets": "SELECT ticket_id, target, deadline, state, warned, breached, version FROM ticket_targets "
-               "ORDER BY ticket_id, target",
+    "ORDER BY ticket_id, target",
     "figures": "SELECT key, value, count FROM kpi_snapshots ORDER BY key",
     "as_of": "SELECT max(as_of) FROM kpi_snapshots",
     "events": "SELECT count(*) FROM events",
 }
-UNMARKED = ("SELECT o.id FROM sla_outcomes o JOIN ticket_targets t ON t.ticket_id = o.ticket_id AND t.target = o.target "
-            "WHERE o.id LIKE '%\\:0' AND ((o.type = 'sla.breached' AND NOT t.breached) "
-            "OR (o.type = 'sla.warning' AND NOT t.warned))")
+UNMARKED = (
+    "SELECT o.id FROM sla_outcomes o JOIN ticket_targets t ON t.ticket_id = o.ticket_id AND t.target = o.target "
+    "WHERE o.id LIKE '%\\:0' AND ((o.type = 'sla.breached' AND NOT t.breached) "
+    "OR (o.type = 'sla.warning' AND NOT t.warned))"
+)
 """First-cycle warnings and breaches that the ticket's stored target does not show."""
 
 
@@ -42,18 +44,43 @@ UNMARKED = ("SELECT o.id FROM sla_outcomes o JOIN ticket_targets t ON t.ticket_i
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("engines") / "days.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "tawasul", "simulate", "--from", "2025-03-26", "--to", "2025-04-02", "--seed", "5",
-         "--scale", "0.25", "--tail", "--out", str(path), "--no-progress"],
-        capture_output=True, text=True, cwd=REPO, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "tawasul",
+            "simulate",
+            "--from",
+            "2025-03-26",
+            "--to",
+            "2025-04-02",
+            "--seed",
+            "5",
+            "--scale",
+            "0.25",
+            "--tail",
+            "--out",
+            str(path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return path
 
 
 def replay(path: Path, engine: str, db: str, kafka: str) -> None:
     env = {**os.environ, "TAWASUL_KAFKA": kafka, "TAWASUL_DATABASE_URL": db, "TAWASUL_LOG_LEVEL": "warning"}
-    result = subprocess.run([sys.executable, "-m", "tawasul", "replay", str(path), "--no-progress",
-                             "--engine", engine, "--timeout", "240"],
-                            capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tawasul", "replay", str(path), "--no-progress", "--engine", engine, "--timeout", "240"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -61,14 +88,17 @@ def contents(db: str) -> dict[str, list[Any]]:
     engine = create_engine(db)
     try:
         with engine.connect() as connection:
-            return {name: [tuple(row) for row in connection.execute(text(sql))]
-                    for name, sql in {**QUERIES, "unmarked": UNMARKED}.items()}
+            return {
+                name: [tuple(row) for row in connection.execute(text(sql))]
+                for name, sql in {**QUERIES, "unmarked": UNMARKED}.items()
+            }
     finally:
         engine.dispose()
 
 
-def test_the_batch_engine_stores_what_the_faust_agents_store(recorded: Path, tmp_path: Path,
-                                                             kafka_bootstrap: str) -> None:
+def test_the_batch_engine_stores_what_the_faust_agents_store(
+    recorded: Path, tmp_path: Path, kafka_bootstrap: str
+) -> None:
     batch_db, faust_db = f"sqlite:///{tmp_path / 'batch.db'}", f"sqlite:///{tmp_path / 'faust.db'}"
     replay(recorded, "batch", batch_db, kafka_bootstrap)
     replay(recorded, "faust", faust_db, kafka_bootstrap)
@@ -89,10 +119,16 @@ def test_the_batch_engine_stores_what_the_faust_agents_store(recorded: Path, tmp
     # the latest of each batch: such zero keys may exist on one side only.
     batch_figures = {key: (value, count) for key, value, count in batch["figures"]}
     faust_figures = {key: (value, count) for key, value, count in faust["figures"]}
-    differing = [(key, batch_figures.get(key), faust_figures.get(key)) for key in sorted(batch_figures.keys()
-                 | faust_figures.keys()) if batch_figures.get(key) != faust_figures.get(key)]
-    unexplained = [item for item in differing
-                   if not (item[0].startswith("tickets.open|now|") and {item[1], item[2]} == {None, (0.0, 0)})]
+    differing = [
+        (key, batch_figures.get(key), faust_figures.get(key))
+        for key in sorted(batch_figures.keys() | faust_figures.keys())
+        if batch_figures.get(key) != faust_figures.get(key)
+    ]
+    unexplained = [
+        item
+        for item in differing
+        if not (item[0].startswith("tickets.open|now|") and {item[1], item[2]} == {None, (0.0, 0)})
+    ]
     assert not unexplained, f"{len(unexplained)} figures differ, e.g. {unexplained[:10]}"
 
 
@@ -130,16 +166,25 @@ def test_the_replay_yields_the_cpu_to_its_engine(recorded: Path, tmp_path: Path,
     from tawasul.app.replay import YIELD_NICENESS
 
     base = os.nice(0)
-    env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
-           "TAWASUL_LOG_LEVEL": "warning"}
-    replay = subprocess.Popen([sys.executable, "-m", "tawasul", "replay", str(recorded), "--no-progress",
-                               "--timeout", "240"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    env = {
+        **os.environ,
+        "TAWASUL_KAFKA": kafka_bootstrap,
+        "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
+        "TAWASUL_LOG_LEVEL": "warning",
+    }
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "tawasul", "replay", str(recorded), "--no-progress", "--timeout", "240"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
     seen: dict[int, tuple[int, str]] = {}
     try:
         while replay.poll() is None:
             for pid in _descendants(replay.pid):
                 observed = _niceness(pid)
-                if observed is not None and observed[1]:    # no command line: exiting, or not yet running
+                if observed is not None and observed[1]:  # no command line: exiting, or not yet running
                     seen[pid] = (max(observed[0], seen.get(pid, observed)[0]), observed[1])
             time.sleep(0.02)
     finally:

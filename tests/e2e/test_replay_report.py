@@ -28,8 +28,9 @@ FROM, TO = "2025-03-02", "2025-03-05"
 
 def _tawasul(*args: str, db: str, kafka: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TAWASUL_KAFKA": kafka, "TAWASUL_DATABASE_URL": db, "TAWASUL_LOG_LEVEL": "warning"}
-    return subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,29 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three simulated days (Ramadan 2025 included), a few thousand events."""
     path = tmp_path_factory.mktemp("replay") / "days.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "tawasul", "simulate", "--from", FROM, "--to", TO, "--seed", "11", "--scale", "0.4",
-         "--tail", "--out", str(path), "--no-progress"], capture_output=True, text=True, cwd=REPO, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "tawasul",
+            "simulate",
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--seed",
+            "11",
+            "--scale",
+            "0.4",
+            "--tail",
+            "--out",
+            str(path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return path
 
@@ -53,14 +75,18 @@ def _report(db: str, kafka: str) -> dict[str, object]:
     result = _tawasul("report", "--from", FROM, "--to", TO, "--format", "json", db=db, kafka=kafka)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    policies = report.pop("policies")       # the replay stored the book it ran with, and the report used it
+    policies = report.pop("policies")  # the replay stored the book it ran with, and the report used it
     assert (policies["source"], policies["sha256"], policies["mixed"]) == (
-        "stored", load_policies(default_policy_path()).sha256, False)
+        "stored",
+        load_policies(default_policy_path()).sha256,
+        False,
+    )
     return report
 
 
-def test_replay_then_report_matches_the_domain_computation(recorded: Path, database_url: str,
-                                                          kafka_bootstrap: str) -> None:
+def test_replay_then_report_matches_the_domain_computation(
+    recorded: Path, database_url: str, kafka_bootstrap: str
+) -> None:
     replay = _tawasul("replay", str(recorded), "--no-progress", db=database_url, kafka=kafka_bootstrap)
     assert replay.returncode == 0, replay.stderr[-3000:]
     assert "replayed" in replay.stderr
@@ -72,8 +98,9 @@ def test_replay_then_report_matches_the_domain_computation(recorded: Path, datab
     assert_no_sla_contradictions(database_url)
 
 
-def test_replaying_again_or_shuffled_with_duplicates_changes_nothing(recorded: Path, tmp_path: Path,
-                                                                     kafka_bootstrap: str) -> None:
+def test_replaying_again_or_shuffled_with_duplicates_changes_nothing(
+    recorded: Path, tmp_path: Path, kafka_bootstrap: str
+) -> None:
     db = f"sqlite:///{tmp_path / 'again.db'}"
     first = _tawasul("replay", str(recorded), "--no-progress", db=db, kafka=kafka_bootstrap)
     assert first.returncode == 0, first.stderr[-3000:]

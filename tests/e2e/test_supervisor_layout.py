@@ -44,22 +44,49 @@ def department(engine: Engine) -> None:
     for index in range(30):
         agent, team = f"agent-{index:03d}", TEAMS[index % len(TEAMS)]
         rows.append(assigned(f"T-dept-{index:03d}", team, agent, 120 + index))
-        rows.append(Survey(id=f"S-dept-{index:03d}", subject=f"T-dept-{index:03d}", channel="crm", score=4, scale=5,
-                           satisfied=True, time=MORNING - timedelta(minutes=20)))     # names the agent's team
+        rows.append(
+            Survey(
+                id=f"S-dept-{index:03d}",
+                subject=f"T-dept-{index:03d}",
+                channel="crm",
+                score=4,
+                scale=5,
+                satisfied=True,
+                time=MORNING - timedelta(minutes=20),
+            )
+        )  # names the agent's team
         for n in range(1 + index % 3):
             call_id = f"C-dept-{index:03d}-{n}"
             at = MORNING - timedelta(minutes=30 + 7 * n + index)
-            rows.append(Call(call_id=call_id, queue="general", agent=agent, offered_at=at - timedelta(minutes=5),
-                             answered_at=at - timedelta(minutes=4), ended_at=at, handle_seconds=240.0 + 11 * index))
-            rows.append(Survey(id=f"S-dept-{index:03d}-{n}", subject=call_id, channel="call", score=2 + (index + n) % 4,
-                               scale=5, satisfied=(index + n) % 4 >= 2, time=at + timedelta(minutes=2)))
+            rows.append(
+                Call(
+                    call_id=call_id,
+                    queue="general",
+                    agent=agent,
+                    offered_at=at - timedelta(minutes=5),
+                    answered_at=at - timedelta(minutes=4),
+                    ended_at=at,
+                    handle_seconds=240.0 + 11 * index,
+                )
+            )
+            rows.append(
+                Survey(
+                    id=f"S-dept-{index:03d}-{n}",
+                    subject=call_id,
+                    channel="call",
+                    score=2 + (index + n) % 4,
+                    scale=5,
+                    satisfied=(index + n) % 4 >= 2,
+                    time=at + timedelta(minutes=2),
+                )
+            )
     with Session(engine) as session, session.begin():
         session.add_all(rows)
 
 
 def test_supervisor_fits_both_sizes_in_both_languages(engine: Engine, tmp_path: Path) -> None:  # noqa: F811
     fill(engine, MORNING)
-    staff(engine)              # a-1 to a-3; a-2 holds the breached ticket
+    staff(engine)  # a-1 to a-3; a-2 holds the breached ticket
     department(engine)
     with serve(config_for(engine), engine) as served:
 
@@ -82,6 +109,6 @@ def test_supervisor_fits_both_sizes_in_both_languages(engine: Engine, tmp_path: 
         where = (lang, width, r)
         assert r["scrollHeight"] <= r["innerHeight"] and r["scrollWidth"] <= r["innerWidth"], where
         assert (r["outside"], r["clippedCells"], r["agents"]) == (0, 0, 33), where
-        assert r["firstAgentInView"] and r["firstAgent"] == "a-2", where   # holds the breached ticket
+        assert r["firstAgentInView"] and r["firstAgent"] == "a-2", where  # holds the breached ticket
         assert r["minText"] >= 16 * width / 1920, where
         assert (r["lang"], r["dir"]) == ((lang, "rtl") if lang == "ar" else (lang, "ltr")), where

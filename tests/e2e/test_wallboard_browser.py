@@ -41,26 +41,75 @@ BREACHED_TICKET = "T-2025-000123"
 def kpi(figure: str, scope: dict[str, str], value: float | None, count: int | None, as_of: datetime) -> KpiSnapshot:
     scope_text = json.dumps(scope, sort_keys=True, separators=(",", ":"))
     key = f"{figure}|today|{','.join(f'{k}={v}' for k, v in sorted(scope.items()))}"
-    return KpiSnapshot(key=key, figure=figure, window="today", scope=scope_text, value=value, count=count,
-                       as_of=as_of, event_id=f"kpi-{key}", payload="{}")
+    return KpiSnapshot(
+        key=key,
+        figure=figure,
+        window="today",
+        scope=scope_text,
+        value=value,
+        count=count,
+        as_of=as_of,
+        event_id=f"kpi-{key}",
+        payload="{}",
+    )
 
 
-def ticket(ticket_id: str, channel: str, kind: str, priority: str, status: str, opened: datetime,
-           targets: dict[str, tuple[str, bool, bool]], category: str = "mosque.air_conditioning") -> list[Any]:
-    rows: list[Any] = [Ticket(ticket_id=ticket_id, channel=channel, kind=kind, category=category, priority=priority,
-                              department=None, status=status, policy="mosque-urgent", opened_at=opened,
-                              resolved_at=None if status == "open" else opened + timedelta(hours=5),
-                              closed_at=None, updated_at=opened + timedelta(minutes=1), version=3)]
+def ticket(
+    ticket_id: str,
+    channel: str,
+    kind: str,
+    priority: str,
+    status: str,
+    opened: datetime,
+    targets: dict[str, tuple[str, bool, bool]],
+    category: str = "mosque.air_conditioning",
+) -> list[Any]:
+    rows: list[Any] = [
+        Ticket(
+            ticket_id=ticket_id,
+            channel=channel,
+            kind=kind,
+            category=category,
+            priority=priority,
+            department=None,
+            status=status,
+            policy="mosque-urgent",
+            opened_at=opened,
+            resolved_at=None if status == "open" else opened + timedelta(hours=5),
+            closed_at=None,
+            updated_at=opened + timedelta(minutes=1),
+            version=3,
+        )
+    ]
     for target, (state, warned, breached) in targets.items():
-        rows.append(TicketTarget(ticket_id=ticket_id, target=target, deadline=opened + timedelta(hours=4),
-                                 state=state, warned=warned, breached=breached, version=3))
+        rows.append(
+            TicketTarget(
+                ticket_id=ticket_id,
+                target=target,
+                deadline=opened + timedelta(hours=4),
+                state=state,
+                warned=warned,
+                breached=breached,
+                version=3,
+            )
+        )
     return rows
 
 
 def breach(ticket_id: str, deadline: datetime, category: str, channel: str) -> SlaOutcome:
-    return SlaOutcome(id=f"{ticket_id}:resolution:sla.breached:0", type="sla.breached", ticket_id=ticket_id,
-                      target="resolution", policy="mosque-urgent", deadline=deadline, channel=channel,
-                      kind="facility_report", category=category, priority="urgent", time=deadline)
+    return SlaOutcome(
+        id=f"{ticket_id}:resolution:sla.breached:0",
+        type="sla.breached",
+        ticket_id=ticket_id,
+        target="resolution",
+        policy="mosque-urgent",
+        deadline=deadline,
+        channel=channel,
+        kind="facility_report",
+        category=category,
+        priority="urgent",
+        time=deadline,
+    )
 
 
 MORNING = datetime(2026, 3, 4, 6, 30, tzinfo=UTC)
@@ -74,41 +123,93 @@ def fill(engine: Engine, now: datetime) -> None:
     as_of = now - timedelta(seconds=10)
     opened = now - timedelta(hours=6, minutes=15)
     with Session(engine) as session, session.begin():
-        session.add_all([
-            kpi("surveys.satisfaction", {"channel": "call"}, 0.985, 200, as_of),
-            kpi("surveys.satisfaction", {"channel": "crm"}, 0.912, 150, as_of),
-            kpi("surveys.satisfaction", {"channel": "walk_in"}, 0.96, 25, as_of),
-            kpi("calls.service_level", {}, 0.84, 180, as_of),
-            kpi("calls.service_level", {"queue": "general"}, 0.87, 120, as_of),
-            kpi("calls.service_level", {"queue": "zakat"}, 0.72, 60, as_of),
-            kpi("calls.average_speed_of_answer_seconds", {}, 14.5, 170, as_of),
-            kpi("calls.average_speed_of_answer_seconds", {"queue": "zakat"}, 41.0, 55, as_of),
-            kpi("calls.abandon_ratio", {}, 0.031, 180, as_of),
-            Call(call_id="C-1", queue="general", offered_at=now - timedelta(minutes=30),
-                 answered_at=now - timedelta(minutes=29, seconds=50)),
-            Call(call_id="C-2", queue="general", offered_at=now - timedelta(minutes=20),
-                 answered_at=now - timedelta(minutes=19)),
-            Call(call_id="C-3", queue="general", offered_at=now - timedelta(seconds=95)),
-            Call(call_id="C-4", queue="zakat", offered_at=now - timedelta(minutes=10),
-                 abandoned_at=now - timedelta(minutes=9)),
-            Call(call_id="C-5", queue="zakat", offered_at=now - timedelta(seconds=40)),
-            Call(call_id="C-old", queue="general", offered_at=now - timedelta(days=2)),
-            Visit(visit_id="V-1", centre="main_building", checked_in_at=now - timedelta(minutes=50),
-                  called_at=now - timedelta(minutes=40), completed_at=now - timedelta(minutes=20)),
-            Visit(visit_id="V-2", centre="main_building", checked_in_at=now - timedelta(minutes=10)),
-            *ticket(BREACHED_TICKET, "complaints_platform", "facility_report", "urgent", "open", opened,
-                    {"first_response": ("met", False, False), "resolution": ("breached", True, True)}),
-            *ticket("T-2025-000124", "crm", "request", "normal", "open", opened,
+        session.add_all(
+            [
+                kpi("surveys.satisfaction", {"channel": "call"}, 0.985, 200, as_of),
+                kpi("surveys.satisfaction", {"channel": "crm"}, 0.912, 150, as_of),
+                kpi("surveys.satisfaction", {"channel": "walk_in"}, 0.96, 25, as_of),
+                kpi("calls.service_level", {}, 0.84, 180, as_of),
+                kpi("calls.service_level", {"queue": "general"}, 0.87, 120, as_of),
+                kpi("calls.service_level", {"queue": "zakat"}, 0.72, 60, as_of),
+                kpi("calls.average_speed_of_answer_seconds", {}, 14.5, 170, as_of),
+                kpi("calls.average_speed_of_answer_seconds", {"queue": "zakat"}, 41.0, 55, as_of),
+                kpi("calls.abandon_ratio", {}, 0.031, 180, as_of),
+                Call(
+                    call_id="C-1",
+                    queue="general",
+                    offered_at=now - timedelta(minutes=30),
+                    answered_at=now - timedelta(minutes=29, seconds=50),
+                ),
+                Call(
+                    call_id="C-2",
+                    queue="general",
+                    offered_at=now - timedelta(minutes=20),
+                    answered_at=now - timedelta(minutes=19),
+                ),
+                Call(call_id="C-3", queue="general", offered_at=now - timedelta(seconds=95)),
+                Call(
+                    call_id="C-4",
+                    queue="zakat",
+                    offered_at=now - timedelta(minutes=10),
+                    abandoned_at=now - timedelta(minutes=9),
+                ),
+                Call(call_id="C-5", queue="zakat", offered_at=now - timedelta(seconds=40)),
+                Call(call_id="C-old", queue="general", offered_at=now - timedelta(days=2)),
+                Visit(
+                    visit_id="V-1",
+                    centre="main_building",
+                    checked_in_at=now - timedelta(minutes=50),
+                    called_at=now - timedelta(minutes=40),
+                    completed_at=now - timedelta(minutes=20),
+                ),
+                Visit(visit_id="V-2", centre="main_building", checked_in_at=now - timedelta(minutes=10)),
+                *ticket(
+                    BREACHED_TICKET,
+                    "complaints_platform",
+                    "facility_report",
+                    "urgent",
+                    "open",
+                    opened,
+                    {"first_response": ("met", False, False), "resolution": ("breached", True, True)},
+                ),
+                *ticket(
+                    "T-2025-000124",
+                    "crm",
+                    "request",
+                    "normal",
+                    "open",
+                    opened,
                     {"first_response": ("met", False, False), "resolution": ("running", True, False)},
-                    category="zakat.request"),
-            *ticket("T-2025-000125", "crm", "request", "normal", "open", opened,
+                    category="zakat.request",
+                ),
+                *ticket(
+                    "T-2025-000125",
+                    "crm",
+                    "request",
+                    "normal",
+                    "open",
+                    opened,
                     {"first_response": ("running", False, False), "resolution": ("running", False, False)},
-                    category="zakat.request"),
-            *ticket("T-2025-000126", "call", "inquiry", "low", "resolved", opened,
-                    {"resolution": ("met", False, False)}, category="general.inquiry"),
-            breach(BREACHED_TICKET, now - timedelta(hours=2, minutes=15), "mosque.air_conditioning",
-                   "complaints_platform"),
-        ])
+                    category="zakat.request",
+                ),
+                *ticket(
+                    "T-2025-000126",
+                    "call",
+                    "inquiry",
+                    "low",
+                    "resolved",
+                    opened,
+                    {"resolution": ("met", False, False)},
+                    category="general.inquiry",
+                ),
+                breach(
+                    BREACHED_TICKET,
+                    now - timedelta(hours=2, minutes=15),
+                    "mosque.air_conditioning",
+                    "complaints_platform",
+                ),
+            ]
+        )
 
 
 # -- server ---------------------------------------------------------------------------------------
@@ -178,7 +279,11 @@ def test_api_reports_the_database(engine: Engine) -> None:
     assert board["generated_at"].endswith("+04:00")
     calls = board["calls"]
     assert (calls["offered_today"] >= 3, calls["waiting"], calls["service_level"], calls["asa_seconds"]) == (
-        True, 2, 0.84, 14.5)
+        True,
+        2,
+        0.84,
+        14.5,
+    )
     queues = {q["queue"]: q for q in calls["queues"]}
     assert queues["general"]["waiting"] == 1 and 94 <= queues["general"]["longest_wait_seconds"] <= 120
     assert (queues["zakat"]["service_level"], queues["zakat"]["service_level_status"]) == (0.72, "at_risk")
@@ -186,14 +291,21 @@ def test_api_reports_the_database(engine: Engine) -> None:
     satisfaction = {s["channel"]: s for s in board["satisfaction"]}
     assert [s["channel"] for s in board["satisfaction"]][:2] == ["call", "crm"]
     assert (satisfaction["call"]["ratio"], satisfaction["call"]["target"], satisfaction["call"]["status"]) == (
-        0.985, 0.98, "on_target")
+        0.985,
+        0.98,
+        "on_target",
+    )
     assert (satisfaction["crm"]["ratio"], satisfaction["crm"]["status"]) == (0.912, "at_risk")
     assert satisfaction["walk_in"]["status"] == "none"
     tickets = board["tickets"]
     assert (tickets["on_track"], tickets["at_risk"], tickets["breached"], tickets["no_sla"]) == (1, 1, 1, 0)
     [late] = tickets["breaches"]
     assert (late["ticket_id"], late["category"], late["channel"], late["still_open"]) == (
-        BREACHED_TICKET, "mosque.air_conditioning", "complaints_platform", True)
+        BREACHED_TICKET,
+        "mosque.air_conditioning",
+        "complaints_platform",
+        True,
+    )
     assert 2 * 3600 + 15 * 60 <= late["late_seconds"] <= 2 * 3600 + 16 * 60
     [centre] = board["walk_in"]
     assert (centre["centre"], centre["waiting"], centre["completed_today"]) == ("main_building", 1, 1)
@@ -204,15 +316,26 @@ def test_visits_count_today_by_their_own_times_across_midnight(engine: Engine) -
     not checked in today; one checked in at 00:05 and still waiting is checked in today."""
     from sinks.wallboard.queries import read_board
 
-    now = datetime(2026, 11, 28, 20, 20, tzinfo=UTC)            # 2026-11-29 00:20 Asia/Dubai
+    now = datetime(2026, 11, 28, 20, 20, tzinfo=UTC)  # 2026-11-29 00:20 Asia/Dubai
     with Session(engine) as session, session.begin():
-        session.add_all([
-            Visit(visit_id="V-night", centre="main_building", checked_in_at=now - timedelta(minutes=30),
-                  called_at=now - timedelta(minutes=20), completed_at=now - timedelta(minutes=10)),
-            Visit(visit_id="V-early", centre="main_building", checked_in_at=now - timedelta(minutes=15)),
-            Visit(visit_id="V-other", centre="branch", checked_in_at=now - timedelta(hours=2),
-                  completed_at=now - timedelta(minutes=90)),            # all of it yesterday
-        ])
+        session.add_all(
+            [
+                Visit(
+                    visit_id="V-night",
+                    centre="main_building",
+                    checked_in_at=now - timedelta(minutes=30),
+                    called_at=now - timedelta(minutes=20),
+                    completed_at=now - timedelta(minutes=10),
+                ),
+                Visit(visit_id="V-early", centre="main_building", checked_in_at=now - timedelta(minutes=15)),
+                Visit(
+                    visit_id="V-other",
+                    centre="branch",
+                    checked_in_at=now - timedelta(hours=2),
+                    completed_at=now - timedelta(minutes=90),
+                ),  # all of it yesterday
+            ]
+        )
     centres = {c.centre: c for c in read_board(engine, config_for(engine), now).walk_in}
     assert (centres["main_building"].checked_in_today, centres["main_building"].completed_today) == (1, 1)
     assert "branch" not in centres
@@ -220,8 +343,10 @@ def test_visits_count_today_by_their_own_times_across_midnight(engine: Engine) -
 
 def test_api_says_stale_when_the_data_stops(engine: Engine) -> None:
     fill(engine, MORNING - timedelta(hours=1))
-    with serve(config_for(engine, stale_after_seconds=300), engine) as served, \
-            urllib.request.urlopen(served.url + "api/wallboard", timeout=10) as response:
+    with (
+        serve(config_for(engine, stale_after_seconds=300), engine) as served,
+        urllib.request.urlopen(served.url + "api/wallboard", timeout=10) as response,
+    ):
         board = json.loads(response.read())
     assert board["stale"] is True
 
@@ -248,10 +373,23 @@ def test_wallboard_command_serves_the_page(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-c", "from sinks.wallboard.cli import wallboard; wallboard()",
-               "--db", url, "--port", str(port), "--refresh", "2"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "TAWASUL_WALLBOARD_TOKEN": "wall-token"})
+    command = [
+        sys.executable,
+        "-c",
+        "from sinks.wallboard.cli import wallboard; wallboard()",
+        "--db",
+        url,
+        "--port",
+        str(port),
+        "--refresh",
+        "2",
+    ]
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TAWASUL_WALLBOARD_TOKEN": "wall-token"},
+    )
     base = f"http://127.0.0.1:{port}"
     bearer = {"Authorization": "Bearer wall-token"}
 

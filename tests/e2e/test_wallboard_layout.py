@@ -103,17 +103,33 @@ def fill_busy(engine: Engine) -> None:
         rows.append(kpi("calls.service_level", {"queue": queue}, level, 100, as_of))
         rows.append(kpi("calls.average_speed_of_answer_seconds", {"queue": queue}, 20 + 40 * (1 - level), 90, as_of))
         rows.append(Call(call_id=f"C-wait-{queue}", queue=queue, offered_at=now - timedelta(seconds=30 + 100 * level)))
-    for index, centre in enumerate(["mbr_islamic_culture_centre", "mosque_engineering_building",
-                                    "maktoum_quran_centre"]):
-        rows.append(Visit(visit_id=f"V-w-{centre}", centre=centre, checked_in_at=now - timedelta(minutes=5 + 14 * index)))
+    for index, centre in enumerate(
+        ["mbr_islamic_culture_centre", "mosque_engineering_building", "maktoum_quran_centre"]
+    ):
+        rows.append(
+            Visit(visit_id=f"V-w-{centre}", centre=centre, checked_in_at=now - timedelta(minutes=5 + 14 * index))
+        )
     channels = ["crm", "email", "web", "app", "social", "call"]
     for index in range(12):
         ticket_id = f"T-2025-0007{index:02d}"
-        rows += ticket(ticket_id, channels[index % len(channels)], "complaint", "high", "open",
-                       now - timedelta(hours=9), {"resolution": ("breached", True, True)},
-                       category="mosque.air_conditioning.maintenance_request")
-        rows.append(breach(ticket_id, now - timedelta(minutes=20 + 37 * index),
-                           "mosque.air_conditioning.maintenance_request", channels[index % len(channels)]))
+        rows += ticket(
+            ticket_id,
+            channels[index % len(channels)],
+            "complaint",
+            "high",
+            "open",
+            now - timedelta(hours=9),
+            {"resolution": ("breached", True, True)},
+            category="mosque.air_conditioning.maintenance_request",
+        )
+        rows.append(
+            breach(
+                ticket_id,
+                now - timedelta(minutes=20 + 37 * index),
+                "mosque.air_conditioning.maintenance_request",
+                channels[index % len(channels)],
+            )
+        )
     with Session(engine) as session, session.begin():
         session.add_all(rows)
 
@@ -131,8 +147,9 @@ def busy_sqlite(tmp_path: Path) -> Engine:
 async def open_board(browser: Chromium, url: str, width: int, height: int) -> Page:
     page = await browser.page(width, height)
     await page.goto(url)
-    await page.wait_for("document.documentElement.dataset.live === 'live' && "
-                        "document.querySelectorAll('#breaches-body tr').length > 0")
+    await page.wait_for(
+        "document.documentElement.dataset.live === 'live' && document.querySelectorAll('#breaches-body tr').length > 0"
+    )
     return page
 
 
@@ -159,15 +176,15 @@ def test_board_fits_both_sizes_in_each_language(busy_sqlite: Engine, tmp_path: P
         scale = width / 1920
         assert r["scrollHeight"] <= r["innerHeight"] and r["scrollWidth"] <= r["innerWidth"], (where, r)
         assert (r["overflowing"], r["outside"], r["clippedCells"]) == ([], [], 0), (where, r)
-        assert r["minText"] >= 18 * scale, (where, r["minText"])           # labels: 18 px at 1080p
-        assert r["minFigure"] >= 48 * scale, (where, r["minFigure"])       # headline figures
+        assert r["minText"] >= 18 * scale, (where, r["minText"])  # labels: 18 px at 1080p
+        assert r["minFigure"] >= 48 * scale, (where, r["minFigure"])  # headline figures
         assert r["minTableFigure"] >= 26 * scale, (where, r["minTableFigure"])
         assert r["rows"]["breaches"] >= 4 and r["rows"]["queues"] == 4, (where, r["rows"])
         assert r["failing"] == [] and r["lowest"] >= 4.5 and r["checked"] > 50, (where, r["failing"])
         assert r["uncoded"] == [], (where, r["uncoded"])
         if lang == "ar":
             assert (r["lang"], r["dir"]) == ("ar", "rtl"), where
-            assert r["ticketsLeft"] > r["breachesLeft"], where           # mirrored: the first panel on the right
+            assert r["ticketsLeft"] > r["breachesLeft"], where  # mirrored: the first panel on the right
             assert not any(c.isascii() and c.isalpha() for c in r["text"]), (where, r["text"][:300])
             assert "الطلبات المفتوحة" in r["text"]
         else:
@@ -198,9 +215,12 @@ def test_arabic_digits_and_the_stale_banner(tmp_path: Path) -> None:
             await page.wait_for("!document.getElementById('stale').hidden")
             shot = await page.screenshot(tmp_path / "wallboard-ar-digits-stale.png")
             print("\nscreenshot:", shot)
-            return {**await page.evaluate(CONTRAST), **await page.evaluate(MEASURE),
-                    "banner": await page.evaluate("document.getElementById('stale').innerText"),
-                    "breached": await page.evaluate("document.getElementById('tickets-breached').textContent")}
+            return {
+                **await page.evaluate(CONTRAST),
+                **await page.evaluate(MEASURE),
+                "banner": await page.evaluate("document.getElementById('stale').innerText"),
+                "breached": await page.evaluate("document.getElementById('tickets-breached').textContent"),
+            }
 
     with serve(config_for(engine, stale_after_seconds=300), engine) as served:
         result = asyncio.run(run(served.url))

@@ -35,9 +35,21 @@ SHOWN_WITHIN_S = 10.0
 def write_breach(engine: Engine, ticket_id: str, deadline: datetime) -> None:
     """An `sla.breached` outcome stored the way the sink stores it (its writer, which notifies)."""
     writer = DbWriter(engine)
-    writer.add(OutcomeRecord(id=f"{ticket_id}:resolution:sla.breached:0", type="sla.breached", time=deadline,
-                             ticket_id=ticket_id, target="resolution", policy="mosque-urgent", deadline=deadline,
-                             channel="crm", kind="complaint", category="mosque.cleaning", priority="high"))
+    writer.add(
+        OutcomeRecord(
+            id=f"{ticket_id}:resolution:sla.breached:0",
+            type="sla.breached",
+            time=deadline,
+            ticket_id=ticket_id,
+            target="resolution",
+            policy="mosque-urgent",
+            deadline=deadline,
+            channel="crm",
+            kind="complaint",
+            category="mosque.cleaning",
+            priority="high",
+        )
+    )
     writer.flush()
 
 
@@ -151,8 +163,15 @@ def test_token_guards_page_api_and_stream(sqlite_engine: Engine, tmp_path: Path)
     token = "s3cret-wall-token"
     with serve(config_for(engine, token=token), engine) as served:
         base = served.url
-        for path in ("", "?lang=ar", "api/wallboard", "api/wallboard/events", "api/supervisor", "supervisor",
-                     "static/wallboard.js"):
+        for path in (
+            "",
+            "?lang=ar",
+            "api/wallboard",
+            "api/wallboard/events",
+            "api/supervisor",
+            "supervisor",
+            "static/wallboard.js",
+        ):
             status, headers, _ = _get(base + path)
             assert status == 401 and headers["WWW-Authenticate"] == "Bearer", path
             assert _get(base + path, {"Authorization": "Bearer wrong"})[0] == 401, path
@@ -174,7 +193,7 @@ def test_token_guards_page_api_and_stream(sqlite_engine: Engine, tmp_path: Path)
                 return await page.evaluate("location.search"), await page.evaluate("document.documentElement.dir")
 
         search, direction = asyncio.run(browse())
-    assert (search, direction) == ("?lang=ar", "rtl")   # the token left the address bar
+    assert (search, direction) == ("?lang=ar", "rtl")  # the token left the address bar
 
 
 def test_no_personal_data_reaches_the_browser(engine: Engine) -> None:  # noqa: F811
@@ -182,29 +201,56 @@ def test_no_personal_data_reaches_the_browser(engine: Engine) -> None:  # noqa: 
     fill(engine, MORNING)
     secrets = ("CUST-7f3a9c", "CALLER-55d0e1")
     with Session(engine) as session, session.begin():
-        session.add_all([
-            StoredEvent(id="e-open", type="ticket.opened", subject="T-2025-000123", time=MORNING, source="/t",
-                        stored_at=MORNING, payload=json.dumps({"data": {"customer_ref": secrets[0]}})),
-            StoredEvent(id="e-call", type="call.offered", subject="C-1", time=MORNING, source="/t",
-                        stored_at=MORNING, payload=json.dumps({"data": {"caller_ref": secrets[1]}})),
-            StoredEvent(id="e-assign", type="ticket.assigned", subject="T-2025-000123", time=MORNING, source="/t",
-                        stored_at=MORNING, payload=json.dumps({"data": {"team": "maintenance", "agent": "a-1042",
-                                                                        "customer_ref": secrets[0]}})),
-        ])
+        session.add_all(
+            [
+                StoredEvent(
+                    id="e-open",
+                    type="ticket.opened",
+                    subject="T-2025-000123",
+                    time=MORNING,
+                    source="/t",
+                    stored_at=MORNING,
+                    payload=json.dumps({"data": {"customer_ref": secrets[0]}}),
+                ),
+                StoredEvent(
+                    id="e-call",
+                    type="call.offered",
+                    subject="C-1",
+                    time=MORNING,
+                    source="/t",
+                    stored_at=MORNING,
+                    payload=json.dumps({"data": {"caller_ref": secrets[1]}}),
+                ),
+                StoredEvent(
+                    id="e-assign",
+                    type="ticket.assigned",
+                    subject="T-2025-000123",
+                    time=MORNING,
+                    source="/t",
+                    stored_at=MORNING,
+                    payload=json.dumps(
+                        {"data": {"team": "maintenance", "agent": "a-1042", "customer_ref": secrets[0]}}
+                    ),
+                ),
+            ]
+        )
     with serve(config_for(engine), engine) as served:
-        bodies = [_get(served.url + path)[2] for path in ("", "?lang=ar", "supervisor", "api/wallboard",
-                                                          "api/supervisor")]
+        bodies = [
+            _get(served.url + path)[2] for path in ("", "?lang=ar", "supervisor", "api/wallboard", "api/supervisor")
+        ]
         bodies.append(json.dumps(first_sse_board(served.url + "api/wallboard/events", {})).encode())
     supervisor = json.loads(bodies[4])
-    assert supervisor["agents"]["today"][0]["name"] == "a-1042"   # the assignment was read
+    assert supervisor["agents"]["today"][0]["name"] == "a-1042"  # the assignment was read
     for body in bodies:
         text = body.decode()
         for secret in (*secrets, "customer_ref", "caller_ref"):
             assert secret not in text
 
 
-def test_the_board_is_recomputed_on_commits_not_on_a_timer(engine: Engine,  # noqa: F811
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_board_is_recomputed_on_commits_not_on_a_timer(
+    engine: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Idle, the server runs no board query (the change check is `PRAGMA data_version` or a
     LISTEN); one commit of the sink makes one new board, which /api/wallboard then answers."""
     import sinks.wallboard.live as live

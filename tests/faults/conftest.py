@@ -49,17 +49,26 @@ def _child_env(env: dict[str, str]) -> dict[str, str]:
     return {**base, "TAWASUL_LOG_LEVEL": "warning", "PY": sys.executable, **env}
 
 
-def run_tawasul(*args: str, env: dict[str, str], timeout: float = 600, stdin: str = "",
-                cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def run_tawasul(
+    *args: str, env: dict[str, str], timeout: float = 600, stdin: str = "", cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     """`tawasul ARGS` with `env` (see `_child_env`)."""
-    return subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, input=stdin,
-                          env=_child_env(env), cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tawasul", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=_child_env(env),
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def run_tawasul_shell(script: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """A bash script (`$PY` is this Python) with `env` (see `_child_env`)."""
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=_child_env(env), cwd=REPO,
-                          timeout=timeout)
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=_child_env(env), cwd=REPO, timeout=timeout
+    )
 
 
 def read_values(bootstrap: str, topic: str, options: dict[str, object], timeout_s: float = 60) -> list[bytes]:
@@ -107,8 +116,9 @@ def _home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 
 
 def _start(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = run_tawasul("kafka", "start", *args, "--heap", "384m", "--timeout", "180",
-                         env={"TAWASUL_HOME": str(home)}, timeout=400)
+    result = run_tawasul(
+        "kafka", "start", *args, "--heap", "384m", "--timeout", "180", env={"TAWASUL_HOME": str(home)}, timeout=400
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -120,8 +130,17 @@ def three_brokers(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
     home = _home(tmp_path_factory, "three-brokers")
     base = _free_block(3, int(os.environ.get("TAWASUL_FAULTS_PORT", "29120")))
     try:
-        _start(home, "--brokers", "3", "--port", str(base), "--port-step", "1",
-               "--controller-port", str(base + CONTROLLER_OFFSET))
+        _start(
+            home,
+            "--brokers",
+            "3",
+            "--port",
+            str(base),
+            "--port-step",
+            "1",
+            "--controller-port",
+            str(base + CONTROLLER_OFFSET),
+        )
         bootstrap = ",".join(f"localhost:{base + k}" for k in range(3))
         yield LocalCluster(home, bootstrap, {"TAWASUL_KAFKA": bootstrap})
     finally:
@@ -155,9 +174,29 @@ def simulated(tmp_path_factory: pytest.TempPathFactory, name: str, *, scale: str
     """Simulated contact-centre days as a JSON Lines file."""
     path = tmp_path_factory.mktemp(name) / "days.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "tawasul", "simulate", "--from", days[0], "--to", days[1], "--seed", "7",
-         "--scale", scale, "--tail", "--out", str(path), "--no-progress"],
-        capture_output=True, text=True, cwd=REPO, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "tawasul",
+            "simulate",
+            "--from",
+            days[0],
+            "--to",
+            days[1],
+            "--seed",
+            "7",
+            "--scale",
+            scale,
+            "--tail",
+            "--out",
+            str(path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     return path
 

@@ -77,8 +77,9 @@ def _expected(path: Path) -> dict[str, object]:
 
 
 @pytest.mark.timeout(900)
-def test_a_replay_survives_the_busiest_leader_killed_twice(three_brokers: LocalCluster, days: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_replay_survives_the_busiest_leader_killed_twice(
+    three_brokers: LocalCluster, days: Path, tmp_path: Path
+) -> None:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=three_brokers.bootstrap)
@@ -86,9 +87,14 @@ def test_a_replay_survives_the_busiest_leader_killed_twice(three_brokers: LocalC
     admin.close()
     db = f"sqlite:///{tmp_path / 'faults.db'}"
     env = {**three_brokers.env, "TAWASUL_DATABASE_URL": db}
-    replay = subprocess.Popen([sys.executable, "-m", "tawasul", "replay", str(days), "--no-progress",
-                               "--keep-topics", "--timeout", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=_child_env(env), cwd=REPO)
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "tawasul", "replay", str(days), "--no-progress", "--keep-topics", "--timeout", "600"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(env),
+        cwd=REPO,
+    )
     lines: list[str] = []
     publishing = threading.Event()
 

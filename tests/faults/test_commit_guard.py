@@ -25,11 +25,22 @@ pytestmark = pytest.mark.kafka
 MESSAGES = 10
 
 
-def _app(bootstrap: str, topic: str, group: str, datadir: Path, release: threading.Event,
-         acked: list[int]) -> faust.App:
-    app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, autodiscover=False,
-                    consumer_auto_offset_reset="earliest", topic_allow_declare=False, datadir=str(datadir),
-                    broker_commit_interval=0.1, key_serializer="raw", value_serializer="raw")
+def _app(
+    bootstrap: str, topic: str, group: str, datadir: Path, release: threading.Event, acked: list[int]
+) -> faust.App:
+    app = faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        datadir=str(datadir),
+        broker_commit_interval=0.1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     source = app.topic(topic, key_serializer="raw", value_serializer="raw")
 
     async def agent(stream: faust.StreamT) -> None:
@@ -37,7 +48,7 @@ def _app(bootstrap: str, topic: str, group: str, datadir: Path, release: threadi
         held = None
         async for event in manual.events():
             if event.message.offset == 0:
-                held = event            # in flight: its outputs not confirmed yet
+                held = event  # in flight: its outputs not confirmed yet
             else:
                 await manual.ack(event)
                 acked.append(event.message.offset)
@@ -53,8 +64,7 @@ def _app(bootstrap: str, topic: str, group: str, datadir: Path, release: threadi
 
 
 @pytest.mark.parametrize("guarded", [True, False])
-def test_the_committed_offset_never_passes_a_held_message(kafka_bootstrap: str, tmp_path: Path,
-                                                          guarded: bool) -> None:
+def test_the_committed_offset_never_passes_a_held_message(kafka_bootstrap: str, tmp_path: Path, guarded: bool) -> None:
     topic = create_topic(kafka_bootstrap, f"held-head-{uuid.uuid4().hex[:8]}", partitions=1)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for n in range(MESSAGES):
@@ -71,15 +81,14 @@ def test_the_committed_offset_never_passes_a_held_message(kafka_bootstrap: str, 
     try:
         runner.wait_until(lambda: len(acked) == MESSAGES - 1, timeout_s=90)
         seen: list[int] = []
-        deadline = time.monotonic() + 3.0   # thirty commit intervals while offset 0 is held
+        deadline = time.monotonic() + 3.0  # thirty commit intervals while offset 0 is held
         while time.monotonic() < deadline:
             seen.append(committed_offsets(kafka_bootstrap, group, topic).get(0, -1))
             time.sleep(0.2)
         if guarded:
             assert max(seen) <= 0, f"committed past the held offset 0: {seen}"
             release.set()
-            runner.wait_until(lambda: committed_offsets(kafka_bootstrap, group, topic).get(0) == MESSAGES,
-                              timeout_s=30)
+            runner.wait_until(lambda: committed_offsets(kafka_bootstrap, group, topic).get(0) == MESSAGES, timeout_s=30)
         else:
             assert max(seen) == MESSAGES, f"faust 0.15.3 no longer commits past a held message: {seen}"
             release.set()

@@ -52,7 +52,7 @@ class BlackHoleProxy(TcpProxy):
     def come_back(self) -> None:
         with self._lock:
             held, self._sockets = self._sockets, set()
-        for end in held:   # RST, not FIN: the peer that rebooted no longer knows these connections
+        for end in held:  # RST, not FIN: the peer that rebooted no longer knows these connections
             try:
                 end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 end.shutdown(socket.SHUT_RD)
@@ -69,7 +69,7 @@ class BlackHoleProxy(TcpProxy):
                 return
             if not self._forwarding.is_set():
                 with self._lock:
-                    self._sockets.add(client)   # accepted by the kernel, never answered
+                    self._sockets.add(client)  # accepted by the kernel, never answered
                 continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
@@ -89,7 +89,7 @@ class BlackHoleProxy(TcpProxy):
                 sink.sendall(data)
         except OSError:
             return
-        for end in (source, sink):   # an orderly close of one side is passed on
+        for end in (source, sink):  # an orderly close of one side is passed on
             try:
                 end.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -125,8 +125,8 @@ def _stored(direct_url: str) -> tuple[int, set[str]]:
 
 @pytest.mark.timeout(1200)
 def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
-        kafka_bootstrap: str, schema_url: tuple[str, str], tmp_path_factory: pytest.TempPathFactory,
-        tmp_path: Path) -> None:
+    kafka_bootstrap: str, schema_url: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     _, direct = schema_url
     parts = make_url(direct)
     proxy = BlackHoleProxy(free_port(), (parts.host or "127.0.0.1", parts.port or 5432))
@@ -137,7 +137,7 @@ def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
     prefix = f"blackhole-{uuid.uuid4().hex[:8]}."
     env = {"TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_DATABASE_URL": proxied}
     assert run_tawasul("topics", "create", env=env).returncode == 0
-    halves = [lines[: len(lines) // 2], lines[len(lines) // 2:]]
+    halves = [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
     files = []
     for n, half in enumerate(halves):
         files.append(tmp_path / f"half-{n}.jsonl")
@@ -145,14 +145,19 @@ def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
 
     log = tmp_path / "sink.log"
     with log.open("ab") as out:
-        sink = subprocess.Popen([sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
-                                stdout=out, stderr=subprocess.STDOUT, env=_child_env(env), cwd=REPO)
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_child_env(env),
+            cwd=REPO,
+        )
     events = f"{prefix}tawasul.events"
     group = f"{prefix}tawasul-sink"
     try:
         assert run_tawasul("publish", str(files[0]), env=env).returncode == 0
         deadline = time.monotonic() + 120
-        while _stored(direct)[0] < len(halves[0]) // 4:   # mid-way through the first half
+        while _stored(direct)[0] < len(halves[0]) // 4:  # mid-way through the first half
             assert sink.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
             time.sleep(0.05)
         proxy.black_hole()
@@ -163,7 +168,7 @@ def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - went)))
         during_rows, _ = _stored(direct)
         assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-        assert during_rows <= frozen_rows + 300   # at most the batch already past the proxy
+        assert during_rows <= frozen_rows + 300  # at most the batch already past the proxy
         assert sum(committed_offsets(kafka_bootstrap, group, events).values()) <= frozen_offsets + 300
         proxy.come_back()
         back = time.monotonic()
@@ -184,8 +189,10 @@ def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
             sink.terminate()
             sink.wait(timeout=60)
         proxy.close()
-    print(f"\nblack hole {OUTAGE_S:.0f} s: {len(expected)} events, {frozen_rows} stored before, "
-          f"all stored {drained_s:.1f} s after the database came back")
+    print(
+        f"\nblack hole {OUTAGE_S:.0f} s: {len(expected)} events, {frozen_rows} stored before, "
+        f"all stored {drained_s:.1f} s after the database came back"
+    )
     assert ids == expected, f"missing {len(expected - ids)}, extra {len(ids - expected)}"
     assert rows == len(expected)
     assert set(lag.values()) == {0}, lag

@@ -6,7 +6,6 @@ line with exit status 3, and the password never shows in a log line."""
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -16,10 +15,16 @@ from schemas import parse_event
 from tawasul.domain.period import parse_period
 from tawasul.domain.policies import default_policy_path, load_policies
 from tawasul.domain.report import build_report
-from tawasul.infra.topics import ALL_TOPICS
 from tawasul.infra.kafka_security import KafkaSecurity
+from tawasul.infra.topics import ALL_TOPICS
 from tests.faults.conftest import (
-    FULL, LocalCluster, judged_report, read_values, run_tawasul, run_tawasul_shell, simulated,
+    FULL,
+    LocalCluster,
+    judged_report,
+    read_values,
+    run_tawasul,
+    run_tawasul_shell,
+    simulated,
 )
 
 pytestmark = pytest.mark.kafka
@@ -46,8 +51,9 @@ def test_start_prints_only_export_lines_and_eval_is_all_a_user_needs(secure_brok
     assert Path(env["TAWASUL_KAFKA_SSL_CAFILE"]).is_file()
     # run again: a no-op that prints the same settings; a shell's eval of them is all it takes
     script = 'eval "$("$PY" -m tawasul kafka start)" && "$PY" -m tawasul topics create --prefix "$PREFIX"'
-    result = run_tawasul_shell(script, env={"TAWASUL_HOME": str(secure_broker.home),
-                                            "PREFIX": f"eval-{uuid.uuid4().hex[:8]}."})
+    result = run_tawasul_shell(
+        script, env={"TAWASUL_HOME": str(secure_broker.home), "PREFIX": f"eval-{uuid.uuid4().hex[:8]}."}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{len(ALL_TOPICS)} topics present, {len(ALL_TOPICS)} created" in result.stdout
     assert "already running" in result.stderr
@@ -66,7 +72,8 @@ def test_publish_then_read_back_with_the_printed_settings(secure_broker: LocalCl
 
 @pytest.mark.parametrize("engine", ["batch", "faust"] if FULL else ["faust"])
 def test_a_replay_on_the_secured_cluster_equals_the_domain_computation(
-        secure_broker: LocalCluster, one_day: Path, tmp_path: Path, engine: str) -> None:
+    secure_broker: LocalCluster, one_day: Path, tmp_path: Path, engine: str
+) -> None:
     db = f"sqlite:///{tmp_path / 'secure.db'}"
     env = {**secure_broker.env, "TAWASUL_DATABASE_URL": db}
     replay = run_tawasul("replay", str(one_day), "--no-progress", "--engine", engine, "--timeout", "300", env=env)
@@ -78,19 +85,33 @@ def test_a_replay_on_the_secured_cluster_equals_the_domain_computation(
     assert expected["tickets"]["opened"] > 5  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("change", "cause"), [
-    ({"TAWASUL_KAFKA_SASL_PASSWORD": "not-the-password"}, "refused SASL user 'tawasul' (SCRAM-SHA-512): wrong user name or password"),
-    ({"TAWASUL_KAFKA_SASL_USERNAME": "intruder"}, "refused SASL user 'intruder'"),
-    ({"TAWASUL_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "expects TLS, this client uses TAWASUL_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT"),
-    ({"TAWASUL_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}, "expects TLS, this client uses TAWASUL_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"),
-    ({"TAWASUL_KAFKA_SSL_CAFILE": ""}, "its TLS certificate is not trusted"),
-])
+@pytest.mark.parametrize(
+    ("change", "cause"),
+    [
+        (
+            {"TAWASUL_KAFKA_SASL_PASSWORD": "not-the-password"},
+            "refused SASL user 'tawasul' (SCRAM-SHA-512): wrong user name or password",
+        ),
+        ({"TAWASUL_KAFKA_SASL_USERNAME": "intruder"}, "refused SASL user 'intruder'"),
+        (
+            {"TAWASUL_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"},
+            "expects TLS, this client uses TAWASUL_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT",
+        ),
+        (
+            {"TAWASUL_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
+            "expects TLS, this client uses TAWASUL_KAFKA_SECURITY_PROTOCOL=PLAINTEXT",
+        ),
+        ({"TAWASUL_KAFKA_SSL_CAFILE": ""}, "its TLS certificate is not trusted"),
+    ],
+)
 @pytest.mark.parametrize("command", [["topics", "create"], ["publish", "-"]] if FULL else [["topics", "create"]])
-def test_a_refused_client_says_why_in_one_line_with_status_3(secure_broker: LocalCluster, change: dict[str, str],
-                                                             cause: str, command: list[str]) -> None:
+def test_a_refused_client_says_why_in_one_line_with_status_3(
+    secure_broker: LocalCluster, change: dict[str, str], cause: str, command: list[str]
+) -> None:
     # the first connection attempt lasts at most the connect timeout (then the client asks why)
-    result = run_tawasul(*command, env={**secure_broker.env, "TAWASUL_KAFKA_CONNECT_TIMEOUT": "3", **change},
-                         timeout=120)
+    result = run_tawasul(
+        *command, env={**secure_broker.env, "TAWASUL_KAFKA_CONNECT_TIMEOUT": "3", **change}, timeout=120
+    )
     assert result.returncode == 3, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr[-3000:]

@@ -28,8 +28,13 @@ KILLS = 20 if FULL else 5
 
 def _sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
-                                stdout=out, stderr=subprocess.STDOUT, env=_child_env(env), cwd=REPO)
+        return subprocess.Popen(
+            [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_child_env(env),
+            cwd=REPO,
+        )
 
 
 def _stored_ids(db: str) -> list[str]:
@@ -45,7 +50,8 @@ def _stored_ids(db: str) -> list[str]:
 
 @pytest.mark.timeout(900)
 def test_a_sink_killed_at_random_moments_stores_every_event_once(
-        three_brokers: LocalCluster, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    three_brokers: LocalCluster, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     import json
 
     days = simulated(tmp_path_factory, "sink-kill", scale="8" if FULL else "1", days=("2025-03-03", "2025-03-04"))
@@ -93,9 +99,8 @@ def test_a_sink_killed_at_random_moments_stores_every_event_once(
             sink.wait(timeout=60)
     assert set(stored) == expected, f"missing {len(expected - set(stored))}, extra {len(set(stored) - expected)}"
     assert len(stored) == len(expected)
-    from tests.support.kafka import committed_offsets
-
     from tawasul.infra.topics import partition_end_offsets
+    from tests.support.kafka import committed_offsets
 
     events = f"{prefix}tawasul.events"
     ends = {p: end for (_, p), end in partition_end_offsets(three_brokers.bootstrap, [events]).items()}

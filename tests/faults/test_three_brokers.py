@@ -23,8 +23,10 @@ def _configs(bootstrap: str, topics: list[str]) -> dict[str, dict[str, str]]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
-        return {name: {key: entry["value"] for key, entry in entries.items()}
-                for name, entries in described["topic"].items()}
+        return {
+            name: {key: entry["value"] for key, entry in entries.items()}
+            for name, entries in described["topic"].items()
+        }
     finally:
         admin.close()
 
@@ -35,9 +37,11 @@ def _replicas(bootstrap: str, topics: list[str]) -> dict[str, set[int]]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     deadline = time.monotonic() + 30
     try:
-        while True:     # a just-created topic may not be in every broker's metadata yet
-            found = {topic["name"]: {len(p["replica_nodes"]) for p in topic["partitions"]}
-                     for topic in admin.describe_topics(topics)}
+        while True:  # a just-created topic may not be in every broker's metadata yet
+            found = {
+                topic["name"]: {len(p["replica_nodes"]) for p in topic["partitions"]}
+                for topic in admin.describe_topics(topics)
+            }
             if all(found.values()) or time.monotonic() > deadline:
                 return found
             time.sleep(0.3)
@@ -65,7 +69,7 @@ def test_start_again_restarts_only_the_node_that_is_down(three_brokers: LocalClu
         time.sleep(0.2)
     down = three_brokers.status()
     assert [node["running"] for node in down["nodes"]] == [True, False, True]  # type: ignore[union-attr]
-    again = three_brokers.kafka("start", timeout=300)      # no flags: the saved shape
+    again = three_brokers.kafka("start", timeout=300)  # no flags: the saved shape
     assert again.returncode == 0, again.stderr[-3000:]
     assert "starting Kafka node 2" in again.stderr
     assert "node 1" not in again.stderr and "node 3" not in again.stderr
@@ -109,12 +113,33 @@ def test_faust_changelogs_get_the_same_replication(three_brokers: LocalCluster, 
     events = REPO / "tests" / "data" / "csv" / "events.csv"
     assert events.exists()
     file = os.path.join(tmp_path, "one.jsonl")
-    simulate = run_tawasul("simulate", "--from", "2025-03-02", "--to", "2025-03-03", "--scale", "0.02", "--tail",
-                           "--out", file, "--no-progress", env={})
+    simulate = run_tawasul(
+        "simulate",
+        "--from",
+        "2025-03-02",
+        "--to",
+        "2025-03-03",
+        "--scale",
+        "0.02",
+        "--tail",
+        "--out",
+        file,
+        "--no-progress",
+        env={},
+    )
     assert simulate.returncode == 0, simulate.stderr
     db = f"sqlite:///{os.path.join(tmp_path, 'f.db')}"
-    replay = run_tawasul("replay", file, "--no-progress", "--engine", "faust", "--keep-topics", "--timeout", "240",
-                         env={**three_brokers.env, "TAWASUL_DATABASE_URL": db})
+    replay = run_tawasul(
+        "replay",
+        file,
+        "--no-progress",
+        "--engine",
+        "faust",
+        "--keep-topics",
+        "--timeout",
+        "240",
+        env={**three_brokers.env, "TAWASUL_DATABASE_URL": db},
+    )
     assert replay.returncode == 0, replay.stderr[-3000:]
     admin = KafkaAdminClient(bootstrap_servers=three_brokers.bootstrap)
     try:
@@ -123,4 +148,6 @@ def test_faust_changelogs_get_the_same_replication(three_brokers: LocalCluster, 
         admin.close()
     assert changelogs
     assert set().union(*_replicas(three_brokers.bootstrap, changelogs).values()) == {3}
-    assert {configs["min.insync.replicas"] for configs in _configs(three_brokers.bootstrap, changelogs).values()} == {"2"}
+    assert {configs["min.insync.replicas"] for configs in _configs(three_brokers.bootstrap, changelogs).values()} == {
+        "2"
+    }

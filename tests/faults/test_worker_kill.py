@@ -31,15 +31,15 @@ from schemas import Event, new_event
 from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import load_policies
 from tawasul.domain.sla import apply, due_us
-from tests.faults.conftest import FULL, REPO, _child_env
-from tests.support.kafka import committed_offsets
 from tawasul.infra.topics import partition_end_offsets
+from tests.faults.conftest import FULL, REPO, _child_env
 from tests.integration.test_sla_restart import WorkerProcess
 from tests.integration.test_sla_stream import prefixed_settings, publish, read_outcomes
+from tests.support.kafka import committed_offsets
 
 pytestmark = pytest.mark.kafka
 KILLS, EVENTS = (20, 100_000) if FULL else (3, 5_000)
-KILLS = int(os.environ.get("TAWASUL_FAULTS_WORKER_KILLS", KILLS))   # 0: the same run without a kill
+KILLS = int(os.environ.get("TAWASUL_FAULTS_WORKER_KILLS", KILLS))  # 0: the same run without a kill
 CHUNK = 250
 POLICIES = """\
 calendars:
@@ -96,10 +96,14 @@ def _stored(db: str) -> dict[str, str]:
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug in stream_processors (docs/reliability.md, 'Found while building it'): after two SIGKILLs "
-    "a few seconds apart, before the group has committed past the first events, the events published "
-    "before the second restart are never processed again (2 of 5 runs: 512 and 478 of 4,980 outcomes missing)"))
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "open bug in stream_processors (docs/reliability.md, 'Found while building it'): after two SIGKILLs "
+        "a few seconds apart, before the group has committed past the first events, the events published "
+        "before the second restart are never processed again (2 of 5 runs: 512 and 478 of 4,980 outcomes missing)"
+    ),
+)
 def test_a_worker_killed_at_random_moments_gives_every_outcome_once(kafka_bootstrap: str, tmp_path: Path) -> None:
     policies = tmp_path / "policies.yaml"
     policies.write_text(POLICIES)
@@ -108,16 +112,25 @@ def test_a_worker_killed_at_random_moments_gives_every_outcome_once(kafka_bootst
     events_topic = settings.topic("tawasul.events")
     state_dir = tmp_path / "state"
     db = f"sqlite:///{tmp_path / 'outcomes.db'}"
-    env = {"TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": settings.topic_prefix,
-           "TAWASUL_DATABASE_URL": db, "TAWASUL_POLICIES": str(policies)}
+    env = {
+        "TAWASUL_KAFKA": kafka_bootstrap,
+        "TAWASUL_TOPIC_PREFIX": settings.topic_prefix,
+        "TAWASUL_DATABASE_URL": db,
+        "TAWASUL_POLICIES": str(policies),
+    }
     log = tmp_path / "sink.log"
     with log.open("ab") as out:
-        sink = subprocess.Popen([sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0"],
-                                stdout=out, stderr=subprocess.STDOUT, env=_child_env(env), cwd=REPO)
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_child_env(env),
+            cwd=REPO,
+        )
     run = uuid.uuid4().hex[:6]
     chunks = -(-EVENTS // CHUNK)
     chance = random.Random(2)
-    kill_after = sorted(chance.sample(range(1, chunks), KILLS))   # before these chunks
+    kill_after = sorted(chance.sample(range(1, chunks), KILLS))  # before these chunks
     worker = WorkerProcess(settings, app_id, state_dir)
     sent: list[Event] = []
     restarts: list[float] = []
@@ -126,7 +139,7 @@ def test_a_worker_killed_at_random_moments_gives_every_outcome_once(kafka_bootst
         worker.wait_ready(120)
         for n in range(chunks):
             if n in kill_after:
-                time.sleep(chance.uniform(0.0, 0.5))   # mid-way through the previous chunk's processing
+                time.sleep(chance.uniform(0.0, 0.5))  # mid-way through the previous chunk's processing
                 before = committed_offsets(kafka_bootstrap, app_id, events_topic)
                 worker.kill()
                 logs.extend(worker.logs)
@@ -134,19 +147,18 @@ def test_a_worker_killed_at_random_moments_gives_every_outcome_once(kafka_bootst
                 restarts.append(worker.wait_ready(120))
                 ends = {p: end for (_, p), end in partition_end_offsets(kafka_bootstrap, [events_topic]).items()}
                 after = committed_offsets(kafka_bootstrap, app_id, events_topic)
-                print(f"kill before chunk {n}: committed {before} -> {after}"
-                      f" after the restart; ends {ends}")
+                print(f"kill before chunk {n}: committed {before} -> {after} after the restart; ends {ends}")
             events = _chunk(run, n, datetime.now(UTC))
             publish(kafka_bootstrap, events_topic, events)
             sent.extend(events)
         expected = _oracle(sent, policies, datetime.now(UTC))
-        deadline = time.monotonic() + (300 if FULL else 90)   # healthy: seconds; a loss never comes
+        deadline = time.monotonic() + (300 if FULL else 90)  # healthy: seconds; a loss never comes
         stored = _stored(db)
         while not expected.keys() <= stored.keys() and time.monotonic() < deadline:
             assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
             time.sleep(1.0)
             stored = _stored(db)
-        time.sleep(2.0)   # anything extra still on its way
+        time.sleep(2.0)  # anything extra still on its way
         stored = _stored(db)
         raw = Counter(event.id for event, _ in read_outcomes(settings))
         assert worker.terminate() == 0
@@ -159,14 +171,19 @@ def test_a_worker_killed_at_random_moments_gives_every_outcome_once(kafka_bootst
             sink.terminate()
             sink.wait(timeout=60)
     duplicates = sum(count - 1 for count in raw.values())
-    print(f"\nworker kill x{KILLS}: {len(sent)} events, {len(expected)} outcomes expected, {len(stored)} stored, "
-          f"{sum(raw.values())} records on the outcome topic ({duplicates} raw duplicates), "
-          f"restarts to ready: {[round(s, 1) for s in restarts]} s")
+    print(
+        f"\nworker kill x{KILLS}: {len(sent)} events, {len(expected)} outcomes expected, {len(stored)} stored, "
+        f"{sum(raw.values())} records on the outcome topic ({duplicates} raw duplicates), "
+        f"restarts to ready: {[round(s, 1) for s in restarts]} s"
+    )
     missing = expected.keys() - stored.keys()
     extra = {i: t for i, t in stored.items() if i not in expected}
-    print(f"kills before chunks {kill_after}; missing by chunk "
-          f"{sorted(Counter(int(i.split('-')[2]) for i in missing).items())}; logs in {tmp_path}")
-    assert not missing and not extra, \
+    print(
+        f"kills before chunks {kill_after}; missing by chunk "
+        f"{sorted(Counter(int(i.split('-')[2]) for i in missing).items())}; logs in {tmp_path}"
+    )
+    assert not missing and not extra, (
         f"missing {len(missing)} e.g. {sorted(missing)[:5]}; extra {list(extra.items())[:5]}"
+    )
     assert stored == expected
     assert raw.keys() == expected.keys()

@@ -101,7 +101,9 @@ def test_queue_log_once_then_resume_from_checkpoint(kafka_bootstrap: str, tmp_pa
     letters = read_dead_letters(kafka_bootstrap, f"{prefix}{DEAD_LETTER.name}")
     assert [letter.origin for letter, _ in letters] == [f"queue_log:{n}" for n in (31, 52, 74, 95)]
     assert letters[1][0].reason == "field 1 (epoch) is not a Unix time in seconds"
-    assert letters[1][0].original == b"2025-05-13 09:40:00|1747112400.300|customer-care-en|NONE|ENTERQUEUE||[redacted]|1"
+    assert (
+        letters[1][0].original == b"2025-05-13 09:40:00|1747112400.300|customer-care-en|NONE|ENTERQUEUE||[redacted]|1"
+    )
     for value in topic_bytes(kafka_bootstrap, prefix):
         assert not any(number.encode() in value for number in caller_numbers())
     position = load_position(checkpoint)
@@ -149,9 +151,23 @@ def test_queue_log_follow_publishes_appended_lines_and_stops_on_sigterm(kafka_bo
     checkpoint = tmp_path / "follow.pos"
     environment = {**os.environ, **{k: v for k, v in env(kafka_bootstrap, prefix).items() if v is not None}}
     process = subprocess.Popen(
-        [*adapters_argv(), "queue-log", str(log), "--follow", "--from-start", "--poll", "0.1",
-         "--options", str(OPTIONS), "--checkpoint", str(checkpoint)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=REPO,
+        [
+            *adapters_argv(),
+            "queue-log",
+            str(log),
+            "--follow",
+            "--from-start",
+            "--poll",
+            "0.1",
+            "--options",
+            str(OPTIONS),
+            "--checkpoint",
+            str(checkpoint),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        cwd=REPO,
     )
     try:
         topic = f"{prefix}{EVENTS.name}"
@@ -189,8 +205,7 @@ def test_import_csv_default_columns(kafka_bootstrap: str) -> None:
         expected.append(outcome)
     assert len(expected) == 8
     assert by_key(kafka_bootstrap, prefix) == grouped_expected(expected)
-    comment = next(json.loads(v) for v in by_key(kafka_bootstrap, prefix)[b"pbx-main-1747109022.107"]
-                   if b"survey" in v)
+    comment = next(json.loads(v) for v in by_key(kafka_bootstrap, prefix)[b"pbx-main-1747109022.107"] if b"survey" in v)
     assert comment["data"]["comment"] == "الخدمة ممتازة\nشكراً لكم"
 
 
@@ -198,8 +213,9 @@ def test_import_csv_with_mapping_pseudonymises_and_drops_personal_columns(kafka_
     prefix = unique("t-csv-")
     path = DATA / "csv" / "crm_export.csv"
     mapping = DATA / "csv" / "crm_export_mapping.yaml"
-    result = CliRunner().invoke(adapters, ["import-csv", str(path), "--mapping", str(mapping)],
-                                env=env(kafka_bootstrap, prefix))
+    result = CliRunner().invoke(
+        adapters, ["import-csv", str(path), "--mapping", str(mapping)], env=env(kafka_bootstrap, prefix)
+    )
     assert result.exit_code == 0, result.output
     events = [json.loads(value) for _, _, _, value in read_all(kafka_bootstrap, [f"{prefix}{EVENTS.name}"])]
     assert sorted(e["id"] for e in events) == ["crm-ev-1", "crm-ev-2", "crm-ev-3", "crm-ev-4"]
@@ -237,8 +253,16 @@ def test_missing_pseudonymisation_key_is_a_clear_error(tmp_path: Path) -> None:
     no_key = {"TAWASUL_PSEUDONYM_KEY": None, "TAWASUL_KAFKA": "localhost:1"}
     queue = CliRunner().invoke(adapters, ["queue-log", str(QUEUE_LOG), "--options", str(OPTIONS)], env=no_key)
     assert queue.exit_code == 2 and "TAWASUL_PSEUDONYM_KEY is not set" in queue.output
-    csv = CliRunner().invoke(adapters, ["import-csv", str(DATA / "csv" / "crm_export.csv"), "--mapping",
-                                        str(DATA / "csv" / "crm_export_mapping.yaml")], env=no_key)
+    csv = CliRunner().invoke(
+        adapters,
+        [
+            "import-csv",
+            str(DATA / "csv" / "crm_export.csv"),
+            "--mapping",
+            str(DATA / "csv" / "crm_export_mapping.yaml"),
+        ],
+        env=no_key,
+    )
     assert csv.exit_code == 2 and "TAWASUL_PSEUDONYM_KEY" in csv.output
     short = CliRunner().invoke(adapters, ["queue-log", str(QUEUE_LOG)], env={"TAWASUL_PSEUDONYM_KEY": "short"})
     assert short.exit_code == 2 and "too short" in short.output

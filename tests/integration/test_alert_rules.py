@@ -30,8 +30,21 @@ DEPLOY = REPO / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
-PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-                "offset", "bool", "inf", "nan"}
+PROMQL_WORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+}
 BUILTIN_SERIES = {"up"}
 """Series Prometheus itself records for every target."""
 
@@ -69,7 +82,7 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r"(?<![\w.])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", " ", text)
     names = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        if text[match.end():].lstrip().startswith("("):
+        if text[match.end() :].lstrip().startswith("("):
             continue
         if match.group(0).lower() not in PROMQL_WORDS:
             names.add(match.group(0))
@@ -106,8 +119,10 @@ def dashboard_expressions(dashboard: dict[str, Any]) -> list[str]:
 
 
 def test_metric_name_extraction_finds_unknown_names() -> None:
-    expr = ('sum by (channel) (increase(foo_total{outcome="x", le="0.5"}[5m])) / on (channel) bar '
-            '> 1e3 and histogram_quantile(0.99, rate(baz_bucket[$__rate_interval])) offset 5m')
+    expr = (
+        'sum by (channel) (increase(foo_total{outcome="x", le="0.5"}[5m])) / on (channel) bar '
+        "> 1e3 and histogram_quantile(0.99, rate(baz_bucket[$__rate_interval])) offset 5m"
+    )
     assert metric_names(expr) == {"foo_total", "bar", "baz_bucket"}
     assert "tawasul_sla_outcomes_total" in declared_series()
     assert "tawasul_event_processing_delay_seconds_bucket" in declared_series()
@@ -140,10 +155,17 @@ def test_dashboards_are_valid_and_use_only_declared_metrics(path: Path) -> None:
     assert unknown == {}
     assert {m for expr in exprs for m in metric_names(expr)} >= {
         "tawasul-operations": {"tawasul_sla_outcomes_total", "tawasul_tickets_open", "tawasul_satisfaction_ratio"},
-        "tawasul-pipeline": {"tawasul_consumer_lag_messages", "tawasul_database_up",
-                             "tawasul_worker_consumer_lag_messages", "tawasul_gateway_refusals_total"},
-        "tawasul-sla": {"tawasul_sla_outcomes_total", "tawasul_tickets_open",
-                        "tawasul:sla_resolution_burn_rate:ratio_rate1h"},
+        "tawasul-pipeline": {
+            "tawasul_consumer_lag_messages",
+            "tawasul_database_up",
+            "tawasul_worker_consumer_lag_messages",
+            "tawasul_gateway_refusals_total",
+        },
+        "tawasul-sla": {
+            "tawasul_sla_outcomes_total",
+            "tawasul_tickets_open",
+            "tawasul:sla_resolution_burn_rate:ratio_rate1h",
+        },
     }[path.stem]
 
 
@@ -174,8 +196,11 @@ def test_promtool_unit_tests_pass() -> None:
 
 
 def test_every_alert_is_tested_firing_and_quiet() -> None:
-    cases = [case for test in yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
-             for case in test["alert_rule_test"]]
+    cases = [
+        case
+        for test in yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text())["tests"]
+        for case in test["alert_rule_test"]
+    ]
     alerts = set(rule_expressions())
     assert alerts - {case["alertname"] for case in cases if case.get("exp_alerts")} == set()
     assert alerts - {case["alertname"] for case in cases if not case.get("exp_alerts")} == set()
@@ -202,8 +227,15 @@ def test_every_alert_routes_to_a_team_receiver() -> None:
     for rule in all_rules():
         if "alert" in rule:
             labels = [f"{key}={value}" for key, value in rule["labels"].items()]
-            route = run(tool("amtool"), "config", "routes", "test", f"--config.file={config}",
-                        f"alertname={rule['alert']}", *labels)
+            route = run(
+                tool("amtool"),
+                "config",
+                "routes",
+                "test",
+                f"--config.file={config}",
+                f"alertname={rule['alert']}",
+                *labels,
+            )
             assert route.stdout.strip() == f"{rule['labels']['team']}-{rule['labels']['severity']}", rule["alert"]
 
 
@@ -294,10 +326,23 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 30.0) -> An
 
 def breach(ticket: str, channel: str, kind: str, event: str = "sla.breached") -> Any:
     at = "2025-03-04T13:00:00+04:00"
-    return new_event(event, ticket, at, {
-        "ticket_id": ticket, "target": "resolution", "policy": "mosque-urgent", "deadline": at,
-        "channel": channel, "kind": kind, "category": "mosque.air_conditioning", "priority": "urgent",
-    }, "/stream-processors/sla", id=f"{ticket}:resolution:{event}:0")
+    return new_event(
+        event,
+        ticket,
+        at,
+        {
+            "ticket_id": ticket,
+            "target": "resolution",
+            "policy": "mosque-urgent",
+            "deadline": at,
+            "channel": channel,
+            "kind": kind,
+            "category": "mosque.air_conditioning",
+            "priority": "urgent",
+        },
+        "/stream-processors/sla",
+        id=f"{ticket}:resolution:{event}:0",
+    )
 
 
 def test_real_prometheus_fires_the_breach_alert(tmp_path: Path) -> None:
@@ -308,21 +353,35 @@ def test_real_prometheus_fires_the_breach_alert(tmp_path: Path) -> None:
     port = free_port()
     with start_metrics_server(metrics.registry, port=0, host="127.0.0.1") as endpoint:
         config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(ALERTS)],
-            "scrape_configs": [{"job_name": "tawasul-sink",
-                                "static_configs": [{"targets": [f"127.0.0.1:{endpoint.port}"]}]}],
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(ALERTS)],
+                    "scrape_configs": [
+                        {"job_name": "tawasul-sink", "static_configs": [{"targets": [f"127.0.0.1:{endpoint.port}"]}]}
+                    ],
+                }
+            )
+        )
         server = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"))
+            [
+                tool("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "prometheus.log").open("w"),
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200)
-            wait_for("three scrapes", lambda: api(base, "/api/v1/query",
-                                                  query="count_over_time(tawasul_database_up[1m]) >= 3")["result"])
+            wait_for(
+                "three scrapes",
+                lambda: api(base, "/api/v1/query", query="count_over_time(tawasul_database_up[1m]) >= 3")["result"],
+            )
 
             def rule_states() -> dict[str, str]:
                 groups = api(base, "/api/v1/rules", type="alert")["groups"]
@@ -332,9 +391,7 @@ def test_real_prometheus_fires_the_breach_alert(tmp_path: Path) -> None:
 
             def evaluated_since_scrape() -> bool:
                 groups = api(base, "/api/v1/rules", type="alert")["groups"]
-                return all(
-                    _epoch(group["lastEvaluation"]) > scraped for group in groups
-                )
+                return all(_epoch(group["lastEvaluation"]) > scraped for group in groups)
 
             wait_for("a rule evaluation after the healthy scrapes", evaluated_since_scrape)
             healthy = rule_states()
@@ -345,13 +402,23 @@ def test_real_prometheus_fires_the_breach_alert(tmp_path: Path) -> None:
 
             def breach_alerts() -> list[dict[str, Any]]:
                 alerts = api(base, "/api/v1/alerts")["alerts"]
-                return [a for a in alerts if a["labels"]["alertname"].startswith("TawasulSlaBreach")
-                        and a["state"] == "firing"]
+                return [
+                    a
+                    for a in alerts
+                    if a["labels"]["alertname"].startswith("TawasulSlaBreach") and a["state"] == "firing"
+                ]
 
             firing = wait_for("the SLA-breach alert to fire", breach_alerts)
-            assert [(a["labels"]["alertname"], a["labels"]["severity"], a["labels"]["channel"],
-                     a["labels"]["kind"], a["labels"]["target"]) for a in firing] == [
-                ("TawasulSlaBreachFacility", "critical", "complaints_platform", "facility_report", "resolution")]
+            assert [
+                (
+                    a["labels"]["alertname"],
+                    a["labels"]["severity"],
+                    a["labels"]["channel"],
+                    a["labels"]["kind"],
+                    a["labels"]["target"],
+                )
+                for a in firing
+            ] == [("TawasulSlaBreachFacility", "critical", "complaints_platform", "facility_report", "resolution")]
             assert firing[0]["annotations"]["summary"].startswith("Mosque facility report missed")
 
             metrics.db_up.set(0)
@@ -359,8 +426,11 @@ def test_real_prometheus_fires_the_breach_alert(tmp_path: Path) -> None:
             states = rule_states()
             # every resolution of facility reports decided so far was breached: its budget burns too
             assert {name for name, state in states.items() if state != "inactive"} == {
-                "TawasulSlaBreachFacility", "TawasulDatabaseDown", "TawasulSlaBudgetFastBurn",
-                "TawasulSlaBudgetSlowBurn"}
+                "TawasulSlaBreachFacility",
+                "TawasulDatabaseDown",
+                "TawasulSlaBudgetFastBurn",
+                "TawasulSlaBudgetSlowBurn",
+            }
         finally:
             server.terminate()
             server.wait(timeout=20)

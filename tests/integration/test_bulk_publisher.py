@@ -16,6 +16,7 @@ from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_publish import read_dead_letters, simulated_lines
 from tests.support.kafka import create_topic, read_all, unique
 
+
 def _accepted(lines: list[bytes]) -> list[Accepted]:
     outcomes = [accept_line(raw, f"mem:{number}", None) for number, raw in enumerate(lines)]
     assert all(isinstance(outcome, Accepted) for outcome in outcomes)
@@ -31,9 +32,10 @@ def test_batches_keep_each_key_in_order_and_count_on_confirmation(kafka_bootstra
     per_batch = 4096 // min(len(outcome.value) for outcome in good) + 1
     with BulkPublisher(settings, metrics=metrics, window=2, batch_bytes=4096) as publisher:
         for number, outcome in enumerate(good):
-            publisher.publish_validated(outcome.key, outcome.value, channel=channel_of(outcome.event),
-                                        event_type=outcome.event.type)
-            assert publisher.pending <= (2 + EVENTS.partitions) * per_batch     # window + open batches
+            publisher.publish_validated(
+                outcome.key, outcome.value, channel=channel_of(outcome.event), event_type=outcome.event.type
+            )
+            assert publisher.pending <= (2 + EVENTS.partitions) * per_batch  # window + open batches
             if number == 300:
                 bad = accept_line(b"nope", "mem:x", None)
                 assert isinstance(bad, Rejected)
@@ -49,7 +51,7 @@ def test_batches_keep_each_key_in_order_and_count_on_confirmation(kafka_bootstra
     expected: dict[bytes, list[bytes]] = defaultdict(list)
     for outcome in good:
         expected[outcome.key].append(outcome.value)
-    assert stored == expected       # nothing lost or doubled; each key in the order published
+    assert stored == expected  # nothing lost or doubled; each key in the order published
     sample = metrics.registry.get_sample_value
     calls = sample("tawasul_events_accepted_total", {"channel": "call", "type": "call.offered"})
     assert calls == sum(1 for outcome in good if outcome.event.type == "call.offered") > 0
@@ -67,7 +69,7 @@ def test_a_refused_batch_is_raised_not_dropped(kafka_bootstrap: str) -> None:
     publisher = BulkPublisher(Settings(kafka=kafka_bootstrap).with_prefix(prefix), batch_bytes=64 * 1024)
     publisher.publish_validated(small.key, small.value, channel="call", event_type=small.event.type)
     publisher.flush(timeout_s=30)
-    for outcome in rest:            # one batch of about 12 kB: over the topic's limit
+    for outcome in rest:  # one batch of about 12 kB: over the topic's limit
         publisher.publish_validated(outcome.key, outcome.value, channel="call", event_type=outcome.event.type)
     with pytest.raises(PublishError, match=rf"^{len(rest)} send\(s\) to Kafka failed after retries; first: "):
         publisher.flush(timeout_s=60)

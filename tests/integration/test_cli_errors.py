@@ -19,10 +19,21 @@ def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
     """`tawasul ARGS` with no broker answering (so a command that reached for Kafka first would
     say so instead of naming the setting at fault)."""
     (tmp_path / "events.jsonl").write_text("")
-    environment = {**os.environ, "TAWASUL_KAFKA": f"127.0.0.1:{free_port()}", "TAWASUL_KAFKA_CONNECT_TIMEOUT": "2",
-                   "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'tawasul.db'}", **env}
-    return subprocess.run([sys.executable, "-m", "tawasul", *args], capture_output=True, text=True, cwd=tmp_path,
-                          env=environment, timeout=120)
+    environment = {
+        **os.environ,
+        "TAWASUL_KAFKA": f"127.0.0.1:{free_port()}",
+        "TAWASUL_KAFKA_CONNECT_TIMEOUT": "2",
+        "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'tawasul.db'}",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tawasul", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=120,
+    )
 
 
 def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -33,8 +44,9 @@ def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("command", [["replay", "events.jsonl"], ["worker"], ["report", "--from", "2025-01-01",
-                                                                               "--to", "2025-02-01"]])
+@pytest.mark.parametrize(
+    "command", [["replay", "events.jsonl"], ["worker"], ["report", "--from", "2025-01-01", "--to", "2025-02-01"]]
+)
 def test_a_missing_policy_file_is_named(tmp_path: Path, command: list[str]) -> None:
     line = one_clear_line(run(tmp_path, "--policies", str(tmp_path / "absent.yaml"), *command))
     assert str(tmp_path / "absent.yaml") in line and "No such file" in line
@@ -85,12 +97,15 @@ def test_the_simulator_names_an_output_file_it_cannot_write(tmp_path: Path) -> N
     assert line == f"Error: cannot write {out}: No such file or directory"
 
 
-@pytest.mark.parametrize("command, option", [
-    (["wallboard", "--port", "{port}"], "--port"),
-    (["gateway", "--secrets", "gateway.yaml", "--port", "{port}"], "--port"),
-    (["worker", "--metrics-port", "{port}"], "--metrics-port"),
-    (["demo", "--wallboard-port", "{port}"], "--wallboard-port"),
-])
+@pytest.mark.parametrize(
+    "command, option",
+    [
+        (["wallboard", "--port", "{port}"], "--port"),
+        (["gateway", "--secrets", "gateway.yaml", "--port", "{port}"], "--port"),
+        (["worker", "--metrics-port", "{port}"], "--metrics-port"),
+        (["demo", "--wallboard-port", "{port}"], "--wallboard-port"),
+    ],
+)
 def test_a_port_in_use_is_named_with_the_option_to_change(tmp_path: Path, command: list[str], option: str) -> None:
     import socket
 

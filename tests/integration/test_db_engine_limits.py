@@ -46,8 +46,11 @@ def test_a_statement_waiting_for_a_lock_fails_by_the_statement_timeout(postgres_
             assert waiting.execute(text("SHOW statement_timeout")).scalar_one() == "1500ms"
             assert _keepalive_idle(waiting) == 7
             # The URL's own options (the schema) are kept next to the timeout.
-            assert waiting.execute(text("SELECT current_schema()")).scalar_one() == \
-                holding.execute(text("SELECT current_schema()")).scalar_one() != "public"
+            assert (
+                waiting.execute(text("SELECT current_schema()")).scalar_one()
+                == holding.execute(text("SELECT current_schema()")).scalar_one()
+                != "public"
+            )
             holding.commit()
             waiting.rollback()
             holding.execute(text("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE"))

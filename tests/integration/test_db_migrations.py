@@ -28,11 +28,19 @@ def test_upgrade_from_empty_matches_the_models(database_url: str) -> None:
             assert compare_metadata(context, metadata) == []
             tables = set(inspect(connection).get_table_names())
         assert set(metadata.tables) <= tables
-        assert {"events", "tickets", "ticket_targets", "calls", "visits", "surveys", "sla_outcomes",
-                "kpi_snapshots"} <= tables
+        assert {
+            "events",
+            "tickets",
+            "ticket_targets",
+            "calls",
+            "visits",
+            "surveys",
+            "sla_outcomes",
+            "kpi_snapshots",
+        } <= tables
     finally:
         engine.dispose()
-    assert migrate.upgrade(database_url).current == state.head          # a second run is a no-op
+    assert migrate.upgrade(database_url).current == state.head  # a second run is a no-op
 
 
 def test_cli_upgrade_and_current(database_url: str) -> None:
@@ -56,8 +64,9 @@ def test_a_newer_database_is_refused(database_url: str) -> None:
         migrate.upgrade(database_url)
     head = migrate.head_revision()
     assert str(raised.value) == (
-        f"database is at revision {NEWER_REVISION}, this Tawasul knows up to {head}: upgrade Tawasul")
-    assert migrate.status(database_url).current == NEWER_REVISION     # left untouched
+        f"database is at revision {NEWER_REVISION}, this Tawasul knows up to {head}: upgrade Tawasul"
+    )
+    assert migrate.status(database_url).current == NEWER_REVISION  # left untouched
     runner = CliRunner()
     upgraded = runner.invoke(db, ["upgrade", "--db", database_url])
     assert upgraded.exit_code == 1 and "upgrade Tawasul" in upgraded.output

@@ -49,8 +49,11 @@ def late_acknowledgement() -> list[object]:
     out: list[object] = []
     stored = decode(None, "T-9")
     for wall, event in ((T0, opened), (T0 + timedelta(seconds=125), None), (T0 + timedelta(seconds=270), ack)):
-        step = (advance(stored, to_us(wall), BOOK, replay=False) if event is None
-                else live_event(stored, event, to_us(wall), BOOK))
+        step = (
+            advance(stored, to_us(wall), BOOK, replay=False)
+            if event is None
+            else live_event(stored, event, to_us(wall), BOOK)
+        )
         stored = step.stored
         out += [decode_pipeline_event(encode_outcome(o)) for o in step.outcomes]
         view = ticket_state(stored, to_us(wall), BOOK)
@@ -62,8 +65,12 @@ def late_acknowledgement() -> list[object]:
 def stored(engine: Engine) -> tuple[list[str], list[tuple[str, str, bool]]]:
     with engine.connect() as connection:
         outcomes = sorted(connection.execute(select(SlaOutcome.id)).scalars())
-        targets = [(t, s, bool(b)) for t, s, b in connection.execute(
-            select(TicketTarget.target, TicketTarget.state, TicketTarget.breached).order_by(TicketTarget.target))]
+        targets = [
+            (t, s, bool(b))
+            for t, s, b in connection.execute(
+                select(TicketTarget.target, TicketTarget.state, TicketTarget.breached).order_by(TicketTarget.target)
+            )
+        ]
     return outcomes, targets
 
 
@@ -73,14 +80,17 @@ def test_a_withdrawn_breach_is_not_kept(engine: Engine, batch: int) -> None:
     kinds = [getattr(r, "type", None) for r in records]
     assert [k for k in kinds if k] == ["sla.warning", "sla.breached", "sla.breach_withdrawn", "sla.met"]
     writer = DbWriter(engine)
-    for attempt in range(2):                 # everything delivered twice (a sink restart)
+    for attempt in range(2):  # everything delivered twice (a sink restart)
         for start in range(0, len(records), batch):
-            for record in records[start:start + batch]:
-                writer.add(record)           # type: ignore[arg-type]
+            for record in records[start : start + batch]:
+                writer.add(record)  # type: ignore[arg-type]
             writer.flush()
         outcomes, targets = stored(engine)
-        assert outcomes == ["T-9:first_response:sla.breach_withdrawn:0", "T-9:first_response:sla.met:0",
-                            "T-9:first_response:sla.warning:0"], attempt
+        assert outcomes == [
+            "T-9:first_response:sla.breach_withdrawn:0",
+            "T-9:first_response:sla.met:0",
+            "T-9:first_response:sla.warning:0",
+        ], attempt
         assert targets == [("first_response", "met", False), ("resolution", "running", False)], attempt
         assert sla_contradictions(engine) == []
 

@@ -54,27 +54,57 @@ def count(engine: Engine, model: type[Base]) -> int:
 
 def outcome(ticket: str, kind: str, at: str, target: str = "resolution", cycle: int = 0) -> Event:
     return new_event(
-        kind, ticket, at,
-        {"ticket_id": ticket, "target": target, "policy": "crm-standard", "deadline": "2025-03-05T11:30:00+04:00",
-         "channel": "crm", "kind": "request", "category": "licensing.renewal", "priority": "normal"},
-        source="/stream-processors/sla", id=f"{ticket}:{target}:{kind}:{cycle}")
+        kind,
+        ticket,
+        at,
+        {
+            "ticket_id": ticket,
+            "target": target,
+            "policy": "crm-standard",
+            "deadline": "2025-03-05T11:30:00+04:00",
+            "channel": "crm",
+            "kind": "request",
+            "category": "licensing.renewal",
+            "priority": "normal",
+        },
+        source="/stream-processors/sla",
+        id=f"{ticket}:{target}:{kind}:{cycle}",
+    )
 
 
 def kpi(value: float, as_of: str, event_id: str) -> Event:
     return new_event(
-        "kpi.snapshot", "calls.service_level|15m|queue=general", as_of,
-        {"figure": "calls.service_level", "window": "15m", "scope": {"queue": "general"},
-         "value": value, "count": 40, "as_of": as_of},
-        source="/stream-processors/kpi", id=event_id)
+        "kpi.snapshot",
+        "calls.service_level|15m|queue=general",
+        as_of,
+        {
+            "figure": "calls.service_level",
+            "window": "15m",
+            "scope": {"queue": "general"},
+            "value": value,
+            "count": 40,
+            "as_of": as_of,
+        },
+        source="/stream-processors/kpi",
+        id=event_id,
+    )
 
 
 def ticket_state(version: int, status: str, targets: dict[str, dict[str, Any]], ticket: str = "T-1") -> dict[str, Any]:
     return {
-        "ticket_id": ticket, "channel": "crm", "kind": "request", "category": "licensing.renewal",
-        "priority": "normal", "department": None, "status": status, "policy": "crm-standard",
+        "ticket_id": ticket,
+        "channel": "crm",
+        "kind": "request",
+        "category": "licensing.renewal",
+        "priority": "normal",
+        "department": None,
+        "status": status,
+        "policy": "crm-standard",
         "opened_at": "2025-03-03T09:00:00+04:00",
         "resolved_at": "2025-03-04T10:00:00+04:00" if status != "open" else None,
-        "closed_at": None, "updated_at": f"2025-03-0{3 + version % 5}T10:00:00+04:00", "version": version,
+        "closed_at": None,
+        "updated_at": f"2025-03-0{3 + version % 5}T10:00:00+04:00",
+        "version": version,
         "targets": targets,
     }
 
@@ -86,20 +116,21 @@ def target(state: str, deadline: str | None = "2025-03-05T11:30:00+04:00", breac
 def test_events_stored_once_with_payload_round_trip(engine: Engine) -> None:
     events = simulated()
     writer = DbWriter(engine)
-    for event in events + events[:50]:           # duplicates inside one batch
+    for event in events + events[:50]:  # duplicates inside one batch
         writer.add(event)
     first = writer.flush()
     assert first.records == len(events) + 50
     assert first.rows["events"] == len(events)
-    for event in events[::2]:                     # and again in a later batch
+    for event in events[::2]:  # and again in a later batch
         writer.add(event)
     assert writer.flush().rows.get("events", 0) == 0
     assert count(engine, StoredEvent) == len(events)
 
     by_id = {event.id: event for event in events}
     with engine.connect() as connection:
-        stored = connection.execute(select(StoredEvent.id, StoredEvent.time, StoredEvent.payload,
-                                           StoredEvent.stored_at)).all()
+        stored = connection.execute(
+            select(StoredEvent.id, StoredEvent.time, StoredEvent.payload, StoredEvent.stored_at)
+        ).all()
     assert len(stored) == len(by_id)
     for event_id, time, payload, stored_at in stored:
         original = by_id[event_id]
@@ -124,11 +155,13 @@ def test_raw_messages_take_the_fast_path_and_round_trip(engine: Engine) -> None:
 
 
 def test_same_batch_twice_changes_nothing(engine: Engine) -> None:
-    records: list[Any] = [*simulated(scale=0.1),
-                          outcome("T-1", "sla.warning", "2025-03-05T09:00:00+04:00"),
-                          outcome("T-1", "sla.breached", "2025-03-05T11:30:00+04:00"),
-                          kpi(0.8125, "2025-03-03T10:15:00+04:00", "k-1"),
-                          ticket_state(2, "open", {"first_response": target("met"), "resolution": target("running")})]
+    records: list[Any] = [
+        *simulated(scale=0.1),
+        outcome("T-1", "sla.warning", "2025-03-05T09:00:00+04:00"),
+        outcome("T-1", "sla.breached", "2025-03-05T11:30:00+04:00"),
+        kpi(0.8125, "2025-03-03T10:15:00+04:00", "k-1"),
+        ticket_state(2, "open", {"first_response": target("met"), "resolution": target("running")}),
+    ]
     writer = DbWriter(engine)
     for record in records:
         writer.add(record)
@@ -151,16 +184,17 @@ def test_late_older_ticket_state_never_overwrites_a_newer_one(engine: Engine) ->
     writer = DbWriter(engine)
     writer.add(newer)
     writer.flush()
-    writer.add(older)                              # arrives late, in a batch of its own
+    writer.add(older)  # arrives late, in a batch of its own
     writer.flush()
-    writer.add(older)                              # and inside a batch, after the newer one
+    writer.add(older)  # and inside a batch, after the newer one
     writer.add(newer)
     writer.add(older)
     writer.flush()
     with engine.connect() as connection:
         ticket = connection.execute(select(Ticket)).one()
-        targets = connection.execute(select(TicketTarget.target, TicketTarget.state, TicketTarget.breached,
-                                            TicketTarget.version)).all()
+        targets = connection.execute(
+            select(TicketTarget.target, TicketTarget.state, TicketTarget.breached, TicketTarget.version)
+        ).all()
     assert (ticket.version, ticket.status) == (5, "resolved")
     assert ticket.resolved_at == datetime(2025, 3, 4, 6, 0, tzinfo=UTC)
     assert targets == [("resolution", "breached", True, 5)]
@@ -176,16 +210,36 @@ def test_late_older_ticket_state_never_overwrites_a_newer_one(engine: Engine) ->
 
 def test_a_breach_fired_between_two_events_is_stored_and_never_taken_back(engine: Engine) -> None:
     """The clock fires warnings and breaches without a new event: the state keeps its version."""
+
     def state(warned: bool, breached: bool) -> dict[str, Any]:
-        return ticket_state(4, "open", {"first_response": target("met"), "resolution": {
-            "deadline": "2025-03-05T11:30:00+04:00", "state": "breached" if breached else "running",
-            "warned": warned, "breached": breached}})
+        return ticket_state(
+            4,
+            "open",
+            {
+                "first_response": target("met"),
+                "resolution": {
+                    "deadline": "2025-03-05T11:30:00+04:00",
+                    "state": "breached" if breached else "running",
+                    "warned": warned,
+                    "breached": breached,
+                },
+            },
+        )
 
     def stored() -> list[tuple[Any, ...]]:
         with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(
-                select(TicketTarget.target, TicketTarget.state, TicketTarget.warned, TicketTarget.breached,
-                       TicketTarget.version).order_by(TicketTarget.target))]
+            return [
+                tuple(row)
+                for row in connection.execute(
+                    select(
+                        TicketTarget.target,
+                        TicketTarget.state,
+                        TicketTarget.warned,
+                        TicketTarget.breached,
+                        TicketTarget.version,
+                    ).order_by(TicketTarget.target)
+                )
+            ]
 
     writer = DbWriter(engine)
     writer.add(state(False, False))
@@ -197,10 +251,10 @@ def test_a_breach_fired_between_two_events_is_stored_and_never_taken_back(engine
     assert writer.flush().rows["ticket_targets"] == 1
     breached = [("first_response", "met", False, False, 4), ("resolution", "breached", True, True, 4)]
     assert stored() == breached
-    for late in (state(False, False), state(True, False)):     # redelivered late, a batch each
+    for late in (state(False, False), state(True, False)):  # redelivered late, a batch each
         writer.add(late)
         assert writer.flush().rows.get("ticket_targets", 0) == 0
-    writer.add(state(True, True))                               # inside one batch, in any order
+    writer.add(state(True, True))  # inside one batch, in any order
     writer.add(state(False, False))
     writer.add(state(True, False))
     writer.flush()
@@ -209,20 +263,25 @@ def test_a_breach_fired_between_two_events_is_stored_and_never_taken_back(engine
 
 def test_calls_and_visits_merge_in_any_order(engine: Engine) -> None:
     def ev(kind: str, subject: str, at: str, data: dict[str, Any], n: int) -> Event:
-        return new_event(kind, subject, f"2025-03-03T{at}{DUBAI}", data, source="/channels/pbx/main",
-                         id=f"{subject}-{n}")
+        return new_event(
+            kind, subject, f"2025-03-03T{at}{DUBAI}", data, source="/channels/pbx/main", id=f"{subject}-{n}"
+        )
 
-    call = [ev("call.offered", "C-1", "09:00:00", {"queue": "general", "language": "ar"}, 1),
-            ev("call.answered", "C-1", "09:00:12.250000", {"queue": "general", "agent": "a-1"}, 2),
-            ev("call.ended", "C-1", "09:05:00", {"agent": "a-1", "wrap_up_seconds": 30}, 3)]
-    visit = [ev("visit.checked_in", "V-1", "10:00:00", {"centre": "main", "service": "marriage"}, 1),
-             ev("visit.called", "V-1", "10:07:30", {"centre": "main", "counter": "7"}, 2),
-             ev("visit.completed", "V-1", "10:20:00", {"centre": "main"}, 3)]
+    call = [
+        ev("call.offered", "C-1", "09:00:00", {"queue": "general", "language": "ar"}, 1),
+        ev("call.answered", "C-1", "09:00:12.250000", {"queue": "general", "agent": "a-1"}, 2),
+        ev("call.ended", "C-1", "09:05:00", {"agent": "a-1", "wrap_up_seconds": 30}, 3),
+    ]
+    visit = [
+        ev("visit.checked_in", "V-1", "10:00:00", {"centre": "main", "service": "marriage"}, 1),
+        ev("visit.called", "V-1", "10:07:30", {"centre": "main", "counter": "7"}, 2),
+        ev("visit.completed", "V-1", "10:20:00", {"centre": "main"}, 3),
+    ]
     writer = DbWriter(engine)
-    for event in reversed(call + visit):          # each event in its own batch, newest first
+    for event in reversed(call + visit):  # each event in its own batch, newest first
         writer.add(event)
         writer.flush()
-    for event in call + visit:                    # everything again, in one batch
+    for event in call + visit:  # everything again, in one batch
         writer.add(event)
     assert writer.flush().rows == {}
     with engine.connect() as connection:
@@ -241,7 +300,7 @@ def test_kpi_snapshot_keeps_the_newest(engine: Engine) -> None:
     writer = DbWriter(engine)
     writer.add(kpi(0.9, "2025-03-03T10:30:00+04:00", "k-2"))
     writer.flush()
-    writer.add(kpi(0.5, "2025-03-03T10:15:00+04:00", "k-1"))     # older, late
+    writer.add(kpi(0.5, "2025-03-03T10:15:00+04:00", "k-1"))  # older, late
     writer.flush()
     with engine.connect() as connection:
         row = connection.execute(select(KpiSnapshot)).one()
@@ -262,7 +321,7 @@ def test_a_failed_flush_keeps_the_batch(engine: Engine) -> None:
     with pytest.raises(SQLAlchemyError):
         writer.flush()
     assert len(writer) == len(events)
-    assert count(engine, Call) == 0                # nothing of the batch was stored
+    assert count(engine, Call) == 0  # nothing of the batch was stored
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE events_away RENAME TO events"))
     assert writer.flush().rows["events"] == len(events)

@@ -12,9 +12,9 @@ import socket
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ from tawasul.infra.logs import JsonFormatter
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
-from tests.support.kafka import read_all, unique
 from tests.support.gateway_credentials import (
     CRM_SECRET,
     CRM_TOKEN,
@@ -47,6 +46,7 @@ from tests.support.gateway_credentials import (
     SURVEYS_RATE,
     SURVEYS_TOKEN,
 )
+from tests.support.kafka import read_all, unique
 
 REPO = Path(__file__).resolve().parents[2]
 PSEUDONYM_KEY = b"gateway-test-pseudonym-key-0123456789"
@@ -57,7 +57,11 @@ LIMIT = 8192
 
 
 def request_at(
-    port: int, method: str, path: str, body: bytes | Iterable[bytes] = b"", headers: Mapping[str, str] | None = None,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | Iterable[bytes] = b"",
+    headers: Mapping[str, str] | None = None,
 ) -> Answer:
     """One HTTP request to the local port (a chunked body when `body` is an iterator)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -109,7 +113,11 @@ class RunningGateway:
         self.loop.close()
 
     def request(
-        self, method: str, path: str, body: bytes | Iterable[bytes] = b"", headers: Mapping[str, str] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: bytes | Iterable[bytes] = b"",
+        headers: Mapping[str, str] | None = None,
     ) -> Answer:
         return request_at(self.port, method, path, body, headers)
 
@@ -132,10 +140,15 @@ class Setup:
         return self.settings.topic(DEAD_LETTER.name)
 
     def gateway(self, metrics: Metrics | None = None, **options: Any) -> RunningGateway:
-        return RunningGateway(create_app(
-            self.settings, self.adapters, options=GatewayOptions(max_body_bytes=LIMIT, **options),
-            metrics=metrics or Metrics(), pseudonymiser=self.pseudonymiser,
-        ))
+        return RunningGateway(
+            create_app(
+                self.settings,
+                self.adapters,
+                options=GatewayOptions(max_body_bytes=LIMIT, **options),
+                metrics=metrics or Metrics(),
+                pseudonymiser=self.pseudonymiser,
+            )
+        )
 
     def events(self) -> list[tuple[int, bytes | None, bytes]]:
         return [(p, k, v) for _, p, k, v in read_all(self.settings.kafka, [self.events_topic])]
@@ -174,18 +187,33 @@ def setup(kafka_bootstrap: str, tmp_path: Path) -> Setup:
     return make_setup(kafka_bootstrap, f"sqlite:///{tmp_path / 'gateway.db'}")
 
 
-def ticket(event_id: str, subject: str, event_type: str = "ticket.opened", source: str = "/channels/crm/main",
-           minute: int = 0) -> dict[str, Any]:
+def ticket(
+    event_id: str, subject: str, event_type: str = "ticket.opened", source: str = "/channels/crm/main", minute: int = 0
+) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if event_type == "ticket.opened":
         data = {"channel": "crm", "kind": "complaint", "category": "roads.potholes", "priority": "normal"}
-    return {"specversion": "1.0", "id": event_id, "source": source, "type": event_type,
-            "time": f"2025-05-13T08:{minute:02d}:00+04:00", "subject": subject, "data": data}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": f"2025-05-13T08:{minute:02d}:00+04:00",
+        "subject": subject,
+        "data": data,
+    }
 
 
 def offered_call(event_id: str, subject: str, **data: Any) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": event_id, "source": "/channels/pbx/main", "type": "call.offered",
-            "time": "2025-05-13T08:00:00+04:00", "subject": subject, "data": {"queue": "general", **data}}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/channels/pbx/main",
+        "type": "call.offered",
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": subject,
+        "data": {"queue": "general", **data},
+    }
 
 
 def encode(value: object) -> bytes:
@@ -196,7 +224,9 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def signed(body: bytes, timestamp: int | None = None, adapter: str = "crm", secret: bytes = CRM_SECRET) -> dict[str, str]:
+def signed(
+    body: bytes, timestamp: int | None = None, adapter: str = "crm", secret: bytes = CRM_SECRET
+) -> dict[str, str]:
     return signature_headers(adapter, secret, body, timestamp)
 
 
@@ -218,7 +248,10 @@ def test_single_event_is_published_exactly_as_sent(setup: Setup) -> None:
 def test_signed_batch_is_published_in_order_with_subject_keys(setup: Setup) -> None:
     lifecycle = ["ticket.opened", "ticket.acknowledged", "ticket.assigned", "ticket.resolved", "ticket.closed"]
     batch = [ticket(f"T-1:{n}", "T-1", kind, minute=n) for n, kind in enumerate(lifecycle)]
-    batch += [ticket("T-2:0", "T-2", source="/channels/complaints/web"), ticket("T-2:1", "T-2", "ticket.closed", minute=1)]
+    batch += [
+        ticket("T-2:0", "T-2", source="/channels/complaints/web"),
+        ticket("T-2:1", "T-2", "ticket.closed", minute=1),
+    ]
     body = encode(batch)
     with setup.gateway() as gateway:
         answer = gateway.post(body, BATCH, **signed(body))
@@ -234,7 +267,8 @@ def test_signed_batch_is_published_in_order_with_subject_keys(setup: Setup) -> N
 
 
 def test_caller_numbers_are_pseudonymised_before_publishing_and_logging(
-    setup: Setup, caplog: pytest.LogCaptureFixture,
+    setup: Setup,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     body = encode(offered_call("call-2-offered", "call-2", caller_number=CALLER))
     bad = encode([offered_call("call-3-offered", "call-3", caller_number=CALLER, queue=7)])
@@ -261,8 +295,13 @@ def test_caller_numbers_are_pseudonymised_before_publishing_and_logging(
 
 def test_batch_with_invalid_events_answers_400_naming_exactly_the_bad_ones(setup: Setup) -> None:
     no_offset = {**ticket("B-1", "T-10", "ticket.acknowledged"), "time": "2025-05-13T08:00:00"}
-    batch: list[object] = [ticket("B-0", "T-10"), no_offset, ticket("B-2", "T-12"), "not an event",
-                           ticket("B-5", "T-10", "ticket.closed", minute=5)]
+    batch: list[object] = [
+        ticket("B-0", "T-10"),
+        no_offset,
+        ticket("B-2", "T-12"),
+        "not an event",
+        ticket("B-5", "T-10", "ticket.closed", minute=5),
+    ]
     body = encode(batch)
     with setup.gateway() as gateway:
         answer = gateway.post(body, BATCH, **bearer(CRM_TOKEN))
@@ -294,11 +333,24 @@ def test_single_invalid_event_answers_400_and_is_dead_lettered(setup: Setup) -> 
 
 
 def test_an_event_only_the_stream_processors_produce_is_refused(setup: Setup) -> None:
-    breach = {"specversion": "1.0", "id": "SLA-1", "source": "/channels/crm/main", "type": "sla.breached",
-              "time": "2025-05-13T12:00:00+04:00", "subject": "T-20",
-              "data": {"ticket_id": "T-20", "target": "resolution", "policy": "crm-standard",
-                       "deadline": "2025-05-13T12:00:00+04:00", "channel": "crm", "kind": "complaint",
-                       "category": "roads.potholes", "priority": "normal"}}
+    breach = {
+        "specversion": "1.0",
+        "id": "SLA-1",
+        "source": "/channels/crm/main",
+        "type": "sla.breached",
+        "time": "2025-05-13T12:00:00+04:00",
+        "subject": "T-20",
+        "data": {
+            "ticket_id": "T-20",
+            "target": "resolution",
+            "policy": "crm-standard",
+            "deadline": "2025-05-13T12:00:00+04:00",
+            "channel": "crm",
+            "kind": "complaint",
+            "category": "roads.potholes",
+            "priority": "normal",
+        },
+    }
     with setup.gateway() as gateway:
         answer = gateway.post(encode([ticket("P-0", "T-20"), breach]), BATCH, **bearer(CRM_TOKEN))
     assert answer.status == 400 and answer.json["accepted"] == ["P-0"]
@@ -340,9 +392,12 @@ def test_refused_requests_publish_nothing(setup: Setup) -> None:
         accepted = gateway.post(body, **first)
         replayed = gateway.post(body, **first)
         too_large = gateway.post(oversized, BATCH, **bearer(CRM_TOKEN))
-        chunks = [oversized[i:i + 1000] for i in range(0, len(oversized), 1000)]
+        chunks = [oversized[i : i + 1000] for i in range(0, len(oversized), 1000)]
         too_large_chunked = gateway.request(
-            "POST", "/v1/events", iter(chunks), {"Content-Type": BATCH, **bearer(CRM_TOKEN)},
+            "POST",
+            "/v1/events",
+            iter(chunks),
+            {"Content-Type": BATCH, **bearer(CRM_TOKEN)},
         )
     for answer in (wrong_token, bad_signature, stale, unknown, missing, replayed):
         assert answer.status == 401, answer.body
@@ -360,8 +415,15 @@ def test_refused_requests_publish_nothing(setup: Setup) -> None:
 
 
 def survey(event_id: str, channel: str = "web") -> dict[str, Any]:
-    return {"specversion": "1.0", "id": event_id, "source": "/channels/survey", "type": "survey.submitted",
-            "time": "2025-05-13T08:00:00+04:00", "subject": "T-1", "data": {"channel": channel, "score": 4, "scale": 5}}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "/channels/survey",
+        "type": "survey.submitted",
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": "T-1",
+        "data": {"channel": channel, "score": 4, "scale": 5},
+    }
 
 
 def test_events_an_adapter_may_not_send_are_refused_with_403_and_dead_lettered(setup: Setup) -> None:
@@ -378,13 +440,22 @@ def test_events_an_adapter_may_not_send_are_refused_with_403_and_dead_lettered(s
         page = gateway.request("GET", "/metrics").body.decode()
     assert pbx.status == 403 and crm.status == 403, (pbx.body, crm.body)
     assert pbx.json["accepted"] == ["F-0"] and crm.json["accepted"] == ["F-2"]
-    assert pbx.json["rejected"] == [{"index": 1, "id": "F-1", "reason":
-                                     "type: 'ticket.closed' is not allowed for adapter pbx-main (allowed: call.*)"}]
+    assert pbx.json["rejected"] == [
+        {
+            "index": 1,
+            "id": "F-1",
+            "reason": "type: 'ticket.closed' is not allowed for adapter pbx-main (allowed: call.*)",
+        }
+    ]
     reasons = [r["reason"] for r in crm.json["rejected"]]
-    assert reasons == ["data.channel: 'walk_in' is not allowed for adapter crm (allowed: crm, complaints_platform)",
-                       "source: not allowed for adapter crm (allowed: /channels/crm, /channels/complaints)"]
+    assert reasons == [
+        "data.channel: 'walk_in' is not allowed for adapter crm (allowed: crm, complaints_platform)",
+        "source: not allowed for adapter crm (allowed: /channels/crm, /channels/complaints)",
+    ]
     assert sorted(json.loads(v)["id"] for _, _, v in setup.events()) == ["F-0", "F-2"]
-    letters = {json.loads(decode_dead_letter(v).original)["id"]: decode_dead_letter(v).reason for v in setup.dead_letters()}
+    letters = {
+        json.loads(decode_dead_letter(v).original)["id"]: decode_dead_letter(v).reason for v in setup.dead_letters()
+    }
     assert letters == {"F-1": pbx.json["rejected"][0]["reason"], "F-3": reasons[0], "F-4": reasons[1]}
     assert 'tawasul_gateway_forbidden_events_total{adapter="pbx-main"} 1.0' in page
     assert 'tawasul_gateway_forbidden_events_total{adapter="crm"} 2.0' in page
@@ -416,7 +487,8 @@ def test_an_adapter_over_its_rate_limit_gets_429_with_retry_after(setup: Setup) 
 
 
 def test_a_signature_used_on_one_gateway_is_refused_by_another_and_after_a_restart(
-    kafka_bootstrap: str, database_url: str,
+    kafka_bootstrap: str,
+    database_url: str,
 ) -> None:
     shared = make_setup(kafka_bootstrap, database_url)  # two gateway instances on one database
     body = encode(ticket("RP-1", "T-90"))
@@ -442,11 +514,15 @@ def test_replay_store_on_both_databases_one_winner_per_signature_and_purge(datab
     try:
         keys = [f"{n:064x}" for n in range(40)]
         with ThreadPoolExecutor(max_workers=8) as pool:  # both instances claim every key at the same time
-            wins = list(pool.map(lambda job: stores[job[0]].claim(job[1], now + 300, now),
-                                 [(side, key) for key in keys for side in (0, 1)]))
+            wins = list(
+                pool.map(
+                    lambda job: stores[job[0]].claim(job[1], now + 300, now),
+                    [(side, key) for key in keys for side in (0, 1)],
+                )
+            )
         assert [wins[2 * i] + wins[2 * i + 1] for i in range(len(keys))] == [1] * len(keys)
         assert stores[0].claim("old" + "0" * 61, now - 120, now) and len(stores[0]) == 41
-        assert stores[1].purge(now) == 1 and len(stores[1]) == 40      # expired more than 60 s ago
+        assert stores[1].purge(now) == 1 and len(stores[1]) == 40  # expired more than 60 s ago
     finally:
         for store in stores:
             store.close()
@@ -488,8 +564,9 @@ def test_healthz_is_503_without_a_broker_and_posts_are_refused(setup: Setup) -> 
 
 
 def test_healthz_is_503_when_the_topics_are_missing(kafka_bootstrap: str, setup: Setup) -> None:
-    missing = Setup(Settings(kafka=kafka_bootstrap, topic_prefix=unique("gw-none") + "."),
-                    setup.adapters, setup.pseudonymiser)
+    missing = Setup(
+        Settings(kafka=kafka_bootstrap, topic_prefix=unique("gw-none") + "."), setup.adapters, setup.pseudonymiser
+    )
     with missing.gateway() as gateway:
         answer = gateway.request("GET", "/healthz")
     assert answer.status == 503 and "missing topics" in answer.json["reason"]
@@ -499,20 +576,21 @@ def test_a_healthy_status_is_refreshed_in_the_background_not_awaited(setup: Setu
     clock = [1000.0]
     options = GatewayOptions()
     slot = PublisherSlot(default_publisher_factory(setup.settings, options, Metrics()))
-    health = KafkaHealth(setup.settings.kafka, [setup.events_topic, setup.dead_letter_topic], slot,
-                         ttl_s=1.0, clock=lambda: clock[0])
+    health = KafkaHealth(
+        setup.settings.kafka, [setup.events_topic, setup.dead_letter_topic], slot, ttl_s=1.0, clock=lambda: clock[0]
+    )
 
     async def scenario() -> None:
-        first = await health.status()                     # nothing cached: the probe is awaited
+        first = await health.status()  # nothing cached: the probe is awaited
         assert first.healthy and first.checked_at == 1000.0
-        clock[0] = 1001.5                                   # older than ttl, younger than 3 x ttl
-        assert await health.status() is first               # answered at once from the cache...
-        await health.settle()                               # ...while the probe ran in the background
+        clock[0] = 1001.5  # older than ttl, younger than 3 x ttl
+        assert await health.status() is first  # answered at once from the cache...
+        await health.settle()  # ...while the probe ran in the background
         refreshed = await health.status()
         assert refreshed is not first and refreshed.healthy and refreshed.checked_at == 1001.5
-        clock[0] = 1010.0                                   # too old to serve: awaited again
+        clock[0] = 1010.0  # too old to serve: awaited again
         assert (await health.status()).checked_at == 1010.0
-        health.mark_unhealthy("Kafka did not confirm")      # a failed publish: the next request waits
+        health.mark_unhealthy("Kafka did not confirm")  # a failed publish: the next request waits
         recovered = await health.status()
         assert recovered.healthy and recovered.checked_at == 1010.0
 
@@ -550,9 +628,11 @@ def test_the_command_refuses_to_start_without_stated_permissions_or_a_usable_dat
     strict = runner.invoke(gateway_command, ["--secrets", str(SECRETS), "--require-permissions"], env=env)
     assert strict.exit_code == 1
     assert strict.output.strip() == (
-        "Error: adapters without event_types or `allow: all`: mosques (--require-permissions)")
+        "Error: adapters without event_types or `allow: all`: mosques (--require-permissions)"
+    )
     no_database = runner.invoke(
-        gateway_command, ["--secrets", str(SECRETS), "--db", f"sqlite:///{tmp_path / 'missing' / 'g.db'}"], env=env)
+        gateway_command, ["--secrets", str(SECRETS), "--db", f"sqlite:///{tmp_path / 'missing' / 'g.db'}"], env=env
+    )
     assert no_database.exit_code == 1
     assert no_database.output.startswith("Error: cannot use the database for replay protection: OperationalError")
 
@@ -570,21 +650,39 @@ def non_loopback_address() -> str | None:
 
 def test_gateway_command_serves_and_stops_cleanly_on_sigterm(setup: Setup, tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "TAWASUL_KAFKA": setup.settings.kafka, "TAWASUL_TOPIC_PREFIX": setup.settings.topic_prefix,
-           "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'command.db'}",
-           "TAWASUL_GATEWAY_SECRETS": str(SECRETS), "TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET,
-           "TAWASUL_PSEUDONYM_KEY": PSEUDONYM_KEY.decode()}
-    code = ("from tawasul.infra.logs import configure_logging; configure_logging('info'); "
-            "from producers.gateway.cli import gateway; gateway()")
-    process = subprocess.Popen([sys.executable, "-c", code, "--port", str(port)], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "TAWASUL_KAFKA": setup.settings.kafka,
+        "TAWASUL_TOPIC_PREFIX": setup.settings.topic_prefix,
+        "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 'command.db'}",
+        "TAWASUL_GATEWAY_SECRETS": str(SECRETS),
+        "TAWASUL_TEST_MOSQUES_SECRET": MOSQUES_SECRET,
+        "TAWASUL_PSEUDONYM_KEY": PSEUDONYM_KEY.decode(),
+    }
+    code = (
+        "from tawasul.infra.logs import configure_logging; configure_logging('info'); "
+        "from producers.gateway.cli import gateway; gateway()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         answer = None
         deadline = time.monotonic() + 30
         while answer is None and time.monotonic() < deadline:
             try:
-                answer = request_at(port, "POST", "/v1/events", encode(offered_call("cmd-1", "call-9", caller_number=CALLER)),
-                                    {"Content-Type": SINGLE, **bearer(PBX_TOKEN)})
+                answer = request_at(
+                    port,
+                    "POST",
+                    "/v1/events",
+                    encode(offered_call("cmd-1", "call-9", caller_number=CALLER)),
+                    {"Content-Type": SINGLE, **bearer(PBX_TOKEN)},
+                )
             except OSError:
                 time.sleep(0.2)
         assert answer is not None and answer.status == 202, answer

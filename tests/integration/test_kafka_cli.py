@@ -19,8 +19,9 @@ from tests.support.postgres import free_port
 
 def _tawasul(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TAWASUL_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "tawasul", "kafka", *args], capture_output=True, text=True,
-                          env=env, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "tawasul", "kafka", *args], capture_output=True, text=True, env=env, timeout=180
+    )
 
 
 @pytest.fixture
@@ -85,16 +86,28 @@ def test_broker_jars_come_from_maven_with_the_pinned_version() -> None:
     assert (libs / ".complete").read_text(encoding="utf-8") == KAFKA_VERSION
 
 
-@pytest.mark.parametrize("command", [["replay", "events.jsonl"], ["publish", "events.jsonl"],
-                                     ["worker", "--metrics-port", "0"], ["sink", "--metrics-port", "0"],
-                                     ["topics", "create"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["replay", "events.jsonl"],
+        ["publish", "events.jsonl"],
+        ["worker", "--metrics-port", "0"],
+        ["sink", "--metrics-port", "0"],
+        ["topics", "create"],
+    ],
+)
 def test_a_broker_that_does_not_answer_is_named_without_a_traceback(tmp_path: Path, command: list[str]) -> None:
     (tmp_path / "events.jsonl").write_text("")
     unused = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "TAWASUL_KAFKA": unused, "TAWASUL_KAFKA_CONNECT_TIMEOUT": "2",
-           "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
-    result = subprocess.run([sys.executable, "-m", "tawasul", *command], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=120)
+    env = {
+        **os.environ,
+        "TAWASUL_KAFKA": unused,
+        "TAWASUL_KAFKA_CONNECT_TIMEOUT": "2",
+        "TAWASUL_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tawasul", *command], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 3, result.stderr[-2000:]
     assert f"error: Kafka at {unused} does not answer" in result.stderr
     assert "tawasul kafka start" in result.stderr and "Traceback" not in result.stderr
@@ -102,8 +115,14 @@ def test_a_broker_that_does_not_answer_is_named_without_a_traceback(tmp_path: Pa
 
 def test_a_connect_timeout_that_is_not_seconds_is_refused(tmp_path: Path) -> None:
     env = {**os.environ, "TAWASUL_KAFKA_CONNECT_TIMEOUT": "soon"}
-    result = subprocess.run([sys.executable, "-m", "tawasul", "topics", "create"], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tawasul", "topics", "create"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "error: TAWASUL_KAFKA_CONNECT_TIMEOUT='soon': expected seconds" in result.stderr
     assert "Traceback" not in result.stderr
@@ -122,12 +141,20 @@ def test_a_topic_with_another_partition_count_is_refused_by_name(kafka_bootstrap
         admin.close()
     env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix}
     for command in (["topics", "create"], ["worker", "--metrics-port", "0"]):
-        result = subprocess.run([sys.executable, "-m", "tawasul", *command], capture_output=True, text=True,
-                                env=env, cwd=tmp_path, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "tawasul", *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
         assert result.returncode == 2, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
-        assert (f"error: {prefix}tawasul.events has 3 partition(s), Tawasul needs 6, "
-                f"{prefix}tawasul.kpis.input has 2 partition(s), Tawasul needs 1: delete the topic(s)") in result.stderr
+        assert (
+            f"error: {prefix}tawasul.events has 3 partition(s), Tawasul needs 6, "
+            f"{prefix}tawasul.kpis.input has 2 partition(s), Tawasul needs 1: delete the topic(s)"
+        ) in result.stderr
 
 
 def test_a_broker_that_does_not_answer_in_time_is_stopped_and_explained(private_home: Path) -> None:
@@ -161,8 +188,11 @@ def test_alertmanager_on_its_default_ports_runs_beside_the_broker(kafka_bootstra
     config = Path(__file__).resolve().parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
     log = tmp_path / "alertmanager.log"
     with log.open("wb") as output:
-        process = subprocess.Popen([binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}"],
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={tmp_path / 'data'}"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline, ready = time.monotonic() + 30, False
         while not ready and time.monotonic() < deadline and process.poll() is None:

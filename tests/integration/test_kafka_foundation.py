@@ -51,9 +51,20 @@ def test_a_faust_agent_consumes_everything_in_per_key_order(kafka_bootstrap: str
     sent = _produce(kafka_bootstrap, topic)
     out_file = tmp_path / "echo.tsv"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faust_echo", kafka_bootstrap, topic, unique("faust-echo"),
-         str(out_file), str(EVENTS)],
-        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.support.faust_echo",
+            kafka_bootstrap,
+            topic,
+            unique("faust-echo"),
+            str(out_file),
+            str(EVENTS),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         output, _ = process.communicate(timeout=180)
@@ -75,9 +86,20 @@ def test_a_faust_app_joins_its_group_and_commits(kafka_bootstrap: str, tmp_path:
     _produce(kafka_bootstrap, topic)
     app_id = unique("faust-group")
     subprocess.run(
-        [sys.executable, "-m", "tests.support.faust_echo", kafka_bootstrap, topic, app_id,
-         str(tmp_path / "out.tsv"), str(EVENTS)],
-        cwd=Path(__file__).resolve().parents[2], capture_output=True, timeout=180, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tests.support.faust_echo",
+            kafka_bootstrap,
+            topic,
+            app_id,
+            str(tmp_path / "out.tsv"),
+            str(EVENTS),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        timeout=180,
+        check=False,
     )
     deadline = time.monotonic() + 20
     committed: dict[int, int] = {}

@@ -23,8 +23,9 @@ def _set_max_message_bytes(bootstrap: str, topic: str, limit: int, *, create: bo
         if create:
             admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": str(limit)})])
         else:
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
-                                                configs={"max.message.bytes": str(limit)})])
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": str(limit)})]
+            )
     finally:
         admin.close()
 
@@ -33,19 +34,22 @@ def test_figures_kafka_refused_are_all_sent_again(kafka_bootstrap: str) -> None:
     topic = unique("kpis-refused")
     _set_max_message_bytes(kafka_bootstrap, topic, 200, create=True)
     book = book_of(CALLS, "10:05:00")
-    expected = {row.key for row in SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0)
-                .changed_rows(book_of(CALLS, "10:05:00"))}     # a book of its own: taking rows marks them
+    expected = {
+        row.key
+        for row in SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0).changed_rows(book_of(CALLS, "10:05:00"))
+    }  # a book of its own: taking rows marks them
     assert len(expected) > 20
-    publisher = SnapshotPublisher(Settings(kafka=kafka_bootstrap), topic,
-                                  SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0))
+    publisher = SnapshotPublisher(
+        Settings(kafka=kafka_bootstrap), topic, SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0)
+    )
 
     async def scenario() -> tuple[int, int, int]:
         try:
-            handed = await publisher.publish_due(book)    # every batch is over the topic's limit
+            handed = await publisher.publish_due(book)  # every batch is over the topic's limit
             with pytest.raises(KafkaError):
-                await publisher.publish_due(book, force=True)   # waits for Kafka's answer: refused
+                await publisher.publish_due(book, force=True)  # waits for Kafka's answer: refused
             _set_max_message_bytes(kafka_bootstrap, topic, 1_048_588)
-            sent = await publisher.publish_due(book)      # no figure changed, yet all go out again
+            sent = await publisher.publish_due(book)  # no figure changed, yet all go out again
             return handed, sent, await publisher.publish_due(book, force=True)
         finally:
             await publisher.stop()

@@ -28,6 +28,8 @@ from kafka import KafkaProducer
 
 from producers.simulator import Params, iter_events, parse_when
 from schemas import Event, parse_event
+from stream_processors.kpi_agent import KpiConfigError, config_from_env, snapshot_event
+from stream_processors.runner import send_end_of_input
 from tawasul.domain import kpis
 from tawasul.domain.kpi_state import Row, normalised_points, scope, snapshot_key
 from tawasul.domain.policies import load_policies
@@ -35,8 +37,6 @@ from tawasul.domain.report import build_report
 from tawasul.domain.windows import WINDOW_NAMES, to_us, window_span
 from tawasul.infra.settings import Settings, default_policies_path
 from tawasul.infra.topics import EVENTS, KPIS, ensure_topics
-from stream_processors.kpi_agent import KpiConfigError, config_from_env, snapshot_event
-from stream_processors.runner import send_end_of_input
 from tests.support.kafka import read_all, unique
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,9 +82,20 @@ def run(kafka_bootstrap: str, tmp_path: Path) -> Run:
 def start_worker(run: Run, name: str) -> subprocess.Popen[bytes]:
     log = (run.workdir / f"{name}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, run.settings.kafka, run.settings.topic_prefix, run.app_id,
-         str(run.workdir / "data")],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TAWASUL_KPI_THRESHOLDS": ""})
+        [
+            sys.executable,
+            "-c",
+            RUNNER,
+            run.settings.kafka,
+            run.settings.topic_prefix,
+            run.app_id,
+            str(run.workdir / "data"),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TAWASUL_KPI_THRESHOLDS": ""},
+    )
 
 
 def publish(run: Run, events: list[Event]) -> None:
@@ -101,7 +112,7 @@ def latest_snapshots(run: Run) -> dict[str, dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for _, _, key, value in read_all(run.settings.kafka, [run.settings.topic(KPIS.name)]):
         body = json.loads(value)
-        snapshot = parse_event(body)          # a valid contract event
+        snapshot = parse_event(body)  # a valid contract event
         assert snapshot.type == "kpi.snapshot" and key is not None and snapshot.subject == key.decode()
         latest[key.decode()] = body["data"]
     return latest
@@ -125,10 +136,13 @@ def expected_figures(events: list[Event]) -> tuple[datetime, Expected]:
         report = build_report(events, start, end, book)
         _calls(out, window, (), report["calls"])
         _walk_in(out, window, (), report["walk_in"])
-        for contact, section in (("call", report["calls"]), ("ticket", report["tickets"]),
-                                 ("visit", report["walk_in"])):
+        for contact, section in (
+            ("call", report["calls"]),
+            ("ticket", report["tickets"]),
+            ("visit", report["walk_in"]),
+        ):
             if contact not in surveyed:
-                continue        # no survey about this kind of contact: the scope does not exist
+                continue  # no survey about this kind of contact: the scope does not exist
             out[snapshot_key("surveys.responses", window, scope(contact=contact))] = section["surveys"]
             out[snapshot_key("surveys.satisfaction", window, scope(contact=contact))] = section["satisfaction"]
         for kind, group in report["tickets"]["by_kind"].items():
@@ -152,19 +166,29 @@ def expected_figures(events: list[Event]) -> tuple[datetime, Expected]:
 
 
 def _calls(out: Expected, window: str, where: tuple[tuple[str, str], ...], calls: dict[str, Any]) -> None:
-    for figure, field in (("offered", "offered"), ("answered", "answered"), ("abandoned", "abandoned"),
-                          ("answered_within_threshold", "answered_within_threshold"),
-                          ("service_level", "service_level"),
-                          ("average_speed_of_answer_seconds", "average_speed_of_answer_seconds"),
-                          ("average_handle_seconds", "average_handle_seconds"), ("abandon_ratio", "abandon_ratio")):
+    for figure, field in (
+        ("offered", "offered"),
+        ("answered", "answered"),
+        ("abandoned", "abandoned"),
+        ("answered_within_threshold", "answered_within_threshold"),
+        ("service_level", "service_level"),
+        ("average_speed_of_answer_seconds", "average_speed_of_answer_seconds"),
+        ("average_handle_seconds", "average_handle_seconds"),
+        ("abandon_ratio", "abandon_ratio"),
+    ):
         out[snapshot_key(f"calls.{figure}", window, where)] = calls[field]
     if where:
         out[snapshot_key("surveys.satisfaction", window, where)] = calls["satisfaction"]
 
 
 def _walk_in(out: Expected, window: str, where: tuple[tuple[str, str], ...], walk_in: dict[str, Any]) -> None:
-    for figure, field in (("checked_in", "visits"), ("called", "called"), ("completed", "completed"),
-                          ("no_show", "no_show"), ("average_wait_seconds", "average_wait_seconds")):
+    for figure, field in (
+        ("checked_in", "visits"),
+        ("called", "called"),
+        ("completed", "completed"),
+        ("no_show", "no_show"),
+        ("average_wait_seconds", "average_wait_seconds"),
+    ):
         out[snapshot_key(f"visits.{figure}", window, where)] = walk_in[field]
     if where:
         out[snapshot_key("surveys.satisfaction", window, where)] = walk_in["satisfaction"]
@@ -172,8 +196,11 @@ def _walk_in(out: Expected, window: str, where: tuple[tuple[str, str], ...], wal
 
 def _average_score(events: list[Event], start: datetime, end: datetime) -> float | None:
     known = {e.subject for e in events if e.type in ("call.offered", "ticket.opened", "visit.checked_in")}
-    points = [normalised_points(e.data.score, e.data.scale) for e in events
-              if e.type == "survey.submitted" and start <= e.time < end and e.subject in known]
+    points = [
+        normalised_points(e.data.score, e.data.scale)
+        for e in events
+        if e.type == "survey.submitted" and start <= e.time < end and e.subject in known
+    ]
     return kpis.average(sum(points), len(points))
 
 
@@ -198,14 +225,16 @@ def differences(latest: dict[str, dict[str, Any]], as_of: datetime | None, expec
     return problems
 
 
-def wait_for(run: Run, as_of: datetime | None, expected: Expected, worker: subprocess.Popen[bytes],
-             timeout_s: float = 180.0) -> dict[str, dict[str, Any]]:
+def wait_for(
+    run: Run, as_of: datetime | None, expected: Expected, worker: subprocess.Popen[bytes], timeout_s: float = 180.0
+) -> dict[str, dict[str, Any]]:
     give_up = time.monotonic() + timeout_s
     problems: list[str] = ["nothing read yet"]
     latest: dict[str, dict[str, Any]] = {}
     while time.monotonic() < give_up:
         assert worker.poll() is None, "worker died:\n" + "\n".join(
-            p.read_text(errors="replace")[-3000:] for p in sorted(run.workdir.glob("*.log")))
+            p.read_text(errors="replace")[-3000:] for p in sorted(run.workdir.glob("*.log"))
+        )
         latest = latest_snapshots(run)
         problems = differences(latest, as_of, expected)
         if not problems:
@@ -239,7 +268,8 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_published_figures_equal_those_computed_from_the_events(
-        run: Run, scenario: list[Event], workers: list[subprocess.Popen[bytes]]) -> None:
+    run: Run, scenario: list[Event], workers: list[subprocess.Popen[bytes]]
+) -> None:
     as_of, expected = expected_figures(scenario)
     assert expected[snapshot_key("calls.offered", "24h", ())] and expected[snapshot_key("tickets.open", "now", ())]
     assert expected[snapshot_key("calls.offered", "today", ())] != expected[snapshot_key("calls.offered", "24h", ())]
@@ -249,13 +279,17 @@ def test_published_figures_equal_those_computed_from_the_events(
     latest = wait_for(run, as_of, expected, workers[0])
     # every snapshot is a valid contract event with its key made of figure, window and scope
     data = latest[snapshot_key("calls.service_level", "half_year", ())]
-    assert data["count"] == expected[snapshot_key("calls.answered", "half_year", ())] + \
-        expected[snapshot_key("calls.abandoned", "half_year", ())]
+    assert (
+        data["count"]
+        == expected[snapshot_key("calls.answered", "half_year", ())]
+        + expected[snapshot_key("calls.abandoned", "half_year", ())]
+    )
     assert to_us(datetime.fromisoformat(data["as_of"])) <= to_us(as_of)
 
 
 def test_a_killed_and_restarted_worker_ends_with_the_same_figures(
-        run: Run, scenario: list[Event], workers: list[subprocess.Popen[bytes]]) -> None:
+    run: Run, scenario: list[Event], workers: list[subprocess.Popen[bytes]]
+) -> None:
     as_of, expected = expected_figures(scenario)
     half = len(scenario) // 2
     workers.append(start_worker(run, "worker"))
@@ -264,9 +298,9 @@ def test_a_killed_and_restarted_worker_ends_with_the_same_figures(
     while not latest_snapshots(run) and time.monotonic() < give_up:
         time.sleep(1)
     assert latest_snapshots(run), "no snapshot after the first half"
-    workers[0].send_signal(signal.SIGKILL)          # no clean shutdown: offsets and changelog as they were
+    workers[0].send_signal(signal.SIGKILL)  # no clean shutdown: offsets and changelog as they were
     workers[0].wait(30)
-    publish(run, scenario[half:] + scenario[:200])     # and contract duplicates, which change nothing
+    publish(run, scenario[half:] + scenario[:200])  # and contract duplicates, which change nothing
     workers.append(start_worker(run, "restarted"))
     finish(run, as_of, expected, workers[1])
     wait_for(run, as_of, expected, workers[1])
@@ -276,17 +310,29 @@ def test_snapshot_events_are_contract_events() -> None:
     row = Row("calls.service_level", "15m", scope(queue="general"), 0.8125, 48)
     at = to_us(datetime.fromisoformat("2025-03-04T10:15:00+04:00"))
     event = parse_event(json.loads(snapshot_event(row, at)))
-    assert (event.type, event.subject, event.source) == ("kpi.snapshot", "calls.service_level|15m|queue=general",
-                                                         "/stream-processors/kpi")
+    assert (event.type, event.subject, event.source) == (
+        "kpi.snapshot",
+        "calls.service_level|15m|queue=general",
+        "/stream-processors/kpi",
+    )
     assert event.time.isoformat() == "2025-03-04T10:15:00+04:00"
-    assert event.data.to_dict() == {"figure": "calls.service_level", "window": "15m", "scope": {"queue": "general"},
-                                    "value": 0.8125, "count": 48, "as_of": "2025-03-04T10:15:00+04:00"}
+    assert event.data.to_dict() == {
+        "figure": "calls.service_level",
+        "window": "15m",
+        "scope": {"queue": "general"},
+        "value": 0.8125,
+        "count": 48,
+        "as_of": "2025-03-04T10:15:00+04:00",
+    }
     empty = json.loads(snapshot_event(Row("calls.offered", "today", (), 3.0, 3), at))
-    assert empty["data"]["value"] == 3 and isinstance(empty["data"]["value"], int) and empty["subject"] == \
-        "calls.offered|today|"
+    assert (
+        empty["data"]["value"] == 3
+        and isinstance(empty["data"]["value"], int)
+        and empty["subject"] == "calls.offered|today|"
+    )
     none = parse_event(json.loads(snapshot_event(Row("calls.service_level", "1h", (), None, 0), at)))
     assert none.data.value is None
-    assert snapshot_event(row, at) != snapshot_event(row, at)      # a fresh id each time
+    assert snapshot_event(row, at) != snapshot_event(row, at)  # a fresh id each time
 
 
 def test_thresholds_from_the_environment() -> None:

@@ -46,25 +46,61 @@ def populated() -> Metrics:
     """A registry with a sample in every metric family, fed the way the sink feeds it."""
     metrics = Metrics()
     feed = MetricsFeed(metrics)
-    feed.observe_ticket_state({
-        "ticket_id": "T-1", "channel": "complaints_platform", "kind": "facility_report", "priority": "urgent",
-        "status": "open", "policy": "mosque-urgent", "version": 3,
-        "targets": {"resolution": {"deadline": AS_OF, "state": "breached", "warned": True, "breached": True}},
-    })
-    feed.observe_outcome(new_event(
-        "sla.breached", "T-1", AS_OF,
-        {"ticket_id": "T-1", "target": "resolution", "policy": "mosque-urgent", "deadline": AS_OF,
-         "channel": "complaints_platform", "kind": "facility_report", "category": "mosque.air_conditioning",
-         "priority": "urgent"}, "/stream-processors/sla", id="T-1:resolution:sla.breached:0"))
+    feed.observe_ticket_state(
+        {
+            "ticket_id": "T-1",
+            "channel": "complaints_platform",
+            "kind": "facility_report",
+            "priority": "urgent",
+            "status": "open",
+            "policy": "mosque-urgent",
+            "version": 3,
+            "targets": {"resolution": {"deadline": AS_OF, "state": "breached", "warned": True, "breached": True}},
+        }
+    )
+    feed.observe_outcome(
+        new_event(
+            "sla.breached",
+            "T-1",
+            AS_OF,
+            {
+                "ticket_id": "T-1",
+                "target": "resolution",
+                "policy": "mosque-urgent",
+                "deadline": AS_OF,
+                "channel": "complaints_platform",
+                "kind": "facility_report",
+                "category": "mosque.air_conditioning",
+                "priority": "urgent",
+            },
+            "/stream-processors/sla",
+            id="T-1:resolution:sla.breached:0",
+        )
+    )
     for figure, scope, value in (
-        ("surveys.satisfaction", {"channel": "call"}, 0.985), ("calls.service_level", {"queue": "general"}, 0.82),
+        ("surveys.satisfaction", {"channel": "call"}, 0.985),
+        ("calls.service_level", {"queue": "general"}, 0.82),
         ("calls.average_speed_of_answer_seconds", {"queue": "general"}, 14.5),
-        ("calls.abandon_ratio", {"queue": "general"}, 0.04), ("calls.waiting", {"queue": "general"}, 3),
+        ("calls.abandon_ratio", {"queue": "general"}, 0.04),
+        ("calls.waiting", {"queue": "general"}, 3),
         ("visits.waiting", {"centre": "main_building"}, 6),
     ):
-        feed.observe_kpi(new_event("kpi.snapshot", figure, AS_OF, {
-            "figure": figure, "window": "today", "scope": scope, "value": value, "count": 200, "as_of": AS_OF,
-        }, "/stream-processors/kpi"))
+        feed.observe_kpi(
+            new_event(
+                "kpi.snapshot",
+                figure,
+                AS_OF,
+                {
+                    "figure": figure,
+                    "window": "today",
+                    "scope": scope,
+                    "value": value,
+                    "count": 200,
+                    "as_of": AS_OF,
+                },
+                "/stream-processors/kpi",
+            )
+        )
     metrics.events_accepted.labels(channel="crm", type="ticket.opened").inc(5)
     metrics.events_rejected.labels(source_kind="http", reason="data.priority").inc()
     metrics.dead_letters.labels(source_kind="http").inc()
@@ -77,8 +113,9 @@ def populated() -> Metrics:
     metrics.ignored_after_close.inc()
     metrics.closed_tickets_expired.inc()
     metrics.sla_ticks_ignored.labels(reason="live").inc()
-    metrics.sla_outcomes_emitted.labels(outcome="breached", channel="complaints_platform", kind="facility_report",
-                                        target="resolution").inc()
+    metrics.sla_outcomes_emitted.labels(
+        outcome="breached", channel="complaints_platform", kind="facility_report", target="resolution"
+    ).inc()
     metrics.consumer_lag.labels(stage="sink", topic="tawasul.sla.outcomes").set(12)
     metrics.processing_delay.labels(stage="sla").observe(0.03)
     metrics.deadline_delay.observe(0.4)
@@ -148,7 +185,7 @@ def test_a_metric_outside_the_role_is_registered_on_first_use_only() -> None:
     assert "tawasul_consumer_lag_messages" in families(metrics)
     assert metrics.consumer_lag is metrics.consumer_lag
     with pytest.raises(AttributeError, match="no metric 'not_declared'"):
-        getattr(metrics, "not_declared")
+        metrics.not_declared
     with pytest.raises(ValueError, match="unknown metrics role 'cook'"):
         Metrics(role="cook")  # type: ignore[arg-type]
 
@@ -168,7 +205,7 @@ def test_a_metrics_token_is_required_once_set() -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert "tawasul_database_up 1.0" in response.read().decode()
         with urllib.request.urlopen(server.url.replace("/metrics", "/healthz"), timeout=10) as response:
-            assert response.status == 200   # health needs no token
+            assert response.status == 200  # health needs no token
 
 
 def test_the_token_comes_from_the_environment() -> None:
@@ -188,8 +225,10 @@ async def scrape_handler(handler: Any, header: str | None = None) -> tuple[int, 
     port = runner.addresses[0][1]
     try:
         headers = {"Authorization": header} if header else {}
-        async with ClientSession() as session, \
-                session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response:
+        async with (
+            ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response,
+        ):
             return response.status, response.headers["Content-Type"], await response.text()
     finally:
         await runner.cleanup()
@@ -210,10 +249,14 @@ def test_metrics_server_serves_the_registry() -> None:
             content_type = response.headers["Content-Type"]
             body = response.read().decode()
     assert content_type.startswith("text/plain")
-    assert ('tawasul_tickets_open{channel="complaints_platform",kind="facility_report",'
-            'priority="urgent",sla_state="breached"} 1.0') in body
-    assert ('tawasul_sla_outcomes_total{channel="complaints_platform",kind="facility_report",'
-            'outcome="breached",target="resolution"} 1.0') in body
+    assert (
+        'tawasul_tickets_open{channel="complaints_platform",kind="facility_report",'
+        'priority="urgent",sla_state="breached"} 1.0'
+    ) in body
+    assert (
+        'tawasul_sla_outcomes_total{channel="complaints_platform",kind="facility_report",'
+        'outcome="breached",target="resolution"} 1.0'
+    ) in body
     assert 'tawasul_satisfaction_ratio{channel="call",window="today"} 0.985' in body
     assert "tawasul_database_up 1.0" in body
 
@@ -242,8 +285,9 @@ def test_metrics_options_default_flag_and_environment() -> None:
     runner = CliRunner()
     assert runner.invoke(show, []).output.split() == ["127.0.0.1", str(DEFAULT_METRICS_PORT)]
     assert runner.invoke(show, [], env={"TAWASUL_METRICS_PORT": "9500"}).output.split()[1] == "9500"
-    assert runner.invoke(show, ["--metrics-port", "9600", "--metrics-host", "127.0.0.1"],
-                         env={"TAWASUL_METRICS_PORT": "9500"}).output.split() == ["127.0.0.1", "9600"]
+    assert runner.invoke(
+        show, ["--metrics-port", "9600", "--metrics-host", "127.0.0.1"], env={"TAWASUL_METRICS_PORT": "9500"}
+    ).output.split() == ["127.0.0.1", "9600"]
     assert runner.invoke(show, ["--metrics-port", "70000"]).exit_code == 2
 
 
@@ -251,8 +295,16 @@ def test_feed_is_seeded_with_the_open_tickets_of_the_database(database_url: str)
     upgrade(database_url)
     engine = make_engine(database_url)
     writer = DbWriter(engine)
-    base = {"category": "mosque.cleaning", "department": None, "policy": "crm-standard",
-            "opened_at": AS_OF, "resolved_at": None, "closed_at": None, "updated_at": AS_OF, "version": 2}
+    base = {
+        "category": "mosque.cleaning",
+        "department": None,
+        "policy": "crm-standard",
+        "opened_at": AS_OF,
+        "resolved_at": None,
+        "closed_at": None,
+        "updated_at": AS_OF,
+        "version": 2,
+    }
     target = {"deadline": AS_OF, "state": "running", "warned": False, "breached": False}
     for ticket_id, status, channel, resolution in (
         ("T-1", "open", "crm", target | {"state": "breached", "breached": True}),
@@ -260,18 +312,43 @@ def test_feed_is_seeded_with_the_open_tickets_of_the_database(database_url: str)
         ("T-3", "open", "web", target),
         ("T-4", "closed", "crm", target | {"state": "met"}),
     ):
-        writer.add(base | {"ticket_id": ticket_id, "status": status, "channel": channel, "kind": "request",
-                           "priority": "normal", "targets": {"resolution": resolution}})
+        writer.add(
+            base
+            | {
+                "ticket_id": ticket_id,
+                "status": status,
+                "channel": channel,
+                "kind": "request",
+                "priority": "normal",
+                "targets": {"resolution": resolution},
+            }
+        )
     writer.flush()
     metrics = Metrics()
     feed = MetricsFeed(metrics)
     assert feed.seed_open_tickets(engine) == 3
     engine.dispose()
-    assert feed.open_tickets() == {("crm", "request", "normal", "breached"): 1,
-                                   ("crm", "request", "normal", "at_risk"): 1,
-                                   ("web", "request", "normal", "on_track"): 1}
+    assert feed.open_tickets() == {
+        ("crm", "request", "normal", "breached"): 1,
+        ("crm", "request", "normal", "at_risk"): 1,
+        ("web", "request", "normal", "on_track"): 1,
+    }
     # a later message for a seeded ticket moves it rather than counting it twice
-    feed.observe_ticket_state(base | {"ticket_id": "T-2", "status": "resolved", "channel": "crm", "kind": "request",
-                                      "priority": "normal", "version": 3, "targets": {}})
-    assert metrics.registry.get_sample_value("tawasul_tickets_open", {
-        "channel": "crm", "kind": "request", "priority": "normal", "sla_state": "at_risk"}) == 0
+    feed.observe_ticket_state(
+        base
+        | {
+            "ticket_id": "T-2",
+            "status": "resolved",
+            "channel": "crm",
+            "kind": "request",
+            "priority": "normal",
+            "version": 3,
+            "targets": {},
+        }
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "tawasul_tickets_open", {"channel": "crm", "kind": "request", "priority": "normal", "sla_state": "at_risk"}
+        )
+        == 0
+    )

@@ -22,9 +22,9 @@ from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from producers.intake import accept_object
+from producers.pseudonymise import Pseudonymiser
 from producers.publish_cmd import publish_lines
 from producers.publisher import EventPublisher
-from producers.pseudonymise import Pseudonymiser
 from producers.simulator import Params, iter_events, parse_when
 from sinks.consumer import SINK_TOPICS
 from sinks.db.engine import make_engine
@@ -67,8 +67,12 @@ def leaks(values: Iterable[str], haystacks: Iterable[str]) -> list[tuple[str, st
 
 def everything_stored(settings: Settings, metrics: Metrics, caplog: pytest.LogCaptureFixture) -> list[str]:
     """Every message of the run's topics, every database row, every tawasul log record and metric."""
-    texts = [value.decode("utf-8", "replace") if value else "" for _t, _p, _k, value in
-             read_all(settings.kafka, [settings.topic(spec.name) for spec in (*SINK_TOPICS, DEAD_LETTER)])]
+    texts = [
+        value.decode("utf-8", "replace") if value else ""
+        for _t, _p, _k, value in read_all(
+            settings.kafka, [settings.topic(spec.name) for spec in (*SINK_TOPICS, DEAD_LETTER)]
+        )
+    ]
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as connection:
@@ -76,8 +80,11 @@ def everything_stored(settings: Settings, metrics: Metrics, caplog: pytest.LogCa
                 texts += [" ".join(str(cell) for cell in row) for row in connection.execute(select(table))]
     finally:
         engine.dispose()
-    texts += [" ".join(str(value) for value in vars(record).values())
-              for record in caplog.records if record.name.startswith("tawasul")]
+    texts += [
+        " ".join(str(value) for value in vars(record).values())
+        for record in caplog.records
+        if record.name.startswith("tawasul")
+    ]
     texts += generate_latest(metrics.registry).decode().splitlines()
     return texts
 
@@ -98,13 +105,15 @@ def sink_everything(settings: Settings, metrics: Metrics, messages: int) -> None
 
 
 def test_property_no_personal_value_reaches_a_topic_the_database_or_a_log(
-        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="tawasul")
     metrics = Metrics()
     placed: list[str] = []
     outcomes = {"accepted": 0, "rejected": 0}
 
     with EventPublisher(settings, client_id="privacy-test", metrics=metrics) as publisher:
+
         @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
         @given(st.lists(events_with_personal_data(), min_size=1, max_size=6), st.booleans())
         def publish(cases: list[tuple[dict[str, Any], str]], with_key: bool) -> None:
@@ -117,10 +126,10 @@ def test_property_no_personal_value_reaches_a_topic_the_database_or_a_log(
 
         publish()
         publisher.flush()
-    assert outcomes["accepted"] > 20 and outcomes["rejected"] > 0   # ids and subjects refused without a key
+    assert outcomes["accepted"] > 20 and outcomes["rejected"] > 0  # ids and subjects refused without a key
     sink_everything(settings, metrics, outcomes["accepted"])
     haystacks = everything_stored(settings, metrics, caplog)
-    assert any("[phone]" in text for text in haystacks)              # what was redacted did travel
+    assert any("[phone]" in text for text in haystacks)  # what was redacted did travel
     assert leaks(placed, haystacks) == []
 
 
@@ -149,7 +158,8 @@ def simulated_day_with_personal_data(scale: float) -> tuple[list[bytes], list[st
 
 
 def test_a_simulated_day_leaves_no_personal_data_in_any_topic_table_log_or_metric(
-        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="tawasul")
     lines, placed = simulated_day_with_personal_data(1.0 if FULL else 0.1)
     assert len(placed) > 30

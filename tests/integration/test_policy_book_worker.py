@@ -25,11 +25,23 @@ def test_the_worker_publishes_its_book(kafka_bootstrap: str, tmp_path: Path) -> 
     book = tmp_path / "strict.yaml"
     book.write_text(STRICT, encoding="utf-8")
     prefix = unique("pbw") + "."
-    env = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_POLICIES": str(book),
-           "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_STATE_DIR": str(tmp_path / "state"), "TAWASUL_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "TAWASUL_KAFKA": kafka_bootstrap,
+        "TAWASUL_POLICIES": str(book),
+        "TAWASUL_TOPIC_PREFIX": prefix,
+        "TAWASUL_STATE_DIR": str(tmp_path / "state"),
+        "TAWASUL_LOG_LEVEL": "warning",
+    }
     began = datetime.now().astimezone()
-    worker = subprocess.Popen([sys.executable, "-m", "tawasul", "worker", "--metrics-port", "0", "--processors", "sla"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tawasul", "worker", "--metrics-port", "0", "--processors", "sla"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         records: list[tuple[str, int, bytes | None, bytes]] = []
         give_up = time.monotonic() + 60
@@ -37,7 +49,7 @@ def test_the_worker_publishes_its_book(kafka_bootstrap: str, tmp_path: Path) -> 
             assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
             try:
                 records = read_all(kafka_bootstrap, [f"{prefix}tawasul.policies"], timeout_s=3)
-            except AssertionError:          # the topic is not there yet
+            except AssertionError:  # the topic is not there yet
                 time.sleep(0.5)
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -46,14 +46,26 @@ def test_books_outcomes_and_states_keep_the_hash(engine: Engine) -> None:
     assert (stored.first_used_at, stored.last_used_at) == (T0 - timedelta(hours=3), T0 - timedelta(hours=1))
     assert stored.book is not None and [p.name for p in stored.book.policies][0] == "mosque-urgent"
 
-    outcome = Outcome(type="sla.met", ticket_id="T-1", target="resolution", policy="crm-standard",
-                      deadline=T0, at=T0 - timedelta(hours=1), channel="crm", kind="request", category="x",
-                      priority="normal")
+    outcome = Outcome(
+        type="sla.met",
+        ticket_id="T-1",
+        target="resolution",
+        policy="crm-standard",
+        deadline=T0,
+        at=T0 - timedelta(hours=1),
+        channel="crm",
+        kind="request",
+        category="x",
+        priority="normal",
+    )
     writer.add(decode_pipeline_event(encode_outcome(outcome, policy.sha256)))
-    writer.add(decode_ticket_state(
-        b'{"ticket_id":"T-1","channel":"crm","kind":"request","category":"x","priority":"normal",'
-        b'"status":"resolved","version":3,"policies_sha256":"' + policy.sha256.encode() + b'",'
-        b'"targets":{"resolution":{"deadline":null,"state":"met"}}}'))
+    writer.add(
+        decode_ticket_state(
+            b'{"ticket_id":"T-1","channel":"crm","kind":"request","category":"x","priority":"normal",'
+            b'"status":"resolved","version":3,"policies_sha256":"' + policy.sha256.encode() + b'",'
+            b'"targets":{"resolution":{"deadline":null,"state":"met"}}}'
+        )
+    )
     writer.flush()
     with engine.connect() as connection:
         assert connection.execute(select(SlaOutcome.policies_sha256)).scalar_one() == policy.sha256
@@ -61,7 +73,7 @@ def test_books_outcomes_and_states_keep_the_hash(engine: Engine) -> None:
         assert connection.execute(select(TicketTarget.policies_sha256)).scalar_one() == policy.sha256
     [touched] = read_books(engine).values()
     assert touched.first_used_at == T0 - timedelta(hours=3)
-    assert touched.last_used_at == T0 + timedelta(minutes=1)   # the stored_at of the second batch
+    assert touched.last_used_at == T0 + timedelta(minutes=1)  # the stored_at of the second batch
 
     # the same messages again change nothing
     writer.add(decode_policy_book(policy.message("worker", T0 - timedelta(hours=3))[1]))
@@ -69,8 +81,18 @@ def test_books_outcomes_and_states_keep_the_hash(engine: Engine) -> None:
 
 
 def test_outcome_without_hash_still_reads_and_bad_books_are_refused() -> None:
-    outcome = Outcome(type="sla.met", ticket_id="T-1", target="resolution", policy="p", deadline=T0, at=T0,
-                      channel="crm", kind="request", category="x", priority="normal")
+    outcome = Outcome(
+        type="sla.met",
+        ticket_id="T-1",
+        target="resolution",
+        policy="p",
+        deadline=T0,
+        at=T0,
+        channel="crm",
+        kind="request",
+        category="x",
+        priority="normal",
+    )
     assert decode_pipeline_event(encode_outcome(outcome)).policies_sha256 is None
     with_hash = decode_pipeline_event(encode_outcome(outcome, "ab" * 32))
     assert with_hash.policies_sha256 == "ab" * 32

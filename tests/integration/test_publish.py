@@ -42,8 +42,13 @@ def simulated_lines(count: int) -> list[bytes]:
 
 def bad_event(**changes: Any) -> bytes:
     base: dict[str, Any] = {
-        "specversion": "1.0", "id": f"bad-{uuid.uuid4().hex}", "source": "/channels/crm",
-        "type": "ticket.acknowledged", "time": "2025-05-13T08:10:00+04:00", "subject": "CRM-BAD", "data": {},
+        "specversion": "1.0",
+        "id": f"bad-{uuid.uuid4().hex}",
+        "source": "/channels/crm",
+        "type": "ticket.acknowledged",
+        "time": "2025-05-13T08:10:00+04:00",
+        "subject": "CRM-BAD",
+        "data": {},
     }
     base.update(changes)
     return json.dumps({k: v for k, v in base.items() if v is not None}).encode()
@@ -55,17 +60,34 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (bad_event(id=None, time=None), "id: required; time: required"),
     (bad_event(specversion="0.3"), "specversion: must be 1.0"),
     (bad_event(type="ticket.teleported"), "type: unknown event type 'ticket.teleported'"),
-    (bad_event(type="sla.breached", source="/tawasul/sla", data={
-        "ticket_id": "CRM-BAD", "target": "resolution", "policy": "crm-standard", "deadline": "2025-05-13T08:00:00Z",
-        "channel": "crm", "kind": "request", "category": "c", "priority": "low"}),
-     "type: 'sla.breached' is produced by Tawasul's stream processors, not accepted as input"),
+    (
+        bad_event(
+            type="sla.breached",
+            source="/tawasul/sla",
+            data={
+                "ticket_id": "CRM-BAD",
+                "target": "resolution",
+                "policy": "crm-standard",
+                "deadline": "2025-05-13T08:00:00Z",
+                "channel": "crm",
+                "kind": "request",
+                "category": "c",
+                "priority": "low",
+            },
+        ),
+        "type: 'sla.breached' is produced by Tawasul's stream processors, not accepted as input",
+    ),
     (bad_event(time="2025-05-13T08:10:00"), "time: has no UTC offset"),
-    (bad_event(type="ticket.opened", data={"channel": "fax", "kind": "request", "category": "c", "priority": "low"}),
-     "data.channel: must be one of"),
+    (
+        bad_event(type="ticket.opened", data={"channel": "fax", "kind": "request", "category": "c", "priority": "low"}),
+        "data.channel: must be one of",
+    ),
     (bad_event(data={"note": "x" * (MAX_EVENT_BYTES + 100)}), "event: too large:"),
     (b'{"specversion":"1.0","id":"\xff\xfe"}', "event: not valid UTF-8"),
-    (bad_event(type="call.abandoned", subject="pbx-9", data={"queue": "q", "caller_number": "+971501234567"}),
-     "data.caller_number: a raw phone number is not accepted"),
+    (
+        bad_event(type="call.abandoned", subject="pbx-9", data={"queue": "q", "caller_number": "+971501234567"}),
+        "data.caller_number: a raw phone number is not accepted",
+    ),
 ]
 
 
@@ -120,8 +142,9 @@ def test_publish_mixed_file(kafka_bootstrap: str, tmp_path: Path, workers: int) 
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines))
 
-    result = CliRunner().invoke(publish, [str(path), "--no-progress", "--workers", str(workers)],
-                                env=env(kafka_bootstrap, prefix))
+    result = CliRunner().invoke(
+        publish, [str(path), "--no-progress", "--workers", str(workers)], env=env(kafka_bootstrap, prefix)
+    )
 
     assert result.exit_code == 1, result.output
     printed = result.stdout.splitlines()
@@ -203,8 +226,9 @@ def test_publish_subprocess_file_and_stdin(kafka_bootstrap: str, tmp_path: Path)
     assert ok.stdout == b"" and b"published 20, rejected 0," in ok.stderr
 
     piped = b"\n".join([good[0], b"{broken", bad_event(time="noon")]) + b"\n"
-    bad = subprocess.run([*publish_argv(), "-"], input=piped, env=environment, capture_output=True, timeout=120,
-                         cwd=REPO)
+    bad = subprocess.run(
+        [*publish_argv(), "-"], input=piped, env=environment, capture_output=True, timeout=120, cwd=REPO
+    )
     assert bad.returncode == 1, bad.stderr
     assert bad.stdout.decode().splitlines()[0].startswith("line 2: event: not valid JSON")
     assert bad.stdout.decode().splitlines()[1].startswith("line 3: time: ")
@@ -217,8 +241,14 @@ def test_sigterm_flushes_and_exits(kafka_bootstrap: str) -> None:
     prefix = unique("t-pub-")
     good = simulated_lines(50)
     environment = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix}
-    process = subprocess.Popen([*publish_argv(), "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=environment, cwd=REPO)
+    process = subprocess.Popen(
+        [*publish_argv(), "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        cwd=REPO,
+    )
     assert process.stdin is not None
     process.stdin.write(b"\n".join(good) + b"\n")
     process.stdin.flush()
@@ -248,10 +278,15 @@ def test_sigterm_during_a_batched_file_publish_counts_what_kafka_holds(kafka_boo
     prefix = unique("t-pub-")
     lines = simulated_lines(300)
     path = tmp_path / "big.jsonl"
-    path.write_bytes(b"\n".join(lines * 1000) + b"\n")      # 300,000 events: several seconds of work
+    path.write_bytes(b"\n".join(lines * 1000) + b"\n")  # 300,000 events: several seconds of work
     environment = {**os.environ, "TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix}
-    process = subprocess.Popen([*publish_argv(), str(path), "--workers", "1"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=environment, cwd=REPO)
+    process = subprocess.Popen(
+        [*publish_argv(), str(path), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        cwd=REPO,
+    )
     topic = f"{prefix}{EVENTS.name}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
@@ -286,8 +321,9 @@ def test_publisher_window_metrics_and_raw_bytes(kafka_bootstrap: str) -> None:
         publisher.flush()
         assert publisher.pending == 0
         assert publisher.confirmed_events == len(good) and publisher.confirmed_dead_letters == 1
-    accepted = sum(sample.value for sample in metrics.events_accepted.collect()[0].samples
-                   if sample.name.endswith("_total"))
+    accepted = sum(
+        sample.value for sample in metrics.events_accepted.collect()[0].samples if sample.name.endswith("_total")
+    )
     assert accepted == len(good)
     sample = metrics.registry.get_sample_value
     assert sample("tawasul_events_rejected_total", {"source_kind": "http", "reason": "not_json"}) == 1

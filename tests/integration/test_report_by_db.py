@@ -42,6 +42,9 @@ def test_report_by_agent_and_team(database_url: str, tmp_path: Path) -> None:
     md = CliRunner().invoke(report, [*args, "--by", "agent", "--format", "md"], catch_exceptions=False).stdout
     assert "# Customer service report per agent" in md
     assert "| `a-1` | 2 | 220.0 s | 0 |" in md and "| (unassigned) |" in md
-    ar = CliRunner().invoke(report, [*args, "--by", "team", "--format", "md", "--lang", "ar"],
-                            catch_exceptions=False).stdout
+    ar = (
+        CliRunner()
+        .invoke(report, [*args, "--by", "team", "--format", "md", "--lang", "ar"], catch_exceptions=False)
+        .stdout
+    )
     assert ar.startswith('<div dir="rtl" lang="ar">') and "| `general` | 2 | 320.0 ثانية |" in ar

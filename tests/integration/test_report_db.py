@@ -68,12 +68,29 @@ def test_the_command_gives_build_report_of_the_stored_events(database_url: str, 
     day = run("--from", "2025-03-02", "--to", "2025-03-03", "--db", database_url, "--policies", str(policies))
     assert day.exit_code == 0, day.output
     what_if = json.loads(day.stdout)
-    assert what_if.pop("policies") == {"source": "what-if", "sha256": load_policies_text(BOOK_TEXT).sha256,
-                                       "name": "policies.yaml"}
+    assert what_if.pop("policies") == {
+        "source": "what-if",
+        "sha256": load_policies_text(BOOK_TEXT).sha256,
+        "name": "policies.yaml",
+    }
     assert what_if == EXPECTED
 
-    wide = run("--from", "2025-03-02", "--to", "2025-03-03", "--db", database_url, "--policies", str(policies),
-               "--threshold-seconds", "45", "--format", "md", "--lang", "ar")
+    wide = run(
+        "--from",
+        "2025-03-02",
+        "--to",
+        "2025-03-03",
+        "--db",
+        database_url,
+        "--policies",
+        str(policies),
+        "--threshold-seconds",
+        "45",
+        "--format",
+        "md",
+        "--lang",
+        "ar",
+    )
     assert wide.exit_code == 0, wide.output
     assert "| مستوى الخدمة | 80.0% |" in wide.stdout and "الرد خلال 45 ثانية" in wide.stdout
     assert "**افتراضي (ماذا لو)**" in wide.stdout
@@ -91,8 +108,14 @@ def test_only_the_needed_events_are_loaded(database_url: str) -> None:
     in_period = {s for s, t in firsts.items() if start <= t}
     surveys = {e.id for e in unique if e.type == "survey.submitted" and start <= e.time < end}
     survey_subjects = {e.subject for e in unique if e.id in surveys}
-    wanted = {e.id for e in unique if e.subject in in_period and e.time < end and e.type != "survey.submitted"
-              and not e.type.startswith(("sla.", "kpi."))}
+    wanted = {
+        e.id
+        for e in unique
+        if e.subject in in_period
+        and e.time < end
+        and e.type != "survey.submitted"
+        and not e.type.startswith(("sla.", "kpi."))
+    }
     wanted |= surveys
     wanted |= {e.id for e in unique if e.subject in survey_subjects and e.type in FIRST_EVENT_TYPES and e.time < end}
     engine = make_engine(database_url)
@@ -112,13 +135,16 @@ def test_a_database_without_tables_is_explained(database_url: str) -> None:
         assert not Path(database_url.removeprefix("sqlite:///")).exists()  # nothing created by the report
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--from", "2025-02-30", "--to", "2025-07-01"), "--from: '2025-02-30' is not an ISO 8601 date"),
-    (("--from", "2025-07-01", "--to", "2025-01-01"), "must be after --from"),
-    (("--from", "2025-07-01", "--to", "2025-07-01T00:00:00+04:00"), "must be after --from"),
-    (("--from", "2025-01-01", "--to", "2025-07-01", "--format", "pdf"), "'pdf' is not one of"),
-    (("--from", "2025-01-01", "--to", "2025-07-01", "--threshold-seconds", "-1"), "--threshold-seconds"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--from", "2025-02-30", "--to", "2025-07-01"), "--from: '2025-02-30' is not an ISO 8601 date"),
+        (("--from", "2025-07-01", "--to", "2025-01-01"), "must be after --from"),
+        (("--from", "2025-07-01", "--to", "2025-07-01T00:00:00+04:00"), "must be after --from"),
+        (("--from", "2025-01-01", "--to", "2025-07-01", "--format", "pdf"), "'pdf' is not one of"),
+        (("--from", "2025-01-01", "--to", "2025-07-01", "--threshold-seconds", "-1"), "--threshold-seconds"),
+    ],
+)
 def test_bad_options_are_refused(args: tuple[str, ...], message: str) -> None:
     done = run(*args, "--db", "sqlite:///never-created.db")
     assert done.exit_code == 2
@@ -128,9 +154,19 @@ def test_bad_options_are_refused(args: tuple[str, ...], message: str) -> None:
 
 def test_a_bad_policy_file_is_named(tmp_path: Path) -> None:
     policies = tmp_path / "policies.yaml"
-    policies.write_text("calendars: {always: {always_open: true}}\n"
-                        "policies:\n  - name: x\n    calendar: gvo\n    resolution: 4h\n", encoding="utf-8")
-    done = run("--from", "2025-01-01", "--to", "2025-07-01", "--policies", str(policies),
-               "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    policies.write_text(
+        "calendars: {always: {always_open: true}}\npolicies:\n  - name: x\n    calendar: gvo\n    resolution: 4h\n",
+        encoding="utf-8",
+    )
+    done = run(
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-07-01",
+        "--policies",
+        str(policies),
+        "--db",
+        f"sqlite:///{tmp_path / 'x.db'}",
+    )
     assert done.exit_code == 1
     assert "unknown calendar 'gvo'" in done.output

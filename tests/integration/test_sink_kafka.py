@@ -51,8 +51,14 @@ class SinkThread:
 
         def target() -> None:
             try:
-                self.summary = run_db_sink(settings, stop=self.stop, metrics=metrics, group_id=group,
-                                           on_progress=self.progress.update, **options)
+                self.summary = run_db_sink(
+                    settings,
+                    stop=self.stop,
+                    metrics=metrics,
+                    group_id=group,
+                    on_progress=self.progress.update,
+                    **options,
+                )
             except BaseException as exc:  # handed to the test thread
                 self.error = exc
 
@@ -123,28 +129,68 @@ def settings(kafka_bootstrap: str, database_url: str) -> Iterator[Settings]:
 def pipeline_messages() -> dict[str, list[tuple[str | None, bytes]]]:
     """A few outcomes, ticket states (one late and older) and KPI snapshots."""
     outcome = new_event(
-        "sla.breached", "T-9", "2025-03-04T11:30:00+04:00",
-        {"ticket_id": "T-9", "target": "resolution", "policy": "crm-standard",
-         "deadline": "2025-03-04T11:30:00+04:00", "channel": "crm", "kind": "request",
-         "category": "licensing.renewal", "priority": "normal"},
-        source="/stream-processors/sla", id="T-9:resolution:sla.breached:0")
+        "sla.breached",
+        "T-9",
+        "2025-03-04T11:30:00+04:00",
+        {
+            "ticket_id": "T-9",
+            "target": "resolution",
+            "policy": "crm-standard",
+            "deadline": "2025-03-04T11:30:00+04:00",
+            "channel": "crm",
+            "kind": "request",
+            "category": "licensing.renewal",
+            "priority": "normal",
+        },
+        source="/stream-processors/sla",
+        id="T-9:resolution:sla.breached:0",
+    )
 
     def state(version: int, status: str) -> bytes:
-        return json.dumps({
-            "ticket_id": "T-9", "channel": "crm", "kind": "request", "category": "licensing.renewal",
-            "priority": "normal", "department": None, "status": status, "policy": "crm-standard",
-            "opened_at": "2025-03-03T09:00:00+04:00", "resolved_at": None, "closed_at": None,
-            "updated_at": "2025-03-04T11:30:00+04:00", "version": version,
-            "targets": {"resolution": {"deadline": "2025-03-04T11:30:00+04:00", "state": "breached",
-                                       "warned": True, "breached": True}}}).encode("utf-8")
+        return json.dumps(
+            {
+                "ticket_id": "T-9",
+                "channel": "crm",
+                "kind": "request",
+                "category": "licensing.renewal",
+                "priority": "normal",
+                "department": None,
+                "status": status,
+                "policy": "crm-standard",
+                "opened_at": "2025-03-03T09:00:00+04:00",
+                "resolved_at": None,
+                "closed_at": None,
+                "updated_at": "2025-03-04T11:30:00+04:00",
+                "version": version,
+                "targets": {
+                    "resolution": {
+                        "deadline": "2025-03-04T11:30:00+04:00",
+                        "state": "breached",
+                        "warned": True,
+                        "breached": True,
+                    }
+                },
+            }
+        ).encode("utf-8")
 
     snapshot = new_event(
-        "kpi.snapshot", "calls.service_level|15m|", "2025-03-03T10:15:00+04:00",
-        {"figure": "calls.service_level", "window": "15m", "scope": {}, "value": 0.75, "count": 12,
-         "as_of": "2025-03-03T10:15:00+04:00"}, source="/stream-processors/kpi", id="kpi-1")
+        "kpi.snapshot",
+        "calls.service_level|15m|",
+        "2025-03-03T10:15:00+04:00",
+        {
+            "figure": "calls.service_level",
+            "window": "15m",
+            "scope": {},
+            "value": 0.75,
+            "count": 12,
+            "as_of": "2025-03-03T10:15:00+04:00",
+        },
+        source="/stream-processors/kpi",
+        id="kpi-1",
+    )
     book_key, book = read_policy_file(default_policy_path()).message("worker", datetime(2025, 3, 3, tzinfo=UTC))
     return {
-        POLICIES.name: [(book_key.decode(), book), (book_key.decode(), book)],     # a worker started twice
+        POLICIES.name: [(book_key.decode(), book), (book_key.decode(), book)],  # a worker started twice
         SLA_OUTCOMES.name: [("T-9", outcome.to_json()), ("T-9", outcome.to_json())],
         TICKET_STATE.name: [("T-9", state(4, "open")), ("T-9", state(2, "open"))],
         KPIS.name: [("calls.service_level|15m|", snapshot.to_json())],
@@ -168,14 +214,15 @@ def test_sink_stores_everything_once_across_restarts(settings: Settings, assign:
     engine = make_engine(settings.database_url)
     try:
         seen: list[object] = []
-        sink = SinkThread(settings, group, metrics, batch_max=200, batch_wait_s=0.2, on_record=seen.append,
-                          assign=assign)
+        sink = SinkThread(
+            settings, group, metrics, batch_max=200, batch_wait_s=0.2, on_record=seen.append, assign=assign
+        )
         expected = {events_topic: len(events) + 1, **{settings.topic(n): len(m) for n, m in others.items()}}
         wait_until(lambda: all(sink.handled(t) >= n for t, n in expected.items()), what="the first pass")
         first = sink.close()
         assert first.skipped == 1
         assert first.records == expected
-        assert sum(isinstance(r, EventRecord) for r in seen) == len(events)    # every decoded record, once
+        assert sum(isinstance(r, EventRecord) for r in seen) == len(events)  # every decoded record, once
         assert sum(isinstance(r, TicketState) for r in seen) == 2
         assert [r.type for r in seen if isinstance(r, Event)] == ["kpi.snapshot"]
         assert [r.type for r in seen if isinstance(r, OutcomeRecord)] == ["sla.breached", "sla.breached"]
@@ -192,15 +239,17 @@ def test_sink_stores_everything_once_across_restarts(settings: Settings, assign:
         registry = metrics.registry
         assert registry.get_sample_value("tawasul_database_up") == 1.0
         assert registry.get_sample_value("tawasul_sink_rows_written_total", {"table": "events"}) == len(events)
-        assert registry.get_sample_value(
-            "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}) == 1.0
+        assert (
+            registry.get_sample_value("tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"})
+            == 1.0
+        )
 
         # a restart resumes from the committed offsets; the same events published again change nothing
         publish(bootstrap, events_topic, event_messages)
         restarted = SinkThread(settings, group, Metrics(), batch_max=200, batch_wait_s=0.2, assign=assign)
         wait_until(lambda: restarted.handled(events_topic) >= len(events), what="the second pass")
         second = restarted.close()
-        assert second.records[events_topic] == len(events)        # only the new messages were read
+        assert second.records[events_topic] == len(events)  # only the new messages were read
         assert second.rows.get("events", 0) == 0
         assert rows(engine, StoredEvent) == len(events)
         assert rows(engine, SlaOutcome) == 1
@@ -215,9 +264,12 @@ def reject_five_point_surveys(database_url: str) -> None:
     engine = make_engine(database_url)
     with engine.begin() as connection:
         if connection.dialect.name == "sqlite":
-            connection.execute(text(
-                "CREATE TRIGGER no_fives BEFORE INSERT ON surveys WHEN NEW.score = 5 "
-                "BEGIN SELECT RAISE(ABORT, 'no fives'); END"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER no_fives BEFORE INSERT ON surveys WHEN NEW.score = 5 "
+                    "BEGIN SELECT RAISE(ABORT, 'no fives'); END"
+                )
+            )
         else:
             connection.execute(text("ALTER TABLE surveys ADD CONSTRAINT no_fives CHECK (score < 5) NOT VALID"))
     engine.dispose()
@@ -234,13 +286,18 @@ def test_bad_messages_and_rejected_rows_are_skipped_alone(settings: Settings) ->
     bad_states = [("T-1", b'{"ticket_id": "T-1", "version": "three"}'), ("T-2", b"\xff\xfe"), ("T-3", b"[]")]
     publish(bootstrap, state_topic, bad_states)
     producer = KafkaProducer(bootstrap_servers=bootstrap)
-    producer.send(state_topic, key=b"T-4", value=None)          # a tombstone: nothing to store, no error
+    producer.send(state_topic, key=b"T-4", value=None)  # a tombstone: nothing to store, no error
     producer.flush(30)
     producer.close()
     metrics = Metrics()
     sink = SinkThread(settings, unique("sink-group"), metrics, batch_max=100, batch_wait_s=0.2)
-    wait_until(lambda: sink.handled(settings.topic(EVENTS.name)) >= len(events)
-               and sink.handled(state_topic) >= len(bad_states) + 1, what="every message")
+    wait_until(
+        lambda: (
+            sink.handled(settings.topic(EVENTS.name)) >= len(events)
+            and sink.handled(state_topic) >= len(bad_states) + 1
+        ),
+        what="every message",
+    )
     summary = sink.close()
     assert summary.skipped == len(fives) + len(bad_states)
     engine = make_engine(settings.database_url)
@@ -248,7 +305,7 @@ def test_bad_messages_and_rejected_rows_are_skipped_alone(settings: Settings) ->
         with engine.connect() as connection:
             stored = set(connection.execute(select(StoredEvent.id)).scalars())
             surveys = connection.execute(select(func.count()).select_from(Survey)).scalar_one()
-        assert stored == {e.id for e in events} - fives          # only the rejected records are missing
+        assert stored == {e.id for e in events} - fives  # only the rejected records are missing
         assert surveys == sum(1 for e in events if e.type == "survey.submitted") - len(fives)
         assert rows(engine, Ticket) == 0
     finally:
@@ -256,21 +313,28 @@ def test_bad_messages_and_rejected_rows_are_skipped_alone(settings: Settings) ->
     registry = metrics.registry
     assert registry.get_sample_value("tawasul_database_errors_total", {"kind": "rejected_row"}) == len(fives)
     assert registry.get_sample_value(
-        "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}) == len(bad_states)
+        "tawasul_events_rejected_total", {"source_kind": "sink", "reason": "undecodable"}
+    ) == len(bad_states)
 
     # nothing skipped is lost: each is on the dead-letter topic with its reason and origin
-    letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(bootstrap, [settings.topic(DEAD_LETTER.name)])]
+    letters = [
+        decode_dead_letter(value) for _t, _p, _k, value in read_all(bootstrap, [settings.topic(DEAD_LETTER.name)])
+    ]
     assert registry.get_sample_value("tawasul_dead_letters_total", {"source_kind": "sink"}) == len(letters)
     undecodable = {letter.original: letter for letter in letters if letter.origin.startswith("kafka:")}
     assert set(undecodable) == {value for _key, value in bad_states}
     assert all(letter.origin.startswith(f"kafka:{state_topic}/") for letter in undecodable.values())
     assert {value: letter.reason for value, letter in undecodable.items()} == {
         bad_states[0][1]: "ticket state: version must be an integer from 0 to 2^31-1",
-        b"\xff\xfe": "UnicodeDecodeError", b"[]": "ticket state: not a JSON object"}
+        b"\xff\xfe": "UnicodeDecodeError",
+        b"[]": "ticket state: not a JSON object",
+    }
     refused = [letter for letter in letters if letter.origin == "sink:EventRecord"]
     assert {json.loads(letter.original)["id"] for letter in refused} == fives
-    assert {letter.reason for letter in refused} <= {"the database refused it: IntegrityError",
-                                                     "the database refused it: CheckViolation"}
+    assert {letter.reason for letter in refused} <= {
+        "the database refused it: IntegrityError",
+        "the database refused it: CheckViolation",
+    }
     assert len(letters) == len(bad_states) + len(fives)
 
 
@@ -293,22 +357,28 @@ def test_offsets_wait_for_the_dead_letters(settings: Settings) -> None:
     sink = SinkThread(settings, group, metrics, batch_max=10_000, batch_wait_s=0.5)
     engine = make_engine(settings.database_url)
     try:
-        wait_until(lambda: (metrics.registry.get_sample_value("tawasul_database_up") or 0) == 1.0
-                   and rows(engine, StoredEvent) == len(events), what="the events stored")
-        time.sleep(2.0)     # retries of the refused letter meanwhile
+        wait_until(
+            lambda: (
+                (metrics.registry.get_sample_value("tawasul_database_up") or 0) == 1.0
+                and rows(engine, StoredEvent) == len(events)
+            ),
+            what="the events stored",
+        )
+        time.sleep(2.0)  # retries of the refused letter meanwhile
         assert sink.close().skipped == 1
         assert committed(bootstrap, group, events_topic) == 0
         assert metrics.registry.get_sample_value("tawasul_dead_letters_total", {"source_kind": "sink"}) is None
 
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
-            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, dead_letter_topic,
-                                                configs={"max.message.bytes": "1048588"})])
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, dead_letter_topic, configs={"max.message.bytes": "1048588"})]
+            )
         finally:
             admin.close()
         again = SinkThread(settings, group, Metrics(), batch_max=10_000, batch_wait_s=0.5)
         wait_until(lambda: again.handled(events_topic) >= len(events) + 1, what="the second pass")
-        assert again.close().rows.get("events", 0) == 0          # stored the first time: nothing new
+        assert again.close().rows.get("events", 0) == 0  # stored the first time: nothing new
         assert committed(bootstrap, group, events_topic) == len(events) + 1
         letters = [decode_dead_letter(value) for _t, _p, _k, value in read_all(bootstrap, [dead_letter_topic])]
         assert [letter.original for letter in letters] == [b"x" * 300]

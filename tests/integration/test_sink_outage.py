@@ -60,8 +60,15 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
     def lag() -> float | None:
         return registry.get_sample_value("tawasul_consumer_lag_messages", {"stage": "sink", "topic": EVENTS.name})
 
-    sink = SinkThread(settings, group, metrics, batch_max=100, batch_wait_s=0.1,
-                      backoff=Backoff(initial=0.2, maximum=1.0), assign=assign)
+    sink = SinkThread(
+        settings,
+        group,
+        metrics,
+        batch_max=100,
+        batch_wait_s=0.1,
+        backoff=Backoff(initial=0.2, maximum=1.0),
+        assign=assign,
+    )
     try:
         publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in first])
         wait_until(lambda: stored() == len(first), what="the first half stored")
@@ -70,15 +77,17 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
 
         server.stop()
         # the lag gauge counts every message not stored, refreshed while the database is away
-        early, late = second[:len(second) // 3], second[len(second) // 3:]
+        early, late = second[: len(second) // 3], second[len(second) // 3 :]
         publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in early])
         wait_until(lambda: registry.get_sample_value("tawasul_database_up") == 0.0, what="db_up 0")
         wait_until(lambda: lag() == len(early), what=f"the lag gauge at {len(early)}")
         publish(kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in late])
         wait_until(lambda: lag() == len(second), what=f"the lag gauge grown to {len(second)}")
-        wait_until(lambda: (registry.get_sample_value(
-            "tawasul_database_errors_total", {"kind": "unavailable"}) or 0) >= 3, what="retries")
-        assert committed(kafka_bootstrap, group, topic) == len(first)     # nothing unstored was committed
+        wait_until(
+            lambda: (registry.get_sample_value("tawasul_database_errors_total", {"kind": "unavailable"}) or 0) >= 3,
+            what="retries",
+        )
+        assert committed(kafka_bootstrap, group, topic) == len(first)  # nothing unstored was committed
         assert sink.thread.is_alive() and sink.handled(topic) == len(first)
 
         server.start()
@@ -89,7 +98,7 @@ def test_sink_survives_a_database_outage(kafka_bootstrap: str, server: TempPostg
         with engine.connect() as connection:
             ids = connection.execute(select(StoredEvent.id)).scalars().all()
             calls = connection.execute(select(func.count()).select_from(Call)).scalar_one()
-        assert sorted(ids) == sorted(e.id for e in events)                # every event, exactly once
+        assert sorted(ids) == sorted(e.id for e in events)  # every event, exactly once
         assert calls == len({e.subject for e in events if e.type.startswith("call.")})
     finally:
         summary = sink.close()

@@ -39,8 +39,9 @@ def history(count: int, start: datetime) -> list[Event]:
             kind, data = "ticket.paused", {"reason": "waiting_on_customer"}
         elif number % 2000 == 1000:
             kind, data = "ticket.resumed", {}
-        events.append(new_event(kind, BIG, start + timedelta(seconds=number), data, "/channels/test/big",
-                                id=f"{BIG}-{number}"))
+        events.append(
+            new_event(kind, BIG, start + timedelta(seconds=number), data, "/channels/test/big", id=f"{BIG}-{number}")
+        )
     return events
 
 
@@ -67,11 +68,13 @@ def test_a_ticket_with_many_events_keeps_its_partition_moving(kafka_bootstrap: s
     values = [value for _topic, _partition, key, value in changelog if key == BIG.encode()]
     assert values, "no changelog record of the big ticket"
     largest = max(len(value) for value in values)
-    states = [encode(Stored(decode(value, BIG).sla)) for value in values]    # without the catch-up queue
+    states = [encode(Stored(decode(value, BIG).sla)) for value in values]  # without the catch-up queue
     largest_state = max(len(state) for state in states)
-    print(f"{EVENTS} events of one ticket: {len(values)} changelog records, largest {largest} bytes, "
-          f"largest SLA state {largest_state} bytes")
+    print(
+        f"{EVENTS} events of one ticket: {len(values)} changelog records, largest {largest} bytes, "
+        f"largest SLA state {largest_state} bytes"
+    )
     assert largest_state < 64 * 1024
-    assert largest < 256 * 1024                # while catching up: at most one lateness of events queued
+    assert largest < 256 * 1024  # while catching up: at most one lateness of events queued
     letters = read_all(kafka_bootstrap, [settings.topic("tawasul.deadletter")])
     assert not letters

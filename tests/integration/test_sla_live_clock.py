@@ -92,8 +92,9 @@ def met_only(tickets: list[str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
-def test_acknowledgements_made_while_the_worker_is_down_are_met(kafka_bootstrap: str, tmp_path: Path,
-                                                              stop: str) -> None:
+def test_acknowledgements_made_while_the_worker_is_down_are_met(
+    kafka_bootstrap: str, tmp_path: Path, stop: str
+) -> None:
     """The issue's case: 40 tickets opened while the worker runs, the worker stopped at 10 s,
     every ticket acknowledged at 40 s while it is down, the worker restarted at 150 s with its
     state (2 min target, warning at 50 %). Event time says: 40 met, no warning, no breach."""
@@ -122,7 +123,7 @@ def test_acknowledgements_made_while_the_worker_is_down_are_met(kafka_bootstrap:
     try:
         second.wait_ready()
         wait_for(lambda: len(outcome_types(settings)) >= len(tickets), 60, "the outcomes after the restart")
-        time.sleep(3.0)             # a contradicting warning or breach would follow at once
+        time.sleep(3.0)  # a contradicting warning or breach would follow at once
         assert second.terminate() == 0
     finally:
         if second.proc.poll() is None:
@@ -130,15 +131,18 @@ def test_acknowledgements_made_while_the_worker_is_down_are_met(kafka_bootstrap:
     assert outcome_types(settings) == met_only(tickets)
 
 
-def test_history_published_into_a_live_worker_gives_the_replay_outcomes(kafka_bootstrap: str,
-                                                                       tmp_path: Path) -> None:
+def test_history_published_into_a_live_worker_gives_the_replay_outcomes(kafka_bootstrap: str, tmp_path: Path) -> None:
     """`tawasul demo`'s case: two days of simulated history published into a running worker give
     exactly the outcomes a replay of the same events gives."""
     policies = default_policy_path()
     settings = prefixed_settings(kafka_bootstrap, policies, "live-history")
     end = datetime.now(UTC)
-    history = [parse_event(raw) for raw in iter_events(
-        Params(start=end - timedelta(days=2), end=end, seed=19, scale=1.0 if FULL else 0.5, tag="hist"))]
+    history = [
+        parse_event(raw)
+        for raw in iter_events(
+            Params(start=end - timedelta(days=2), end=end, seed=19, scale=1.0 if FULL else 0.5, tag="hist")
+        )
+    ]
     history.sort(key=lambda e: e.time)
     replay = SlaBatch(load_policies(policies))
     for event in history:
@@ -152,7 +156,7 @@ def test_history_published_into_a_live_worker_gives_the_replay_outcomes(kafka_bo
         worker.wait_ready()
         publish(kafka_bootstrap, settings.topic("tawasul.events"), history)
 
-        def until_end() -> dict[str, str]:     # deadlines after the history's end fire live later
+        def until_end() -> dict[str, str]:  # deadlines after the history's end fire live later
             return {e.id: e.type for e, _ in read_outcomes(settings) if e.time <= end}
 
         with contextlib.suppress(AssertionError):
@@ -165,7 +169,9 @@ def test_history_published_into_a_live_worker_gives_the_replay_outcomes(kafka_bo
             worker.kill()
     missing = sorted(f"{i}={t}" for i, t in expected.items() if live.get(i) != t)
     extra = sorted(f"{i}={t}" for i, t in live.items() if i not in expected)
-    assert (missing, extra) == ([], []), f"{len(missing)} missing, e.g. {missing[:4]}; {len(extra)} extra, e.g. {extra[:4]}"
+    assert (missing, extra) == ([], []), (
+        f"{len(missing)} missing, e.g. {missing[:4]}; {len(extra)} extra, e.g. {extra[:4]}"
+    )
 
 
 def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -175,8 +181,9 @@ def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootst
     target = 120 * SCALE
     settings = prefixed_settings(kafka_bootstrap, policies_file(tmp_path, first_response(target)), "live-late")
     database = f"sqlite:///{tmp_path / 'late.db'}"
-    settings = Settings(kafka=settings.kafka, policies=settings.policies, topic_prefix=settings.topic_prefix,
-                        database_url=database)
+    settings = Settings(
+        kafka=settings.kafka, policies=settings.policies, topic_prefix=settings.topic_prefix, database_url=database
+    )
     ticket = "T-late-source"
     metrics = Metrics()
     feed = MetricsFeed(metrics)
@@ -189,16 +196,22 @@ def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootst
         breach = f"{ticket}:first_response:sla.breached:0"
         wait_for(lambda: breach in outcome_types(settings), target + 30, "the breach")
         sleep_until(start + timedelta(seconds=270 * SCALE))
-        publish(kafka_bootstrap, settings.topic("tawasul.events"),
-                [acknowledged(ticket, start + timedelta(seconds=90 * SCALE))])  # 3 minutes late
+        publish(
+            kafka_bootstrap,
+            settings.topic("tawasul.events"),
+            [acknowledged(ticket, start + timedelta(seconds=90 * SCALE))],
+        )  # 3 minutes late
         met = f"{ticket}:first_response:sla.met:0"
         wait_for(lambda: met in outcome_types(settings), 30, "the met after the withdrawal")
         engine = create_engine(database)
 
         def stored_state() -> tuple[str, bool] | None:
             with engine.connect() as connection:
-                row = connection.execute(select(TicketTarget.state, TicketTarget.breached).where(
-                    TicketTarget.ticket_id == ticket, TicketTarget.target == "first_response")).first()
+                row = connection.execute(
+                    select(TicketTarget.state, TicketTarget.breached).where(
+                        TicketTarget.ticket_id == ticket, TicketTarget.target == "first_response"
+                    )
+                ).first()
             return None if row is None else (row[0], bool(row[1]))
 
         wait_for(lambda: stored_state() == ("met", False), 30, "the sink's final state")
@@ -219,7 +232,7 @@ def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootst
     assert outcomes[2].time == outcomes[3].time == start + timedelta(seconds=90 * SCALE)
     with engine.connect() as connection:
         stored = sorted(connection.execute(select(SlaOutcome.type).where(SlaOutcome.ticket_id == ticket)).scalars())
-    assert stored == ["sla.breach_withdrawn", "sla.met", "sla.warning"]   # the withdrawn breach is gone
+    assert stored == ["sla.breach_withdrawn", "sla.met", "sla.warning"]  # the withdrawn breach is gone
     assert_no_sla_contradictions(engine)
     open_now = feed.open_tickets()
     assert sum(open_now.values()) == 1 and all(state != "breached" for *_, state in open_now)
@@ -228,21 +241,24 @@ def test_an_acknowledgement_delivered_after_the_breach_withdraws_it(kafka_bootst
     engine.dispose()
 
 
-def test_a_worker_lagging_behind_a_burst_fires_nothing_event_time_denies(kafka_bootstrap: str,
-                                                                         tmp_path: Path) -> None:
+def test_a_worker_lagging_behind_a_burst_fires_nothing_event_time_denies(kafka_bootstrap: str, tmp_path: Path) -> None:
     """A burst published on time faster than the worker reads it (5,000 events; 50,000 with
     TAWASUL_TEST_FULL): every ticket is opened, then every ticket acknowledged, each event timed
     when it is sent. Each acknowledgement comes before its ticket's warning instant, so every
     ticket is met and nothing else, however far the worker lags behind."""
-    target = BURST_TICKETS / 500             # 5 s for 2,500 tickets; the warning at 90 %
-    settings = prefixed_settings(kafka_bootstrap, policies_file(tmp_path, first_response(target), warn_at=0.9),
-                                 "live-burst")
+    target = BURST_TICKETS / 500  # 5 s for 2,500 tickets; the warning at 90 %
+    settings = prefixed_settings(
+        kafka_bootstrap, policies_file(tmp_path, first_response(target), warn_at=0.9), "live-burst"
+    )
     tickets = [f"T-burst-{i}" for i in range(BURST_TICKETS)]
     worker = WorkerProcess(settings, f"{settings.topic_prefix}worker", tmp_path / "state")
     try:
         worker.wait_ready()
-        sent = publish_on_time(kafka_bootstrap, settings.topic("tawasul.events"),
-                               [*((opened, t) for t in tickets), *((acknowledged, t) for t in tickets)])
+        sent = publish_on_time(
+            kafka_bootstrap,
+            settings.topic("tawasul.events"),
+            [*((opened, t) for t in tickets), *((acknowledged, t) for t in tickets)],
+        )
         answered_after = max(sent[f"{t}-ack"] - sent[f"{t}-open"] for t in tickets)
         assert answered_after < timedelta(seconds=0.9 * target), "publishing took too long for the scenario"
         wait_for(lambda: len(outcome_types(settings)) >= len(tickets), 300, "an outcome per ticket")
@@ -258,8 +274,9 @@ def test_a_worker_lagging_behind_a_burst_fires_nothing_event_time_denies(kafka_b
     assert found == met_only(tickets)
 
 
-def publish_on_time(bootstrap: str, topic: str, makers: list[tuple[Callable[[str, datetime], Event], str]]
-                    ) -> dict[str, datetime]:
+def publish_on_time(
+    bootstrap: str, topic: str, makers: list[tuple[Callable[[str, datetime], Event], str]]
+) -> dict[str, datetime]:
     """Publish `maker(ticket, now)` for each pair as fast as possible, each event timed when it is
     sent (an on-time source); returns the time of each event by id."""
     from kafka import KafkaProducer

@@ -34,11 +34,18 @@ POISONED = ("T-poison-0", "T-poison-1")
 
 
 def raw_opened(ticket: str, at: str, category: str = "licensing.renewal") -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": f"{ticket}-open", "source": "/channels/test/poison", "type": "ticket.opened",
-        "time": at, "subject": ticket, "datacontenttype": "application/json",
-        "data": {"channel": "crm", "kind": "request", "category": category, "priority": "normal"},
-    }).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"{ticket}-open",
+            "source": "/channels/test/poison",
+            "type": "ticket.opened",
+            "time": at,
+            "subject": ticket,
+            "datacontenttype": "application/json",
+            "data": {"channel": "crm", "kind": "request", "category": category, "priority": "normal"},
+        }
+    ).encode()
 
 
 def poison_policies(folder: Path) -> Path:
@@ -83,25 +90,31 @@ def test_poison_events_are_dead_lettered_and_the_worker_goes_on(kafka_bootstrap:
             now = datetime.now(UTC).isoformat()
             for ticket in POISONED:
                 producer.send(events_topic, key=ticket.encode(), value=raw_opened(ticket, now, "poison.closed"))
-            far = datetime.now(UTC) + timedelta(days=365)        # would fire every deadline if obeyed
+            far = datetime.now(UTC) + timedelta(days=365)  # would fire every deadline if obeyed
             for partition in range(6):
-                producer.send(ticks_topic, value=watermark_message(far, 0, run=settings.topic_prefix),
-                              partition=partition)
+                producer.send(
+                    ticks_topic, value=watermark_message(far, 0, run=settings.topic_prefix), partition=partition
+                )
             producer.flush()
         finally:
             producer.close()
-        patient = "T-poison-after-long"       # 1 h resolution target: a stray marker would breach it
-        publish(kafka_bootstrap, events_topic, [opened("T-poison-after", datetime.now(UTC)),
-                                                opened(patient, datetime.now(UTC))])
+        patient = "T-poison-after-long"  # 1 h resolution target: a stray marker would breach it
+        publish(
+            kafka_bootstrap,
+            events_topic,
+            [opened("T-poison-after", datetime.now(UTC)), opened(patient, datetime.now(UTC))],
+        )
         breach = "T-poison-after:first_response:sla.breached:0"
         wait_for(lambda: breach in outcome_types(settings), 60, "the breach after the poison events")
         figures = worker.scrape_and_stop(port)
     finally:
         if worker.proc.poll() is None:
             worker.kill()
-    letters = [decode_dead_letter(value) for *_, value in read_all(kafka_bootstrap, [settings.topic("tawasul.deadletter")])]
+    letters = [
+        decode_dead_letter(value) for *_, value in read_all(kafka_bootstrap, [settings.topic("tawasul.deadletter")])
+    ]
     by_ticket = {json.loads(letter.original)["subject"]: letter for letter in letters}
-    assert set(by_ticket) == set(POISONED)      # the out-of-range times never reach a step
+    assert set(by_ticket) == set(POISONED)  # the out-of-range times never reach a step
     assert all(re.match(r"sla: CalendarError: calendar 'shut': no working time", letter.reason) for letter in letters)
     assert all(letter.origin.startswith(f"{events_topic}:") for letter in letters)
     assert figures.get("tawasul_dead_letters_total", 0) == len(letters)

@@ -6,9 +6,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import socket
 import threading
 import time
 import urllib.request
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE
-from tests.integration.test_sla_stream import publish, read_outcomes, prefixed_settings
 from schemas import Event, new_event
+from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE
 from tawasul.infra.settings import Settings
+from tests.integration.test_sla_stream import prefixed_settings, publish, read_outcomes
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = timedelta(seconds=20)
@@ -40,15 +40,34 @@ policies:
 class WorkerProcess:
     """`tawasul worker` in a subprocess; collects its JSON log lines."""
 
-    def __init__(self, settings: Settings, app_id: str, state_dir: Path, metrics_port: int = 0,
-                 extra_args: tuple[str, ...] = ()) -> None:
-        env = {**os.environ, "TAWASUL_KAFKA": settings.kafka, "TAWASUL_POLICIES": str(settings.policies),
-               "TAWASUL_TOPIC_PREFIX": settings.topic_prefix, "TAWASUL_LOG_LEVEL": "info",
-               "TAWASUL_STATE_DIR": str(state_dir)}
+    def __init__(
+        self, settings: Settings, app_id: str, state_dir: Path, metrics_port: int = 0, extra_args: tuple[str, ...] = ()
+    ) -> None:
+        env = {
+            **os.environ,
+            "TAWASUL_KAFKA": settings.kafka,
+            "TAWASUL_POLICIES": str(settings.policies),
+            "TAWASUL_TOPIC_PREFIX": settings.topic_prefix,
+            "TAWASUL_LOG_LEVEL": "info",
+            "TAWASUL_STATE_DIR": str(state_dir),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream_processors.worker_cmd", "--metrics-port", str(metrics_port),
-             "--app-id", app_id, *extra_args],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "stream_processors.worker_cmd",
+                "--metrics-port",
+                str(metrics_port),
+                "--app-id",
+                app_id,
+                *extra_args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.logs: list[dict[str, object]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -65,8 +84,10 @@ class WorkerProcess:
         """Seconds until the worker's timers run on all six partitions."""
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
-            if any(e.get("message") == READY_MESSAGE and len(e.get("partitions", ())) == 6  # type: ignore[arg-type]
-                   for e in self.logs):
+            if any(
+                e.get("message") == READY_MESSAGE and len(e.get("partitions", ())) == 6  # type: ignore[arg-type]
+                for e in self.logs
+            ):
                 return time.monotonic() - started
             assert self.proc.poll() is None, f"worker exited early: {self.logs[-20:]}"
             time.sleep(0.1)
@@ -132,8 +153,9 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path,
         now = datetime.now(UTC)
         count = 120
         # opened 14 s ago .. now: deadlines from 6 s to 20 s ahead, warnings from 2 s ago to 12 s ahead
-        tickets = [(f"T-restart-{i}", now - timedelta(seconds=14) + i * timedelta(seconds=14) / count)
-                   for i in range(count)]
+        tickets = [
+            (f"T-restart-{i}", now - timedelta(seconds=14) + i * timedelta(seconds=14) / count) for i in range(count)
+        ]
         publish(kafka_bootstrap, events_topic, [opened(t, at) for t, at in tickets])
         time.sleep(max(0.0, (now + timedelta(seconds=11)).timestamp() - time.time()))
     finally:
@@ -158,9 +180,14 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path,
         # events keep coming after the restart: the last ten tickets are answered before their deadline
         answered = {t for t, at in tickets[-10:] if at + TARGET > datetime.now(UTC) + timedelta(seconds=1)}
         assert answered, "the restart took too long for the scenario"
-        publish(kafka_bootstrap, events_topic,
-                [new_event("ticket.acknowledged", t, datetime.now(UTC), {}, "/channels/test/restart", id=f"{t}-ack")
-                 for t in sorted(answered)])
+        publish(
+            kafka_bootstrap,
+            events_topic,
+            [
+                new_event("ticket.acknowledged", t, datetime.now(UTC), {}, "/channels/test/restart", id=f"{t}-ack")
+                for t in sorted(answered)
+            ],
+        )
         last_deadline = max(at for _, at in tickets) + TARGET
         time.sleep(max(0.0, last_deadline.timestamp() - time.time()) + 2.0)
         figures = scrape(port)
@@ -212,8 +239,11 @@ def test_local_state_beyond_a_recreated_changelog_is_discarded(kafka_bootstrap: 
     first = WorkerProcess(settings, app_id, state_dir)
     try:
         first.wait_ready()
-        publish(kafka_bootstrap, settings.topic("tawasul.events"),
-                [opened(f"T-stale-{i}", datetime.now(UTC)) for i in range(12)])
+        publish(
+            kafka_bootstrap,
+            settings.topic("tawasul.events"),
+            [opened(f"T-stale-{i}", datetime.now(UTC)) for i in range(12)],
+        )
         give_up = time.monotonic() + 30
         while sum(partition_end_offsets(kafka_bootstrap, [changelog]).values()) < 12 and time.monotonic() < give_up:
             time.sleep(0.5)
@@ -237,8 +267,11 @@ def test_local_state_beyond_a_recreated_changelog_is_discarded(kafka_bootstrap: 
     second = WorkerProcess(settings, app_id, state_dir)
     try:
         second.wait_ready()
-        discarded = {int(e["partition"]) for e in second.logs  # type: ignore[call-overload]
-                     if str(e.get("message", "")).startswith("local table state is beyond the end of its changelog")}
+        discarded = {
+            int(e["partition"])
+            for e in second.logs  # type: ignore[call-overload]
+            if str(e.get("message", "")).startswith("local table state is beyond the end of its changelog")
+        }
         assert discarded == {p for p, offset in recorded.items() if offset is not None}
         publish(kafka_bootstrap, settings.topic("tawasul.events"), [opened("T-stale-new", datetime.now(UTC))])
         give_up = time.monotonic() + 30

@@ -33,8 +33,9 @@ from tests.unit.test_metrics_feed import ticket_state
 pytestmark = pytest.mark.kafka
 
 
-def test_closed_ticket_leaves_the_table_after_the_retention(kafka_bootstrap: str, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_closed_ticket_leaves_the_table_after_the_retention(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TAWASUL_CLOSED_RETENTION", "3s")
     settings = prefixed_settings(kafka_bootstrap, poison_policies(tmp_path), "sla-retention")
     app_id = f"{settings.topic_prefix}worker"
@@ -45,9 +46,15 @@ def test_closed_ticket_leaves_the_table_after_the_retention(kafka_bootstrap: str
     try:
         worker.wait_ready()
         now = datetime.now(UTC)
-        publish(kafka_bootstrap, settings.topic("tawasul.events"), [
-            opened("T-closed", now), opened("T-still-open", now),
-            new_event("ticket.closed", "T-closed", now, {}, "/channels/test/retention", id="T-closed-close")])
+        publish(
+            kafka_bootstrap,
+            settings.topic("tawasul.events"),
+            [
+                opened("T-closed", now),
+                opened("T-still-open", now),
+                new_event("ticket.closed", "T-closed", now, {}, "/channels/test/retention", id="T-closed-close"),
+            ],
+        )
 
         def tombstones(topic: str) -> set[bytes | None]:
             return {key for _t, _p, key, value in read_all(kafka_bootstrap, [topic]) if value is None}
@@ -60,7 +67,7 @@ def test_closed_ticket_leaves_the_table_after_the_retention(kafka_bootstrap: str
             worker.kill()
     assert figures.get("tawasul_closed_tickets_expired_total", 0) == 1
     states = [(key, value) for _t, _p, key, value in read_all(kafka_bootstrap, [states_topic])]
-    assert [value for key, value in states if key == closed][-1] is None      # the tombstone comes last
+    assert [value for key, value in states if key == closed][-1] is None  # the tombstone comes last
     assert all(value is not None for key, value in states if key == still_open)
     assert still_open not in tombstones(changelog)
 

@@ -9,7 +9,6 @@ order and shuffled within the allowed lateness.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -25,7 +24,7 @@ from stream_processors.app import build_app
 from stream_processors.runner import AppThread, input_drained, send_end_of_input
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import ensure_topics
-from tests.support.kafka import read_all, unique
+from tests.support.kafka import unique
 
 FIRST_RESPONSE = timedelta(seconds=5)
 WARN_AT = 0.6
@@ -68,8 +67,12 @@ class Ticket:
 def scenario_tickets(start: datetime, run: str, count: int = 6) -> list[Ticket]:
     """`count` tickets of each kind, opened 0.25 s apart."""
     tickets: list[Ticket] = []
-    kinds = (("idle", None, None), ("quick", timedelta(seconds=1), None),
-             ("late-ack", timedelta(seconds=4), None), ("resolved", timedelta(seconds=1), timedelta(seconds=2)))
+    kinds = (
+        ("idle", None, None),
+        ("quick", timedelta(seconds=1), None),
+        ("late-ack", timedelta(seconds=4), None),
+        ("resolved", timedelta(seconds=1), timedelta(seconds=2)),
+    )
     step = 0
     for name, ack, resolve in kinds:
         for i in range(count):
@@ -82,11 +85,22 @@ def ticket_events(ticket: Ticket) -> list[Event]:
     data = {"channel": "crm", "kind": "request", "category": "licensing.renewal", "priority": "normal"}
     events = [new_event("ticket.opened", ticket.id, ticket.opened, data, SOURCE, id=f"{ticket.id}-open")]
     if ticket.ack_after is not None:
-        events.append(new_event("ticket.acknowledged", ticket.id, ticket.opened + ticket.ack_after, {}, SOURCE,
-                                id=f"{ticket.id}-ack"))
+        events.append(
+            new_event(
+                "ticket.acknowledged", ticket.id, ticket.opened + ticket.ack_after, {}, SOURCE, id=f"{ticket.id}-ack"
+            )
+        )
     if ticket.resolve_after is not None:
-        events.append(new_event("ticket.resolved", ticket.id, ticket.opened + ticket.resolve_after, {}, SOURCE,
-                                id=f"{ticket.id}-resolved"))
+        events.append(
+            new_event(
+                "ticket.resolved",
+                ticket.id,
+                ticket.opened + ticket.resolve_after,
+                {},
+                SOURCE,
+                id=f"{ticket.id}-resolved",
+            )
+        )
     return events
 
 
@@ -132,8 +146,7 @@ def read_outcomes(settings: Settings) -> list[tuple[Event, float]]:
 
 def outcome_set(outcomes: Iterable[Event]) -> dict[str, dict[str, object]]:
     """Outcomes by id, deduplicated, as comparable dicts (type, time, subject, data)."""
-    return {e.id: {"type": e.type, "time": e.time, "subject": e.subject, "data": e.to_dict()["data"]}
-            for e in outcomes}
+    return {e.id: {"type": e.type, "time": e.time, "subject": e.subject, "data": e.to_dict()["data"]} for e in outcomes}
 
 
 def write_jsonl(path: Path, events: Iterable[Event]) -> Path:
@@ -225,11 +238,12 @@ def test_replay_from_file_gives_identical_outcomes(live_run: LiveRun, kafka_boot
     assert outcome_set(replayed) == outcome_set(e for e, _ in live_run.outcomes)
 
 
-def test_out_of_order_within_lateness_gives_same_outcomes(live_run: LiveRun, kafka_bootstrap: str,
-                                                          tmp_path: Path) -> None:
+def test_out_of_order_within_lateness_gives_same_outcomes(
+    live_run: LiveRun, kafka_bootstrap: str, tmp_path: Path
+) -> None:
     shuffled = list(live_run.events)
     random.Random(7).shuffle(shuffled)  # every event is at most ~10 s from its place: within the 5 min lateness
-    for ticket in live_run.tickets:      # and at least one ticket sees its acknowledgement before its opening
+    for ticket in live_run.tickets:  # and at least one ticket sees its acknowledgement before its opening
         if ticket.ack_after is not None:
             opened, ack = (shuffled.index(e) for e in ticket_events(ticket)[:2])
             if opened < ack:

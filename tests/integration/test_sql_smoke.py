@@ -15,8 +15,9 @@ def test_create_upsert_and_read_back(database_url: str) -> None:
     with engine.begin() as connection:
         for _ in range(3):
             statement = insert(things).values(id="a", count=1)
-            connection.execute(statement.on_conflict_do_update(
-                index_elements=["id"], set_={"count": things.c.count + 1}))
+            connection.execute(
+                statement.on_conflict_do_update(index_elements=["id"], set_={"count": things.c.count + 1})
+            )
     with engine.connect() as connection:
         rows = connection.execute(select(things.c.id, things.c.count)).all()
     assert rows == [("a", 3)]

@@ -48,13 +48,13 @@ def store_pipeline_run(url: str) -> None:
         writer.add(event)
     writer.add(decode_policy_book(policy.message("replay", at(12, 31))[1]))
     for outcome in build_story("T-77", scenario(), policy.book, at(12, 31)).outcomes:
-        if outcome.type != "sla.warning" or outcome.target != "first_response":   # one the pipeline missed
+        if outcome.type != "sla.warning" or outcome.target != "first_response":  # one the pipeline missed
             writer.add(decode_pipeline_event(encode_outcome(outcome, policy.sha256)))
     state = None
     for event in scenario():
         state, _ = sla.apply(state, event, policy.book)
     assert state is not None
-    view = ticket_state(Stored(state), to_us(at(12, 31)), policy.book)      # the engine's ticket-state message
+    view = ticket_state(Stored(state), to_us(at(12, 31)), policy.book)  # the engine's ticket-state message
     assert view is not None
     writer.add(decode_ticket_state(encode_state(view)))
     writer.flush()
@@ -74,19 +74,27 @@ def test_story_json_and_text_from_the_database(database_url: str, tmp_path: Path
     assert story["policies"] == {"source": "stored", "sha256": book.sha256, "name": "default.yaml"}
     first, resolution = story["targets"]
     assert (first["deadline"], first["warning_at"]) == ("2025-12-03T09:30:00+04:00", "2025-12-03T07:54:00+04:00")
-    assert (resolution["deadline"], resolution["warning_at"]) == ("2025-12-10T11:30:00+04:00",
-                                                                 "2025-12-09T11:30:00+04:00")
+    assert (resolution["deadline"], resolution["warning_at"]) == (
+        "2025-12-10T11:30:00+04:00",
+        "2025-12-09T11:30:00+04:00",
+    )
     assert resolution["deadline_basis"]["remaining"] == "31h30m"
     assert [d["name"] for d in first["segments"][0]["counted"]["skipped_days"] if d["reason"] == "holiday"] == [
-        "National Day", "National Day"]
+        "National Day",
+        "National Day",
+    ]
     verdicts = {row["id"]: row["verdict"] for row in story["outcome_comparison"]}
-    assert verdicts == {"T-77:first_response:sla.warning:0": "computed only",
-                        "T-77:first_response:sla.met:0": "agree",
-                        "T-77:resolution:sla.warning:0": "agree",
-                        "T-77:resolution:sla.breached:0": "agree"}
+    assert verdicts == {
+        "T-77:first_response:sla.warning:0": "computed only",
+        "T-77:first_response:sla.met:0": "agree",
+        "T-77:resolution:sla.warning:0": "agree",
+        "T-77:resolution:sla.breached:0": "agree",
+    }
     assert story["stored"]["ticket"]["policies_sha256"] == book.sha256
     assert [(t["target"], t["state"], t["deadline"]) for t in story["stored"]["targets"]] == [
-        ("first_response", "met", "2025-12-03T09:30:00+04:00"), ("resolution", "breached", "2025-12-10T11:30:00+04:00")]
+        ("first_response", "met", "2025-12-03T09:30:00+04:00"),
+        ("resolution", "breached", "2025-12-10T11:30:00+04:00"),
+    ]
 
     text = run("T-77", "--db", database_url, "--at", "2025-12-31")
     assert text.exit_code == 0, text.output
@@ -99,8 +107,9 @@ def test_story_json_and_text_from_the_database(database_url: str, tmp_path: Path
     # --policies is a what-if: another book, other deadlines, and outcomes that differ from the stored ones
     shorter = tmp_path / "shorter.yaml"
     shorter.write_text(SHORTER, encoding="utf-8")
-    what_if = json.loads(run("T-77", "--db", database_url, "--format", "json", "--at", "2025-12-31",
-                             "--policies", str(shorter)).stdout)
+    what_if = json.loads(
+        run("T-77", "--db", database_url, "--format", "json", "--at", "2025-12-31", "--policies", str(shorter)).stdout
+    )
     assert what_if["policies"]["source"] == "what-if" and what_if["policies"]["name"] == "shorter.yaml"
     assert what_if["targets"][0]["policy"]["match"] == {"channel": ["crm", "web"], "kind": ["complaint"]}
     # 2h from Thu 14:00: 1h30m on Thursday, 30m on Friday morning

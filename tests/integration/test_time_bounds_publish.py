@@ -20,16 +20,29 @@ pytestmark = pytest.mark.kafka
 
 
 def line(time: str) -> bytes:
-    return json.dumps({"specversion": "1.0", "id": unique("ev"), "source": "/channels/crm",
-                       "type": "ticket.acknowledged", "time": time, "subject": "CRM-1", "data": {}}).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": unique("ev"),
+            "source": "/channels/crm",
+            "type": "ticket.acknowledged",
+            "time": time,
+            "subject": "CRM-1",
+            "data": {},
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize("history", [False, True], ids=["live", "history"])
 def test_publish_applies_the_skew_bound_unless_history(kafka_bootstrap: str, tmp_path: Path, history: bool) -> None:
     prefix = unique("t-skew-")
     ahead = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-    lines = [line("2025-05-13T08:10:00+04:00"), line(ahead), line("0001-01-01T00:00:00Z"),
-             line("9999-12-31T23:59:59-04:00")]
+    lines = [
+        line("2025-05-13T08:10:00+04:00"),
+        line(ahead),
+        line("0001-01-01T00:00:00Z"),
+        line("9999-12-31T23:59:59-04:00"),
+    ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines))
     environment = {"TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_MAX_CLOCK_SKEW": "5m"}
@@ -40,8 +53,10 @@ def test_publish_applies_the_skew_bound_unless_history(kafka_bootstrap: str, tmp
     reasons = result.stdout.splitlines()
     published = {value for _t, _p, _k, value in read_all(kafka_bootstrap, [f"{prefix}{EVENTS.name}"])}
     letters = [decode_dead_letter(v) for _t, _p, _k, v in read_all(kafka_bootstrap, [f"{prefix}{DEAD_LETTER.name}"])]
-    refused_range = ["line 3: time: must lie on or after 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z",
-                     "line 4: time: must lie on or after 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z"]
+    refused_range = [
+        "line 3: time: must lie on or after 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z",
+        "line 4: time: must lie on or after 2000-01-01T00:00:00Z and before 2100-01-01T00:00:00Z",
+    ]
     if history:
         assert reasons == refused_range
         assert published == {lines[0], lines[1]}

@@ -19,12 +19,22 @@ pytestmark = pytest.mark.postgres
 
 def outcome(ticket_id: str) -> OutcomeRecord:
     at = datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
-    return OutcomeRecord(id=f"{ticket_id}:resolution:sla.breached:0", type="sla.breached", time=at,
-                         ticket_id=ticket_id, target="resolution", policy="p", deadline=at, channel="crm",
-                         kind="complaint", category="c", priority="high")
+    return OutcomeRecord(
+        id=f"{ticket_id}:resolution:sla.breached:0",
+        type="sla.breached",
+        time=at,
+        ticket_id=ticket_id,
+        target="resolution",
+        policy="p",
+        deadline=at,
+        channel="crm",
+        kind="complaint",
+        category="c",
+        priority="high",
+    )
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)   # LISTEN/NOTIFY is PostgreSQL's
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # LISTEN/NOTIFY is PostgreSQL's
 def test_a_committed_batch_notifies_and_a_batch_without_changes_does_not(database_url: str) -> None:
     upgrade(database_url)
     engine = make_engine(database_url)
@@ -35,7 +45,7 @@ def test_a_committed_batch_notifies_and_a_batch_without_changes_does_not(databas
         writer.add(outcome("T-N-1"))
         writer.flush()
         assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == [NOTIFY_CHANNEL]
-        writer.add(outcome("T-N-1"))          # already stored: nothing changes
+        writer.add(outcome("T-N-1"))  # already stored: nothing changes
         writer.flush()
         assert list(listener.notifies(timeout=1)) == []
     engine.dispose()

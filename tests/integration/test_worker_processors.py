@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,19 @@ def test_an_sla_worker_and_a_kpi_worker_share_the_work(kafka_bootstrap: str, tmp
         sla.wait_ready()
         now = datetime.now(UTC)
         data = {"channel": "crm", "kind": "request", "category": "licensing.renewal", "priority": "normal"}
-        publish(kafka_bootstrap, settings.topic("tawasul.events"),
-                [new_event("ticket.opened", f"T-split-{i}", now, data, "/channels/test/split", id=f"T-split-{i}-o")
-                 for i in range(3)]
-                + [new_event("call.offered", "C-split-1", now, {"queue": "general"}, "/channels/test/split",
-                             id="C-split-1-o")])
+        publish(
+            kafka_bootstrap,
+            settings.topic("tawasul.events"),
+            [
+                new_event("ticket.opened", f"T-split-{i}", now, data, "/channels/test/split", id=f"T-split-{i}-o")
+                for i in range(3)
+            ]
+            + [
+                new_event(
+                    "call.offered", "C-split-1", now, {"queue": "general"}, "/channels/test/split", id="C-split-1-o"
+                )
+            ],
+        )
         deadline = time.monotonic() + 60
         figures: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:

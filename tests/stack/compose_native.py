@@ -111,24 +111,29 @@ class NativeStack:
 
 def tawasul_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The services of the Tawasul image that `docker compose up` starts (no profile)."""
-    return {name: spec for name, spec in compose["services"].items()
-            if spec.get("image") == TAWASUL_IMAGE and not spec.get("profiles")}
+    return {
+        name: spec
+        for name, spec in compose["services"].items()
+        if spec.get("image") == TAWASUL_IMAGE and not spec.get("profiles")
+    }
 
 
 def _listening_ports(command: list[str]) -> list[int]:
     return [int(command[i + 1]) for i, arg in enumerate(command[:-1]) if arg in PORT_OPTIONS]
 
 
-def native_stack(compose: dict[str, Any], *, tawasul: str, environ: dict[str, str], overrides: dict[str, str],
-                 volumes_dir: Path) -> NativeStack:
+def native_stack(
+    compose: dict[str, Any], *, tawasul: str, environ: dict[str, str], overrides: dict[str, str], volumes_dir: Path
+) -> NativeStack:
     """Every Tawasul service of `compose` as a `NativeService`.
 
     `tawasul` is the `tawasul` executable, `environ` what `${...}` reads, `overrides` the
     environment the test sets over the file's (broker, database, topic prefix)."""
     services = tawasul_services(compose)
     taken: set[int] = set()
-    ports = {(name, port): free_port(taken) for name, spec in services.items()
-             for port in _listening_ports(spec["command"])}
+    ports = {
+        (name, port): free_port(taken) for name, spec in services.items() for port in _listening_ports(spec["command"])
+    }
     host_names = sorted(compose["services"], key=len, reverse=True)
     host = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, host_names)) + r"):(\d+)")
     native: dict[str, NativeService] = {}
@@ -137,16 +142,17 @@ def native_stack(compose: dict[str, Any], *, tawasul: str, environ: dict[str, st
 
         def translate(value: str, service: str = name, paths: dict[str, str] = paths) -> str:
             value = interpolate(value, environ)
-            value = host.sub(lambda m: f"127.0.0.1:{ports.get((m.group(1), int(m.group(2))), int(m.group(2)))}",
-                             value)
+            value = host.sub(lambda m: f"127.0.0.1:{ports.get((m.group(1), int(m.group(2))), int(m.group(2)))}", value)
             for inside, outside in paths.items():
                 value = value.replace(inside, outside)
             return value
 
         own = {port: ports[(name, port)] for port in _listening_ports(spec["command"])}
         command = [translate(str(arg)) for arg in spec["command"]]
-        command = [str(own.get(int(arg), arg)) if i and command[i - 1] in PORT_OPTIONS else arg
-                   for i, arg in enumerate(command)]
+        command = [
+            str(own.get(int(arg), arg)) if i and command[i - 1] in PORT_OPTIONS else arg
+            for i, arg in enumerate(command)
+        ]
         environment = {key: translate(str(value)) for key, value in (spec.get("environment") or {}).items()}
         environment.update(overrides)
         check = spec.get("healthcheck", {}).get("test")
@@ -154,10 +160,15 @@ def native_stack(compose: dict[str, Any], *, tawasul: str, environ: dict[str, st
         if check:
             healthcheck = [sys.executable if arg == "python" else _local_ports(str(arg), own) for arg in check[1:]]
         native[name] = NativeService(
-            name=name, argv=[tawasul, *command], environment=environment, one_shot=spec.get("restart") == "no",
-            depends_on={dep: cond["condition"] for dep, cond in (spec.get("depends_on") or {}).items()
-                        if dep in services},
-            healthcheck=healthcheck, ports=own,
+            name=name,
+            argv=[tawasul, *command],
+            environment=environment,
+            one_shot=spec.get("restart") == "no",
+            depends_on={
+                dep: cond["condition"] for dep, cond in (spec.get("depends_on") or {}).items() if dep in services
+            },
+            healthcheck=healthcheck,
+            ports=own,
         )
     return NativeStack(native, ports)
 
@@ -183,11 +194,16 @@ def _container_paths(compose: dict[str, Any], name: str, spec: dict[str, Any], v
 
 # --- Prometheus and Alertmanager -------------------------------------------------------------
 
+
 def scale_duration(text: str) -> str:
     """`15m` -> `15s` (TIME_SCALE 60), in milliseconds when below a second (`30s` -> `500ms`)."""
+
     def one(match: re.Match[str]) -> str:
         seconds = int(match.group(1)) * _UNIT_S[match.group(2)] / TIME_SCALE
-        return f"{round(seconds)}s" if seconds >= 1 and seconds == int(seconds) else f"{max(1, round(seconds * 1000))}ms"
+        return (
+            f"{round(seconds)}s" if seconds >= 1 and seconds == int(seconds) else f"{max(1, round(seconds * 1000))}ms"
+        )
+
     return _DURATION.sub(one, text)
 
 
@@ -206,21 +222,22 @@ def scaled_rules(text: str) -> str:
     return yaml.safe_dump(rules, allow_unicode=True, sort_keys=False)
 
 
-def prometheus_config(stack: NativeStack, *, rules: Path, alertmanager: str, own: str,
-                      interval: str) -> dict[str, Any]:
+def prometheus_config(stack: NativeStack, *, rules: Path, alertmanager: str, own: str, interval: str) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with its targets reachable here and the test's intervals."""
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
-    config["global"].update({"scrape_interval": interval, "evaluation_interval": interval,
-                             "scrape_timeout": interval})
+    config["global"].update({"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval})
     config["rule_files"] = [str(rules)]
     for entry in config["alerting"]["alertmanagers"]:
         for static in entry["static_configs"]:
             static["targets"] = [alertmanager for _ in static["targets"]]
     for job in config["scrape_configs"]:
         for static in job["static_configs"]:
-            static["targets"] = [own if target.startswith("localhost:") else
-                                 stack.target(target.rpartition(":")[0], int(target.rpartition(":")[2]))
-                                 for target in static["targets"]]
+            static["targets"] = [
+                own
+                if target.startswith("localhost:")
+                else stack.target(target.rpartition(":")[0], int(target.rpartition(":")[2]))
+                for target in static["targets"]
+            ]
     return config
 
 
@@ -233,5 +250,8 @@ def scaled_alertmanager(webhook: str) -> str:
     text = (REPO / "deploy/alertmanager/alertmanager.yml").read_text(encoding="utf-8")
     assert WEBHOOK_BASE in text
     text = text.replace(WEBHOOK_BASE, webhook)
-    return re.sub(r"(?m)^(\s*(?:group_wait|group_interval|repeat_interval): )(\S+)$",
-                  lambda m: m.group(1) + scale_duration(m.group(2)), text)
+    return re.sub(
+        r"(?m)^(\s*(?:group_wait|group_interval|repeat_interval): )(\S+)$",
+        lambda m: m.group(1) + scale_duration(m.group(2)),
+        text,
+    )

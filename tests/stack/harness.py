@@ -54,6 +54,7 @@ def get_json(url: str, timeout_s: float = 5.0) -> Any:
 
 # --- processes --------------------------------------------------------------------------------
 
+
 @dataclass
 class Process:
     name: str
@@ -79,12 +80,12 @@ class Process:
 
 def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Process:
     log = log_dir / f"{name}.log"
-    popen = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
+    popen = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return Process(name, popen, log)
 
 
 # --- webhook receiver -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -132,6 +133,7 @@ class Webhook:
 
 
 # --- a database proxy the test can cut --------------------------------------------------------
+
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to `upstream`; `cut()` refuses and drops every connection
@@ -184,7 +186,7 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self._listener is not None:
-            try:   # wakes the thread blocked in accept(): a bare close() would leave it accepting
+            try:  # wakes the thread blocked in accept(): a bare close() would leave it accepting
                 self._listener.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
@@ -204,6 +206,7 @@ class TcpProxy:
 
 
 # --- Prometheus / Alertmanager ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PrometheusApi:

@@ -28,8 +28,13 @@ def event(kind: str, subject: str, data: dict[str, Any], source: str, ago: timed
 
 def ticket_opened(ticket: str, channel: str, kind: str, priority: str, ago: timedelta = timedelta()) -> dict[str, Any]:
     category = "mosque.air_conditioning" if kind == "facility_report" else f"services.{kind}"
-    return event("ticket.opened", ticket, {"channel": channel, "kind": kind, "category": category,
-                                           "priority": priority}, CRM_SOURCE, ago)
+    return event(
+        "ticket.opened",
+        ticket,
+        {"channel": channel, "kind": kind, "category": category, "priority": priority},
+        CRM_SOURCE,
+        ago,
+    )
 
 
 def ticket_resolved(ticket: str) -> dict[str, Any]:

@@ -61,12 +61,11 @@ from tests.stack.compose_native import (
 )
 from tests.stack.harness import (
     Process,
-    soft_wait,
     PrometheusApi,
     TcpProxy,
     Webhook,
     alertmanager_alerts,
-    get_json,
+    soft_wait,
     spawn,
     wait_for,
 )
@@ -86,15 +85,30 @@ DASHBOARDS = sorted((REPO / "deploy/grafana/dashboards").glob("*.json"))
 
 PHASES: dict[str, set[str]] = {
     "clean": set(),
-    "ticket breach": {"TawasulSlaBreachFacility", "TawasulSlaBreach", "TawasulSlaBreachLowPriorityKind",
-                      "TawasulUrgentFacilityTicketsBreachedOpen", "TawasulSlaBreachRatioHigh",
-                      "TawasulAtRiskTicketsSurge", "TawasulSlaBudgetFastBurn", "TawasulSlaBudgetSlowBurn",
-                      "TawasulDeadlineDelayHigh"},
+    "ticket breach": {
+        "TawasulSlaBreachFacility",
+        "TawasulSlaBreach",
+        "TawasulSlaBreachLowPriorityKind",
+        "TawasulUrgentFacilityTicketsBreachedOpen",
+        "TawasulSlaBreachRatioHigh",
+        "TawasulAtRiskTicketsSurge",
+        "TawasulSlaBudgetFastBurn",
+        "TawasulSlaBudgetSlowBurn",
+        "TawasulDeadlineDelayHigh",
+    },
     "satisfaction dip": {"TawasulSatisfactionBelowTarget"},
-    "service-level dip": {"TawasulCallServiceLevelLow", "TawasulCallsWaitingTooLong", "TawasulTooManyCallsWaiting",
-                          "TawasulWalkInQueueLong"},
-    "stalled worker": {"TawasulTargetDown", "TawasulWorkerLagHigh", "TawasulWorkerEventsStale",
-                       "TawasulProcessingDelayHigh"},
+    "service-level dip": {
+        "TawasulCallServiceLevelLow",
+        "TawasulCallsWaitingTooLong",
+        "TawasulTooManyCallsWaiting",
+        "TawasulWalkInQueueLong",
+    },
+    "stalled worker": {
+        "TawasulTargetDown",
+        "TawasulWorkerLagHigh",
+        "TawasulWorkerEventsStale",
+        "TawasulProcessingDelayHigh",
+    },
     "database outage": {"TawasulDatabaseDown"},
     "dead letters": {"TawasulDeadLetters"},
 }
@@ -110,9 +124,9 @@ follow from its database being down, which already pages)."""
 
 NOT_TRIGGERED: dict[str, str] = {
     "TawasulDatabaseErrors": "the sink retries its database with a doubling backoff (0.5 s to 10 s, not scaled): "
-                             "it counts at most 5 errors in a 10 s (scaled 10 min) window, and the rule needs "
-                             "more than 5; during an outage TawasulDatabaseDown (equal job) would hold it back "
-                             "anyway; promtool tests it",
+    "it counts at most 5 errors in a 10 s (scaled 10 min) window, and the rule needs "
+    "more than 5; during an outage TawasulDatabaseDown (equal job) would hold it back "
+    "anyway; promtool tests it",
 }
 """Alerts this scenario cannot trigger, with the reason (each is covered by promtool's unit tests)."""
 
@@ -121,14 +135,20 @@ ALLOWED_EMPTY_PANELS: dict[tuple[str, str], str] = {}
 
 
 def _alert_rules() -> dict[str, dict[str, Any]]:
-    return {rule["alert"]: rule for group in yaml.safe_load(ALERTS.read_text())["groups"]
-            for rule in group["rules"] if "alert" in rule}
+    return {
+        rule["alert"]: rule
+        for group in yaml.safe_load(ALERTS.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
 
 
 def _seconds(duration: str | None) -> float:
     if not duration:
         return 0.0
-    return sum(int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"(\d+)(ms|s|m|h)", duration))
+    return sum(
+        int(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"(\d+)(ms|s|m|h)", duration)
+    )
 
 
 def test_every_alert_has_a_phase_or_a_reason() -> None:
@@ -143,6 +163,7 @@ def test_every_alert_has_a_phase_or_a_reason() -> None:
 
 # --- the stack -------------------------------------------------------------------------------
 
+
 class Stack:
     """The running deployment and what the test reads from it."""
 
@@ -156,11 +177,16 @@ class Stack:
             "TAWASUL_GATEWAY_PBX_SECRET": secrets.token_hex(24),
             "POSTGRES_PASSWORD": secrets.token_hex(12),
         }
-        overrides = {"TAWASUL_KAFKA": kafka, "TAWASUL_DATABASE_URL": database, "TAWASUL_TOPIC_PREFIX": prefix,
-                     "TAWASUL_LOG_LEVEL": "warning"}
+        overrides = {
+            "TAWASUL_KAFKA": kafka,
+            "TAWASUL_DATABASE_URL": database,
+            "TAWASUL_TOPIC_PREFIX": prefix,
+            "TAWASUL_LOG_LEVEL": "warning",
+        }
         tawasul = str(Path(sys.executable).parent / "tawasul")
-        self.native: NativeStack = native_stack(load_compose(), tawasul=tawasul, environ=self.secrets,
-                                                overrides=overrides, volumes_dir=tmp / "volumes")
+        self.native: NativeStack = native_stack(
+            load_compose(), tawasul=tawasul, environ=self.secrets, overrides=overrides, volumes_dir=tmp / "volumes"
+        )
         self.processes: dict[str, Process] = {}
         self.ports: set[int] = set(self.native.ports.values()) | {proxy.port}
         self.prometheus: PrometheusApi | None = None
@@ -187,9 +213,11 @@ class Stack:
                     pytest.fail(f"{name} did not finish:\n{process.tail()}")
                 assert code == 0, f"{name} exited with {code}:\n{process.tail()}"
             elif service.healthcheck:
+
                 def healthy(check: list[str] = service.healthcheck, process: Process = process) -> bool:
                     assert process.popen.poll() is None, f"{process.name} exited:\n{process.tail()}"
                     return subprocess.run(check, capture_output=True, timeout=10).returncode == 0
+
                 wait_for(f"{name}'s health check", healthy, timeout_s=120)
 
     def start_alerting(self) -> None:
@@ -199,21 +227,43 @@ class Stack:
         self.ports |= {am_port, prom_port}
         am_config = self.tmp / "alertmanager.yml"
         am_config.write_text(scaled_alertmanager(self.webhook.url), encoding="utf-8")
-        self.processes["alertmanager"] = spawn("alertmanager", [
-            _tool("prometheus-alertmanager", "alertmanager"), f"--config.file={am_config}",
-            f"--storage.path={self.tmp / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=", "--log.level=warn"], self.base_env(), self.logs)
+        self.processes["alertmanager"] = spawn(
+            "alertmanager",
+            [
+                _tool("prometheus-alertmanager", "alertmanager"),
+                f"--config.file={am_config}",
+                f"--storage.path={self.tmp / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ],
+            self.base_env(),
+            self.logs,
+        )
         self.alertmanager = f"http://127.0.0.1:{am_port}"
         wait_for("Alertmanager ready", lambda: urllib.request.urlopen(f"{self.alertmanager}/-/ready", timeout=2), 60)
         rules = self.tmp / "alerts.yml"
         rules.write_text(scaled_rules(ALERTS.read_text(encoding="utf-8")), encoding="utf-8")
-        config = prometheus_config(self.native, rules=rules, alertmanager=f"127.0.0.1:{am_port}",
-                                   own=f"127.0.0.1:{prom_port}", interval=f"{EVALUATION_S:g}s")
+        config = prometheus_config(
+            self.native,
+            rules=rules,
+            alertmanager=f"127.0.0.1:{am_port}",
+            own=f"127.0.0.1:{prom_port}",
+            interval=f"{EVALUATION_S:g}s",
+        )
         (self.tmp / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        self.processes["prometheus"] = spawn("prometheus", [
-            _tool("prometheus"), f"--config.file={self.tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.tmp / 'prom-data'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn"], self.base_env(), self.logs)
+        self.processes["prometheus"] = spawn(
+            "prometheus",
+            [
+                _tool("prometheus"),
+                f"--config.file={self.tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.tmp / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--log.level=warn",
+            ],
+            self.base_env(),
+            self.logs,
+        )
         self.prometheus = PrometheusApi(f"http://127.0.0.1:{prom_port}")
         wait_for("Prometheus ready", lambda: urllib.request.urlopen(f"{self.prometheus.base}/-/ready", timeout=2), 60)
         threading.Thread(target=self._watch_alerts, daemon=True).start()
@@ -238,15 +288,18 @@ class Stack:
     def gateway(self) -> scenario.Gateway:
         port = self.native.services["gateway"].ports[next(iter(self.native.services["gateway"].ports))]
         return scenario.Gateway(
-            port, crm=scenario.Adapter("crm", self.secrets["TAWASUL_GATEWAY_CRM_SECRET"].encode()),
-            pbx=scenario.Adapter("pbx-main", self.secrets["TAWASUL_GATEWAY_PBX_SECRET"].encode()))
+            port,
+            crm=scenario.Adapter("crm", self.secrets["TAWASUL_GATEWAY_CRM_SECRET"].encode()),
+            pbx=scenario.Adapter("pbx-main", self.secrets["TAWASUL_GATEWAY_PBX_SECRET"].encode()),
+        )
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         """Events written straight to the events topic, past the gateway, as `tawasul publish` does:
         for what no adapter of the example secrets may send, and while the gateway's database is away."""
         if self.publisher is None:
-            self.publisher = EventPublisher(Settings(kafka=self.kafka, topic_prefix=self.prefix),
-                                            client_id="tawasul-stack-test")
+            self.publisher = EventPublisher(
+                Settings(kafka=self.kafka, topic_prefix=self.prefix), client_id="tawasul-stack-test"
+            )
         for event in events:
             self.publisher.publish(parse_event(event))
         self.publisher.flush(30)
@@ -275,14 +328,16 @@ def _tool(*names: str) -> str:
     pytest.fail(f"{names[0]} is missing: install the Debian packages prometheus and prometheus-alertmanager")
 
 
-EXTERNAL_LABELS = frozenset(yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-                            ["global"].get("external_labels", {}))
+EXTERNAL_LABELS = frozenset(
+    yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())["global"].get("external_labels", {})
+)
 """Labels Prometheus adds to the alerts it sends (not shown by its own /api/v1/alerts)."""
 
 
 def _label_key(labels: dict[str, str]) -> str:
-    return json.dumps({k: v for k, v in sorted(labels.items()) if k not in EXTERNAL_LABELS | {"alertname"}},
-                      sort_keys=True)
+    return json.dumps(
+        {k: v for k, v in sorted(labels.items()) if k not in EXTERNAL_LABELS | {"alertname"}}, sort_keys=True
+    )
 
 
 def _epoch(stamp: str) -> float:
@@ -301,8 +356,9 @@ def stack(tmp_path: Path, kafka_bootstrap: str, postgres_url: str) -> Iterator[S
     proxy = TcpProxy(free_port(taken), (parts.hostname or "127.0.0.1", parts.port or 5432))
     netloc = f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"
     separator = "&" if parts.query else ""
-    database = urlunsplit((parts.scheme, netloc, parts.path, f"{parts.query}{separator}options=-csearch_path%3D{schema}",
-                           ""))
+    database = urlunsplit(
+        (parts.scheme, netloc, parts.path, f"{parts.query}{separator}options=-csearch_path%3D{schema}", "")
+    )
     running = Stack(tmp_path, kafka_bootstrap, database, proxy, prefix=f"stack{uuid.uuid4().hex[:8]}.")
     with ExitStack() as cleanup:
         cleanup.callback(lambda: _drop_schema(admin, schema))
@@ -339,6 +395,7 @@ def _print_logs_on_failure(running: Stack) -> None:
 
 # --- the scenario ----------------------------------------------------------------------------
 
+
 class Scenario:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -358,8 +415,11 @@ class Scenario:
         now = time.time()
         for alert in alerts:
             name = alert["labels"]["alertname"]
-            if name in expected and name not in self.held and expected[name] in {
-                    fingerprints.get(f) for f in alert["status"]["inhibitedBy"]}:
+            if (
+                name in expected
+                and name not in self.held
+                and expected[name] in {fingerprints.get(f) for f in alert["status"]["inhibitedBy"]}
+            ):
                 self.held[name] = (now, alert)
         return set(expected) <= set(self.held)
 
@@ -384,8 +444,11 @@ class Scenario:
             time.sleep(timeout_s)
         self.windows[name] = (started, time.time())
         self.timings[name] = round(time.time() - started, 1)
-        print(f"phase {name}: {self.timings[name]} s, delivered "
-              f"{sorted({d.alert['labels']['alertname'] for d in webhook.firing() if d.at >= started})}", flush=True)
+        print(
+            f"phase {name}: {self.timings[name]} s, delivered "
+            f"{sorted({d.alert['labels']['alertname'] for d in webhook.firing() if d.at >= started})}",
+            flush=True,
+        )
 
     # triggers
     def clean(self) -> None:
@@ -393,13 +456,26 @@ class Scenario:
         for _ in range(8):
             tickets = [scenario.unique("T-clean") for _ in range(2)]
             calls = [scenario.unique("C-clean") for _ in range(2)]
-            self.gateway.send([event for call in calls for event in (
-                scenario.call_offered(call, "stack", timedelta(seconds=5)), scenario.call_answered(call, "stack"))],
-                self.gateway.pbx)
-            self.gateway.send([scenario.ticket_opened(tickets[0], "complaints_platform", "facility_report", "urgent"),
-                               scenario.ticket_opened(tickets[1], "crm", "facility_report", "urgent"),
-                               scenario.ticket_resolved(tickets[0]), scenario.ticket_resolved(tickets[1]),
-                               scenario.survey(tickets[1], "crm", 5)])
+            self.gateway.send(
+                [
+                    event
+                    for call in calls
+                    for event in (
+                        scenario.call_offered(call, "stack", timedelta(seconds=5)),
+                        scenario.call_answered(call, "stack"),
+                    )
+                ],
+                self.gateway.pbx,
+            )
+            self.gateway.send(
+                [
+                    scenario.ticket_opened(tickets[0], "complaints_platform", "facility_report", "urgent"),
+                    scenario.ticket_opened(tickets[1], "crm", "facility_report", "urgent"),
+                    scenario.ticket_resolved(tickets[0]),
+                    scenario.ticket_resolved(tickets[1]),
+                    scenario.survey(tickets[1], "crm", 5),
+                ]
+            )
             self.gateway.send([scenario.survey(call, "call", 5) for call in calls], self.gateway.pbx)
             self.stack.look_at_the_wall()
             time.sleep(1)
@@ -410,36 +486,61 @@ class Scenario:
         at-risk surge, burn rates, late deadlines."""
         old = timedelta(hours=5)
         # high-priority mosque faults (first response 2 h, warned at 1 h 30) opened 100 minutes ago: at risk
-        self.gateway.send([scenario.ticket_opened(scenario.unique("T-risk"), "complaints_platform", "facility_report",
-                                                  "high", timedelta(minutes=100)) for _ in range(2)])
-        self.gateway.send([scenario.ticket_opened(scenario.unique("T-old"), "crm", "complaint", "normal",
-                                                  timedelta(days=30)) for _ in range(3)]
-                          + [scenario.ticket_opened(scenario.unique("T-old"), "web", "inquiry", "normal",
-                                                    timedelta(days=30)) for _ in range(2)])
+        self.gateway.send(
+            [
+                scenario.ticket_opened(
+                    scenario.unique("T-risk"), "complaints_platform", "facility_report", "high", timedelta(minutes=100)
+                )
+                for _ in range(2)
+            ]
+        )
+        self.gateway.send(
+            [
+                scenario.ticket_opened(scenario.unique("T-old"), "crm", "complaint", "normal", timedelta(days=30))
+                for _ in range(3)
+            ]
+            + [
+                scenario.ticket_opened(scenario.unique("T-old"), "web", "inquiry", "normal", timedelta(days=30))
+                for _ in range(2)
+            ]
+        )
         for _ in range(20):
             fresh = scenario.unique("T-met")
-            self.gateway.send([
-                scenario.ticket_opened(scenario.unique("T-late"), "complaints_platform", "facility_report", "urgent", old),
-                scenario.ticket_opened(scenario.unique("T-late"), "crm", "facility_report", "urgent", old),
-                scenario.ticket_opened(scenario.unique("T-late"), "crm", "facility_report", "urgent", old),
-                scenario.ticket_opened(fresh, "crm", "facility_report", "urgent"),
-                scenario.ticket_resolved(fresh),
-            ])
+            self.gateway.send(
+                [
+                    scenario.ticket_opened(
+                        scenario.unique("T-late"), "complaints_platform", "facility_report", "urgent", old
+                    ),
+                    scenario.ticket_opened(scenario.unique("T-late"), "crm", "facility_report", "urgent", old),
+                    scenario.ticket_opened(scenario.unique("T-late"), "crm", "facility_report", "urgent", old),
+                    scenario.ticket_opened(fresh, "crm", "facility_report", "urgent"),
+                    scenario.ticket_resolved(fresh),
+                ]
+            )
             time.sleep(1)
 
     def satisfaction_dip(self) -> None:
         """Thirty callers answered at once, each unhappy (a survey counts under its known call)."""
         calls = [scenario.unique("C-unhappy") for _ in range(30)]
-        self.gateway.send([event for call in calls for event in (
-            scenario.call_offered(call, "stack", timedelta(seconds=4)), scenario.call_answered(call, "stack"))],
-            self.gateway.pbx)
+        self.gateway.send(
+            [
+                event
+                for call in calls
+                for event in (
+                    scenario.call_offered(call, "stack", timedelta(seconds=4)),
+                    scenario.call_answered(call, "stack"),
+                )
+            ],
+            self.gateway.pbx,
+        )
         self.gateway.send([scenario.survey(call, "call", 1) for call in calls], self.gateway.pbx)
 
     def service_level_dip(self) -> None:
         waiting = [scenario.call_offered(scenario.unique("C-wait"), "stack", timedelta(minutes=3)) for _ in range(12)]
         late = [scenario.unique("C-late") for _ in range(40)]
-        self.gateway.send(waiting + [scenario.call_offered(c, "stack", timedelta(minutes=3)) for c in late],
-                          self.gateway.pbx)
+        self.gateway.send(
+            waiting + [scenario.call_offered(c, "stack", timedelta(minutes=3)) for c in late], self.gateway.pbx
+        )
         self.gateway.send([scenario.call_answered(c, "stack") for c in late], self.gateway.pbx)
         # no adapter of the example secrets sends walk-in visits: the centre's queue system publishes them
         self.stack.publish([scenario.visit_checked_in(scenario.unique("V-wait"), "stack_centre") for _ in range(16)])
@@ -456,14 +557,24 @@ class Scenario:
                     ticket = scenario.unique("T-bulk")
                     out.write(json.dumps(scenario.ticket_opened(ticket, "web", "request", "normal")) + "\n")
                     out.write(json.dumps(scenario.ticket_resolved(ticket)) + "\n")
-            env = self.stack.base_env() | {"TAWASUL_KAFKA": self.stack.kafka,
-                                           "TAWASUL_TOPIC_PREFIX": self.stack.prefix} | self.stack.secrets
-            published = subprocess.run([str(Path(sys.executable).parent / "tawasul"), "publish", "--no-progress",
-                                        str(backlog)], env=env, capture_output=True, text=True, timeout=180)
+            env = (
+                self.stack.base_env()
+                | {"TAWASUL_KAFKA": self.stack.kafka, "TAWASUL_TOPIC_PREFIX": self.stack.prefix}
+                | self.stack.secrets
+            )
+            published = subprocess.run(
+                [str(Path(sys.executable).parent / "tawasul"), "publish", "--no-progress", str(backlog)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             assert published.returncode == 0, published.stdout + published.stderr
-            soft_wait("the worker's target to be reported down",
-                     lambda: any(d.alert["labels"]["alertname"] == "TawasulTargetDown"
-                                 for d in self.stack.webhook.firing()), 30)  # type: ignore[union-attr]
+            soft_wait(
+                "the worker's target to be reported down",
+                lambda: any(d.alert["labels"]["alertname"] == "TawasulTargetDown" for d in self.stack.webhook.firing()),
+                30,
+            )  # type: ignore[union-attr]
             # the first events of the backlog wait more than TawasulProcessingDelayHigh's 30 s
             time.sleep(max(0.0, STALL_S - (time.monotonic() - stopped)))
         finally:
@@ -480,22 +591,32 @@ class Scenario:
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                self.stack.publish([scenario.ticket_opened(scenario.unique("T-outage"), "crm", "request", "normal")
-                                    for _ in range(100)])
-                down = any(d.alert["labels"]["alertname"] == "TawasulDatabaseDown" and d.at >= started
-                           for d in webhook.firing())
+                self.stack.publish(
+                    [
+                        scenario.ticket_opened(scenario.unique("T-outage"), "crm", "request", "normal")
+                        for _ in range(100)
+                    ]
+                )
+                down = any(
+                    d.alert["labels"]["alertname"] == "TawasulDatabaseDown" and d.at >= started
+                    for d in webhook.firing()
+                )
                 if self.all_held("database outage") and down:
                     break
                 time.sleep(0.5)
-            print("database outage:", self.stack.api.query("tawasul_consumer_lag_messages"),
-                  [(a["labels"]["alertname"], a["state"]) for a in self.stack.api.alerts()], flush=True)
+            print(
+                "database outage:",
+                self.stack.api.query("tawasul_consumer_lag_messages"),
+                [(a["labels"]["alertname"], a["state"]) for a in self.stack.api.alerts()],
+                flush=True,
+            )
         finally:
             self.stack.proxy.restore()
 
     def dead_letters(self) -> None:
         bad = scenario.ticket_opened(scenario.unique("T-bad"), "crm", "request", "normal")
         bad["data"]["priority"] = "whenever"
-        for _ in range(4):   # over a few scrapes, so the refusal and rejection rates have two samples
+        for _ in range(4):  # over a few scrapes, so the refusal and rejection rates have two samples
             status, answer = self.gateway.post([dict(bad, id=scenario.unique("bad"))])
             assert status == 400, answer
             time.sleep(1)
@@ -513,8 +634,9 @@ def test_the_compose_deployment_scrapes_alerts_and_answers_every_panel(stack: St
     # every scrape target of prometheus.yml is up; each role's real scrape is valid
     config = yaml.safe_load((stack.tmp / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
-    wait_for("every scrape target up", lambda: {t["labels"]["job"] for t in api.targets() if t["health"] == "up"} == jobs,
-             60)
+    wait_for(
+        "every scrape target up", lambda: {t["labels"]["job"] for t in api.targets() if t["health"] == "up"} == jobs, 60
+    )
     for target in api.targets():
         if target["labels"]["job"].startswith("tawasul-"):
             with urllib.request.urlopen(target["scrapeUrl"], timeout=10) as response:
@@ -536,8 +658,9 @@ def test_the_compose_deployment_scrapes_alerts_and_answers_every_panel(stack: St
     timings["total"] = round(time.monotonic() - began, 1)
     print(f"stack test timings (s): {timings}")
 
-    problems = (_alert_problems(stack, run) + _held_problems(stack, run) + _panel_problems(api)
-                + _series_shape_problems(api))
+    problems = (
+        _alert_problems(stack, run) + _held_problems(stack, run) + _panel_problems(api) + _series_shape_problems(api)
+    )
     assert problems == [], "\n".join(problems)
 
 
@@ -555,7 +678,9 @@ def _alert_problems(stack: Stack, run: Scenario) -> list[str]:
         for name in sorted(names):
             delivery = first.get(name)
             if delivery is None:
-                problems.append(f"{phase}: {name} never reached the webhook" + (" (held by an inhibition)" if name in held else ""))
+                problems.append(
+                    f"{phase}: {name} never reached the webhook" + (" (held by an inhibition)" if name in held else "")
+                )
                 continue
             if not started <= delivery.at <= ended:
                 problems.append(f"{phase}: {name} first reached the webhook outside its phase")
@@ -567,14 +692,17 @@ def _alert_problems(stack: Stack, run: Scenario) -> list[str]:
             for key in ("summary", "summary_ar", "runbook_url"):
                 if not annotations.get(key):
                     problems.append(f"{name}: annotation {key} missing")
-            active = max((t for t in stack.active_at.get((name, _label_key(labels)), ()) if t <= delivery.at),
-                         default=None)
+            active = max(
+                (t for t in stack.active_at.get((name, _label_key(labels)), ()) if t <= delivery.at), default=None
+            )
             allowed = _seconds(rule.get("for")) / TIME_SCALE + 2 * EVALUATION_S + DELIVERY_SLACK_S
             if active is None:
                 problems.append(f"{name}: never seen pending in Prometheus")
             elif delivery.at - active > allowed:
-                problems.append(f"{name}: delivered {delivery.at - active:.1f} s after going pending "
-                                f"(for: + 2 evaluations + group wait = {allowed:.1f} s)")
+                problems.append(
+                    f"{name}: delivered {delivery.at - active:.1f} s after going pending "
+                    f"(for: + 2 evaluations + group wait = {allowed:.1f} s)"
+                )
     return problems
 
 
@@ -597,14 +725,17 @@ def _held_problems(stack: Stack, run: Scenario) -> list[str]:
         for key in ("summary", "summary_ar", "runbook_url"):
             if not alert["annotations"].get(key):
                 problems.append(f"{name}: annotation {key} missing")
-        active = max((t for t in stack.active_at.get((name, _label_key(alert["labels"])), ()) if t <= seen),
-                     default=None)
+        active = max(
+            (t for t in stack.active_at.get((name, _label_key(alert["labels"])), ()) if t <= seen), default=None
+        )
         allowed = _seconds(rule.get("for")) / TIME_SCALE + 2 * EVALUATION_S + DELIVERY_SLACK_S
         if active is None:
             problems.append(f"{name}: never seen pending in Prometheus")
         elif seen - active > allowed:
-            problems.append(f"{name}: reached Alertmanager {seen - active:.1f} s after going pending "
-                            f"(for: + 2 evaluations + slack = {allowed:.1f} s)")
+            problems.append(
+                f"{name}: reached Alertmanager {seen - active:.1f} s after going pending "
+                f"(for: + 2 evaluations + slack = {allowed:.1f} s)"
+            )
     return problems
 
 
@@ -630,8 +761,14 @@ def _panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 def _substitute(expr: str) -> str:
     """Grafana's variables as a viewer of the dashboard after the scenario would have them."""
-    for variable, value in (("$__rate_interval", "30s"), ("$__range", "10m"), ("$window", "24h"),
-                            ("$channel", ".*"), ("$queue", ".*"), ("$kind", ".*")):
+    for variable, value in (
+        ("$__rate_interval", "30s"),
+        ("$__range", "10m"),
+        ("$window", "24h"),
+        ("$channel", ".*"),
+        ("$queue", ".*"),
+        ("$kind", ".*"),
+    ):
         expr = expr.replace(variable, value)
     return expr
 
@@ -651,6 +788,8 @@ def _series_shape_problems(api: PrometheusApi) -> list[str]:
             if not real:
                 problems.append(f"alerts_test.yml feeds {name}, which the stack never emitted")
             elif frozenset(labels) not in real:
-                problems.append(f"alerts_test.yml: {name} with labels {sorted(labels)}; the processes emit "
-                                f"{sorted(sorted(r) for r in real)}")
+                problems.append(
+                    f"alerts_test.yml: {name} with labels {sorted(labels)}; the processes emit "
+                    f"{sorted(sorted(r) for r in real)}"
+                )
     return problems

@@ -15,9 +15,15 @@ import faust
 
 
 def build(bootstrap: str, topic_name: str, app_id: str, out_file: str, expected: int) -> faust.App:
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
-                    consumer_auto_offset_reset="earliest", topic_allow_declare=False,
-                    datadir=Path(out_file).parent / f"{app_id}-data")
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        datadir=Path(out_file).parent / f"{app_id}-data",
+    )
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     counter = {"seen": 0}
 

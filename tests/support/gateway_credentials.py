@@ -30,16 +30,32 @@ def _sha256(token: str) -> str:
 
 def write_secrets_file(path: Path) -> Path:
     """The gateway secrets file for the credentials above."""
-    document = {"adapters": [
-        {"name": "pbx-main", "token_sha256": _sha256(PBX_TOKEN), "sources": ["/channels/pbx"],
-         "event_types": ["call.*"]},
-        {"name": "crm", "token_sha256": _sha256(CRM_TOKEN), "hmac_secret": CRM_SECRET.decode(),
-         "sources": ["/channels/crm", "/channels/complaints"],
-         "event_types": ["ticket.*", "survey.submitted"], "channels": ["crm", "complaints_platform"]},
-        {"name": "mosques", "hmac_secret_env": "TAWASUL_TEST_MOSQUES_SECRET"},
-        {"name": "surveys", "token_sha256": _sha256(SURVEYS_TOKEN), "event_types": ["survey.submitted"],
-         "channels": ["web"], "rate_limit": SURVEYS_RATE},
-    ]}
+    document = {
+        "adapters": [
+            {
+                "name": "pbx-main",
+                "token_sha256": _sha256(PBX_TOKEN),
+                "sources": ["/channels/pbx"],
+                "event_types": ["call.*"],
+            },
+            {
+                "name": "crm",
+                "token_sha256": _sha256(CRM_TOKEN),
+                "hmac_secret": CRM_SECRET.decode(),
+                "sources": ["/channels/crm", "/channels/complaints"],
+                "event_types": ["ticket.*", "survey.submitted"],
+                "channels": ["crm", "complaints_platform"],
+            },
+            {"name": "mosques", "hmac_secret_env": "TAWASUL_TEST_MOSQUES_SECRET"},
+            {
+                "name": "surveys",
+                "token_sha256": _sha256(SURVEYS_TOKEN),
+                "event_types": ["survey.submitted"],
+                "channels": ["web"],
+                "rate_limit": SURVEYS_RATE,
+            },
+        ]
+    }
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
 

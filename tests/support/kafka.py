@@ -20,7 +20,9 @@ def create_topic(bootstrap: str, name: str, partitions: int = 6, config: dict[st
     return name
 
 
-def read_all(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> list[tuple[str, int, bytes | None, bytes]]:
+def read_all(
+    bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0
+) -> list[tuple[str, int, bytes | None, bytes]]:
     """Every record of the topics from the start to their current end: (topic, partition, key, value)."""
     import time
 
@@ -31,7 +33,9 @@ def read_all(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> 
         partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
         while {tp.topic for tp in partitions} != set(names):
             if time.monotonic() > deadline:
-                raise AssertionError(f"topics missing from the metadata: {sorted(set(names) - {tp.topic for tp in partitions})}")
+                raise AssertionError(
+                    f"topics missing from the metadata: {sorted(set(names) - {tp.topic for tp in partitions})}"
+                )
             time.sleep(0.2)
             partitions = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(partitions)

@@ -61,13 +61,25 @@ class TempPostgres:
         password_file.write_text("tawasul\n", encoding="utf-8")
         if self._as_postgres:
             os.chown(password_file, pwd.getpwnam("postgres").pw_uid, -1)
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "tawasul", "-A", "md5",
-                  f"--pwfile={password_file}", "-E", "UTF8", "--locale=C.UTF-8")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "tawasul",
+            "-A",
+            "md5",
+            f"--pwfile={password_file}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.base} -c fsync=off"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.base / "log"),
-                  "-w", "start")
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.base / "log"), "-w", "start"
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             result = self._run(str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), check=False)
@@ -78,8 +90,7 @@ class TempPostgres:
 
     def create_database(self) -> None:
         env_password = {"PGPASSWORD": "tawasul"}
-        command = [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                   "-U", "tawasul", "tawasul"]
+        command = [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "tawasul", "tawasul"]
         subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **env_password})
 
     def stop(self, mode: str = "fast") -> None:

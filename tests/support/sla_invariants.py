@@ -23,17 +23,20 @@ def sla_contradictions(database: Engine | str) -> list[str]:
     try:
         with engine.connect() as connection:
             outcomes = connection.execute(text("SELECT id, type, ticket_id, target FROM sla_outcomes")).all()
-            targets = connection.execute(text(
-                "SELECT ticket_id, target FROM ticket_targets WHERE state = 'met' AND breached")).all()
+            targets = connection.execute(
+                text("SELECT ticket_id, target FROM ticket_targets WHERE state = 'met' AND breached")
+            ).all()
     finally:
         if isinstance(database, str):
             engine.dispose()
     kinds: dict[tuple[str, str, str | None], set[str]] = defaultdict(set)
     for outcome_id, kind, ticket_id, target in outcomes:
         kinds[(ticket_id, target, _cycle_of(outcome_id, kind))].add(kind)
-    found = [f"{ticket}/{target} cycle {cycle}: both sla.met and sla.breached without a withdrawal"
-             for (ticket, target, cycle), seen in sorted(kinds.items(), key=str)
-             if {"sla.met", "sla.breached"} <= seen and "sla.breach_withdrawn" not in seen]
+    found = [
+        f"{ticket}/{target} cycle {cycle}: both sla.met and sla.breached without a withdrawal"
+        for (ticket, target, cycle), seen in sorted(kinds.items(), key=str)
+        if {"sla.met", "sla.breached"} <= seen and "sla.breach_withdrawn" not in seen
+    ]
     found += [f"{ticket}/{target}: ticket_targets says met and breached" for ticket, target in targets]
     return found
 

@@ -8,26 +8,28 @@ from datetime import datetime, timedelta
 
 from producers.simulator import Params, iter_events, parse_when
 from schemas import decode_event
+from stream_processors.batch_engine import BatchEngine, Outputs
+from stream_processors.clock import EndOfInput, read_tick, watermark_message
+from stream_processors.snapshots import SnapshotPacer
 from tawasul.domain.calendars import to_us
 from tawasul.domain.kpi_state import KpiConfig
 from tawasul.domain.policies import load_policies
 from tawasul.infra.settings import default_policies_path
-from stream_processors.batch_engine import BatchEngine, Outputs
-from stream_processors.clock import EndOfInput, read_tick, watermark_message
-from stream_processors.snapshots import SnapshotPacer
 
 PARTITIONS = 3
 
 
 def engine() -> BatchEngine:
-    return BatchEngine(load_policies(default_policies_path()), KpiConfig(),
-                       SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0))
+    return BatchEngine(
+        load_policies(default_policies_path()), KpiConfig(), SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0)
+    )
 
 
 def recorded() -> tuple[list[list[bytes]], datetime]:
     start = parse_when("2025-03-04")
-    lines = [json.dumps(raw).encode() for raw in iter_events(Params(start, start + timedelta(days=2), seed=3,
-                                                                    scale=0.1))]
+    lines = [
+        json.dumps(raw).encode() for raw in iter_events(Params(start, start + timedelta(days=2), seed=3, scale=0.1))
+    ]
     partitions: list[list[bytes]] = [[] for _ in range(PARTITIONS)]
     for line in lines:
         event = decode_event(line)
@@ -42,7 +44,7 @@ def outcome_ids(outputs: list[Outputs]) -> list[str]:
 def run(partitions: list[list[bytes]], end: datetime, *, marker_first: bool, batch: int) -> list[Outputs]:
     subject = engine()
     outputs: list[Outputs] = []
-    if marker_first:        # the markers overtake every event
+    if marker_first:  # the markers overtake every event
         for p, events in enumerate(partitions):
             subject.on_tick(p, watermark_message(end, len(events)))
     cursor = 0
@@ -88,11 +90,11 @@ def test_the_last_state_of_each_ticket_and_the_final_figures_do_not_depend_on_ba
 
 def test_end_of_input_holds_a_marker_until_its_events_are_read() -> None:
     eoi = EndOfInput()
-    assert eoi.arrived(0, 500, events_end=3) is None            # nothing read yet
+    assert eoi.arrived(0, 500, events_end=3) is None  # nothing read yet
     assert eoi.read(0, 0) is None and eoi.read(0, 1) is None
-    assert eoi.read(0, 2) == 500                                # offset 2 read: the end is 3
-    assert eoi.arrived(1, 700, events_end=None) == 700          # an old-style marker: at once
-    eoi.read_up_to(2, 10)                                       # known position after a restart
+    assert eoi.read(0, 2) == 500  # offset 2 read: the end is 3
+    assert eoi.arrived(1, 700, events_end=None) == 700  # an old-style marker: at once
+    eoi.read_up_to(2, 10)  # known position after a restart
     assert eoi.knows(2) and eoi.arrived(2, 900, events_end=10) == 900
     assert read_tick(watermark_message(datetime.fromisoformat("2025-03-04T10:00:00+04:00"), 7))[2] == 7
 
@@ -101,12 +103,12 @@ def test_an_invalid_last_event_does_not_hold_the_end_of_input_marker() -> None:
     partitions, end = recorded()
     events = partitions[0]
     subject = engine()
-    subject.on_tick(0, watermark_message(end, len(events) + 1))      # one more record: an invalid one
+    subject.on_tick(0, watermark_message(end, len(events) + 1))  # one more record: an invalid one
     for offset, line in enumerate(events):
         subject.on_event(0, offset, line)
     assert subject.sla is not None
     held = subject.sla.watermarks.get(0)
-    assert held is not None and held < to_us(end)                      # still waiting for the last record
+    assert held is not None and held < to_us(end)  # still waiting for the last record
     subject.on_event(0, len(events), b'{"not": "an event"}')
     assert subject.counts.unreadable == 1
-    assert subject.sla.watermarks.get(0) == to_us(end)                 # read: the marker took effect
+    assert subject.sla.watermarks.get(0) == to_us(end)  # read: the marker took effect

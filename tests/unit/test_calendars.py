@@ -11,10 +11,20 @@ from tawasul.domain.calendars import BusinessCalendar, parse_range
 from tawasul.domain.errors import CalendarError
 
 DUBAI = ZoneInfo("Asia/Dubai")
-WEEK = {"mon": ["07:30-15:30"], "tue": ["07:30-15:30"], "wed": ["07:30-15:30"], "thu": ["07:30-15:30"],
-        "fri": ["07:30-12:00"]}
-RAMADAN = {"mon": ["09:00-14:30"], "tue": ["09:00-14:30"], "wed": ["09:00-14:30"], "thu": ["09:00-14:30"],
-           "fri": ["09:00-12:00"]}
+WEEK = {
+    "mon": ["07:30-15:30"],
+    "tue": ["07:30-15:30"],
+    "wed": ["07:30-15:30"],
+    "thu": ["07:30-15:30"],
+    "fri": ["07:30-12:00"],
+}
+RAMADAN = {
+    "mon": ["09:00-14:30"],
+    "tue": ["09:00-14:30"],
+    "wed": ["09:00-14:30"],
+    "thu": ["09:00-14:30"],
+    "fri": ["09:00-12:00"],
+}
 
 
 def dubai(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
@@ -23,8 +33,9 @@ def dubai(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
 
 @pytest.fixture(scope="module")
 def gov() -> BusinessCalendar:
-    return BusinessCalendar(name="gov", hours=WEEK, ramadan_hours=RAMADAN, holidays_country="AE",
-                            closed=[date(2025, 12, 3)])
+    return BusinessCalendar(
+        name="gov", hours=WEEK, ramadan_hours=RAMADAN, holidays_country="AE", closed=[date(2025, 12, 3)]
+    )
 
 
 H = timedelta(hours=1)
@@ -93,13 +104,24 @@ def test_exact_to_the_microsecond(gov: BusinessCalendar) -> None:
     assert gov.elapsed(start, gov.add(start, business)) == business
 
 
-@pytest.mark.parametrize(("day", "name"), [
-    (date(2025, 1, 1), "New Year's Day"), (date(2025, 3, 30), "Eid al-Fitr"), (date(2025, 4, 1), "Eid al-Fitr"),
-    (date(2025, 6, 5), "Arafat Day"), (date(2025, 6, 6), "Eid al-Adha"), (date(2025, 6, 27), "Islamic New Year"),
-    (date(2025, 9, 5), "Prophet's Birthday"), (date(2025, 12, 2), "National Day"),
-    (date(2026, 3, 20), "Eid al-Fitr"), (date(2026, 5, 26), "Arafat Day"), (date(2026, 5, 27), "Eid al-Adha"),
-    (date(2026, 12, 2), "National Day"), (date(2025, 12, 3), "extra closed date"),
-])
+@pytest.mark.parametrize(
+    ("day", "name"),
+    [
+        (date(2025, 1, 1), "New Year's Day"),
+        (date(2025, 3, 30), "Eid al-Fitr"),
+        (date(2025, 4, 1), "Eid al-Fitr"),
+        (date(2025, 6, 5), "Arafat Day"),
+        (date(2025, 6, 6), "Eid al-Adha"),
+        (date(2025, 6, 27), "Islamic New Year"),
+        (date(2025, 9, 5), "Prophet's Birthday"),
+        (date(2025, 12, 2), "National Day"),
+        (date(2026, 3, 20), "Eid al-Fitr"),
+        (date(2026, 5, 26), "Arafat Day"),
+        (date(2026, 5, 27), "Eid al-Adha"),
+        (date(2026, 12, 2), "National Day"),
+        (date(2025, 12, 3), "extra closed date"),
+    ],
+)
 def test_holidays(gov: BusinessCalendar, day: date, name: str) -> None:
     assert gov.is_holiday(day), name
     assert gov.day_hours(day) == ()
@@ -110,10 +132,18 @@ def test_working_days_are_not_holidays(gov: BusinessCalendar) -> None:
     assert gov.day_hours(date(2025, 4, 2)) == ((27000, 55800),)
 
 
-@pytest.mark.parametrize(("day", "expected"), [
-    (date(2025, 2, 28), False), (date(2025, 3, 1), True), (date(2025, 3, 29), True), (date(2025, 3, 30), False),
-    (date(2026, 2, 17), False), (date(2026, 2, 18), True), (date(1900, 1, 1), False),
-])
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (date(2025, 2, 28), False),
+        (date(2025, 3, 1), True),
+        (date(2025, 3, 29), True),
+        (date(2025, 3, 30), False),
+        (date(2026, 2, 17), False),
+        (date(2026, 2, 18), True),
+        (date(1900, 1, 1), False),
+    ],
+)
 def test_ramadan_umm_al_qura(gov: BusinessCalendar, day: date, expected: bool) -> None:
     assert gov.is_ramadan(day) is expected
 
@@ -165,20 +195,23 @@ def test_negative_business_time_is_refused(gov: BusinessCalendar) -> None:
         gov.add(dubai(2025, 1, 2), -H)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"hours": {"mon": ["15:30-07:30"]}}, r"hours\.mon\[0\]: bad time range '15:30-07:30': start must be before"),
-    ({"hours": {"mon": ["07:30-25:00"]}}, r"hours\.mon\[0\]: .*25:00 is not a time of day"),
-    ({"hours": {"mon": ["7.30-15"]}}, r"hours\.mon\[0\]: bad time range"),
-    ({"hours": {"mon": ["07:00-12:00", "11:00-13:00"]}}, r"hours\.mon: time ranges overlap"),
-    ({"hours": {"fry": ["07:00-12:00"]}}, r"hours: unknown weekday 'fry'"),
-    ({"hours": {"mon": "07:00-12:00"}}, r"hours\.mon: must be a list"),
-    ({"hours": {}}, r"hours: no working hours"),
-    ({}, r"hours: required unless always_open"),
-    ({"hours": WEEK, "timezone": "Asia/Dubia"}, r"timezone: unknown IANA time zone 'Asia/Dubia'"),
-    ({"hours": WEEK, "holidays_country": "XX"}, r"holidays: unknown country"),
-    ({"always_open": True, "hours": WEEK}, r"always_open: an always-open calendar takes no hours"),
-    ({"hours": WEEK, "ramadan_hours": {"sat": ["25:00-26:00"]}}, r"ramadan_hours\.sat\[0\]"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hours": {"mon": ["15:30-07:30"]}}, r"hours\.mon\[0\]: bad time range '15:30-07:30': start must be before"),
+        ({"hours": {"mon": ["07:30-25:00"]}}, r"hours\.mon\[0\]: .*25:00 is not a time of day"),
+        ({"hours": {"mon": ["7.30-15"]}}, r"hours\.mon\[0\]: bad time range"),
+        ({"hours": {"mon": ["07:00-12:00", "11:00-13:00"]}}, r"hours\.mon: time ranges overlap"),
+        ({"hours": {"fry": ["07:00-12:00"]}}, r"hours: unknown weekday 'fry'"),
+        ({"hours": {"mon": "07:00-12:00"}}, r"hours\.mon: must be a list"),
+        ({"hours": {}}, r"hours: no working hours"),
+        ({}, r"hours: required unless always_open"),
+        ({"hours": WEEK, "timezone": "Asia/Dubia"}, r"timezone: unknown IANA time zone 'Asia/Dubia'"),
+        ({"hours": WEEK, "holidays_country": "XX"}, r"holidays: unknown country"),
+        ({"always_open": True, "hours": WEEK}, r"always_open: an always-open calendar takes no hours"),
+        ({"hours": WEEK, "ramadan_hours": {"sat": ["25:00-26:00"]}}, r"ramadan_hours\.sat\[0\]"),
+    ],
+)
 def test_bad_configuration(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(CalendarError, match=message):
         BusinessCalendar(**kwargs)  # type: ignore[arg-type]
@@ -192,7 +225,8 @@ def test_parse_range() -> None:
 
 
 def test_a_calendar_closed_for_longer_than_a_year_is_an_error() -> None:
-    cal = BusinessCalendar(hours={"mon": ["08:00-09:00"]},
-                           closed=[date(2025, 1, 6) + timedelta(weeks=n) for n in range(80)])
+    cal = BusinessCalendar(
+        hours={"mon": ["08:00-09:00"]}, closed=[date(2025, 1, 6) + timedelta(weeks=n) for n in range(80)]
+    )
     with pytest.raises(CalendarError, match="no working time"):
         cal.add(dubai(2025, 1, 1), H)

@@ -167,7 +167,9 @@ def test_flat_mapping_file_and_ignored_columns(tmp_path: Path) -> None:
     mapping = tmp_path / "map.yaml"
     mapping.write_text("Ref: subject\nEvent: type\nAt: time\nKey: id\nScore: data.score\nVia: data.channel\n")
     path = tmp_path / "survey.csv"
-    path.write_text("Key,Ref,Event,At,Score,Via,Caller\nk1,T-9,survey.submitted,2025-05-13T09:00:00Z,5,web,0501112222\n")
+    path.write_text(
+        "Key,Ref,Event,At,Score,Via,Caller\nk1,T-9,survey.submitted,2025-05-13T09:00:00Z,5,web,0501112222\n"
+    )
     ((line_no, event),) = read(path, mapping=mapping)
     assert line_no == 2
     assert isinstance(event, dict)

@@ -12,8 +12,15 @@ from sinks.db.engine import ConnectionLimits, make_engine, normalize_url, postgr
 
 def test_postgres_gets_keepalives_timeouts_and_the_statement_timeout() -> None:
     args = postgres_connect_args(normalize_url("postgresql://u:p@db/x"), ConnectionLimits())
-    assert args == {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-                    "keepalives_count": 3, "tcp_user_timeout": 30_000, "options": "-c statement_timeout=120000"}
+    assert args == {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+        "options": "-c statement_timeout=120000",
+    }
 
 
 def test_the_urls_own_options_are_kept_and_the_statement_timeout_added() -> None:
@@ -30,13 +37,26 @@ def test_a_statement_timeout_in_the_url_wins_and_zero_sets_none() -> None:
 
 
 def test_the_limits_are_read_from_the_environment() -> None:
-    limits = ConnectionLimits.from_env({
-        "TAWASUL_DB_STATEMENT_TIMEOUT_S": "3", "TAWASUL_DB_KEEPALIVES_IDLE_S": "4",
-        "TAWASUL_DB_KEEPALIVES_INTERVAL_S": "2", "TAWASUL_DB_KEEPALIVES_COUNT": "6",
-        "TAWASUL_DB_TCP_USER_TIMEOUT_S": "9", "TAWASUL_DB_CONNECT_TIMEOUT_S": "8", "TAWASUL_DB_BUSY_TIMEOUT_S": "1.5"})
-    assert limits == ConnectionLimits(statement_timeout_s=3, connect_timeout_s=8, keepalives_idle_s=4,
-                                      keepalives_interval_s=2, keepalives_count=6, tcp_user_timeout_s=9,
-                                      sqlite_busy_timeout_s=1.5)
+    limits = ConnectionLimits.from_env(
+        {
+            "TAWASUL_DB_STATEMENT_TIMEOUT_S": "3",
+            "TAWASUL_DB_KEEPALIVES_IDLE_S": "4",
+            "TAWASUL_DB_KEEPALIVES_INTERVAL_S": "2",
+            "TAWASUL_DB_KEEPALIVES_COUNT": "6",
+            "TAWASUL_DB_TCP_USER_TIMEOUT_S": "9",
+            "TAWASUL_DB_CONNECT_TIMEOUT_S": "8",
+            "TAWASUL_DB_BUSY_TIMEOUT_S": "1.5",
+        }
+    )
+    assert limits == ConnectionLimits(
+        statement_timeout_s=3,
+        connect_timeout_s=8,
+        keepalives_idle_s=4,
+        keepalives_interval_s=2,
+        keepalives_count=6,
+        tcp_user_timeout_s=9,
+        sqlite_busy_timeout_s=1.5,
+    )
     assert ConnectionLimits.from_env({}) == ConnectionLimits()
 
 

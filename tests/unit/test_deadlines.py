@@ -64,9 +64,12 @@ def test_stale_heap_entries_are_compacted() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 20), st.one_of(st.none(), st.integers(0, 1000))),
-                max_size=200),
-       st.integers(0, 1000))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 20), st.one_of(st.none(), st.integers(0, 1000))), max_size=200
+    ),
+    st.integers(0, 1000),
+)
 def test_matches_a_plain_dict_model(ops: list[tuple[int, int, int | None]], now: int) -> None:
     index = DeadlineIndex()
     model: dict[tuple[int, bytes], int] = {}

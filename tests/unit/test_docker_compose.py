@@ -89,8 +89,11 @@ def variables_read_by_the_code() -> frozenset[str]:
     for package in ("tawasul", "producers", "sinks", "stream_processors", "schemas"):
         for source in (REPO / package).rglob("*.py"):
             for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                        and re.fullmatch(r"TAWASUL_[A-Z0-9_]+", node.value):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and re.fullmatch(r"TAWASUL_[A-Z0-9_]+", node.value)
+                ):
                     names.add(node.value)
     return frozenset(names)
 
@@ -132,8 +135,7 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
             problems.append(f"{service}: {error}")
             continue
         try:
-            commands[-1].make_context(command_line[-1], args,
-                                      parent=click.Context(commands[-2], info_name="tawasul"))
+            commands[-1].make_context(command_line[-1], args, parent=click.Context(commands[-2], info_name="tawasul"))
         except click.ClickException as exc:
             problems.append(f"{service}: {exc.format_message()}")
         option_variables = {str(param.envvar) for command in commands for param in command.params if param.envvar}
@@ -151,10 +153,11 @@ def test_every_tawasul_service_runs_a_command_and_variables_that_tawasul_accepts
 
 def test_an_unknown_option_or_variable_in_the_compose_file_is_found() -> None:
     compose = _compose()
-    compose["services"]["sink"] = {**compose["services"]["sink"],
-                                   "command": [*compose["services"]["sink"]["command"], "--metrics-hots", "x"],
-                                   "environment": {**compose["services"]["sink"]["environment"],
-                                                   "TAWASUL_METRICS_HOTS": "0.0.0.0"}}
+    compose["services"]["sink"] = {
+        **compose["services"]["sink"],
+        "command": [*compose["services"]["sink"]["command"], "--metrics-hots", "x"],
+        "environment": {**compose["services"]["sink"]["environment"], "TAWASUL_METRICS_HOTS": "0.0.0.0"},
+    }
     compose["services"]["worker"] = {**compose["services"]["worker"], "command": ["wrker"]}
     problems = compose_problems(compose)
     assert any(p.startswith("sink: No such option: --metrics-hots") for p in problems), problems
@@ -228,8 +231,12 @@ def test_placeholder_secrets_are_refused_unless_the_demo_allows_them() -> None:
     environment = _defaults(_compose()["services"]["sink"]["environment"])
     with pytest.raises(PlaceholderSecret) as refused:
         refuse_placeholder_secrets(environment)
-    for variable in ("TAWASUL_PSEUDONYM_KEY", "TAWASUL_GATEWAY_CRM_SECRET", "TAWASUL_GATEWAY_PBX_SECRET",
-                     "TAWASUL_DATABASE_URL (its password)"):
+    for variable in (
+        "TAWASUL_PSEUDONYM_KEY",
+        "TAWASUL_GATEWAY_CRM_SECRET",
+        "TAWASUL_GATEWAY_PBX_SECRET",
+        "TAWASUL_DATABASE_URL (its password)",
+    ):
         assert variable in str(refused.value)
     refuse_placeholder_secrets({**environment, "TAWASUL_ALLOW_DEMO_SECRETS": "1"})
     refuse_placeholder_secrets({"TAWASUL_PSEUDONYM_KEY": "a-real-key", "TAWASUL_DATABASE_URL": "sqlite:///x.db"})
@@ -238,8 +245,9 @@ def test_placeholder_secrets_are_refused_unless_the_demo_allows_them() -> None:
 def test_the_command_refuses_a_placeholder_naming_the_variable() -> None:
     from click.testing import CliRunner
 
-    result = CliRunner().invoke(cli, ["topics", "--help"], env={"TAWASUL_PSEUDONYM_KEY": "change-me-now",
-                                                               "TAWASUL_ALLOW_DEMO_SECRETS": "0"})
+    result = CliRunner().invoke(
+        cli, ["topics", "--help"], env={"TAWASUL_PSEUDONYM_KEY": "change-me-now", "TAWASUL_ALLOW_DEMO_SECRETS": "0"}
+    )
     assert result.exit_code == 2 and "TAWASUL_PSEUDONYM_KEY" in result.output and "change-me-now" not in result.output
 
 

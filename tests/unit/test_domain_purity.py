@@ -26,8 +26,9 @@ def test_the_core_modules_exist() -> None:
 
 @pytest.mark.parametrize("module", ["tawasul.domain", *MODULES])
 def test_module_imports_no_infrastructure(module: str) -> None:
-    done = subprocess.run([sys.executable, "-c", PROBE, module], capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, module], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert "tawasul" in loaded

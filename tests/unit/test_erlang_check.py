@@ -25,7 +25,12 @@ import pytest
 
 from schemas import Event, new_event
 from tawasul.domain.erlang import (
-    ErlangError, agents_for, average_speed_of_answer, erlang_b, erlang_c, service_level,
+    ErlangError,
+    agents_for,
+    average_speed_of_answer,
+    erlang_b,
+    erlang_c,
+    service_level,
 )
 from tawasul.domain.kpi_state import KpiBook, KpiConfig, SubjectRecord, apply
 from tawasul.domain.windows import DUBAI, to_us
@@ -41,9 +46,9 @@ START = datetime(2025, 1, 1, tzinfo=DUBAI)
 def test_erlang_formulas_by_hand() -> None:
     assert erlang_b(1, 1.0) == pytest.approx(0.5)
     assert erlang_b(2, 1.0) == pytest.approx(0.2)
-    assert erlang_c(1, 0.5) == pytest.approx(0.5)              # M/M/1: P(wait) = utilisation
+    assert erlang_c(1, 0.5) == pytest.approx(0.5)  # M/M/1: P(wait) = utilisation
     assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
-    assert average_speed_of_answer(1, 0.5, 100.0) == pytest.approx(100.0)   # rho/(1-rho) * AHT
+    assert average_speed_of_answer(1, 0.5, 100.0) == pytest.approx(100.0)  # rho/(1-rho) * AHT
     assert service_level(2, 1.0, 20, 180.0) == pytest.approx(1 - math.exp(-20 / 180) / 3)
     assert service_level(2, 1.0, 0, 180.0) == pytest.approx(2 / 3)
     # a classic textbook case: 100 calls per half hour of 180 s = 10 erlangs
@@ -73,10 +78,13 @@ def call_events(seed: int) -> list[Event]:
     events: list[Event] = []
     for number, offered, answered, _ in simulate(seed, CALLS, AGENTS, LOAD, AHT):
         subject = f"C-{number:06d}"
-        for kind, at, data in (("call.offered", offered, {"queue": "mmc"}),
-                               ("call.answered", answered, {"queue": "mmc", "agent": "a"})):
-            events.append(new_event(kind, subject, START + timedelta(seconds=at), data, "/sim/mmc",
-                                    id=f"{subject}:{kind}"))
+        for kind, at, data in (
+            ("call.offered", offered, {"queue": "mmc"}),
+            ("call.answered", answered, {"queue": "mmc", "agent": "a"}),
+        ):
+            events.append(
+                new_event(kind, subject, START + timedelta(seconds=at), data, "/sim/mmc", id=f"{subject}:{kind}")
+            )
     events.sort(key=lambda e: e.time)
     return events
 
@@ -92,7 +100,7 @@ def test_measured_service_level_and_asa_agree_with_erlang_c() -> None:
         assert record is not None
         records[event.subject] = record
         book.update(event.subject, record)
-    assert events[-1].time < datetime(2025, 7, 1, tzinfo=DUBAI)   # everything lies in the half-year
+    assert events[-1].time < datetime(2025, 7, 1, tzinfo=DUBAI)  # everything lies in the half-year
     figures = {r.figure: r for r in book.window_rows((("queue", "mmc"),)) if r.window == "half_year"}
     assert figures["calls.offered"].value == CALLS and figures["calls.abandoned"].value == 0
     measured_sl = figures["calls.service_level"].value

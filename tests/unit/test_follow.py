@@ -241,6 +241,4 @@ def test_large_file_in_small_chunks(tmp_path: Path) -> None:
     log.write_text("\n".join(expected) + "\n", encoding="utf-8")
     follower = FileFollower(log, start="beginning", stop_at_eof=True, chunk_size=97)
     assert list(follower.lines()) == list(enumerate(expected, 1))
-    assert follower.position == Position(
-        os.stat(log).st_dev, os.stat(log).st_ino, log.stat().st_size, len(expected)
-    )
+    assert follower.position == Position(os.stat(log).st_dev, os.stat(log).st_ino, log.stat().st_size, len(expected))

@@ -16,8 +16,8 @@ from multidict import CIMultiDict
 from producers.gateway import (
     Adapter,
     AdapterRegistry,
-    AuthError,
     Authenticator,
+    AuthError,
     Credentials,
     DatabaseReplayStore,
     GatewayConfigError,
@@ -272,18 +272,32 @@ def test_a_released_signature_may_be_sent_again(auth: Authenticator) -> None:
 
 
 def _event(event_id: str, source: str) -> dict[str, object]:
-    return {"specversion": "1.0", "id": event_id, "source": source, "type": "ticket.acknowledged",
-            "time": "2025-05-13T08:00:00+04:00", "subject": "T-1", "data": {}}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": "ticket.acknowledged",
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": "T-1",
+        "data": {},
+    }
 
 
 def test_events_from_a_source_the_adapter_may_not_use_are_rejected(adapters: AdapterRegistry) -> None:
     crm = adapters.get("crm")
     assert crm is not None
-    batch = [_event("a", "/channels/crm/main"), _event("b", "/channels/pbx/main"),
-             _event("c", "/channels/complaints"), _event("d", "/channels/crm-shadow")]
+    batch = [
+        _event("a", "/channels/crm/main"),
+        _event("b", "/channels/pbx/main"),
+        _event("c", "/channels/complaints"),
+        _event("d", "/channels/crm-shadow"),
+    ]
     items = evaluate(json.dumps(batch).encode(), "batch", crm, "req-1", None)
     assert [(item.index, item.event_id, item.accepted) for item in items] == [
-        (0, "a", True), (1, "b", False), (2, "c", True), (3, "d", False),
+        (0, "a", True),
+        (1, "b", False),
+        (2, "c", True),
+        (3, "d", False),
     ]
     refused = items[1].outcome
     assert isinstance(refused, Rejected)
@@ -303,9 +317,18 @@ def test_an_adapter_without_sources_may_send_any_source(adapters: AdapterRegistr
 # --- permissions --------------------------------------------------------------------------------
 
 
-def _typed(event_id: str, event_type: str, data: dict[str, object], source: str = "/channels/crm/main") -> dict[str, object]:
-    return {"specversion": "1.0", "id": event_id, "source": source, "type": event_type,
-            "time": "2025-05-13T08:00:00+04:00", "subject": "S-1", "data": data}
+def _typed(
+    event_id: str, event_type: str, data: dict[str, object], source: str = "/channels/crm/main"
+) -> dict[str, object]:
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "time": "2025-05-13T08:00:00+04:00",
+        "subject": "S-1",
+        "data": data,
+    }
 
 
 OPENED = {"kind": "complaint", "category": "roads.potholes", "priority": "normal"}
@@ -316,7 +339,7 @@ def test_an_adapter_may_send_only_its_event_types_and_channels(adapters: Adapter
     assert pbx is not None and crm is not None
     batch = [
         _typed("a", "call.offered", {"queue": "general"}, "/channels/pbx/main"),
-        _typed("b", "ticket.closed", {}, "/channels/pbx/main"),                  # the PBX closing a ticket
+        _typed("b", "ticket.closed", {}, "/channels/pbx/main"),  # the PBX closing a ticket
         _typed("c", "survey.submitted", {"channel": "call", "score": 5, "scale": 5}, "/channels/pbx/main"),
     ]
     items = evaluate(json.dumps(batch).encode(), "batch", pbx, "req-3", None)
@@ -332,7 +355,8 @@ def test_an_adapter_may_send_only_its_event_types_and_channels(adapters: Adapter
     items = evaluate(json.dumps(batch).encode(), "batch", crm, "req-4", None)
     assert [item.accepted for item in items] == [True, False, True, False, True]
     assert items[1].outcome.reason == (  # type: ignore[union-attr]
-        "data.channel: 'walk_in' is not allowed for adapter crm (allowed: crm, complaints_platform)")
+        "data.channel: 'walk_in' is not allowed for adapter crm (allowed: crm, complaints_platform)"
+    )
     assert items[3].outcome.reason.startswith("type: 'call.offered' is not allowed for adapter crm")  # type: ignore[union-attr]
     assert json.loads(items[1].outcome.letter.original)["id"] == "e"  # type: ignore[union-attr]
 
@@ -369,12 +393,18 @@ def test_malformed_permissions_and_rate_limits_stop_the_gateway(entry: dict[str,
 
 
 def test_permission_forms_that_load() -> None:
-    registry = parse_secrets({"rate_limit": {"per_second": 5}, "adapters": [
-        {"name": "legacy", "hmac_secret": "x" * 20, "allow": "all"},
-        {"name": "calls", "hmac_secret": "y" * 20, "event_types": "call.*", "rate_limit": {"burst": 2}},
-        {"name": "tickets", "hmac_secret": "z" * 20, "event_types": ["ticket.closed"]},  # no channel field
-        {"name": "any-channel", "hmac_secret": "w" * 20, "event_types": ["ticket.*"], "channels": "all"},
-    ]}, environ={})
+    registry = parse_secrets(
+        {
+            "rate_limit": {"per_second": 5},
+            "adapters": [
+                {"name": "legacy", "hmac_secret": "x" * 20, "allow": "all"},
+                {"name": "calls", "hmac_secret": "y" * 20, "event_types": "call.*", "rate_limit": {"burst": 2}},
+                {"name": "tickets", "hmac_secret": "z" * 20, "event_types": ["ticket.closed"]},  # no channel field
+                {"name": "any-channel", "hmac_secret": "w" * 20, "event_types": ["ticket.*"], "channels": "all"},
+            ],
+        },
+        environ={},
+    )
     legacy, calls, tickets, any_channel = registry
     assert legacy.permissions == Permissions(implicit=False)
     assert calls.permissions.event_types == ("call.*",) and calls.rate_limit == RateLimit(5.0, 2)
@@ -390,10 +420,10 @@ def test_token_bucket_allows_a_burst_then_the_sustained_rate(clock: Clock) -> No
     assert [limiter.take("pbx") for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = limiter.take("pbx")
     assert wait == pytest.approx(0.5) and retry_after_header(wait) == "1"
-    assert limiter.take("crm") == 0.0                    # buckets are per adapter
+    assert limiter.take("crm") == 0.0  # buckets are per adapter
     clock.now += 0.5
     assert limiter.take("pbx") == 0.0 and limiter.take("pbx") > 0
-    limiter.refund("pbx")                                # a replayed request gives its token back
+    limiter.refund("pbx")  # a replayed request gives its token back
     assert limiter.take("pbx") == 0.0
     clock.now += 60
     assert [limiter.take("pbx") for _ in range(3)] == [0.0, 0.0, 0.0]  # refills up to burst only
@@ -412,11 +442,11 @@ def test_replay_store_purges_expired_rows_and_fails_closed_when_full(tmp_path: P
         assert store.claim("a", expires_at=10.0, now=0.0)
         assert not store.claim("a", expires_at=10.0, now=5.0)
         assert store.claim("b", expires_at=20.0, now=5.0)
-        assert store.claim("c", expires_at=30.0, now=6.0)       # no purge due yet: 3 held
+        assert store.claim("c", expires_at=30.0, now=6.0)  # no purge due yet: 3 held
         with pytest.raises(ReplayStoreFull):
-            store.claim("d", expires_at=40.0, now=12.0)         # the purge at 12 counts 3 >= 2: fail closed
-        assert len(store) == 3                                  # nothing was forgotten to make room
-        assert store.purge(now=26.0) == 2                       # a (10) and b (20) expired over 5 s ago
+            store.claim("d", expires_at=40.0, now=12.0)  # the purge at 12 counts 3 >= 2: fail closed
+        assert len(store) == 3  # nothing was forgotten to make room
+        assert store.purge(now=26.0) == 2  # a (10) and b (20) expired over 5 s ago
         assert len(store) == 1
         assert store.claim("d", expires_at=40.0, now=26.0)
         assert not store.claim("c", expires_at=30.0, now=26.0)
@@ -428,7 +458,7 @@ def test_a_replay_is_found_in_the_database_not_only_in_memory(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'nonces.db'}"
     first = DatabaseReplayStore(make_engine(url), owns_engine=True)
     GatewayNonce.__table__.create(first.engine)
-    second = DatabaseReplayStore(make_engine(url), owns_engine=True)   # another gateway process
+    second = DatabaseReplayStore(make_engine(url), owns_engine=True)  # another gateway process
     try:
         assert first.claim("k", expires_at=NOW + 300, now=NOW)
         assert not second.claim("k", expires_at=NOW + 300, now=NOW + 1)

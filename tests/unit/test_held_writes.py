@@ -9,8 +9,9 @@ import pytest
 from stream_processors.held_writes import Held, HeldWrites
 
 
-def future(loop: asyncio.AbstractEventLoop, result: object = "ok", error: Exception | None = None,
-           done: bool = True) -> asyncio.Future[object]:
+def future(
+    loop: asyncio.AbstractEventLoop, result: object = "ok", error: Exception | None = None, done: bool = True
+) -> asyncio.Future[object]:
     fut: asyncio.Future[object] = loop.create_future()
     if done:
         if error is not None:
@@ -28,7 +29,7 @@ def loop() -> asyncio.AbstractEventLoop:
 
 
 def held(token: str, writes: list[tuple[bytes, bytes]], deliveries: list[asyncio.Future[object]]) -> Held[str]:
-    return Held(token, list(writes), list(deliveries), [(k, v) for k, v in writes][:len(deliveries)])
+    return Held(token, list(writes), list(deliveries), [(k, v) for k, v in writes][: len(deliveries)])
 
 
 def test_nothing_is_released_before_its_deliveries_are_done(loop: asyncio.AbstractEventLoop) -> None:
@@ -49,7 +50,7 @@ def test_release_keeps_the_order_and_stops_at_the_first_in_flight(loop: asyncio.
     slow = future(loop, done=False)
     writes.add(0, held("m1", [(b"T-1", b"a")], [future(loop)]))
     writes.add(0, held("m2", [(b"T-2", b"b")], [slow]))
-    writes.add(0, held("m3", [(b"T-1", b"c")], [future(loop)]))   # behind m2, though delivered
+    writes.add(0, held("m3", [(b"T-1", b"c")], [future(loop)]))  # behind m2, though delivered
     writes.add(1, held("m4", [(b"T-9", b"z")], [future(loop)]))
     assert [h.token for h in writes.release(0)] == ["m1"]
     assert writes.value(b"T-1") == b"c", "the newest held value of a key wins until it is written"

@@ -21,8 +21,12 @@ PS = Pseudonymiser(b"unit-test-key-0123456789abcdef")
 
 def event(**changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "specversion": "1.0", "id": "ev-1", "source": "/channels/crm", "type": "ticket.opened",
-        "time": "2025-05-13T08:10:00+04:00", "subject": "CRM-1",
+        "specversion": "1.0",
+        "id": "ev-1",
+        "source": "/channels/crm",
+        "type": "ticket.opened",
+        "time": "2025-05-13T08:10:00+04:00",
+        "subject": "CRM-1",
         "data": {"channel": "crm", "kind": "request", "category": "mosque.cleaning", "priority": "high"},
     }
     base.update(changes)
@@ -34,8 +38,10 @@ def line(**changes: Any) -> bytes:
 
 
 def test_a_valid_line_is_published_as_written() -> None:
-    raw = b'{"specversion": "1.0",  "id":"ev-1","source":"/channels/crm","type":"ticket.acknowledged",' \
-          b'"time":"2025-05-13T08:10:00Z","subject":"CRM-1","data":{}}'
+    raw = (
+        b'{"specversion": "1.0",  "id":"ev-1","source":"/channels/crm","type":"ticket.acknowledged",'
+        b'"time":"2025-05-13T08:10:00Z","subject":"CRM-1","data":{}}'
+    )
     outcome = accept_line(raw + b"\r\n", "events.jsonl:3", None)
     assert isinstance(outcome, Accepted)
     assert outcome.value == raw  # not re-serialised, line ending removed
@@ -52,8 +58,11 @@ def test_a_valid_line_is_published_as_written() -> None:
         (line(type="ticket.exploded"), "unknown_type", "type: unknown event type 'ticket.exploded'"),
         (line(time="2025-05-13T08:10:00"), "invalid", "time: has no UTC offset (add Z or e.g. +04:00)"),
         (line(id=None), "invalid", "id: must be a string"),
-        (line(data={"channel": "crm", "kind": "request", "category": "x", "priority": "asap"}), "invalid",
-         "data.priority: must be one of low, normal, high, urgent"),
+        (
+            line(data={"channel": "crm", "kind": "request", "category": "x", "priority": "asap"}),
+            "invalid",
+            "data.priority: must be one of low, normal, high, urgent",
+        ),
         (b'{"specversion":"1.0","id":"ev-1"', "not_json", "event: not valid JSON"),
     ],
 )
@@ -66,11 +75,24 @@ def test_bad_lines_are_rejected_with_a_reason_and_the_original(raw: bytes, categ
     assert outcome.letter.original == raw
 
 
-SLA_DATA = {"ticket_id": "CRM-1", "target": "resolution", "policy": "crm-standard",
-            "deadline": "2025-05-14T08:10:00+04:00", "channel": "crm", "kind": "request",
-            "category": "mosque.cleaning", "priority": "high"}
-KPI_DATA = {"figure": "satisfaction", "window": "day", "scope": {}, "value": 0.98, "count": 50,
-            "as_of": "2025-05-14T08:10:00+04:00"}
+SLA_DATA = {
+    "ticket_id": "CRM-1",
+    "target": "resolution",
+    "policy": "crm-standard",
+    "deadline": "2025-05-14T08:10:00+04:00",
+    "channel": "crm",
+    "kind": "request",
+    "category": "mosque.cleaning",
+    "priority": "high",
+}
+KPI_DATA = {
+    "figure": "satisfaction",
+    "window": "day",
+    "scope": {},
+    "value": 0.98,
+    "count": 50,
+    "as_of": "2025-05-14T08:10:00+04:00",
+}
 
 
 @pytest.mark.parametrize("event_type", ["sla.warning", "sla.breached", "sla.met", "kpi.snapshot"])
@@ -79,10 +101,17 @@ def test_events_only_the_processors_produce_are_refused_as_input(event_type: str
 
     assert event_type in PROCESSOR_EVENT_TYPES and event_type not in INPUT_EVENT_TYPES
     data = KPI_DATA if event_type == "kpi.snapshot" else SLA_DATA
-    raw = new_event(event_type, subject="CRM-1", source="/tawasul/processors", data=data,
-                    time=datetime(2025, 5, 14, 4, 10, 1, tzinfo=UTC)).to_json()
-    reason = (f"type: '{event_type}' is produced by Tawasul's stream processors, not accepted as input "
-              "(input types: ticket.*, call.*, visit.*, survey.submitted)")
+    raw = new_event(
+        event_type,
+        subject="CRM-1",
+        source="/tawasul/processors",
+        data=data,
+        time=datetime(2025, 5, 14, 4, 10, 1, tzinfo=UTC),
+    ).to_json()
+    reason = (
+        f"type: '{event_type}' is produced by Tawasul's stream processors, not accepted as input "
+        "(input types: ticket.*, call.*, visit.*, survey.submitted)"
+    )
     for outcome in (accept_line(raw, "f:2", None), accept_object(json.loads(raw), "http:r#0", None, original=raw)):
         assert isinstance(outcome, Rejected), outcome
         assert outcome.category == "not_input" and outcome.category in CATEGORIES
@@ -130,8 +159,10 @@ def test_an_invalid_event_with_a_number_is_redacted_too() -> None:
 
 
 def test_an_escaped_field_name_is_still_found() -> None:
-    raw = b'{"specversion":"1.0","id":"e","source":"/pbx","type":"call.offered","time":"2025-05-13T08:00:00Z",' \
-          b'"subject":"c-1","data":{"queue":"q","caller\\u005fnumber":"0501234567"}}'
+    raw = (
+        b'{"specversion":"1.0","id":"e","source":"/pbx","type":"call.offered","time":"2025-05-13T08:00:00Z",'
+        b'"subject":"c-1","data":{"queue":"q","caller\\u005fnumber":"0501234567"}}'
+    )
     outcome = accept_line(raw, "f:1", None)
     assert isinstance(outcome, Rejected) and outcome.category == "personal_data"
     assert b"0501234567" not in outcome.letter.original
@@ -140,8 +171,9 @@ def test_an_escaped_field_name_is_still_found() -> None:
 
 
 def test_oversized_input() -> None:
-    big = line(data={"channel": "crm", "kind": "request", "category": "c", "priority": "low",
-                     "note": "x" * MAX_EVENT_BYTES})
+    big = line(
+        data={"channel": "crm", "kind": "request", "category": "c", "priority": "low", "note": "x" * MAX_EVENT_BYTES}
+    )
     outcome = accept_line(big, "f:9", None)
     assert isinstance(outcome, Rejected) and outcome.category == "too_large"
     assert outcome.reason == f"event: too large: {len(big)} bytes (limit {MAX_EVENT_BYTES})"
@@ -159,8 +191,9 @@ def test_accept_object() -> None:
     assert rejected.letter.original == b"[1,2]" and rejected.origin == "http:req-1#0"
     with_original = accept_object(event(type="nope"), "http:req-1#1", None, original=b'{"type":"nope"}')
     assert isinstance(with_original, Rejected) and with_original.letter.original == b'{"type":"nope"}'
-    number = accept_object(event(type="call.answered", data={"queue": "q", "agent": "a", "caller_id": "0501234567"}),
-                           "f:1", None)
+    number = accept_object(
+        event(type="call.answered", data={"queue": "q", "agent": "a", "caller_id": "0501234567"}), "f:1", None
+    )
     assert isinstance(number, Rejected) and b"0501234567" not in number.letter.original
 
 
@@ -174,8 +207,11 @@ def test_dead_letter_encoding_per_architecture() -> None:
     at = datetime(2025, 5, 13, 4, 3, 43, 120000, tzinfo=UTC)
     letter = DeadLetter(b'{"a":1}', "time: required", "events.jsonl:12", at)
     assert json.loads(letter.to_json()) == {
-        "reason": "time: required", "origin": "events.jsonl:12", "received_at": "2025-05-13T04:03:43.120000Z",
-        "original": '{"a":1}', "original_base64": base64.b64encode(b'{"a":1}').decode(),
+        "reason": "time: required",
+        "origin": "events.jsonl:12",
+        "received_at": "2025-05-13T04:03:43.120000Z",
+        "original": '{"a":1}',
+        "original_base64": base64.b64encode(b'{"a":1}').decode(),
     }
     assert letter.headers() == [("reason", b"time: required"), ("origin", b"events.jsonl:12")]
     assert decode_dead_letter(letter.to_json()) == letter
@@ -194,8 +230,15 @@ def test_long_originals_are_cut_at_a_character_boundary() -> None:
     assert len(letter.original) <= MAX_ORIGINAL_BYTES and letter.text == "é" * (MAX_ORIGINAL_BYTES // 2)
 
 
-@pytest.mark.parametrize("value", [b"[]", b"not json", b'{"reason":"r"}', b'{"reason":"r","origin":"o",'
-                                   b'"received_at":"2025-01-01T00:00:00Z","original_base64":"***"}'])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"[]",
+        b"not json",
+        b'{"reason":"r"}',
+        b'{"reason":"r","origin":"o","received_at":"2025-01-01T00:00:00Z","original_base64":"***"}',
+    ],
+)
 def test_decode_dead_letter_refuses_other_messages(value: bytes) -> None:
     with pytest.raises(DeadLetterError):
         decode_dead_letter(value)

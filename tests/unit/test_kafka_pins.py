@@ -39,8 +39,16 @@ def test_broker_config_disables_auto_topic_creation(tmp_path: Path) -> None:
 
 def test_a_node_of_three_replicates_internal_topics_three_times_and_knows_every_voter(tmp_path: Path) -> None:
     voters = "1@localhost:29292,2@localhost:29293,3@localhost:29294"
-    settings = _written_config(tmp_path, port=29093, controller_port=29293, node_id=2, voters=voters, replicas=3,
-                               listener="SASL_SSL", extra_properties="sasl.enabled.mechanisms=SCRAM-SHA-512\n")
+    settings = _written_config(
+        tmp_path,
+        port=29093,
+        controller_port=29293,
+        node_id=2,
+        voters=voters,
+        replicas=3,
+        listener="SASL_SSL",
+        extra_properties="sasl.enabled.mechanisms=SCRAM-SHA-512\n",
+    )
     assert settings["node.id"] == "2"
     assert settings["controller.quorum.voters"] == voters
     assert settings["offsets.topic.replication.factor"] == "3"

@@ -14,8 +14,11 @@ SECRET = "s3cr3t-never-shown"
 
 
 def _sasl_ssl(cafile: Path | None = None) -> dict[str, str]:
-    env = {"TAWASUL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TAWASUL_KAFKA_SASL_USERNAME": "ops",
-           "TAWASUL_KAFKA_SASL_PASSWORD": SECRET}
+    env = {
+        "TAWASUL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "TAWASUL_KAFKA_SASL_USERNAME": "ops",
+        "TAWASUL_KAFKA_SASL_PASSWORD": SECRET,
+    }
     if cafile is not None:
         env["TAWASUL_KAFKA_SSL_CAFILE"] = str(cafile)
     return env
@@ -54,13 +57,18 @@ def test_tls_alone_gives_faust_ssl_credentials() -> None:
     assert "sasl_mechanism" not in security.kafka_python()
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"TAWASUL_KAFKA_SECURITY_PROTOCOL": "TLS"}, "TAWASUL_KAFKA_SECURITY_PROTOCOL='TLS': expected one of"),
-    ({"TAWASUL_KAFKA_SASL_MECHANISM": "GSSAPI"}, "TAWASUL_KAFKA_SASL_MECHANISM='GSSAPI': expected one of"),
-    ({"TAWASUL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TAWASUL_KAFKA_SASL_USERNAME": "ops"},
-     "TAWASUL_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs TAWASUL_KAFKA_SASL_PASSWORD"),
-    ({**_sasl_ssl(), "TAWASUL_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "TAWASUL_KAFKA_SSL_CAFILE="),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TAWASUL_KAFKA_SECURITY_PROTOCOL": "TLS"}, "TAWASUL_KAFKA_SECURITY_PROTOCOL='TLS': expected one of"),
+        ({"TAWASUL_KAFKA_SASL_MECHANISM": "GSSAPI"}, "TAWASUL_KAFKA_SASL_MECHANISM='GSSAPI': expected one of"),
+        (
+            {"TAWASUL_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "TAWASUL_KAFKA_SASL_USERNAME": "ops"},
+            "TAWASUL_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs TAWASUL_KAFKA_SASL_PASSWORD",
+        ),
+        ({**_sasl_ssl(), "TAWASUL_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"}, "TAWASUL_KAFKA_SSL_CAFILE="),
+    ],
+)
 def test_an_unusable_setting_is_named(env: dict[str, str], named: str) -> None:
     with pytest.raises(KafkaSettingError) as raised:
         KafkaSecurity.from_environ(env)
@@ -76,37 +84,49 @@ def test_the_password_is_not_in_the_repr_nor_the_description() -> None:
 
 def test_refusals_are_named_from_what_the_client_logged() -> None:
     security = KafkaSecurity.from_environ(_sasl_ssl())
-    sasl = ["Connection lost: [Error 58] SaslAuthenticationFailedError: Authentication failed during "
-            "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"]
+    sasl = [
+        "Connection lost: [Error 58] SaslAuthenticationFailedError: Authentication failed during "
+        "authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512"
+    ]
     reason = refusal_reason("127.0.0.1:1", security, sasl)
     assert reason is not None and "refused SASL user 'ops'" in reason and SECRET not in reason
-    untrusted = ["Handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
-                 "certificate in certificate chain (_ssl.c:1006)"]
+    untrusted = [
+        "Handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed "
+        "certificate in certificate chain (_ssl.c:1006)"
+    ]
     reason = refusal_reason("127.0.0.1:1", KafkaSecurity("SSL"), untrusted)
-    assert reason == ("Kafka at 127.0.0.1:1: its TLS certificate is not trusted (self-signed certificate in "
-                      "certificate chain); set TAWASUL_KAFKA_SSL_CAFILE to the file of the CA that signed it")
+    assert reason == (
+        "Kafka at 127.0.0.1:1: its TLS certificate is not trusted (self-signed certificate in "
+        "certificate chain); set TAWASUL_KAFKA_SSL_CAFILE to the file of the CA that signed it"
+    )
     assert refusal_reason("127.0.0.1:1", KafkaSecurity(), ["ECONNREFUSED"]) is None
 
 
-@pytest.mark.parametrize(("brokers", "env", "expected"), [
-    (1, {}, Replication(1, 1)),
-    (2, {}, Replication(2, 1)),
-    (3, {}, Replication(3, 2)),
-    (5, {}, Replication(3, 2)),
-    (5, {"TAWASUL_KAFKA_REPLICATION_FACTOR": "5"}, Replication(5, 4)),
-    (3, {"TAWASUL_KAFKA_MIN_INSYNC_REPLICAS": "3"}, Replication(3, 3)),
-])
+@pytest.mark.parametrize(
+    ("brokers", "env", "expected"),
+    [
+        (1, {}, Replication(1, 1)),
+        (2, {}, Replication(2, 1)),
+        (3, {}, Replication(3, 2)),
+        (5, {}, Replication(3, 2)),
+        (5, {"TAWASUL_KAFKA_REPLICATION_FACTOR": "5"}, Replication(5, 4)),
+        (3, {"TAWASUL_KAFKA_MIN_INSYNC_REPLICAS": "3"}, Replication(3, 3)),
+    ],
+)
 def test_replication_defaults_follow_the_cluster(brokers: int, env: dict[str, str], expected: Replication) -> None:
     assert replication_for(brokers, env) == expected
     assert expected.topic_config() == {"min.insync.replicas": str(expected.min_insync)}
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"TAWASUL_KAFKA_REPLICATION_FACTOR": "4"}, "TAWASUL_KAFKA_REPLICATION_FACTOR=4: the cluster has 3 broker(s)"),
-    ({"TAWASUL_KAFKA_REPLICATION_FACTOR": "three"}, "TAWASUL_KAFKA_REPLICATION_FACTOR='three'"),
-    ({"TAWASUL_KAFKA_MIN_INSYNC_REPLICAS": "0"}, "TAWASUL_KAFKA_MIN_INSYNC_REPLICAS='0'"),
-    ({"TAWASUL_KAFKA_MIN_INSYNC_REPLICAS": "4"}, "more than the replication factor 3"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TAWASUL_KAFKA_REPLICATION_FACTOR": "4"}, "TAWASUL_KAFKA_REPLICATION_FACTOR=4: the cluster has 3 broker(s)"),
+        ({"TAWASUL_KAFKA_REPLICATION_FACTOR": "three"}, "TAWASUL_KAFKA_REPLICATION_FACTOR='three'"),
+        ({"TAWASUL_KAFKA_MIN_INSYNC_REPLICAS": "0"}, "TAWASUL_KAFKA_MIN_INSYNC_REPLICAS='0'"),
+        ({"TAWASUL_KAFKA_MIN_INSYNC_REPLICAS": "4"}, "more than the replication factor 3"),
+    ],
+)
 def test_impossible_replication_is_refused(env: dict[str, str], named: str) -> None:
     with pytest.raises(KafkaSettingError) as raised:
         replication_for(3, env)

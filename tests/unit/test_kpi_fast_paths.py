@@ -13,16 +13,31 @@ from tawasul.domain.windows import WINDOW_NAMES, WindowedSums, bucket_ids, windo
 
 T0 = 1_740_000_000 * 10**6
 stamps = st.tuples(st.integers(T0, T0 + 10**11), st.sampled_from(["a", "b"]))
-changes = st.fixed_dictionaries({}, optional={
-    "offered": st.none() | stamps.map(lambda s: (*s, "general")),
-    "answered": st.none() | stamps.map(lambda s: (*s, "general", "ag1")),
-    "called": st.none() | stamps,
-    "surveys": st.lists(st.builds(Survey, st.just("s1"), st.integers(T0, T0 + 10**9), st.integers(1, 5),
-                                  st.just(5), st.just("call")), max_size=2).map(tuple),
-    "backlog": st.none() | st.builds(Backlog, st.integers(0, 3), st.booleans(), st.just("crm"), st.just("request"),
-                                     st.just("normal"), st.sampled_from(["on_track", "breached"])),
-    "seen_us": st.integers(T0, T0 + 10**11),
-})
+changes = st.fixed_dictionaries(
+    {},
+    optional={
+        "offered": st.none() | stamps.map(lambda s: (*s, "general")),
+        "answered": st.none() | stamps.map(lambda s: (*s, "general", "ag1")),
+        "called": st.none() | stamps,
+        "surveys": st.lists(
+            st.builds(
+                Survey, st.just("s1"), st.integers(T0, T0 + 10**9), st.integers(1, 5), st.just(5), st.just("call")
+            ),
+            max_size=2,
+        ).map(tuple),
+        "backlog": st.none()
+        | st.builds(
+            Backlog,
+            st.integers(0, 3),
+            st.booleans(),
+            st.just("crm"),
+            st.just("request"),
+            st.just("normal"),
+            st.sampled_from(["on_track", "breached"]),
+        ),
+        "seen_us": st.integers(T0, T0 + 10**11),
+    },
+)
 
 
 @given(first=changes, second=changes)
@@ -34,8 +49,13 @@ def test_replace_is_dataclasses_replace(first: dict[str, Any], second: dict[str,
         assert got is record
 
 
-tallies = st.builds(Tally, offered=st.integers(-2, 2), answered=st.integers(-2, 2), wait_us=st.integers(-5, 5),
-                    responses=st.integers(-1, 1))
+tallies = st.builds(
+    Tally,
+    offered=st.integers(-2, 2),
+    answered=st.integers(-2, 2),
+    wait_us=st.integers(-5, 5),
+    responses=st.integers(-1, 1),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -45,7 +65,7 @@ def test_windowed_sums_match_a_plain_sum(adds: list[tuple[int, Tally]]) -> None:
     sums = WindowedSums(Tally(), as_of)
     for offset, value in adds:
         sums.add(as_of - offset, value)
-        sums.add(as_of - offset, -value)      # cancels to zero: the bucket is dropped
+        sums.add(as_of - offset, -value)  # cancels to zero: the bucket is dropped
         sums.add(as_of - offset, value)
     ranges = window_ranges(as_of)
     for index, name in enumerate(WINDOW_NAMES):
@@ -56,4 +76,4 @@ def test_windowed_sums_match_a_plain_sum(adds: list[tuple[int, Tally]]) -> None:
             if first <= bucket_ids(as_of - offset)[resolution] <= last:
                 want = want + value
         assert sums.total(name) == want, (index, name)
-    assert not any(not v for store in sums._buckets for v in store.values())    # no zero buckets kept
+    assert not any(not v for store in sums._buckets for v in store.values())  # no zero buckets kept

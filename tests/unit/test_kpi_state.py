@@ -13,9 +13,26 @@ from producers.simulator import Params, iter_events, parse_when
 from schemas import Event, new_event, parse_event
 from tawasul.domain import kpis
 from tawasul.domain.kpi_state import (
-    CALL_FIGURES, KPI_EVENT_TYPES, NOW_FIGURES, SURVEY_FIGURES, VISIT_FIGURES, KpiBook, KpiConfig, KpiStateError,
-    Row, SubjectRecord, Tally, apply, apply_ticket_state, contributions, normalised_points, rebuild, scope, scope_key,
-    sla_state_of, snapshot_key,
+    CALL_FIGURES,
+    KPI_EVENT_TYPES,
+    NOW_FIGURES,
+    SURVEY_FIGURES,
+    VISIT_FIGURES,
+    KpiBook,
+    KpiConfig,
+    KpiStateError,
+    Row,
+    SubjectRecord,
+    Tally,
+    apply,
+    apply_ticket_state,
+    contributions,
+    normalised_points,
+    rebuild,
+    scope,
+    scope_key,
+    sla_state_of,
+    snapshot_key,
 )
 from tawasul.domain.policies import load_policies
 from tawasul.domain.report import build_report
@@ -76,10 +93,15 @@ def test_call_figures_by_hand() -> None:
     book = book_of(CALLS, "10:05:00")
     total = figures(book, (), "15m")
     assert total == total | {
-        "calls.offered": 5.0, "calls.answered": 3.0, "calls.abandoned": 1.0,
-        "calls.answered_within_threshold": 2.0, "calls.service_level": 0.5,
-        "calls.average_speed_of_answer_seconds": 22.0, "calls.average_handle_seconds": 145.0,
-        "calls.abandon_ratio": 0.25}
+        "calls.offered": 5.0,
+        "calls.answered": 3.0,
+        "calls.abandoned": 1.0,
+        "calls.answered_within_threshold": 2.0,
+        "calls.service_level": 0.5,
+        "calls.average_speed_of_answer_seconds": 22.0,
+        "calls.average_handle_seconds": 145.0,
+        "calls.abandon_ratio": 0.25,
+    }
     general = figures(book, scope(queue="general"), "1h")
     assert general["calls.service_level"] == 0.3333 and general["calls.answered_within_threshold"] == 1.0
     assert general["calls.average_speed_of_answer_seconds"] == 20.5
@@ -112,10 +134,12 @@ def test_order_and_duplicates_do_not_matter() -> None:
 
 
 def test_the_earliest_event_of_a_type_wins_and_answer_before_abandon() -> None:
-    events = [ev("call.offered", "C", "10:00:00", {"queue": "general"}),
-              ev("call.abandoned", "C", "10:00:50", {"queue": "general"}),
-              ev("call.answered", "C", "10:00:40", {"queue": "general", "agent": "a"}),
-              ev("call.answered", "C", "10:00:45", {"queue": "general", "agent": "b"}, id="late-answer")]
+    events = [
+        ev("call.offered", "C", "10:00:00", {"queue": "general"}),
+        ev("call.abandoned", "C", "10:00:50", {"queue": "general"}),
+        ev("call.answered", "C", "10:00:40", {"queue": "general", "agent": "a"}),
+        ev("call.answered", "C", "10:00:45", {"queue": "general", "agent": "b"}, id="late-answer"),
+    ]
     record = None
     for event in events:
         record = apply(record, event)
@@ -126,32 +150,58 @@ def test_the_earliest_event_of_a_type_wins_and_answer_before_abandon() -> None:
 
 def test_surveys_on_both_scales() -> None:
     scores = [(5, 5, "S1"), (4, 5, "S2"), (3, 5, "S3"), (3, 3, "S4"), (2, 3, "S5"), (1, 3, "S6")]
-    events = [ev("call.offered", "C1", "09:00:00", {"queue": "general"}),
-              ev("call.answered", "C1", "09:00:05", {"queue": "general", "agent": "a-1"})]
-    events += [ev("survey.submitted", "C1", f"09:{10 + 3 * i}:00", {"channel": "call", "score": s, "scale": sc},
-                  id=name) for i, (s, sc, name) in enumerate(scores)]
+    events = [
+        ev("call.offered", "C1", "09:00:00", {"queue": "general"}),
+        ev("call.answered", "C1", "09:00:05", {"queue": "general", "agent": "a-1"}),
+    ]
+    events += [
+        ev("survey.submitted", "C1", f"09:{10 + 3 * i}:00", {"channel": "call", "score": s, "scale": sc}, id=name)
+        for i, (s, sc, name) in enumerate(scores)
+    ]
     book = book_of(events, "09:30:00")
-    expected = {"surveys.responses": 6.0, "surveys.satisfied": 3.0, "surveys.satisfaction": 0.5,
-                "surveys.average_score": 3.5}
+    expected = {
+        "surveys.responses": 6.0,
+        "surveys.satisfied": 3.0,
+        "surveys.satisfaction": 0.5,
+        "surveys.average_score": 3.5,
+    }
     for where in [(), scope(contact="call"), scope(channel="call"), scope(queue="general"), scope(agent="a-1")]:
         assert figures(book, where, "1h") == figures(book, where, "1h") | expected, where
     assert [normalised_points(s, 3) for s in (1, 2, 3)] == [1, 3, 5]
-    last_15 = figures(book, scope(agent="a-1"), "15m")       # [09:16, 09:31): S3 to S6
-    assert (last_15["surveys.responses"], last_15["surveys.satisfied"], last_15["surveys.average_score"]) == \
-        (4.0, 1.0, 3.0)
+    last_15 = figures(book, scope(agent="a-1"), "15m")  # [09:16, 09:31): S3 to S6
+    assert (last_15["surveys.responses"], last_15["surveys.satisfied"], last_15["surveys.average_score"]) == (
+        4.0,
+        1.0,
+        3.0,
+    )
 
 
 def test_ticket_and_visit_surveys_count_under_their_subject() -> None:
     events = [
-        ev("ticket.opened", "T1", "08:00:00", {"channel": "crm", "kind": "request", "category": "zakat.payment",
-                                               "priority": "normal", "department": "zakat"}),
+        ev(
+            "ticket.opened",
+            "T1",
+            "08:00:00",
+            {
+                "channel": "crm",
+                "kind": "request",
+                "category": "zakat.payment",
+                "priority": "normal",
+                "department": "zakat",
+            },
+        ),
         ev("survey.submitted", "T1", "09:00:00", {"channel": "crm", "score": 4}),
         ev("visit.checked_in", "V1", "08:00:00", {"centre": "main", "service": "x"}),
         ev("survey.submitted", "V1", "09:00:00", {"channel": "walk_in", "score": 1, "scale": 3}),
     ]
     book = book_of(events, "09:30:00")
-    for where in [scope(contact="ticket"), scope(channel="crm"), scope(kind="request"),
-                  scope(category="zakat.payment"), scope(department="zakat")]:
+    for where in [
+        scope(contact="ticket"),
+        scope(channel="crm"),
+        scope(kind="request"),
+        scope(category="zakat.payment"),
+        scope(department="zakat"),
+    ]:
         assert figures(book, where, "1h")["surveys.satisfaction"] == 1.0, where
     for where in [scope(contact="visit"), scope(channel="walk_in"), scope(centre="main")]:
         assert figures(book, where, "1h")["surveys.satisfaction"] == 0.0, where
@@ -159,13 +209,17 @@ def test_ticket_and_visit_surveys_count_under_their_subject() -> None:
 
 
 def test_a_late_survey_lands_in_the_window_of_its_own_time() -> None:
-    opened = ev("ticket.opened", "T1", "2025-03-04T08:00:00+04:00",
-                {"channel": "crm", "kind": "request", "category": "c", "priority": "low"})
+    opened = ev(
+        "ticket.opened",
+        "T1",
+        "2025-03-04T08:00:00+04:00",
+        {"channel": "crm", "kind": "request", "category": "c", "priority": "low"},
+    )
     late = ev("survey.submitted", "T1", "2025-03-04T23:50:00+04:00", {"channel": "crm", "score": 5})
     book = book_of([opened], "2025-03-05T00:20:00+04:00")
     record = apply(apply(None, opened), late)
     assert record is not None
-    book.update("T1", record)          # arrives after midnight, timed before it
+    book.update("T1", record)  # arrives after midnight, timed before it
     assert figures(book, (), "today")["surveys.responses"] == 0.0
     assert figures(book, (), "1h")["surveys.responses"] == 1.0
     assert figures(book, (), "24h")["surveys.responses"] == 1.0
@@ -190,8 +244,12 @@ def test_a_survey_about_an_unknown_subject_is_held_then_unmatched_then_matched()
     assert figures(book, scope(channel="app"), "7d")["surveys.responses"] == 1.0
     assert now_figures(book)[("surveys.pending", "")] == 0.0
     # the ticket shows up late: the survey moves to it
-    opened = ev("ticket.opened", "T9", "2025-03-04T09:00:00+04:00",
-                {"channel": "web", "kind": "complaint", "category": "c", "priority": "low"})
+    opened = ev(
+        "ticket.opened",
+        "T9",
+        "2025-03-04T09:00:00+04:00",
+        {"channel": "web", "kind": "complaint", "category": "c", "priority": "low"},
+    )
     matched = apply(record, opened)
     assert matched is not None
     book.update("T9", matched)
@@ -212,8 +270,13 @@ def test_walk_in_figures() -> None:
     ]
     book = book_of(events, "09:40:00")
     total = figures(book, (), "1h")
-    assert total == total | {"visits.checked_in": 3.0, "visits.called": 1.0, "visits.completed": 1.0,
-                             "visits.no_show": 1.0, "visits.average_wait_seconds": 600.0}
+    assert total == total | {
+        "visits.checked_in": 3.0,
+        "visits.called": 1.0,
+        "visits.completed": 1.0,
+        "visits.no_show": 1.0,
+        "visits.average_wait_seconds": 600.0,
+    }
     assert figures(book, scope(centre="hatta"), "1h")["visits.average_wait_seconds"] is None
     now = now_figures(book)
     assert now[("visits.waiting", "")] == 1.0 and now[("visits.longest_wait_seconds", "")] == 1200.0
@@ -221,9 +284,19 @@ def test_walk_in_figures() -> None:
 
 
 def state(ticket: str, version: int, status: str = "open", **targets: dict[str, Any]) -> dict[str, Any]:
-    return {"ticket_id": ticket, "channel": "crm", "kind": "request", "category": "c", "priority": "high",
-            "department": None, "status": status, "policy": "p" if targets else None,
-            "updated_at": "2025-03-04T10:00:00+04:00", "version": version, "targets": targets}
+    return {
+        "ticket_id": ticket,
+        "channel": "crm",
+        "kind": "request",
+        "category": "c",
+        "priority": "high",
+        "department": None,
+        "status": status,
+        "policy": "p" if targets else None,
+        "updated_at": "2025-03-04T10:00:00+04:00",
+        "version": version,
+        "targets": targets,
+    }
 
 
 def test_ticket_backlog_by_sla_state() -> None:
@@ -238,8 +311,12 @@ def test_ticket_backlog_by_sla_state() -> None:
     assert sla_state_of(state("T", 1, first_response=met_after_warning, resolution=running)) == "on_track"
     book = KpiBook(CONFIG, to_us(datetime.fromisoformat("2025-03-04T10:00:00+04:00")))
     records: dict[str, SubjectRecord] = {}
-    for message in [state("T1", 1, first_response=running), state("T2", 3, resolution=warned),
-                    state("T2", 2, resolution=running), state("T3", 1, first_response=running)]:
+    for message in [
+        state("T1", 1, first_response=running),
+        state("T2", 3, resolution=warned),
+        state("T2", 2, resolution=running),
+        state("T3", 1, first_response=running),
+    ]:
         subject = message["ticket_id"]
         records[subject] = apply_ticket_state(records.get(subject), message)
         book.update(subject, records[subject])
@@ -296,11 +373,11 @@ def simulated_day(day: str, scale: float) -> list[Event]:
 def test_figures_equal_the_period_report_over_each_window() -> None:
     events = simulated_day("2025-03-04", 0.5)
     surveyed = sorted({e.subject for e in events if e.type == "survey.submitted" and e.subject.startswith("T")})
-    orphans = set(surveyed[:3])         # their tickets were opened before the data starts
+    orphans = set(surveyed[:3])  # their tickets were opened before the data starts
     events = [e for e in events if not (e.type == "ticket.opened" and e.subject in orphans)]
     last = max(e.time for e in events)
     as_of = datetime.fromisoformat(last.isoformat())
-    config = KpiConfig(survey_hold=timedelta(0))    # the report counts unknown subjects as unmatched at once
+    config = KpiConfig(survey_hold=timedelta(0))  # the report counts unknown subjects as unmatched at once
     book = book_of(events, as_of.isoformat(), config)
     policies = load_policies(default_policies_path())
     for window in ("1h", "24h", "today", "month"):
@@ -316,14 +393,17 @@ def test_figures_equal_the_period_report_over_each_window() -> None:
         assert live["visits.checked_in"] == walk_in["visits"] and live["visits.no_show"] == walk_in["no_show"]
         assert live["visits.average_wait_seconds"] == walk_in["average_wait_seconds"]
         assert figures(book, scope(contact="call"), window)["surveys.satisfaction"] == calls["satisfaction"]
-        assert figures(book, scope(contact="ticket"), window)["surveys.satisfaction"] == \
-            report["tickets"]["satisfaction"]
+        assert (
+            figures(book, scope(contact="ticket"), window)["surveys.satisfaction"] == report["tickets"]["satisfaction"]
+        )
         assert figures(book, scope(contact="visit"), window)["surveys.satisfaction"] == walk_in["satisfaction"]
         assert book.tally(scope(contact="unmatched"), window).responses == report["unmatched_surveys"]
         for kind, group in report["tickets"]["by_kind"].items():
             t = book.tally(scope(kind=kind), window)
-            assert (t.responses, kpis.satisfaction(t.satisfied, t.responses)) == \
-                (group["surveys"], group["satisfaction"])
+            assert (t.responses, kpis.satisfaction(t.satisfied, t.responses)) == (
+                group["surveys"],
+                group["satisfaction"],
+            )
     assert figures(book, (), "today")["calls.offered"] > 40
     assert book.tally(scope(contact="unmatched"), "today").responses == 3
 
@@ -336,7 +416,7 @@ def test_a_rebuilt_book_equals_the_live_one() -> None:
     for event in events:
         if event.type not in KPI_EVENT_TYPES:
             continue
-        live.advance(to_us(event.time), records.get)     # the replay clock: latest event time seen
+        live.advance(to_us(event.time), records.get)  # the replay clock: latest event time seen
         new = apply(records.get(event.subject), event)
         assert new is not None
         records[event.subject] = new
@@ -351,4 +431,5 @@ def test_a_rebuilt_book_equals_the_live_one() -> None:
     assert rebuilt.now_rows() == live.now_rows()
     sample = stored[0]
     assert contributions(sample, CONFIG, live.as_of_us) == contributions(
-        SubjectRecord.from_dict(sample.to_dict()), CONFIG, live.as_of_us)
+        SubjectRecord.from_dict(sample.to_dict()), CONFIG, live.as_of_us
+    )

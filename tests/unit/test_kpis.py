@@ -52,10 +52,18 @@ def test_handle_time_adds_wrap_up_to_talk_time() -> None:
     assert kpis.handle_time(T0, T0 - timedelta(seconds=5), 12.5) == timedelta(seconds=12.5)
 
 
-@pytest.mark.parametrize(("score", "scale", "satisfied"), [
-    (5, 5, True), (4, 5, True), (3, 5, False), (1, 5, False),
-    (3, 3, True), (2, 3, False), (1, 3, False),
-])
+@pytest.mark.parametrize(
+    ("score", "scale", "satisfied"),
+    [
+        (5, 5, True),
+        (4, 5, True),
+        (3, 5, False),
+        (1, 5, False),
+        (3, 3, True),
+        (2, 3, False),
+        (1, 3, False),
+    ],
+)
 def test_satisfied_on_3_and_5_point_scales(score: int, scale: int, satisfied: bool) -> None:
     assert kpis.is_satisfied(score, scale) is satisfied
 

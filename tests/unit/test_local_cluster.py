@@ -24,7 +24,10 @@ def test_the_saved_shape_is_used_when_no_flag_says_otherwise(tmp_path: Path) -> 
     assert again.plan == first.plan and again.cluster_id == first.cluster_id
     layouts = again.layouts()
     assert [(node.node_id, node.port, node.controller_port) for node in layouts] == [
-        (1, 29092, 29292), (2, 29093, 29293), (3, 29094, 29294)]
+        (1, 29092, 29292),
+        (2, 29093, 29293),
+        (3, 29094, 29294),
+    ]
     assert {node.voters for node in layouts} == {"1@localhost:29292,2@localhost:29293,3@localhost:29294"}
     assert {node.replicas for node in layouts} == {3}
 
@@ -55,7 +58,7 @@ def test_a_secured_cluster_has_private_secrets_and_prints_its_settings(tmp_path:
     assert exports["TAWASUL_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert exports["TAWASUL_KAFKA_SASL_PASSWORD"].strip("'") == secured.secrets.client_password
     assert secured.secrets.client_password not in repr(secured)
-    local._save(secured)        # the same secrets the next time: a restart prints the same settings
+    local._save(secured)  # the same secrets the next time: a restart prints the same settings
     assert local.resolve(tmp_path).secrets == secured.secrets
 
 
@@ -65,7 +68,9 @@ def test_the_broker_certificate_is_signed_by_the_ca_and_names_localhost(tmp_path
     secured = local.resolve(tmp_path, secure=True)
     assert secured.secrets is not None
     ca = x509.load_pem_x509_certificate(secured.secrets.ca_file.read_bytes())
-    chain = x509.load_pem_x509_certificates(secured.secrets.keystore_file.read_bytes().split(b"-----END PRIVATE KEY-----\n")[1])
+    chain = x509.load_pem_x509_certificates(
+        secured.secrets.keystore_file.read_bytes().split(b"-----END PRIVATE KEY-----\n")[1]
+    )
     leaf = chain[0]
     leaf.verify_directly_issued_by(ca)
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -16,8 +16,11 @@ def logged() -> Iterator[io.StringIO]:
     """`configure_logging` into a buffer (twice: filters are added once), restored afterwards."""
     root = logging.getLogger()
     names = ("kafka", "aiokafka", "faust", "mode", "alembic", *KnownNoise.LOGGERS)
-    saved = (root.handlers[:], root.level, {name: (logging.getLogger(name).level, logging.getLogger(name).filters[:])
-                                            for name in names})
+    saved = (
+        root.handlers[:],
+        root.level,
+        {name: (logging.getLogger(name).level, logging.getLogger(name).filters[:]) for name in names},
+    )
     out = io.StringIO()
     configure_logging("info", out)
     configure_logging("info", out)

@@ -35,37 +35,88 @@ from tawasul.infra.metrics import Metrics
 AS_OF = "2025-03-04T10:15:00+04:00"
 
 
-def ticket_state(ticket_id: str, version: int, *, status: str = "open", channel: str = "crm",
-                 kind: str = "request", priority: str = "normal", policy: str | None = "crm-standard",
-                 resolution: str = "running", warned: bool = False, breached: bool = False) -> dict[str, Any]:
-    targets = {} if policy is None else {
-        "first_response": {"deadline": "2025-03-04T14:00:00+04:00", "state": "met", "warned": False,
-                           "breached": False},
-        "resolution": {"deadline": "2025-03-05T14:00:00+04:00", "state": resolution, "warned": warned,
-                       "breached": breached},
-    }
+def ticket_state(
+    ticket_id: str,
+    version: int,
+    *,
+    status: str = "open",
+    channel: str = "crm",
+    kind: str = "request",
+    priority: str = "normal",
+    policy: str | None = "crm-standard",
+    resolution: str = "running",
+    warned: bool = False,
+    breached: bool = False,
+) -> dict[str, Any]:
+    targets = (
+        {}
+        if policy is None
+        else {
+            "first_response": {
+                "deadline": "2025-03-04T14:00:00+04:00",
+                "state": "met",
+                "warned": False,
+                "breached": False,
+            },
+            "resolution": {
+                "deadline": "2025-03-05T14:00:00+04:00",
+                "state": resolution,
+                "warned": warned,
+                "breached": breached,
+            },
+        }
+    )
     return {
-        "ticket_id": ticket_id, "channel": channel, "kind": kind, "category": "mosque.cleaning",
-        "priority": priority, "department": None, "status": status, "policy": policy,
-        "opened_at": "2025-03-04T09:00:00+04:00", "resolved_at": None, "closed_at": None,
-        "updated_at": "2025-03-04T10:00:00+04:00", "version": version, "targets": targets,
+        "ticket_id": ticket_id,
+        "channel": channel,
+        "kind": kind,
+        "category": "mosque.cleaning",
+        "priority": priority,
+        "department": None,
+        "status": status,
+        "policy": policy,
+        "opened_at": "2025-03-04T09:00:00+04:00",
+        "resolved_at": None,
+        "closed_at": None,
+        "updated_at": "2025-03-04T10:00:00+04:00",
+        "version": version,
+        "targets": targets,
     }
 
 
-def outcome(kind_of_event: str, ticket_id: str, *, target: str = "resolution", channel: str = "complaints_platform",
-            kind: str = "facility_report", event_id: str | None = None) -> Event:
+def outcome(
+    kind_of_event: str,
+    ticket_id: str,
+    *,
+    target: str = "resolution",
+    channel: str = "complaints_platform",
+    kind: str = "facility_report",
+    event_id: str | None = None,
+) -> Event:
     return new_event(
-        f"sla.{kind_of_event}", ticket_id, "2025-03-04T13:00:00+04:00",
-        {"ticket_id": ticket_id, "target": target, "policy": "mosque-urgent",
-         "deadline": "2025-03-04T13:00:00+04:00", "channel": channel, "kind": kind,
-         "category": "mosque.air_conditioning", "priority": "urgent"},
-        "/stream-processors/sla", id=event_id or f"{ticket_id}:{target}:sla.{kind_of_event}:0",
+        f"sla.{kind_of_event}",
+        ticket_id,
+        "2025-03-04T13:00:00+04:00",
+        {
+            "ticket_id": ticket_id,
+            "target": target,
+            "policy": "mosque-urgent",
+            "deadline": "2025-03-04T13:00:00+04:00",
+            "channel": channel,
+            "kind": kind,
+            "category": "mosque.air_conditioning",
+            "priority": "urgent",
+        },
+        "/stream-processors/sla",
+        id=event_id or f"{ticket_id}:{target}:sla.{kind_of_event}:0",
     )
 
 
 def kpi(figure: str, window: str, scope: dict[str, str], value: float | None, count: int | None = None) -> Event:
     return new_event(
-        "kpi.snapshot", f"{figure}/{window}", AS_OF,
+        "kpi.snapshot",
+        f"{figure}/{window}",
+        AS_OF,
         {"figure": figure, "window": window, "scope": scope, "value": value, "count": count, "as_of": AS_OF},
         "/stream-processors/kpi",
     )
@@ -75,8 +126,9 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-def open_count(metrics: Metrics, sla_state: str, *, channel: str = "crm", kind: str = "request",
-               priority: str = "normal") -> float | None:
+def open_count(
+    metrics: Metrics, sla_state: str, *, channel: str = "crm", kind: str = "request", priority: str = "normal"
+) -> float | None:
     return sample(metrics, "tawasul_tickets_open", channel=channel, kind=kind, priority=priority, sla_state=sla_state)
 
 
@@ -123,10 +175,13 @@ def test_between_two_events_the_sla_state_only_moves_forward(feed: MetricsFeed, 
     assert (open_count(metrics, "on_track"), open_count(metrics, "at_risk")) == (0, 1)
     feed.observe_ticket_state(ticket_state("T-1", 2, resolution="breached", warned=True, breached=True))
     assert (open_count(metrics, "at_risk"), open_count(metrics, "breached")) == (0, 1)
-    feed.observe_ticket_state(ticket_state("T-1", 2))                   # late
-    feed.observe_ticket_state(ticket_state("T-1", 2, warned=True))      # late
-    assert (open_count(metrics, "on_track"), open_count(metrics, "at_risk"), open_count(metrics, "breached")) \
-        == (0, 0, 1)
+    feed.observe_ticket_state(ticket_state("T-1", 2))  # late
+    feed.observe_ticket_state(ticket_state("T-1", 2, warned=True))  # late
+    assert (open_count(metrics, "on_track"), open_count(metrics, "at_risk"), open_count(metrics, "breached")) == (
+        0,
+        0,
+        1,
+    )
 
 
 def test_resolution_reopening_and_priority_change_move_the_ticket(feed: MetricsFeed, metrics: Metrics) -> None:
@@ -160,7 +215,7 @@ def test_open_ticket_cap_drops_new_tickets_and_closing_frees_a_place(metrics: Me
     assert open_count(metrics, "on_track") == 1
     feed.observe_ticket_state(ticket_state("T-2", 1))
     assert open_count(metrics, "on_track") == 2
-    feed.observe_ticket_state(ticket_state("T-1", 1))     # a stale replay of a closed ticket
+    feed.observe_ticket_state(ticket_state("T-1", 1))  # a stale replay of a closed ticket
     assert open_count(metrics, "on_track") == 2
 
 
@@ -199,15 +254,18 @@ def test_memory_per_open_ticket_is_small(metrics: Metrics) -> None:
     assert per_ticket < 200
 
 
-@pytest.mark.parametrize(("state", "expected"), [
-    (ticket_state("a", 1), "on_track"),
-    (ticket_state("a", 1, resolution="paused"), "on_track"),
-    (ticket_state("a", 1, warned=True), "at_risk"),
-    (ticket_state("a", 1, resolution="paused", warned=True), "at_risk"),
-    (ticket_state("a", 1, resolution="breached", breached=True), "breached"),
-    (ticket_state("a", 1, resolution="running", breached=True), "breached"),
-    (ticket_state("a", 1, policy=None), "none"),
-])
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (ticket_state("a", 1), "on_track"),
+        (ticket_state("a", 1, resolution="paused"), "on_track"),
+        (ticket_state("a", 1, warned=True), "at_risk"),
+        (ticket_state("a", 1, resolution="paused", warned=True), "at_risk"),
+        (ticket_state("a", 1, resolution="breached", breached=True), "breached"),
+        (ticket_state("a", 1, resolution="running", breached=True), "breached"),
+        (ticket_state("a", 1, policy=None), "none"),
+    ],
+)
 def test_sla_state_of(state: dict[str, Any], expected: str) -> None:
     assert sla_state_of(state) == expected
 
@@ -217,12 +275,25 @@ def test_breach_counters_start_at_zero_for_every_channel_kind_and_target(metrics
     for channel in CHANNELS:
         for kind in KINDS:
             for target in ("first_response", "resolution"):
-                assert sample(metrics, "tawasul_sla_outcomes_total", outcome="breached", channel=channel,
-                              kind=kind, target=target) == 0.0
+                assert (
+                    sample(
+                        metrics,
+                        "tawasul_sla_outcomes_total",
+                        outcome="breached",
+                        channel=channel,
+                        kind=kind,
+                        target=target,
+                    )
+                    == 0.0
+                )
     quiet = Metrics()
     MetricsFeed(quiet, zero_breaches=False)
-    assert sample(quiet, "tawasul_sla_outcomes_total", outcome="breached", channel="crm", kind="request",
-                  target="resolution") is None
+    assert (
+        sample(
+            quiet, "tawasul_sla_outcomes_total", outcome="breached", channel="crm", kind="request", target="resolution"
+        )
+        is None
+    )
 
 
 def test_outcomes_are_counted_once_per_id(feed: MetricsFeed, metrics: Metrics) -> None:
@@ -235,8 +306,17 @@ def test_outcomes_are_counted_once_per_id(feed: MetricsFeed, metrics: Metrics) -
     labels = {"channel": "complaints_platform", "kind": "facility_report", "target": "resolution"}
     assert sample(metrics, "tawasul_sla_outcomes_total", outcome="breached", **labels) == 1
     assert sample(metrics, "tawasul_sla_outcomes_total", outcome="warning", **labels) == 1
-    assert sample(metrics, "tawasul_sla_outcomes_total", outcome="met", channel="call", kind="complaint",
-                  target="first_response") == 1
+    assert (
+        sample(
+            metrics,
+            "tawasul_sla_outcomes_total",
+            outcome="met",
+            channel="call",
+            kind="complaint",
+            target="first_response",
+        )
+        == 1
+    )
     with pytest.raises(MetricsFeedError):
         feed.observe_outcome(kpi("calls.service_level", "15m", {"queue": "general"}, 0.8))
 
@@ -293,9 +373,13 @@ def test_observe_event_dispatches_output_events_and_ignores_the_rest(feed: Metri
     level = next(name for name, where in KPI_FIGURES.items() if where.gauge == "service_level_ratio")
     assert feed.observe_event(outcome("breached", "T-5").to_dict())
     assert feed.observe_event(kpi(level, "15m", {"queue": "zakat"}, 0.5))
-    opened = new_event("ticket.opened", "T-5", AS_OF, {"channel": "crm", "kind": "request",
-                                                       "category": "zakat.request", "priority": "normal"},
-                       "/channels/crm")
+    opened = new_event(
+        "ticket.opened",
+        "T-5",
+        AS_OF,
+        {"channel": "crm", "kind": "request", "category": "zakat.request", "priority": "normal"},
+        "/channels/crm",
+    )
     assert feed.observe_event(opened) is False
     assert sample(metrics, "tawasul_call_service_level_ratio", queue="zakat", window="15m") == 0.5
     with pytest.raises(MetricsFeedError):
@@ -310,8 +394,17 @@ def test_observe_record_takes_what_the_database_sink_decodes(feed: MetricsFeed, 
     assert feed.observe_record(b"not a record") is False
     assert open_count(metrics, "breached", channel="web") == 1
     assert open_count(metrics, "on_track", channel="web") == 1
-    assert sample(metrics, "tawasul_sla_outcomes_total", outcome="breached", channel="web", kind="request",
-                  target="resolution") == 1
+    assert (
+        sample(
+            metrics,
+            "tawasul_sla_outcomes_total",
+            outcome="breached",
+            channel="web",
+            kind="request",
+            target="resolution",
+        )
+        == 1
+    )
 
 
 def test_exported_figures_are_figures_the_kpi_processor_publishes() -> None:
@@ -321,11 +414,13 @@ def test_exported_figures_are_figures_the_kpi_processor_publishes() -> None:
 
 def test_rows_of_the_kpi_processor_land_in_their_gauges(feed: MetricsFeed, metrics: Metrics) -> None:
     tally = Tally(offered=10, answered=8, abandoned=2, within=6, wait_us=80_000_000, responses=50, satisfied=49)
-    rows = [*tally_rows(tally, "24h", scope(queue="zakat"), families(scope(queue="zakat"))),
-            *tally_rows(tally, "24h", scope(channel="call"), families(scope(channel="call"))),
-            *tally_rows(tally, "24h", scope(agent="a-17"), families(scope(agent="a-17"))),
-            Row("calls.waiting", NOW, scope(queue="zakat"), 3.0, 3),
-            Row("visits.waiting", NOW, scope(centre="main_building"), 4.0, 4)]
+    rows = [
+        *tally_rows(tally, "24h", scope(queue="zakat"), families(scope(queue="zakat"))),
+        *tally_rows(tally, "24h", scope(channel="call"), families(scope(channel="call"))),
+        *tally_rows(tally, "24h", scope(agent="a-17"), families(scope(agent="a-17"))),
+        Row("calls.waiting", NOW, scope(queue="zakat"), 3.0, 3),
+        Row("visits.waiting", NOW, scope(centre="main_building"), 4.0, 4),
+    ]
     for row in rows:
         feed.observe_kpi(kpi(row.figure, row.window, dict(row.scope), row.value, row.count))
     assert sample(metrics, "tawasul_call_service_level_ratio", queue="zakat", window="24h") == 0.6

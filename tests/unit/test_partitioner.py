@@ -23,7 +23,7 @@ def test_every_key_lands_where_the_default_partitioner_puts_it(count: int) -> No
     rng = random.Random(count)
     keys = [f"T-{rng.randrange(10**9)}".encode() for _ in range(3000)] + ["طلب-١".encode(), b"", b"\x00\xff"]
     cached, hashes, default = KeyPartitioner(cache_size=100), KeyHashes(cache_size=100), DefaultPartitioner()
-    for key in keys * 2:    # the second pass reads the remembered hashes (and evicted ones)
+    for key in keys * 2:  # the second pass reads the remembered hashes (and evicted ones)
         expected = default.partition("t", key, key, None, None, cluster)
         assert cached.partition("t", key, key, None, None, cluster) == expected
         assert hashes.partition(key, count) == expected

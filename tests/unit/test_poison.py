@@ -11,14 +11,15 @@ from stream_processors.poison import MAX_REASON_CHARS, poison_letter
 
 
 def test_a_poison_letter_names_the_stage_and_the_exception_and_keeps_the_event() -> None:
-    original = json.dumps({"id": "e-1", "type": "ticket.opened", "time": "9999-12-31T23:59:59Z",
-                           "data": {"caller_ref": "+971501234567"}}).encode()
+    original = json.dumps(
+        {"id": "e-1", "type": "ticket.opened", "time": "9999-12-31T23:59:59Z", "data": {"caller_ref": "+971501234567"}}
+    ).encode()
     letter = poison_letter(original, "sla", OverflowError("date value out of range"), "tawasul.events:3:41")
     assert letter.reason == "sla: OverflowError: date value out of range"
     assert letter.origin == "tawasul.events:3:41"
     back = decode_dead_letter(letter.to_json())
     assert json.loads(back.original)["time"] == "9999-12-31T23:59:59Z"
-    assert "+971501234567" not in (back.text or "")           # phone numbers never reach a dead letter
+    assert "+971501234567" not in (back.text or "")  # phone numbers never reach a dead letter
     long = poison_letter(b"{}", "kpi", ValueError("x" * 5000), "o")
     assert len(long.reason) == MAX_REASON_CHARS and long.reason.startswith("kpi: ValueError: xx")
 

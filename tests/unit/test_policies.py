@@ -11,7 +11,11 @@ import yaml
 from tawasul.domain.durations import format_duration, parse_duration
 from tawasul.domain.errors import DurationError, PolicyError
 from tawasul.domain.policies import (
-    PolicyBook, build_book, default_policy_path, load_policies, load_policies_text,
+    PolicyBook,
+    build_book,
+    default_policy_path,
+    load_policies,
+    load_policies_text,
 )
 
 CONTRACT_EXAMPLE = """
@@ -79,9 +83,16 @@ def test_first_matching_policy_wins() -> None:
 def test_match_keys_lists_and_category_prefixes() -> None:
     raw = base()
     raw["policies"] = [
-        {"name": "ac", "match": {"category": ["mosque.air_conditioning", "ablution.*"],
-                                 "priority": ["high", "urgent"], "department": "facilities"},
-         "calendar": "always", "resolution": "90m"},
+        {
+            "name": "ac",
+            "match": {
+                "category": ["mosque.air_conditioning", "ablution.*"],
+                "priority": ["high", "urgent"],
+                "department": "facilities",
+            },
+            "calendar": "always",
+            "resolution": "90m",
+        },
         {"name": "mosques", "match": {"category": "mosque.*"}, "calendar": "gov", "first_response": "1h30m"},
     ]
     book = build_book(raw)
@@ -155,41 +166,55 @@ def _with(path: str, value: object) -> dict[str, object]:
     return raw
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    ("policies.1.calendar", "gvo", r"^policies\[1\]\.calendar: unknown calendar 'gvo'$"),
-    ("policies.1.resolution", "2d", r"^policies\[1\]\.resolution: bad duration '2d'"),
-    ("policies.1.resolution", "1.5h", r"^policies\[1\]\.resolution: bad duration '1.5h'"),
-    ("policies.1.first_response", 90, r"^policies\[1\]\.first_response: must be a string like '90m'"),
-    ("policies.1.first_response", "0m", r"^policies\[1\]\.first_response: .*greater than zero"),
-    ("policies.0.match", {"chanel": "crm"}, r"^policies\[0\]\.match\.chanel: unknown match key"),
-    ("policies.0.match", {"kind": "facility-report"}, r"^policies\[0\]\.match\.kind: unknown value 'facility-report'"),
-    ("policies.0.match", {"priority": []}, r"^policies\[0\]\.match\.priority: must be a non-empty"),
-    ("policies.0.match", {"category": "mosque*"}, r"^policies\[0\]\.match\.category: a wildcard may only"),
-    ("policies.0.match", "crm", r"^policies\[0\]\.match: must be a mapping"),
-    ("policies.0.warn_at", 1, r"^policies\[0\]\.warn_at: must be a number between 0 and 1"),
-    ("policies.0.warn_at", 0, r"^policies\[0\]\.warn_at: must be a number between 0 and 1"),
-    ("policies.0.warn_at", True, r"^policies\[0\]\.warn_at"),
-    ("policies.0.name", "", r"^policies\[0\]\.name: required"),
-    ("policies.1.name", "mosque-urgent", r"^policies\[1\]\.name: duplicate policy name 'mosque-urgent'"),
-    ("policies.0.deadline", "1h", r"^policies\[0\]\.deadline: unknown key"),
-    ("policies.1", "crm", r"^policies\[1\]: must be a mapping"),
-    ("policies", {"a": 1}, r"^policies: must be a list"),
-    ("calendars.gov.hours", {"mon": ["07:30-15:30"], "fry": ["07:30-12:00"]},
-     r"^calendars\.gov\.hours: unknown weekday 'fry'"),
-    ("calendars.gov.hours", {"mon": ["07:30-5:30"]}, r"^calendars\.gov\.hours\.mon\[0\]: bad time range '07:30-5:30'"),
-    ("calendars.gov.ramadan_hours", {"fri": ["9-12"]}, r"^calendars\.gov\.ramadan_hours\.fri\[0\]: bad time range"),
-    ("calendars.gov.timezone", "Asia/Dubia", r"^calendars\.gov\.timezone: unknown IANA time zone"),
-    ("calendars.gov.holidays", {"country": "XX"}, r"^calendars\.gov\.holidays: unknown country"),
-    ("calendars.gov.holidays", "AE", r"^calendars\.gov\.holidays: must be a mapping like \{country: AE\}"),
-    ("calendars.gov.holidays", {"country": "AE", "year": 2025}, r"^calendars\.gov\.holidays\.year: unknown key"),
-    ("calendars.gov.closed", ["2025-13-03"], r"^calendars\.gov\.closed\[0\]: bad date '2025-13-03'"),
-    ("calendars.gov.closed", "2025-12-03", r"^calendars\.gov\.closed: must be a list of dates"),
-    ("calendars.gov.opening", "x", r"^calendars\.gov\.opening: unknown key"),
-    ("calendars.always.always_open", "yes", r"^calendars\.always\.always_open: must be true or false"),
-    ("calendars.always.hours", {"mon": ["07:30-15:30"]}, r"^calendars\.always\.always_open: an always-open"),
-    ("calendars", {}, r"^calendars: must be a non-empty mapping"),
-    ("extra", 1, r"^extra: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("policies.1.calendar", "gvo", r"^policies\[1\]\.calendar: unknown calendar 'gvo'$"),
+        ("policies.1.resolution", "2d", r"^policies\[1\]\.resolution: bad duration '2d'"),
+        ("policies.1.resolution", "1.5h", r"^policies\[1\]\.resolution: bad duration '1.5h'"),
+        ("policies.1.first_response", 90, r"^policies\[1\]\.first_response: must be a string like '90m'"),
+        ("policies.1.first_response", "0m", r"^policies\[1\]\.first_response: .*greater than zero"),
+        ("policies.0.match", {"chanel": "crm"}, r"^policies\[0\]\.match\.chanel: unknown match key"),
+        (
+            "policies.0.match",
+            {"kind": "facility-report"},
+            r"^policies\[0\]\.match\.kind: unknown value 'facility-report'",
+        ),
+        ("policies.0.match", {"priority": []}, r"^policies\[0\]\.match\.priority: must be a non-empty"),
+        ("policies.0.match", {"category": "mosque*"}, r"^policies\[0\]\.match\.category: a wildcard may only"),
+        ("policies.0.match", "crm", r"^policies\[0\]\.match: must be a mapping"),
+        ("policies.0.warn_at", 1, r"^policies\[0\]\.warn_at: must be a number between 0 and 1"),
+        ("policies.0.warn_at", 0, r"^policies\[0\]\.warn_at: must be a number between 0 and 1"),
+        ("policies.0.warn_at", True, r"^policies\[0\]\.warn_at"),
+        ("policies.0.name", "", r"^policies\[0\]\.name: required"),
+        ("policies.1.name", "mosque-urgent", r"^policies\[1\]\.name: duplicate policy name 'mosque-urgent'"),
+        ("policies.0.deadline", "1h", r"^policies\[0\]\.deadline: unknown key"),
+        ("policies.1", "crm", r"^policies\[1\]: must be a mapping"),
+        ("policies", {"a": 1}, r"^policies: must be a list"),
+        (
+            "calendars.gov.hours",
+            {"mon": ["07:30-15:30"], "fry": ["07:30-12:00"]},
+            r"^calendars\.gov\.hours: unknown weekday 'fry'",
+        ),
+        (
+            "calendars.gov.hours",
+            {"mon": ["07:30-5:30"]},
+            r"^calendars\.gov\.hours\.mon\[0\]: bad time range '07:30-5:30'",
+        ),
+        ("calendars.gov.ramadan_hours", {"fri": ["9-12"]}, r"^calendars\.gov\.ramadan_hours\.fri\[0\]: bad time range"),
+        ("calendars.gov.timezone", "Asia/Dubia", r"^calendars\.gov\.timezone: unknown IANA time zone"),
+        ("calendars.gov.holidays", {"country": "XX"}, r"^calendars\.gov\.holidays: unknown country"),
+        ("calendars.gov.holidays", "AE", r"^calendars\.gov\.holidays: must be a mapping like \{country: AE\}"),
+        ("calendars.gov.holidays", {"country": "AE", "year": 2025}, r"^calendars\.gov\.holidays\.year: unknown key"),
+        ("calendars.gov.closed", ["2025-13-03"], r"^calendars\.gov\.closed\[0\]: bad date '2025-13-03'"),
+        ("calendars.gov.closed", "2025-12-03", r"^calendars\.gov\.closed: must be a list of dates"),
+        ("calendars.gov.opening", "x", r"^calendars\.gov\.opening: unknown key"),
+        ("calendars.always.always_open", "yes", r"^calendars\.always\.always_open: must be true or false"),
+        ("calendars.always.hours", {"mon": ["07:30-15:30"]}, r"^calendars\.always\.always_open: an always-open"),
+        ("calendars", {}, r"^calendars: must be a non-empty mapping"),
+        ("extra", 1, r"^extra: unknown key"),
+    ],
+)
 def test_errors_name_the_place(path: str, value: object, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         build_book(_with(path, value))
@@ -224,8 +249,10 @@ def test_unknown_names() -> None:
         book.policy("crm-standard").target("x")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90m", 5400), ("4h", 14400), ("1h30m", 5400), ("45s", 45), ("2h0m5s", 7205), (" 24h ", 86400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90m", 5400), ("4h", 14400), ("1h30m", 5400), ("45s", 45), ("2h0m5s", 7205), (" 24h ", 86400)],
+)
 def test_parse_duration(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 

@@ -25,8 +25,13 @@ PS = Pseudonymiser(b"unit-test-key-0123456789abcdef")
 
 def call(data: dict[str, Any], event_type: str = "call.offered") -> dict[str, Any]:
     return {
-        "specversion": "1.0", "id": "e-1", "source": "/channels/pbx/main", "type": event_type,
-        "time": "2025-05-13T08:03:43+04:00", "subject": "pbx-main-1.1", "data": data,
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "/channels/pbx/main",
+        "type": event_type,
+        "time": "2025-05-13T08:03:43+04:00",
+        "subject": "pbx-main-1.1",
+        "data": data,
     }
 
 
@@ -72,9 +77,17 @@ def test_events_without_numbers_are_returned_as_they_are() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("+971501234567", True), ("050 123 4567", True), ("00971-50-123-4567", True), (971501234567, False),
-        ("0123456789abcdef", False), ("6a529085acb4d7ab", False), ("123456789", False), ("+97", False),
-        ("04123", False), (True, False), (None, False),
+        ("+971501234567", True),
+        ("050 123 4567", True),
+        ("00971-50-123-4567", True),
+        (971501234567, False),
+        ("0123456789abcdef", False),
+        ("6a529085acb4d7ab", False),
+        ("123456789", False),
+        ("+97", False),
+        ("04123", False),
+        (True, False),
+        (None, False),
     ],
 )
 def test_looks_like_phone_number(value: object, expected: bool) -> None:
@@ -91,17 +104,25 @@ def test_redact_blanks_numbers_in_valid_and_cut_json() -> None:
 
 
 def test_redact_blanks_arrays_objects_and_escaped_quotes() -> None:
-    line = (b'{"data":{"phone":["0501234567", 971501234567],"caller_id":{"n":"0501234567"},'
-            b'"msisdn":"050\\"1234567","caller_ref":971501234567,"customer_ref":["0501234567"],"q":1}}')
+    line = (
+        b'{"data":{"phone":["0501234567", 971501234567],"caller_id":{"n":"0501234567"},'
+        b'"msisdn":"050\\"1234567","caller_ref":971501234567,"customer_ref":["0501234567"],"q":1}}'
+    )
     assert json.loads(redact(line))["data"] == {
-        "phone": REDACTED, "caller_id": REDACTED, "msisdn": REDACTED, "caller_ref": REDACTED,
-        "customer_ref": REDACTED, "q": 1,
+        "phone": REDACTED,
+        "caller_id": REDACTED,
+        "msisdn": REDACTED,
+        "caller_ref": REDACTED,
+        "customer_ref": REDACTED,
+        "q": 1,
     }
 
 
 def test_redact_decodes_escaped_field_names() -> None:
     line = b'{"data":{"queue":"q","caller\\u005fnumber":"0501234567","nested":{"phone":"x"}}}'
-    assert json.loads(redact(line)) == {"data": {"queue": "q", "caller_number": REDACTED, "nested": {"phone": REDACTED}}}
+    assert json.loads(redact(line)) == {
+        "data": {"queue": "q", "caller_number": REDACTED, "nested": {"phone": REDACTED}}
+    }
 
 
 def test_every_field_name_is_caught_by_the_intake_fast_path() -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from producers.pseudonymise import (
     ENV_PSEUDONYM_KEY,
-    Pseudonymiser,
     PseudonymiseError,
+    Pseudonymiser,
     from_env,
     normalise,
 )

@@ -73,10 +73,22 @@ EXPECTED_CALLS: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = [
             ("call.ended", {"queue": "customer-care-en", "agent": "agent-2001", "wrap_up_seconds": 30}),
         ],
     ),
-    ("1747109447.121", [("call.offered", {"queue": "customer-care-ar"}), ("call.abandoned", {"queue": "customer-care-ar"})]),
-    ("1747110470.133", [("call.offered", {"queue": "customer-care-en"}), ("call.abandoned", {"queue": "customer-care-en"})]),
-    ("1747111516.161", [("call.offered", {"queue": "customer-care-ar"}), ("call.abandoned", {"queue": "customer-care-ar"})]),
-    ("1747118233.275", [("call.offered", {"queue": "customer-care-ar"}), ("call.abandoned", {"queue": "customer-care-ar"})]),
+    (
+        "1747109447.121",
+        [("call.offered", {"queue": "customer-care-ar"}), ("call.abandoned", {"queue": "customer-care-ar"})],
+    ),
+    (
+        "1747110470.133",
+        [("call.offered", {"queue": "customer-care-en"}), ("call.abandoned", {"queue": "customer-care-en"})],
+    ),
+    (
+        "1747111516.161",
+        [("call.offered", {"queue": "customer-care-ar"}), ("call.abandoned", {"queue": "customer-care-ar"})],
+    ),
+    (
+        "1747118233.275",
+        [("call.offered", {"queue": "customer-care-ar"}), ("call.abandoned", {"queue": "customer-care-ar"})],
+    ),
     (
         "1747109600.126",  # member Local/1005@from-queue/n
         [

@@ -6,7 +6,7 @@ import functools
 import json
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -82,24 +82,24 @@ def scenario() -> list[Event]:
     d = Day()
     # calls
     d.add("call.offered", "C1", "09:00:00", queue="main")
-    d.again(d.add("call.answered", "C1", "09:00:20", queue="main", agent="a1"))    # exactly at the threshold
-    d.add("call.ended", "C1", "09:05:20", wrap_up_seconds=30)                       # handle 300 + 30
+    d.again(d.add("call.answered", "C1", "09:00:20", queue="main", agent="a1"))  # exactly at the threshold
+    d.add("call.ended", "C1", "09:05:20", wrap_up_seconds=30)  # handle 300 + 30
     d.add("call.offered", "C2", "09:10:00", queue="main")
-    d.add("call.answered", "C2", "09:10:45", queue="main", agent="a2")             # 45 s: late
-    d.add("call.ended", "C2", "09:12:45")                                          # handle 120
+    d.add("call.answered", "C2", "09:10:45", queue="main", agent="a2")  # 45 s: late
+    d.add("call.ended", "C2", "09:12:45")  # handle 120
     d.add("call.offered", "C3", "09:20:00", queue="main")
-    d.add("call.abandoned", "C3", "09:20:03", queue="main")                        # short abandon, counted
+    d.add("call.abandoned", "C3", "09:20:03", queue="main")  # short abandon, counted
     d.add("call.offered", "C4", "23:59:50", queue="main")
     d.add("call.answered", "C4", "2025-03-03T00:00:10", queue="main", agent="a1")  # after `to`: still waiting
-    d.add("call.offered", "C5", "2025-03-01T23:59:00", queue="main")               # previous period
+    d.add("call.offered", "C5", "2025-03-01T23:59:00", queue="main")  # previous period
     d.add("call.answered", "C5", "00:00:30", queue="main", agent="a1")
     d.add("call.offered", "C6", "10:00:00", queue="main")
-    d.add("call.answered", "C6", "10:00:05", queue="main", agent="a2")             # not ended yet
+    d.add("call.answered", "C6", "10:00:05", queue="main", agent="a2")  # not ended yet
     d.add("call.offered", "C7", "11:00:00", queue="main")
     d.add("call.answered", "C7", "11:00:10", queue="main", agent="a2")
-    d.add("call.ended", "C7", "11:10:10", wrap_up_seconds=0)                        # handle 600
+    d.add("call.ended", "C7", "11:10:10", wrap_up_seconds=0)  # handle 600
     d.survey("C1", "09:30", 5, channel="call")
-    d.survey("C5", "00:10", 2, scale=3, channel="call")    # a call of the previous period: counts
+    d.survey("C5", "00:10", 2, scale=3, channel="call")  # a call of the previous period: counts
     d.survey("C1", "2025-03-03T01:00:00", 1, channel="call")  # after `to`: ignored
     # tickets (calendar open around the clock)
     d.ticket("T1", "08:00", "crm", "request", "crm.permit")
@@ -114,43 +114,43 @@ def scenario() -> list[Event]:
     d.ticket("T4", "22:00", "crm", "request", "crm.certificate")
     d.ticket("T5", "12:00", "crm", "request", "crm.permit")
     d.add("ticket.paused", "T5", "12:30", reason="waiting_on_customer")
-    d.ticket("T6", "2025-03-01T10:00:00", "app", "request", "app.account")         # previous period
+    d.ticket("T6", "2025-03-01T10:00:00", "app", "request", "app.account")  # previous period
     d.add("ticket.resolved", "T6", "10:00")
     d.ticket("T7", "08:00", "email", "complaint", "complaint.delay")
     d.add("ticket.acknowledged", "T7", "09:00")
     d.add("ticket.resolved", "T7", "12:00")
     d.add("ticket.reopened", "T7", "13:00")
     d.add("ticket.resolved", "T7", "18:00")
-    d.ticket("T8", "14:00", "web", "suggestion", "suggestion.digital")             # no policy
+    d.ticket("T8", "14:00", "web", "suggestion", "suggestion.digital")  # no policy
     d.add("ticket.resolved", "T8", "15:00")
     d.ticket("T9", "16:00", "crm", "request", "crm.certificate")
     d.add("ticket.acknowledged", "T9", "16:20")
     d.add("ticket.resolved", "T9", "17:00")
     d.add("ticket.reopened", "T9", "18:00")
-    d.ticket("T10", "2025-03-03T01:00:00", "crm", "request", "crm.permit")         # after `to`
+    d.ticket("T10", "2025-03-03T01:00:00", "crm", "request", "crm.permit")  # after `to`
     d.ticket("T11", "07:00", "crm", "inquiry", "inquiry.general")
     d.add("ticket.closed", "T11", "07:30")
-    d.add("ticket.reopened", "T11", "08:00")                                      # after closing: ignored
+    d.add("ticket.reopened", "T11", "08:00")  # after closing: ignored
     d.survey("T1", "12:00", 4)
-    d.survey("T6", "11:00", 5, channel="app")      # ticket of the previous period: counts, channel app
+    d.survey("T6", "11:00", 5, channel="app")  # ticket of the previous period: counts, channel app
     d.survey("T8", "16:00", 3, scale=3, channel="web")
     d.survey("T3", "13:00", 3, channel="complaints_platform")
-    d.survey("T10", "23:00", 5)                    # its ticket opens after `to`: unknown at `to`
-    d.survey("NOPE-1", "10:00", 5)                 # unknown subject
-    d.survey("NOPE-2", "2025-03-01T10:00:00", 5)   # before the period: not counted anywhere
+    d.survey("T10", "23:00", 5)  # its ticket opens after `to`: unknown at `to`
+    d.survey("NOPE-1", "10:00", 5)  # unknown subject
+    d.survey("NOPE-2", "2025-03-01T10:00:00", 5)  # before the period: not counted anywhere
     # walk-in visits
     d.add("visit.checked_in", "V1", "09:00", centre="c1", service="s1")
-    d.add("visit.called", "V1", "09:05", centre="c1", counter="k1")               # wait 300
+    d.add("visit.called", "V1", "09:05", centre="c1", counter="k1")  # wait 300
     d.add("visit.completed", "V1", "09:15", centre="c1")
     d.add("visit.checked_in", "V2", "09:10", centre="c1", service="s1")
-    d.add("visit.called", "V2", "09:11", centre="c1", counter="k2")               # wait 60
+    d.add("visit.called", "V2", "09:11", centre="c1", counter="k2")  # wait 60
     d.add("visit.no_show", "V2", "09:13", centre="c1")
-    d.add("visit.checked_in", "V3", "23:50", centre="c1", service="s2")            # still waiting
+    d.add("visit.checked_in", "V3", "23:50", centre="c1", service="s2")  # still waiting
     d.add("visit.checked_in", "V4", "2025-03-01T16:00:00", centre="c1", service="s1")  # previous period
     d.add("visit.called", "V4", "09:00", centre="c1", counter="k1")
     d.add("visit.checked_in", "V5", "12:00", centre="c2", service="s1")
-    d.add("visit.called", "V5", "12:02", centre="c2", counter="k1")               # wait 120
-    d.add("visit.completed", "V5", "2025-03-03T00:05:00", centre="c2")             # after `to`
+    d.add("visit.called", "V5", "12:02", centre="c2", counter="k1")  # wait 120
+    d.add("visit.completed", "V5", "2025-03-03T00:05:00", centre="c2")  # after `to`
     d.again(d.survey("V1", "09:30", 5, channel="walk_in"))
     d.survey("V4", "10:00", 4, channel="walk_in")
     d.survey("V2", "10:00", 2, channel="walk_in")
@@ -161,22 +161,42 @@ def targets(met: int, breached: int, compliance: float | None) -> dict[str, Any]
     return {"met": met, "breached": breached, "compliance": compliance}
 
 
-def group(opened: int, resolved: int, fr: dict[str, Any], res: dict[str, Any], surveys: int, satisfied: int,
-          satisfaction: float | None) -> dict[str, Any]:
-    return {"opened": opened, "resolved": resolved, "first_response": fr, "resolution": res,
-            "surveys": surveys, "satisfied": satisfied, "satisfaction": satisfaction}
+def group(
+    opened: int,
+    resolved: int,
+    fr: dict[str, Any],
+    res: dict[str, Any],
+    surveys: int,
+    satisfied: int,
+    satisfaction: float | None,
+) -> dict[str, Any]:
+    return {
+        "opened": opened,
+        "resolved": resolved,
+        "first_response": fr,
+        "resolution": res,
+        "surveys": surveys,
+        "satisfied": satisfied,
+        "satisfaction": satisfaction,
+    }
 
 
 NONE = targets(0, 0, None)
 EXPECTED: dict[str, Any] = {
     "period": {"from": "2025-03-02T00:00:00+04:00", "to": "2025-03-03T00:00:00+04:00"},
     "calls": {
-        "offered": 6, "answered": 4, "abandoned": 1, "answered_within_threshold": 3,
-        "service_level": 0.6, "threshold_seconds": 20,
-        "average_speed_of_answer_seconds": 20.0,       # (20 + 45 + 5 + 10) / 4
-        "average_handle_seconds": 350.0,               # (330 + 120 + 600) / 3
+        "offered": 6,
+        "answered": 4,
+        "abandoned": 1,
+        "answered_within_threshold": 3,
+        "service_level": 0.6,
+        "threshold_seconds": 20,
+        "average_speed_of_answer_seconds": 20.0,  # (20 + 45 + 5 + 10) / 4
+        "average_handle_seconds": 350.0,  # (330 + 120 + 600) / 3
         "abandon_ratio": 0.2,
-        "surveys": 2, "satisfied": 1, "satisfaction": 0.5,
+        "surveys": 2,
+        "satisfied": 1,
+        "satisfaction": 0.5,
     },
     "tickets": {
         **group(9, 5, targets(4, 3, 0.5714), targets(2, 3, 0.4), 4, 3, 0.75),
@@ -194,18 +214,50 @@ EXPECTED: dict[str, Any] = {
             "suggestion": group(1, 1, NONE, NONE, 1, 1, 1.0),
         },
         "breaches_by_category": [
-            {"category": "crm.certificate", "opened": 2, "breached": 2, "first_response_breached": 1,
-             "resolution_breached": 1, "resolution_compliance": 0.0},
-            {"category": "crm.permit", "opened": 3, "breached": 2, "first_response_breached": 1,
-             "resolution_breached": 1, "resolution_compliance": 0.5},
-            {"category": "complaint.delay", "opened": 1, "breached": 1, "first_response_breached": 0,
-             "resolution_breached": 1, "resolution_compliance": 0.0},
-            {"category": "complaint.staff", "opened": 1, "breached": 1, "first_response_breached": 1,
-             "resolution_breached": 0, "resolution_compliance": None},
+            {
+                "category": "crm.certificate",
+                "opened": 2,
+                "breached": 2,
+                "first_response_breached": 1,
+                "resolution_breached": 1,
+                "resolution_compliance": 0.0,
+            },
+            {
+                "category": "crm.permit",
+                "opened": 3,
+                "breached": 2,
+                "first_response_breached": 1,
+                "resolution_breached": 1,
+                "resolution_compliance": 0.5,
+            },
+            {
+                "category": "complaint.delay",
+                "opened": 1,
+                "breached": 1,
+                "first_response_breached": 0,
+                "resolution_breached": 1,
+                "resolution_compliance": 0.0,
+            },
+            {
+                "category": "complaint.staff",
+                "opened": 1,
+                "breached": 1,
+                "first_response_breached": 1,
+                "resolution_breached": 0,
+                "resolution_compliance": None,
+            },
         ],
     },
-    "walk_in": {"visits": 4, "called": 3, "completed": 1, "no_show": 1, "average_wait_seconds": 160.0,
-                "surveys": 3, "satisfied": 2, "satisfaction": 0.6667},
+    "walk_in": {
+        "visits": 4,
+        "called": 3,
+        "completed": 1,
+        "no_show": 1,
+        "average_wait_seconds": 160.0,
+        "surveys": 3,
+        "satisfied": 2,
+        "satisfaction": 0.6667,
+    },
     "unmatched_surveys": 2,
 }
 
@@ -224,12 +276,37 @@ def test_every_key_of_the_contract_is_there(book: PolicyBook) -> None:
     report = build_report([], START, END, book)
     assert set(report) >= {"period", "calls", "tickets", "walk_in", "unmatched_surveys"}
     assert set(report["calls"]) >= {
-        "offered", "answered", "abandoned", "answered_within_threshold", "service_level", "threshold_seconds",
-        "average_speed_of_answer_seconds", "average_handle_seconds", "surveys", "satisfied", "satisfaction"}
-    assert set(report["tickets"]) >= {"opened", "resolved", "first_response", "resolution", "surveys",
-                                      "satisfied", "satisfaction", "by_channel", "by_kind"}
-    assert set(report["walk_in"]) >= {"visits", "completed", "no_show", "average_wait_seconds", "surveys",
-                                      "satisfaction"}
+        "offered",
+        "answered",
+        "abandoned",
+        "answered_within_threshold",
+        "service_level",
+        "threshold_seconds",
+        "average_speed_of_answer_seconds",
+        "average_handle_seconds",
+        "surveys",
+        "satisfied",
+        "satisfaction",
+    }
+    assert set(report["tickets"]) >= {
+        "opened",
+        "resolved",
+        "first_response",
+        "resolution",
+        "surveys",
+        "satisfied",
+        "satisfaction",
+        "by_channel",
+        "by_kind",
+    }
+    assert set(report["walk_in"]) >= {
+        "visits",
+        "completed",
+        "no_show",
+        "average_wait_seconds",
+        "surveys",
+        "satisfaction",
+    }
     assert report["calls"]["service_level"] is None
     assert report["tickets"]["resolution"] == {"met": 0, "breached": 0, "compliance": None}
     assert report["tickets"]["by_channel"] == {} and report["tickets"]["by_kind"] == {}
@@ -245,11 +322,11 @@ def test_the_threshold_is_a_parameter(book: PolicyBook) -> None:
 
 def test_a_later_as_of_sees_the_later_events(book: PolicyBook) -> None:
     report = build_report(scenario(), START, END + timedelta(hours=2), book)
-    assert report["calls"]["offered"] == 6 and report["calls"]["answered"] == 5   # C4 answered at 00:00:10
-    assert report["walk_in"]["completed"] == 2                                   # V5 at 00:05
-    assert report["tickets"]["opened"] == 10                                     # T10 at 01:00
-    assert report["unmatched_surveys"] == 1                                      # T10's survey is known now
-    assert report["calls"]["surveys"] == 3                                       # C1's survey at 01:00
+    assert report["calls"]["offered"] == 6 and report["calls"]["answered"] == 5  # C4 answered at 00:00:10
+    assert report["walk_in"]["completed"] == 2  # V5 at 00:05
+    assert report["tickets"]["opened"] == 10  # T10 at 01:00
+    assert report["unmatched_surveys"] == 1  # T10's survey is known now
+    assert report["calls"]["surveys"] == 3  # C1's survey at 01:00
 
 
 def test_a_ticket_opened_before_the_period_is_not_counted(book: PolicyBook) -> None:
@@ -346,7 +423,7 @@ def test_period_parsing() -> None:
     assert parse_instant("2025-01-01T04:30:00Z") == datetime(2025, 1, 1, 8, 30, tzinfo=DUBAI)
     period = parse_period("2025-01-01", "2025-07-01")
     assert period.to_json() == {"from": "2025-01-01T00:00:00+04:00", "to": "2025-07-01T00:00:00+04:00"}
-    assert rfc3339(datetime(2025, 1, 1, 0, 0, 0, 500, tzinfo=timezone.utc)) == "2025-01-01T04:00:00.000500+04:00"
+    assert rfc3339(datetime(2025, 1, 1, 0, 0, 0, 500, tzinfo=UTC)) == "2025-01-01T04:00:00.000500+04:00"
     assert datetime(2025, 6, 30, 23, 59, tzinfo=DUBAI) in period
     assert datetime(2025, 7, 1, tzinfo=DUBAI) not in period
     for bad in ("", "2025-13-01", "yesterday", "2025-01-01T25:00"):

@@ -37,15 +37,15 @@ def scenario() -> list[Event]:
     return [
         e("call.offered", "C1", at(9), {"queue": "general"}),
         e("call.answered", "C1", at(9, 0, 10), {"queue": "general", "agent": "a-1"}),
-        e("call.ended", "C1", at(9, 5, 10), {"wrap_up_seconds": 20}),            # 300 s + 20 s
+        e("call.ended", "C1", at(9, 5, 10), {"wrap_up_seconds": 20}),  # 300 s + 20 s
         e("call.offered", "C2", at(9, 10), {"queue": "zakat"}),
         e("call.answered", "C2", at(9, 10, 30), {"queue": "zakat", "agent": "a-1"}),
-        e("call.ended", "C2", at(9, 12, 30)),                                     # 120 s
+        e("call.ended", "C2", at(9, 12, 30)),  # 120 s
         e("call.offered", "C3", at(9, 20), {"queue": "general"}),
-        e("call.answered", "C3", at(9, 20, 5), {"queue": "general", "agent": "a-2"}),   # not ended
+        e("call.answered", "C3", at(9, 20, 5), {"queue": "general", "agent": "a-2"}),  # not ended
         e("call.offered", "C4", at(9, 30), {"queue": "general"}),
         e("call.abandoned", "C4", at(9, 30, 40), {"queue": "general"}),
-        e("call.offered", "C5", at(23, day=4), {"queue": "general"}),             # the day before
+        e("call.offered", "C5", at(23, day=4), {"queue": "general"}),  # the day before
         e("call.answered", "C5", at(23, 0, 5, day=4), {"queue": "general", "agent": "a-1"}),
         # T1: reassigned to s-2, both targets met
         e("ticket.opened", "T1", at(10), OPENED),
@@ -69,8 +69,12 @@ def scenario() -> list[Event]:
         # T5: assigned only after the period's end
         e("ticket.opened", "T5", at(23), OPENED),
         e("ticket.assigned", "T5", at(1, day=6), {"team": "complaints", "agent": "s-2"}),
-        survey("C1", at(9, 6), 5), survey("C3", at(9, 30), 2), survey("T2", at(17), 1), survey("T1", at(13), 4),
-        survey("X-unknown", at(13), 5), survey("C1", at(9, day=7), 1),
+        survey("C1", at(9, 6), 5),
+        survey("C3", at(9, 30), 2),
+        survey("T2", at(17), 1),
+        survey("T1", at(13), 4),
+        survey("X-unknown", at(13), 5),
+        survey("C1", at(9, day=7), 1),
     ]
 
 
@@ -78,12 +82,28 @@ def target(met: int, breached: int) -> dict[str, object]:
     return {"met": met, "breached": breached, "compliance": None if met + breached == 0 else met / (met + breached)}
 
 
-def group(by: str, key: str | None, calls: int = 0, aht: float | None = None, tickets: int = 0,
-          fr: tuple[int, int] = (0, 0), res: tuple[int, int] = (0, 0), surveys: int = 0,
-          satisfied: int = 0) -> dict[str, object]:
-    return {by: key, "calls_answered": calls, "average_handle_seconds": aht, "tickets_assigned": tickets,
-            "first_response": target(*fr), "resolution": target(*res), "surveys": surveys, "satisfied": satisfied,
-            "satisfaction": None if surveys == 0 else satisfied / surveys}
+def group(
+    by: str,
+    key: str | None,
+    calls: int = 0,
+    aht: float | None = None,
+    tickets: int = 0,
+    fr: tuple[int, int] = (0, 0),
+    res: tuple[int, int] = (0, 0),
+    surveys: int = 0,
+    satisfied: int = 0,
+) -> dict[str, object]:
+    return {
+        by: key,
+        "calls_answered": calls,
+        "average_handle_seconds": aht,
+        "tickets_assigned": tickets,
+        "first_response": target(*fr),
+        "resolution": target(*res),
+        "surveys": surveys,
+        "satisfied": satisfied,
+        "satisfaction": None if surveys == 0 else satisfied / surveys,
+    }
 
 
 def test_per_agent() -> None:
@@ -94,7 +114,7 @@ def test_per_agent() -> None:
         group("agent", "a-2", calls=1, surveys=1, satisfied=0),
         group("agent", "s-1", tickets=2, fr=(1, 1), res=(1, 1), surveys=1, satisfied=0),
         group("agent", "s-2", tickets=1, fr=(1, 0), res=(1, 0), surveys=1, satisfied=1),
-        group("agent", None, tickets=2, fr=(1, 0), res=(1, 0)),             # T3, and T5 (assigned later)
+        group("agent", None, tickets=2, fr=(1, 0), res=(1, 0)),  # T3, and T5 (assigned later)
     ]
 
 

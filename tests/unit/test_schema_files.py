@@ -181,11 +181,7 @@ def test_invalid_samples_fail_parse_and_event_schema(raw: dict[str, Any]) -> Non
 
 @pytest.mark.parametrize(
     "case",
-    [
-        name
-        for name, raw in INVALID.items()
-        if raw.get("type") in EVENT_TYPES and isinstance(raw.get("data"), dict)
-    ],
+    [name for name, raw in INVALID.items() if raw.get("type") in EVENT_TYPES and isinstance(raw.get("data"), dict)],
 )
 def test_data_schema_agrees_with_the_data_model(case: str) -> None:
     raw = INVALID[case]

@@ -8,7 +8,7 @@ import pickle
 import uuid
 from collections.abc import Callable
 from dataclasses import FrozenInstanceError
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,7 +98,10 @@ MINIMAL_DATA: dict[str, dict[str, Any]] = {
 MINIMAL_DATA["sla.breached"] = {**MINIMAL_DATA["sla.warning"], "target": "resolution"}
 MINIMAL_DATA["sla.met"] = MINIMAL_DATA["sla.warning"]
 MINIMAL_DATA["sla.breach_withdrawn"] = {**MINIMAL_DATA["sla.breached"], "withdrawn_id": "T-1:resolution:sla.breached:0"}
-MINIMAL_DATA["sla.warning_withdrawn"] = {**MINIMAL_DATA["sla.warning"], "withdrawn_id": "T-1:first_response:sla.warning:0"}
+MINIMAL_DATA["sla.warning_withdrawn"] = {
+    **MINIMAL_DATA["sla.warning"],
+    "withdrawn_id": "T-1:first_response:sla.warning:0",
+}
 
 
 def envelope(event_type: str = "ticket.opened", data: Any = None, **attributes: Any) -> dict[str, Any]:
@@ -148,7 +151,7 @@ def test_minimal_event_of_every_type_parses(event_type: str) -> None:
     ev = parse_event(raw)
     assert type(ev.data) is CONTRACT_TYPES[event_type]
     assert (ev.type, ev.subject, ev.id, ev.source) == (event_type, "T-1", "evt-1", "/channels/crm")
-    assert ev.time == datetime(2025, 3, 4, 5, 0, tzinfo=timezone.utc)
+    assert ev.time == datetime(2025, 3, 4, 5, 0, tzinfo=UTC)
     assert ev.time.utcoffset() == timedelta(hours=4)
     assert ev.dataschema is None and ev.schema_version == 1
     assert ev.to_dict() == raw
@@ -573,8 +576,13 @@ INVALID: list[tuple[str, str, Callable[[dict[str, Any]], None], str, str]] = [
         "has no UTC offset",
     ),
     ("sla without policy", "sla.warning", _drop_data("policy"), "data.policy", "required"),
-    ("withdrawal without the withdrawn id", "sla.breach_withdrawn", _drop_data("withdrawn_id"), "data.withdrawn_id",
-     "required"),
+    (
+        "withdrawal without the withdrawn id",
+        "sla.breach_withdrawn",
+        _drop_data("withdrawn_id"),
+        "data.withdrawn_id",
+        "required",
+    ),
     (
         "kpi value text",
         "kpi.snapshot",

@@ -68,7 +68,9 @@ names = st.text(min_size=1, max_size=20).filter(lambda s: not s.isspace() and s.
 texts = st.text(max_size=30)
 offsets = st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 datetimes = st.datetimes(
-    min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=offsets  # the contract's range
+    min_value=datetime(2000, 1, 2),
+    max_value=datetime(2099, 12, 30),
+    timezones=offsets,  # the contract's range
 )
 
 
@@ -282,15 +284,18 @@ def test_survey_score_outside_the_scale_is_rejected(raw: dict[str, Any], score: 
     assert rejected_fields(raw) == ["data.score"]
 
 
-ANY_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
-                        lambda inner: st.lists(inner, max_size=2) | st.dictionaries(texts, inner, max_size=2),
-                        max_leaves=4)
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(texts, inner, max_size=2),
+    max_leaves=4,
+)
 
 
 @PROPERTY
 @given(raw_events(), st.data())
 def test_the_one_pass_validation_agrees_with_the_attribute_by_attribute_one(
-    raw: dict[str, Any], data: st.DataObject,
+    raw: dict[str, Any],
+    data: st.DataObject,
 ) -> None:
     """`parse_event` validates a valid event in one pass and explains an invalid one attribute
     by attribute: both must accept exactly the same events, with the same result."""

@@ -16,7 +16,14 @@ from click.testing import CliRunner
 import schemas
 from producers.simulate_cmd import simulate
 from producers.simulator import (
-    DUBAI, Params, SimulatorError, disorder, iter_events, pace, parse_when, to_json_line,
+    DUBAI,
+    Params,
+    SimulatorError,
+    disorder,
+    iter_events,
+    pace,
+    parse_when,
+    to_json_line,
 )
 from producers.simulator.business import BusinessCalendar
 from producers.simulator.days import Almanac
@@ -25,29 +32,43 @@ H1_FROM = "2025-01-01"
 H1_TO = "2025-07-01"
 RAMADAN = (date(2025, 3, 1), date(2025, 3, 29))
 CENTRES = {
-    "main_building", "mbr_islamic_culture_centre", "mosque_engineering_building",
+    "main_building",
+    "mbr_islamic_culture_centre",
+    "mosque_engineering_building",
     "maktoum_quran_centre",
 }
 FACILITY_CATEGORIES = {
-    "mosque.air_conditioning", "mosque.cleaning", "mosque.electrical", "mosque.plumbing",
-    "mosque.sound_system", "mosque.carpets",
+    "mosque.air_conditioning",
+    "mosque.cleaning",
+    "mosque.electrical",
+    "mosque.plumbing",
+    "mosque.sound_system",
+    "mosque.carpets",
 }
 HEX_REF = re.compile(r"^[0-9a-f]{16}$")
 
 # Allowed previous state for each event type, per subject kind ("" = no event yet).
 CALL_RULES = {
-    "call.offered": {""}, "call.answered": {"call.offered"},
-    "call.abandoned": {"call.offered"}, "call.ended": {"call.answered"},
+    "call.offered": {""},
+    "call.answered": {"call.offered"},
+    "call.abandoned": {"call.offered"},
+    "call.ended": {"call.answered"},
     "survey.submitted": {"call.ended"},
 }
 VISIT_RULES = {
-    "visit.checked_in": {""}, "visit.called": {"visit.checked_in"},
-    "visit.completed": {"visit.called"}, "visit.no_show": {"visit.called"},
+    "visit.checked_in": {""},
+    "visit.called": {"visit.checked_in"},
+    "visit.completed": {"visit.called"},
+    "visit.no_show": {"visit.called"},
     "survey.submitted": {"visit.completed"},
 }
 _TICKET_OPEN = {
-    "ticket.opened", "ticket.acknowledged", "ticket.assigned", "ticket.resumed",
-    "ticket.priority_changed", "ticket.reopened",
+    "ticket.opened",
+    "ticket.acknowledged",
+    "ticket.assigned",
+    "ticket.resumed",
+    "ticket.priority_changed",
+    "ticket.reopened",
 }
 TICKET_RULES = {
     "ticket.opened": {""},
@@ -190,8 +211,7 @@ def test_every_event_is_valid_ordered_and_causal(half_year: Tally) -> None:
 
 
 def test_full_lifecycles_with_tail_end_closed() -> None:
-    params = Params(parse_when("2025-05-05"), parse_when("2025-05-08"), seed=3, scale=0.5,
-                    tail=True)
+    params = Params(parse_when("2025-05-05"), parse_when("2025-05-08"), seed=3, scale=0.5, tail=True)
     found = tally(iter_events(params))
     assert found.invalid == [] and found.causality == [] and found.unordered == 0
     tickets = [s for s in found.states if s.startswith("T-")]
@@ -277,8 +297,14 @@ def _local(moments: list[datetime]) -> list[datetime]:
 
 
 def test_office_channels_follow_the_working_week(half_year: Tally) -> None:
-    holidays = {date(2025, 1, 1), date(2025, 3, 31), date(2025, 4, 1), date(2025, 6, 5),
-                date(2025, 6, 6), date(2025, 6, 27)}
+    holidays = {
+        date(2025, 1, 1),
+        date(2025, 3, 31),
+        date(2025, 4, 1),
+        date(2025, 6, 5),
+        date(2025, 6, 6),
+        date(2025, 6, 27),
+    }
     for moment in _local(half_year.crm_arrivals + half_year.visit_arrivals):
         minute = moment.hour * 60 + moment.minute
         assert moment.weekday() < 5, moment
@@ -295,8 +321,7 @@ def test_office_channels_follow_the_working_week(half_year: Tally) -> None:
 def test_ramadan_has_fewer_office_arrivals(half_year: Tally) -> None:
     per_day: Counter[date] = Counter(m.date() for m in _local(half_year.crm_arrivals))
     ramadan = [n for d, n in per_day.items() if RAMADAN[0] <= d <= RAMADAN[1] and d.weekday() < 4]
-    other = [n for d, n in per_day.items()
-             if not RAMADAN[0] <= d <= RAMADAN[1] and d.weekday() < 4]
+    other = [n for d, n in per_day.items() if not RAMADAN[0] <= d <= RAMADAN[1] and d.weekday() < 4]
     assert len(ramadan) >= 14
     assert sum(ramadan) / len(ramadan) < 0.8 * sum(other) / len(other)
 
@@ -414,8 +439,8 @@ def test_pace_waits_for_accelerated_time_and_rebases() -> None:
     start = clock.now
     paced = list(pace(events, speed=60, clock=clock, rebase=True))
     gaps = [
-        (datetime.fromisoformat(str(b["time"])) - datetime.fromisoformat(str(a["time"])))
-        .total_seconds() for a, b in zip(events, events[1:])
+        (datetime.fromisoformat(str(b["time"])) - datetime.fromisoformat(str(a["time"]))).total_seconds()
+        for a, b in zip(events, events[1:])
     ]
     assert clock.sleeps == pytest.approx([gap / 60 for gap in gaps])
     assert clock.now == pytest.approx(start + sum(gaps) / 60)

@@ -45,7 +45,7 @@ def test_a_valid_outcome_reads_the_same_either_way(raw: dict[str, Any]) -> None:
     assert expected is not None
     found = fast_path(message)
     if "data" in raw and set(raw["data"]) == set(OUTCOME_FIELDS) and set(raw) <= KNOWN_ATTRIBUTES:
-        assert found == expected            # the common case takes the fast path
+        assert found == expected  # the common case takes the fast path
     assert found in (None, expected)
     assert decode_pipeline_event(message) == expected
 
@@ -54,8 +54,13 @@ def test_a_valid_outcome_reads_the_same_either_way(raw: dict[str, Any]) -> None:
 @given(outcome_events(), st.data())
 def test_a_changed_outcome_is_never_accepted_by_the_fast_path_alone(raw: dict[str, Any], data: st.DataObject) -> None:
     where = data.draw(st.sampled_from([*(f"data.{name}" for name in OUTCOME_FIELDS), *KNOWN_ATTRIBUTES, "x"]))
-    value = data.draw(st.none() | ANY_JSON | st.sampled_from(["", " ", "crm", "resolution", "urgent", "sla.met",
-                                                              "2025-03-01T10:00:00", "urn:tawasul:schema:sla.met:1"]))
+    value = data.draw(
+        st.none()
+        | ANY_JSON
+        | st.sampled_from(
+            ["", " ", "crm", "resolution", "urgent", "sla.met", "2025-03-01T10:00:00", "urn:tawasul:schema:sla.met:1"]
+        )
+    )
     if where.startswith("data."):
         raw["data"][where.removeprefix("data.")] = value
     else:

@@ -32,8 +32,13 @@ policies:
   - {name: crm-standard, match: {channel: crm}, calendar: gov, first_response: 4h, resolution: 24h}
 """
 CRM = {"channel": "crm", "kind": "request", "category": "certificates", "priority": "normal"}
-FACILITY = {"channel": "app", "kind": "facility_report", "category": "mosque.air_conditioning",
-            "priority": "normal", "location": {"mosque_id": "M-17", "area": "Deira"}}
+FACILITY = {
+    "channel": "app",
+    "kind": "facility_report",
+    "category": "mosque.air_conditioning",
+    "priority": "normal",
+    "location": {"mosque_id": "M-17", "area": "Deira"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,9 @@ def at(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime
     return datetime(y, mo, d, h, mi, s, tzinfo=DUBAI)
 
 
-def ev(kind: str, when: datetime, data: dict[str, object] | None = None, *, ticket: str = "T-1",
-       id: str | None = None) -> Event:
+def ev(
+    kind: str, when: datetime, data: dict[str, object] | None = None, *, ticket: str = "T-1", id: str | None = None
+) -> Event:
     return new_event(f"ticket.{kind}", ticket, when, data or {}, "/tests/sla", id=id)
 
 
@@ -64,8 +70,14 @@ def summary(outcomes: list[SlaOutcome]) -> list[tuple[str, str, datetime, dateti
 
 
 def test_met_in_working_hours(book: PolicyBook) -> None:
-    state, out = run(book, [ev("opened", at(2025, 2, 24, 9), CRM), ev("acknowledged", at(2025, 2, 24, 12)),
-                            ev("resolved", at(2025, 2, 26, 10))])
+    state, out = run(
+        book,
+        [
+            ev("opened", at(2025, 2, 24, 9), CRM),
+            ev("acknowledged", at(2025, 2, 24, 12)),
+            ev("resolved", at(2025, 2, 26, 10)),
+        ],
+    )
     assert summary(out) == [
         ("sla.met", "first_response", at(2025, 2, 24, 12), at(2025, 2, 24, 13), 0),
         ("sla.met", "resolution", at(2025, 2, 26, 10), at(2025, 2, 27, 9), 0),
@@ -74,7 +86,9 @@ def test_met_in_working_hours(book: PolicyBook) -> None:
     assert sla.next_deadline(state) is None
     status = sla.evaluate(state, at(2025, 3, 10), book)
     assert {k: (v.status, v.elapsed) for k, v in status.items()} == {
-        "first_response": ("met", 3 * H), "resolution": ("met", 17 * H)}
+        "first_response": ("met", 3 * H),
+        "resolution": ("met", 17 * H),
+    }
 
 
 def test_weekend_crossing_warning_then_breach_at_the_deadline(book: PolicyBook) -> None:
@@ -105,26 +119,34 @@ def test_limit_reached_at_closing_time_breaches_only_when_work_time_resumes(book
     assert summary(out) == [("sla.met", "first_response", at(2025, 2, 22, 10), at(2025, 2, 21, 12), 0)]
 
 
-@pytest.mark.parametrize(("opened", "data", "deadline", "why"), [
-    (at(2025, 3, 27, 14), FACILITY, at(2025, 4, 2, 8), "Ramadan hours, then Eid al-Fitr 30 Mar - 1 Apr"),
-    (at(2025, 6, 4, 15), CRM, at(2025, 6, 9, 11), "Arafat Day and Eid al-Adha"),
-    (at(2025, 11, 28, 10), CRM, at(2025, 12, 4, 9, 30), "National Day and an extra closed date"),
-    (at(2025, 2, 28, 11), CRM, at(2025, 3, 3, 12), "Friday on normal hours, Monday on Ramadan hours"),
-    (at(2025, 2, 24, 9), {**FACILITY, "priority": "urgent"}, at(2025, 2, 24, 10), "around the clock"),
-])
-def test_first_response_deadlines(book: PolicyBook, opened: datetime, data: dict[str, object], deadline: datetime,
-                                  why: str) -> None:
+@pytest.mark.parametrize(
+    ("opened", "data", "deadline", "why"),
+    [
+        (at(2025, 3, 27, 14), FACILITY, at(2025, 4, 2, 8), "Ramadan hours, then Eid al-Fitr 30 Mar - 1 Apr"),
+        (at(2025, 6, 4, 15), CRM, at(2025, 6, 9, 11), "Arafat Day and Eid al-Adha"),
+        (at(2025, 11, 28, 10), CRM, at(2025, 12, 4, 9, 30), "National Day and an extra closed date"),
+        (at(2025, 2, 28, 11), CRM, at(2025, 3, 3, 12), "Friday on normal hours, Monday on Ramadan hours"),
+        (at(2025, 2, 24, 9), {**FACILITY, "priority": "urgent"}, at(2025, 2, 24, 10), "around the clock"),
+    ],
+)
+def test_first_response_deadlines(
+    book: PolicyBook, opened: datetime, data: dict[str, object], deadline: datetime, why: str
+) -> None:
     state, _ = run(book, [ev("opened", opened, data)])
     status = sla.evaluate(state, opened + timedelta(seconds=1), book)["first_response"]
     assert status.deadline == deadline, why
     _, out = sla.due(state, deadline + timedelta(seconds=1), book)
     assert [(o.type, o.target, o.at) for o in out if o.target == "first_response"] == [
-        ("sla.warning", "first_response", out[0].at), ("sla.breached", "first_response", deadline)]
+        ("sla.warning", "first_response", out[0].at),
+        ("sla.breached", "first_response", deadline),
+    ]
 
 
 def test_pause_across_nights(book: PolicyBook) -> None:
-    state, _ = run(book, [ev("opened", at(2025, 2, 24, 14), CRM), ev("paused", at(2025, 2, 24, 15),
-                                                                        {"reason": "waiting_on_customer"})])
+    state, _ = run(
+        book,
+        [ev("opened", at(2025, 2, 24, 14), CRM), ev("paused", at(2025, 2, 24, 15), {"reason": "waiting_on_customer"})],
+    )
     assert sla.next_deadline(state) is None  # no deadline while paused
     paused = sla.evaluate(state, at(2025, 2, 25, 12), book)["first_response"]
     assert (paused.status, paused.elapsed, paused.deadline) == ("undecided", 1 * H, None)
@@ -140,11 +162,16 @@ def test_pause_across_nights(book: PolicyBook) -> None:
 
 
 def test_reopen_continues_the_resolution_clock_and_the_last_resolution_decides(book: PolicyBook) -> None:
-    opened = [ev("opened", at(2025, 2, 24, 9), CRM), ev("acknowledged", at(2025, 2, 24, 10)),
-              ev("resolved", at(2025, 2, 25, 9))]
+    opened = [
+        ev("opened", at(2025, 2, 24, 9), CRM),
+        ev("acknowledged", at(2025, 2, 24, 10)),
+        ev("resolved", at(2025, 2, 25, 9)),
+    ]
     state, out = run(book, opened)
-    assert [(o.type, o.target, o.cycle) for o in out] == [("sla.met", "first_response", 0),
-                                                         ("sla.met", "resolution", 0)]
+    assert [(o.type, o.target, o.cycle) for o in out] == [
+        ("sla.met", "first_response", 0),
+        ("sla.met", "resolution", 0),
+    ]
     assert sla.evaluate(state, at(2025, 3, 1), book)["resolution"].elapsed == 8 * H
     state, out = run(book, [ev("reopened", at(2025, 3, 3, 9))], state)  # gap of a week does not count
     assert out == []
@@ -172,13 +199,23 @@ def test_priority_change_rematches_from_the_original_opening(book: PolicyBook) -
     ]
     assert {(o.policy, o.priority) for o in out} == {("mosque-urgent", "urgent")}
     res = sla.evaluate(state, at(2025, 2, 24, 14), book)["resolution"]
-    assert (res.policy, res.status, res.elapsed, res.deadline) == ("mosque-urgent", "breached", 5 * H,
-                                                                 at(2025, 2, 24, 13))
+    assert (res.policy, res.status, res.elapsed, res.deadline) == (
+        "mosque-urgent",
+        "breached",
+        5 * H,
+        at(2025, 2, 24, 13),
+    )
 
 
 def test_a_stopped_target_keeps_the_policy_in_force_when_it_stopped(book: PolicyBook) -> None:
-    state, out = run(book, [ev("opened", at(2025, 2, 24, 9), FACILITY), ev("acknowledged", at(2025, 2, 24, 11)),
-                            ev("priority_changed", at(2025, 2, 24, 11, 30), {"priority": "urgent"})])
+    state, out = run(
+        book,
+        [
+            ev("opened", at(2025, 2, 24, 9), FACILITY),
+            ev("acknowledged", at(2025, 2, 24, 11)),
+            ev("priority_changed", at(2025, 2, 24, 11, 30), {"priority": "urgent"}),
+        ],
+    )
     assert [(o.type, o.policy) for o in out] == [("sla.met", "facility-normal")]
     status = sla.evaluate(state, at(2025, 2, 24, 12), book)
     assert (status["first_response"].policy, status["first_response"].status) == ("facility-normal", "met")
@@ -187,9 +224,15 @@ def test_a_stopped_target_keeps_the_policy_in_force_when_it_stopped(book: Policy
 
 def test_events_after_close_are_ignored_and_counted(book: PolicyBook) -> None:
     state, _ = run(book, [ev("opened", at(2025, 2, 24, 9), CRM), ev("closed", at(2025, 2, 24, 10))])
-    after, out = run(book, [ev("reopened", at(2025, 2, 24, 11), id="late-1"),
-                            ev("resolved", at(2025, 2, 24, 12), id="late-2"),
-                            ev("resolved", at(2025, 2, 24, 12), id="late-2")], state)
+    after, out = run(
+        book,
+        [
+            ev("reopened", at(2025, 2, 24, 11), id="late-1"),
+            ev("resolved", at(2025, 2, 24, 12), id="late-2"),
+            ev("resolved", at(2025, 2, 24, 12), id="late-2"),
+        ],
+        state,
+    )
     assert out == [] and after.marks == state.marks
     assert after.ignored_after_close == 2 and state.ignored_after_close == 0
     assert sla.evaluate(after, at(2025, 3, 1), book) == sla.evaluate(state, at(2025, 3, 1), book)
@@ -197,8 +240,14 @@ def test_events_after_close_are_ignored_and_counted(book: PolicyBook) -> None:
 
 
 def test_a_late_close_drops_later_events_already_stored(book: PolicyBook) -> None:
-    state, _ = run(book, [ev("opened", at(2025, 2, 24, 9), CRM), ev("acknowledged", at(2025, 2, 24, 11)),
-                          ev("closed", at(2025, 2, 24, 10))])
+    state, _ = run(
+        book,
+        [
+            ev("opened", at(2025, 2, 24, 9), CRM),
+            ev("acknowledged", at(2025, 2, 24, 11)),
+            ev("closed", at(2025, 2, 24, 10)),
+        ],
+    )
     assert state.ignored_after_close == 1
     status = sla.evaluate(state, at(2025, 3, 1), book)
     assert status["first_response"].elapsed == 1 * H and status["resolution"].elapsed == 1 * H
@@ -215,8 +264,9 @@ def test_duplicate_id_changes_nothing(book: PolicyBook) -> None:
 
 
 def test_events_before_the_opening_wait_for_it(book: PolicyBook) -> None:
-    state, out = run(book, [ev("acknowledged", at(2025, 2, 24, 10)), ev("paused", at(2025, 2, 24, 11),
-                                                                         {"reason": "x"})])
+    state, out = run(
+        book, [ev("acknowledged", at(2025, 2, 24, 10)), ev("paused", at(2025, 2, 24, 11), {"reason": "x"})]
+    )
     assert out == [] and sla.next_deadline(state) is None and sla.evaluate(state, at(2025, 3, 1), book) == {}
     state, out = run(book, [ev("opened", at(2025, 2, 24, 9), CRM)], state)
     assert summary(out) == [("sla.met", "first_response", at(2025, 2, 24, 10), at(2025, 2, 24, 13), 0)]
@@ -224,15 +274,23 @@ def test_events_before_the_opening_wait_for_it(book: PolicyBook) -> None:
 
 
 def test_out_of_order_events_give_the_same_outcomes(book: PolicyBook) -> None:
-    events = [ev("opened", at(2025, 2, 24, 9), CRM), ev("paused", at(2025, 2, 24, 10), {"reason": "x"}),
-              ev("resumed", at(2025, 2, 25, 9)), ev("acknowledged", at(2025, 2, 25, 12)),
-              ev("resolved", at(2025, 2, 27, 9)), ev("reopened", at(2025, 2, 27, 10)),
-              ev("closed", at(2025, 2, 28, 9))]
+    events = [
+        ev("opened", at(2025, 2, 24, 9), CRM),
+        ev("paused", at(2025, 2, 24, 10), {"reason": "x"}),
+        ev("resumed", at(2025, 2, 25, 9)),
+        ev("acknowledged", at(2025, 2, 25, 12)),
+        ev("resolved", at(2025, 2, 27, 9)),
+        ev("reopened", at(2025, 2, 27, 10)),
+        ev("closed", at(2025, 2, 28, 9)),
+    ]
     in_order, out_a = run(book, events)
     shuffled, out_b = run(book, [events[i] for i in (1, 0, 3, 2, 5, 4, 6)])  # neighbours swapped
     assert in_order.marks == shuffled.marks
-    assert sorted(o.id for o in out_a) == sorted(o.id for o in out_b) == [
-        "T-1:first_response:sla.met:0", "T-1:resolution:sla.met:0", "T-1:resolution:sla.met:1"]
+    assert (
+        sorted(o.id for o in out_a)
+        == sorted(o.id for o in out_b)
+        == ["T-1:first_response:sla.met:0", "T-1:resolution:sla.met:0", "T-1:resolution:sla.met:1"]
+    )
     status = sla.evaluate(in_order, at(2025, 3, 5), book)
     assert status == sla.evaluate(shuffled, at(2025, 3, 5), book)
     assert (status["first_response"].status, status["first_response"].elapsed) == ("met", 4 * H)
@@ -261,8 +319,15 @@ def test_evaluate_uses_only_events_before_the_instant(book: PolicyBook) -> None:
 
 
 def test_state_round_trips_through_json(book: PolicyBook) -> None:
-    state, _ = run(book, [ev("opened", at(2025, 2, 24, 9), FACILITY), ev("acknowledged", at(2025, 2, 24, 10)),
-                          ev("closed", at(2025, 2, 24, 11)), ev("reopened", at(2025, 2, 24, 12))])
+    state, _ = run(
+        book,
+        [
+            ev("opened", at(2025, 2, 24, 9), FACILITY),
+            ev("acknowledged", at(2025, 2, 24, 10)),
+            ev("closed", at(2025, 2, 24, 11)),
+            ev("reopened", at(2025, 2, 24, 12)),
+        ],
+    )
     raw = json.loads(json.dumps(state.to_dict()))
     assert TicketSla.from_dict(raw) == state
     assert TicketSla.from_dict(TicketSla("T-9").to_dict()) == TicketSla("T-9")
@@ -277,10 +342,19 @@ def test_non_ticket_events_are_ignored(book: PolicyBook) -> None:
 
 
 def test_outcome_data_follows_the_contract(book: PolicyBook) -> None:
-    _, out = run(book, [ev("opened", at(2025, 2, 24, 9), CRM, ticket="T-7"), ev("acknowledged", at(2025, 2, 24, 10),
-                                                                               ticket="T-7")])
+    _, out = run(
+        book,
+        [ev("opened", at(2025, 2, 24, 9), CRM, ticket="T-7"), ev("acknowledged", at(2025, 2, 24, 10), ticket="T-7")],
+    )
     assert out[0].id == "T-7:first_response:sla.met:0"
-    assert out[0].to_data() == {"ticket_id": "T-7", "target": "first_response", "policy": "crm-standard",
-                                "deadline": "2025-02-24T13:00:00+04:00", "channel": "crm", "kind": "request",
-                                "category": "certificates", "priority": "normal"}
+    assert out[0].to_data() == {
+        "ticket_id": "T-7",
+        "target": "first_response",
+        "policy": "crm-standard",
+        "deadline": "2025-02-24T13:00:00+04:00",
+        "channel": "crm",
+        "kind": "request",
+        "category": "certificates",
+        "priority": "normal",
+    }
     new_event("sla.met", "T-7", out[0].at, out[0].to_data(), "/stream_processors/sla")

@@ -53,7 +53,7 @@ def first_response(outcomes: list[SlaOutcome]) -> list[tuple[str, datetime, str 
 def test_an_acknowledgement_delivered_after_the_breach_withdraws_it_then_meets() -> None:
     policies = book()
     stored, out = live(decode(None, "T-1"), ev("opened", T0), T0, policies)
-    stored, fired = tick(stored, T0 + 125 * S, policies)        # the wall clock passed warning and deadline
+    stored, fired = tick(stored, T0 + 125 * S, policies)  # the wall clock passed warning and deadline
     out += fired
     stored, late = live(stored, ev("acknowledged", T0 + 90 * S), T0 + 270 * S, policies)  # 3 minutes late
     out += late
@@ -80,11 +80,14 @@ def test_a_warning_the_late_event_precedes_is_withdrawn_too() -> None:
     stored, _ = tick(stored, T0 + 125 * S, policies)
     stored, late = live(stored, ev("acknowledged", T0 + 30 * S, "T-2"), T0 + 130 * S, policies)
     assert [o.type for o in late if o.target == "first_response"] == [
-        "sla.breach_withdrawn", "sla.warning_withdrawn", "sla.met"]
+        "sla.breach_withdrawn",
+        "sla.warning_withdrawn",
+        "sla.met",
+    ]
     view = ticket_state(stored, to_us(T0 + 130 * S), policies)
     assert view is not None and view["targets"]["first_response"]["warned"] is False
     withdrawal = next(o for o in late if o.type == "sla.warning_withdrawn")
-    event = decode_event(encode_outcome(withdrawal))          # a valid contract event, ids deterministic
+    event = decode_event(encode_outcome(withdrawal))  # a valid contract event, ids deterministic
     assert event.id == "T-2:first_response:sla.warning_withdrawn:0"
     assert event.data.withdrawn_id == "T-2:first_response:sla.warning:0"  # type: ignore[union-attr]
 
@@ -103,7 +106,7 @@ def test_grace_delays_firing_not_the_deadline() -> None:
     policies = book("2m")
     assert policies.policies[0].grace == timedelta(minutes=2)
     stored, _ = live(decode(None, "T-4"), ev("opened", T0, "T-4"), T0, policies)
-    stored, early = tick(stored, T0 + 179 * S, policies)        # warning at 60 s + 2 min grace = 180 s
+    stored, early = tick(stored, T0 + 179 * S, policies)  # warning at 60 s + 2 min grace = 180 s
     assert early == []
     assert stored.next_at == to_us(T0 + 180 * S)
     stored, late = live(stored, ev("acknowledged", T0 + 90 * S, "T-4"), T0 + 200 * S, policies)
@@ -112,7 +115,8 @@ def test_grace_delays_firing_not_the_deadline() -> None:
     other, fired = tick(other, T0 + 241 * S, policies)
     assert [(o.type, o.at, o.deadline) for o in fired] == [
         ("sla.warning", T0 + 60 * S, T0 + 120 * S),
-        ("sla.breached", T0 + 120 * S, T0 + 120 * S)]
+        ("sla.breached", T0 + 120 * S, T0 + 120 * S),
+    ]
 
 
 def test_grace_must_be_a_duration() -> None:
@@ -138,30 +142,30 @@ US = 1_000_000
 def test_live_clock_is_the_watermark_while_behind_the_end_offset() -> None:
     clock = LiveClock(lateness=timedelta(minutes=5))
     wall = 10_000 * US
-    assert clock.now_us(0, 10, wall) is None                       # nothing read, position unknown
-    clock.start_at(0, 4)                                           # committed offset after a restart
+    assert clock.now_us(0, 10, wall) is None  # nothing read, position unknown
+    clock.start_at(0, 4)  # committed offset after a restart
     assert clock.now_us(0, 10, wall) is None
     clock.read(0, 4, event_us=9_000 * US, published_us=9_000 * US, wall_us=wall)
-    assert clock.now_us(0, 10, wall) == 9_000 * US - 300 * US       # catching up: event time
-    assert not clock.caught_up(0, None, wall)                      # end offset unknown: not proven
+    assert clock.now_us(0, 10, wall) == 9_000 * US - 300 * US  # catching up: event time
+    assert not clock.caught_up(0, None, wall)  # end offset unknown: not proven
     for offset in range(5, 10):
         clock.read(0, offset, event_us=9_100 * US, published_us=9_100 * US, wall_us=wall)
     assert clock.caught_up(0, 10, wall) and clock.now_us(0, 10, wall) == wall
-    assert clock.now_us(0, 11, wall) == 9_100 * US - 300 * US      # a new event published: behind again
+    assert clock.now_us(0, 11, wall) == 9_100 * US - 300 * US  # a new event published: behind again
     clock.start_at(1, 7)
-    assert clock.now_us(1, 7, wall) == wall                        # restarted with nothing to read
+    assert clock.now_us(1, 7, wall) == wall  # restarted with nothing to read
 
 
 def test_live_clock_keeps_event_time_while_history_is_read() -> None:
     clock = LiveClock(lateness=timedelta(minutes=5), settle=timedelta(seconds=5))
     wall = 200_000 * US
-    clock.read(2, 0, event_us=wall - 86_400 * US, published_us=wall, wall_us=wall)   # a day old
-    assert clock.now_us(2, 1, wall) == wall - 86_400 * US - 300 * US                 # caught up, yet history
+    clock.read(2, 0, event_us=wall - 86_400 * US, published_us=wall, wall_us=wall)  # a day old
+    assert clock.now_us(2, 1, wall) == wall - 86_400 * US - 300 * US  # caught up, yet history
     assert clock.now_us(2, 1, wall + 4 * US) == wall - 86_400 * US - 300 * US
-    assert clock.now_us(2, 1, wall + 5 * US) == wall + 5 * US                        # settled: wall clock
-    clock.read(2, 1, event_us=wall - 180 * US, published_us=wall, wall_us=wall)      # 3 min late: not history
+    assert clock.now_us(2, 1, wall + 5 * US) == wall + 5 * US  # settled: wall clock
+    clock.read(2, 1, event_us=wall - 180 * US, published_us=wall, wall_us=wall)  # 3 min late: not history
     assert clock.now_us(2, 2, wall + 6 * US) == wall + 6 * US
-    clock.read(2, 2, event_us=None, published_us=0, wall_us=wall)                   # an invalid event counts
+    clock.read(2, 2, event_us=None, published_us=0, wall_us=wall)  # an invalid event counts
     assert clock.caught_up(2, 3, wall + 6 * US)
     clock.forget(2)
     assert clock.now_us(2, 3, wall) is None

@@ -23,7 +23,18 @@ from tawasul.domain.calendars import BusinessCalendar, from_us, to_us
 from tawasul.domain.sla import TicketSla
 from tawasul.domain.sla_state import SlaOutcome
 from tawasul.domain.sla_timeline import (
-    ACKNOWLEDGED, CLOSED, OPENED, PAUSED, PRIORITY, RANKS, REOPENED, RESOLVED, RESUMED, Clock, Mark, Timeline,
+    ACKNOWLEDGED,
+    CLOSED,
+    OPENED,
+    PAUSED,
+    PRIORITY,
+    RANKS,
+    REOPENED,
+    RESOLVED,
+    RESUMED,
+    Clock,
+    Mark,
+    Timeline,
     build_timeline,
 )
 from tests.unit.test_sla_properties import BOOK, build, fold, ticket_events, ticket_instants
@@ -58,10 +69,9 @@ def reference_due(state: TicketSla, now: datetime) -> tuple[TicketSla, list[SlaO
 
 @settings(max_examples=300, deadline=None)
 @given(opened=ticket_instants, steps=ticket_events, data=st.data())
-def test_apply_and_due_match_the_reference(opened: datetime, steps: list[tuple[str, int]],
-                                           data: st.DataObject) -> None:
+def test_apply_and_due_match_the_reference(opened: datetime, steps: list[tuple[str, int]], data: st.DataObject) -> None:
     events = data.draw(st.permutations(build(opened, steps)))
-    events = events + data.draw(st.lists(st.sampled_from(events), max_size=3))    # repeats
+    events = events + data.draw(st.lists(st.sampled_from(events), max_size=3))  # repeats
     fast: TicketSla | None = None
     slow: TicketSla | None = None
     for e in events:
@@ -77,10 +87,20 @@ def test_apply_and_due_match_the_reference(opened: datetime, steps: list[tuple[s
             assert sla.due(fast, now, BOOK) == sla.due_us(fast, to_us(now), BOOK)
 
 
-ZONES = ["Asia/Dubai", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe", "Asia/Beirut", "America/Havana",
-         "Pacific/Chatham", "America/St_Johns", "UTC"]
-CAL_BY_ZONE = {z: BusinessCalendar(name=z, timezone=z, hours={"mon": ["08:00-16:00"], "sun": ["22:00-24:00"]})
-               for z in ZONES}
+ZONES = [
+    "Asia/Dubai",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+    "Asia/Beirut",
+    "America/Havana",
+    "Pacific/Chatham",
+    "America/St_Johns",
+    "UTC",
+]
+CAL_BY_ZONE = {
+    z: BusinessCalendar(name=z, timezone=z, hours={"mon": ["08:00-16:00"], "sun": ["22:00-24:00"]}) for z in ZONES
+}
 
 
 @settings(max_examples=1000, deadline=None)
@@ -94,12 +114,14 @@ def test_cached_local_dates_match_fromtimestamp(zone: str, us: int) -> None:
 
 def test_local_dates_around_midnight_transitions() -> None:
     """Every second around offset changes at local midnight (Beirut, Havana) and half-hour zones."""
-    for zone, start in [("Asia/Beirut", datetime(2024, 10, 26, 20, 0, tzinfo=UTC)),
-                        ("America/Havana", datetime(2024, 11, 3, 3, 0, tzinfo=UTC)),
-                        ("Australia/Lord_Howe", datetime(2024, 4, 6, 14, 0, tzinfo=UTC)),
-                        ("Asia/Kolkata", datetime(2024, 4, 6, 17, 0, tzinfo=UTC)),
-                        # 00:01 NDT -> 23:01 NST: the local date moves on and back within one UTC hour
-                        ("America/St_Johns", datetime(2008, 11, 2, 1, 0, tzinfo=UTC))]:
+    for zone, start in [
+        ("Asia/Beirut", datetime(2024, 10, 26, 20, 0, tzinfo=UTC)),
+        ("America/Havana", datetime(2024, 11, 3, 3, 0, tzinfo=UTC)),
+        ("Australia/Lord_Howe", datetime(2024, 4, 6, 14, 0, tzinfo=UTC)),
+        ("Asia/Kolkata", datetime(2024, 4, 6, 17, 0, tzinfo=UTC)),
+        # 00:01 NDT -> 23:01 NST: the local date moves on and back within one UTC hour
+        ("America/St_Johns", datetime(2008, 11, 2, 1, 0, tzinfo=UTC)),
+    ]:
         cal, tz = CAL_BY_ZONE[zone], ZoneInfo(zone)
         first = to_us(start)
         for second in range(0, 4 * 3600, 7):
@@ -150,21 +172,27 @@ def reference_build_timeline(marks: tuple[Mark, ...], until: int | None = None) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(opened=ticket_instants, steps=ticket_events, cuts=st.lists(st.integers(-2 * 86400, 16 * 86400), max_size=4),
-       data=st.data())
-def test_build_timeline_matches_the_reference(opened: datetime, steps: list[tuple[str, int]], cuts: list[int],
-                                              data: st.DataObject) -> None:
+@given(
+    opened=ticket_instants,
+    steps=ticket_events,
+    cuts=st.lists(st.integers(-2 * 86400, 16 * 86400), max_size=4),
+    data=st.data(),
+)
+def test_build_timeline_matches_the_reference(
+    opened: datetime, steps: list[tuple[str, int]], cuts: list[int], data: st.DataObject
+) -> None:
     events = build(opened, steps)
     if data.draw(st.booleans()):
-        events = events[1:]                                         # never opened
+        events = events[1:]  # never opened
     marks = tuple(sorted(sla._mark(e, RANKS[e.type]) for e in events))
     assert build_timeline(marks) == reference_build_timeline(marks)
     for cut in cuts:
         until = to_us(opened) + cut * 1_000_000
-        for edge in (until, *(m[0] for m in marks)):                 # also exactly at a mark's time
+        for edge in (until, *(m[0] for m in marks)):  # also exactly at a mark's time
             assert build_timeline(marks, edge) == reference_build_timeline(marks, edge)
             assert sla.evaluate_us(fold(events), edge, BOOK) == sla.evaluate(
-                fold(events), datetime.fromtimestamp(0, UTC) + timedelta(microseconds=edge), BOOK)
+                fold(events), datetime.fromtimestamp(0, UTC) + timedelta(microseconds=edge), BOOK
+            )
 
 
 @given(us=st.integers(0, 4_000_000_000 * 10**6))
@@ -172,9 +200,22 @@ def test_ticket_state_instants_are_utc_iso(us: int) -> None:
     assert ticket_state_module._iso(us) == from_us(us, UTC).isoformat()  # type: ignore[arg-type]
 
 
-TRICKY_ZONES = ["America/St_Johns", "Asia/Beirut", "America/Havana", "America/Santiago", "America/Asuncion",
-                "Asia/Gaza", "Asia/Tehran", "Atlantic/Azores", "Africa/Cairo", "Asia/Amman", "Australia/Lord_Howe",
-                "Asia/Kathmandu", "Europe/Berlin", "Pacific/Apia"]
+TRICKY_ZONES = [
+    "America/St_Johns",
+    "Asia/Beirut",
+    "America/Havana",
+    "America/Santiago",
+    "America/Asuncion",
+    "Asia/Gaza",
+    "Asia/Tehran",
+    "Atlantic/Azores",
+    "Africa/Cairo",
+    "Asia/Amman",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "Europe/Berlin",
+    "Pacific/Apia",
+]
 
 
 def test_local_dates_around_every_offset_change_1970_2040() -> None:
@@ -188,7 +229,7 @@ def test_local_dates_around_every_offset_change_1970_2040() -> None:
             lo, hi = day * 86400, (day + 1) * 86400
             if datetime.fromtimestamp(hi, tz).utcoffset() == offset:
                 continue
-            while hi - lo > 1:                                       # the first second with the new offset
+            while hi - lo > 1:  # the first second with the new offset
                 mid = (lo + hi) // 2
                 lo, hi = (mid, hi) if datetime.fromtimestamp(mid, tz).utcoffset() == offset else (lo, mid)
             offset = datetime.fromtimestamp(hi, tz).utcoffset()

@@ -8,7 +8,6 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,8 +31,9 @@ DATA: dict[str, dict[str, str]] = {
 
 
 def ev(kind: str, seconds: float, number: int, ticket: str = "T-1") -> Event:
-    return new_event(kind, ticket, T0 + timedelta(seconds=seconds), DATA.get(kind, {}), "/test",
-                     id=f"{ticket}-{number}")
+    return new_event(
+        kind, ticket, T0 + timedelta(seconds=seconds), DATA.get(kind, {}), "/test", id=f"{ticket}-{number}"
+    )
 
 
 def churn(count: int) -> list[Event]:
@@ -91,22 +91,42 @@ def test_ticket_with_many_events_keeps_a_small_state_and_drops_every_repeat(book
     outcomes, stored, largest = run(events, book, fold=True)
     print(f"largest stored value of a ticket with {MANY} events: {largest} bytes")
     assert largest < 64 * 1024
-    moving = [e for e in events if e.type != "ticket.assigned"
-              and (int(e.id.split("-")[-1]) % 5000 != 1 or e.id == "T-1-1")]    # no redundant pause
-    assert outcomes == run(moving, book, fold=False)[0]      # the clock-moving events decide alone
+    moving = [
+        e for e in events if e.type != "ticket.assigned" and (int(e.id.split("-")[-1]) % 5000 != 1 or e.id == "T-1-1")
+    ]  # no redundant pause
+    assert outcomes == run(moving, book, fold=False)[0]  # the clock-moving events decide alone
     assert stored.version == len(events)
-    for event in random.Random(15).sample(events, 2_000):     # redelivered: all still known
+    for event in random.Random(15).sample(events, 2_000):  # redelivered: all still known
         step = live_event(stored, event, to_us(events[-1].time), book)
         assert step.duplicate and not step.outcomes
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=st.lists(st.tuples(st.sampled_from(["ticket.assigned", "ticket.paused", "ticket.resumed",
-                                           "ticket.acknowledged", "ticket.resolved", "ticket.reopened",
-                                           "ticket.priority_changed", "ticket.opened"]),
-                          st.integers(0, 400), st.integers(0, 299)), min_size=1, max_size=60))
-def test_folding_every_step_changes_no_outcome_within_the_lateness(steps: list[tuple[str, int, int]],
-                                                                   book: PolicyBook) -> None:
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "ticket.assigned",
+                    "ticket.paused",
+                    "ticket.resumed",
+                    "ticket.acknowledged",
+                    "ticket.resolved",
+                    "ticket.reopened",
+                    "ticket.priority_changed",
+                    "ticket.opened",
+                ]
+            ),
+            st.integers(0, 400),
+            st.integers(0, 299),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_folding_every_step_changes_no_outcome_within_the_lateness(
+    steps: list[tuple[str, int, int]], book: PolicyBook
+) -> None:
     """Events in time order up to `lateness` out of order (each arrives at most 299 s late);
     folding at every step (FOLD_FROM 0) gives the outcomes and ticket state of no folding."""
     timed, clock = [(0, ev("ticket.opened", 0, 0))], 0

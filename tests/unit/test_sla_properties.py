@@ -15,14 +15,21 @@ from tawasul.domain.policies import PolicyBook, load_policies_text
 from tawasul.domain.sla import TicketSla
 
 DUBAI = ZoneInfo("Asia/Dubai")
-WEEK = {"mon": ["07:30-15:30"], "tue": ["07:30-15:30"], "wed": ["07:30-15:30"], "thu": ["07:30-15:30"],
-        "fri": ["07:30-12:00"]}
+WEEK = {
+    "mon": ["07:30-15:30"],
+    "tue": ["07:30-15:30"],
+    "wed": ["07:30-15:30"],
+    "thu": ["07:30-15:30"],
+    "fri": ["07:30-12:00"],
+}
 RAMADAN = {d: ["09:00-14:30"] for d in ("mon", "tue", "wed", "thu")} | {"fri": ["09:00-12:00"]}
 CALENDARS = {
-    "gov": BusinessCalendar(name="gov", hours=WEEK, ramadan_hours=RAMADAN, holidays_country="AE",
-                            closed=[date(2025, 12, 3)]),
-    "split": BusinessCalendar(name="split", timezone="Europe/Berlin",
-                              hours={"mon": ["08:00-12:00", "13:00-17:00"], "sat": ["22:00-24:00"]}),
+    "gov": BusinessCalendar(
+        name="gov", hours=WEEK, ramadan_hours=RAMADAN, holidays_country="AE", closed=[date(2025, 12, 3)]
+    ),
+    "split": BusinessCalendar(
+        name="split", timezone="Europe/Berlin", hours={"mon": ["08:00-12:00", "13:00-17:00"], "sat": ["22:00-24:00"]}
+    ),
     "always": BusinessCalendar(name="always", always_open=True),
 }
 POLICIES = """
@@ -75,8 +82,9 @@ def test_add_composes(name: str, start: datetime, first: timedelta, second: time
 
 @settings(max_examples=300, deadline=None)
 @given(name=calendars, start=instants, business=durations, extra_us=st.integers(0, 999_999))
-def test_limit_is_the_last_instant_within_the_business_time(name: str, start: datetime, business: timedelta,
-                                                            extra_us: int) -> None:
+def test_limit_is_the_last_instant_within_the_business_time(
+    name: str, start: datetime, business: timedelta, extra_us: int
+) -> None:
     cal = CALENDARS[name]
     a = to_us(start)
     d = business // timedelta(microseconds=1) + extra_us
@@ -137,8 +145,9 @@ def fold(events: list[Event]) -> TicketSla:
 
 @settings(max_examples=150, deadline=None)
 @given(opened=ticket_instants, steps=ticket_events, data=st.data())
-def test_any_arrival_order_gives_the_same_evaluation(opened: datetime, steps: list[tuple[str, int]],
-                                                     data: st.DataObject) -> None:
+def test_any_arrival_order_gives_the_same_evaluation(
+    opened: datetime, steps: list[tuple[str, int]], data: st.DataObject
+) -> None:
     events = build(opened, steps)
     shuffled = data.draw(st.permutations(events))
     a, b = fold(events), fold(shuffled)
@@ -151,8 +160,9 @@ def test_any_arrival_order_gives_the_same_evaluation(opened: datetime, steps: li
 
 @settings(max_examples=100, deadline=None)
 @given(opened=ticket_instants, steps=ticket_events, checks=st.lists(st.integers(0, 20 * 86400), max_size=6))
-def test_breach_and_warning_fire_at_most_once_and_never_early(opened: datetime, steps: list[tuple[str, int]],
-                                                              checks: list[int]) -> None:
+def test_breach_and_warning_fire_at_most_once_and_never_early(
+    opened: datetime, steps: list[tuple[str, int]], checks: list[int]
+) -> None:
     state: TicketSla | None = None
     seen: list[sla.SlaOutcome] = []
     now = opened
@@ -176,7 +186,8 @@ def test_breach_and_warning_fire_at_most_once_and_never_early(opened: datetime, 
 
 def test_the_property_calendars_behave_as_configured() -> None:
     berlin = ZoneInfo("Europe/Berlin")  # daylight saving starts on Sunday 30 March 2025
-    assert CALENDARS["split"].elapsed(datetime(2025, 3, 29, 21, tzinfo=berlin),
-                                      datetime(2025, 3, 31, 9, tzinfo=berlin)) == timedelta(hours=3)
+    assert CALENDARS["split"].elapsed(
+        datetime(2025, 3, 29, 21, tzinfo=berlin), datetime(2025, 3, 31, 9, tzinfo=berlin)
+    ) == timedelta(hours=3)
     # 1-8 Dec 2024: National Day on Mon 2 and Tue 3 Dec, then Wed, Thu and a short Friday
     assert CALENDARS["gov"].elapsed(START, START + timedelta(days=7)) == timedelta(hours=20, minutes=30)

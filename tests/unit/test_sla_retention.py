@@ -28,11 +28,11 @@ def test_a_closed_ticket_expires_its_retention_after_closing(book: PolicyBook) -
     stored = decode(None, "T-1")
     for event in (ev("ticket.opened", 0), ev("ticket.acknowledged", 5), ev("ticket.resolved", 20)):
         stored = live_event(stored, event, to_us(event.time), book).stored
-    assert expires_at(stored, DAY_US) is None                   # resolved, not closed
+    assert expires_at(stored, DAY_US) is None  # resolved, not closed
     assert next_at_of(encode(stored), DAY_US) == stored.next_at == next_due(stored, DAY_US)
     closing = ev("ticket.closed", 30)
     stored = live_event(stored, closing, to_us(closing.time), book).stored
     assert stored.next_at is None
     assert expires_at(stored, DAY_US) == to_us(closing.time) + DAY_US == next_due(stored, DAY_US)
-    assert next_at_of(encode(stored), DAY_US) == to_us(closing.time) + DAY_US    # index rebuilt on recovery
+    assert next_at_of(encode(stored), DAY_US) == to_us(closing.time) + DAY_US  # index rebuilt on recovery
     assert next_at_of(encode(stored)) is None and expires_at(stored, None) is None

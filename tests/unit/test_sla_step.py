@@ -84,8 +84,12 @@ def test_warning_before_a_late_stop_is_kept_in_replay(book: PolicyBook) -> None:
     events = [ev("ticket.opened", 0), ev("ticket.acknowledged", 7)]  # warning at 5 min, ack within lateness
     until = T0 + timedelta(hours=2)
     expected = ids(live(events, book, until))
-    assert [i[0] for i in expected] == ["T-1:first_response:sla.met:0", "T-1:first_response:sla.warning:0",
-                                        "T-1:resolution:sla.breached:0", "T-1:resolution:sla.warning:0"]
+    assert [i[0] for i in expected] == [
+        "T-1:first_response:sla.met:0",
+        "T-1:first_response:sla.warning:0",
+        "T-1:resolution:sla.breached:0",
+        "T-1:resolution:sla.warning:0",
+    ]
     assert ids(replay(events, book, until)) == expected
 
 
@@ -106,25 +110,41 @@ def test_ticket_state_message(book: PolicyBook) -> None:
     view = ticket_state(stored, to_us(T0 + timedelta(minutes=71)), book)
     assert view is not None
     assert view["status"] == "resolved" and view["policy"] == "fast" and view["version"] == 3
-    assert view["targets"]["first_response"] == {"deadline": (T0 + timedelta(minutes=10)).astimezone(
-        ZoneInfo("Asia/Dubai")).isoformat(), "state": "met", "warned": False,
-        "breached": False}
+    assert view["targets"]["first_response"] == {
+        "deadline": (T0 + timedelta(minutes=10)).astimezone(ZoneInfo("Asia/Dubai")).isoformat(),
+        "state": "met",
+        "warned": False,
+        "breached": False,
+    }
     assert view["targets"]["resolution"]["state"] == "breached"
     assert view["targets"]["resolution"]["breached"] and view["targets"]["resolution"]["warned"]
     assert view["resolved_at"] == (T0 + timedelta(minutes=70)).isoformat()
 
 
 STORIES = st.lists(
-    st.tuples(st.sampled_from(["ticket.acknowledged", "ticket.paused", "ticket.resumed", "ticket.resolved",
-                               "ticket.reopened", "ticket.assigned"]),
-              st.integers(1, 120)),
-    max_size=6, unique_by=lambda t: t[1])
+    st.tuples(
+        st.sampled_from(
+            [
+                "ticket.acknowledged",
+                "ticket.paused",
+                "ticket.resumed",
+                "ticket.resolved",
+                "ticket.reopened",
+                "ticket.assigned",
+            ]
+        ),
+        st.integers(1, 120),
+    ),
+    max_size=6,
+    unique_by=lambda t: t[1],
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(story=STORIES, rnd=st.randoms(use_true_random=False))
-def test_replay_equals_live_whatever_the_order_within_lateness(story: list[tuple[str, int]], rnd: object,
-                                                               book: PolicyBook) -> None:
+def test_replay_equals_live_whatever_the_order_within_lateness(
+    story: list[tuple[str, int]], rnd: object, book: PolicyBook
+) -> None:
     events = [ev("ticket.opened", 0)] + [ev(kind, m) for kind, m in sorted(story, key=lambda t: t[1])]
     until = T0 + timedelta(hours=3)
     expected = ids(live(events, book, until))

@@ -15,27 +15,35 @@ IN = START + timedelta(hours=5)
 BEFORE = START - timedelta(minutes=1)
 
 CALLS = [
-    AnsweredCall("a-1", "north", IN, 300.0), AnsweredCall("a-1", "north", IN, 500.0),
-    AnsweredCall("a-1", "north", IN, None),            # no end yet: counted, not averaged
-    AnsweredCall("a-2", "north", IN, 200.0), AnsweredCall("a-3", None, IN, 100.0),
-    AnsweredCall("a-2", "north", BEFORE, 9999.0),      # outside the period
-    AnsweredCall("a-2", "north", END, 9999.0),         # the end is exclusive
+    AnsweredCall("a-1", "north", IN, 300.0),
+    AnsweredCall("a-1", "north", IN, 500.0),
+    AnsweredCall("a-1", "north", IN, None),  # no end yet: counted, not averaged
+    AnsweredCall("a-2", "north", IN, 200.0),
+    AnsweredCall("a-3", None, IN, 100.0),
+    AnsweredCall("a-2", "north", BEFORE, 9999.0),  # outside the period
+    AnsweredCall("a-2", "north", END, 9999.0),  # the end is exclusive
 ]
 SURVEYS = [
-    SurveyResponse("a-1", "north", IN, True), SurveyResponse("a-1", "north", IN, True),
-    SurveyResponse("a-2", "north", IN, True), SurveyResponse("a-2", "north", IN, False),
-    SurveyResponse(None, "south", IN, False), SurveyResponse("a-2", "north", BEFORE, False),
+    SurveyResponse("a-1", "north", IN, True),
+    SurveyResponse("a-1", "north", IN, True),
+    SurveyResponse("a-2", "north", IN, True),
+    SurveyResponse("a-2", "north", IN, False),
+    SurveyResponse(None, "south", IN, False),
+    SurveyResponse("a-2", "north", BEFORE, False),
 ]
 TICKETS = [
-    OpenTicket("a-1", "north", "on_track"), OpenTicket("a-3", "south", "breached"),
-    OpenTicket("a-3", "south", "at_risk"), OpenTicket(None, "south", "at_risk"), OpenTicket(None, None, "none"),
+    OpenTicket("a-1", "north", "on_track"),
+    OpenTicket("a-3", "south", "breached"),
+    OpenTicket("a-3", "south", "at_risk"),
+    OpenTicket(None, "south", "at_risk"),
+    OpenTicket(None, None, "none"),
 ]
 
 
 def test_agents_figures_and_ranking() -> None:
     agents = {f.name: f for f in figures_by("agent", START, END, CALLS, SURVEYS, TICKETS)}
     ranked = [f.name for f in figures_by("agent", START, END, CALLS, SURVEYS, TICKETS)]
-    assert ranked == ["a-3", "a-2", "a-1"]   # breached first; then satisfaction below target
+    assert ranked == ["a-3", "a-2", "a-1"]  # breached first; then satisfaction below target
     a1 = agents["a-1"]
     assert (a1.calls_answered, a1.average_handle_seconds, a1.satisfaction, a1.responses) == (3, 400.0, 1.0, 2)
     assert (a1.open_tickets, a1.at_risk, a1.breached, a1.needs_help, a1.team) == (1, 0, 0, False, "north")
@@ -47,13 +55,18 @@ def test_agents_figures_and_ranking() -> None:
 
 def test_teams_figures() -> None:
     teams = figures_by("team", START, END, CALLS, SURVEYS, TICKETS)
-    assert [f.name for f in teams] == ["south", "north", UNASSIGNED]   # at risk, then satisfaction 75 %
+    assert [f.name for f in teams] == ["south", "north", UNASSIGNED]  # at risk, then satisfaction 75 %
     south = teams[0]
     assert (south.open_tickets, south.at_risk, south.breached, south.responses, south.satisfaction) == (3, 2, 1, 1, 0.0)
     north = teams[1]
-    assert (north.calls_answered, north.average_handle_seconds, north.responses, north.satisfaction) == (4, 333.3333, 4, 0.75)
+    assert (north.calls_answered, north.average_handle_seconds, north.responses, north.satisfaction) == (
+        4,
+        333.3333,
+        4,
+        0.75,
+    )
     unassigned = teams[2]
-    assert (unassigned.calls_answered, unassigned.open_tickets) == (1, 1)    # a-3's call had no team
+    assert (unassigned.calls_answered, unassigned.open_tickets) == (1, 1)  # a-3's call had no team
     assert north.to_json()["average_handle_seconds"] == 333.3333
 
 

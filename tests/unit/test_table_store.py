@@ -44,21 +44,30 @@ def test_the_offset_faust_recorded_is_read(tmp_path: Path) -> None:
 
 def test_databases_beyond_their_changelog_are_removed_and_the_others_kept(tmp_path: Path) -> None:
     sla = changelog_topic(APP, "sla")
-    behind = database(tmp_path, "sla-0.db", 10)         # changelog ends at 11: up to date
-    at_end = database(tmp_path, "sla-1.db", 11)         # changelog ends at 11: offset 11 was never written
-    beyond = database(tmp_path, "sla-2.db", 191)        # changelog created again, now ends at 3
-    missing = database(tmp_path, "sla-3.db", 0)         # the changelog has no partition 3
-    no_offset = database(tmp_path, "sla-4.db", None)    # nothing recorded yet: faust reads the whole changelog
-    other = database(tmp_path, "kpis-0.db", 5)          # another table, its own changelog
-    (tmp_path / "notes.db").mkdir()                     # not a partition database
+    behind = database(tmp_path, "sla-0.db", 10)  # changelog ends at 11: up to date
+    at_end = database(tmp_path, "sla-1.db", 11)  # changelog ends at 11: offset 11 was never written
+    beyond = database(tmp_path, "sla-2.db", 191)  # changelog created again, now ends at 3
+    missing = database(tmp_path, "sla-3.db", 0)  # the changelog has no partition 3
+    no_offset = database(tmp_path, "sla-4.db", None)  # nothing recorded yet: faust reads the whole changelog
+    other = database(tmp_path, "kpis-0.db", 5)  # another table, its own changelog
+    (tmp_path / "notes.db").mkdir()  # not a partition database
     ends = Ends({(sla, 0): 11, (sla, 1): 11, (sla, 2): 3, (changelog_topic(APP, "kpis"), 0): 6})
 
     stale = discard_stale_partitions(tmp_path, APP, ends)
 
     assert sorted(stale, key=lambda s: s.partition) == [
-        StalePartition("sla", 1, 11, 11), StalePartition("sla", 2, 191, 3), StalePartition("sla", 3, 0, 0)]
+        StalePartition("sla", 1, 11, 11),
+        StalePartition("sla", 2, 191, 3),
+        StalePartition("sla", 3, 0, 0),
+    ]
     assert [path.exists() for path in (behind, at_end, beyond, missing, no_offset, other)] == [
-        True, False, False, False, True, True]
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
     assert persisted_offset(behind) == 10 and (tmp_path / "notes.db").is_dir()
     assert ends.asked == [sorted([sla, changelog_topic(APP, "kpis")])]
 

@@ -10,9 +10,9 @@ import pytest
 
 from schemas import Event, new_event
 from tawasul.domain import sla
+from tawasul.domain.calendars import to_us
 from tawasul.domain.policies import PolicyBook, default_policy_path, load_policies, load_policies_text
 from tawasul.domain.ticket_story import breakdown, build_story, duration_text
-from tawasul.domain.calendars import to_us
 
 DUBAI = ZoneInfo("Asia/Dubai")
 H = timedelta(hours=1)
@@ -37,9 +37,12 @@ def scenario() -> list[Event]:
     Mon 1 and Tue 2 Dec are National Day. Acknowledged Wed 3 Dec 09:00, paused 10:00, resumed
     Thu 4 Dec 08:30, resolved Thu 11 Dec 10:00, closed 10:30."""
     return [
-        ev("closed", at(12, 11, 10, 30)),       # arrival order does not matter
-        ev("opened", at(11, 27, 14), {"channel": "crm", "kind": "complaint", "category": "parking.fines",
-                                      "priority": "normal"}),
+        ev("closed", at(12, 11, 10, 30)),  # arrival order does not matter
+        ev(
+            "opened",
+            at(11, 27, 14),
+            {"channel": "crm", "kind": "complaint", "category": "parking.fines", "priority": "normal"},
+        ),
         ev("assigned", at(11, 27, 14, 5), {"team": "complaints", "agent": "agent-7"}),
         ev("acknowledged", at(12, 3, 9)),
         ev("paused", at(12, 3, 10), {"reason": "waiting_on_customer"}),
@@ -52,8 +55,15 @@ def scenario() -> list[Event]:
 def test_hand_computed_deadlines_warnings_and_outcomes(book: PolicyBook) -> None:
     story = build_story("T-77", scenario(), book, at(12, 31))
     assert [e.type for e in story.events] == [
-        "ticket.opened", "ticket.assigned", "ticket.acknowledged", "ticket.paused", "ticket.resumed",
-        "ticket.resolved", "ticket.closed", "ticket.acknowledged"]
+        "ticket.opened",
+        "ticket.assigned",
+        "ticket.acknowledged",
+        "ticket.paused",
+        "ticket.resumed",
+        "ticket.resolved",
+        "ticket.closed",
+        "ticket.acknowledged",
+    ]
     assert story.events[-1].note == "ignored: after ticket.closed"
     assert story.events[1].details == {"team": "complaints", "agent": "agent-7"}
     first, resolution = story.targets
@@ -71,10 +81,16 @@ def test_hand_computed_deadlines_warnings_and_outcomes(book: PolicyBook) -> None
     assert first.status == "met" and first.elapsed == 7.5 * H
     [segment] = first.segments
     assert [(s.start, s.end) for s in segment.counted.spans] == [
-        (at(11, 27, 14), at(11, 27, 15, 30)), (at(11, 28, 7, 30), at(11, 28, 12)), (at(12, 3, 7, 30), at(12, 3, 9))]
+        (at(11, 27, 14), at(11, 27, 15, 30)),
+        (at(11, 28, 7, 30), at(11, 28, 12)),
+        (at(12, 3, 7, 30), at(12, 3, 9)),
+    ]
     assert [(d.day, d.reason, d.name) for d in segment.counted.skipped] == [
-        (date(2025, 11, 29), "weekend", None), (date(2025, 11, 30), "weekend", None),
-        (date(2025, 12, 1), "holiday", "National Day"), (date(2025, 12, 2), "holiday", "National Day")]
+        (date(2025, 11, 29), "weekend", None),
+        (date(2025, 11, 30), "weekend", None),
+        (date(2025, 12, 1), "holiday", "National Day"),
+        (date(2025, 12, 2), "holiday", "National Day"),
+    ]
     # deadline: 8h from the opening = 6h by Friday noon + 2h on Wednesday = Wed 3 Dec 09:30
     assert first.deadline == at(12, 3, 9, 30)
     assert first.deadline_basis is not None and first.deadline_basis.start == at(11, 27, 14)
@@ -83,13 +99,19 @@ def test_hand_computed_deadlines_warnings_and_outcomes(book: PolicyBook) -> None
     assert first.warning_at == at(12, 3, 7, 54)
 
     # resolution: 8h30m until the pause (Wed 10:00), then from Thu 4 Dec 08:30 on
-    assert [(s.start, s.end) for s in resolution.segments] == [(at(11, 27, 14), at(12, 3, 10)),
-                                                              (at(12, 4, 8, 30), at(12, 11, 10))]
+    assert [(s.start, s.end) for s in resolution.segments] == [
+        (at(11, 27, 14), at(12, 3, 10)),
+        (at(12, 4, 8, 30), at(12, 11, 10)),
+    ]
     assert resolution.segments[0].counted.business == 8.5 * H
     [pause] = resolution.pauses
     # the pause skipped Wed 10:00-15:30 and Thu 07:30-08:30 of working time
     assert (pause.start, pause.end, pause.why, pause.skipped_business) == (
-        at(12, 3, 10), at(12, 4, 8, 30), "paused", 6.5 * H)
+        at(12, 3, 10),
+        at(12, 4, 8, 30),
+        "paused",
+        6.5 * H,
+    )
     # 31h30m left from Thu 08:30: Thu 7h, Fri 4h30m, Mon 8h, Tue 8h -> 27h30m, 4h on Wed 10 Dec: 11:30
     assert resolution.deadline == at(12, 10, 11, 30)
     basis = resolution.deadline_basis
@@ -129,8 +151,10 @@ def test_story_agrees_with_the_engine_statuses(book: PolicyBook) -> None:
             assert counted == status.elapsed == target.elapsed
             assert target.deadline == status.deadline
             if target.deadline_basis is not None:
-                assert book.calendar("gov").add(target.deadline_basis.start, target.deadline_basis.remaining) \
+                assert (
+                    book.calendar("gov").add(target.deadline_basis.start, target.deadline_basis.remaining)
                     == target.deadline
+                )
     paused = build_story("T-77", events, book, at(12, 3, 12))
     assert [t.status for t in paused.targets] == ["met", "paused"]
     assert paused.targets[1].deadline is None and paused.targets[1].pauses[-1].end is None
@@ -179,9 +203,14 @@ def test_reopening_and_priority_change(book: PolicyBook) -> None:
     morning, lowered to high (2h / 24h), resolved again: the gap between resolution and reopening
     is not counted, and the resolution is judged by `mosque-high`, chosen by kind and priority."""
     data = {"channel": "app", "kind": "facility_report", "category": "mosque.power", "priority": "urgent"}
-    events = [ev("opened", at(3, 3, 22), data), ev("acknowledged", at(3, 3, 22, 40)),
-              ev("resolved", at(3, 4, 1)), ev("reopened", at(3, 4, 9)),
-              ev("priority_changed", at(3, 4, 9, 5), {"priority": "high"}), ev("resolved", at(3, 4, 12))]
+    events = [
+        ev("opened", at(3, 3, 22), data),
+        ev("acknowledged", at(3, 3, 22, 40)),
+        ev("resolved", at(3, 4, 1)),
+        ev("reopened", at(3, 4, 9)),
+        ev("priority_changed", at(3, 4, 9, 5), {"priority": "high"}),
+        ev("resolved", at(3, 4, 12)),
+    ]
     story = build_story("T-77", events, book, at(3, 5))
     first, resolution = story.targets
     assert (first.policy.name, first.policy.priority, first.status) == ("mosque-urgent", "urgent", "met")
@@ -189,7 +218,9 @@ def test_reopening_and_priority_change(book: PolicyBook) -> None:
     assert resolution.policy.match == {"kind": ("facility_report",), "priority": ("high",)}
     assert resolution.policy.passed_over == (("mosque-urgent", "priority"),)
     assert [(s.start, s.end, s.cycle) for s in resolution.segments] == [
-        (at(3, 3, 22), at(3, 4, 1), 0), (at(3, 4, 9), at(3, 4, 12), 1)]
+        (at(3, 3, 22), at(3, 4, 1), 0),
+        (at(3, 4, 9), at(3, 4, 12), 1),
+    ]
     [gap] = resolution.pauses
     assert (gap.why, gap.skipped_business) == ("resolved", 8 * H)
     assert resolution.status == "met" and resolution.elapsed == 6 * H
@@ -200,4 +231,5 @@ def test_reopening_and_priority_change(book: PolicyBook) -> None:
         ("sla.met", "first_response", 0, "mosque-urgent", at(3, 3, 22, 40)),
         ("sla.met", "resolution", 0, "mosque-urgent", at(3, 4, 1)),
         ("sla.warning", "resolution", 1, "mosque-urgent", at(3, 4, 9)),
-        ("sla.met", "resolution", 1, "mosque-high", at(3, 4, 12))]
+        ("sla.met", "resolution", 1, "mosque-high", at(3, 4, 12)),
+    ]

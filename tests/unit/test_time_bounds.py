@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from producers.intake import (
-    DEFAULT_MAX_CLOCK_SKEW, ENV_MAX_CLOCK_SKEW, Accepted, Rejected, SkewSettingError, accept_line, accept_object,
+    DEFAULT_MAX_CLOCK_SKEW,
+    ENV_MAX_CLOCK_SKEW,
+    Accepted,
+    Rejected,
+    SkewSettingError,
+    accept_line,
+    accept_object,
     max_clock_skew,
 )
 from producers.publish_cmd import judge_chunk
@@ -21,7 +27,11 @@ from sinks.db.decoding import decode_input, decode_pipeline_event
 
 def event(time: str, **changes: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "specversion": "1.0", "id": "ev-1", "source": "/channels/crm", "type": "ticket.opened", "time": time,
+        "specversion": "1.0",
+        "id": "ev-1",
+        "source": "/channels/crm",
+        "type": "ticket.opened",
+        "time": time,
         "subject": "CRM-1",
         "data": {"channel": "crm", "kind": "request", "category": "mosque.cleaning", "priority": "high"},
     }
@@ -36,8 +46,15 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-OUT_OF_RANGE = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-04:00",
-                "9999-12-31T23:59:59Z", "1999-12-31T23:59:59Z", "2000-01-01T03:59:59+04:00", "2100-01-01T00:00:00Z"]
+OUT_OF_RANGE = [
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-04:00",
+    "9999-12-31T23:59:59Z",
+    "1999-12-31T23:59:59Z",
+    "2000-01-01T03:59:59+04:00",
+    "2100-01-01T00:00:00Z",
+]
 
 
 @pytest.mark.parametrize("time", OUT_OF_RANGE)
@@ -58,9 +75,22 @@ def test_the_bounds_themselves_are_inside(time: str) -> None:
 def test_every_decoder_refuses_them_the_sinks_fast_path_and_an_outcomes_deadline(time: str) -> None:
     with pytest.raises(InvalidEvent, match="^time: must lie"):
         decode_input(line(time))
-    outcome = new_event("sla.breached", "CRM-1", "2025-05-13T08:10:00Z", {
-        "ticket_id": "CRM-1", "target": "resolution", "policy": "p", "deadline": "2025-05-14T08:10:00Z",
-        "channel": "crm", "kind": "request", "category": "c", "priority": "high"}, source="/tawasul/sla").to_dict()
+    outcome = new_event(
+        "sla.breached",
+        "CRM-1",
+        "2025-05-13T08:10:00Z",
+        {
+            "ticket_id": "CRM-1",
+            "target": "resolution",
+            "policy": "p",
+            "deadline": "2025-05-14T08:10:00Z",
+            "channel": "crm",
+            "kind": "request",
+            "category": "c",
+            "priority": "high",
+        },
+        source="/tawasul/sla",
+    ).to_dict()
     outcome["data"]["deadline"] = time
     with pytest.raises(InvalidEvent, match="data.deadline: must lie"):
         decode_pipeline_event(json.dumps(outcome).encode())
@@ -112,19 +142,29 @@ def test_history_has_no_skew_bound_but_keeps_the_schema_bounds(monkeypatch: pyte
     chunk = [(1, future, -1), (2, line("9999-01-01T00:00:00Z"), -1)]
     history = judge_chunk("replay.jsonl", chunk, None, None)
     live = judge_chunk("live.jsonl", chunk, None)
-    assert len(history[0]) == 5                                       # published
+    assert len(history[0]) == 5  # published
     assert history[1][1].category == "time" and live[0][1].category == "time"  # type: ignore[index,union-attr]
 
 
-@pytest.mark.parametrize(("text", "inside"), [
-    ("1999-12-31T20:30:00-03:30", True),     # 2000-01-01T00:00Z: the first instant allowed
-    ("1999-12-31T20:29:59-03:30", False),
-    ("2100-01-01T01:00:00+02:00", True),     # 2099-12-31T23:00Z
-    ("2100-01-01T02:00:00+02:00", False),    # 2100-01-01T00:00Z: the first instant refused
-])
+@pytest.mark.parametrize(
+    ("text", "inside"),
+    [
+        ("1999-12-31T20:30:00-03:30", True),  # 2000-01-01T00:00Z: the first instant allowed
+        ("1999-12-31T20:29:59-03:30", False),
+        ("2100-01-01T01:00:00+02:00", True),  # 2099-12-31T23:00Z
+        ("2100-01-01T02:00:00+02:00", False),  # 2100-01-01T00:00Z: the first instant refused
+    ],
+)
 def test_a_local_year_beside_a_bound_is_judged_by_its_instant(text: str, inside: bool) -> None:
-    event = {"specversion": "1.0", "id": "e-1", "source": "/t", "type": "ticket.acknowledged",
-             "time": text, "subject": "T-1", "data": {}}
+    event = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "/t",
+        "type": "ticket.acknowledged",
+        "time": text,
+        "subject": "T-1",
+        "data": {},
+    }
     if inside:
         assert parse_event(event).time == datetime.fromisoformat(text)
     else:

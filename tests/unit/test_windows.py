@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tawasul.domain.windows import (
-    DUBAI, RESOLUTIONS, WINDOW_NAMES, WINDOWS, Resolution, WindowedSums, WindowError, bucket_of,
-    bucket_start_us, from_us, retention_floor, to_us, window, window_range, window_span,
+    DUBAI,
+    RESOLUTIONS,
+    WINDOW_NAMES,
+    WINDOWS,
+    Resolution,
+    WindowedSums,
+    WindowError,
+    bucket_of,
+    bucket_start_us,
+    from_us,
+    retention_floor,
+    to_us,
+    window,
+    window_range,
+    window_span,
 )
 
 
@@ -41,7 +54,7 @@ def test_rolling_spans_end_with_the_current_bucket() -> None:
 def test_every_rolling_span_has_its_exact_length_and_contains_as_of() -> None:
     rng = random.Random(5)
     for _ in range(200):
-        as_of = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(400 * 86400))
+        as_of = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(400 * 86400))
         for w in WINDOWS:
             start, end = window_span(w, as_of)
             assert start <= as_of < end
@@ -73,12 +86,18 @@ def test_month_and_half_year_boundaries() -> None:
 
 def test_buckets() -> None:
     t = to_us(at("2025-03-04T23:59:59.999999+04:00"))
-    assert from_us(bucket_start_us(bucket_of(t, Resolution.DAY), Resolution.DAY)).isoformat() == \
-        "2025-03-04T00:00:00+04:00"
-    assert from_us(bucket_start_us(bucket_of(t, Resolution.HOUR), Resolution.HOUR)).isoformat() == \
-        "2025-03-04T23:00:00+04:00"
-    assert from_us(bucket_start_us(bucket_of(t, Resolution.MINUTE), Resolution.MINUTE)).isoformat() == \
-        "2025-03-04T23:59:00+04:00"
+    assert (
+        from_us(bucket_start_us(bucket_of(t, Resolution.DAY), Resolution.DAY)).isoformat()
+        == "2025-03-04T00:00:00+04:00"
+    )
+    assert (
+        from_us(bucket_start_us(bucket_of(t, Resolution.HOUR), Resolution.HOUR)).isoformat()
+        == "2025-03-04T23:00:00+04:00"
+    )
+    assert (
+        from_us(bucket_start_us(bucket_of(t, Resolution.MINUTE), Resolution.MINUTE)).isoformat()
+        == "2025-03-04T23:59:00+04:00"
+    )
     assert bucket_of(t + 1, Resolution.DAY) == bucket_of(t, Resolution.DAY) + 1
     assert from_us(t).tzinfo == DUBAI
     with pytest.raises(WindowError):
@@ -96,16 +115,32 @@ def test_sums_follow_event_time_and_a_late_value_lands_in_its_own_window() -> No
     as_of = at("2025-03-04T23:59:30+04:00")
     sums: WindowedSums[int] = WindowedSums(0, to_us(as_of))
     sums.add(to_us(as_of), 1)
-    sums.add(to_us(at("2025-03-04T23:40:00+04:00")), 10)      # 20 min ago: in 1h, not 15m
-    sums.add(to_us(at("2025-03-03T23:59:00+04:00")), 100)     # yesterday, 24h + 30 s ago
-    sums.add(to_us(at("2025-02-27T12:00:00+04:00")), 1000)    # last month, 5 days ago
-    sums.add(to_us(at("2024-12-31T23:00:00+04:00")), 10000)   # last half-year, beyond 30 days
-    assert dict(sums.totals()) == {"15m": 1, "1h": 11, "24h": 11, "7d": 1111, "30d": 1111, "today": 11,
-                                   "month": 111, "half_year": 1111}
+    sums.add(to_us(at("2025-03-04T23:40:00+04:00")), 10)  # 20 min ago: in 1h, not 15m
+    sums.add(to_us(at("2025-03-03T23:59:00+04:00")), 100)  # yesterday, 24h + 30 s ago
+    sums.add(to_us(at("2025-02-27T12:00:00+04:00")), 1000)  # last month, 5 days ago
+    sums.add(to_us(at("2024-12-31T23:00:00+04:00")), 10000)  # last half-year, beyond 30 days
+    assert dict(sums.totals()) == {
+        "15m": 1,
+        "1h": 11,
+        "24h": 11,
+        "7d": 1111,
+        "30d": 1111,
+        "today": 11,
+        "month": 111,
+        "half_year": 1111,
+    }
     # past midnight in Dubai: `today` starts empty, the rolling windows still hold the last minutes
     assert sums.advance(to_us(at("2025-03-05T00:00:10+04:00")))
-    assert dict(sums.totals()) == {"15m": 1, "1h": 11, "24h": 11, "7d": 1111, "30d": 1111, "today": 0,
-                                   "month": 111, "half_year": 1111}
+    assert dict(sums.totals()) == {
+        "15m": 1,
+        "1h": 11,
+        "24h": 11,
+        "7d": 1111,
+        "30d": 1111,
+        "today": 0,
+        "month": 111,
+        "half_year": 1111,
+    }
     # a late value timed before midnight lands in yesterday, not in today
     sums.add(to_us(at("2025-03-04T23:58:00+04:00")), 5)
     assert sums.total("today") == 0 and sums.total("15m") == 6 and sums.total("month") == 116
@@ -113,7 +148,8 @@ def test_sums_follow_event_time_and_a_late_value_lands_in_its_own_window() -> No
     sums.add(to_us(at("2025-03-04T23:58:00+04:00")), -5)
     assert sums.total("15m") == 1 and sums.buckets(Resolution.MINUTE) == {
         bucket_of(to_us(as_of), Resolution.MINUTE): 1,
-        bucket_of(to_us(at("2025-03-04T23:40:00+04:00")), Resolution.MINUTE): 10}
+        bucket_of(to_us(at("2025-03-04T23:40:00+04:00")), Resolution.MINUTE): 10,
+    }
 
 
 def test_time_never_goes_back_and_old_buckets_are_dropped() -> None:
@@ -125,9 +161,9 @@ def test_time_never_goes_back_and_old_buckets_are_dropped() -> None:
     later = to_us(at("2025-07-01T01:00:00+04:00"))
     assert sums.advance(later)
     assert sums.total("half_year") == 0 and sums.total("month") == 0 and sums.total("24h") == 7
-    assert sums.buckets(Resolution.DAY) == {}           # the first half-year is out of every window
-    assert sums.buckets(Resolution.MINUTE) == {}        # more than an hour ago
-    sums.add(start, 1)                                  # late data for June: kept for the rolling 24 h
+    assert sums.buckets(Resolution.DAY) == {}  # the first half-year is out of every window
+    assert sums.buckets(Resolution.MINUTE) == {}  # more than an hour ago
+    sums.add(start, 1)  # late data for June: kept for the rolling 24 h
     assert sums.total("24h") == 8 and sums.total("half_year") == 0
     assert sums.advance(later + 31 * 86_400_000_000)
     assert not sums and sums.total("30d") == 0

@@ -96,7 +96,9 @@ def _resource_text(name: str) -> str:
 def java_major_version(java: str = "java") -> int:
     """The major version of the `java` on PATH; raises BrokerError when there is none."""
     if shutil.which(java) is None:
-        raise BrokerError(f"no Java found: install Java {MIN_JAVA} or newer (e.g. the openjdk-{MIN_JAVA}-jre-headless package)")
+        raise BrokerError(
+            f"no Java found: install Java {MIN_JAVA} or newer (e.g. the openjdk-{MIN_JAVA}-jre-headless package)"
+        )
     result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     text = result.stderr + result.stdout
     for token in text.replace('"', " ").split():
@@ -122,7 +124,9 @@ def ensure_libs(layout: BrokerLayout, *, echo: Callable[[str], None] = print) ->
         staging = Path(tmp) / "libs"
         result = subprocess.run(
             ["mvn", "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
@@ -195,8 +199,10 @@ def probe(bootstrap: str, timeout_s: float = 3.0, client: KafkaSecurity = KafkaS
     with _quiet("kafka"):
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, client_id="tawasul-probe",
-                request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
+                bootstrap_servers=bootstrap,
+                client_id="tawasul-probe",
+                request_timeout_ms=int(timeout_s * 1000),
+                bootstrap_timeout_ms=int(timeout_s * 1000),
                 **client.kafka_python(),
             )
         except (KafkaError, OSError) as exc:
@@ -243,9 +249,15 @@ def _cluster_id() -> str:
 
 def _write_config(layout: BrokerLayout) -> None:
     text = _resource_text("server.properties.template").format(
-        host=layout.host, port=layout.port, controller_port=layout.controller_port, data_dir=layout.data_dir,
-        node_id=layout.node_id, voters=layout.voters or f"{layout.node_id}@{layout.host}:{layout.controller_port}",
-        listener=layout.listener, replicas=layout.replicas, min_isr=max(1, layout.replicas - 1),
+        host=layout.host,
+        port=layout.port,
+        controller_port=layout.controller_port,
+        data_dir=layout.data_dir,
+        node_id=layout.node_id,
+        voters=layout.voters or f"{layout.node_id}@{layout.host}:{layout.controller_port}",
+        listener=layout.listener,
+        replicas=layout.replicas,
+        min_isr=max(1, layout.replicas - 1),
     )
     fd = os.open(layout.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as config:
@@ -256,9 +268,17 @@ def _java_command(layout: BrokerLayout, main_class: str, *args: str, heap: str) 
     log4j = layout.home / "log4j2.properties"
     log4j.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
     return [
-        "java", f"-Xmx{heap}", "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={log4j}", f"-Dtawasul.kafka.log={layout.log_file}",
-        "-cp", str(layout.libs_dir / "*"), main_class, *args,
+        "java",
+        f"-Xmx{heap}",
+        "-Xms256m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j}",
+        f"-Dtawasul.kafka.log={layout.log_file}",
+        "-cp",
+        str(layout.libs_dir / "*"),
+        main_class,
+        *args,
     ]
 
 
@@ -267,8 +287,15 @@ def _format_storage(layout: BrokerLayout, cluster_id: str | None = None, extra: 
         return
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     command = _java_command(
-        layout, "kafka.tools.StorageTool", "format", "-t", cluster_id or _cluster_id(), "-c", str(layout.config_file),
-        *extra, heap="256m",
+        layout,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id or _cluster_id(),
+        "-c",
+        str(layout.config_file),
+        *extra,
+        heap="256m",
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -315,7 +342,9 @@ def start_findings(layout: BrokerLayout, *, since: int, last_probe: str | None, 
     return "\n".join(lines)
 
 
-def start(layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, echo: Callable[[str], None] = print) -> bool:
+def start(
+    layout: BrokerLayout, *, heap: str = "1g", timeout_s: float = 120.0, echo: Callable[[str], None] = print
+) -> bool:
     """Start the broker; returns False when ours was already running. Returns once it answers."""
     if read_pid(layout) is not None and broker_answers(layout.bootstrap):
         return False
@@ -333,8 +362,14 @@ class Launched:
     log_start: int
 
 
-def launch(layout: BrokerLayout, *, heap: str = "1g", echo: Callable[[str], None] = print,
-           cluster_id: str | None = None, format_extra: tuple[str, ...] = ()) -> Launched:
+def launch(
+    layout: BrokerLayout,
+    *,
+    heap: str = "1g",
+    echo: Callable[[str], None] = print,
+    cluster_id: str | None = None,
+    format_extra: tuple[str, ...] = (),
+) -> Launched:
     """Check Java and the ports, fetch Kafka, write the configuration, format the storage and
     spawn the node's JVM unless it runs; does not wait for it (see `await_ready`)."""
     major = java_major_version()
@@ -357,7 +392,10 @@ def launch(layout: BrokerLayout, *, heap: str = "1g", echo: Callable[[str], None
         with layout.console_file.open("ab") as console:
             process = subprocess.Popen(
                 _java_command(layout, "kafka.Kafka", str(layout.config_file), heap=heap),
-                stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         layout.pid_file.write_text(str(process.pid), encoding="utf-8")
     return Launched(layout, process, log_start)
@@ -375,8 +413,9 @@ def await_ready(launched: Launched, deadline: float) -> None:
             layout.pid_file.unlink(missing_ok=True)
             findings = start_findings(layout, since=log_start, last_probe=last_probe, pid=None)
             raise BrokerError(f"the broker exited during start-up (status {exited})\n{log_tail(layout)}\n{findings}")
-        last_probe = probe(layout.bootstrap, timeout_s=min(2.0, max(0.2, deadline - time.monotonic())),
-                           client=layout.client)
+        last_probe = probe(
+            layout.bootstrap, timeout_s=min(2.0, max(0.2, deadline - time.monotonic())), client=layout.client
+        )
         if last_probe is None:
             return
         time.sleep(0.5)
@@ -402,7 +441,9 @@ def stop(layout: BrokerLayout, *, timeout_s: float = 60.0) -> bool:
     else:
         os.kill(pid, signal.SIGKILL)
     layout.pid_file.unlink(missing_ok=True)
-    while time.monotonic() < deadline and any(port_in_use(layout.host, p) for p in (layout.port, layout.controller_port)):
+    while time.monotonic() < deadline and any(
+        port_in_use(layout.host, p) for p in (layout.port, layout.controller_port)
+    ):
         time.sleep(0.2)
     return True
 

@@ -19,12 +19,21 @@ def _cluster(home: str | None, **requested: object) -> local.Cluster:
         raise click.ClickException(str(error)) from error
 
 
-_home = click.option("--home", default=None, envvar="TAWASUL_HOME",
-                     help="Folder for the Kafka jars, data and logs [env TAWASUL_HOME; ~/.cache/tawasul]")
-_port = click.option("--port", type=int, default=None,
-                     help=f"Client port of node 1 [the saved cluster's; {local.DEFAULT_PORT}]")
-_controller = click.option("--controller-port", type=int, default=None,
-                           help=f"KRaft controller port of node 1 (not 9093: Alertmanager's) [{CONTROLLER_PORT}]")
+_home = click.option(
+    "--home",
+    default=None,
+    envvar="TAWASUL_HOME",
+    help="Folder for the Kafka jars, data and logs [env TAWASUL_HOME; ~/.cache/tawasul]",
+)
+_port = click.option(
+    "--port", type=int, default=None, help=f"Client port of node 1 [the saved cluster's; {local.DEFAULT_PORT}]"
+)
+_controller = click.option(
+    "--controller-port",
+    type=int,
+    default=None,
+    help=f"KRaft controller port of node 1 (not 9093: Alertmanager's) [{CONTROLLER_PORT}]",
+)
 
 
 @click.group()
@@ -40,20 +49,46 @@ def kafka() -> None:
 @_home
 @_port
 @_controller
-@click.option("--brokers", type=click.IntRange(1, local.MAX_BROKERS), default=None,
-              help="Number of nodes [the saved cluster's; 1]")
-@click.option("--port-step", type=click.IntRange(min=1), default=None,
-              help=f"Port distance between nodes [{local.DEFAULT_PORT_STEP}]")
-@click.option("--secure/--plaintext", default=None,
-              help="SASL_SSL with SCRAM-SHA-512 only; prints the client settings as `export` lines for eval")
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, local.MAX_BROKERS),
+    default=None,
+    help="Number of nodes [the saved cluster's; 1]",
+)
+@click.option(
+    "--port-step",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Port distance between nodes [{local.DEFAULT_PORT_STEP}]",
+)
+@click.option(
+    "--secure/--plaintext",
+    default=None,
+    help="SASL_SSL with SCRAM-SHA-512 only; prints the client settings as `export` lines for eval",
+)
 @click.option("--heap", default=None, help="JVM heap per node [1g for one node, 512m each for more]")
-@click.option("--timeout", "timeout_s", default=120.0, show_default=True, type=click.FloatRange(min=1),
-              help="Seconds to wait for the nodes to answer before stopping them and failing")
-def start_command(home: str | None, port: int | None, controller_port: int | None, brokers: int | None,
-                  port_step: int | None, secure: bool | None, heap: str | None, timeout_s: float) -> None:
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds to wait for the nodes to answer before stopping them and failing",
+)
+def start_command(
+    home: str | None,
+    port: int | None,
+    controller_port: int | None,
+    brokers: int | None,
+    port_step: int | None,
+    secure: bool | None,
+    heap: str | None,
+    timeout_s: float,
+) -> None:
     """Start the cluster (fetching Apache Kafka the first time); returns once every node answers."""
-    cluster = _cluster(home, port=port, controller_port=controller_port, brokers=brokers, port_step=port_step,
-                       secure=secure)
+    cluster = _cluster(
+        home, port=port, controller_port=controller_port, brokers=brokers, port_step=port_step, secure=secure
+    )
     try:
         started = local.start(cluster, heap=heap, timeout_s=timeout_s, echo=lambda line: click.echo(line, err=True))
     except BrokerError as error:
@@ -81,11 +116,11 @@ def stop_command(home: str | None, port: int | None, controller_port: int | None
 @_home
 @_port
 @_controller
-@click.option("--json", "as_json", is_flag=True,
-              help='Print {"bootstrap": ..., "nodes": [{"id", "port", "pid", "running"}]}')
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"bootstrap": ..., "nodes": [{"id", "port", "pid", "running"}]}'
+)
 @click.option("--logs", is_flag=True, help="Also show the last lines of each node's log")
-def status_command(home: str | None, port: int | None, controller_port: int | None, as_json: bool,
-                   logs: bool) -> None:
+def status_command(home: str | None, port: int | None, controller_port: int | None, as_json: bool, logs: bool) -> None:
     """Say whether the nodes run; exit status 0 when every node answers, 3 otherwise."""
     cluster = _cluster(home, port=port, controller_port=controller_port)
     if as_json:

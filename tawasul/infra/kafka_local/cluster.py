@@ -19,12 +19,30 @@ from pathlib import Path
 from typing import Any
 
 from tawasul.infra.kafka_local.broker import (
-    CONTROLLER_PORT, BrokerLayout, _cluster_id, _is_ours, await_ready, launch, port_in_use, read_pid,
+    CONTROLLER_PORT,
+    BrokerLayout,
+    _cluster_id,
+    _is_ours,
+    await_ready,
+    launch,
+    port_in_use,
+    read_pid,
 )
 from tawasul.infra.kafka_local.errors import BrokerError
-from tawasul.infra.kafka_local.tls import CLIENT_USER, Secrets, broker_properties, ensure_secrets, scram_format_arguments
+from tawasul.infra.kafka_local.tls import (
+    CLIENT_USER,
+    Secrets,
+    broker_properties,
+    ensure_secrets,
+    scram_format_arguments,
+)
 from tawasul.infra.kafka_security import (
-    ENV_SASL_MECHANISM, ENV_SASL_PASSWORD, ENV_SASL_USERNAME, ENV_SECURITY_PROTOCOL, ENV_SSL_CAFILE, KafkaSecurity,
+    ENV_SASL_MECHANISM,
+    ENV_SASL_PASSWORD,
+    ENV_SASL_USERNAME,
+    ENV_SECURITY_PROTOCOL,
+    ENV_SSL_CAFILE,
+    KafkaSecurity,
 )
 from tawasul.infra.settings import ENV_KAFKA
 
@@ -47,8 +65,10 @@ class ClusterPlan:
 
     def ports(self) -> list[tuple[int, int, int]]:
         """(node id, client port, controller port) of every node."""
-        return [(k, self.port + (k - 1) * self.port_step, self.controller_port + (k - 1) * self.port_step)
-                for k in range(1, self.brokers + 1)]
+        return [
+            (k, self.port + (k - 1) * self.port_step, self.controller_port + (k - 1) * self.port_step)
+            for k in range(1, self.brokers + 1)
+        ]
 
     @property
     def bootstrap(self) -> str:
@@ -69,17 +89,27 @@ class Cluster:
         """How a client of this cluster connects."""
         if self.secrets is None:
             return KafkaSecurity()
-        return KafkaSecurity("SASL_SSL", "SCRAM-SHA-512", CLIENT_USER, self.secrets.client_password,
-                             str(self.secrets.ca_file))
+        return KafkaSecurity(
+            "SASL_SSL", "SCRAM-SHA-512", CLIENT_USER, self.secrets.client_password, str(self.secrets.ca_file)
+        )
 
     def layouts(self) -> list[BrokerLayout]:
         plan = self.plan
         voters = ",".join(f"{k}@{plan.host}:{cport}" for k, _, cport in plan.ports())
         extra = broker_properties(self.secrets) if self.secrets else ""
         return [
-            BrokerLayout(home=self.home, host=plan.host, port=port, controller_port=cport, node_id=k, voters=voters,
-                         listener="SASL_SSL" if plan.secure else "PLAINTEXT", replicas=min(3, plan.brokers),
-                         extra_properties=extra, client=self.client)
+            BrokerLayout(
+                home=self.home,
+                host=plan.host,
+                port=port,
+                controller_port=cport,
+                node_id=k,
+                voters=voters,
+                listener="SASL_SSL" if plan.secure else "PLAINTEXT",
+                replicas=min(3, plan.brokers),
+                extra_properties=extra,
+                client=self.client,
+            )
             for k, port, cport in plan.ports()
         ]
 
@@ -88,8 +118,11 @@ class Cluster:
         client = self.client
         values = [(ENV_KAFKA, self.plan.bootstrap), (ENV_SECURITY_PROTOCOL, client.protocol)]
         if client.uses_sasl:
-            values += [(ENV_SASL_MECHANISM, client.mechanism), (ENV_SASL_USERNAME, client.username or ""),
-                       (ENV_SASL_PASSWORD, client.password or "")]
+            values += [
+                (ENV_SASL_MECHANISM, client.mechanism),
+                (ENV_SASL_USERNAME, client.username or ""),
+                (ENV_SASL_PASSWORD, client.password or ""),
+            ]
         if client.cafile:
             values.append((ENV_SSL_CAFILE, client.cafile))
         return [f"export {name}={shlex.quote(value)}" for name, value in values]
@@ -121,10 +154,10 @@ def resolve(home: Path, **requested: Any) -> Cluster:
         raise BrokerError(f"--port-step {plan.port_step}: expected 1 or more")
     if plan != saved and _has_data(home, saved) and (loaded or plan.brokers > 1 or plan.secure):
         shape = f"{saved.brokers}-node {'secured ' if saved.secure else ''}cluster on {saved.bootstrap}"
-        raise BrokerError(f"{home} holds a {shape}: stop it and delete that folder, or choose another "
-                          "--home / TAWASUL_HOME")
-    return Cluster(home, plan, cluster_id or _cluster_id(),
-                   ensure_secrets(home, plan.host) if plan.secure else None)
+        raise BrokerError(
+            f"{home} holds a {shape}: stop it and delete that folder, or choose another --home / TAWASUL_HOME"
+        )
+    return Cluster(home, plan, cluster_id or _cluster_id(), ensure_secrets(home, plan.host) if plan.secure else None)
 
 
 def _save(cluster: Cluster) -> None:
@@ -133,8 +166,9 @@ def _save(cluster: Cluster) -> None:
     (cluster.home / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
 
 
-def start(cluster: Cluster, *, heap: str | None = None, timeout_s: float = 120.0,
-          echo: Callable[[str], None] = print) -> list[int]:
+def start(
+    cluster: Cluster, *, heap: str | None = None, timeout_s: float = 120.0, echo: Callable[[str], None] = print
+) -> list[int]:
     """Start every node that is down and wait until all answer; returns the ids of those started."""
     _save(cluster)
     heap = heap or ("1g" if cluster.plan.brokers == 1 else "512m")
@@ -164,7 +198,8 @@ def stop(cluster: Cluster, *, timeout_s: float = 60.0) -> list[int]:
             os.kill(pid, signal.SIGKILL)
         layout.pid_file.unlink(missing_ok=True)
         while time.monotonic() < deadline and any(
-                port_in_use(layout.host, port) for port in (layout.port, layout.controller_port)):
+            port_in_use(layout.host, port) for port in (layout.port, layout.controller_port)
+        ):
             time.sleep(0.2)
     return [layout.node_id for layout, _ in running]
 

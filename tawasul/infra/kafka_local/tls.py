@@ -67,61 +67,93 @@ def _write_certificates(made: Secrets, host: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tawasul local Kafka CA")])
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     broker_key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName(host), x509.DNSName("localhost"),
-                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names: list[x509.GeneralName] = [
+        x509.DNSName(host),
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
     broker_cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])).issuer_name(ca_name)
-        .public_key(broker_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=825))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(broker_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(x509.SubjectAlternativeName(list(dict.fromkeys(names))), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                       critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
     made.ca_file.write_bytes(ca_cert.public_bytes(pem))
-    _write_private(made.keystore_file, broker_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        + broker_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
+    _write_private(
+        made.keystore_file,
+        broker_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + broker_cert.public_bytes(pem)
+        + ca_cert.public_bytes(pem),
+    )
 
 
 def broker_properties(made: Secrets) -> str:
     """The TLS and SASL lines of a secured broker's server.properties."""
-    jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{BROKER_USER}" '
-            f'password="{made.broker_password}";')
-    return "\n".join([
-        "# Secured: SASL_SSL with SCRAM-SHA-512 only (written by `tawasul kafka start --secure`).",
-        "sasl.enabled.mechanisms=SCRAM-SHA-512",
-        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-        f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
-        "ssl.keystore.type=PEM",
-        f"ssl.keystore.location={made.keystore_file}",
-        "ssl.truststore.type=PEM",
-        f"ssl.truststore.location={made.ca_file}",
-        "ssl.client.auth=none",
-        "",
-    ])
+    jaas = (
+        f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{BROKER_USER}" '
+        f'password="{made.broker_password}";'
+    )
+    return "\n".join(
+        [
+            "# Secured: SASL_SSL with SCRAM-SHA-512 only (written by `tawasul kafka start --secure`).",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={jaas}",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={made.keystore_file}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={made.ca_file}",
+            "ssl.client.auth=none",
+            "",
+        ]
+    )
 
 
 def scram_format_arguments(made: Secrets) -> list[str]:
     """`kafka-storage format` arguments creating both SCRAM users."""
     return [
-        "--add-scram", f"SCRAM-SHA-512=[name={BROKER_USER},password={made.broker_password}]",
-        "--add-scram", f"SCRAM-SHA-512=[name={CLIENT_USER},password={made.client_password}]",
+        "--add-scram",
+        f"SCRAM-SHA-512=[name={BROKER_USER},password={made.broker_password}]",
+        "--add-scram",
+        f"SCRAM-SHA-512=[name={CLIENT_USER},password={made.client_password}]",
     ]
