@@ -1,0 +1,221 @@
+"""Per-subject KPI facts: what the KPIs know of one call, visit, ticket or survey subject.
+
+`apply(record, event)` folds an event into the record of its subject; it is idempotent and
+does not depend on the order of arrival: of several events of one type, the earliest by
+(time, id) wins. The live KPIs (`kpi_book`) and the period report (`report`) both build their
+records with it. Events read without their `data` (the report's stored rows of the types whose
+attributes it does not need) leave the queue, agent and centre empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from schemas import Event
+from tawasul.domain.errors import DomainError
+from tawasul.domain.windows import to_us
+
+__all__ = [
+    "KPI_EVENT_TYPES",
+    "Backlog",
+    "KpiStateError",
+    "Stamp",
+    "SubjectRecord",
+    "Survey",
+    "apply",
+]
+
+KPI_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "call.offered",
+        "call.answered",
+        "call.abandoned",
+        "call.ended",
+        "ticket.opened",
+        "visit.checked_in",
+        "visit.called",
+        "visit.completed",
+        "visit.no_show",
+        "survey.submitted",
+    }
+)
+"""The input events the KPIs read; the other ticket events reach them through the ticket state."""
+
+
+class KpiStateError(DomainError, ValueError):
+    """A stored KPI record or a ticket state message could not be read."""
+
+
+Stamp = tuple[int, str]
+"""(time us, event id): of several events of one type the smallest wins."""
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """One survey answer about the record's subject."""
+
+    id: str
+    time_us: int
+    score: int
+    scale: int
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The latest ticket state seen: open or not, and its backlog class."""
+
+    version: int
+    open: bool
+    channel: str
+    kind: str
+    priority: str
+    sla_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRecord:
+    """Everything the KPIs know about one ticket, call or visit (the table value)."""
+
+    subject: str
+    offered: tuple[int, str, str] | None = None
+    """(us, id, queue)"""
+    answered: tuple[int, str, str, str] | None = None
+    """(us, id, queue, agent)"""
+    abandoned: tuple[int, str, str] | None = None
+    ended: tuple[int, str, float | None] | None = None
+    """(us, id, wrap_up_seconds)"""
+    opened: tuple[int, str, str, str, str, str | None] | None = None
+    """(us, id, channel, kind, category, department)"""
+    checked_in: tuple[int, str, str] | None = None
+    """(us, id, centre)"""
+    called: Stamp | None = None
+    completed: Stamp | None = None
+    no_show: Stamp | None = None
+    surveys: tuple[Survey, ...] = ()
+    backlog: Backlog | None = None
+    seen_us: int = 0
+    """The latest event time applied (for retention)."""
+
+    @property
+    def section(self) -> str | None:
+        """`ticket`, `call` or `visit` once the subject's first event is known (ticket first)."""
+        if self.opened is not None:
+            return "ticket"
+        if self.offered is not None:
+            return "call"
+        if self.checked_in is not None:
+            return "visit"
+        return None
+
+    @property
+    def is_answered(self) -> bool:
+        """Answered, and not abandoned before (the report's rule for a call with both)."""
+        return self.answered is not None and (self.abandoned is None or self.answered[:2] <= self.abandoned[:2])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; `SubjectRecord.from_dict(r.to_dict()) == r`."""
+        out: dict[str, Any] = {"subject": self.subject, "seen_us": self.seen_us}
+        for name in _TUPLE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value)
+        if self.surveys:
+            out["surveys"] = [[s.id, s.time_us, s.score, s.scale, s.channel] for s in self.surveys]
+        if self.backlog is not None:
+            b = self.backlog
+            out["backlog"] = [b.version, b.open, b.channel, b.kind, b.priority, b.sla_state]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SubjectRecord:
+        try:
+            values: dict[str, Any] = {name: tuple(raw[name]) for name in _TUPLE_FIELDS if raw.get(name) is not None}
+            surveys = tuple(
+                Survey(str(i), int(t), int(sc), int(sl), str(ch)) for i, t, sc, sl, ch in raw.get("surveys", ())
+            )
+            backlog = raw.get("backlog")
+            return cls(
+                subject=str(raw["subject"]),
+                seen_us=int(raw.get("seen_us", 0)),
+                surveys=surveys,
+                backlog=None
+                if backlog is None
+                else Backlog(int(backlog[0]), bool(backlog[1]), *(str(v) for v in backlog[2:6])),
+                **values,
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise KpiStateError(f"unreadable KPI record: {type(exc).__name__}") from None
+
+
+_TUPLE_FIELDS: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "abandoned",
+    "ended",
+    "opened",
+    "checked_in",
+    "called",
+    "completed",
+    "no_show",
+)
+
+
+def _earliest(current: tuple[Any, ...] | None, candidate: tuple[Any, ...]) -> tuple[Any, ...]:
+    return candidate if current is None or candidate[:2] < current[:2] else current
+
+
+def _attribute(data: Any, name: str) -> str:
+    """An attribute of the event's data as text; empty for an event read without its data."""
+    return "" if data is None else str(getattr(data, name))
+
+
+def apply(record: SubjectRecord | None, event: Event) -> SubjectRecord | None:
+    """The record after `event`; idempotent, order-independent; other event types change nothing."""
+    kind = event.type
+    if kind not in KPI_EVENT_TYPES:
+        return record
+    current = record or SubjectRecord(subject=event.subject)
+    at = to_us(event.time)
+    data = event.data
+    stamp = (at, event.id)
+    changes: dict[str, Any]
+    if kind == "survey.submitted":
+        if any(s.id == event.id for s in current.surveys):
+            return current
+        survey = Survey(event.id, at, int(data.score), int(data.scale), str(data.channel))
+        changes = {"surveys": tuple(sorted((*current.surveys, survey), key=lambda s: (s.time_us, s.id)))}
+    elif kind == "call.offered":
+        changes = {"offered": _earliest(current.offered, (*stamp, _attribute(data, "queue")))}
+    elif kind == "call.answered":
+        answered = (*stamp, _attribute(data, "queue"), _attribute(data, "agent"))
+        changes = {"answered": _earliest(current.answered, answered)}
+    elif kind == "call.abandoned":
+        changes = {"abandoned": _earliest(current.abandoned, (*stamp, _attribute(data, "queue")))}
+    elif kind == "call.ended":
+        wrap = None if data.wrap_up_seconds is None else float(data.wrap_up_seconds)
+        changes = {"ended": _earliest(current.ended, (*stamp, wrap))}
+    elif kind == "ticket.opened":
+        department = None if data.department is None else str(data.department)
+        payload = (*stamp, str(data.channel), str(data.kind), str(data.category), department)
+        changes = {"opened": _earliest(current.opened, payload)}
+    elif kind == "visit.checked_in":
+        changes = {"checked_in": _earliest(current.checked_in, (*stamp, _attribute(data, "centre")))}
+    else:
+        name = kind.partition(".")[2]
+        changes = {name: _earliest(getattr(current, name), stamp)}
+    changes["seen_us"] = max(current.seen_us, at)
+    return _replace(current, changes)
+
+
+def _replace(record: SubjectRecord, changes: dict[str, Any]) -> SubjectRecord:
+    """`dataclasses.replace(record, **changes)`, or `record` itself when nothing changes."""
+    if all(getattr(record, k) == v for k, v in changes.items()):
+        return record
+    return SubjectRecord(*[changes[name] if name in changes else getattr(record, name) for name in _RECORD_FIELDS])
+
+
+_RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SubjectRecord))
+"""The fields of `SubjectRecord` in declaration (positional) order."""
