@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from schemas import Event
 from tawasul.domain.errors import DomainError
+from tawasul.domain.sla import TicketEvent
 from tawasul.domain.windows import to_us
 
 __all__ = [
@@ -172,8 +172,9 @@ def _attribute(data: Any, name: str) -> str:
     return "" if data is None else str(getattr(data, name))
 
 
-def apply(record: SubjectRecord | None, event: Event) -> SubjectRecord | None:
-    """The record after `event`; idempotent, order-independent; other event types change nothing."""
+def apply(record: SubjectRecord | None, event: TicketEvent) -> SubjectRecord | None:
+    """The record after `event` (a `schemas.Event` fits); idempotent, order-independent; other
+    event types change nothing."""
     kind = event.type
     if kind not in KPI_EVENT_TYPES:
         return record

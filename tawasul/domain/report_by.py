@@ -29,6 +29,7 @@ from tawasul.domain.calendars import to_us
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.report import TARGETS, BookFor, ReportEvent, ticket_mark, ticket_state
+from tawasul.domain.report_result import GroupFigures, ReportBy, TargetFigures
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET
 from tawasul.domain.sla_timeline import ASSIGNED, CLOSED, OPENED, RANKS, Mark
 from tawasul.domain.supervisor import ServiceTally
@@ -76,25 +77,23 @@ class _Group:
     met: Counter[str] = field(default_factory=Counter)
     breached: Counter[str] = field(default_factory=Counter)
 
-    def to_json(self, by: By, key: Key) -> dict[str, Any]:
+    def figures(self, key: Key) -> GroupFigures:
         service = self.service
-        return {
-            by: key,
-            "calls_answered": service.calls_answered,
-            "average_handle_seconds": service.average_handle_seconds,
-            "tickets_assigned": self.tickets_assigned,
-            **{
-                target: {
-                    "met": self.met[target],
-                    "breached": self.breached[target],
-                    "compliance": kpis.compliance(self.met[target], self.breached[target]),
-                }
-                for target in TARGETS
-            },
-            "surveys": service.responses,
-            "satisfied": service.satisfied,
-            "satisfaction": service.satisfaction,
-        }
+        first_response, resolution = (
+            TargetFigures(self.met[t], self.breached[t], kpis.compliance(self.met[t], self.breached[t]))
+            for t in TARGETS
+        )
+        return GroupFigures(
+            name=key,
+            calls_answered=service.calls_answered,
+            average_handle_seconds=service.average_handle_seconds,
+            tickets_assigned=self.tickets_assigned,
+            first_response=first_response,
+            resolution=resolution,
+            surveys=service.responses,
+            satisfied=service.satisfied,
+            satisfaction=service.satisfaction,
+        )
 
 
 def _text(value: Any) -> str:
@@ -107,9 +106,10 @@ def _opt(value: Any) -> Key:
 
 def build_report_by(
     events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *, by: By
-) -> dict[str, Any]:
-    """`{"period", "by", "groups": [...]}`: one group per agent or team (`null`: none), sorted by
-    name with `null` last. Raises `PeriodError` for a bad period, `ValueError` for a bad `by`."""
+) -> ReportBy:
+    """One group per agent or team (None: none), sorted by name with None last (`to_json()`:
+    `{"period", "by", "groups": [...]}`). Raises `PeriodError` for a bad period, `ValueError`
+    for a bad `by`."""
     if by not in BY:
         raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
     period = Period(start, end)
@@ -179,7 +179,7 @@ def build_report_by(
             continue
         groups.setdefault(owner[subject], _Group()).service.add_survey(satisfied)
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
-    return {"period": period.to_json(), "by": by, "groups": [g.to_json(by, key) for key, g in ordered]}
+    return ReportBy(period, by, tuple(g.figures(key) for key, g in ordered))
 
 
 def _call(call: _Call, event: ReportEvent) -> None:
