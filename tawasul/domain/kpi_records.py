@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from sys import intern
 from typing import Any
 
 from tawasul.domain.errors import DomainError
@@ -132,9 +133,9 @@ class SubjectRecord:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SubjectRecord:
         try:
-            values: dict[str, Any] = {name: tuple(raw[name]) for name in _TUPLE_FIELDS if raw.get(name) is not None}
+            values: dict[str, Any] = {name: _interned(raw[name]) for name in _TUPLE_FIELDS if raw.get(name) is not None}
             surveys = tuple(
-                Survey(str(i), int(t), int(sc), int(sl), str(ch)) for i, t, sc, sl, ch in raw.get("surveys", ())
+                Survey(str(i), int(t), int(sc), int(sl), intern(str(ch))) for i, t, sc, sl, ch in raw.get("surveys", ())
             )
             backlog = raw.get("backlog")
             return cls(
@@ -143,11 +144,16 @@ class SubjectRecord:
                 surveys=surveys,
                 backlog=None
                 if backlog is None
-                else Backlog(int(backlog[0]), bool(backlog[1]), *(str(v) for v in backlog[2:6])),
+                else Backlog(int(backlog[0]), bool(backlog[1]), *(intern(str(v)) for v in backlog[2:6])),
                 **values,
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise KpiStateError(f"unreadable KPI record: {type(exc).__name__}") from None
+
+
+def _interned(stored: list[Any]) -> tuple[Any, ...]:
+    """A stored (time, id, attributes...) list as a tuple, its attribute texts interned."""
+    return tuple(v if i < 2 or not isinstance(v, str) else intern(v) for i, v in enumerate(stored))
 
 
 _TUPLE_FIELDS: tuple[str, ...] = (
@@ -168,8 +174,9 @@ def _earliest(current: tuple[Any, ...] | None, candidate: tuple[Any, ...]) -> tu
 
 
 def _attribute(data: Any, name: str) -> str:
-    """An attribute of the event's data as text; empty for an event read without its data."""
-    return "" if data is None else str(getattr(data, name))
+    """An attribute of the event's data as text (interned: one copy of each queue, agent,
+    channel... however many records hold it); empty for an event read without its data."""
+    return "" if data is None else intern(str(getattr(data, name)))
 
 
 def apply(record: SubjectRecord | None, event: TicketEvent) -> SubjectRecord | None:
@@ -186,7 +193,7 @@ def apply(record: SubjectRecord | None, event: TicketEvent) -> SubjectRecord | N
     if kind == "survey.submitted":
         if any(s.id == event.id for s in current.surveys):
             return current
-        survey = Survey(event.id, at, int(data.score), int(data.scale), str(data.channel))
+        survey = Survey(event.id, at, int(data.score), int(data.scale), _attribute(data, "channel"))
         changes = {"surveys": tuple(sorted((*current.surveys, survey), key=lambda s: (s.time_us, s.id)))}
     elif kind == "call.offered":
         changes = {"offered": _earliest(current.offered, (*stamp, _attribute(data, "queue")))}
@@ -199,8 +206,9 @@ def apply(record: SubjectRecord | None, event: TicketEvent) -> SubjectRecord | N
         wrap = None if data.wrap_up_seconds is None else float(data.wrap_up_seconds)
         changes = {"ended": _earliest(current.ended, (*stamp, wrap))}
     elif kind == "ticket.opened":
-        department = None if data.department is None else str(data.department)
-        payload = (*stamp, str(data.channel), str(data.kind), str(data.category), department)
+        department = None if data.department is None else _attribute(data, "department")
+        attributes = (_attribute(data, "channel"), _attribute(data, "kind"), _attribute(data, "category"))
+        payload = (*stamp, *attributes, department)
         changes = {"opened": _earliest(current.opened, payload)}
     elif kind == "visit.checked_in":
         changes = {"checked_in": _earliest(current.checked_in, (*stamp, _attribute(data, "centre")))}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from sys import intern
 from typing import Any, NamedTuple
 
 from tawasul.domain.kpi_records import Backlog, KpiStateError, SubjectRecord, _replace
@@ -83,9 +84,9 @@ def read_ticket_state(state: Mapping[str, Any]) -> TicketStateView:
         backlog = Backlog(
             version,
             state["status"] == "open",
-            str(state["channel"]),
-            str(state["kind"]),
-            str(state["priority"]),
+            intern(str(state["channel"])),
+            intern(str(state["kind"])),
+            intern(str(state["priority"])),
             sla_state_of(state),
         )
     except (KeyError, TypeError, ValueError) as exc:
