@@ -9,7 +9,7 @@ attributes it does not need) leave the queue, agent and centre empty.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from sys import intern
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = [
     "SubjectRecord",
     "Survey",
     "apply",
+    "record_of",
 ]
 
 KPI_EVENT_TYPES: frozenset[str] = frozenset(
@@ -179,6 +180,35 @@ def _attribute(data: Any, name: str) -> str:
     return "" if data is None else intern(str(getattr(data, name)))
 
 
+def _fact(kind: str, event: TicketEvent, at: int) -> tuple[str, Any]:
+    """The record field an event of type `kind` (not a survey) fills, and its value."""
+    data = event.data
+    if kind == "call.offered":
+        return "offered", (at, event.id, _attribute(data, "queue"))
+    if kind == "call.answered":
+        return "answered", (at, event.id, _attribute(data, "queue"), _attribute(data, "agent"))
+    if kind == "call.abandoned":
+        return "abandoned", (at, event.id, _attribute(data, "queue"))
+    if kind == "call.ended":
+        return "ended", (at, event.id, None if data.wrap_up_seconds is None else float(data.wrap_up_seconds))
+    if kind == "ticket.opened":
+        department = None if data.department is None else _attribute(data, "department")
+        attributes = (_attribute(data, "channel"), _attribute(data, "kind"), _attribute(data, "category"))
+        return "opened", (at, event.id, *attributes, department)
+    if kind == "visit.checked_in":
+        return "checked_in", (at, event.id, _attribute(data, "centre"))
+    return kind.partition(".")[2], (at, event.id)
+
+
+def _survey(event: TicketEvent, at: int) -> Survey:
+    data = event.data
+    return Survey(event.id, at, int(data.score), int(data.scale), _attribute(data, "channel"))
+
+
+def _by_time(survey: Survey) -> tuple[int, str]:
+    return survey.time_us, survey.id
+
+
 def apply(record: SubjectRecord | None, event: TicketEvent) -> SubjectRecord | None:
     """The record after `event` (a `schemas.Event` fits); idempotent, order-independent; other
     event types change nothing."""
@@ -187,36 +217,42 @@ def apply(record: SubjectRecord | None, event: TicketEvent) -> SubjectRecord | N
         return record
     current = record or SubjectRecord(subject=event.subject)
     at = to_us(event.time)
-    data = event.data
-    stamp = (at, event.id)
     changes: dict[str, Any]
     if kind == "survey.submitted":
         if any(s.id == event.id for s in current.surveys):
             return current
-        survey = Survey(event.id, at, int(data.score), int(data.scale), _attribute(data, "channel"))
-        changes = {"surveys": tuple(sorted((*current.surveys, survey), key=lambda s: (s.time_us, s.id)))}
-    elif kind == "call.offered":
-        changes = {"offered": _earliest(current.offered, (*stamp, _attribute(data, "queue")))}
-    elif kind == "call.answered":
-        answered = (*stamp, _attribute(data, "queue"), _attribute(data, "agent"))
-        changes = {"answered": _earliest(current.answered, answered)}
-    elif kind == "call.abandoned":
-        changes = {"abandoned": _earliest(current.abandoned, (*stamp, _attribute(data, "queue")))}
-    elif kind == "call.ended":
-        wrap = None if data.wrap_up_seconds is None else float(data.wrap_up_seconds)
-        changes = {"ended": _earliest(current.ended, (*stamp, wrap))}
-    elif kind == "ticket.opened":
-        department = None if data.department is None else _attribute(data, "department")
-        attributes = (_attribute(data, "channel"), _attribute(data, "kind"), _attribute(data, "category"))
-        payload = (*stamp, *attributes, department)
-        changes = {"opened": _earliest(current.opened, payload)}
-    elif kind == "visit.checked_in":
-        changes = {"checked_in": _earliest(current.checked_in, (*stamp, _attribute(data, "centre")))}
+        changes = {"surveys": tuple(sorted((*current.surveys, _survey(event, at)), key=_by_time))}
     else:
-        name = kind.partition(".")[2]
-        changes = {name: _earliest(getattr(current, name), stamp)}
+        name, value = _fact(kind, event, at)
+        changes = {name: _earliest(getattr(current, name), value)}
     changes["seen_us"] = max(current.seen_us, at)
     return _replace(current, changes)
+
+
+def record_of(subject: str, events: Iterable[TicketEvent]) -> SubjectRecord | None:
+    """The record that folding these events of one subject with `apply` gives, built in one
+    step (None when none is of a KPI type): the period report's fold of a half-year."""
+    values: dict[str, Any] = {}
+    surveys: dict[str, Survey] = {}
+    seen: int | None = None
+    for event in events:
+        kind = event.type
+        if kind not in KPI_EVENT_TYPES:
+            continue
+        at = to_us(event.time)
+        if kind == "survey.submitted":
+            if event.id in surveys:
+                continue
+            surveys[event.id] = _survey(event, at)
+        else:
+            name, value = _fact(kind, event, at)
+            held = values.get(name)
+            values[name] = _earliest(held, value)
+        seen = at if seen is None else max(seen, at)
+    if seen is None:
+        return None
+    ordered = tuple(sorted(surveys.values(), key=_by_time))
+    return SubjectRecord(subject=subject, surveys=ordered, seen_us=max(seen, 0), **values)
 
 
 def _replace(record: SubjectRecord, changes: dict[str, Any]) -> SubjectRecord:

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from tawasul.domain import kpis, sla
 from tawasul.domain.calendars import to_us
-from tawasul.domain.kpi_records import SubjectRecord, apply
+from tawasul.domain.kpi_records import SubjectRecord, record_of
 from tawasul.domain.kpi_tallies import ZERO, KpiConfig, Tally, call_tally, survey_tally, visit_tally
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
@@ -141,7 +141,8 @@ class _Collector:
 
     end: datetime
     seen: set[str] = field(default_factory=set)
-    records: dict[str, SubjectRecord] = field(default_factory=dict)
+    contacts: dict[str, list[ReportEvent]] = field(default_factory=dict)
+    """Call, visit and survey events per subject (folded by `kpi_records.record_of`)."""
     tickets: dict[str, list[Mark]] = field(default_factory=dict)
 
     def add(self, event: ReportEvent) -> None:
@@ -154,9 +155,13 @@ class _Collector:
         if kind.startswith("ticket."):
             self.tickets.setdefault(event.subject, []).append(ticket_mark(event))
         else:
-            record = apply(self.records.get(event.subject), event)
+            self.contacts.setdefault(event.subject, []).append(event)
+
+    def records(self) -> Iterator[tuple[str, SubjectRecord]]:
+        for subject, events in self.contacts.items():
+            record = record_of(subject, events)
             if record is not None:
-                self.records[event.subject] = record
+                yield subject, record
 
 
 def build_report(
@@ -185,7 +190,7 @@ def build_report(
     calls = visits = call_surveys = visit_surveys = ZERO
     ticket_surveys: list[tuple[str, bool]] = []
     unmatched = 0
-    for subject, record in collector.records.items():
+    for subject, record in collector.records():
         if record.offered is not None and span[0] <= record.offered[0] < span[1]:
             calls += call_tally(record, config)
         if record.checked_in is not None and span[0] <= record.checked_in[0] < span[1]:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from tawasul.domain import kpis, sla
 from tawasul.domain.calendars import to_us
-from tawasul.domain.kpi_records import SubjectRecord, apply
+from tawasul.domain.kpi_records import record_of
 from tawasul.domain.kpi_tallies import KpiConfig, call_tally
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
@@ -107,7 +107,7 @@ def build_report_by(
     period = Period(start, end)
     book_for: BookFor = book if callable(book) else lambda _ticket: book
     seen: set[str] = set()
-    calls: dict[str, SubjectRecord] = {}
+    call_events: dict[str, list[ReportEvent]] = {}
     tickets: dict[str, _Ticket] = {}
     surveys: list[tuple[str, datetime, bool]] = []
     for event in events:
@@ -130,16 +130,17 @@ def build_report_by(
                     )
                 )
         elif kind.startswith("call."):
-            record = apply(calls.get(subject), event)
-            if record is not None:
-                calls[subject] = record
+            call_events.setdefault(subject, []).append(event)
         elif kind == "survey.submitted":
             surveys.append((subject, event.time, kpis.is_satisfied(event.data.score, event.data.scale)))
     groups: dict[Key, _Group] = {}
     owner: dict[str, Key] = {}
     start_us, end_us = to_us(period.start), to_us(period.end)
     rules = KpiConfig()
-    for subject, call in calls.items():  # answered calls, by the live KPIs' rule (`kpi_tallies`)
+    for subject, events_of_call in call_events.items():  # answered calls, by the live KPIs' rule
+        call = record_of(subject, events_of_call)
+        if call is None:
+            continue
         offered, answered = call.offered, call.answered
         if offered is None or not start_us <= offered[0] < end_us or answered is None or not call.is_answered:
             continue

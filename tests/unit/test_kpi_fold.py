@@ -5,6 +5,7 @@ the same records and figures; unreadable and poison items, the live clock and ex
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from stream_processors.kpi_input import EVENT, STATE, TableStore, decode_record,
 from tawasul.domain.kpi_book import KpiBook, rebuild
 from tawasul.domain.kpi_contributions import scope
 from tawasul.domain.kpi_fold import DictStore, KpiFold
+from tawasul.domain.kpi_records import KPI_EVENT_TYPES, apply, record_of
 from tawasul.domain.kpi_rows import Row
 from tawasul.domain.windows import to_us
 from tests.unit.test_kpi_state import CONFIG, ev, simulated_day, state
@@ -122,3 +124,19 @@ def test_expired_records_leave_the_table_and_the_book() -> None:
     assert fold_batch(fold, pack(as_json([year_later])), EVENT) == []
     assert fold.expire() == ["C1"]
     assert set(table) == {b"C2"} and fold.store.get("C1") is None and len(fold.book) == 1
+
+
+def test_record_of_builds_in_one_step_what_apply_folds_in_any_order() -> None:
+    events = [e for e in simulated_day("2025-03-05", 0.2) if e.type in KPI_EVENT_TYPES]
+    rng = random.Random(5)
+    per_subject: dict[str, list[Event]] = {}
+    for event in events + rng.sample(events, len(events) // 10):  # a tenth delivered twice
+        per_subject.setdefault(event.subject, []).append(event)
+    assert len(per_subject) > 50 and any(len(v) > 3 for v in per_subject.values())
+    for subject, mine in per_subject.items():
+        rng.shuffle(mine)
+        folded = None
+        for event in mine:
+            folded = apply(folded, event)
+        assert record_of(subject, mine) == folded
+    assert record_of("X", [ev("ticket.acknowledged", "X", "10:00:00")]) is None
