@@ -71,7 +71,7 @@ class Tally(NamedTuple):
     completed: int = 0
     no_show: int = 0
 
-    def __add__(self, other: tuple[int, ...]) -> Tally:  # type: ignore[override]
+    def __add__(self, other: tuple[int, ...]) -> Tally:  # type: ignore[override]  # element-wise, not concatenation
         return _new_tally(Tally, map(operator.add, self, other))
 
     def __sub__(self, other: tuple[int, ...]) -> Tally:

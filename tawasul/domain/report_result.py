@@ -48,7 +48,7 @@ class _Figures:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
             value = getattr(self, f.name)
             if value is not None or f.default is not None:
                 out[f.name] = _json(value)
@@ -57,7 +57,7 @@ class _Figures:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Self:
         nested, values = cls._NESTED, {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # every subclass is a dataclass
             if f.name in raw:
                 values[f.name] = nested.get(f.name, _same)(raw[f.name])
         return cls(**values)
