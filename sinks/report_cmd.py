@@ -20,6 +20,7 @@ from tawasul.domain.kpis import DEFAULT_THRESHOLD_SECONDS
 from tawasul.domain.period import Period, PeriodError, parse_instant
 from tawasul.domain.report import build_report
 from tawasul.domain.report_by import BY, BY_DATA_EVENT_TYPES, By, build_report_by
+from tawasul.domain.report_result import Report, ReportBy
 from tawasul.infra.cli_options import settings_options
 from tawasul.infra.policy_books import read_policy_file
 from tawasul.infra.settings import Settings
@@ -83,9 +84,10 @@ def report(
         extra={"database": describe_url(settings.database_url), "seconds": round(time.perf_counter() - began, 3)},
     )
     if output_format == "json":
-        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo((render_markdown if by is None else render_by_markdown)(result, lang), nl=False)
+        text = render_markdown(result, lang) if isinstance(result, Report) else render_by_markdown(result, lang)
+        click.echo(text, nl=False)
 
 
 def check_policy_file(path: Path) -> None:
@@ -106,7 +108,7 @@ def explicit_policies() -> Path | None:
 
 def _compute(
     settings: Settings, period: Period, what_if: Path | None, threshold_seconds: int, by: By | None = None
-) -> dict[str, object]:
+) -> Report | ReportBy:
     url = settings.database_url
     require_sqlite_file(url)
     try:
@@ -119,6 +121,7 @@ def _compute(
             plan: BookPlan = plan_books(engine, period, what_if, settings.policies_path)
         except SQLAlchemyError as exc:
             raise ReportQueryError(f"reading the policy books failed: {describe_error(exc)}") from exc
+        result: Report | ReportBy
         if by is None:
             events = load_report_events(engine, period.start, period.end)
             result = build_report(events, period.start, period.end, plan.book_for, threshold_seconds=threshold_seconds)
@@ -131,8 +134,7 @@ def _compute(
         raise click.ClickException(f"SLA policy file: {exc}") from exc
     finally:
         engine.dispose()
-    result["policies"] = plan.to_json()
-    return result
+    return result.with_policies(plan.to_json())
 
 
 def require_sqlite_file(url: str) -> None:

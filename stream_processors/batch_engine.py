@@ -29,12 +29,13 @@ from typing import Any
 from schemas import Event, InvalidEvent, decode_event
 from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
 from stream_processors.deadlines import DeadlineIndex
+from stream_processors.kpi_batch import KpiBatch
 from stream_processors.outcome_event import encode_outcome
 from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
 from stream_processors.snapshots import SnapshotPacer, snapshot_messages
 from stream_processors.ticket_state import encode_state, ticket_state
 from tawasul.domain.errors import DomainError
-from tawasul.domain.kpi_state import KPI_EVENT_TYPES, KpiBook, KpiConfig, SubjectRecord, apply, apply_ticket_state
+from tawasul.domain.kpi_state import KpiConfig
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import SlaOutcome
 
@@ -119,42 +120,6 @@ class SlaBatch:
     def take_outcomes(self) -> list[SlaOutcome]:
         outcomes, self.outcomes = self.outcomes, []
         return outcomes
-
-
-class KpiBatch:
-    """The KPI aggregator of one replay (as `kpi_agent.KpiProcessor` in replay mode)."""
-
-    def __init__(self, config: KpiConfig) -> None:
-        self.book = KpiBook(config, 0)
-        self.book.now_dirty = True  # every `now` figure goes out at least once, as after a rebuild
-        self.records: dict[str, SubjectRecord] = {}
-        self._changed: set[str] = set()
-        self._latest = 0
-
-    def on_event(self, event: Event) -> None:
-        if event.type in KPI_EVENT_TYPES:
-            self._keep(apply(self.records.get(event.subject), event), event.subject)
-
-    def on_state(self, view: dict[str, Any]) -> None:
-        subject = str(view["ticket_id"])
-        self._keep(apply_ticket_state(self.records.get(subject), view), subject)
-
-    def _keep(self, new: SubjectRecord | None, subject: str) -> None:
-        if new is None or new is self.records.get(subject):
-            return
-        self.records[subject] = new
-        self._changed.add(subject)
-        self._latest = max(self._latest, new.seen_us)
-
-    def settle(self) -> None:
-        """Move the clock to the latest record time and take the changed records into the book."""
-        self.book.advance(self._latest, self.records.get)
-        for subject in self._changed:
-            self.book.update(subject, self.records.get(subject))
-        self._changed = set()
-        for subject in self.book.expired():
-            self.records.pop(subject, None)
-            self.book.update(subject, None)
 
 
 class BatchEngine:

@@ -27,99 +27,51 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
 from faust.types import TP, EventT
 
-from schemas import InvalidEvent, parse_event
 from stream_processors.clock import WallClock
 from stream_processors.context import ProcessorContext
+from stream_processors.kpi_config import ENV_THRESHOLDS, KpiConfigError, config_from_env
+from stream_processors.kpi_input import (
+    EVENT,
+    KIND_HEADER,
+    STATE,
+    Poisoned,
+    TableStore,
+    batch_kind,
+    decode_record,
+    encode_record,
+    fold_batch,
+    pack,
+)
 from stream_processors.poison import PoisonOutbox
+from stream_processors.snapshot_publisher import BATCH_BYTES, SnapshotPublisher
 from stream_processors.snapshots import (
     MIN_INTERVAL_S,
     SLOW_INTERVAL_S,
     SnapshotPacer,
     plans,
     snapshot_event,
-    snapshot_messages,
 )
-from tawasul.domain.kpi_state import (
-    KPI_EVENT_TYPES,
-    KpiBook,
-    KpiConfig,
-    KpiStateError,
-    Row,
-    SubjectRecord,
-    apply,
-    apply_ticket_state,
-    rebuild,
-)
-from tawasul.infra.kafka_security import aiokafka_options
-from tawasul.infra.settings import Settings
+from tawasul.domain.kpi_book import KpiBook, rebuild
+from tawasul.domain.kpi_fold import KpiFold
+from tawasul.domain.kpi_records import KPI_EVENT_TYPES, SubjectRecord
+from tawasul.domain.kpi_tallies import KpiConfig
 from tawasul.infra.topics import KPI_INPUT, KPIS, TICKET_STATE, ensure_topics
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "kpi-subjects"
-KIND_HEADER = "tawasul-kind"
-EVENT, STATE = b"event", b"ticket-state"
 TICK_S = 0.02
-BATCH_BYTES = 512 * 1024
-"""Largest batch of snapshots sent at once (below the broker's 1 MB message limit)."""
 PUBLISH_RETRY_S = 1.0
 """Pause of the publisher after a failed publication (which it repeats in full)."""
 BATCH_MAX = 200
 BATCH_WITHIN_S = 0.02
-ENV_THRESHOLDS = "TAWASUL_KPI_THRESHOLDS"
 CHANGELOG_CONFIG = {"segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.2"}
-
-
-class KpiConfigError(ValueError):
-    """A KPI setting from the environment could not be read."""
-
-
-def config_from_env(environ: Mapping[str, str] | None = None) -> KpiConfig:
-    """`KpiConfig` with per-queue thresholds from `TAWASUL_KPI_THRESHOLDS`, e.g. `general=20,zakat=30`."""
-    text = (os.environ if environ is None else environ).get(ENV_THRESHOLDS, "").strip()
-    thresholds: dict[str, int] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        queue, _, seconds = item.partition("=")
-        if not queue.strip() or not seconds.strip().isdigit():
-            raise KpiConfigError(f"{ENV_THRESHOLDS}: expected queue=seconds[,queue=seconds...], e.g. general=20")
-        thresholds[queue.strip()] = int(seconds)
-    return KpiConfig(thresholds=thresholds)
-
-
-def _kind(headers: Any) -> bytes:
-    items: Iterable[tuple[str, bytes]] = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    for name, value in items:
-        if name == KIND_HEADER:
-            return bytes(value)
-    return EVENT
-
-
-def encode_record(record: SubjectRecord) -> bytes:
-    return json.dumps(record.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def decode_record(value: bytes | None) -> SubjectRecord | None:
-    if value is None:
-        return None
-    try:
-        return SubjectRecord.from_dict(json.loads(value))
-    except (ValueError, TypeError, KpiStateError):
-        log.warning("kpi: unreadable table value ignored")
-        return None
-
-
-def pack(values: Iterable[bytes]) -> bytes:
-    """Several JSON objects (events or ticket states, as received) as one JSON array."""
-    return b"[" + b",".join(values) + b"]"
 
 
 class KpiSettleError(RuntimeError):
@@ -143,13 +95,8 @@ class KpiProcessor:
         self.replay = ctx.mode == "replay"
         self.tick_s = tick_s
         self.wall = WallClock()
-        self.book = KpiBook(config, 0 if self.replay else self.wall.now_us())
-        self.records: dict[str, SubjectRecord] = {}
-        """The table's records, decoded (rebuilt from the table after every recovery)."""
         self._owned_once = False
         self.poison = PoisonOutbox(app, ctx, "kpi")
-        self._poisoned: list[tuple[Any, Exception]] = []
-        """Items of the batch being processed whose processing raised (sent as dead letters)."""
         settings = ctx.settings
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.input_name = settings.topic(KPI_INPUT.name)
@@ -169,6 +116,8 @@ class KpiProcessor:
             help="KPI facts per call, visit, ticket and survey subject (key = subject)",
         )
         self.table.on_recover(self._on_recover)
+        self.fold = self._new_fold(KpiBook(config, 0 if self.replay else self.wall.now_us()), ())
+        """The KPI fold over the table (`kpi_input.TableStore`); rebuilt after every recovery."""
         app.agent(ctx.events, name="tawasul-kpi-events", concurrency=1)(self._forward_events)
         app.agent(self.states, name="tawasul-kpi-states", concurrency=1)(self._forward_states)
         app.agent(self.input, name="tawasul-kpi", concurrency=1)(self._aggregate)
@@ -199,69 +148,31 @@ class KpiProcessor:
 
     # -- the aggregator ---------------------------------------------------------------------
 
+    @property
+    def book(self) -> KpiBook:
+        return self.fold.book
+
+    def _new_fold(self, book: KpiBook, records: list[SubjectRecord] | tuple[()]) -> KpiFold:
+        clock = None if self.replay else self.wall.now_us
+        return KpiFold(book, TableStore(self.table, records), clock)
+
     async def _aggregate(self, stream: faust.StreamT) -> None:
         async for event in stream.events():
-            self._poisoned = []
-            self._on_batch(event)
+            poisoned = self._on_batch(event)
             message = event.message
-            for item, exc in self._poisoned:  # a poison item never stops the partition
+            for item, exc in poisoned:  # a poison item never stops the partition
                 original = json.dumps(item, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
                 await self.poison.send(original, exc, f"{message.topic}:{message.partition}:{message.offset}")
 
-    def _on_batch(self, event: EventT) -> None:
+    def _on_batch(self, event: EventT) -> Poisoned:
+        """One input message through the fold (`kpi_input.fold_batch`), then the expired records out."""
         message = event.message
-        try:
-            items = json.loads(message.value) if message.value is not None else []
-        except ValueError:
-            items = None
-        if not isinstance(items, list):
-            log.warning("kpi: unreadable input batch skipped")
-            return
-        states = _kind(message.headers) == STATE
-        for item in items:
-            self._on_item(item, states)
+        poisoned = fold_batch(self.fold, message.value, batch_kind(message.headers))
+        if poisoned is None:
+            return []
         self.ctx.metrics.processing_delay.labels(stage="kpi").observe(max(0.0, time.time() - message.timestamp))
-        for subject in self.book.expired():
-            self.records.pop(subject, None)
-            gone = subject.encode()
-            if gone in self.table:
-                del self.table[gone]
-            self.book.update(subject, None)
-
-    def _on_item(self, item: Any, is_state: bool) -> None:
-        try:
-            if is_state:
-                if not isinstance(item, Mapping):
-                    raise KpiStateError("ticket state: not an object")
-                old = self.records.get(str(item.get("ticket_id")))
-                new: SubjectRecord | None = apply_ticket_state(old, item)
-            else:
-                ev = parse_event(item)
-                old = self.records.get(ev.subject)
-                if not self.replay:
-                    self.book.advance(self.wall.now_us(), self._lookup)
-                new = apply(old, ev)
-        except (InvalidEvent, KpiStateError) as exc:
-            log.warning("kpi: unreadable input skipped", extra={"reason": str(exc)[:200]})
-            return
-        except Exception as exc:  # noqa: BLE001 - a poison item goes to the dead letters (`_aggregate`)
-            self._poisoned.append((item, exc))
-            return
-        if new is None or new is old:
-            return
-        try:
-            if self.replay:
-                self.book.advance(new.seen_us, self._lookup)
-            encoded = encode_record(new)
-            self.book.update(new.subject, new)
-        except Exception as exc:  # noqa: BLE001
-            self._poisoned.append((item, exc))
-            return
-        self.records[new.subject] = new
-        self.table[new.subject.encode()] = encoded
-
-    def _lookup(self, subject: str) -> SubjectRecord | None:
-        return self.records.get(subject)
+        self.fold.expire()
+        return poisoned
 
     async def _on_recover(self) -> None:
         """After every rebalance: rebuild the book from the table (empty when not owned)."""
@@ -272,8 +183,7 @@ class KpiProcessor:
                 records.append(record)
             if index % 2000 == 1999:
                 await asyncio.sleep(0)
-        self.records = {r.subject: r for r in records}
-        self.book = rebuild(self.config, records, None if self.replay else self.wall.now_us())
+        self.fold = self._new_fold(rebuild(self.config, records, None if self.replay else self.wall.now_us()), records)
         self.book.now_dirty = True
         self.publisher.pacer.reset(self.book.scopes())
         log.info("kpi: figures rebuilt", extra={"subjects": len(records)})
@@ -309,7 +219,7 @@ class KpiProcessor:
     async def publish_due(self, *, force: bool = False) -> int:
         """Publish the changed figures that are due (all of them with `force`); returns how many."""
         if not self.replay:
-            self.book.advance(self.wall.now_us(), self._lookup)
+            self.book.advance(self.wall.now_us(), self.fold.store.get)
         return await self.publisher.publish_due(self.book, force=force)
 
     async def settle(self, timeout_s: float) -> int:
@@ -327,100 +237,6 @@ class KpiProcessor:
         return await asyncio.wait_for(self.publish_due(force=True), max(1.0, give_up - loop.time()))
 
 
-class SnapshotPublisher:
-    """Sends the figures its `SnapshotPacer` lets through, in producer batches.
-
-    Snapshots go through a producer of their own (aiokafka batches: one future per batch
-    instead of one per message); they are derived data, republished after a restart, so they
-    need no tie to the input offsets.
-    """
-
-    def __init__(self, settings: Settings, topic: str, pacer: SnapshotPacer) -> None:
-        self.settings, self.topic, self.pacer = settings, topic, pacer
-        self._producer: AIOKafkaProducer | None = None
-        self._sending = asyncio.Lock()
-        """One publication at a time: a forced one (shutdown, a replay's end) waits for the one in flight."""
-        self._in_flight: set[asyncio.Future[Any]] = set()
-        self._refused: BaseException | None = None
-        """Why Kafka refused a batch since the last publication (then every figure goes out again)."""
-
-    async def stop(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()  # sends what is buffered first
-
-    async def _ensure_producer(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka,
-                linger_ms=0,
-                max_batch_size=BATCH_BYTES,
-                client_id="tawasul-kpi-snapshots",
-                acks="all",
-                **aiokafka_options(),
-            )
-            await producer.start()
-            self._producer = producer
-        return self._producer
-
-    async def publish_due(self, book: KpiBook, *, force: bool = False) -> int:
-        """Send the rows the pacer lets through; with `force`, every pending row, and return only
-        once Kafka confirmed everything sent so far (raising why it refused any of it).
-
-        The pacer takes rows as published when they are handed to the producer. So when Kafka
-        refuses a batch, every figure is published again by the next call: a figure that does
-        not change again would otherwise stay unsent. Delivery is confirmed in the background
-        between forced calls, so waiting for acknowledgements never delays the next changes."""
-        async with self._sending:
-            if self._refused is not None:
-                self._refused = None
-                self._retake_all(book)
-            changed = self.pacer.changed_rows(book, force=force)
-            if changed:
-                try:
-                    await self._send(changed, book.as_of_us)
-                except BaseException:
-                    self._retake_all(book)
-                    raise
-            if force:
-                await self._confirmed()
-            return len(changed)
-
-    def _retake_all(self, book: KpiBook) -> None:
-        self.pacer.reset(book.scopes())
-        book.now_dirty = True
-
-    async def _confirmed(self) -> None:
-        while self._in_flight:
-            await asyncio.gather(*list(self._in_flight), return_exceptions=True)
-        if self._refused is not None:
-            raise self._refused  # kept: the next call publishes everything again
-
-    def _delivered(self, delivery: asyncio.Future[Any]) -> None:
-        self._in_flight.discard(delivery)
-        problem = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
-        if problem is not None and self._refused is None:
-            self._refused = problem
-            log.warning(
-                "kpi: Kafka refused a snapshot batch; every figure will be published again",
-                extra={"error": repr(problem)[:200]},
-            )
-
-    async def _send(self, rows: list[Row], as_of_us: int) -> None:
-        producer = await self._ensure_producer()
-        batch = producer.create_batch()
-        for key, value in snapshot_messages(rows, as_of_us):
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                self._track(await producer.send_batch(batch, self.topic, partition=0))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        self._track(await producer.send_batch(batch, self.topic, partition=0))
-
-    def _track(self, delivery: asyncio.Future[Any]) -> None:
-        self._in_flight.add(delivery)
-        delivery.add_done_callback(self._delivered)
-
-
 def register_kpis(app: faust.App, ctx: ProcessorContext) -> KpiProcessor:
     """Add the KPI processor to the app (a registrar for `build_app(extra_registrars=...)`).
 
@@ -434,7 +250,12 @@ def register_kpis(app: faust.App, ctx: ProcessorContext) -> KpiProcessor:
 
 
 __all__ = [
+    "BATCH_BYTES",
+    "ENV_THRESHOLDS",
+    "EVENT",
+    "KIND_HEADER",
     "KPI_INPUT",
+    "STATE",
     "KpiConfigError",
     "KpiProcessor",
     "KpiSettleError",
@@ -443,6 +264,7 @@ __all__ = [
     "config_from_env",
     "decode_record",
     "encode_record",
+    "pack",
     "plans",
     "register_kpis",
     "snapshot_event",

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable
 
 from schemas import dataschema_uri
 from schemas.fields import format_number, format_timestamp
-from tawasul.domain.kpi_state import KpiBook, Row, Scope
+from tawasul.domain.kpi_book import KpiBook
+from tawasul.domain.kpi_contributions import Scope
+from tawasul.domain.kpi_rows import Row
 from tawasul.domain.windows import WINDOW_NAMES, from_us
 
 KPI_SOURCE = "/stream-processors/kpi"

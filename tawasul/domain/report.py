@@ -1,4 +1,4 @@
-"""The period report (contract section 6), pure: events in, the report's JSON-ready dict out.
+"""The period report (contract section 6), pure: events in, a typed `Report` out (`to_json()`).
 
 ```python
 report = build_report(events, start, end, book, threshold_seconds=20)
@@ -10,21 +10,36 @@ the set of events only, never on their order. A call, ticket or visit belongs to
 its first event (`call.offered`, `ticket.opened`, `visit.checked_in`); a survey to the period
 of its own time and to the section of its subject, wherever that subject's period lies. The
 choices made where the contract leaves room are listed in `docs/report.md`.
+
+Calls, visits and surveys are folded into the live KPIs' records (`kpi_records.apply`) and
+counted by their rules (`kpi_tallies`): one rule per contact outcome for the report and the
+live figures. Tickets are folded into the SLA engine's marks and evaluated by `sla.evaluate`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from tawasul.domain import kpis, sla
 from tawasul.domain.calendars import to_us
+from tawasul.domain.kpi_records import SubjectRecord, record_of
+from tawasul.domain.kpi_tallies import ZERO, KpiConfig, Tally, call_tally, survey_tally, visit_tally
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
+from tawasul.domain.report_result import (
+    CallFigures,
+    CategoryBreaches,
+    Report,
+    TargetFigures,
+    TicketFigures,
+    TicketGroup,
+    WalkInFigures,
+)
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, TicketSla
 from tawasul.domain.sla_timeline import CLOSED, OPENED, PRIORITY, RANKS, REOPENED, RESOLVED, Mark, Payload
 
@@ -34,6 +49,7 @@ __all__ = [
     "REPORT_EVENT_TYPES",
     "TARGETS",
     "BookFor",
+    "Report",
     "ReportEvent",
     "build_report",
     "ticket_mark",
@@ -74,18 +90,11 @@ TARGETS: tuple[str, ...] = ("first_response", "resolution")
 
 ReportEvent = sla.TicketEvent
 """What the report reads from an event (a `schemas.Event` fits); `data` is read only for
-`DATA_EVENT_TYPES`. The same protocol as the SLA engine's."""
+`DATA_EVENT_TYPES` (others may come without it). The same protocol as the SLA engine's."""
 
 
 BookFor = Callable[[str], PolicyBook]
 """The policy book of a ticket, by ticket id (a period processed with several books)."""
-
-_Stamp = tuple[datetime, str]
-"""(time, id): the earliest of several events of one type wins, ties broken by id."""
-
-
-def _earlier(current: _Stamp | None, candidate: _Stamp) -> _Stamp:
-    return candidate if current is None or candidate < current else current
 
 
 def _text(value: Any) -> str:
@@ -126,31 +135,15 @@ def ticket_state(ticket_id: str, marks: Iterable[Mark]) -> TicketSla:
 
 
 @dataclass(slots=True)
-class _Call:
-    offered: _Stamp | None = None
-    answered: _Stamp | None = None
-    abandoned: _Stamp | None = None
-    ended: tuple[datetime, str, float | None] | None = None
-
-
-@dataclass(slots=True)
-class _Visit:
-    checked_in: _Stamp | None = None
-    called: _Stamp | None = None
-    completed: _Stamp | None = None
-    no_show: _Stamp | None = None
-
-
-@dataclass(slots=True)
 class _Collector:
-    """Folds deduplicated events (time < end) into compact per-subject records."""
+    """Folds deduplicated events (time < end): calls, visits and surveys into the live KPIs'
+    records (`kpi_records.apply`), tickets into the SLA engine's marks."""
 
     end: datetime
     seen: set[str] = field(default_factory=set)
-    calls: dict[str, _Call] = field(default_factory=dict)
-    visits: dict[str, _Visit] = field(default_factory=dict)
+    contacts: dict[str, list[ReportEvent]] = field(default_factory=dict)
+    """Call, visit and survey events per subject (folded by `kpi_records.record_of`)."""
     tickets: dict[str, list[Mark]] = field(default_factory=dict)
-    surveys: list[tuple[str, datetime, bool]] = field(default_factory=list)
 
     def add(self, event: ReportEvent) -> None:
         kind = event.type
@@ -159,35 +152,16 @@ class _Collector:
         self.seen.add(event.id)
         if event.time >= self.end:
             return
-        family = kind.partition(".")[0]
-        if family == "ticket":
+        if kind.startswith("ticket."):
             self.tickets.setdefault(event.subject, []).append(ticket_mark(event))
-        elif family == "call":
-            self._call(event)
-        elif family == "visit":
-            self._visit(event)
         else:
-            data = event.data
-            self.surveys.append((event.subject, event.time, kpis.is_satisfied(data.score, data.scale)))
+            self.contacts.setdefault(event.subject, []).append(event)
 
-    def _call(self, event: ReportEvent) -> None:
-        call = self.calls.setdefault(event.subject, _Call())
-        stamp = (event.time, event.id)
-        if event.type == "call.offered":
-            call.offered = _earlier(call.offered, stamp)
-        elif event.type == "call.answered":
-            call.answered = _earlier(call.answered, stamp)
-        elif event.type == "call.abandoned":
-            call.abandoned = _earlier(call.abandoned, stamp)
-        else:
-            ended = (event.time, event.id, event.data.wrap_up_seconds)
-            if call.ended is None or ended[:2] < call.ended[:2]:
-                call.ended = ended
-
-    def _visit(self, event: ReportEvent) -> None:
-        visit = self.visits.setdefault(event.subject, _Visit())
-        name = event.type.partition(".")[2]
-        setattr(visit, name, _earlier(getattr(visit, name), (event.time, event.id)))
+    def records(self) -> Iterator[tuple[str, SubjectRecord]]:
+        for subject, events in self.contacts.items():
+            record = record_of(subject, events)
+            if record is not None:
+                yield subject, record
 
 
 def build_report(
@@ -197,10 +171,11 @@ def build_report(
     book: PolicyBook | BookFor,
     *,
     threshold_seconds: int = kpis.DEFAULT_THRESHOLD_SECONDS,
-) -> dict[str, Any]:
-    """The report of the period [start, end) as of `end`, exactly the contract's JSON.
+) -> Report:
+    """The report of the period [start, end) as of `end` (`Report.to_json()`: the contract's JSON).
 
-    `book` is the policy book of every ticket, or a function giving each ticket's book.
+    `book` is the policy book of every ticket, or a function giving each ticket's book. Calls,
+    visits and surveys are counted by the live KPIs' rules (`kpi_tallies`) over their records.
 
     Raises `PeriodError` when `end <= start` or either is naive.
     """
@@ -209,81 +184,71 @@ def build_report(
     for event in events:
         collector.add(event)
     tickets = {subject: ticket_state(subject, marks) for subject, marks in collector.tickets.items()}
-    sections = _sections(collector, tickets)
-    call_surveys, ticket_surveys, visit_surveys, unmatched = _split_surveys(collector, period, sections)
-    return {
-        "period": period.to_json(),
-        "calls": _calls(collector.calls, period, threshold_seconds, call_surveys),
-        "tickets": _tickets(tickets, period, book if callable(book) else lambda _ticket: book, ticket_surveys),
-        "walk_in": _walk_in(collector.visits, period, visit_surveys),
-        "unmatched_surveys": unmatched,
-    }
-
-
-def _sections(c: _Collector, tickets: dict[str, TicketSla]) -> dict[str, str]:
-    """The section of every known subject (one whose first event is before `end`).
-
-    An id known in several sections is taken as a ticket, then a call, then a visit.
-    """
-    known: dict[str, str] = {s: "visit" for s, v in c.visits.items() if v.checked_in is not None}
-    known.update({s: "call" for s, v in c.calls.items() if v.offered is not None})
-    known.update({s: "ticket" for s, t in tickets.items() if t.opened})
-    return known
-
-
-def _split_surveys(
-    c: _Collector, period: Period, sections: dict[str, str]
-) -> tuple[list[bool], list[tuple[str, bool]], list[bool], int]:
-    calls: list[bool] = []
-    tickets: list[tuple[str, bool]] = []
-    visits: list[bool] = []
+    known_tickets = {subject for subject, state in tickets.items() if state.opened}
+    span = (to_us(period.start), to_us(period.end))
+    config = KpiConfig(default_threshold_seconds=threshold_seconds)
+    calls = visits = call_surveys = visit_surveys = ZERO
+    ticket_surveys: list[tuple[str, bool]] = []
     unmatched = 0
-    for subject, time, satisfied in c.surveys:
-        if time not in period:
-            continue
-        section = sections.get(subject)
-        if section == "call":
-            calls.append(satisfied)
-        elif section == "ticket":
-            tickets.append((subject, satisfied))
-        elif section == "visit":
-            visits.append(satisfied)
-        else:
-            unmatched += 1
-    return calls, tickets, visits, unmatched
+    for subject, record in collector.records():
+        if record.offered is not None and span[0] <= record.offered[0] < span[1]:
+            calls += call_tally(record, config)
+        if record.checked_in is not None and span[0] <= record.checked_in[0] < span[1]:
+            visits += visit_tally(record)
+        section = "ticket" if subject in known_tickets else record.section
+        for survey in record.surveys:
+            if not span[0] <= survey.time_us < span[1]:
+                continue
+            tally = survey_tally(survey)
+            if section == "call":
+                call_surveys += tally
+            elif section == "ticket":
+                ticket_surveys.append((subject, bool(tally.satisfied)))
+            elif section == "visit":
+                visit_surveys += tally
+            else:
+                unmatched += 1
+    return Report(
+        period=period,
+        calls=_calls(calls, threshold_seconds, call_surveys),
+        tickets=_tickets(tickets, period, book if callable(book) else lambda _ticket: book, ticket_surveys),
+        walk_in=_walk_in(visits, visit_surveys),
+        unmatched_surveys=unmatched,
+    )
 
 
-def _calls(calls: dict[str, _Call], period: Period, threshold: int, surveys: list[bool]) -> dict[str, Any]:
-    offered = answered = abandoned = within = ended = 0
-    wait_total = handle_total = timedelta(0)
-    for call in calls.values():
-        if call.offered is None or call.offered[0] not in period:
-            continue
-        offered += 1
-        if call.answered is not None and (call.abandoned is None or call.answered <= call.abandoned):
-            answered += 1
-            wait_total += max(call.answered[0] - call.offered[0], timedelta(0))
-            within += kpis.answered_within(call.offered[0], call.answered[0], threshold)
-            if call.ended is not None:
-                ended += 1
-                handle_total += kpis.handle_time(call.answered[0], call.ended[0], call.ended[2])
-        elif call.abandoned is not None:
-            abandoned += 1
-    satisfied = sum(surveys)
-    return {
-        "offered": offered,
-        "answered": answered,
-        "abandoned": abandoned,
-        "answered_within_threshold": within,
-        "service_level": kpis.service_level(within, answered, abandoned),
-        "threshold_seconds": threshold,
-        "average_speed_of_answer_seconds": kpis.average_speed_of_answer(wait_total, answered),
-        "average_handle_seconds": kpis.average_handle_seconds(handle_total, ended),
-        "abandon_ratio": kpis.abandon_ratio(abandoned, answered),
-        "surveys": len(surveys),
-        "satisfied": satisfied,
-        "satisfaction": kpis.satisfaction(satisfied, len(surveys)),
-    }
+def _us(total_us: int) -> timedelta:
+    return timedelta(microseconds=total_us)
+
+
+def _calls(t: Tally, threshold: int, surveys: Tally) -> CallFigures:
+    return CallFigures(
+        offered=t.offered,
+        answered=t.answered,
+        abandoned=t.abandoned,
+        answered_within_threshold=t.within,
+        service_level=kpis.service_level(t.within, t.answered, t.abandoned),
+        threshold_seconds=threshold,
+        average_speed_of_answer_seconds=kpis.average_speed_of_answer(_us(t.wait_us), t.answered),
+        average_handle_seconds=kpis.average_handle_seconds(_us(t.handle_us), t.ended),
+        abandon_ratio=kpis.abandon_ratio(t.abandoned, t.answered),
+        surveys=surveys.responses,
+        satisfied=surveys.satisfied,
+        satisfaction=kpis.satisfaction(surveys.satisfied, surveys.responses),
+    )
+
+
+def _walk_in(t: Tally, surveys: Tally) -> WalkInFigures:
+    return WalkInFigures(
+        visits=t.visits,
+        called=t.called,
+        completed=t.completed,
+        no_show=t.no_show,
+        average_wait_seconds=kpis.average_wait_seconds(_us(t.visit_wait_us), t.called),
+        surveys=surveys.responses,
+        satisfied=surveys.satisfied,
+        satisfaction=kpis.satisfaction(surveys.satisfied, surveys.responses),
+    )
 
 
 @dataclass(slots=True)
@@ -297,20 +262,20 @@ class _Group:
     surveys: int = 0
     satisfied: int = 0
 
-    def targets(self, target: str) -> dict[str, Any]:
+    def targets(self, target: str) -> TargetFigures:
         met, breached = self.met[target], self.breached[target]
-        return {"met": met, "breached": breached, "compliance": kpis.compliance(met, breached)}
+        return TargetFigures(met, breached, kpis.compliance(met, breached))
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "opened": self.opened,
-            "resolved": self.resolved,
-            "first_response": self.targets("first_response"),
-            "resolution": self.targets("resolution"),
-            "surveys": self.surveys,
-            "satisfied": self.satisfied,
-            "satisfaction": kpis.satisfaction(self.satisfied, self.surveys),
-        }
+    def figures(self) -> TicketGroup:
+        return TicketGroup(
+            opened=self.opened,
+            resolved=self.resolved,
+            first_response=self.targets("first_response"),
+            resolution=self.targets("resolution"),
+            surveys=self.surveys,
+            satisfied=self.satisfied,
+            satisfaction=kpis.satisfaction(self.satisfied, self.surveys),
+        )
 
 
 def _opened_at(state: TicketSla) -> int | None:
@@ -325,7 +290,7 @@ def _resolved(state: TicketSla) -> bool:
 
 def _tickets(
     tickets: dict[str, TicketSla], period: Period, book_for: BookFor, surveys: list[tuple[str, bool]]
-) -> dict[str, Any]:
+) -> TicketFigures:
     total = _Group()
     channels: defaultdict[str, _Group] = defaultdict(_Group)
     kinds: defaultdict[str, _Group] = defaultdict(_Group)
@@ -355,55 +320,29 @@ def _tickets(
         for group in (total, channels[profile[0]], kinds[profile[1]]):
             group.surveys += 1
             group.satisfied += satisfied
-    out = total.to_json()
-    out["by_channel"] = {name: channels[name].to_json() for name in sorted(channels)}
-    out["by_kind"] = {name: kinds[name].to_json() for name in sorted(kinds)}
-    out["breaches_by_category"] = _breaches_by_category(categories)
-    return out
+    return TicketFigures(
+        **{f.name: getattr(total.figures(), f.name) for f in fields(TicketGroup)},
+        by_channel={name: channels[name].figures() for name in sorted(channels)},
+        by_kind={name: kinds[name].figures() for name in sorted(kinds)},
+        breaches_by_category=_breaches_by_category(categories),
+    )
 
 
-def _breaches_by_category(categories: dict[str, _Group]) -> list[dict[str, Any]]:
+def _breaches_by_category(categories: dict[str, _Group]) -> tuple[CategoryBreaches, ...]:
     """Categories with at least one breach, most breaches first (then by name)."""
     rows = []
     for name, group in categories.items():
         breached = sum(group.breached.values())
         if breached:
             rows.append(
-                {
-                    "category": name,
-                    "opened": group.opened,
-                    "breached": breached,
-                    "first_response_breached": group.breached["first_response"],
-                    "resolution_breached": group.breached["resolution"],
-                    "resolution_compliance": group.targets("resolution")["compliance"],
-                }
+                CategoryBreaches(
+                    category=name,
+                    opened=group.opened,
+                    breached=breached,
+                    first_response_breached=group.breached["first_response"],
+                    resolution_breached=group.breached["resolution"],
+                    resolution_compliance=group.targets("resolution").compliance,
+                )
             )
-    rows.sort(key=lambda r: (-r["breached"], r["category"]))
-    return rows
-
-
-def _walk_in(visits: dict[str, _Visit], period: Period, surveys: list[bool]) -> dict[str, Any]:
-    count = completed = no_show = called = 0
-    wait_total = timedelta(0)
-    for visit in visits.values():
-        if visit.checked_in is None or visit.checked_in[0] not in period:
-            continue
-        count += 1
-        if visit.called is not None:
-            called += 1
-            wait_total += max(visit.called[0] - visit.checked_in[0], timedelta(0))
-        if visit.completed is not None and (visit.no_show is None or visit.completed <= visit.no_show):
-            completed += 1
-        elif visit.no_show is not None:
-            no_show += 1
-    satisfied = sum(surveys)
-    return {
-        "visits": count,
-        "called": called,
-        "completed": completed,
-        "no_show": no_show,
-        "average_wait_seconds": kpis.average_wait_seconds(wait_total, called),
-        "surveys": len(surveys),
-        "satisfied": satisfied,
-        "satisfaction": kpis.satisfaction(satisfied, len(surveys)),
-    }
+    rows.sort(key=lambda r: (-r.breached, r.category))
+    return tuple(rows)

@@ -26,9 +26,12 @@ from typing import Any, Literal
 
 from tawasul.domain import kpis, sla
 from tawasul.domain.calendars import to_us
+from tawasul.domain.kpi_records import record_of
+from tawasul.domain.kpi_tallies import KpiConfig, call_tally
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.report import TARGETS, BookFor, ReportEvent, ticket_mark, ticket_state
+from tawasul.domain.report_result import GroupFigures, ReportBy, TargetFigures
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET
 from tawasul.domain.sla_timeline import ASSIGNED, CLOSED, OPENED, RANKS, Mark
 from tawasul.domain.supervisor import ServiceTally
@@ -43,16 +46,6 @@ BY_DATA_EVENT_TYPES: frozenset[str] = frozenset(
 """The types whose `data` this report reads."""
 
 Key = str | None
-_Stamp = tuple[datetime, str]
-
-
-@dataclass(slots=True)
-class _Call:
-    offered: datetime | None = None
-    answered: tuple[datetime, str, str, str] | None = None
-    """(time, id, agent, queue) of the earliest answer."""
-    abandoned: _Stamp | None = None
-    ended: tuple[datetime, str, float | None] | None = None
 
 
 @dataclass(slots=True)
@@ -76,25 +69,23 @@ class _Group:
     met: Counter[str] = field(default_factory=Counter)
     breached: Counter[str] = field(default_factory=Counter)
 
-    def to_json(self, by: By, key: Key) -> dict[str, Any]:
+    def figures(self, key: Key) -> GroupFigures:
         service = self.service
-        return {
-            by: key,
-            "calls_answered": service.calls_answered,
-            "average_handle_seconds": service.average_handle_seconds,
-            "tickets_assigned": self.tickets_assigned,
-            **{
-                target: {
-                    "met": self.met[target],
-                    "breached": self.breached[target],
-                    "compliance": kpis.compliance(self.met[target], self.breached[target]),
-                }
-                for target in TARGETS
-            },
-            "surveys": service.responses,
-            "satisfied": service.satisfied,
-            "satisfaction": service.satisfaction,
-        }
+        first_response, resolution = (
+            TargetFigures(self.met[t], self.breached[t], kpis.compliance(self.met[t], self.breached[t]))
+            for t in TARGETS
+        )
+        return GroupFigures(
+            name=key,
+            calls_answered=service.calls_answered,
+            average_handle_seconds=service.average_handle_seconds,
+            tickets_assigned=self.tickets_assigned,
+            first_response=first_response,
+            resolution=resolution,
+            surveys=service.responses,
+            satisfied=service.satisfied,
+            satisfaction=service.satisfaction,
+        )
 
 
 def _text(value: Any) -> str:
@@ -107,15 +98,16 @@ def _opt(value: Any) -> Key:
 
 def build_report_by(
     events: Iterable[ReportEvent], start: datetime, end: datetime, book: PolicyBook | BookFor, *, by: By
-) -> dict[str, Any]:
-    """`{"period", "by", "groups": [...]}`: one group per agent or team (`null`: none), sorted by
-    name with `null` last. Raises `PeriodError` for a bad period, `ValueError` for a bad `by`."""
+) -> ReportBy:
+    """One group per agent or team (None: none), sorted by name with None last (`to_json()`:
+    `{"period", "by", "groups": [...]}`). Raises `PeriodError` for a bad period, `ValueError`
+    for a bad `by`."""
     if by not in BY:
         raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
     period = Period(start, end)
     book_for: BookFor = book if callable(book) else lambda _ticket: book
     seen: set[str] = set()
-    calls: dict[str, _Call] = {}
+    call_events: dict[str, list[ReportEvent]] = {}
     tickets: dict[str, _Ticket] = {}
     surveys: list[tuple[str, datetime, bool]] = []
     for event in events:
@@ -138,25 +130,24 @@ def build_report_by(
                     )
                 )
         elif kind.startswith("call."):
-            _call(calls.setdefault(subject, _Call()), event)
+            call_events.setdefault(subject, []).append(event)
         elif kind == "survey.submitted":
             surveys.append((subject, event.time, kpis.is_satisfied(event.data.score, event.data.scale)))
     groups: dict[Key, _Group] = {}
     owner: dict[str, Key] = {}
-    for subject, call in calls.items():
-        if call.offered is None or call.offered not in period or call.answered is None:
-            continue
-        if call.abandoned is not None and call.abandoned < call.answered[:2]:
-            continue
-        key = call.answered[2] if by == "agent" else call.answered[3]
-        owner[subject] = key
-        handle = (
-            None
-            if call.ended is None
-            else kpis.seconds(kpis.handle_time(call.answered[0], call.ended[0], call.ended[2]))
-        )
-        groups.setdefault(key, _Group()).service.add_call(handle)
     start_us, end_us = to_us(period.start), to_us(period.end)
+    rules = KpiConfig()
+    for subject, events_of_call in call_events.items():  # answered calls, by the live KPIs' rule
+        call = record_of(subject, events_of_call)
+        if call is None:
+            continue
+        offered, answered = call.offered, call.answered
+        if offered is None or not start_us <= offered[0] < end_us or answered is None or not call.is_answered:
+            continue
+        key = answered[3] if by == "agent" else answered[2]
+        owner[subject] = key
+        tally = call_tally(call, rules)
+        groups.setdefault(key, _Group()).service.add_call(tally.handle_us / 1_000_000 if tally.ended else None)
     for subject, ticket in tickets.items():
         state = ticket_state(subject, ticket.marks)
         opened = next((m[0] for m in state.marks if m[1] == OPENED), None)
@@ -179,22 +170,4 @@ def build_report_by(
             continue
         groups.setdefault(owner[subject], _Group()).service.add_survey(satisfied)
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
-    return {"period": period.to_json(), "by": by, "groups": [g.to_json(by, key) for key, g in ordered]}
-
-
-def _call(call: _Call, event: ReportEvent) -> None:
-    kind = event.type
-    if kind == "call.offered":
-        if call.offered is None or event.time < call.offered:
-            call.offered = event.time
-    elif kind == "call.answered":
-        stamp = (event.time, event.id, _text(event.data.agent), _text(event.data.queue))
-        if call.answered is None or stamp[:2] < call.answered[:2]:
-            call.answered = stamp
-    elif kind == "call.abandoned":
-        if call.abandoned is None or (event.time, event.id) < call.abandoned:
-            call.abandoned = (event.time, event.id)
-    elif kind == "call.ended":
-        ended = (event.time, event.id, event.data.wrap_up_seconds)
-        if call.ended is None or ended[:2] < call.ended[:2]:
-            call.ended = ended
+    return ReportBy(period, by, tuple(g.figures(key) for key, g in ordered))

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 from tawasul.domain.errors import DomainError
@@ -200,9 +200,9 @@ def retention_floors(as_of_us: int) -> dict[Resolution, int]:
 class Summable(Protocol):
     """What `WindowedSums` adds up: an immutable value with +, - and truthiness (zero is false)."""
 
-    def __add__(self, other: object, /) -> Summable: ...
+    def __add__(self, other: Self, /) -> Self: ...
 
-    def __sub__(self, other: object, /) -> Summable: ...
+    def __sub__(self, other: Self, /) -> Self: ...
 
     def __bool__(self) -> bool: ...
 

@@ -68,7 +68,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _expected(path: Path) -> dict[str, object]:
     events = [parse_event(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
     period = parse_period(FROM, TO)
-    return build_report(events, period.start, period.end, load_policies(default_policy_path()))
+    return build_report(events, period.start, period.end, load_policies(default_policy_path())).to_json()
 
 
 def _report(db: str, kafka: str) -> dict[str, object]:

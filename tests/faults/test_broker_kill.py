@@ -73,7 +73,7 @@ def _kill(cluster: LocalCluster, node_id: int) -> None:
 def _expected(path: Path) -> dict[str, object]:
     events = [parse_event(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
     period = parse_period(*DAYS)
-    return build_report(events, period.start, period.end, load_policies(default_policy_path()))
+    return build_report(events, period.start, period.end, load_policies(default_policy_path())).to_json()
 
 
 @pytest.mark.timeout(900)

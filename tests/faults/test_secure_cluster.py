@@ -39,7 +39,7 @@ def one_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _expected(path: Path) -> dict[str, object]:
     events = [parse_event(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
     period = parse_period(*DAYS)
-    return build_report(events, period.start, period.end, load_policies(default_policy_path()))
+    return build_report(events, period.start, period.end, load_policies(default_policy_path())).to_json()
 
 
 def test_start_prints_only_export_lines_and_eval_is_all_a_user_needs(secure_broker: LocalCluster) -> None:

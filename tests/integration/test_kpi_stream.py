@@ -133,7 +133,7 @@ def expected_figures(events: list[Event]) -> tuple[datetime, Expected]:
     surveyed = {sections[e.subject[0]] for e in events if e.type == "survey.submitted"}
     for window in WINDOW_NAMES:
         start, end = window_span(window, as_of)
-        report = build_report(events, start, end, book)
+        report = build_report(events, start, end, book).to_json()
         _calls(out, window, (), report["calls"])
         _walk_in(out, window, (), report["walk_in"])
         for contact, section in (
@@ -153,13 +153,13 @@ def expected_figures(events: list[Event]) -> tuple[datetime, Expected]:
         out[snapshot_key("surveys.average_score", window, ())] = _average_score(events, start, end)
         for queue in queues:
             mine = _subjects_where(events, "call.offered", "queue", queue)
-            part = build_report([e for e in events if e.subject in mine], start, end, book)
+            part = build_report([e for e in events if e.subject in mine], start, end, book).to_json()
             _calls(out, window, scope(queue=queue), part["calls"])
         for centre in centres:
             mine = _subjects_where(events, "visit.checked_in", "centre", centre)
-            part = build_report([e for e in events if e.subject in mine], start, end, book)
+            part = build_report([e for e in events if e.subject in mine], start, end, book).to_json()
             _walk_in(out, window, scope(centre=centre), part["walk_in"])
-    whole = build_report(events, as_of - timedelta(days=30), as_of + timedelta(microseconds=1), book)
+    whole = build_report(events, as_of - timedelta(days=30), as_of + timedelta(microseconds=1), book).to_json()
     out[snapshot_key("tickets.open", "now", ())] = whole["tickets"]["opened"] - whole["tickets"]["resolved"]
     out[snapshot_key("calls.waiting", "now", ())] = _waiting(events, as_of)
     return as_of, out

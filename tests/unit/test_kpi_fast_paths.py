@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tawasul.domain.kpi_state import Backlog, SubjectRecord, Survey, Tally, _replace
+from tawasul.domain.kpi_records import Backlog, SubjectRecord, Survey, _replace
+from tawasul.domain.kpi_tallies import Tally
 from tawasul.domain.windows import WINDOW_NAMES, WindowedSums, bucket_ids, window_ranges
 
 T0 = 1_740_000_000 * 10**6

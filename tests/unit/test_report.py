@@ -20,6 +20,7 @@ from tawasul.domain import sla
 from tawasul.domain.period import Period, PeriodError, parse_instant, parse_period, rfc3339
 from tawasul.domain.policies import PolicyBook, default_policy_path, load_policies, load_policies_text
 from tawasul.domain.report import build_report, ticket_mark, ticket_state
+from tawasul.domain.report_result import Report
 
 DUBAI = timezone(timedelta(hours=4))
 START = datetime(2025, 3, 2, tzinfo=DUBAI)
@@ -263,17 +264,20 @@ EXPECTED: dict[str, Any] = {
 
 
 def test_the_hand_computed_day(book: PolicyBook) -> None:
-    report = build_report(scenario(), START, END, book)
+    typed = build_report(scenario(), START, END, book)
+    report = typed.to_json()
     for section in ("period", "calls", "walk_in", "unmatched_surveys"):
         assert report[section] == EXPECTED[section], section
     for key, value in EXPECTED["tickets"].items():
         assert report["tickets"][key] == value, key
     assert report == EXPECTED
     assert json.loads(json.dumps(report)) == report
+    assert Report.from_json(json.loads(json.dumps(report))) == typed  # the typed result reads back
+    assert typed.with_policies({"source": "file"}).to_json() == {**EXPECTED, "policies": {"source": "file"}}
 
 
 def test_every_key_of_the_contract_is_there(book: PolicyBook) -> None:
-    report = build_report([], START, END, book)
+    report = build_report([], START, END, book).to_json()
     assert set(report) >= {"period", "calls", "tickets", "walk_in", "unmatched_surveys"}
     assert set(report["calls"]) >= {
         "offered",
@@ -314,14 +318,14 @@ def test_every_key_of_the_contract_is_there(book: PolicyBook) -> None:
 
 
 def test_the_threshold_is_a_parameter(book: PolicyBook) -> None:
-    report = build_report(scenario(), START, END, book, threshold_seconds=45)
+    report = build_report(scenario(), START, END, book, threshold_seconds=45).to_json()
     assert report["calls"]["threshold_seconds"] == 45
     assert report["calls"]["answered_within_threshold"] == 4
     assert report["calls"]["service_level"] == 0.8
 
 
 def test_a_later_as_of_sees_the_later_events(book: PolicyBook) -> None:
-    report = build_report(scenario(), START, END + timedelta(hours=2), book)
+    report = build_report(scenario(), START, END + timedelta(hours=2), book).to_json()
     assert report["calls"]["offered"] == 6 and report["calls"]["answered"] == 5  # C4 answered at 00:00:10
     assert report["walk_in"]["completed"] == 2  # V5 at 00:05
     assert report["tickets"]["opened"] == 10  # T10 at 01:00
@@ -333,7 +337,7 @@ def test_a_ticket_opened_before_the_period_is_not_counted(book: PolicyBook) -> N
     d = Day()
     d.ticket("OLD", "2025-03-01T20:00:00", "crm", "request", "crm.permit")
     d.add("ticket.resolved", "OLD", "09:00")
-    report = build_report(d.events, START, END, book)["tickets"]
+    report = build_report(d.events, START, END, book).to_json()["tickets"]
     assert report["opened"] == 0 and report["resolved"] == 0
     assert report["resolution"] == {"met": 0, "breached": 0, "compliance": None}
     assert report["by_channel"] == {}
@@ -356,8 +360,8 @@ def _shuffled(events: list[Event], rnd: random.Random, duplicates: float) -> lis
 @given(st.integers(min_value=0, max_value=2**32))
 def test_any_order_and_duplicates_give_the_same_report(book: PolicyBook, seed: int) -> None:
     events, rnd = scenario(), random.Random(seed)
-    assert build_report(_shuffled(events, rnd, 0.0), START, END, book) == EXPECTED
-    assert build_report(_shuffled(events, rnd, 0.1), START, END, book) == EXPECTED
+    assert build_report(_shuffled(events, rnd, 0.0), START, END, book).to_json() == EXPECTED
+    assert build_report(_shuffled(events, rnd, 0.1), START, END, book).to_json() == EXPECTED
 
 
 @functools.cache
@@ -381,8 +385,8 @@ def test_simulated_traffic_in_any_order_with_ten_percent_duplicates(seed: int) -
     simulated, book, rnd = list(_simulated()), _default_book(), random.Random(seed)
     start, end = SIM_START, SIM_END
     expected = build_report(simulated, start, end, book)
-    assert expected["calls"]["offered"] > 0 and expected["tickets"]["opened"] > 0
-    assert expected["walk_in"]["visits"] > 0 and expected["tickets"]["surveys"] > 0
+    assert expected.calls.offered > 0 and expected.tickets.opened > 0
+    assert expected.walk_in.visits > 0 and expected.tickets.surveys > 0
     assert build_report(_shuffled(simulated, rnd, 0.1), start, end, book) == expected
 
 
@@ -447,7 +451,7 @@ def test_markdown_in_english_and_arabic(book: PolicyBook) -> None:
     assert "| Resolution within deadline | 40.0% (2 met, 3 breached) |" in english
     assert "| Email | 1 | 1 | 100.0% | 0.0% | n/a |" in english
     assert "unknown calls, tickets or visits: 2." in english
-    arabic = render_markdown(json.loads(json.dumps(report)), "ar")
+    arabic = render_markdown(Report.from_json(json.loads(json.dumps(report.to_json()))), "ar")
     assert arabic.startswith('<div dir="rtl" lang="ar">') and arabic.rstrip().endswith("</div>")
     assert "# تقرير خدمة المتعاملين" in arabic
     assert "| مستوى الخدمة | 60.0% |" in arabic

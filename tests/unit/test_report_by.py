@@ -11,6 +11,7 @@ import pytest
 from schemas import Event, new_event
 from tawasul.domain.policies import load_policies_text
 from tawasul.domain.report_by import build_report_by
+from tawasul.domain.report_result import ReportBy
 
 DUBAI = ZoneInfo("Asia/Dubai")
 BOOK = load_policies_text("""
@@ -107,7 +108,7 @@ def group(
 
 
 def test_per_agent() -> None:
-    result = build_report_by(scenario(), START, END, BOOK, by="agent")
+    result = build_report_by(scenario(), START, END, BOOK, by="agent").to_json()
     assert result["by"] == "agent" and result["period"]["from"] == "2026-01-05T00:00:00+04:00"
     assert result["groups"] == [
         group("agent", "a-1", calls=2, aht=220.0, surveys=1, satisfied=1),
@@ -119,7 +120,9 @@ def test_per_agent() -> None:
 
 
 def test_per_team() -> None:
-    result = build_report_by(scenario(), START, END, BOOK, by="team")
+    typed = build_report_by(scenario(), START, END, BOOK, by="team")
+    result = typed.to_json()
+    assert ReportBy.from_json(result) == typed
     assert result["groups"] == [
         group("team", "complaints", tickets=1, fr=(1, 0), res=(1, 0), surveys=1, satisfied=1),
         group("team", "general", calls=2, aht=320.0, surveys=2, satisfied=1),
@@ -139,12 +142,12 @@ def test_order_and_duplicates_do_not_matter() -> None:
         assert build_report_by(shuffled, START, END, BOOK, by="agent") == expected
     # a book per ticket: T2 judged with a lenient book is met
     lenient = load_policies_text(BOOK_TEXT_LENIENT)
-    per_ticket = build_report_by(events, START, END, lambda t: lenient if t == "T2" else BOOK, by="agent")
+    per_ticket = build_report_by(events, START, END, lambda t: lenient if t == "T2" else BOOK, by="agent").to_json()
     s1 = next(g for g in per_ticket["groups"] if g["agent"] == "s-1")
     assert (s1["resolution"]["met"], s1["resolution"]["breached"]) == (2, 0)
     with pytest.raises(ValueError, match="by must be one of agent, team"):
         build_report_by(events, START, END, BOOK, by="queue")  # type: ignore[arg-type]
-    assert build_report_by([], START, START + timedelta(hours=1), BOOK, by="team")["groups"] == []
+    assert build_report_by([], START, START + timedelta(hours=1), BOOK, by="team").groups == ()
 
 
 BOOK_TEXT_LENIENT = """
