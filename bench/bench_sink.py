@@ -15,6 +15,11 @@ Usage:
   python bench/bench_sink.py --keep-topics             # prints the prefix of the produced topics
   python bench/bench_sink.py --prefix PREFIX --db URL  # drain topics kept by an earlier run
   python bench/bench_sink.py --profile 25              # cProfile of one round: the top 25 functions
+  python bench/bench_sink.py --prefix PREFIX --stages  # no Kafka in the loop: decode, add, flush timed apart
+
+`--stages` reads the topics into memory once, then per round decodes every message with the
+sink's decoders, adds the records to a `DbWriter` and flushes every 10,000 (as the sink's
+batches), timing the three apart (CPU of this process; on PostgreSQL also the server's).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sinks.consumer import SINK_TOPICS, run_db_sink
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
-from tawasul.infra.topics import partition_end_offsets
+from tawasul.infra.topics import TopicSpec, partition_end_offsets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,6 +196,64 @@ def drain(settings: Settings, expected: Mapping[str, int], profile: cProfile.Pro
     )
 
 
+def read_all(settings: Settings) -> list[tuple[TopicSpec, bytes]]:
+    """Every message of the sink's topics, in partition order."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, max_poll_records=50_000)
+    try:
+        specs = {settings.topic(spec.name): spec for spec in SINK_TOPICS}
+        parts = [TopicPartition(t, p) for t in specs for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out: list[tuple[TopicSpec, bytes]] = []
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            for tp, batch in consumer.poll(timeout_ms=1000).items():
+                out += [(specs[tp.topic], m.value) for m in batch if m.value is not None]
+        return out
+    finally:
+        consumer.close()
+
+
+def stages(messages: list[tuple[TopicSpec, bytes]], url: str, batch: int = 10_000) -> str:
+    """Decode, add and flush `messages` into the fresh database `url`; a line of figures."""
+    from sinks.db import migrate
+    from sinks.db.engine import make_engine
+    from sinks.db.writer import DbWriter
+    from sinks.input_checks import decoder_for
+
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    pids: set[int] = set()
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            pids.add(connection.connection.dbapi_connection.info.backend_pid)  # type: ignore[union-attr]
+    decoders = {spec.name: decoder_for(spec) for spec, _ in messages}
+    began = time.process_time()
+    records = [decoders[spec.name](raw) for spec, raw in messages]
+    decode = time.process_time() - began
+    writer = DbWriter(engine)
+    add = flush = 0.0
+    rows = 0
+    server_before = sum(_process_cpu(pid) for pid in pids)
+    for start in range(0, len(records), batch):
+        began = time.process_time()
+        for record in records[start : start + batch]:
+            writer.add(record)
+        middle = time.process_time()
+        rows += sum(writer.flush().rows.values())
+        add, flush = add + middle - began, flush + time.process_time() - middle
+    server = sum(_process_cpu(pid) for pid in pids) - server_before
+    engine.dispose()
+    n = len(records)
+    return (
+        f"{n:,} records, {rows:,} rows; CPU per record: decode {decode * 1e6 / n:.1f} us, add {add * 1e6 / n:.1f} us, "
+        f"flush {flush * 1e6 / n:.1f} us ({flush * 1e6 / rows:.1f} us/row)"
+        + (f"; server {server * 1e6 / rows:.1f} us/row" if pids else "")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="start", default="2025-01-01")
@@ -201,6 +264,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prefix", default=None, help="drain the topics of this prefix (from --keep-topics)")
     parser.add_argument("--keep-topics", action="store_true", help="keep the produced topics and print their prefix")
+    parser.add_argument("--stages", action="store_true", help="decode, add and flush timed apart, no Kafka")
     parser.add_argument("--profile", type=int, default=0, help="profile one round and print the top N functions")
     options = parser.parse_args()
     os.environ.setdefault("TAWASUL_LOG_LEVEL", "error")
@@ -212,8 +276,13 @@ def main() -> None:
     expected = totals(settings)
     print(f"topics {prefix}*: " + ", ".join(f"{t[len(prefix) :]} {n:,}" for t, n in expected.items()))
     rounds = 1 if options.profile else options.rounds
+    messages = read_all(settings) if options.stages else []
     for number in range(1, rounds + 1):
         profile = cProfile.Profile() if options.profile else None
+        if options.stages:
+            with fresh_database(options.db, work, number) as url:
+                print(f"stages round {number} (load {os.getloadavg()[0]:.1f}): {stages(messages, url)}")
+            continue
         with fresh_database(options.db, work, number) as url:
             result = drain(
                 Settings.resolve(kafka=options.kafka, database_url=url, topic_prefix=prefix), expected, profile

@@ -178,6 +178,8 @@ class DbWriter:
         """
         if not isinstance(record, EventRecord | OutcomeRecord | Event | TicketState | PolicyBookRecord):
             record = TicketState.from_dict(record)
+        elif isinstance(record, Event) and record.type not in SLA_TYPES and record.type != KPI_TYPE:
+            record = EventRecord.from_event(record)  # buffered as the sink reads it: checked against the database
         if self._batch is None:
             self._batch = _Batch(stored_at=self._clock())
         self._batch.add(record)
