@@ -164,3 +164,29 @@ def test_one_batch_stores_what_one_record_at_a_time_stores(engine: Engine, read:
         "T-3:resolution:sla.met:0",
     ]
     assert tuple(kpi_row) == ("k-3", 0.95)
+
+
+def test_an_integer_out_of_range_is_refused_never_wrapped(engine: Engine) -> None:
+    """PostgreSQL's binary COPY would wrap 2^31 + 5 around to a negative `integer`: the bulk
+    path refuses it as `DataError` (the sink then stores the batch around it), like the server
+    refuses it in text. SQLite's integers have 64 bits: it is stored as it is."""
+    from sqlalchemy.exc import DataError
+
+    from sinks.db.records import TicketState
+    from sinks.db.upserts import Upserts
+
+    state = TicketState.from_dict(ticket_state(3, "open", {"resolution": target("running")}))
+    row = {**state.ticket_row(), "version": 2**31 + 5}
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(DataError), engine.begin() as connection:
+            Upserts().upsert_tickets(connection, [row], [])
+        with engine.connect() as connection:
+            assert connection.execute(select(Ticket.version)).all() == []
+    else:
+        with engine.begin() as connection:
+            Upserts().upsert_tickets(connection, [row], [])
+        with engine.connect() as connection:
+            assert connection.execute(select(Ticket.version)).scalar_one() == 2**31 + 5
+    other = TicketState.from_dict(ticket_state(3, "open", {"resolution": target("running")}, "T-2"))
+    with engine.begin() as connection:  # the next batch goes through
+        assert Upserts().upsert_tickets(connection, [other.ticket_row()], other.target_rows()) == (1, 1)
