@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import platform
 import pstats
@@ -42,7 +43,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 
-from sinks.consumer import SINK_TOPICS, run_db_sink
+from sinks.consumer import GC_THRESHOLDS, SINK_TOPICS, run_db_sink, tune_gc
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import TopicSpec, partition_end_offsets
@@ -264,13 +265,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prefix", default=None, help="drain the topics of this prefix (from --keep-topics)")
     parser.add_argument("--keep-topics", action="store_true", help="keep the produced topics and print their prefix")
+    parser.add_argument("--default-gc", action="store_true", help="keep Python's GC thresholds (not `tawasul sink`'s)")
     parser.add_argument("--stages", action="store_true", help="decode, add and flush timed apart, no Kafka")
     parser.add_argument("--profile", type=int, default=0, help="profile one round and print the top N functions")
     options = parser.parse_args()
     os.environ.setdefault("TAWASUL_LOG_LEVEL", "error")
     work = Path(tempfile.mkdtemp(prefix="tawasul-bench-sink-"))
 
-    print(f"machine: {conditions()}")
+    if not options.default_gc:
+        tune_gc()  # as `tawasul sink` does
+    print(
+        f"machine: {conditions()}; GC thresholds {gc.get_threshold()}"
+        + ("" if options.default_gc else f" (tawasul sink's {GC_THRESHOLDS})")
+    )
     prefix = options.prefix or produce(options, work)
     settings = Settings.resolve(kafka=options.kafka, topic_prefix=prefix)
     expected = totals(settings)

@@ -14,6 +14,7 @@ and `sinks.sink_lag` (the lag gauge, also while the database is away).
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from producers.publisher import EventPublisher, PublishError
-from sinks.assigned_consumer import AssignedConsumer
+from sinks.assigned_consumer import AssignedConsumer, open_sink_consumer
 from sinks.db.engine import describe_url, is_unavailable, make_engine
 from sinks.db.writer import DbWriter, FlushResult, Record
 from sinks.dead_letters import DeadLetterOutbox
@@ -35,7 +36,6 @@ from sinks.input_checks import decode_clean_input, decoder_for
 from sinks.refusals import UNDECODABLE, Refusals, store_around_bad_rows
 from sinks.sink_lag import LAG_REFRESH_S, LagGauge
 from sinks.sink_retry import DEFAULT_BACKOFF, Backoff, StopSignal, error_name, sleep_unless_stopped, wait_for_schema
-from tawasul.infra.kafka_security import kafka_python_options
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import (
@@ -46,11 +46,10 @@ from tawasul.infra.topics import (
     SLA_OUTCOMES,
     TICKET_STATE,
     TopicSpec,
-    assignable_partitions,
     ensure_topics,
 )
 
-__all__ = ["Backoff", "SinkSummary", "SINK_TOPICS", "LAG_REFRESH_S", "decode_clean_input", "run_db_sink"]
+__all__ = ["Backoff", "SinkSummary", "SINK_TOPICS", "LAG_REFRESH_S", "decode_clean_input", "run_db_sink", "tune_gc"]
 
 log = logging.getLogger("tawasul.sink")
 
@@ -60,6 +59,16 @@ Progress = Callable[[Mapping[str, int]], None]
 RecordHook = Callable[[Record], None]
 """Called with each decoded record (an `EventRecord`, an outcome or KPI `Event`, a `TicketState`)
 as it is read, before it is stored: e.g. to feed live Prometheus gauges."""
+
+GC_THRESHOLDS = (100_000, 50, 100)
+"""Garbage-collector thresholds for a process that runs a sink: a batch allocates tens of
+thousands of short-lived rows, which the default (700, 10, 10) scans again and again (about a
+tenth of the sink's CPU, `bench/bench_sink.py`). Set by `tawasul sink` (`tune_gc`)."""
+
+
+def tune_gc() -> None:
+    """Set `GC_THRESHOLDS` for this process (call from a command's main, never from a library)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -277,15 +286,6 @@ class DbSink:
         self._stored(result)
 
 
-def _every_partition(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of `topics`, once the metadata knows them all."""
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata", **kafka_python_options())
-    try:
-        return assignable_partitions(probe, topics)
-    finally:
-        probe.close()
-
-
 def run_db_sink(
     settings: Settings,
     *,
@@ -323,22 +323,7 @@ def run_db_sink(
     dead_letters = DeadLetterOutbox(EventPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
     consumer: KafkaConsumer | AssignedConsumer | None = None
     try:
-        if assign:
-            consumer = AssignedConsumer(
-                settings.kafka, _every_partition(settings, names), group_id=group_id, client_id=f"{group_id}-db"
-            )
-        else:
-            consumer = KafkaConsumer(
-                *names,
-                bootstrap_servers=settings.kafka,
-                group_id=group_id,
-                client_id=f"{group_id}-db",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                max_poll_records=batch_max,
-                **kafka_python_options(),
-            )
+        consumer = open_sink_consumer(settings.kafka, names, group_id=group_id, batch_max=batch_max, assign=assign)
         sink = DbSink(
             settings,
             consumer,
