@@ -71,7 +71,7 @@ def mixed_batch() -> tuple[list[Any], set[str]]:
     firsts = {kind: next(e for e in events if e.type == kind) for kind in ("call.offered", "survey.submitted")}
     conflicting = [
         _changed(firsts["call.offered"], queue="elsewhere"),
-        _changed(firsts["survey.submitted"], score=1 if firsts["survey.submitted"].data.score != 1 else 2),  # type: ignore[union-attr]
+        _changed(firsts["survey.submitted"], score=1 if firsts["survey.submitted"].data.score != 1 else 2),  # type: ignore[attr-defined]
     ]
     records: list[Any] = [*events[:100], conflicting[0], *events[100:], *events[:40], conflicting[1]]
     records += _states()
