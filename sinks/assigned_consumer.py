@@ -10,7 +10,7 @@ are still committed to its group), as the replay's sink was with kafka-python. a
 errors are raised as kafka-python's `KafkaError`, which `DbSink` handles.
 
 The live `tawasul sink` keeps kafka-python's group consumer (rebalances, membership while
-the database is down).
+the database is down); `open_sink_consumer` opens the one or the other.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
+from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
-from tawasul.infra.kafka_security import aiokafka_options
+from tawasul.infra.kafka_security import aiokafka_options, kafka_python_options
 from tawasul.infra.loop_thread import LoopThread
+from tawasul.infra.topics import assignable_partitions
 
 T = TypeVar("T")
 
@@ -141,3 +143,34 @@ class AssignedConsumer:
             except (AioKafkaError, OSError, TimeoutError):
                 pass  # nothing is committed on close: what was not committed is read again
         self._loop.stop()
+
+
+def _every_partition(bootstrap: str, topics: list[str]) -> list[tuple[str, int]]:
+    """Every partition of `topics`, once the metadata knows them all."""
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, client_id="tawasul-sink-metadata", **kafka_python_options())
+    try:
+        return assignable_partitions(probe, topics)
+    finally:
+        probe.close()
+
+
+def open_sink_consumer(
+    bootstrap: str, topics: list[str], *, group_id: str, batch_max: int, assign: bool
+) -> KafkaConsumer | AssignedConsumer:
+    """The sink's consumer of `topics`: with `assign`, an `AssignedConsumer` of every partition;
+    else a member of `group_id` (kafka-python), read-committed, offsets committed by the sink."""
+    if assign:
+        return AssignedConsumer(
+            bootstrap, _every_partition(bootstrap, topics), group_id=group_id, client_id=f"{group_id}-db"
+        )
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=f"{group_id}-db",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=batch_max,
+        **kafka_python_options(),
+    )

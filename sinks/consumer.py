@@ -7,17 +7,15 @@ rebalance changes nothing. While the database is unreachable the sink pauses its
 (nothing more is read, nothing is committed), retries with capped exponential backoff and
 catches up when the database is back.
 
-Its lag gauge (`tawasul_consumer_lag_messages`: per topic, the messages it has not stored yet)
-is set after each stored batch and refreshed every `LAG_REFRESH_S` seconds besides, from the
-broker's end offsets, also while it waits for its database: an outage shows as growing lag.
+Around this loop: `sinks.input_checks` (what each topic accepts), `sinks.refusals` (what is
+not stored: counted, logged, dead-lettered), `sinks.sink_retry` (backoff, the schema at start)
+and `sinks.sink_lag` (the lag gauge, also while the database is away).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import gc
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,28 +27,15 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from producers.privacy import might_hold_personal_data, personal_data_fields, redact_text
 from producers.publisher import EventPublisher, PublishError
-from schemas import (
-    CHANNELS,
-    KINDS,
-    MAX_EVENT_BYTES,
-    PRIORITIES,
-    FieldError,
-    InvalidEvent,
-    dataschema_uri,
-    parse_event,
-)
-from schemas.errors import WHOLE_EVENT
-from sinks.assigned_consumer import AssignedConsumer
-from sinks.db import migrate
-from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket_state
+from sinks.assigned_consumer import AssignedConsumer, open_sink_consumer
 from sinks.db.engine import describe_url, is_unavailable, make_engine
-from sinks.db.policy_books import decode_policy_book
-from sinks.db.records import BadRecord, EventRecord
-from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
-from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
-from tawasul.infra.kafka_security import kafka_python_options
+from sinks.db.writer import DbWriter, FlushResult, Record
+from sinks.dead_letters import DeadLetterOutbox
+from sinks.input_checks import decode_clean_input, decoder_for
+from sinks.refusals import UNDECODABLE, Refusals, store_around_bad_rows
+from sinks.sink_lag import LAG_REFRESH_S, LagGauge
+from sinks.sink_retry import DEFAULT_BACKOFF, Backoff, StopSignal, error_name, sleep_unless_stopped, wait_for_schema
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import (
@@ -61,33 +46,29 @@ from tawasul.infra.topics import (
     SLA_OUTCOMES,
     TICKET_STATE,
     TopicSpec,
-    assignable_partitions,
     ensure_topics,
 )
+
+__all__ = ["Backoff", "SinkSummary", "SINK_TOPICS", "LAG_REFRESH_S", "decode_clean_input", "run_db_sink", "tune_gc"]
 
 log = logging.getLogger("tawasul.sink")
 
 SINK_TOPICS: tuple[TopicSpec, ...] = (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS, POLICIES)
 Progress = Callable[[Mapping[str, int]], None]
 """Called after each commit with the records handled so far per topic (full topic names)."""
-RecordHook = Callable[[Record], None]
+RecordHook = Callable[[Record], object]
 """Called with each decoded record (an `EventRecord`, an outcome or KPI `Event`, a `TicketState`)
 as it is read, before it is stored: e.g. to feed live Prometheus gauges."""
-StopSignal = threading.Event | asyncio.Event
-LAG_REFRESH_S = 2.0
-"""Seconds between refreshes of the lag gauge from the broker's end offsets (idle, busy or retrying)."""
+
+GC_THRESHOLDS = (100_000, 50, 100)
+"""Garbage-collector thresholds for a process that runs a sink: a batch allocates tens of
+thousands of short-lived rows, which the default (700, 10, 10) scans again and again (about a
+tenth of the sink's CPU, `bench/bench_sink.py`). Set by `tawasul sink` (`tune_gc`)."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff between database retries, in seconds."""
-
-    initial: float = 0.5
-    maximum: float = 10.0
-    factor: float = 2.0
-
-    def next(self, delay: float) -> float:
-        return min(delay * self.factor, self.maximum)
+def tune_gc() -> None:
+    """Set `GC_THRESHOLDS` for this process (call from a command's main, never from a library)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -97,103 +78,6 @@ class SinkSummary:
     records: Mapping[str, int] = field(default_factory=dict)
     rows: Mapping[str, int] = field(default_factory=dict)
     skipped: int = 0
-
-
-_UNCHECKED_BY_FAST_PATH = ("ticket.",)
-"""Input types whose `data` the sink's fast decoder does not check (it copies none of it)."""
-_CHANNELS, _KINDS, _PRIORITIES = frozenset(CHANNELS), frozenset(KINDS), frozenset(PRIORITIES)
-
-
-def _one_of(value: object, allowed: frozenset[str]) -> bool:
-    return isinstance(value, str) and value in allowed
-
-
-def _name(value: object, optional: bool = False) -> bool:
-    return (optional and value is None) or (isinstance(value, str) and not value.isspace() and value != "")
-
-
-def _ticket_data_fits(kind: str, data: Mapping[str, Any]) -> bool:
-    """True when a ticket event's `data` (version 1) has the fields the contract requires, of
-    their types, without the cost of the full validation; False leaves it to `parse_event`."""
-    get = data.get
-    if kind == "ticket.opened":
-        location = get("location")
-        return (
-            _one_of(get("channel"), _CHANNELS)
-            and _one_of(get("kind"), _KINDS)
-            and _one_of(get("priority"), _PRIORITIES)
-            and _name(get("category"))
-            and _name(get("department"), True)
-            and _name(get("customer_ref"), True)
-            and (
-                location is None
-                or (
-                    isinstance(location, dict)
-                    and _name(location.get("mosque_id"), True)
-                    and _name(location.get("area"), True)
-                )
-            )
-        )
-    if kind == "ticket.assigned":
-        return _name(get("team"), True) and _name(get("agent"), True)
-    if kind == "ticket.paused":
-        return _name(get("reason"))
-    if kind == "ticket.priority_changed":
-        return _one_of(get("priority"), _PRIORITIES)
-    if kind == "ticket.resolved":
-        return get("resolution") is None or isinstance(get("resolution"), str)
-    return True
-
-
-def decode_clean_input(raw: bytes) -> EventRecord:
-    """A valid input event within intake's size limit that holds no personal data
-    (`decode_input` and then the checks of intake): an event written straight to the topic,
-    past intake, that breaks the contract, is larger than `MAX_EVENT_BYTES` or holds a phone
-    number, e-mail address or Emirates ID is refused with `InvalidEvent` naming the problem,
-    never stored."""
-    if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidEvent((FieldError(WHOLE_EVENT, f"too large: {len(raw)} bytes (limit {MAX_EVENT_BYTES})"),))
-    record = decode_input(raw)
-    if record.type.startswith(_UNCHECKED_BY_FAST_PATH) and not (
-        _ticket_data_fits(record.type, record.data)
-        and ('"dataschema"' not in record.payload or dataschema_uri(record.type) in record.payload)
-    ):
-        parse_event(json.loads(record.payload))  # raises InvalidEvent naming what is wrong
-    if might_hold_personal_data(raw):
-        found = personal_data_fields(json.loads(record.payload))
-        if found:
-            raise InvalidEvent(
-                FieldError(path, f"holds {kind} (personal data is redacted at intake; this event did not pass it)")
-                for path, kind in found
-            )
-    return record
-
-
-def _decoder(spec: TopicSpec) -> Callable[[bytes], Record]:
-    if spec.name == TICKET_STATE.name:
-        return decode_ticket_state
-    if spec.name == EVENTS.name:
-        return decode_clean_input
-    if spec.name == POLICIES.name:
-        return decode_policy_book
-    return decode_pipeline_event
-
-
-def _error_name(exc: BaseException) -> str:
-    """The driver's error class name (safe to log: no SQL, no values)."""
-    original = getattr(exc, "orig", None)
-    return type(original if original is not None else exc).__name__
-
-
-def _sleep(stop: StopSignal, seconds: float) -> bool:
-    """Sleep up to `seconds`; False as soon as `stop` is set."""
-    deadline = time.monotonic() + seconds
-    while not stop.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return True
-        time.sleep(min(left, 0.1))
-    return False
 
 
 class DbSink:
@@ -217,19 +101,15 @@ class DbSink:
     ) -> None:
         self.consumer, self.writer, self.metrics, self.stop = consumer, writer, metrics, stop
         self.dead_letters = dead_letters
+        self.refusals = Refusals(metrics, dead_letters)
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.on_progress, self.on_record, self.backoff = on_progress, on_record, backoff
-        self.decoders = {settings.topic(spec.name): _decoder(spec) for spec in topics}
-        self.base_names = {settings.topic(spec.name): spec.name for spec in topics}
+        self.decoders = {settings.topic(spec.name): decoder_for(spec) for spec in topics}
+        self.lag = LagGauge(consumer, metrics, {settings.topic(spec.name): spec.name for spec in topics})
         self.offsets: dict[TopicPartition, int] = {}
-        self.unstored_from: dict[TopicPartition, int] = {}
-        """The first offset read but not yet stored, per partition of the buffered batch."""
-        self.lag_due = 0.0
         self.batch_counts: dict[str, int] = {}
         self.handled: dict[str, int] = dict.fromkeys(self.decoders, 0)
         self.rows: dict[str, int] = {}
-        self.skipped = 0
-        self.conflicts = 0
         self.database_down = False
 
     # reading
@@ -247,7 +127,7 @@ class DbSink:
                 decode = self.decoders[tp.topic]
                 for message in records:
                     self._add(decode, tp, message)
-                self.unstored_from.setdefault(tp, records[0].offset)
+                self.lag.unstored_from.setdefault(tp, records[0].offset)
                 self.offsets[tp] = records[-1].offset + 1
                 self.batch_counts[tp.topic] = self.batch_counts.get(tp.topic, 0) + len(records)
                 count += len(records)
@@ -259,22 +139,8 @@ class DbSink:
         try:
             record = decode(message.value)
             self.writer.add(record)
-        except (InvalidEvent, ValueError, ArithmeticError, KeyError, TypeError) as exc:  # one message never stops us
-            self.skipped += 1
-            self.metrics.events_rejected.labels(source_kind="sink", reason="undecodable").inc()
-            reason = redact_text(str(exc)) if isinstance(exc, InvalidEvent | BadRecord) else type(exc).__name__
-            log.warning(
-                "skipped a message the sink cannot decode; dead-lettered",
-                extra={
-                    "event": "sink_undecodable",
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "offset": message.offset,
-                    "reason": reason,
-                },
-            )
-            if self.dead_letters is not None:
-                self.dead_letters.add(message.value, reason, message_origin(tp.topic, tp.partition, message.offset))
+        except UNDECODABLE as exc:  # one message never stops us
+            self.refusals.undecodable(tp.topic, tp.partition, message, exc)
             return
         if self.on_record is not None:
             self.on_record(record)
@@ -292,7 +158,7 @@ class DbSink:
             try:
                 result = self.writer.flush()
             except (IntegrityError, DataError):
-                result = self._store_one_by_one()
+                result = store_around_bad_rows(self.writer, self.refusals)
             except SQLAlchemyError as exc:
                 self._database_failed(exc, delay)
                 if not self._wait(delay):
@@ -302,64 +168,6 @@ class DbSink:
             if result is not None:
                 self._stored(result)
                 return True
-
-    def _store_one_by_one(self) -> FlushResult | None:
-        """After a batch failed on a bad row: store it in halves, down to the records that fail alone.
-
-        Those are skipped and counted; everything else is stored. Returns None when the
-        database became unreachable meanwhile (what is not stored yet stays buffered).
-        """
-        groups = [self.writer.take()]
-        records, rows, conflicts = 0, dict[str, int](), list[Conflict]()
-        while groups:
-            group = groups.pop()
-            for record in group:
-                self.writer.add(record)
-            try:
-                part = self.writer.flush()
-            except (IntegrityError, DataError) as exc:
-                self.writer.take()
-                if len(group) > 1:
-                    middle = len(group) // 2
-                    groups += [group[middle:], group[:middle]]
-                    continue
-                self.skipped += 1
-                self.metrics.db_errors.labels(kind="rejected_row").inc()
-                log.error(
-                    "the database rejected a record; skipped and dead-lettered",
-                    extra={"event": "sink_row_rejected", "record": type(group[0]).__name__, "error": _error_name(exc)},
-                )
-                if self.dead_letters is not None:
-                    self.dead_letters.add(
-                        record_bytes(group[0]), f"the database refused it: {_error_name(exc)}", record_origin(group[0])
-                    )
-                continue
-            except SQLAlchemyError:
-                for rest in reversed(groups):
-                    for record in rest:
-                        self.writer.add(record)
-                return None
-            records += part.records
-            conflicts += part.conflicts
-            for table, count in part.rows.items():
-                rows[table] = rows.get(table, 0) + count
-        return FlushResult(records=records, rows=rows, conflicts=tuple(conflicts))
-
-    def _conflicting_duplicate(self, conflict: Conflict) -> None:
-        """An event id stored before with other content: counted, logged and dead-lettered."""
-        self.conflicts += 1
-        self.metrics.conflicting_duplicates.labels(stage="sink").inc()
-        log.warning(
-            "an event id was already stored with other content; dead-lettered",
-            extra={
-                "event": "sink_conflicting_duplicate",
-                "id": redact_text(conflict.record.id)[:200],
-                "stored_sha256": conflict.stored_digest,
-                "sha256": conflict.digest,
-            },
-        )
-        if self.dead_letters is not None:
-            self.dead_letters.add(record_bytes(conflict.record), conflict.reason, record_origin(conflict.record))
 
     def _database_failed(self, exc: SQLAlchemyError, retry_in: float) -> None:
         unavailable = is_unavailable(exc)
@@ -373,7 +181,7 @@ class DbSink:
             "database write failed; consumption paused, retrying",
             extra={
                 "event": "sink_db_unavailable" if unavailable else "sink_db_error",
-                "error": _error_name(exc),
+                "error": error_name(exc),
                 "retry_in_s": retry_in,
                 "pending_records": len(self.writer),
             },
@@ -397,7 +205,7 @@ class DbSink:
             self.metrics.sink_rows.labels(table=table).inc(count)
             self.rows[table] = self.rows.get(table, 0) + count
         for conflict in result.conflicts:
-            self._conflicting_duplicate(conflict)
+            self.refusals.conflicting_duplicate(conflict)
         if self._confirm_dead_letters():
             self._commit()
 
@@ -437,66 +245,27 @@ class DbSink:
         for topic, count in self.batch_counts.items():
             self.handled[topic] = self.handled.get(topic, 0) + count
         self.offsets.clear()
-        self.unstored_from.clear()
+        self.lag.unstored_from.clear()
         self.batch_counts.clear()
-        self._report_lag(self._highwaters())
+        self.lag.after_commit()
         if self.on_progress is not None:
             self.on_progress(dict(self.handled))
 
-    def _highwaters(self) -> dict[TopicPartition, int | None]:
-        """The end offsets the consumer's last fetches saw (no request; stale while paused)."""
-        return {tp: self.consumer.highwater(tp) for tp in self.consumer.assignment()}
-
-    def _report_lag(self, ends: Mapping[TopicPartition, int | None]) -> None:
-        """Set the lag gauge per topic: end offset minus the first offset not stored yet (the
-        buffered batch's first offset while a batch waits for the database, else the position)."""
-        lag: dict[str, int] = {}
-        for tp, high in ends.items():
-            if high is None:
-                continue
-            start = self.unstored_from.get(tp)
-            if start is None:
-                start = self.consumer.position(tp, timeout_ms=1000) or 0
-            name = self.base_names.get(tp.topic, tp.topic)
-            lag[name] = lag.get(name, 0) + max(high - start, 0)
-        for name, value in lag.items():
-            self.metrics.consumer_lag.labels(stage="sink", topic=name).set(value)
-        self.lag_due = time.monotonic() + LAG_REFRESH_S
-
-    def _refresh_lag_when_due(self) -> None:
-        """Every `LAG_REFRESH_S`: the lag from the broker's end offsets (one request for every
-        partition), so the gauge moves while nothing is stored (idle, or the database away)."""
-        if time.monotonic() < self.lag_due:
-            return
-        self.lag_due = time.monotonic() + LAG_REFRESH_S
-        owned = list(self.consumer.assignment())
-        if not owned:
-            return
-        try:
-            ends = self.consumer.end_offsets(owned, timeout_ms=1000)
-        except KafkaError as exc:  # the broker is away too: the next refresh tries again
-            log.debug(
-                "end offsets unavailable; lag not refreshed",
-                extra={"event": "sink_lag_unavailable", "error": type(exc).__name__},
-            )
-            return
-        self._report_lag(ends)
-
     def _wait(self, seconds: float) -> bool:
-        """`_sleep` that keeps refreshing the lag gauge meanwhile; False as soon as asked to stop."""
+        """`sleep_unless_stopped` that keeps refreshing the lag gauge meanwhile; False as soon as asked to stop."""
         deadline = time.monotonic() + seconds
         while True:
-            self._refresh_lag_when_due()
+            self.lag.refresh_when_due()
             left = deadline - time.monotonic()
             if left <= 0:
                 return not self.stop.is_set()
-            if not _sleep(self.stop, min(left, max(self.lag_due - time.monotonic(), 0.05))):
+            if not sleep_unless_stopped(self.stop, min(left, max(self.lag.due - time.monotonic(), 0.05))):
                 return False
 
     def run(self) -> None:
         while not self.stop.is_set():
             read = self.collect()
-            self._refresh_lag_when_due()
+            self.lag.refresh_when_due()
             if read == 0 and not len(self.writer) and not self.offsets:
                 continue
             if not self.store():
@@ -511,47 +280,10 @@ class DbSink:
         except SQLAlchemyError as exc:
             log.warning(
                 "stopping with an unstored batch; it will be read again on restart",
-                extra={"event": "sink_stop_unstored", "error": _error_name(exc)},
+                extra={"event": "sink_stop_unstored", "error": error_name(exc)},
             )
             return
         self._stored(result)
-
-
-def _wait_for_schema(url: str, stop: StopSignal, metrics: Metrics, backoff: Backoff) -> bool:
-    """Migrate the database to this code's schema, waiting while it is unreachable."""
-    delay = backoff.initial
-    while not stop.is_set():
-        try:
-            state = migrate.upgrade(url)
-        except SQLAlchemyError as exc:
-            if not is_unavailable(exc):
-                raise
-            metrics.db_up.set(0)
-            metrics.db_errors.labels(kind="unavailable").inc()
-            log.warning(
-                "database unreachable at start; retrying",
-                extra={"event": "sink_db_unavailable", "database": describe_url(url), "retry_in_s": delay},
-            )
-            if not _sleep(stop, delay):
-                return False
-            delay = backoff.next(delay)
-            continue
-        metrics.db_up.set(1)
-        log.info(
-            "database schema ready",
-            extra={"event": "sink_schema_ready", "database": describe_url(url), "revision": state.current},
-        )
-        return True
-    return False
-
-
-def _every_partition(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of `topics`, once the metadata knows them all."""
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka, client_id="tawasul-sink-metadata", **kafka_python_options())
-    try:
-        return assignable_partitions(probe, topics)
-    finally:
-        probe.close()
 
 
 def run_db_sink(
@@ -566,7 +298,7 @@ def run_db_sink(
     on_progress: Progress | None = None,
     on_record: RecordHook | None = None,
     on_start: Callable[[Engine], object] | None = None,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = DEFAULT_BACKOFF,
     assign: bool = False,
 ) -> SinkSummary:
     """Consume the pipeline's topics into the database until `stop` is set.
@@ -581,7 +313,7 @@ def run_db_sink(
     for `batch_wait_s`, store them in one transaction, commit their offsets. `on_progress` and
     `on_record` are called in the sink's thread; `on_start(engine)` once the schema is current.
     """
-    if not _wait_for_schema(settings.database_url, stop, metrics, backoff):
+    if not wait_for_schema(settings.database_url, stop, metrics, backoff):
         return SinkSummary()
     ensure_topics(settings.kafka, settings.topic_prefix, (*topics, DEAD_LETTER))
     engine = make_engine(settings.database_url)
@@ -591,22 +323,7 @@ def run_db_sink(
     dead_letters = DeadLetterOutbox(EventPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
     consumer: KafkaConsumer | AssignedConsumer | None = None
     try:
-        if assign:
-            consumer = AssignedConsumer(
-                settings.kafka, _every_partition(settings, names), group_id=group_id, client_id=f"{group_id}-db"
-            )
-        else:
-            consumer = KafkaConsumer(
-                *names,
-                bootstrap_servers=settings.kafka,
-                group_id=group_id,
-                client_id=f"{group_id}-db",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-                max_poll_records=batch_max,
-                **kafka_python_options(),
-            )
+        consumer = open_sink_consumer(settings.kafka, names, group_id=group_id, batch_max=batch_max, assign=assign)
         sink = DbSink(
             settings,
             consumer,
@@ -642,5 +359,6 @@ def run_db_sink(
                 "dead letters unconfirmed at stop",
                 extra={"event": "sink_dead_letters_unconfirmed", "error": str(exc)[:300]},
             )
-    log.info("database sink stopped", extra={"event": "sink_stopped", "skipped": sink.skipped})
-    return SinkSummary(records=dict(sink.handled), rows=dict(sink.rows), skipped=sink.skipped)
+    skipped = sink.refusals.skipped
+    log.info("database sink stopped", extra={"event": "sink_stopped", "skipped": skipped})
+    return SinkSummary(records=dict(sink.handled), rows=dict(sink.rows), skipped=skipped)

@@ -10,7 +10,7 @@ from types import FrameType
 
 import click
 
-from sinks.consumer import run_db_sink
+from sinks.consumer import run_db_sink, tune_gc
 from sinks.db.migrate import DatabaseTooNew
 from sinks.metrics_feed import MetricsFeed
 from sinks.metrics_server import MetricsServerError, metrics_options, start_metrics_server
@@ -62,6 +62,7 @@ def sink(
 
     Migrates the database first; commits Kafka offsets only after the rows are stored.
     """
+    tune_gc()
     metrics = Metrics(role="sink")
     feed = MetricsFeed(metrics)
     try:

@@ -109,20 +109,20 @@ class _Batch:
     books: list[Row] = field(default_factory=list)
 
     def add(self, record: Record) -> None:
-        if isinstance(record, PolicyBookRecord):
-            self.books.append(record.row())
+        if isinstance(record, EventRecord):  # the most frequent first
+            self._add_input(record)
+            return
+        if isinstance(record, OutcomeRecord):
+            if record.id not in self.outcomes:
+                self.outcomes[record.id] = record.row()
             return
         if isinstance(record, TicketState):
             held = self.tickets.get(record.ticket_id)
             if held is None or record.rank >= held.rank:
                 self.tickets[record.ticket_id] = record
             return
-        if isinstance(record, EventRecord):
-            self._add_input(record)
-            return
-        if isinstance(record, OutcomeRecord):
-            if record.id not in self.outcomes:
-                self.outcomes[record.id] = record.row()
+        if isinstance(record, PolicyBookRecord):
+            self.books.append(record.row())
             return
         kind = record.type
         if kind in SLA_TYPES:
@@ -176,8 +176,11 @@ class DbWriter:
 
         A ticket-state dict is parsed into a `TicketState` (raises `BadRecord` when malformed).
         """
-        if not isinstance(record, EventRecord | OutcomeRecord | Event | TicketState | PolicyBookRecord):
-            record = TicketState.from_dict(record)
+        if type(record) is not EventRecord and type(record) is not OutcomeRecord:  # the sink's most frequent
+            if not isinstance(record, EventRecord | OutcomeRecord | Event | TicketState | PolicyBookRecord):
+                record = TicketState.from_dict(record)
+            elif isinstance(record, Event) and record.type not in SLA_TYPES and record.type != KPI_TYPE:
+                record = EventRecord.from_event(record)  # buffered as the sink reads it: checked against the database
         if self._batch is None:
             self._batch = _Batch(stored_at=self._clock())
         self._batch.add(record)

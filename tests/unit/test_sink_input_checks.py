@@ -10,7 +10,7 @@ import pytest
 
 from producers.simulator import Params, iter_events, parse_when
 from schemas import MAX_EVENT_BYTES, InvalidEvent, new_event
-from sinks.consumer import decode_clean_input
+from sinks.input_checks import decode_clean_input
 
 
 def ticket(event_type: str, data: dict[str, Any], **changes: Any) -> bytes:
