@@ -3,7 +3,7 @@
 `<type>.schema.json` describes the `data` of one type at its current version
 (`<type>.v<N>.schema.json` for older versions); its `$id` is the type's `dataschema` URN.
 `event.schema.json` describes a whole event: the envelope, with the `data` schema chosen
-by `type`.
+by `type`. `tickets.state.schema.json` describes the `tawasul.tickets.state` message.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from schemas.envelope import EXTENSION_NAME_PATTERN, Attributes
+from schemas.ticket_state import TICKET_STATE_SCHEMA_FILE, ticket_state_schema
 from schemas.registry import (
     CURRENT_VERSIONS,
     DATA_MODELS,
@@ -114,6 +115,7 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     """Every schema file of the package: file name -> JSON Schema."""
     out = {schema_file_name(t, v): data_schema(t, v) for (t, v) in sorted(DATA_MODELS)}
     out[EVENT_SCHEMA_FILE] = event_schema()
+    out[TICKET_STATE_SCHEMA_FILE] = ticket_state_schema()
     return out
 
 

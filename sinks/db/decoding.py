@@ -35,8 +35,10 @@ from schemas import (
 from schemas.envelope import CONTEXT_ATTRIBUTES
 from schemas.fields import parse_timestamp, parse_uri_reference
 from schemas.registry import DATA_MODELS, DEFAULT_VERSION, parse_dataschema
+from schemas.ticket_state import BadTicketState
+from schemas.ticket_state import decode_ticket_state as read_ticket_state
 from sinks.db.contacts import SPEC_BY_TYPE
-from sinks.db.records import KPI_TYPE, SLA_TYPES, EventRecord, OutcomeRecord, TicketState
+from sinks.db.records import KPI_TYPE, SLA_TYPES, BadRecord, EventRecord, OutcomeRecord, TicketState
 
 _OUTCOME_FIELDS = frozenset(SlaOutcomeData.model_fields)
 _OUTCOME_SCHEMAS = frozenset(
@@ -213,5 +215,9 @@ def decode_pipeline_event(raw: bytes) -> OutcomeRecord | Event:
 
 
 def decode_ticket_state(raw: bytes) -> TicketState:
-    """A `tawasul.tickets.state` message value; raises `BadRecord` or `ValueError` when malformed."""
-    return TicketState.from_dict(json.loads(raw.decode("utf-8")))
+    """A `tawasul.tickets.state` message value; raises `BadRecord` when malformed."""
+    try:
+        message = read_ticket_state(raw)
+    except BadTicketState as exc:
+        raise BadRecord(str(exc)) from None
+    return TicketState.from_message(message)
