@@ -10,7 +10,6 @@ test (tests/unit/test_schemas_fast.py) holds the two paths equal.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -30,7 +29,7 @@ _ANY_JSON: Final = msgspec.json.Decoder()
 _ENVELOPE_NAMES: Final = CONTEXT_ATTRIBUTES | {"data"}
 _NON_BLANK: Final = re.compile(NON_BLANK_FAST)
 _EXTENSION_TYPES: Final = (str, bool, int)
-_SCALAR_TYPES: Final = (str, bool, int, type(None))
+_SCALAR_TYPES: Final = (str, bool, int, float, type(None))
 _set = object.__setattr__
 
 
@@ -117,8 +116,6 @@ def _plain_json(value: object) -> bool:
         return all(type(k) is str and _plain_json(v) for k, v in value.items())  # type: ignore[attr-defined]
     if kind is list:
         return all(_plain_json(item) for item in value)  # type: ignore[attr-defined]
-    if kind is float:
-        return math.isfinite(value)  # type: ignore[arg-type]
     return kind in _SCALAR_TYPES
 
 

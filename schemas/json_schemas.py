@@ -15,7 +15,6 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from schemas.envelope import EXTENSION_NAME_PATTERN, Attributes
-from schemas.ticket_state import TICKET_STATE_SCHEMA_FILE, ticket_state_schema
 from schemas.registry import (
     CURRENT_VERSIONS,
     DATA_MODELS,
@@ -24,6 +23,7 @@ from schemas.registry import (
     dataschema_uri,
     versions,
 )
+from schemas.ticket_state import TICKET_STATE_SCHEMA_FILE, ticket_state_schema
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 EVENT_SCHEMA_ID: Final = "urn:tawasul:schema:event:1"

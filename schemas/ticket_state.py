@@ -64,25 +64,6 @@ class TicketStateMessage(msgspec.Struct, frozen=True, kw_only=True):
     policies_sha256: str | None = None
     """The hash of the policy book that decided this state (null from an older worker)."""
 
-    @property
-    def rank(self) -> tuple[int, int]:
-        """(version, progress): of two states of one ticket the later ranks higher; at one version
-        only deadlines passing change a state, and they only add warnings and breaches."""
-        return self.version, sum(2 * t.breached + t.warned for t in self.targets.values())
-
-    @property
-    def sla_state(self) -> str:
-        """`breached` (a target breached), `at_risk` (a running or paused target warned),
-        `on_track`, or `none` (no policy): the rule of `tawasul.domain.kpi_state.sla_state_of`."""
-        if self.policy is None:
-            return "none"
-        targets = self.targets.values()
-        if any(t.breached or t.state == "breached" for t in targets):
-            return "breached"
-        if any(t.warned and t.state in ("running", "paused") for t in targets):
-            return "at_risk"
-        return "on_track"
-
 
 class BadTicketState(ValueError):
     """A ticket-state message that breaks the schema (the reason names the field, not the value)."""
