@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -27,10 +28,18 @@ import msgspec  # noqa: E402
 
 from producers.simulator import Params, iter_events, parse_when  # noqa: E402
 from schemas import decode_event  # noqa: E402
+from schemas.codec import encode_json  # noqa: E402
 from schemas.examples import example_event  # noqa: E402
 from schemas.fast import fast_decode  # noqa: E402
 from schemas.fast_types import ANY_ENVELOPE  # noqa: E402
 from schemas.parsing import explain_decode  # noqa: E402
+from schemas.ticket_state import (  # noqa: E402
+    TicketStateMessage,
+    TicketTarget,
+    decode_ticket_state,
+    encode_ticket_state,
+    state_as_dict,
+)
 
 
 def simulated(count: int) -> list[bytes]:
@@ -60,7 +69,7 @@ def outputs(count: int) -> list[bytes]:
     return out
 
 
-def cpu_us(work: Callable[[bytes], object], values: Sequence[bytes], rounds: int) -> float:
+def cpu_us(work: Callable[[Any], object], values: Sequence[Any], rounds: int) -> float:
     """Best CPU microseconds per value of `work` over `rounds` passes."""
     best = float("inf")
     for _ in range(rounds):
@@ -90,9 +99,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("outcomes+snapshots: pydantic path (before)", explain_decode, pipeline),
         ("outcomes+snapshots: decode_event (after)", decode_event, pipeline),
     ]
+    bodies = [json.loads(v) for v in pipeline]
+    states = ticket_states(len(pipeline))
+    state_bytes = [encode_ticket_state(m) for m in states]
+    rows += [
+        ("outputs: json.dumps of the body (before)", standard_json, bodies),
+        ("outputs: schemas.codec.encode_json (after)", encode_json, bodies),
+        ("ticket state: json.dumps of the dict (before)", standard_json, [state_as_dict(m) for m in states]),
+        ("ticket state: encode_ticket_state (after)", encode_ticket_state, states),
+        ("ticket state: json.loads only", json.loads, state_bytes),
+        ("ticket state: decode_ticket_state (typed, checked)", decode_ticket_state, state_bytes),
+    ]
     for label, work, values in rows:
-        print(f"{label:<48} {cpu_us(work, values, args.rounds):7.2f} us/message")
+        print(f"{label:<52} {cpu_us(work, values, args.rounds):7.2f} us/message")
     return 0
+
+
+def standard_json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def ticket_states(count: int) -> list[TicketStateMessage]:
+    """Ticket states as the SLA engine writes them (two targets, UTC times)."""
+    target = TicketTarget(deadline="2025-03-04T10:00:00+04:00", state="running", warned=False, breached=False)
+    return [
+        TicketStateMessage(
+            ticket_id=f"T-2025-{n:07d}",
+            channel="crm",
+            kind="complaint",
+            category="mosque.air_conditioning",
+            priority="high",
+            department="mosque_affairs",
+            status="open",
+            policy="crm-high",
+            opened_at="2025-03-04T05:12:30+00:00",
+            updated_at="2025-03-04T05:40:00.250000+00:00",
+            version=n % 7 + 1,
+            targets={"first_response": target, "resolution": target},
+            policies_sha256="0" * 64,
+        )
+        for n in range(count)
+    ]
 
 
 if __name__ == "__main__":
