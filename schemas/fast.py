@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final, NamedTuple, cast
 
 import msgspec
 from pydantic import BaseModel
@@ -46,9 +46,33 @@ def fast_decode(text: str | bytes) -> Event | None:
     except msgspec.DecodeError:
         return _with_extras(text)  # unknown names (extensions, extra data fields) or invalid
     try:
-        return _event(envelope, {}, None)
+        return cast(Event, _event(envelope, {}, None))
     except (_Refused, PydanticCustomError):
         return None
+
+
+class CheckedEvent(NamedTuple):
+    """An event that passed every rule of the contract, without the pydantic objects (for
+    readers that only need its fields: `check_event`)."""
+
+    type: str
+    id: str
+    source: str
+    subject: str
+    time: datetime
+    data: dict[str, Any]
+    """The `data` fields sent, checked (times as aware datetimes, enum values as `StrEnum`)."""
+
+
+def check_event(text: str | bytes) -> CheckedEvent | None:
+    """What `fast_decode` checks, without building the `Event`: the fields of a valid event that
+    has no extension attribute and no unknown `data` field; else None (`decode_event` decides)."""
+    try:
+        envelope = _DECODER.decode(text)
+        checked: CheckedEvent = _event(envelope, {}, None, build=False)
+    except (msgspec.DecodeError, _Refused, PydanticCustomError):
+        return None
+    return checked
 
 
 def fast_parse(raw: Mapping[str, Any]) -> Event | None:
@@ -60,7 +84,7 @@ def fast_parse(raw: Mapping[str, Any]) -> Event | None:
     try:
         known, extensions, data_extras = _split(raw, FAST_TYPES[event_type])
         envelope = msgspec.convert(known, envelope_type)
-        return _event(envelope, extensions, data_extras)
+        return cast(Event, _event(envelope, extensions, data_extras))
     except (_Refused, PydanticCustomError, msgspec.ValidationError):
         return None
 
@@ -119,7 +143,7 @@ def _plain_json(value: object) -> bool:
     return kind in _SCALAR_TYPES
 
 
-def _event(envelope: Any, extensions: dict[str, Any], data_extras: dict[str, Any] | None) -> Event:
+def _event(envelope: Any, extensions: dict[str, Any], data_extras: dict[str, Any] | None, build: bool = True) -> Any:
     event_type = ENVELOPE_TYPES[type(envelope)]
     if not (_non_blank(envelope.id) and _non_blank(envelope.subject)):
         raise _Refused("id or subject")
@@ -142,13 +166,16 @@ def _event(envelope: Any, extensions: dict[str, Any], data_extras: dict[str, Any
             raise _Refused("dataschema")  # malformed, another type, or another version
         values["dataschema"] = envelope.dataschema
         present.add("dataschema")
-    values["data"] = _model(FAST_TYPES[event_type], envelope.data, data_extras or {})
+    values["data"] = _model(FAST_TYPES[event_type], envelope.data, data_extras or {}, build)
     values["extensions"] = extensions
-    return cast(Event, _construct(Event, values, present, None))
+    if not build:
+        return CheckedEvent(event_type, envelope.id, values["source"], envelope.subject, values["time"], values["data"])
+    return _construct(Event, values, present, None)
 
 
-def _model(twin: Twin, struct: Any, extras: dict[Any, Any]) -> BaseModel:
-    """The pydantic model `twin.model.model_validate` would return for the same input."""
+def _model(twin: Twin, struct: Any, extras: dict[Any, Any], build: bool = True) -> Any:
+    """The pydantic model `twin.model.model_validate` would return for the same input (with
+    `build` False: the checked values of the fields sent, nested models as dicts)."""
     if twin.check is not None and not twin.check(struct):
         raise _Refused(twin.model.__name__)
     values = msgspec.structs.asdict(struct)
@@ -169,9 +196,11 @@ def _model(twin: Twin, struct: Any, extras: dict[Any, Any]) -> BaseModel:
             values[name] = _literal(values[name], allowed)
     for name, inner in twin.nested.items():
         if values[name] is not None and name in present:
-            values[name] = _model(inner, values[name], extras.pop((name,), {}))
+            values[name] = _model(inner, values[name], extras.pop((name,), {}), build)
     present.update(extras)
-    return cast(BaseModel, _construct(twin.model, values, present, extras))
+    if not build:
+        return {name: values[name] for name in twin.names if name in present} | extras
+    return _construct(twin.model, values, present, extras)
 
 
 def _non_blank(value: str) -> bool:

@@ -11,6 +11,7 @@ readers skip it before decoding.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
@@ -138,9 +139,9 @@ def ticket_state_schema() -> dict[str, Any]:
 
 def _checked(state: TicketStateMessage) -> TicketStateMessage:
     """Rules msgspec does not check: names not blank, times with an offset."""
-    for field in ("ticket_id", "channel", "kind", "category", "priority"):
+    for field in _NAMES:
         if not getattr(state, field).strip():
-            raise BadTicketState(f"ticket state: {field} must be a non-empty string")
+            raise BadTicketState(f"ticket state: {_FIELD_RULES[field]}")
     for field in ("opened_at", "resolved_at", "closed_at", "updated_at"):
         parse_instant(getattr(state, field), field)
     for name, target in state.targets.items():
@@ -148,12 +149,27 @@ def _checked(state: TicketStateMessage) -> TicketStateMessage:
     return state
 
 
+_NAMES: Final = ("ticket_id", "channel", "kind", "category", "priority")
+_FIELD_RULES: Final = {
+    **{name: f"{name} must be a non-empty string" for name in _NAMES},
+    "version": "version must be an integer from 0 to 2^31-1",
+    "status": "status must be one of open, resolved, closed",
+}
+_MISSING: Final = re.compile(r"^Object missing required field `([a-z_]+)`")
+
+
 def _reason(exc: msgspec.MsgspecError) -> str:
-    """msgspec's reason with its JSON path (`$.targets.x.state`) as a field name; a reason that
-    would quote the value says only that the value is not allowed."""
+    """What is wrong, naming the field (`targets[...].state` for a target), never the value."""
     text = str(exc)
     message, _, path = text.partition(" - at `$")
     field = path.rstrip("`").lstrip(".")
+    missing = _MISSING.match(message)
+    if missing is not None and not field:
+        field = missing.group(1)
+    if field in _FIELD_RULES:
+        return _FIELD_RULES[field]
+    if not field and message.startswith("Expected `object`"):
+        return "not a JSON object"
     if "'" in message or '"' in message:
         message = "value not allowed"
     return f"{field}: {message[:1].lower()}{message[1:]}" if field else message

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from schemas import EVENT_TYPES, Event, InvalidEvent, Location, decode_event, parse_event
 from schemas.examples import example_event
-from schemas.fast import fast_decode, fast_parse
+from schemas.fast import check_event, fast_decode, fast_parse
 from schemas.fast_types import FAST_TYPES
 from schemas.parsing import explain_decode, explain_event
 from tests.unit.test_schemas_properties import (
@@ -114,6 +114,26 @@ def check_agreement(raw: dict[str, Any]) -> None:
         same_event(fast_bytes, reference_bytes)
     else:
         assert fast_bytes is None
+    checked = check_event(text)
+    if checked is None:
+        assert fast_bytes is None or has_extras(fast_bytes)
+    else:
+        assert fast_bytes is not None and not has_extras(fast_bytes)
+        assert (checked.type, checked.id, checked.source, checked.subject) == (
+            fast_bytes.type,
+            fast_bytes.id,
+            fast_bytes.source,
+            fast_bytes.subject,
+        )
+        assert checked.time == fast_bytes.time and checked.time.utcoffset() == fast_bytes.time.utcoffset()
+        assert checked.data == fast_bytes.data.model_dump(exclude_unset=True)
+
+
+def has_extras(event: Event) -> bool:
+    """Extension attributes or unknown `data` fields (which `check_event` leaves to the full path)."""
+    location = getattr(event.data, "location", None)
+    nested = isinstance(location, Location) and bool(location.__pydantic_extra__)
+    return bool(event.extensions) or bool(event.data.__pydantic_extra__) or nested
 
 
 def test_every_contract_type_has_a_fast_twin() -> None:
