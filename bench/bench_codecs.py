@@ -30,7 +30,7 @@ from producers.simulator import Params, iter_events, parse_when  # noqa: E402
 from schemas import decode_event  # noqa: E402
 from schemas.codec import encode_json  # noqa: E402
 from schemas.examples import example_event  # noqa: E402
-from schemas.fast import fast_decode  # noqa: E402
+from schemas.fast import check_event, fast_decode  # noqa: E402
 from schemas.fast_types import ANY_ENVELOPE  # noqa: E402
 from schemas.parsing import explain_decode  # noqa: E402
 from schemas.ticket_state import (  # noqa: E402
@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("input events: pydantic path (before)", explain_decode, events),
         ("input events: decode_event (after)", decode_event, events),
         ("input events: fast path alone", lambda v: fast_decode(v.decode()), events),
+        ("input events: check_event (no pydantic objects)", lambda v: check_event(v.decode()), events),
         ("input events: msgspec typed decode only", typed.decode, events),
         ("input events: json.loads only", json.loads, events),
         ("outcomes+snapshots: pydantic path (before)", explain_decode, pipeline),
