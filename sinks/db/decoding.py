@@ -12,6 +12,7 @@ always get the full validation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -92,7 +93,8 @@ def decode_input(raw: bytes) -> EventRecord:
     event = decode_event(raw)
     if event.type not in INPUT_EVENT_TYPES:
         raise InvalidEvent((FieldError(field="type", message="not an input event type"),))
-    return EventRecord.from_event(event)
+    record = EventRecord.from_event(event)
+    return record if text is None else dataclasses.replace(record, payload=text)  # the text as it travelled
 
 
 def _one_of(value: object, allowed: frozenset[str]) -> str:
