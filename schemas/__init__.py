@@ -5,6 +5,9 @@ from schemas import parse_event, decode_event, new_event, InvalidEvent
 ev = decode_event(message_value)      # bytes -> Event, raises InvalidEvent
 ev.data.priority                      # typed, frozen
 ev.to_json()                          # compact UTF-8 JSON, round-trips
+check_event(text)                     # checked fields without pydantic objects, or None
+encode_json(body)                     # json.dumps' bytes at msgspec's speed
+decode_ticket_state(value)            # bytes -> TicketStateMessage (typed), BadTicketState
 ```
 """
 
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 from schemas.base import EventData
 from schemas.call import CallAbandonedData, CallAnsweredData, CallEndedData, CallOfferedData
+from schemas.codec import encode_json
 from schemas.envelope import Event
 from schemas.errors import FieldError, InvalidEvent
+from schemas.fast import CheckedEvent, check_event
 from schemas.kpi import KpiSnapshotData
 from schemas.parsing import decode_event, new_event, parse_event
 from schemas.registry import CURRENT_VERSIONS, data_model, dataschema_uri, parse_dataschema
@@ -38,6 +43,13 @@ from schemas.ticket import (
     TicketReopenedData,
     TicketResolvedData,
     TicketResumedData,
+)
+from schemas.ticket_state import (
+    BadTicketState,
+    TicketStateMessage,
+    TicketTarget,
+    decode_ticket_state,
+    encode_ticket_state,
 )
 from schemas.values import (
     CHANNELS,
@@ -75,11 +87,13 @@ __all__ = [
     "SLA_TARGETS",
     "SPECVERSION",
     "SURVEY_SCALES",
+    "BadTicketState",
     "CallAbandonedData",
     "CallAnsweredData",
     "CallEndedData",
     "CallOfferedData",
     "Channel",
+    "CheckedEvent",
     "Event",
     "EventData",
     "EventType",
@@ -108,13 +122,19 @@ __all__ = [
     "TicketReopenedData",
     "TicketResolvedData",
     "TicketResumedData",
+    "TicketStateMessage",
+    "TicketTarget",
     "VisitCalledData",
     "VisitCheckedInData",
     "VisitCompletedData",
     "VisitNoShowData",
+    "check_event",
     "data_model",
     "dataschema_uri",
     "decode_event",
+    "decode_ticket_state",
+    "encode_json",
+    "encode_ticket_state",
     "new_event",
     "parse_dataschema",
     "parse_event",

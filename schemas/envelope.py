@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Final, Literal, NotRequired
 
@@ -20,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from schemas.base import EventData
+from schemas.codec import encode_json
 from schemas.errors import FieldError
 from schemas.fields import Name, Timestamp, UriReference, format_timestamp
 from schemas.registry import DATA_MODELS, DATASCHEMA_PATTERN, DEFAULT_VERSION, parse_dataschema
@@ -180,9 +180,5 @@ class Event(BaseModel):
         return out
 
     def to_json(self) -> bytes:
-        """Compact UTF-8 JSON (the Kafka message value)."""
-        body = self.to_dict()
-        try:
-            return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates survive only as \u escapes
-            return json.dumps(body, separators=(",", ":")).encode("ascii")
+        """Compact UTF-8 JSON (the Kafka message value); lone surrogates escaped."""
+        return encode_json(self.to_dict())

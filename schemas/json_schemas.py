@@ -3,7 +3,7 @@
 `<type>.schema.json` describes the `data` of one type at its current version
 (`<type>.v<N>.schema.json` for older versions); its `$id` is the type's `dataschema` URN.
 `event.schema.json` describes a whole event: the envelope, with the `data` schema chosen
-by `type`.
+by `type`. `tickets.state.schema.json` describes the `tawasul.tickets.state` message.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from schemas.registry import (
     dataschema_uri,
     versions,
 )
+from schemas.ticket_state import TICKET_STATE_SCHEMA_FILE, ticket_state_schema
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 EVENT_SCHEMA_ID: Final = "urn:tawasul:schema:event:1"
@@ -106,13 +107,15 @@ def event_schema() -> dict[str, Any]:
         "allOf": rules,
         "$defs": shared["$defs"],
     }
-    return _tidy(schema)
+    tidy: dict[str, Any] = _tidy(schema)
+    return tidy
 
 
 def schema_documents() -> dict[str, dict[str, Any]]:
     """Every schema file of the package: file name -> JSON Schema."""
     out = {schema_file_name(t, v): data_schema(t, v) for (t, v) in sorted(DATA_MODELS)}
     out[EVENT_SCHEMA_FILE] = event_schema()
+    out[TICKET_STATE_SCHEMA_FILE] = ticket_state_schema()
     return out
 
 

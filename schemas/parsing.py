@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas.base import EventData
 from schemas.envelope import CONTEXT_ATTRIBUTES, Attributes, Event, extension_errors, version_error
 from schemas.errors import WHOLE_EVENT, FieldError, InvalidEvent, field_errors
+from schemas.fast import fast_decode, fast_parse
 from schemas.registry import DATA_MODELS, DEFAULT_VERSION, dataschema_uri, parse_dataschema
 from schemas.values import DATACONTENTTYPE, EVENT_TYPES, MAX_EVENT_BYTES, SPECVERSION
 
@@ -45,7 +46,20 @@ def _json_kind(value: object) -> str:
 
 
 def parse_event(raw: object) -> Event:
-    """Validate a decoded JSON value as an event of the contract; raises InvalidEvent."""
+    """Validate a decoded JSON value as an event of the contract; raises InvalidEvent.
+
+    A valid event is accepted by one msgspec pass (`schemas.fast`); only an event that pass
+    refuses is validated by pydantic, which accepts it or names every broken rule."""
+    if isinstance(raw, dict):
+        event = fast_parse(raw)
+        if event is not None:
+            return event
+    return explain_event(raw)
+
+
+def explain_event(raw: object) -> Event:
+    """`parse_event` by the pydantic models alone (the detailed path; the reference the fast
+    path is tested against); raises InvalidEvent naming every broken rule."""
     if not isinstance(raw, dict):
         raise _whole(f"must be a JSON object, not {_json_kind(raw)}")
     valid = _valid_event(raw)
@@ -130,7 +144,21 @@ def _parse_data(raw: Mapping[str, Any], errors: list[FieldError]) -> EventData |
 
 
 def decode_event(value: bytes, max_bytes: int = MAX_EVENT_BYTES) -> Event:
-    """Validate a Kafka message value or HTTP body (UTF-8 JSON); raises InvalidEvent."""
+    """Validate a Kafka message value or HTTP body (UTF-8 JSON); raises InvalidEvent.
+
+    Fast accept, detailed reject: see `parse_event`."""
+    text = _utf8_text(value, max_bytes)
+    event = fast_decode(text)
+    return event if event is not None else _explain_text(text)
+
+
+def explain_decode(value: bytes, max_bytes: int = MAX_EVENT_BYTES) -> Event:
+    """`decode_event` by the pydantic models alone (the reference of the fast path)."""
+    return _explain_text(_utf8_text(value, max_bytes))
+
+
+def _utf8_text(value: bytes, max_bytes: int) -> str:
+    """The text of a message value within the size limit; raises InvalidEvent."""
     if not isinstance(value, bytes | bytearray | memoryview):
         kind = "nothing" if value is None else type(value).__name__
         raise _whole(f"must be UTF-8 JSON bytes, got {kind}")
@@ -141,13 +169,17 @@ def decode_event(value: bytes, max_bytes: int = MAX_EVENT_BYTES) -> Event:
         text = bytes(value).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _whole(f"not valid UTF-8 (byte {exc.start})") from None
+    return text
+
+
+def _explain_text(text: str) -> Event:
     try:
         raw = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise _whole(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, or nested too deeply
         raise _whole(f"not valid JSON: {exc}") from None
-    return parse_event(raw)
+    return explain_event(raw)
 
 
 def new_event(

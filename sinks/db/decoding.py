@@ -1,7 +1,8 @@
 """Decoding Kafka messages for the database sink.
 
-Input events were validated at intake, so the sink reads them on a fast path: plain JSON,
-with checks of the envelope and of the `data` fields it stores. SLA outcomes (about one per
+Input events are read by `schemas.fast.check_event`: one msgspec pass checks every rule of the
+contract without building pydantic objects (an event with extension attributes or unknown
+`data` fields goes through `schemas.decode_event`). SLA outcomes (about one per
 four input events) are read on a fast path too, which checks every attribute and field of
 the contract and returns the `OutcomeRecord` the full validation would give. A message that
 does not pass these checks goes through the full validation of `schemas.decode_event`, which
@@ -11,8 +12,8 @@ always get the full validation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,10 +34,12 @@ from schemas import (
     decode_event,
 )
 from schemas.envelope import CONTEXT_ATTRIBUTES
+from schemas.fast import check_event
 from schemas.fields import parse_timestamp, parse_uri_reference
 from schemas.registry import DATA_MODELS, DEFAULT_VERSION, parse_dataschema
-from sinks.db.contacts import SPEC_BY_TYPE
-from sinks.db.records import KPI_TYPE, SLA_TYPES, EventRecord, OutcomeRecord, TicketState
+from schemas.ticket_state import BadTicketState
+from schemas.ticket_state import decode_ticket_state as read_ticket_state
+from sinks.db.records import KPI_TYPE, SLA_TYPES, BadRecord, EventRecord, OutcomeRecord, TicketState
 
 _OUTCOME_FIELDS = frozenset(SlaOutcomeData.model_fields)
 _OUTCOME_SCHEMAS = frozenset(
@@ -59,40 +62,6 @@ def _name(value: object) -> str:
     return value
 
 
-def _optional_name(value: object) -> None:
-    if value is not None:
-        _name(value)
-
-
-def _check_seconds(value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Unusual
-    try:
-        if not math.isfinite(value) or value < 0:
-            raise _Unusual
-    except OverflowError:
-        raise _Unusual from None
-
-
-def _check_contact(kind: str, data: Mapping[str, Any]) -> None:
-    _time_column, copied = SPEC_BY_TYPE[kind].fields[kind]
-    for name in copied:
-        if name == "wrap_up_seconds":
-            _check_seconds(data.get(name))
-        else:
-            _optional_name(data.get(name))
-
-
-def _check_survey(data: Mapping[str, Any]) -> None:
-    score, scale = data.get("score"), data.get("scale", 5)
-    if data.get("channel") not in CHANNELS or scale not in (3, 5) or isinstance(scale, bool):
-        raise _Unusual
-    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= scale:
-        raise _Unusual
-
-
 def _json_object(raw: bytes) -> tuple[str, dict[str, Any]]:
     try:
         text = raw.decode("utf-8")
@@ -104,39 +73,28 @@ def _json_object(raw: bytes) -> tuple[str, dict[str, Any]]:
     return text, body
 
 
-def _fast(raw: bytes) -> EventRecord:
-    text, body = _json_object(raw)
-    kind, data = body.get("type"), body.get("data")
-    if not isinstance(kind, str) or kind not in INPUT_EVENT_TYPES or not isinstance(data, dict):
-        raise _Unusual
-    try:
-        time = parse_timestamp(body.get("time"))
-    except PydanticCustomError:
-        raise _Unusual from None
-    if kind in SPEC_BY_TYPE:
-        _check_contact(kind, data)
-    elif kind == "survey.submitted":
-        _check_survey(data)
-    return EventRecord(
-        id=_name(body.get("id")),
-        type=kind,
-        subject=_name(body.get("subject")),
-        time=time,
-        source=_name(body.get("source")),
-        data=data,
-        payload=text,
-    )
-
-
 def decode_input(raw: bytes) -> EventRecord:
     """An input event (`tawasul.events` message value); raises `InvalidEvent` when invalid."""
     try:
-        return _fast(raw)
-    except _Unusual:
-        event = decode_event(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    checked = None if text is None else check_event(text)
+    if text is not None and checked is not None and checked.type in INPUT_EVENT_TYPES:
+        return EventRecord(
+            id=checked.id,
+            type=checked.type,
+            subject=checked.subject,
+            time=checked.time,
+            source=checked.source,
+            data=checked.data,
+            payload=text,
+        )
+    event = decode_event(raw)
     if event.type not in INPUT_EVENT_TYPES:
         raise InvalidEvent((FieldError(field="type", message="not an input event type"),))
-    return EventRecord.from_event(event)
+    record = EventRecord.from_event(event)
+    return record if text is None else dataclasses.replace(record, payload=text)  # the text as it travelled
 
 
 def _one_of(value: object, allowed: frozenset[str]) -> str:
@@ -213,5 +171,10 @@ def decode_pipeline_event(raw: bytes) -> OutcomeRecord | Event:
 
 
 def decode_ticket_state(raw: bytes) -> TicketState:
-    """A `tawasul.tickets.state` message value; raises `BadRecord` or `ValueError` when malformed."""
-    return TicketState.from_dict(json.loads(raw.decode("utf-8")))
+    """A `tawasul.tickets.state` message value; raises `BadRecord` (or `UnicodeDecodeError`)
+    when malformed."""
+    try:
+        message = read_ticket_state(raw.decode("utf-8"))
+    except BadTicketState as exc:
+        raise BadRecord(str(exc)) from None
+    return TicketState.from_message(message)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas import Event, KpiSnapshotData, SlaOutcomeData
+from schemas.ticket_state import BadTicketState, TicketStateMessage, parse_instant, ticket_state_from
 from tawasul.domain.kpi_state import target_progress
 from tawasul.domain.kpis import is_satisfied
 
@@ -88,34 +89,43 @@ class TicketState:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TicketState:
         """Parse a decoded message; raises `BadRecord` naming the first bad field."""
-        if not isinstance(raw, Mapping):
-            raise BadRecord("ticket state: not a JSON object")
-        version = raw.get("version")
-        if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= INT32_MAX:
-            raise BadRecord("ticket state: version must be an integer from 0 to 2^31-1")
-        status = raw.get("status")
-        if status not in TICKET_STATUSES:
-            raise BadRecord("ticket state: status must be one of open, resolved, closed")
-        targets_raw = raw.get("targets") or {}
-        if not isinstance(targets_raw, Mapping):
-            raise BadRecord("ticket state: targets must be an object")
-        return cls(
-            ticket_id=_required(raw, "ticket_id"),
-            channel=_required(raw, "channel"),
-            kind=_required(raw, "kind"),
-            category=_required(raw, "category"),
-            priority=_required(raw, "priority"),
-            department=_opt_text(raw.get("department")),
-            status=str(status),
-            policy=_opt_text(raw.get("policy")),
-            opened_at=_timestamp(raw, "opened_at"),
-            resolved_at=_timestamp(raw, "resolved_at"),
-            closed_at=_timestamp(raw, "closed_at"),
-            updated_at=_timestamp(raw, "updated_at"),
-            version=version,
-            targets=tuple(_target(name, value) for name, value in sorted(targets_raw.items())),
-            policies_sha256=_opt_text(raw.get("policies_sha256")),
-        )
+        try:
+            return cls.from_message(ticket_state_from(raw))
+        except BadTicketState as exc:
+            raise BadRecord(str(exc)) from None
+
+    @classmethod
+    def from_message(cls, message: TicketStateMessage) -> TicketState:
+        """The rows of a typed message (`schemas.ticket_state`); raises `BadRecord`."""
+        try:
+            return cls(
+                ticket_id=clean_text(message.ticket_id),
+                channel=clean_text(message.channel),
+                kind=clean_text(message.kind),
+                category=clean_text(message.category),
+                priority=clean_text(message.priority),
+                department=_opt_text(message.department),
+                status=message.status,
+                policy=_opt_text(message.policy),
+                opened_at=parse_instant(message.opened_at, "opened_at"),
+                resolved_at=parse_instant(message.resolved_at, "resolved_at"),
+                closed_at=parse_instant(message.closed_at, "closed_at"),
+                updated_at=parse_instant(message.updated_at, "updated_at"),
+                version=message.version,
+                targets=tuple(
+                    TargetState(
+                        target=clean_text(name),
+                        deadline=parse_instant(target.deadline, f"targets.{clean_text(name)}.deadline"),
+                        state=target.state,
+                        warned=target.warned,
+                        breached=target.breached,
+                    )
+                    for name, target in sorted(message.targets.items())
+                ),
+                policies_sha256=_opt_text(message.policies_sha256),
+            )
+        except BadTicketState as exc:
+            raise BadRecord(str(exc)) from None
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -155,46 +165,6 @@ class TicketState:
             }
             for t in self.targets
         ]
-
-
-def _required(raw: Mapping[str, Any], field: str) -> str:
-    value = raw.get(field)
-    if not isinstance(value, str) or not value.strip():
-        raise BadRecord(f"ticket state: {field} must be a non-empty string")
-    return clean_text(value)
-
-
-def _parse_time(value: object, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRecord(f"ticket state: {field} must be an RFC 3339 timestamp")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRecord(f"ticket state: {field} must be an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        raise BadRecord(f"ticket state: {field} has no UTC offset")
-    return parsed
-
-
-def _timestamp(raw: Mapping[str, Any], field: str) -> datetime | None:
-    return _parse_time(raw.get(field), field)
-
-
-def _target(name: object, value: object) -> TargetState:
-    if not isinstance(name, str) or not isinstance(value, Mapping):
-        raise BadRecord("ticket state: targets must map a target name to an object")
-    state = value.get("state")
-    if not isinstance(state, str) or not state:
-        raise BadRecord(f"ticket state: targets.{clean_text(name)}.state must be a string")
-    return TargetState(
-        target=clean_text(name),
-        deadline=_parse_time(value.get("deadline"), f"targets.{clean_text(name)}.deadline"),
-        state=state,
-        warned=bool(value.get("warned", False)),
-        breached=bool(value.get("breached", False)),
-    )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The sink's fast path for SLA outcomes gives exactly what the full validation gives, and
-never accepts what the full validation refuses."""
+"""The sink's fast paths (input events, SLA outcomes) give exactly what the full validation
+gives, and never accept what the full validation refuses."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import InvalidEvent, decode_event
-from sinks.db.decoding import _fast_outcome, _Unusual, decode_pipeline_event
-from sinks.db.records import SLA_TYPES, OutcomeRecord
+from schemas import INPUT_EVENT_TYPES, InvalidEvent, decode_event
+from sinks.db.decoding import _fast_outcome, _Unusual, decode_input, decode_pipeline_event
+from sinks.db.records import SLA_TYPES, EventRecord, OutcomeRecord
 from tests.unit.test_schemas_properties import ANY_JSON, KNOWN_ATTRIBUTES, PROPERTY, raw_events
 
 OUTCOME_FIELDS = ["ticket_id", "target", "policy", "deadline", "channel", "kind", "category", "priority"]
@@ -68,3 +68,43 @@ def test_a_changed_outcome_is_never_accepted_by_the_fast_path_alone(raw: dict[st
     message = json.dumps(raw).encode()
     expected = full_validation(message)
     assert fast_path(message) in (None, expected), f"the fast path accepted {where}={value!r}"
+
+
+def input_events() -> st.SearchStrategy[dict[str, Any]]:
+    return raw_events().filter(lambda raw: raw["type"] in INPUT_EVENT_TYPES)
+
+
+@PROPERTY
+@given(input_events())
+def test_an_input_event_reads_as_the_full_validation_reads_it(raw: dict[str, Any]) -> None:
+    message = json.dumps(raw, ensure_ascii=False).encode()
+    record = decode_input(message)
+    expected = EventRecord.from_event(decode_event(message))
+    assert (record.id, record.type, record.subject, record.source) == (
+        expected.id,
+        expected.type,
+        expected.subject,
+        expected.source,
+    )
+    assert record.time == expected.time and record.time.utcoffset() == expected.time.utcoffset()
+    assert record.data == expected.data  # the values the contract reads (35.0 == 35, "crm" == Channel.CRM)
+    assert json.loads(record.payload) == raw  # the text as it travelled
+
+
+@PROPERTY
+@given(input_events(), st.sampled_from(["data", "time", "id", "subject", "source", "specversion"]), ANY_JSON)
+def test_a_broken_input_event_is_refused_with_the_full_reasons(raw: dict[str, Any], name: str, value: Any) -> None:
+    raw[name] = value
+    message = json.dumps(raw).encode()
+    try:
+        expected: object = EventRecord.from_event(decode_event(message))
+    except InvalidEvent as exc:
+        expected = str(exc)
+    try:
+        found: object = decode_input(message)
+    except InvalidEvent as exc:
+        found = str(exc)
+    if isinstance(expected, str):
+        assert found == expected
+    else:
+        assert isinstance(found, EventRecord) and found.id == expected.id  # type: ignore[attr-defined]
