@@ -81,12 +81,32 @@ def fast_parse(raw: Mapping[str, Any]) -> Event | None:
     if not isinstance(event_type, str) or event_type not in ENVELOPES:
         return None
     envelope_type = ENVELOPES[event_type]
+    if not _unicode_only(raw):
+        return None  # a lone surrogate (from a JSON escape): the detailed path names the field
     try:
         known, extensions, data_extras = _split(raw, FAST_TYPES[event_type])
         envelope = msgspec.convert(known, envelope_type)
         return cast(Event, _event(envelope, extensions, data_extras))
     except (_Refused, PydanticCustomError, msgspec.ValidationError):
         return None
+
+
+def _unicode_only(value: object) -> bool:
+    """False when a string in `value` holds a lone surrogate (JSON text can escape one; UTF-8 cannot
+    carry it, and the contract refuses it)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_unicode_only(k) and _unicode_only(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_unicode_only(v) for v in value)
+    return True
 
 
 def _with_extras(text: str | bytes) -> Event | None:

@@ -155,6 +155,22 @@ def test_valid_events_are_accepted_by_the_fast_path_as_the_contract_reads_them(r
     check_agreement(raw)
 
 
+@pytest.mark.parametrize("where", ["subject", "id", "data"])
+def test_a_lone_surrogate_in_a_decoded_object_is_refused_with_the_contracts_reason(where: str) -> None:
+    """json.loads turns the escape \\ud800 into a lone surrogate, which UTF-8 cannot carry."""
+    raw = json.loads(example_event("call.offered").to_json())
+    if where == "data":
+        raw["data"]["queue"] = "general\ud800"
+    else:
+        raw[where] = raw[where] + "\ud800"
+    assert fast_parse(raw) is None
+    with pytest.raises(InvalidEvent) as fast:
+        parse_event(raw)
+    with pytest.raises(InvalidEvent) as detailed:
+        explain_event(raw)
+    assert fast.value.errors == detailed.value.errors and fast.value.errors
+
+
 @PROPERTY
 @given(raw_events(), st.data())
 def test_a_mutated_field_gets_the_same_verdict_and_reasons(raw: dict[str, Any], data: st.DataObject) -> None:
