@@ -28,18 +28,8 @@ import click
 from producers.csv_import import CsvImportError, read_csv_events
 from producers.follow import FileFollower, FollowError, Position, load_position, save_position
 from producers.intake import Rejected, accept_object, reject
-from producers.privacy import redact_delimited
-from producers.pseudonymise import Pseudonymiser
-from producers.publish_cmd import (
-    EXIT_KAFKA,
-    EXIT_OK,
-    EXIT_REJECTED,
-    PublishSummary,
-    StopOnSignal,
-    byte_progress,
-    open_publisher,
-    pseudonymiser_from_env,
-)
+from producers.lines import PublishSummary, StopOnSignal
+from producers.publish_run import EXIT_OK, EXIT_REJECTED, byte_progress, open_publisher, pseudonymiser_from_env
 from producers.publisher import EventPublisher, PublishError
 from producers.queue_log import (
     AdapterError,
@@ -49,8 +39,10 @@ from producers.queue_log import (
     load_options,
     translate_numbered,
 )
-from tawasul.app.cli import EXIT_USAGE
 from tawasul.infra.cli_options import settings_options
+from tawasul.infra.exit_codes import EXIT_KAFKA, EXIT_USAGE
+from tawasul.infra.privacy import redact_delimited
+from tawasul.infra.pseudonymise import Pseudonymiser
 from tawasul.infra.settings import Settings
 
 COMMIT_EVERY_S: Final = 1.0

@@ -29,8 +29,6 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from producers.privacy import might_hold_personal_data, personal_data_fields, redact_text
-from producers.publisher import EventPublisher, PublishError
 from schemas import (
     CHANNELS,
     KINDS,
@@ -52,6 +50,8 @@ from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
 from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from tawasul.infra.kafka_security import kafka_python_options
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.privacy import might_hold_personal_data, personal_data_fields, redact_text
+from tawasul.infra.publisher import KafkaPublisher, PublishError
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import (
     DEAD_LETTER,
@@ -588,7 +588,7 @@ def run_db_sink(
     if on_start is not None:
         on_start(engine)
     names = [settings.topic(spec.name) for spec in topics]
-    dead_letters = DeadLetterOutbox(EventPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
+    dead_letters = DeadLetterOutbox(KafkaPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
     consumer: KafkaConsumer | AssignedConsumer | None = None
     try:
         if assign:

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.db.engine import make_engine
-from sinks.metrics_server import metrics_handler
+from tawasul.infra.metrics_server import metrics_handler
 from sinks.wallboard import ticket_page
 from sinks.wallboard.config import WallboardConfig, WallboardError
 from sinks.wallboard.live import LiveBoard

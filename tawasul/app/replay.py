@@ -197,7 +197,8 @@ def replay_file(
     `favour_engine` (batch engine only): see `_yield_cpu`; for a process that ends with the
     replay, as `tawasul replay`.
     """
-    from producers.publish_cmd import default_workers, open_file_publisher, pseudonymiser_from_env, publish_lines
+    from producers.lines import default_workers, publish_lines
+    from producers.publish_run import open_file_publisher, pseudonymiser_from_env
     from stream_processors.runner import GroupProgress, send_end_of_input
 
     if engine not in ENGINES:

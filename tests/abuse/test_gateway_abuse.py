@@ -35,8 +35,8 @@ from typing import Any
 import pytest
 import yaml
 
-from producers.deadletter import decode_dead_letter
 from producers.gateway import signature_headers
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_gateway import Answer, free_port, request_at, wait_for_topics
 from tests.support.kafka import read_all, unique

@@ -458,8 +458,8 @@ def test_customer_references_never_read_as_phone_numbers() -> None:
     make one (seed 7 once gave `0022800297257486`, which reads as an international number)."""
     import random
 
-    from producers.privacy import looks_like_phone_number
     from producers.simulator.world import World
+    from tawasul.infra.privacy import looks_like_phone_number
 
     start = parse_when("2025-01-01")
     world = World(Params(start, start + timedelta(days=1), seed=7))
