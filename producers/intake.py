@@ -52,7 +52,8 @@ from typing import Any, Final
 from schemas import INPUT_EVENT_TYPES, MAX_EVENT_BYTES, Event, InvalidEvent, decode_event, parse_event
 from schemas.errors import WHOLE_EVENT
 from schemas.fields import TIME_RANGE_MESSAGE, format_timestamp
-from tawasul.domain.durations import DurationError, format_duration, parse_duration
+from tawasul.domain.durations import format_duration, parse_duration
+from tawasul.domain.errors import DurationError
 from tawasul.infra.deadletter import DeadLetter
 from tawasul.infra.privacy import (
     PHONE_FIELDS,
@@ -130,7 +131,7 @@ def max_clock_skew(environ: dict[str, str] | None = None) -> timedelta | None:
 
 def resolve_skew(max_skew: MaxSkew) -> timedelta | None:
     """`max_skew` as a duration or None: FROM_ENV read now (resolve it once for many inputs)."""
-    return max_clock_skew() if max_skew is FROM_ENV else max_skew  # type: ignore[return-value]
+    return max_clock_skew() if max_skew is FROM_ENV else max_skew
 
 
 @dataclass(frozen=True)

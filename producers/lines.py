@@ -122,7 +122,7 @@ class StopOnSignal:
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            signal.signal(signum, handler)  # type: ignore[arg-type]  # the handler signal.signal returned in __enter__
 
     @property
     def exit_code(self) -> int | None:
@@ -250,11 +250,11 @@ def publish_lines(
         nonlocal reported
         for verdict in verdicts:
             if len(verdict) == 5:
-                _, key, value, channel, event_type = verdict  # type: ignore[misc]
+                _, key, value, channel, event_type = verdict
                 publisher.publish_validated(key, value, channel=channel, event_type=event_type)
                 counts[0] += 1
             else:
-                line_no, rejected = verdict  # type: ignore[misc]
+                line_no, rejected = verdict
                 publisher.reject(rejected, source_kind=source_kind)
                 counts[1] += 1
                 if report is not None:

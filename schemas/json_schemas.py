@@ -106,7 +106,8 @@ def event_schema() -> dict[str, Any]:
         "allOf": rules,
         "$defs": shared["$defs"],
     }
-    return _tidy(schema)
+    tidied: dict[str, Any] = _tidy(schema)
+    return tidied
 
 
 def schema_documents() -> dict[str, dict[str, Any]]:

@@ -70,7 +70,7 @@ log = logging.getLogger("tawasul.sink")
 SINK_TOPICS: tuple[TopicSpec, ...] = (EVENTS, SLA_OUTCOMES, TICKET_STATE, KPIS, POLICIES)
 Progress = Callable[[Mapping[str, int]], None]
 """Called after each commit with the records handled so far per topic (full topic names)."""
-RecordHook = Callable[[Record], None]
+RecordHook = Callable[[Record], object]
 """Called with each decoded record (an `EventRecord`, an outcome or KPI `Event`, a `TicketState`)
 as it is read, before it is stored: e.g. to feed live Prometheus gauges."""
 StopSignal = threading.Event | asyncio.Event

@@ -191,8 +191,8 @@ class _TicketMemory:
         if value is not None:
             rank, index = divmod(value, self.slots)
             return rank, self.labels[index]
-        rank = self.closed.get(ticket_id)
-        return None if rank is None else (rank, None)
+        closed_rank = self.closed.get(ticket_id)
+        return None if closed_rank is None else (closed_rank, None)
 
     def put(self, ticket_id: str, rank: int, labels: TicketLabels | None) -> None:
         if labels is None:

@@ -7,7 +7,7 @@ channel, per kind and the categories with breaches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -82,7 +82,9 @@ _EN = MappingProxyType(
         "stored_book": "the book the data was processed with, {name} (SHA-256 {sha})",
         "stored_books": "this period was processed with {count} policy books: {books}",
         "book_tickets": "{name} (SHA-256 {sha}, {tickets} tickets)",
-        "what_if": "**what-if**: recomputed with {name} (SHA-256 {sha}), not with the book(s) the data was processed with",
+        "what_if": (
+            "**what-if**: recomputed with {name} (SHA-256 {sha}), not with the book(s) the data was processed with"
+        ),
         "file_book": "{name} (SHA-256 {sha}); the database records no policy book",
         "by_agent": "Customer service report per agent",
         "by_team": "Customer service report per team",
@@ -241,7 +243,7 @@ _NAMES = MappingProxyType(
         ),
     }
 )
-_TEXTS = MappingProxyType({"en": _EN, "ar": _AR})
+_TEXTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"en": _EN, "ar": _AR})
 
 
 def render_markdown(report: Mapping[str, Any], lang: str = "en") -> str:
@@ -420,7 +422,7 @@ def _breaches(rows: list[Mapping[str, Any]], t: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return out
@@ -440,7 +442,7 @@ def _pct(value: float | None, t: Mapping[str, Any]) -> str:
 
 
 def _secs(value: float | None, t: Mapping[str, Any]) -> str:
-    return t["none"] if value is None else t["seconds"].format(value=f"{value:,.1f}")
+    return str(t["none"] if value is None else t["seconds"].format(value=f"{value:,.1f}"))
 
 
 def _period(period: Mapping[str, str], t: Mapping[str, Any]) -> str:
@@ -462,16 +464,16 @@ def _policies(policies: Mapping[str, Any], t: Mapping[str, Any]) -> str:
         return f"`{(sha or '')[:12]}`"
 
     if policies.get("source") == "what-if":
-        return t["what_if"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+        return str(t["what_if"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"])))
     if policies.get("source") == "file":
-        return t["file_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+        return str(t["file_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"])))
     books = policies.get("books") or []
     if policies.get("mixed"):
         listed = "; ".join(
             t["book_tickets"].format(name=f"`{b['name']}`", sha=short(b["sha256"]), tickets=b["tickets"]) for b in books
         )
-        return t["stored_books"].format(count=len(books), books=listed)
-    return t["stored_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+        return str(t["stored_books"].format(count=len(books), books=listed))
+    return str(t["stored_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"])))
 
 
 def _day(value: datetime, t: Mapping[str, Any]) -> str:

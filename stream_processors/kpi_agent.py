@@ -254,7 +254,7 @@ class KpiProcessor:
                 self.book.advance(new.seen_us, self._lookup)
             encoded = encode_record(new)
             self.book.update(new.subject, new)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001  # any failure of one item is a poison item, not a stop
             self._poisoned.append((item, exc))
             return
         self.records[new.subject] = new

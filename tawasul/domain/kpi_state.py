@@ -152,7 +152,7 @@ class Tally(NamedTuple):
     completed: int = 0
     no_show: int = 0
 
-    def __add__(self, other: tuple[int, ...]) -> Tally:  # type: ignore[override]
+    def __add__(self, other: tuple[int, ...]) -> Tally:  # type: ignore[override]  # element-wise sum, not tuple concatenation
         return _new_tally(Tally, map(operator.add, self, other))
 
     def __sub__(self, other: tuple[int, ...]) -> Tally:
@@ -294,7 +294,7 @@ def apply(record: SubjectRecord | None, event: Event) -> SubjectRecord | None:
         return record
     current = record or SubjectRecord(subject=event.subject)
     at = to_us(event.time)
-    data = event.data
+    data: Any = event.data  # the fields of the `kind` chosen below (validated by schemas)
     stamp = (at, event.id)
     changes: dict[str, Any]
     if kind == "survey.submitted":

@@ -148,7 +148,7 @@ def build_report_by(
             continue
         if call.abandoned is not None and call.abandoned < call.answered[:2]:
             continue
-        key = call.answered[2] if by == "agent" else call.answered[3]
+        key: Key = call.answered[2] if by == "agent" else call.answered[3]
         owner[subject] = key
         handle = (
             None

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from tawasul.domain import sla
@@ -223,9 +224,8 @@ def build_story(ticket_id: str, events: Iterable[sla.TicketEvent], book: PolicyB
     zone = next(iter(book.calendars.values())).zone
     story_events = tuple(_story_event(e, state, at_us, zone) for e in ordered)
     profile = state.profile
-    profile_json: dict[str, str | None] = (
-        {} if profile is None else dict(zip(("channel", "kind", "category", "priority", "department"), profile))
-    )
+    fields = ("channel", "kind", "category", "priority", "department")
+    profile_json: dict[str, str | None] = {} if profile is None else dict(zip(fields, profile, strict=True))
     targets: list[TargetStory] = []
     no_policy: list[str] = []
     timeline = build_timeline(state.marks, until=at_us)
@@ -369,7 +369,7 @@ def _target(
             "paused" if nxt_cycle == prev_cycle else "resolved",
             breakdown(cal, prev_end, nxt_start).business,
         )
-        for (_, prev_end, prev_cycle), (nxt_start, _, nxt_cycle) in zip(segments, segments[1:])
+        for (_, prev_end, prev_cycle), (nxt_start, _, nxt_cycle) in pairwise(segments)
         if prev_end is not None
     )
     if paused and segments and segments[-1][1] is not None:

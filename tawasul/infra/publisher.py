@@ -36,6 +36,7 @@ from typing import Final, Literal, Self
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
+from prometheus_client import Counter
 
 from schemas import CHANNELS, Event
 from tawasul.infra.deadletter import DeadLetter
@@ -164,7 +165,7 @@ class KafkaPublisher(ConfirmingPublisher):
         self._lock = threading.Lock()
         self._failures = 0
         self._first_failure = ""
-        self._accepted_children: dict[tuple[str, str], object] = {}
+        self._accepted_children: dict[tuple[str, str], Counter] = {}
         config: dict[str, object] = {**PRODUCER_DEFAULTS, **dict(producer_config or {})}
         try:
             self._producer = KafkaProducer(
@@ -248,7 +249,7 @@ class KafkaPublisher(ConfirmingPublisher):
             if child is None:
                 child = self.metrics.events_accepted.labels(channel=labels[0], type=labels[1])
                 self._accepted_children[labels] = child
-            child.inc()  # type: ignore[attr-defined]
+            child.inc()
             self._confirmed_events += 1
         else:
             self.metrics.dead_letters.labels(source_kind=labels[0]).inc()

@@ -384,7 +384,7 @@ def run_scenario(
     try:
         for _ in range(20):  # signed requests to replay later
             results.valid.append(scenario.valid(gateway))
-        for n in range(FLOOD_BURST):  # the flood adapter uses up its burst with valid requests
+        for _ in range(FLOOD_BURST):  # the flood adapter uses up its burst with valid requests
             event_id = scenario.next_id("V")
             started = time.perf_counter()
             answer = gateway.post(encode(survey(event_id)), Authorization=f"Bearer {keys.flood_token}")

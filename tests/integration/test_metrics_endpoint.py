@@ -185,7 +185,7 @@ def test_a_metric_outside_the_role_is_registered_on_first_use_only() -> None:
     assert "tawasul_consumer_lag_messages" in families(metrics)
     assert metrics.consumer_lag is metrics.consumer_lag
     with pytest.raises(AttributeError, match="no metric 'not_declared'"):
-        metrics.not_declared
+        _ = metrics.not_declared
     with pytest.raises(ValueError, match="unknown metrics role 'cook'"):
         Metrics(role="cook")  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -440,7 +441,7 @@ def test_pace_waits_for_accelerated_time_and_rebases() -> None:
     paced = list(pace(events, speed=60, clock=clock, rebase=True))
     gaps = [
         (datetime.fromisoformat(str(b["time"])) - datetime.fromisoformat(str(a["time"]))).total_seconds()
-        for a, b in zip(events, events[1:])
+        for a, b in pairwise(events)
     ]
     assert clock.sleeps == pytest.approx([gap / 60 for gap in gaps])
     assert clock.now == pytest.approx(start + sum(gaps) / 60)
