@@ -2,6 +2,7 @@
 # Tawasul developer entry point: the two set-up commands of the README.
 #   ./dev.sh demo   install everything, then run `tawasul demo` (broker, pipeline, wall display, traffic)
 #   ./dev.sh test   install everything, then run the whole test suite on the real broker and databases
+#   ./dev.sh lint   install the Python tools, then ruff (lint and format) and mypy; fails on any finding
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -71,8 +72,15 @@ case "${1:-}" in
     fi
     exit "$status"
     ;;
+  lint)
+    shift
+    python_env
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy"
+    ;;
   *)
-    echo "usage: ./dev.sh demo|test [args...]" >&2
+    echo "usage: ./dev.sh demo|test|lint [args...]" >&2
     exit 2
     ;;
 esac

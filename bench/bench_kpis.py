@@ -42,13 +42,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402  # after the sys.path set-up above
 
-from schemas import parse_event  # noqa: E402
-from tawasul.domain.kpi_state import KpiBook, KpiConfig, SubjectRecord, apply  # noqa: E402
-from tawasul.domain.windows import DUBAI, to_us  # noqa: E402
-from tawasul.infra.settings import Settings  # noqa: E402
-from tawasul.infra.topics import EVENTS, KPIS, ensure_topics  # noqa: E402
+from schemas import parse_event  # noqa: E402  # after the sys.path set-up above
+from tawasul.domain.kpi_state import KpiBook, KpiConfig, SubjectRecord, apply  # noqa: E402  # after the sys.path set-up above
+from tawasul.domain.windows import DUBAI, to_us  # noqa: E402  # after the sys.path set-up above
+from tawasul.infra.settings import Settings  # noqa: E402  # after the sys.path set-up above
+from tawasul.infra.topics import EVENTS, KPIS, ensure_topics  # noqa: E402  # after the sys.path set-up above
 
 WORKER = """
 import sys

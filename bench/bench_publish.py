@@ -32,7 +32,7 @@ import kafka
 from kafka import KafkaAdminClient, KafkaProducer
 
 from producers.bulk_publisher import BulkPublisher
-from producers.publish_cmd import READ_BUFFER, LinePublisher, default_workers, publish_lines
+from producers.lines import READ_BUFFER, LinePublisher, default_workers, publish_lines
 from producers.publisher import PRODUCER_DEFAULTS, EventPublisher
 from producers.simulator import Params, iter_events, parse_when
 from tawasul.infra.settings import Settings

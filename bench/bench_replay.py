@@ -142,7 +142,8 @@ def main() -> None:
 
     raw_count, raw_seconds = _raw_consume_rate(options.kafka, events_file)
     print(
-        f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = {raw_count / raw_seconds:,.0f} events/s"
+        f"raw kafka-python consume: {raw_count:,} events in {raw_seconds:.1f} s = "
+        f"{raw_count / raw_seconds:,.0f} events/s"
     )
 
     replay_seconds, output, replay_cpu = _run(
@@ -150,7 +151,8 @@ def main() -> None:
     )
     summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
     print(
-        f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = {count / replay_seconds:,.0f} events/s end to end; "
+        f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = "
+        f"{count / replay_seconds:,.0f} events/s end to end; "
         f"CPU {replay_cpu:.1f} s in all its processes ({replay_cpu / replay_seconds:.2f} CPUs busy)"
     )
     print(f"        {summary}")
@@ -171,7 +173,8 @@ def main() -> None:
     report_seconds, _, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
     print(f"report: {report_seconds:.1f} s")
     print(
-        f"replay + report: {replay_seconds + report_seconds:.1f} s (goal: < 60 s; replay goal >= {REPLAY_GOAL:,} events/s)"
+        f"replay + report: {replay_seconds + report_seconds:.1f} s "
+        f"(goal: < 60 s; replay goal >= {REPLAY_GOAL:,} events/s)"
     )
 
 

@@ -4,7 +4,8 @@
     python bench/bench_sla.py --tickets 100000 --spread 600
 
 The worker runs the SLA engine alone (`--processors sla`, as `tawasul worker --processors sla`)
-unless `--processors all` adds the KPI processor to it. Opens `--tickets` tickets whose first-response deadlines are spread evenly over `--spread`
+unless `--processors all` adds the KPI processor to it. Opens `--tickets` tickets whose first-response
+deadlines are spread evenly over `--spread`
 seconds, starting `--margin` seconds after the ingest begins (the default leaves time to
 ingest them all), on a running broker (`--kafka`, TAWASUL_KAFKA). The worker runs as
 `tawasul worker` in a subprocess; half-way through the deadlines it is killed with SIGKILL and
@@ -33,11 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402  # after the sys.path set-up above
 
-from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE  # noqa: E402
-from tawasul.infra.settings import Settings  # noqa: E402
-from tawasul.infra.topics import EVENTS, SLA_OUTCOMES, ensure_topics  # noqa: E402
+from stream_processors.sla_agent import INDEX_MESSAGE, READY_MESSAGE  # noqa: E402  # after the sys.path set-up above
+from tawasul.infra.settings import Settings  # noqa: E402  # after the sys.path set-up above
+from tawasul.infra.topics import EVENTS, SLA_OUTCOMES, ensure_topics  # noqa: E402  # after the sys.path set-up above
 
 TARGET = timedelta(hours=4)
 POLICIES = """\
@@ -256,7 +257,8 @@ def main() -> None:
     app_id = f"{settings.topic_prefix}worker"
     worker = Worker(settings, app_id, args.processors, folder / "state")
     print(
-        f"processors: {args.processors}; worker ready after {worker.wait_ready():.1f} s (cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f})"
+        f"processors: {args.processors}; worker ready after {worker.wait_ready():.1f} s "
+        f"(cpus: {os.cpu_count()}, load: {os.getloadavg()[0]:.1f})"
     )
 
     out, stop = Outcomes(), threading.Event()

@@ -35,12 +35,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kafka import KafkaProducer  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402  # after the sys.path set-up above
 
-from bench.bench_publish import delete_topics  # noqa: E402
-from sinks.db.migrate import upgrade  # noqa: E402
-from tawasul.infra.topics import EVENTS, ensure_topics  # noqa: E402
-from tests.support.chromium import Chromium  # noqa: E402
+from bench.bench_publish import delete_topics  # noqa: E402  # after the sys.path set-up above
+from sinks.db.migrate import upgrade  # noqa: E402  # after the sys.path set-up above
+from tawasul.infra.topics import EVENTS, ensure_topics  # noqa: E402  # after the sys.path set-up above
+from tests.support.chromium import Chromium  # noqa: E402  # after the sys.path set-up above
 
 OBSERVE = """(() => {
   window.__offered = [];

@@ -21,25 +21,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import click
 
 from producers.csv_import import CsvImportError, read_csv_events
 from producers.follow import FileFollower, FollowError, Position, load_position, save_position
-from producers.intake import Rejected, accept_object, reject
-from producers.privacy import redact_delimited
-from producers.pseudonymise import Pseudonymiser
-from producers.publish_cmd import (
-    EXIT_KAFKA,
-    EXIT_OK,
-    EXIT_REJECTED,
-    PublishSummary,
-    StopOnSignal,
-    byte_progress,
-    open_publisher,
-    pseudonymiser_from_env,
-)
+from producers.intake import Outcome, Rejected, accept_object, reject
+from producers.lines import PublishSummary, StopOnSignal
+from producers.publish_run import EXIT_OK, EXIT_REJECTED, byte_progress, open_publisher, pseudonymiser_from_env
 from producers.publisher import EventPublisher, PublishError
 from producers.queue_log import (
     AdapterError,
@@ -49,8 +39,10 @@ from producers.queue_log import (
     load_options,
     translate_numbered,
 )
-from tawasul.app.cli import EXIT_USAGE
 from tawasul.infra.cli_options import settings_options
+from tawasul.infra.exit_codes import EXIT_KAFKA, EXIT_USAGE
+from tawasul.infra.privacy import redact_delimited
+from tawasul.infra.pseudonymise import Pseudonymiser
 from tawasul.infra.settings import Settings
 
 COMMIT_EVERY_S: Final = 1.0
@@ -106,7 +98,7 @@ def _queue_log_options(options_path: str | None, prefix: str | None, pseudonymis
         raise click.UsageError(str(exc)) from None
 
 
-def _start(checkpoint: Path | None, follow: bool, from_start: bool) -> Position | str:
+def _start(checkpoint: Path | None, follow: bool, from_start: bool) -> Position | Literal["beginning", "end"]:
     try:
         saved = load_position(checkpoint) if checkpoint is not None else None
     except FollowError as exc:
@@ -201,7 +193,7 @@ def queue_log(
                 origin = f"{name}:{line_no}"
                 if isinstance(item, AdapterError):
                     raw = redact_delimited(last[0].encode("utf-8", "surrogateescape"), b"|", first_field=5)
-                    outcome = reject(raw, item.reason, origin)
+                    outcome: Outcome = reject(raw, item.reason, origin)
                 else:
                     outcome = accept_object(item, origin, pseudonymiser)
                 publisher.route(outcome, source_kind="queue_log")
@@ -265,7 +257,7 @@ def import_csv(file: str, mapping: str | None, source: str, progress: bool | Non
                     break
                 origin = f"{name}:{line_no}"
                 if isinstance(item, AdapterError):
-                    outcome = reject(b"", item.reason, origin)
+                    outcome: Outcome = reject(b"", item.reason, origin)
                 else:
                     outcome = accept_object(item, origin, pseudonymiser)
                 publisher.route(outcome, source_kind="csv")

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from producers.pseudonymise import PseudonymiseError, Pseudonymiser
 from producers.queue_log import AdapterError
+from tawasul.infra.pseudonymise import PseudonymiseError, Pseudonymiser
 
 DEFAULT_SOURCE = "/import/csv"
 REQUIRED = ("id", "type", "time", "subject")

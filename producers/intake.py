@@ -2,7 +2,7 @@
 
 Used by `tawasul publish`, `tawasul replay`, the file adapters, the HTTP gateway and the demo,
 so every way in applies the same contract checks (`schemas`), the same time bounds and the same
-privacy rule (`producers.privacy`):
+privacy rule (`tawasul.infra.privacy`):
 
 ```python
 from producers.intake import Accepted, Rejected, accept_line, accept_object, reject
@@ -49,8 +49,13 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
-from producers.deadletter import DeadLetter
-from producers.privacy import (
+from schemas import INPUT_EVENT_TYPES, MAX_EVENT_BYTES, Event, InvalidEvent, decode_event, parse_event
+from schemas.errors import WHOLE_EVENT
+from schemas.fields import TIME_RANGE_MESSAGE, format_timestamp
+from tawasul.domain.durations import format_duration, parse_duration
+from tawasul.domain.errors import DurationError
+from tawasul.infra.deadletter import DeadLetter
+from tawasul.infra.privacy import (
     PHONE_FIELDS,
     REF_FIELDS,
     PrivacyError,
@@ -62,11 +67,7 @@ from producers.privacy import (
     redact_text,
     scrub,
 )
-from producers.pseudonymise import Pseudonymiser
-from schemas import INPUT_EVENT_TYPES, MAX_EVENT_BYTES, Event, InvalidEvent, decode_event, parse_event
-from schemas.errors import WHOLE_EVENT
-from schemas.fields import TIME_RANGE_MESSAGE, format_timestamp
-from tawasul.domain.durations import DurationError, format_duration, parse_duration
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 CATEGORIES: Final = (
     "not_utf8",
@@ -130,7 +131,7 @@ def max_clock_skew(environ: dict[str, str] | None = None) -> timedelta | None:
 
 def resolve_skew(max_skew: MaxSkew) -> timedelta | None:
     """`max_skew` as a duration or None: FROM_ENV read now (resolve it once for many inputs)."""
-    return max_clock_skew() if max_skew is FROM_ENV else max_skew  # type: ignore[return-value]
+    return max_clock_skew() if max_skew is FROM_ENV else max_skew
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from producers.pseudonymise import PseudonymiseError, Pseudonymiser
+from tawasul.infra.pseudonymise import PseudonymiseError, Pseudonymiser
 
 DEFAULT_TIMEZONE = "Asia/Dubai"
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:tawasul:adapter:queue_log")

@@ -106,7 +106,8 @@ class AssignedConsumer:
         self._call(self._require().commit(plain))
 
     def highwater(self, partition: TopicPartition) -> int | None:
-        return self._in_loop(lambda: self._require().highwater(partition))
+        highwater: int | None = self._in_loop(lambda: self._require().highwater(partition))
+        return highwater
 
     def end_offsets(
         self, partitions: Sequence[TopicPartition], timeout_ms: int | None = None
@@ -128,9 +129,10 @@ class AssignedConsumer:
     def position(self, partition: TopicPartition, timeout_ms: int | None = None) -> int | None:
         """The next offset to read; None when it is not known within `timeout_ms`."""
         try:
-            return self._call(
+            position: int | None = self._call(
                 asyncio.wait_for(self._require().position(partition), None if timeout_ms is None else timeout_ms / 1000)
             )
+            return position
         except TimeoutError:
             return None
 

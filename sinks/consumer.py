@@ -27,7 +27,6 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from producers.publisher import EventPublisher, PublishError
 from sinks.assigned_consumer import AssignedConsumer, open_sink_consumer
 from sinks.db.engine import describe_url, is_unavailable, make_engine
 from sinks.db.writer import DbWriter, FlushResult, Record
@@ -37,6 +36,7 @@ from sinks.refusals import UNDECODABLE, Refusals, store_around_bad_rows
 from sinks.sink_lag import LAG_REFRESH_S, LagGauge
 from sinks.sink_retry import DEFAULT_BACKOFF, Backoff, StopSignal, error_name, sleep_unless_stopped, wait_for_schema
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.publisher import KafkaPublisher, PublishError
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import (
     DEAD_LETTER,
@@ -320,7 +320,7 @@ def run_db_sink(
     if on_start is not None:
         on_start(engine)
     names = [settings.topic(spec.name) for spec in topics]
-    dead_letters = DeadLetterOutbox(EventPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
+    dead_letters = DeadLetterOutbox(KafkaPublisher(settings, client_id=f"{group_id}-deadletter", metrics=metrics))
     consumer: KafkaConsumer | AssignedConsumer | None = None
     try:
         consumer = open_sink_consumer(settings.kafka, names, group_id=group_id, batch_max=batch_max, assign=assign)

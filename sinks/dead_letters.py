@@ -2,7 +2,7 @@
 
 A message that does not decode, and a record the database refuses on its own, are skipped so
 that one bad message never stops the sink; they are not dropped. Each becomes a dead letter
-(`producers.deadletter`: the original bytes, redacted of phone numbers, the reason and the
+(`tawasul.infra.deadletter`: the original bytes, redacted of phone numbers, the reason and the
 origin), and the sink commits a batch's offsets only once Kafka has confirmed the batch's dead
 letters: a letter not confirmed is sent again, and its message read again after a restart.
 
@@ -16,12 +16,12 @@ import dataclasses
 import json
 from datetime import datetime
 
-from producers.deadletter import DeadLetter
-from producers.privacy import redact, redact_text
-from producers.publisher import EventPublisher
 from schemas import Event
 from sinks.db.records import EventRecord
 from sinks.db.writer import Record
+from tawasul.infra.deadletter import DeadLetter
+from tawasul.infra.privacy import redact, redact_text
+from tawasul.infra.publisher import KafkaPublisher
 
 SOURCE_KIND = "sink"
 """The `source_kind` label of the sink's dead letters in `tawasul_dead_letters_total`."""
@@ -52,7 +52,7 @@ def record_bytes(record: Record) -> bytes:
 class DeadLetterOutbox:
     """The sink's dead letters of the current batch, sent and confirmed before its offsets."""
 
-    def __init__(self, publisher: EventPublisher) -> None:
+    def __init__(self, publisher: KafkaPublisher) -> None:
         self.publisher = publisher
         self.pending: list[DeadLetter] = []
 

@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from producers.privacy import might_hold_personal_data, personal_data_fields
 from schemas import (
     CHANNELS,
     KINDS,
@@ -27,6 +26,7 @@ from sinks.db.decoding import decode_input, decode_pipeline_event, decode_ticket
 from sinks.db.policy_books import decode_policy_book
 from sinks.db.records import EventRecord
 from sinks.db.writer import Record
+from tawasul.infra.privacy import might_hold_personal_data, personal_data_fields
 from tawasul.infra.topics import EVENTS, POLICIES, TICKET_STATE, TopicSpec
 
 _UNCHECKED_BY_FAST_PATH = ("ticket.",)

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
-from producers.privacy import redact_text
 from schemas import InvalidEvent
 from sinks.db.records import BadRecord
 from sinks.db.writer import Conflict, DbWriter, FlushResult, Record
 from sinks.dead_letters import DeadLetterOutbox, message_origin, record_bytes, record_origin
 from sinks.sink_retry import error_name
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.privacy import redact_text
 
 log = logging.getLogger("tawasul.sink")
 

@@ -79,9 +79,9 @@ def plan_books(engine: Engine, period: Period, what_if: Path | None, settings_pa
     books = [(stored[sha], n) for sha, n in sorted(counts.items(), key=lambda item: stored[item[0]].first_used_at)]
     if not books:
         books = [(main, 0)]
-    by_ticket = {ticket: stored[sha].book for ticket, sha in known.items()}  # type: ignore[misc]
+    by_ticket = {ticket: stored[sha].book for ticket, sha in known.items()}
     unrecorded = len(recorded) - len(known)
-    return BookPlan("stored", main.book, main.sha256, main.name, by_ticket, books, unrecorded)  # type: ignore[arg-type]
+    return BookPlan("stored", main.book, main.sha256, main.name, by_ticket, books, unrecorded)  # type: ignore[arg-type]  # `stored` keeps only books that are not None
 
 
 def _recency(book: StoredBook) -> tuple[datetime, datetime, str]:

@@ -223,7 +223,7 @@ def _pct(value: float | None, t: Texts) -> str:
 
 
 def _secs(value: float | None, t: Texts) -> str:
-    return t["none"] if value is None else t["seconds"].format(value=f"{value:,.1f}")
+    return str(t["none"] if value is None else t["seconds"].format(value=f"{value:,.1f}"))
 
 
 def _period(period: Mapping[str, str], t: Texts) -> str:
@@ -245,16 +245,16 @@ def _policies(policies: Mapping[str, Any], t: Texts) -> str:
         return f"`{(sha or '')[:12]}`"
 
     if policies.get("source") == "what-if":
-        return t["what_if"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+        return str(t["what_if"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"])))
     if policies.get("source") == "file":
-        return t["file_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+        return str(t["file_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"])))
     books = policies.get("books") or []
     if policies.get("mixed"):
         listed = "; ".join(
             t["book_tickets"].format(name=f"`{b['name']}`", sha=short(b["sha256"]), tickets=b["tickets"]) for b in books
         )
-        return t["stored_books"].format(count=len(books), books=listed)
-    return t["stored_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"]))
+        return str(t["stored_books"].format(count=len(books), books=listed))
+    return str(t["stored_book"].format(name=f"`{policies['name']}`", sha=short(policies["sha256"])))
 
 
 def _day(value: datetime, t: Texts) -> str:

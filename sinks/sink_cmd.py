@@ -13,9 +13,9 @@ import click
 from sinks.consumer import run_db_sink, tune_gc
 from sinks.db.migrate import DatabaseTooNew
 from sinks.metrics_feed import MetricsFeed
-from sinks.metrics_server import MetricsServerError, metrics_options, start_metrics_server
 from tawasul.infra.cli_options import settings_options
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.metrics_server import MetricsServerError, metrics_options, start_metrics_server
 from tawasul.infra.settings import Settings
 
 

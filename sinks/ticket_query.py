@@ -124,13 +124,13 @@ def choose_book(records: TicketRecords, what_if: Path | None, settings_path: Pat
     sha = records.policies_sha256
     if sha in usable:
         stored = usable[sha]
-        return stored.book, {"source": "stored", "sha256": sha, "name": stored.name}  # type: ignore[return-value]
+        return stored.book, {"source": "stored", "sha256": sha, "name": stored.name}  # type: ignore[return-value]  # `usable` keeps only books that are not None
     if usable:
         latest = max(usable.values(), key=lambda b: (b.last_used_at, b.sha256))
         return latest.book, {
             "source": "stored",
             "sha256": latest.sha256,
-            "name": latest.name,  # type: ignore[return-value]
+            "name": latest.name,  # type: ignore[return-value]  # `usable` keeps only books that are not None
             "note": "the ticket records no known book: the most recently used stored book",
         }
     policy = read_policy_file(settings_path)

@@ -50,12 +50,12 @@ def install() -> None:
     global _ORIGINAL
     if _ORIGINAL is None:
         _ORIGINAL = Consumer._new_offset
-        Consumer._new_offset = _guarded_new_offset  # type: ignore[method-assign]
+        Consumer._new_offset = _guarded_new_offset
 
 
 def uninstall() -> None:
     """Restore faust's own computation (for a test showing the upstream behaviour)."""
     global _ORIGINAL
     if _ORIGINAL is not None:
-        Consumer._new_offset = _ORIGINAL  # type: ignore[method-assign]
+        Consumer._new_offset = _ORIGINAL
         _ORIGINAL = None

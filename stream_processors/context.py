@@ -31,5 +31,5 @@ class ProcessorContext:
     ticks: faust.TopicT
 
 
-Registrar = Callable[[faust.App, ProcessorContext], None]
+Registrar = Callable[[faust.App, ProcessorContext], object]
 """Adds agents, tables or timers to the app (the SLA engine is one, the KPI processor another)."""

@@ -81,7 +81,7 @@ class HeldWrites(Generic[Token]):
     def ready(self, partition: int) -> bool:
         """True when the oldest held message of the partition has all its deliveries done."""
         queue = self._queues.get(partition)
-        return bool(queue) and queue[0].delivered()
+        return queue is not None and len(queue) > 0 and queue[0].delivered()
 
     def partitions(self) -> Iterator[int]:
         return (p for p, q in self._queues.items() if q)

@@ -99,7 +99,7 @@ def held_writes(app: faust.App) -> int | None:
         if str(name).rsplit(".", 1)[-1] == SLA_AGENT:
             held = getattr(getattr(agent.fun, "__self__", None), "held", None)
             if held is not None:
-                return sum(held.pending(p) for p in held.partitions())
+                return int(sum(held.pending(p) for p in held.partitions()))
     return None
 
 
@@ -108,7 +108,7 @@ def watch_progress(app: faust.App, metrics: Metrics, events_topic: str) -> Stage
     progress = StageProgress(metrics, events_topic, stages_by_topics(app))
     app.sensors.add(progress)
 
-    @app.timer(REFRESH_S)  # type: ignore[misc]
+    @app.timer(REFRESH_S)  # type: ignore[untyped-decorator]  # faust is untyped (follow_imports = skip)
     async def _refresh() -> None:
         try:
             progress.refresh_lag(app.consumer.highwater)

@@ -42,9 +42,9 @@ def encode_outcome(outcome: SlaOutcome, policies_sha256: str | None = None) -> b
     }
     withdrawn = outcome.withdrawn_id
     if withdrawn is not None:
-        body["data"]["withdrawn_id"] = withdrawn  # type: ignore[index]
+        body["data"]["withdrawn_id"] = withdrawn  # type: ignore[index]  # body's data is the dict built above
     if policies_sha256 is not None:
-        body["data"]["policies_sha256"] = policies_sha256  # type: ignore[index]
+        body["data"]["policies_sha256"] = policies_sha256  # type: ignore[index]  # body's data is the dict built above
     try:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates survive only as \u escapes (as Event.to_json)

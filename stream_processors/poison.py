@@ -1,6 +1,6 @@
 """Poison events: a processing step that raises on one event never stops its partition.
 
-The event goes to the dead-letter topic (`tawasul.deadletter`, `producers.deadletter` format)
+The event goes to the dead-letter topic (`tawasul.deadletter`, `tawasul.infra.deadletter` format)
 with the exception's type and text as the reason and `<topic>:<partition>:<offset>` as the
 origin; `tawasul_dead_letters_total{source_kind="processor"}` counts it, a log line names the
 stage and the error (never the event's content), and the processor goes on with the next one.
@@ -12,9 +12,9 @@ import logging
 
 import faust
 
-from producers.deadletter import DeadLetter
-from producers.privacy import redact
 from stream_processors.context import ProcessorContext
+from tawasul.infra.deadletter import DeadLetter
+from tawasul.infra.privacy import redact
 from tawasul.infra.topics import DEAD_LETTER
 
 log = logging.getLogger(__name__)

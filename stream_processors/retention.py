@@ -6,7 +6,8 @@ import os
 from datetime import timedelta
 from typing import Final
 
-from tawasul.domain.durations import DurationError, parse_duration
+from tawasul.domain.durations import parse_duration
+from tawasul.domain.errors import DurationError
 
 ENV_CLOSED_RETENTION: Final = "TAWASUL_CLOSED_RETENTION"
 DEFAULT_CLOSED_RETENTION: Final = timedelta(days=35)

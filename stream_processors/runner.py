@@ -44,7 +44,7 @@ class RunnerError(RuntimeError):
     """The app did not start, crashed, or did not reach the awaited condition in time."""
 
 
-class EmbeddedWorker(faust.Worker):
+class EmbeddedWorker(faust.Worker):  # type: ignore[misc]  # faust is untyped here (follow_imports = skip)
     """A faust worker that can run outside the main thread: no signal handlers, no spinner,
     and the logging set up by Tawasul is left alone."""
 

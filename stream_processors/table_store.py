@@ -57,7 +57,8 @@ def local_items(table: faust.types.CollectionT, partition: int) -> Iterator[tupl
     if not isinstance(store, RocksDBStore):
         return None
     db = store._db_for_partition(partition)  # noqa: SLF001 - faust has no public per-partition scan
-    return iter(store._visible_items(db))  # noqa: SLF001
+    items: Iterator[tuple[bytes, bytes]] = iter(store._visible_items(db))  # noqa: SLF001 - as above
+    return items
 
 
 _PARTITION_DB = re.compile(r"(?P<table>.+)-(?P<partition>\d+)\.db")

@@ -12,13 +12,13 @@ from pathlib import Path
 import click
 import faust
 
-from sinks.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
 from stream_processors.app import build_app, default_app_id
 from stream_processors.kpi_agent import register_kpis
 from stream_processors.lag_metrics import watch_progress
 from stream_processors.table_store import discard_stale_partitions
 from tawasul.infra.cli_options import policy_book, settings_options
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.metrics_server import DEFAULT_METRICS_HOST, MetricsServerError, start_metrics_server
 from tawasul.infra.policy_books import publish_policy_book
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import EVENTS, ensure_topics, partition_end_offsets

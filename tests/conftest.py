@@ -17,8 +17,25 @@ KAFKA_START_FAILURES = pytest.StashKey[list[str]]()
 """What `tawasul kafka start` printed each time it failed for the session broker."""
 
 
+KAFKA_FIXTURES = frozenset({"kafka_bootstrap"})
+"""A test that needs one of these (directly or through other fixtures) uses the Kafka broker."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[KAFKA_START_FAILURES] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `kafka` every test that uses the broker and `postgres` every test that uses
+    PostgreSQL, from the fixtures it needs, so that `-m "not kafka"` selects the broker-free tier."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & KAFKA_FIXTURES and item.get_closest_marker("kafka") is None:
+            item.add_marker(pytest.mark.kafka)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        if ("postgres_url" in fixtures or on_postgres) and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -34,11 +34,11 @@ from producers.gateway.ingest import CONTENT_TYPES, BodyKind
 from producers.gateway.publishing import Dispatcher, Published
 from producers.gateway.ratelimit import RateLimiter, retry_after_header
 from producers.gateway.replay import DatabaseReplayStore, ReplayStoreError
-from producers.pseudonymise import Pseudonymiser
 from producers.publisher import EventPublisher, PublishError
 from sinks.db.engine import make_engine
-from sinks.metrics_server import metrics_handler
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.metrics_server import metrics_handler
+from tawasul.infra.pseudonymise import Pseudonymiser
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS
 

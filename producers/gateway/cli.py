@@ -9,11 +9,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from producers.gateway.app import GatewayOptions, create_app, run_kwargs
 from producers.gateway.config import ENV_SECRETS, AdapterRegistry, GatewayConfigError, load_secrets
-from producers.pseudonymise import ENV_PSEUDONYM_KEY, PseudonymiseError, from_env
 from sinks.db import migrate
 from sinks.db.engine import UnsupportedDatabase, describe_error, describe_url
 from tawasul.infra.cli_options import run_web_app, settings_options
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.pseudonymise import ENV_PSEUDONYM_KEY, PseudonymiseError, from_env
 from tawasul.infra.settings import Settings
 
 logger = logging.getLogger("tawasul.gateway")

@@ -17,7 +17,7 @@ from typing import Final, Literal
 
 from producers.gateway.config import Adapter
 from producers.intake import Accepted, Outcome, Rejected, accept_line, accept_object, reject
-from producers.pseudonymise import Pseudonymiser
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 BodyKind = Literal["single", "batch"]
 SINGLE_TYPE: Final = "application/cloudevents+json"

@@ -12,8 +12,8 @@ from producers.gateway.config import Adapter
 from producers.gateway.health import PublisherSlot, UnavailableError
 from producers.gateway.ingest import BodyKind, evaluate
 from producers.intake import Outcome, Rejected
-from producers.pseudonymise import Pseudonymiser
 from producers.publisher import EventPublisher, PublishError
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 SOURCE_KIND = "http"
 

@@ -201,7 +201,7 @@ class BulkRunner:
                 statement = plan.clear
                 cursor.execute(plan.clear)
         except psycopg.Error as exc:
-            invalidated = connection.dialect.is_disconnect(exc, raw, None)  # type: ignore[arg-type]
+            invalidated = connection.dialect.is_disconnect(exc, raw, None)  # type: ignore[arg-type]  # a psycopg error and its raw connection, as SQLAlchemy passes them
             if invalidated:
                 connection.invalidate(exc)
             raise DBAPIError.instance(

@@ -78,12 +78,12 @@ def merge_event(rows: dict[str, Row], spec: ContactSpec, event: EventRecord) -> 
 
 def call_wait(offered: object, answered: object, abandoned: object) -> float | None:
     """Offered to answered, or offered to abandoned when the call was not answered."""
-    return seconds_between(offered, answered if answered is not None else abandoned)  # type: ignore[arg-type]
+    return seconds_between(offered, answered if answered is not None else abandoned)  # type: ignore[arg-type]  # row values: datetimes or None
 
 
 def call_handle(answered: object, ended: object, wrap_up: float | None) -> float | None:
     """Answered to ended, plus the wrap-up time."""
-    talk = seconds_between(answered, ended)  # type: ignore[arg-type]
+    talk = seconds_between(answered, ended)  # type: ignore[arg-type]  # row values: datetimes or None
     return None if talk is None else talk + (wrap_up or 0.0)
 
 

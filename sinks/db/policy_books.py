@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, func, inspect, select, update
+from sqlalchemy import Connection, Engine, Table, func, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sinks.db.models import StoredPolicyBook
@@ -23,7 +23,7 @@ from tawasul.domain.policies import PolicyBook, load_policies_text, policies_sha
 
 __all__ = ["PolicyBookRecord", "StoredBook", "decode_policy_book", "read_books", "store_books", "touch_books"]
 
-_TABLE = StoredPolicyBook.__table__
+_TABLE = cast(Table, StoredPolicyBook.__table__)  # a declarative model's table is a Table
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,7 +180,9 @@ class Upserts:
 
 def _progress(warned: SqlValue, breached: SqlValue) -> SqlValue:
     """`kpi_state.target_progress` in SQL."""
-    two, one, zero = literal_column("2"), literal_column("1"), literal_column("0")  # no bound parameters: see bulk.py
+    two: SqlValue = literal_column("2")  # no bound parameters: see bulk.py
+    one: SqlValue = literal_column("1")
+    zero: SqlValue = literal_column("0")
     return case((breached, two), else_=zero) + case((warned, one), else_=zero)
 
 

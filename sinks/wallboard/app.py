@@ -30,13 +30,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sinks.db.engine import make_engine
-from sinks.metrics_server import metrics_handler
 from sinks.wallboard import ticket_page
 from sinks.wallboard.config import WallboardConfig, WallboardError
 from sinks.wallboard.live import LiveBoard
 from sinks.wallboard.page import STATIC, PageChoice, render_page
 from sinks.wallboard.supervisor_queries import read_supervisor
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.metrics_server import metrics_handler
 
 __all__ = ["ROUTES", "STATIC", "TOKEN_COOKIE", "create_app"]
 
@@ -47,7 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONFIG: Final = web.AppKey("config", WallboardConfig)
 ENGINE: Final = web.AppKey("engine", Engine)
 LIVE: Final = web.AppKey("live", LiveBoard)
-CLOCK: Final = web.AppKey("clock", Clock)
+CLOCK: Final[web.AppKey[Clock]] = web.AppKey("clock")
 METRICS: Final = web.AppKey("metrics", Metrics)
 TOKEN_COOKIE: Final = "tawasul_wallboard_token"
 OPEN_PATHS: Final = frozenset({"/healthz", "/metrics"})

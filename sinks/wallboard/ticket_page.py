@@ -138,7 +138,8 @@ class _Page:
         return f"{name} {value:%Y-%m-%d}"
 
     def state(self, key: str) -> str:
-        return f'<span class="state state-{html.escape(key.replace(" ", "-"))}">{SYMBOLS.get(key, "")} {self.t(key)}</span>'
+        css = html.escape(key.replace(" ", "-"))
+        return f'<span class="state state-{css}">{SYMBOLS.get(key, "")} {self.t(key)}</span>'
 
 
 def _e(value: object) -> str:
@@ -270,7 +271,8 @@ def render_page(story: Mapping[str, Any], lang: str = "both") -> str:
     rows = (
         "".join(
             f"<tr><td><code>{_e((r['computed'] or r['stored'])['type'])}</code></td><td>"
-            f"{p.t((r['computed'] or r['stored'])['target'])}</td><td>{p.when((r['computed'] or r['stored'])['at'])}</td>"
+            f"{p.t((r['computed'] or r['stored'])['target'])}</td>"
+            f"<td>{p.when((r['computed'] or r['stored'])['at'])}</td>"
             f"<td>{p.when((r['computed'] or r['stored'])['deadline'])}</td><td>{p.state(r['verdict'])}</td></tr>"
             for r in story["outcome_comparison"]
         )

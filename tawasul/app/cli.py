@@ -8,6 +8,7 @@ import os
 import click
 
 from tawasul.infra.demo_secrets import PlaceholderSecret, refuse_placeholder_secrets
+from tawasul.infra.exit_codes import EXIT_KAFKA, EXIT_USAGE
 from tawasul.infra.logs import configure_logging
 
 COMMANDS: dict[str, str] = {
@@ -27,8 +28,6 @@ COMMANDS: dict[str, str] = {
     "worker": "stream_processors.worker_cmd:worker",
 }
 """Command name -> `module:click-object`. Modules are imported only when their command runs."""
-EXIT_USAGE = 2
-"""Exit status of a setting that cannot be used (as click's usage errors)."""
 
 
 class LazyGroup(click.Group):
@@ -82,7 +81,7 @@ def cli(kafka: str | None, database_url: str | None, policies: str | None, log_l
 
 
 def main() -> None:
-    from tawasul.infra.topics import EXIT_KAFKA, KafkaSettingError, KafkaUnavailableError
+    from tawasul.infra.topics import KafkaSettingError, KafkaUnavailableError
 
     try:
         cli(prog_name="tawasul")

@@ -199,7 +199,8 @@ def run_demo(
         while not stop.is_set():
             for child in children:
                 if child.poll() is not None:
-                    raise DemoError(f"`tawasul {child.args[3]}` exited ({child.returncode}); see {log_dir}/")
+                    command = child.args[3] if isinstance(child.args, list) else "?"  # _spawn passes a list
+                    raise DemoError(f"`tawasul {command}` exited ({child.returncode}); see {log_dir}/")
             if sender.error is not None:
                 raise DemoError(f"publishing the traffic failed: {sender.error}")
             stop.wait(1.0)

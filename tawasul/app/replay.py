@@ -95,7 +95,7 @@ class LatestTime:
             when = datetime.fromisoformat(found.group(1).decode().replace("Z", "+00:00"))
             if self.latest is None or when > self.latest:
                 self.latest = when
-        return self._publisher.publish_validated(key, value, channel=channel, event_type=event_type)  # type: ignore[attr-defined]
+        return self._publisher.publish_validated(key, value, channel=channel, event_type=event_type)  # type: ignore[attr-defined]  # the wrapped object is a LinePublisher
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._publisher, name)
@@ -197,7 +197,8 @@ def replay_file(
     `favour_engine` (batch engine only): see `_yield_cpu`; for a process that ends with the
     replay, as `tawasul replay`.
     """
-    from producers.publish_cmd import default_workers, open_file_publisher, pseudonymiser_from_env, publish_lines
+    from producers.lines import default_workers, publish_lines
+    from producers.publish_run import open_file_publisher, pseudonymiser_from_env
     from stream_processors.runner import GroupProgress, send_end_of_input
 
     if engine not in ENGINES:
@@ -237,16 +238,16 @@ def replay_file(
             publisher = open_file_publisher(run, "tawasul-replay", workers)
             latest = LatestTime(publisher)
             name = path.name if path is not None else "stdin"
-            handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]
+            handle = stream if stream is not None else path.open("rb")  # type: ignore[union-attr]  # path is set whenever stream is None
             try:
                 summary = publish_lines(
                     handle,
                     name,
-                    latest,
-                    pseudonymiser_from_env(required=False),  # type: ignore[arg-type]
+                    latest,  # type: ignore[arg-type]  # LatestTime passes the rest of LinePublisher on (__getattr__)
+                    pseudonymiser_from_env(required=False),
                     max_skew=None,  # history: bounded by the file, not the clock
                     report=report_rejected,
-                    progress=progress,  # type: ignore[arg-type]
+                    progress=progress,
                     workers=workers,
                 )
                 publisher.flush()

@@ -8,7 +8,8 @@ whole days are skipped in one step, so adding 24 business hours touches only a f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -42,7 +43,7 @@ def to_us(instant: datetime) -> int:
     return (instant - EPOCH) // MICROSECOND
 
 
-def from_us(us: int, zone: ZoneInfo) -> datetime:
+def from_us(us: int, zone: tzinfo) -> datetime:
     """The aware datetime in `zone` of microseconds since the epoch."""
     return (EPOCH + timedelta(microseconds=us)).astimezone(zone)
 
@@ -86,7 +87,7 @@ def parse_week(hours: Mapping[str, Sequence[str]], where: str = "hours") -> Week
         if isinstance(ranges, str) or not isinstance(ranges, Sequence):
             raise CalendarError(f"{where}.{day}: must be a list of time ranges like ['07:30-15:30']")
         parsed = sorted(parse_range(r, f"{where}.{day}[{i}]") for i, r in enumerate(ranges))
-        for (_, end), (start, _) in zip(parsed, parsed[1:]):
+        for (_, end), (start, _) in pairwise(parsed):
             if start < end:
                 raise CalendarError(f"{where}.{day}: time ranges overlap")
         week.append(tuple(parsed))

@@ -144,7 +144,7 @@ def build_report_by(
         offered, answered = call.offered, call.answered
         if offered is None or not start_us <= offered[0] < end_us or answered is None or not call.is_answered:
             continue
-        key = answered[3] if by == "agent" else answered[2]
+        key: str | None = answered[3] if by == "agent" else answered[2]
         owner[subject] = key
         tally = call_tally(call, rules)
         groups.setdefault(key, _Group()).service.add_call(tally.handle_us / 1_000_000 if tally.ended else None)

@@ -116,7 +116,7 @@ def fold(state: TicketSla, lateness_us: int) -> TicketSla:
     cutoff = marks[-1][0] - lateness_us
     kept: list[Mark] = []
     gone: list[str] = []
-    for mark, still in zip(marks, neutral(marks)):
+    for mark, still in zip(marks, neutral(marks), strict=True):
         if still and mark[0] < cutoff:
             gone.append(mark[2])
         else:

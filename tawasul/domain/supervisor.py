@@ -18,7 +18,7 @@ satisfaction below `satisfaction_target`, then the longest average handle time, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
@@ -202,7 +202,7 @@ def _figures(name: str, entry: _Tally, by: By, target: float) -> Figures:
     )
 
 
-def needs_help_key(figures: Figures, satisfaction_target: float = 0.9) -> Sequence[object]:
+def needs_help_key(figures: Figures, satisfaction_target: float = 0.9) -> tuple[int, int, float, float, str]:
     """Sort key: breached, at risk, satisfaction shortfall below target, handle time (all worst
     first), then the name."""
     shortfall = 0.0 if figures.satisfaction is None else max(0.0, satisfaction_target - figures.satisfaction)

@@ -6,6 +6,9 @@ story = build_story("T-1", events, book, at)       # events: the ticket's stored
 story.to_json()
 ```
 
+The records of the business time counted are in `business_breakdown`, the JSON view in
+`ticket_story_json` (both re-exported here).
+
 Everything is derived with the engine's own code: the clocks with `sla_timeline.build_timeline`
 and `measure`, the statuses and deadlines with `sla.evaluate_us`, the outcomes by folding the
 events in event-time order with `sla.apply` and firing `sla.due_us` before each one and at `at`,
@@ -17,15 +20,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from tawasul.domain import sla
+from tawasul.domain.business_breakdown import Breakdown, BusinessSpan, SkippedDay, breakdown
 from tawasul.domain.calendars import BusinessCalendar, from_us, to_us
-from tawasul.domain.durations import format_duration
 from tawasul.domain.policies import Match, Policy, PolicyBook
 from tawasul.domain.sla_state import UNDECIDED, SlaOutcome, TicketSla
 from tawasul.domain.sla_timeline import RANKS, Segment, build_timeline, measure
+from tawasul.domain.ticket_story_json import (
+    StoredOutcome,
+    compare_outcomes,
+    duration_text,
+    event_json,
+    outcome_json,
+    target_json,
+)
 
 __all__ = [
     "BusinessSpan",
@@ -69,44 +81,6 @@ class StoryEvent:
     details: Mapping[str, str]
     note: str | None = None
     """`ignored after ticket.closed`, `counted at the opening (timed before it)`, `after the as-of instant`."""
-
-
-@dataclass(frozen=True, slots=True)
-class BusinessSpan:
-    """A stretch of working time that counted: [start, end) and its length."""
-
-    start: datetime
-    end: datetime
-
-    @property
-    def business(self) -> timedelta:
-        return self.end - self.start
-
-
-@dataclass(frozen=True, slots=True)
-class SkippedDay:
-    """A local date inside a stretch with no working time: `holiday` (with its name), `closed`
-    (an extra closed date of the calendar) or `weekend` (no hours on that weekday)."""
-
-    day: date
-    reason: str
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Breakdown:
-    """Business time between two instants in one calendar, interval by interval."""
-
-    start: datetime
-    end: datetime
-    spans: tuple[BusinessSpan, ...]
-    skipped: tuple[SkippedDay, ...]
-    ramadan_days: tuple[date, ...]
-    """Dates of the stretch on which the calendar's Ramadan hours applied."""
-
-    @property
-    def business(self) -> timedelta:
-        return sum((s.business for s in self.spans), timedelta(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,10 +169,10 @@ class TicketStory:
             "as_of": self.at.isoformat(),
             "opened": bool(self.profile),
             "profile": dict(self.profile),
-            "events": [_event_json(e) for e in self.events],
-            "targets": [_target_json(t) for t in self.targets],
+            "events": [event_json(e) for e in self.events],
+            "targets": [target_json(t) for t in self.targets],
             "no_policy": list(self.no_policy),
-            "outcomes": [_outcome_json(o) for o in self.outcomes],
+            "outcomes": [outcome_json(o) for o in self.outcomes],
         }
 
 
@@ -223,9 +197,8 @@ def build_story(ticket_id: str, events: Iterable[sla.TicketEvent], book: PolicyB
     zone = next(iter(book.calendars.values())).zone
     story_events = tuple(_story_event(e, state, at_us, zone) for e in ordered)
     profile = state.profile
-    profile_json: dict[str, str | None] = (
-        {} if profile is None else dict(zip(("channel", "kind", "category", "priority", "department"), profile))
-    )
+    fields = ("channel", "kind", "category", "priority", "department")
+    profile_json: dict[str, str | None] = {} if profile is None else dict(zip(fields, profile, strict=True))
     targets: list[TargetStory] = []
     no_policy: list[str] = []
     timeline = build_timeline(state.marks, until=at_us)
@@ -259,37 +232,6 @@ def build_story(ticket_id: str, events: Iterable[sla.TicketEvent], book: PolicyB
         tuple(sorted(outcomes, key=lambda o: (o.at, o.target, o.type))),
         tuple(no_policy),
     )
-
-
-def breakdown(cal: BusinessCalendar, start_us: int, end_us: int) -> Breakdown:
-    """The working intervals of `cal` inside [start, end), the closed days skipped, the Ramadan days."""
-    spans: list[BusinessSpan] = []
-    skipped: list[SkippedDay] = []
-    ramadan: list[date] = []
-    if end_us > start_us:
-        day = cal.instant(start_us).date()
-        last = cal.instant(end_us - 1).date()
-        while day <= last:
-            hours = cal.day_hours(day)
-            if not hours:
-                skipped.append(_closed_day(cal, day))
-            elif cal.ramadan_week is not None and cal.is_ramadan(day):
-                ramadan.append(day)
-            for s, e in cal.working_intervals(day):
-                lo, hi = max(to_us(s), start_us), min(to_us(e), end_us)
-                if hi > lo:
-                    spans.append(BusinessSpan(cal.instant(lo), cal.instant(hi)))
-            day += timedelta(days=1)
-    return Breakdown(cal.instant(start_us), cal.instant(end_us), tuple(spans), tuple(skipped), tuple(ramadan))
-
-
-def _closed_day(cal: BusinessCalendar, day: date) -> SkippedDay:
-    if day in cal.closed:
-        return SkippedDay(day, "closed")
-    name = cal.holiday_name(day)
-    if name is not None:
-        return SkippedDay(day, "holiday", name)
-    return SkippedDay(day, "weekend")
 
 
 def _story_event(event: sla.TicketEvent, state: TicketSla, at_us: int, zone: Any) -> StoryEvent:
@@ -369,7 +311,7 @@ def _target(
             "paused" if nxt_cycle == prev_cycle else "resolved",
             breakdown(cal, prev_end, nxt_start).business,
         )
-        for (_, prev_end, prev_cycle), (nxt_start, _, nxt_cycle) in zip(segments, segments[1:])
+        for (_, prev_end, prev_cycle), (nxt_start, _, nxt_cycle) in pairwise(segments)
         if prev_end is not None
     )
     if paused and segments and segments[-1][1] is not None:
@@ -417,141 +359,3 @@ def _basis(
         timedelta(microseconds=remaining),
         breakdown(cal, start, deadline),
     )
-
-
-def _iso(value: datetime | date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def duration_text(value: timedelta) -> str:
-    """`1h30m`, `0s`, `-2h` or `12.5s`: hours, minutes and seconds (fractions of a second kept)."""
-    if value < timedelta(0):
-        return "-" + duration_text(-value)
-    whole = timedelta(seconds=value // timedelta(seconds=1))
-    if whole == value and value:
-        return format_duration(value)
-    hours, rest = divmod(value, timedelta(hours=1))
-    minutes, rest = divmod(rest, timedelta(minutes=1))
-    seconds = f"{rest.total_seconds():g}s"
-    return f"{hours}h" * bool(hours) + f"{minutes}m" * bool(minutes) + seconds
-
-
-_dur = duration_text
-
-
-def _breakdown_json(b: Breakdown) -> dict[str, Any]:
-    return {
-        "from": _iso(b.start),
-        "to": _iso(b.end),
-        "business": _dur(b.business),
-        "business_seconds": b.business.total_seconds(),
-        "intervals": [{"from": _iso(s.start), "to": _iso(s.end), "business": _dur(s.business)} for s in b.spans],
-        "skipped_days": [{"date": _iso(d.day), "reason": d.reason, "name": d.name} for d in b.skipped],
-        "ramadan_days": [_iso(d) for d in b.ramadan_days],
-    }
-
-
-def _event_json(e: StoryEvent) -> dict[str, Any]:
-    return {"time": _iso(e.time), "type": e.type, "id": e.id, "details": dict(e.details), "note": e.note}
-
-
-def _target_json(t: TargetStory) -> dict[str, Any]:
-    p, b = t.policy, t.deadline_basis
-    return {
-        "target": t.target,
-        "status": t.status,
-        "elapsed": _dur(t.elapsed),
-        "elapsed_seconds": t.elapsed.total_seconds(),
-        "policy": {
-            "name": p.name,
-            "position": p.position,
-            "match": {k: list(v) for k, v in p.match.items()},
-            "priority": p.priority,
-            "calendar": p.calendar,
-            "limit": _dur(p.limit),
-            "warn_at": p.warn_at,
-            "passed_over": [{"policy": n, "misfit": k} for n, k in p.passed_over],
-        },
-        "segments": [
-            {"from": _iso(s.start), "to": _iso(s.end), "cycle": s.cycle, "counted": _breakdown_json(s.counted)}
-            for s in t.segments
-        ],
-        "pauses": [
-            {"from": _iso(x.start), "to": _iso(x.end), "why": x.why, "skipped_business": _dur(x.skipped_business)}
-            for x in t.pauses
-        ],
-        "deadline": _iso(t.deadline),
-        "deadline_basis": None
-        if b is None
-        else {
-            "from": _iso(b.start),
-            "counted_before": _dur(b.counted_before),
-            "remaining": _dur(b.remaining),
-            "walk": _breakdown_json(b.walk),
-        },
-        "warning_at": _iso(t.warning_at),
-        "breached_from": _iso(t.breached_from),
-    }
-
-
-def _outcome_json(o: SlaOutcome) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "type": o.type,
-        "target": o.target,
-        "cycle": o.cycle,
-        "policy": o.policy,
-        "deadline": _iso(o.deadline),
-        "at": _iso(o.at),
-        "priority": o.priority,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class StoredOutcome:
-    """An outcome as the database stored it (`sla_outcomes`)."""
-
-    id: str
-    type: str
-    target: str
-    policy: str
-    deadline: datetime
-    at: datetime
-    policies_sha256: str | None = None
-
-
-def compare_outcomes(computed: Iterable[SlaOutcome], stored: Iterable[StoredOutcome]) -> list[dict[str, Any]]:
-    """Each outcome id, computed now and as stored, side by side: `agree` when both exist with the
-    same policy, deadline and instant; `computed only` / `stored only` otherwise."""
-    mine = {o.id: o for o in computed}
-    theirs = {o.id: o for o in stored}
-    rows = []
-    for outcome_id in sorted(mine.keys() | theirs.keys(), key=lambda i: ((mine.get(i) or theirs[i]).at, i)):
-        a, b = mine.get(outcome_id), theirs.get(outcome_id)
-        if a is None:
-            verdict = "stored only"
-        elif b is None:
-            verdict = "computed only"
-        elif (a.policy, a.deadline, a.at) == (b.policy, b.deadline, b.at):
-            verdict = "agree"
-        else:
-            verdict = "differ"
-        rows.append(
-            {
-                "id": outcome_id,
-                "verdict": verdict,
-                "computed": None if a is None else _outcome_json(a),
-                "stored": None
-                if b is None
-                else {
-                    "id": b.id,
-                    "type": b.type,
-                    "target": b.target,
-                    "policy": b.policy,
-                    "deadline": _iso(b.deadline),
-                    "at": _iso(b.at),
-                    "policies_sha256": b.policies_sha256,
-                },
-            }
-        )
-    return rows

@@ -260,13 +260,13 @@ class WindowedSums(Generic[T]):
             current = store.get(bucket)
             updated = value if current is None else current + value
             if updated:
-                store[bucket] = updated  # type: ignore[assignment]
+                store[bucket] = updated
             else:
                 del store[bucket]
             for name in names:
                 first, last = ranges[name]
                 if first <= bucket <= last:
-                    sums[name] = sums[name] + value  # type: ignore[assignment]
+                    sums[name] = sums[name] + value
 
     def advance(
         self,
@@ -308,11 +308,11 @@ class WindowedSums(Generic[T]):
         for bucket in range(old[0], new[0]):
             value = store.get(bucket)
             if value is not None:
-                total = total - value  # type: ignore[assignment]
+                total = total - value
         for bucket in range(old[1] + 1, new[1] + 1):
             value = store.get(bucket)
             if value is not None:
-                total = total + value  # type: ignore[assignment]
+                total = total + value
         return total
 
     def _sum_range(self, resolution: Resolution, span: tuple[int, int]) -> T:
@@ -323,11 +323,11 @@ class WindowedSums(Generic[T]):
             for bucket in range(first, last + 1):
                 value = store.get(bucket)
                 if value is not None:
-                    total = total + value  # type: ignore[assignment]
+                    total = total + value
         else:
             for bucket, value in store.items():
                 if first <= bucket <= last:
-                    total = total + value  # type: ignore[assignment]
+                    total = total + value
         return total
 
 

@@ -43,7 +43,7 @@ def settings_options(func: F) -> F:
         )
         return func(*args, settings=settings, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # wraps() keeps func's metadata, not its type
 
 
 def policy_book(settings: Settings) -> PolicyBook:

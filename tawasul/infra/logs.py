@@ -51,7 +51,7 @@ class KnownNoise(logging.Filter):
 
 def configure_logging(level: str = "info", stream: object = None) -> None:
     """Route the root logger to stderr as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]  # any object with write() and flush()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -36,7 +36,7 @@ class KeyHashes:
         return int(self._hash(key)) % count
 
 
-class KeyPartitioner(DefaultPartitioner):
+class KeyPartitioner(DefaultPartitioner):  # type: ignore[misc]  # kafka-python has no type hints
     """kafka-python's `DefaultPartitioner` on `KeyHashes`."""
 
     def __init__(self, cache_size: int = CACHED_KEYS) -> None:

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DAY_MS = 24 * 60 * 60 * 1000
-EXIT_KAFKA = 3
-"""Exit status of a command that could not use Kafka."""
 
 
 ENV_CONNECT_TIMEOUT = "TAWASUL_KAFKA_CONNECT_TIMEOUT"

@@ -35,8 +35,8 @@ from typing import Any
 import pytest
 import yaml
 
-from producers.deadletter import decode_dead_letter
 from producers.gateway import signature_headers
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_gateway import Answer, free_port, request_at, wait_for_topics
 from tests.support.kafka import read_all, unique
@@ -384,7 +384,7 @@ def run_scenario(
     try:
         for _ in range(20):  # signed requests to replay later
             results.valid.append(scenario.valid(gateway))
-        for n in range(FLOOD_BURST):  # the flood adapter uses up its burst with valid requests
+        for _ in range(FLOOD_BURST):  # the flood adapter uses up its burst with valid requests
             event_id = scenario.next_id("V")
             started = time.perf_counter()
             answer = gateway.post(encode(survey(event_id)), Authorization=f"Bearer {keys.flood_token}")

@@ -14,11 +14,11 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import select
 
-from producers.deadletter import decode_dead_letter
 from producers.simulator import Params, iter_events, parse_when
 from sinks.consumer import SINK_TOPICS
 from sinks.db.engine import make_engine
 from sinks.db.models import StoredEvent
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics

@@ -155,7 +155,7 @@ def test_the_password_is_in_no_log_line_even_at_debug_level(secure_broker: Local
 
         asyncio.run(produce())
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)
     assert len(records) > 20 and any("SASL" in record or "sasl" in record for record in records)

@@ -19,8 +19,8 @@ from producers.adapters_cmd import adapters
 from producers.csv_import import read_csv_events
 from producers.follow import load_position
 from producers.intake import Accepted, accept_object
-from producers.pseudonymise import Pseudonymiser, normalise
 from producers.queue_log import load_options, translate_numbered
+from tawasul.infra.pseudonymise import Pseudonymiser, normalise
 from tawasul.infra.topics import DEAD_LETTER, EVENTS
 from tests.integration.test_publish import read_dead_letters
 from tests.support.kafka import read_all, unique

@@ -22,8 +22,8 @@ from prometheus_client import generate_latest
 
 from schemas import new_event
 from sinks.metrics_feed import MetricsFeed
-from sinks.metrics_server import start_metrics_server
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.metrics_server import start_metrics_server
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from producers.deadletter import decode_dead_letter
 from schemas import new_event
 from sinks.consumer import SINK_TOPICS
 from sinks.db.engine import make_engine
 from sinks.db.models import Call, StoredEvent, Survey
 from sinks.db.writer import content_digest
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics

@@ -24,17 +24,17 @@ from aiohttp import web
 from click.testing import CliRunner
 from kafka import KafkaAdminClient
 
-from producers.deadletter import decode_dead_letter
 from producers.gateway import AdapterRegistry, load_secrets, signature_headers
 from producers.gateway.app import GatewayOptions, create_app, default_publisher_factory
 from producers.gateway.cli import gateway as gateway_command
 from producers.gateway.health import KafkaHealth, PublisherSlot
 from producers.gateway.replay import DatabaseReplayStore
-from producers.pseudonymise import Pseudonymiser
 from sinks.db import migrate
 from sinks.db.engine import make_engine
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.logs import JsonFormatter
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.pseudonymise import Pseudonymiser
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.support.gateway_credentials import (

@@ -22,7 +22,8 @@ from sinks.db.engine import make_engine
 from sinks.db.migrate import upgrade
 from sinks.db.writer import DbWriter
 from sinks.metrics_feed import MetricsFeed
-from sinks.metrics_server import (
+from tawasul.infra.metrics import DECLARED, GATEWAY_REFUSAL_REASONS, ROLE_NAMES, ROLES, Metrics
+from tawasul.infra.metrics_server import (
     DEFAULT_METRICS_PORT,
     MetricsServerError,
     metrics_handler,
@@ -30,7 +31,6 @@ from sinks.metrics_server import (
     metrics_token,
     start_metrics_server,
 )
-from tawasul.infra.metrics import DECLARED, GATEWAY_REFUSAL_REASONS, ROLE_NAMES, ROLES, Metrics
 
 AS_OF = "2025-03-04T10:15:00+04:00"
 
@@ -185,7 +185,7 @@ def test_a_metric_outside_the_role_is_registered_on_first_use_only() -> None:
     assert "tawasul_consumer_lag_messages" in families(metrics)
     assert metrics.consumer_lag is metrics.consumer_lag
     with pytest.raises(AttributeError, match="no metric 'not_declared'"):
-        metrics.not_declared
+        _ = metrics.not_declared
     with pytest.raises(ValueError, match="unknown metrics role 'cook'"):
         Metrics(role="cook")  # type: ignore[arg-type]
 

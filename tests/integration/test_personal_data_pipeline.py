@@ -22,14 +22,14 @@ from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from producers.intake import accept_object
-from producers.pseudonymise import Pseudonymiser
-from producers.publish_cmd import publish_lines
+from producers.lines import publish_lines
 from producers.publisher import EventPublisher
 from producers.simulator import Params, iter_events, parse_when
 from sinks.consumer import SINK_TOPICS
 from sinks.db.engine import make_engine
 from sinks.db.models import Base
 from tawasul.infra.metrics import Metrics
+from tawasul.infra.pseudonymise import Pseudonymiser
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics
 from tests.integration.test_sink_kafka import SinkThread, wait_until

@@ -18,12 +18,12 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
-from producers.deadletter import DeadLetter, decode_dead_letter
 from producers.intake import accept_line
 from producers.publish_cmd import publish
 from producers.publisher import EventPublisher, PublishError
 from producers.simulator import Params, iter_events, parse_when
 from schemas import MAX_EVENT_BYTES, decode_event
+from tawasul.infra.deadletter import DeadLetter, decode_dead_letter
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.settings import Settings
 from tawasul.infra.topics import DEAD_LETTER, EVENTS, ensure_topics

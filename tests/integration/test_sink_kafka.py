@@ -13,7 +13,6 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import Engine, func, select, text
 
-from producers.deadletter import decode_dead_letter
 from producers.simulator import Params, iter_events, parse_when
 from schemas import Event, SurveySubmittedData, new_event, parse_event
 from sinks.consumer import SINK_TOPICS, SinkSummary, run_db_sink
@@ -22,6 +21,7 @@ from sinks.db.engine import make_engine
 from sinks.db.models import KpiSnapshot, SlaOutcome, StoredEvent, StoredPolicyBook, Survey, Ticket, TicketTarget
 from sinks.db.records import EventRecord, OutcomeRecord, TicketState
 from tawasul.domain.policies import default_policy_path
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.metrics import Metrics
 from tawasul.infra.policy_books import read_policy_file
 from tawasul.infra.settings import Settings

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from producers.deadletter import decode_dead_letter
 from stream_processors.clock import watermark_message
 from stream_processors.sla_agent import IGNORED_MARKER_MESSAGE
+from tawasul.infra.deadletter import decode_dead_letter
 from tests.integration.test_sla_live_clock import opened, outcome_types, wait_for
 from tests.integration.test_sla_restart import WorkerProcess, free_port
 from tests.integration.test_sla_stream import prefixed_settings, publish

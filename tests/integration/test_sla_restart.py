@@ -199,7 +199,7 @@ def test_kill_9_mid_stream_loses_no_breach(kafka_bootstrap: str, tmp_path: Path,
     outcomes = [e for e, _ in read_outcomes(settings)]
     unique = {e.id: e for e in outcomes}
     expected: dict[str, str] = {}
-    for ticket, at in tickets:
+    for ticket, _at in tickets:
         expected[f"{ticket}:first_response:sla.warning:0"] = "sla.warning"
         if ticket in answered:
             expected[f"{ticket}:first_response:sla.met:0"] = "sla.met"

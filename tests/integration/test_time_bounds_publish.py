@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from producers.deadletter import decode_dead_letter
 from producers.publish_cmd import publish
+from tawasul.infra.deadletter import decode_dead_letter
 from tawasul.infra.topics import DEAD_LETTER, EVENTS
 from tests.support.kafka import read_all, unique
 

@@ -11,9 +11,9 @@ What it proves (docs/monitoring.md, "What the tests prove"):
 - the clean phase delivers no alert at all;
 - each alert of alerts.yml reaches the webhook during the phase meant to trigger it, within its
   `for:` plus two evaluation intervals (plus `DELIVERY_SLACK_S` for Alertmanager's scaled
-  group wait and the round trips) of going pending, with its labels and annotations (or, for the few in `HELD_BY_INHIBITION`, reaches
-  Alertmanager and is held by the inhibition meant for it; `NOT_TRIGGERED` lists, with
-  reasons, what this scenario cannot trigger);
+  group wait and the round trips) of going pending, with its labels and annotations (or, for the
+  few in `HELD_BY_INHIBITION`, reaches Alertmanager and is held by the inhibition meant for it;
+  `NOT_TRIGGERED` lists, with reasons, what this scenario cannot trigger);
 - every PromQL expression of every Grafana panel returns at least one series afterwards
   (`ALLOWED_EMPTY_PANELS` lists the exceptions with their reasons);
 - the series alerts_test.yml feeds promtool have the label names the processes really emit.

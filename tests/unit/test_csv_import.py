@@ -14,8 +14,8 @@ from producers.csv_import import (
     load_mapping,
     read_csv_events,
 )
-from producers.pseudonymise import Pseudonymiser
 from producers.queue_log import AdapterError
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "csv"
 PS = Pseudonymiser(b"csv-import-test-key-0123456789")

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from producers.deadletter import MAX_ORIGINAL_BYTES, DeadLetter, DeadLetterError, decode_dead_letter
 from producers.intake import CATEGORIES, Accepted, Rejected, accept_line, accept_object, reject, too_large
-from producers.pseudonymise import Pseudonymiser
-from producers.publish_cmd import iter_lines
+from producers.lines import iter_lines
 from schemas import MAX_EVENT_BYTES
+from tawasul.infra.deadletter import MAX_ORIGINAL_BYTES, DeadLetter, DeadLetterError, decode_dead_letter
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 PS = Pseudonymiser(b"unit-test-key-0123456789abcdef")
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.intake import Accepted, Rejected, accept_line, accept_object
-from producers.privacy import might_hold_personal_data, personal_data_fields, redact, redact_text
-from producers.pseudonymise import Pseudonymiser
 from producers.simulator import Params, iter_events, parse_when
+from tawasul.infra.privacy import might_hold_personal_data, personal_data_fields, redact, redact_text
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 PS = Pseudonymiser(b"unit-test-key-0123456789abcdef")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from producers.deadletter import decode_dead_letter
 from stream_processors.clock import read_tick, tick_run, watermark_message
 from stream_processors.poison import MAX_REASON_CHARS, poison_letter
+from tawasul.infra.deadletter import decode_dead_letter
 
 
 def test_a_poison_letter_names_the_stage_and_the_exception_and_keeps_the_event() -> None:

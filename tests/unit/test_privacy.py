@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producers.privacy import (
+from tawasul.infra.privacy import (
     REDACTED,
     PrivacyError,
     looks_like_phone_number,
@@ -18,7 +18,7 @@ from producers.privacy import (
     redact_delimited,
     scrub,
 )
-from producers.pseudonymise import Pseudonymiser
+from tawasul.infra.pseudonymise import Pseudonymiser
 
 PS = Pseudonymiser(b"unit-test-key-0123456789abcdef")
 
@@ -127,7 +127,7 @@ def test_redact_decodes_escaped_field_names() -> None:
 
 def test_every_field_name_is_caught_by_the_intake_fast_path() -> None:
     from producers.intake import _FIELD_WORDS
-    from producers.privacy import PHONE_FIELDS, REF_FIELDS
+    from tawasul.infra.privacy import PHONE_FIELDS, REF_FIELDS
 
     for name in PHONE_FIELDS + REF_FIELDS:
         assert any(word in name.encode() for word in _FIELD_WORDS)

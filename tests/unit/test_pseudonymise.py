@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from producers.pseudonymise import (
+from tawasul.infra.pseudonymise import (
     ENV_PSEUDONYM_KEY,
     PseudonymiseError,
     Pseudonymiser,

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import schemas
 from producers.follow import FileFollower
-from producers.pseudonymise import Pseudonymiser, normalise
 from producers.queue_log import (
     AdapterError,
     QueueLogError,
@@ -25,6 +24,7 @@ from producers.queue_log import (
     translate_numbered,
     translate_queue_log,
 )
+from tawasul.infra.pseudonymise import Pseudonymiser, normalise
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "queue_log"
 SAMPLE = DATA / "queue_log"

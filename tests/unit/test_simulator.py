@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -440,7 +441,7 @@ def test_pace_waits_for_accelerated_time_and_rebases() -> None:
     paced = list(pace(events, speed=60, clock=clock, rebase=True))
     gaps = [
         (datetime.fromisoformat(str(b["time"])) - datetime.fromisoformat(str(a["time"]))).total_seconds()
-        for a, b in zip(events, events[1:])
+        for a, b in pairwise(events)
     ]
     assert clock.sleeps == pytest.approx([gap / 60 for gap in gaps])
     assert clock.now == pytest.approx(start + sum(gaps) / 60)
@@ -458,8 +459,8 @@ def test_customer_references_never_read_as_phone_numbers() -> None:
     make one (seed 7 once gave `0022800297257486`, which reads as an international number)."""
     import random
 
-    from producers.privacy import looks_like_phone_number
     from producers.simulator.world import World
+    from tawasul.infra.privacy import looks_like_phone_number
 
     start = parse_when("2025-01-01")
     world = World(Params(start, start + timedelta(days=1), seed=7))

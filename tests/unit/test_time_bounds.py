@@ -19,7 +19,7 @@ from producers.intake import (
     accept_object,
     max_clock_skew,
 )
-from producers.publish_cmd import judge_chunk
+from producers.lines import judge_chunk
 from schemas import InvalidEvent, decode_event, new_event, parse_event
 from schemas.fields import TIME_RANGE_MESSAGE
 from sinks.db.decoding import decode_input, decode_pipeline_event

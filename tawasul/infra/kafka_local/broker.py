@@ -191,7 +191,10 @@ def read_pid(layout: BrokerLayout) -> int | None:
     return None
 
 
-def probe(bootstrap: str, timeout_s: float = 3.0, client: KafkaSecurity = KafkaSecurity()) -> str | None:
+_PLAINTEXT = KafkaSecurity()
+
+
+def probe(bootstrap: str, timeout_s: float = 3.0, client: KafkaSecurity = _PLAINTEXT) -> str | None:
     """None when a broker at `bootstrap` answers a metadata request, else why it did not."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError

@@ -112,7 +112,7 @@ def _wsgi_app(registry: CollectorRegistry, token: str | None) -> Callable[..., I
         if not authorised(environ.get("HTTP_AUTHORIZATION"), token):
             start_response("401 Unauthorized", [("Content-Type", "text/plain"), _CHALLENGE])
             return [_UNAUTHORISED]
-        return exposition(environ, start_response)  # type: ignore[no-any-return]
+        return exposition(environ, start_response)  # type: ignore[no-any-return]  # prometheus_client's WSGI app is untyped
 
     return app
 

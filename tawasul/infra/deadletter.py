@@ -10,7 +10,7 @@ A dead letter on `tawasul.deadletter` is a JSON object (docs/architecture.md):
 
 `original` is the rejected input as text when it is UTF-8 (else null), `original_base64`
 the same bytes in base64 (always present). `reason` and `origin` are also message headers.
-Raw phone numbers are never stored: `producers.privacy.redact` blanks them before a dead
+Raw phone numbers are never stored: `tawasul.infra.privacy.redact` blanks them before a dead
 letter is built, and inputs larger than `MAX_ORIGINAL_BYTES` keep only their first bytes.
 """
 

@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from producers.pseudonymise import PseudonymiseError, Pseudonymiser, normalise
+from tawasul.infra.pseudonymise import PseudonymiseError, Pseudonymiser, normalise
 
 PHONE_FIELDS: Final = ("caller_number", "caller_id", "phone", "msisdn", "mobile")
 """`data` fields that hold a raw phone number."""
