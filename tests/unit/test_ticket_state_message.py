@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,7 +36,9 @@ from tests.unit.test_sla_step import POLICIES, T0, ev
 SCHEMA = Draft202012Validator(json.loads((SCHEMA_DIR / TICKET_STATE_SCHEMA_FILE).read_text(encoding="utf-8")))
 texts = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
 names = texts.filter(lambda s: s.strip() != "")
-instants = st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(year=2025).isoformat())
+instants = st.datetimes(datetime(2025, 1, 1), datetime(2025, 12, 31, 23, 59, 59), timezones=st.just(UTC)).map(
+    lambda d: d.isoformat()
+)
 targets = st.builds(
     TicketTarget,
     deadline=st.none() | instants,
