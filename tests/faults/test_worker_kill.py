@@ -96,14 +96,6 @@ def _stored(db: str) -> dict[str, str]:
 
 
 @pytest.mark.timeout(1800)
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open bug in stream_processors (docs/reliability.md, 'Found while building it'): after two SIGKILLs "
-        "a few seconds apart, before the group has committed past the first events, the events published "
-        "before the second restart are never processed again (2 of 5 runs: 512 and 478 of 4,980 outcomes missing)"
-    ),
-)
 def test_a_worker_killed_at_random_moments_gives_every_outcome_once(kafka_bootstrap: str, tmp_path: Path) -> None:
     policies = tmp_path / "policies.yaml"
     policies.write_text(POLICIES)
