@@ -131,7 +131,7 @@ def status_command(home: str | None, port: int | None, controller_port: int | No
         return
     layouts = cluster.layouts()
     states = [status(layout) for layout in layouts]
-    for layout, state in zip(layouts, states):
+    for layout, state in zip(layouts, states, strict=True):
         click.echo(f"Kafka {state}" if len(layouts) == 1 else f"node {layout.node_id}: {state}")
         if logs:
             click.echo(log_tail(layout))
