@@ -8,6 +8,7 @@ after opening, a minute before their deadline (met, never warned).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -145,6 +146,32 @@ def wait_stored(
         stored = stored_outcomes(db)
     time.sleep(2.0)
     return stored_outcomes(db)
+
+
+def stored_events(url: str) -> tuple[int, set[str]]:
+    """(rows in the sink's `events`, distinct ids); (0, empty) before the sink made its tables or
+    while the database does not answer."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            ids = [row[0] for row in connection.execute(text("select id from events"))]
+        return len(ids), set(ids)
+    except Exception:  # noqa: BLE001 - the schema may not exist yet, the server may be down
+        return 0, set()
+    finally:
+        engine.dispose()
+
+
+def split_in_halves(days: Path, folder: Path) -> tuple[set[str], list[list[str]], list[Path]]:
+    """The event ids of a JSON Lines file, its lines in two halves, and a file of each half."""
+    lines = [line for line in days.read_text(encoding="utf-8").splitlines() if line]
+    expected = {json.loads(line)["id"] for line in lines}
+    halves = [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
+    files = []
+    for n, half in enumerate(halves):
+        files.append(folder / f"half-{n}.jsonl")
+        files[-1].write_text("\n".join(half) + "\n", encoding="utf-8")
+    return expected, halves, files
 
 
 def group_lag(bootstrap: str, group: str, topics: list[str]) -> dict[tuple[str, int], int]:
