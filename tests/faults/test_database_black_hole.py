@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,11 +24,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tawasul.infra.topics import partition_end_offsets
-from tests.faults.conftest import FULL, REPO, _child_env, run_tawasul, simulated
-from tests.faults.live import split_in_halves, stored_events
+from tests.faults.conftest import FULL
+from tests.faults.live import stored_events
+from tests.faults.sink_outage import BATCH, outage_run
 from tests.stack.harness import TcpProxy
-from tests.support.kafka import committed_offsets
 from tests.support.postgres import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -118,57 +115,24 @@ def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
     parts = make_url(direct)
     proxy = BlackHoleProxy(free_port(), (parts.host or "127.0.0.1", parts.port or 5432))
     proxied = parts.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    days = simulated(tmp_path_factory, "black-hole", scale="4" if FULL else "1", days=("2025-03-03", "2025-03-04"))
-    expected, halves, files = split_in_halves(days, tmp_path)
-    prefix = f"blackhole-{uuid.uuid4().hex[:8]}."
-    env = {"TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_DATABASE_URL": proxied}
-    assert run_tawasul("topics", "create", env=env).returncode == 0
-
-    log = tmp_path / "sink.log"
-    with log.open("ab") as out:
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_child_env(env),
-            cwd=REPO,
-        )
-    events = f"{prefix}tawasul.events"
-    group = f"{prefix}tawasul-sink"
     try:
-        assert run_tawasul("publish", str(files[0]), env=env).returncode == 0
-        deadline = time.monotonic() + 120
-        while stored_events(direct)[0] < len(halves[0]) // 4:  # mid-way through the first half
-            assert sink.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.05)
-        proxy.black_hole()
-        went = time.monotonic()
-        assert run_tawasul("publish", str(files[1]), env=env).returncode == 0
-        frozen_rows, _ = stored_events(direct)
-        frozen_offsets = sum(committed_offsets(kafka_bootstrap, group, events).values())
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - went)))
-        during_rows, _ = stored_events(direct)
-        assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-        assert during_rows <= frozen_rows + 300  # at most the batch already past the proxy
-        assert sum(committed_offsets(kafka_bootstrap, group, events).values()) <= frozen_offsets + 300
-        proxy.come_back()
-        back = time.monotonic()
-        deadline = back + 180
-        rows, ids = stored_events(direct)
-        while ids != expected and time.monotonic() < deadline:
-            assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
-            rows, ids = stored_events(direct)
-        drained_s = time.monotonic() - back
-        ends = {p: end for (_, p), end in partition_end_offsets(kafka_bootstrap, [events]).items()}
-        deadline = time.monotonic() + 60
-        while committed_offsets(kafka_bootstrap, group, events) != ends and time.monotonic() < deadline:
-            time.sleep(0.5)
-        lag = {p: end - committed_offsets(kafka_bootstrap, group, events).get(p, 0) for p, end in ends.items()}
+        with outage_run(kafka_bootstrap, proxied, direct, "black-hole", tmp_path_factory, tmp_path) as run:
+            run.publish(0)
+            run.wait_a_quarter_stored()
+            proxy.black_hole()
+            went = time.monotonic()
+            run.publish(1)
+            frozen_rows, _ = stored_events(direct)
+            frozen_offsets = run.committed()
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - went)))
+            during_rows, _ = stored_events(direct)
+            run.alive()
+            assert during_rows <= frozen_rows + BATCH  # at most the batch already past the proxy
+            assert run.committed() <= frozen_offsets + BATCH
+            proxy.come_back()
+            rows, ids, drained_s, lag = run.wait_all_stored()
+            expected, log = run.expected, run.log
     finally:
-        if sink.poll() is None:
-            sink.terminate()
-            sink.wait(timeout=60)
         proxy.close()
     print(
         f"\nblack hole {OUTAGE_S:.0f} s: {len(expected)} events, {frozen_rows} stored before, "

@@ -12,21 +12,16 @@ CI: stopped 30 s, one simulated day at scale 1; `TAWASUL_FAULTS_FULL=1`: 5 minut
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tawasul.infra.kafka_local.broker import bind_error
-from tawasul.infra.topics import partition_end_offsets
-from tests.faults.conftest import FULL, REPO, _child_env, run_tawasul, simulated
-from tests.faults.live import split_in_halves, stored_events
-from tests.support.kafka import committed_offsets
+from tests.faults.conftest import FULL
+from tests.faults.sink_outage import BATCH, outage_run
 from tests.support.postgres import PostgresUnavailable, TempPostgres
 
 pytestmark = pytest.mark.kafka
@@ -61,54 +56,20 @@ def test_the_sink_waits_for_a_stopped_database_and_loses_nothing(
     kafka_bootstrap: str, own_postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     url = own_postgres.url
-    days = simulated(tmp_path_factory, "db-stopped", scale="4" if FULL else "1", days=("2025-03-03", "2025-03-04"))
-    expected, halves, files = split_in_halves(days, tmp_path)
-    prefix = f"dbstopped-{uuid.uuid4().hex[:8]}."
-    env = {"TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_DATABASE_URL": url}
-    assert run_tawasul("topics", "create", env=env).returncode == 0
-    log = tmp_path / "sink.log"
-    with log.open("ab") as out:
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_child_env(env),
-            cwd=REPO,
-        )
-    events = f"{prefix}tawasul.events"
-    group = f"{prefix}tawasul-sink"
-    try:
-        assert run_tawasul("publish", str(files[0]), env=env).returncode == 0
-        deadline = time.monotonic() + 120
-        while stored_events(url)[0] < len(halves[0]) // 4:  # mid-way through the first half
-            assert sink.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.05)
+    with outage_run(kafka_bootstrap, url, url, "db-stopped", tmp_path_factory, tmp_path) as run:
+        run.publish(0)
+        run.wait_a_quarter_stored()
         own_postgres.stop("fast")  # connections closed, new ones refused
         stopped = time.monotonic()
-        frozen_offsets = sum(committed_offsets(kafka_bootstrap, group, events).values())
-        assert run_tawasul("publish", str(files[1]), env=env).returncode == 0
+        frozen_offsets = run.committed()
+        run.publish(1)
         time.sleep(max(0.0, STOPPED_S - (time.monotonic() - stopped)))
-        assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-        during_offsets = sum(committed_offsets(kafka_bootstrap, group, events).values())
-        assert during_offsets <= frozen_offsets + 300  # at most the batch stored as the server stopped
+        run.alive()
+        during_offsets = run.committed()
+        assert during_offsets <= frozen_offsets + BATCH  # at most the batch stored as the server stopped
         own_postgres.start()
-        back = time.monotonic()
-        deadline = back + 180
-        rows, ids = stored_events(url)
-        while ids != expected and time.monotonic() < deadline:
-            assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
-            rows, ids = stored_events(url)
-        drained_s = time.monotonic() - back
-        ends = {p: end for (_, p), end in partition_end_offsets(kafka_bootstrap, [events]).items()}
-        deadline = time.monotonic() + 60
-        while committed_offsets(kafka_bootstrap, group, events) != ends and time.monotonic() < deadline:
-            time.sleep(0.5)
-        lag = {p: end - committed_offsets(kafka_bootstrap, group, events).get(p, 0) for p, end in ends.items()}
-    finally:
-        if sink.poll() is None:
-            sink.terminate()
-            sink.wait(timeout=60)
+        rows, ids, drained_s, lag = run.wait_all_stored()
+        expected, log = run.expected, run.log
     print(
         f"\ndatabase stopped {STOPPED_S:.0f} s: {len(expected)} events, offsets {frozen_offsets} committed when it "
         f"stopped, {during_offsets} at its end; all stored {drained_s:.1f} s after it started again"
