@@ -116,13 +116,14 @@ def stored_outcomes(db: str) -> dict[str, str]:
 
 @contextmanager
 def sink(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`tawasul sink` with `env` (see `_child_env`), its output in `log`; stopped cleanly at the end."""
+    """`tawasul sink` with `env` (see `_child_env`), its output in `log` at info level (how it joined
+    its group, what it stored); stopped cleanly at the end."""
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0"],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_child_env(env),
+            env=_child_env({"TAWASUL_LOG_LEVEL": "info", **env}),
             cwd=REPO,
         )
     try:
