@@ -256,6 +256,12 @@ def simulated(tmp_path_factory: pytest.TempPathFactory, name: str, *, scale: str
     return path
 
 
+@pytest.fixture(scope="session")
+def outage_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulated day (full size: scale 4), the input of the database outage tests."""
+    return simulated(tmp_path_factory, "outage-day", scale="4" if FULL else "1", days=("2025-03-03", "2025-03-04"))
+
+
 def judged_report(stdout: str) -> dict[str, object]:
     """A `tawasul report --format json` output without its `policies` provenance, after checking
     that the figures were judged with the stored default book (what the oracle computes with)."""

@@ -14,10 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tawasul.infra.topics import partition_end_offsets
-from tests.faults.conftest import FULL, REPO, _child_env, run_tawasul, simulated
+from tests.faults.conftest import REPO, _child_env, run_tawasul
 from tests.faults.live import split_in_halves, stored_events
 from tests.support.kafka import committed_offsets
 
@@ -83,12 +81,9 @@ class OutageRun:
 
 
 @contextmanager
-def outage_run(
-    bootstrap: str, sink_url: str, db: str, name: str, tmp_path_factory: pytest.TempPathFactory, folder: Path
-) -> Iterator[OutageRun]:
-    """Fresh topics, one simulated day (full size: scale 4) in two halves, and `tawasul sink`
-    writing to `sink_url`; the sink is stopped at the end."""
-    days = simulated(tmp_path_factory, name, scale="4" if FULL else "1", days=("2025-03-03", "2025-03-04"))
+def outage_run(bootstrap: str, sink_url: str, db: str, name: str, days: Path, folder: Path) -> Iterator[OutageRun]:
+    """Fresh topics, the events of `days` (the `outage_day` fixture) in two halves, and `tawasul
+    sink` writing to `sink_url`; the sink is stopped at the end."""
     expected, halves, files = split_in_halves(days, folder)
     prefix = f"{name}-{uuid.uuid4().hex[:8]}."
     env = {"TAWASUL_KAFKA": bootstrap, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_DATABASE_URL": sink_url}

@@ -109,14 +109,14 @@ def schema_url(postgres_url: str) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.timeout(1200)
 def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
-    kafka_bootstrap: str, schema_url: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    kafka_bootstrap: str, schema_url: tuple[str, str], outage_day: Path, tmp_path: Path
 ) -> None:
     _, direct = schema_url
     parts = make_url(direct)
     proxy = BlackHoleProxy(free_port(), (parts.host or "127.0.0.1", parts.port or 5432))
     proxied = parts.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:
-        with outage_run(kafka_bootstrap, proxied, direct, "black-hole", tmp_path_factory, tmp_path) as run:
+        with outage_run(kafka_bootstrap, proxied, direct, "black-hole", outage_day, tmp_path) as run:
             run.publish(0)
             run.wait_a_quarter_stored()
             proxy.black_hole()

@@ -53,10 +53,10 @@ def own_postgres() -> Iterator[TempPostgres]:
 
 @pytest.mark.timeout(1200)
 def test_the_sink_waits_for_a_stopped_database_and_loses_nothing(
-    kafka_bootstrap: str, own_postgres: TempPostgres, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    kafka_bootstrap: str, own_postgres: TempPostgres, outage_day: Path, tmp_path: Path
 ) -> None:
     url = own_postgres.url
-    with outage_run(kafka_bootstrap, url, url, "db-stopped", tmp_path_factory, tmp_path) as run:
+    with outage_run(kafka_bootstrap, url, url, "db-stopped", outage_day, tmp_path) as run:
         run.publish(0)
         run.wait_a_quarter_stored()
         own_postgres.stop("fast")  # connections closed, new ones refused
