@@ -1,24 +1,23 @@
 """After a rebalance, resume every input partition where the group's commit says, or from the
 start when the group never committed it (faust-streaming 0.15.3 with aiokafka 0.14.0).
 
-faust's recovery ends (`Recovery.on_recovery_completed`) by resuming the stream partitions,
-then seeking them to their committed offsets (`Consumer.perform_seek`), then resuming flow
-control, which clears every stream's queue. Between the resume and the end of the seek - one
-committed-offset request per assigned partition - the fetcher reads records of the resumed
-partitions and hands them to the streams' queues, and the consumer's position moves past them.
-The seek puts back a partition that has a committed offset; aiokafka's `seek_to_committed`
-leaves a partition without one (or with 0) where it is, so the records read in that window
-are dropped by the queue clearing and never read again. A worker restarted before its group
-committed anything on a partition skipped that partition's first batch (the test of the
-worker killed 3 times: up to 512 outcomes lost), and so does a first start on a topic that
-already holds events.
+While a recovery runs, faust pauses the input partitions in its own bookkeeping only; aiokafka
+keeps fetching them. Records it returns for a partition faust holds paused are dropped by
+faust's `getmany` (aiokafka returns them when the set of active partitions faust shares with
+it is momentarily empty, as the recovery pauses the changelogs), and the ones queued when the
+recovery resumes flow control are cleared; either way the consumer's position has moved past
+them. The recovery ends with `Consumer.perform_seek`, which puts back a partition that has a
+committed offset; aiokafka's `seek_to_committed` leaves one without (or with 0) where it is, so
+those records are never read. A worker restarted before its group committed anything on a
+partition skipped events already published (the test of the worker killed 3 times: up to 512
+outcomes lost), and so can a first start on a topic that already holds events.
+docs/reliability.md has the evidence.
 
 `install()` replaces `Consumer.perform_seek`: an input partition (not a table's changelog,
-which the recovery positions) with no committed offset is sought
-to its beginning (`consumer_auto_offset_reset="earliest"`, the app's setting; with "latest" it
-is left as it is), and the acknowledgements recorded before the seek are forgotten for every
-partition sought (their messages are read again), so no commit can count a message that was
-taken from a queue the resume cleared.
+which the recovery positions) with no committed offset is sought to its beginning
+(`consumer_auto_offset_reset="earliest"`, the app's setting; with "latest" it is left as it
+is), and the acknowledgements recorded before the seek are forgotten for every input partition
+sought (their messages are read again), so no commit can count a message dropped before it.
 """
 
 from __future__ import annotations
