@@ -10,7 +10,7 @@ from pathlib import Path
 
 import faust
 
-from stream_processors import commit_guard
+from stream_processors import commit_guard, seek_guard
 from stream_processors.clock import DEFAULT_LATENESS
 from stream_processors.context import Mode, ProcessorContext, Registrar
 from stream_processors.sla_agent import register_sla
@@ -65,6 +65,7 @@ def build_app(
         raise ValueError(f"mode must be 'live' or 'replay', not {mode!r}")
     app_id = app_id or default_app_id(settings, mode)
     commit_guard.install()  # faust #606: never commit past a held message
+    seek_guard.install()  # never skip the records fetched while a recovery ends
     datadir = datadir or Path(tempfile.gettempdir()) / "tawasul-faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

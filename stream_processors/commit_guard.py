@@ -15,12 +15,11 @@ and kept for a later one, so the committed offset stops just before the message 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from faust.transport.consumer import Consumer
 
-_ORIGINAL: Callable[[Any, Any], int | None] | None = None
+from stream_processors.faust_patch import MethodPatch
 
 
 def in_flight_floor(consumer: Any, tp: Any) -> int | None:
@@ -30,32 +29,23 @@ def in_flight_floor(consumer: Any, tp: Any) -> int | None:
 
 
 def _guarded_new_offset(self: Any, tp: Any) -> int | None:
-    assert _ORIGINAL is not None
+    original = _PATCH.original
+    assert original is not None
     floor = in_flight_floor(self, tp)
     acked = self._acked[tp]
     if floor is None or not acked or max(acked) < floor:
-        return _ORIGINAL(self, tp)
+        return original(self, tp)  # type: ignore[no-any-return]
     later = [offset for offset in acked if offset >= floor]
     acked[:] = [offset for offset in acked if offset < floor]
     try:
-        new = _ORIGINAL(self, tp) if acked else None
+        new = original(self, tp) if acked else None
     finally:
         acked.extend(later)
         acked.sort()
     return new if new is None or new <= floor else floor
 
 
-def install() -> None:
-    """Wrap faust's offset computation (idempotent)."""
-    global _ORIGINAL
-    if _ORIGINAL is None:
-        _ORIGINAL = Consumer._new_offset
-        Consumer._new_offset = _guarded_new_offset
-
-
-def uninstall() -> None:
-    """Restore faust's own computation (for a test showing the upstream behaviour)."""
-    global _ORIGINAL
-    if _ORIGINAL is not None:
-        Consumer._new_offset = _ORIGINAL
-        _ORIGINAL = None
+_PATCH = MethodPatch(Consumer, "_new_offset", _guarded_new_offset)
+install, uninstall = _PATCH.install, _PATCH.uninstall
+"""`install()` wraps faust's offset computation (idempotent); `uninstall()` restores faust's own
+(for a test showing the upstream behaviour)."""

@@ -28,6 +28,7 @@ ENV_METRICS_PORT = "TAWASUL_WORKER_METRICS_PORT"
 ENV_METRICS_HOST = "TAWASUL_WORKER_METRICS_HOST"
 ENV_APP_ID = "TAWASUL_WORKER_APP_ID"
 ENV_INSTANCE_ID = "TAWASUL_WORKER_INSTANCE_ID"
+ENV_SESSION_TIMEOUT = "TAWASUL_WORKER_SESSION_TIMEOUT"
 ENV_STATE_DIR = "TAWASUL_STATE_DIR"
 ENV_PROCESSORS = "TAWASUL_WORKER_PROCESSORS"
 PROCESSORS = ("all", "sla", "kpis")
@@ -73,6 +74,16 @@ log = logging.getLogger(__name__)
     f"{ENV_INSTANCE_ID}; '-' turns it off]",
 )
 @click.option(
+    "--session-timeout",
+    type=click.FloatRange(min=6.0, max=1800.0),
+    default=30.0,
+    envvar=ENV_SESSION_TIMEOUT,
+    show_default=True,
+    help="Seconds without a heartbeat after which the group gives a worker's partitions to the others; "
+    "a worker with static membership that stopped or died keeps its partitions this long (it sends no "
+    f"leave request) [env {ENV_SESSION_TIMEOUT}]",
+)
+@click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -97,6 +108,7 @@ def worker(
     metrics_host: str,
     app_id: str | None,
     instance_id: str | None,
+    session_timeout: float,
     state_dir: Path | None,
     processors: str,
 ) -> None:
@@ -125,6 +137,7 @@ def worker(
         with_sla=processors != "kpis",
         extra_registrars=() if processors == "sla" else (register_kpis,),
         instance_id=None if instance_id == "-" else instance_id,
+        session_timeout_s=session_timeout,
         datadir=datadir,
     )
     watch_progress(app, metrics, settings.topic(EVENTS.name))

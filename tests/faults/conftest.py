@@ -13,9 +13,11 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,8 @@ class LocalCluster:
     bootstrap: str
     env: dict[str, str]
     """`TAWASUL_KAFKA` and, when secured, the `TAWASUL_KAFKA_...` settings printed by `start`."""
+    command_lines: frozenset[str] = frozenset()
+    """Every process command line seen on the machine while `tawasul kafka start` ran (secured node)."""
 
     def kafka(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return run_tawasul("kafka", *args, env={**self.env, "TAWASUL_HOME": str(self.home)}, timeout=timeout)
@@ -95,6 +99,26 @@ def read_values(bootstrap: str, topic: str, options: dict[str, object], timeout_
         consumer.close()
 
 
+def raw_app(bootstrap: str, group: str, datadir: Path, *, commit_interval_s: float) -> Any:
+    """A bare faust app (raw keys and values, reading from the earliest offset) for the tests of
+    Tawasul's guards against faust bugs; add an agent, run it with `stream_processors.runner.AppThread`."""
+    import faust
+
+    return faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        topic_allow_declare=False,
+        datadir=str(datadir),
+        broker_commit_interval=commit_interval_s,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
 def _free_block(count: int, first: int) -> int:
     """The first port from `first` (step 10) where `count` brokers and controllers can listen."""
     for base in range(first, first + 80, 10):
@@ -147,14 +171,45 @@ def three_brokers(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
         run_tawasul("kafka", "stop", env={"TAWASUL_HOME": str(home)}, timeout=200)
 
 
+class CommandLines(threading.Thread):
+    """Samples the command line of every process of the machine (`/proc/*/cmdline`) every 5 ms
+    until stopped, keeping each distinct one (arguments joined by spaces)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen: set[str] = set()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            for path in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    raw = path.read_bytes()
+                except OSError:  # the process ended
+                    continue
+                if raw:
+                    self.seen.add(raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace"))
+            self.stopped.wait(0.005)
+
+    def stop(self) -> frozenset[str]:
+        self.stopped.set()
+        self.join(10)
+        return frozenset(self.seen)
+
+
 @pytest.fixture(scope="session")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[LocalCluster]:
     """One node with SASL_SSL and SCRAM-SHA-512 only; `env` holds what `start --secure` printed."""
     home = _home(tmp_path_factory, "secure-broker")
     base = _free_block(1, int(os.environ.get("TAWASUL_FAULTS_PORT", "29120")) + 40)
     try:
-        started = _start(home, "--secure", "--port", str(base), "--controller-port", str(base + CONTROLLER_OFFSET))
-        yield LocalCluster(home, f"localhost:{base}", exported(started.stdout))
+        sampler = CommandLines()
+        sampler.start()
+        try:
+            started = _start(home, "--secure", "--port", str(base), "--controller-port", str(base + CONTROLLER_OFFSET))
+        finally:
+            command_lines = sampler.stop()
+        yield LocalCluster(home, f"localhost:{base}", exported(started.stdout), command_lines)
     finally:
         run_tawasul("kafka", "stop", env={"TAWASUL_HOME": str(home)}, timeout=200)
 
@@ -199,6 +254,12 @@ def simulated(tmp_path_factory: pytest.TempPathFactory, name: str, *, scale: str
     )
     assert result.returncode == 0, result.stderr
     return path
+
+
+@pytest.fixture(scope="session")
+def outage_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One simulated day (full size: scale 4), the input of the database outage tests."""
+    return simulated(tmp_path_factory, "outage-day", scale="4" if FULL else "1", days=("2025-03-03", "2025-03-04"))
 
 
 def judged_report(stdout: str) -> dict[str, object]:

@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 
 from stream_processors import commit_guard
 from stream_processors.runner import AppThread
+from tests.faults.conftest import raw_app
 from tests.support.kafka import committed_offsets, create_topic
 
 pytestmark = pytest.mark.kafka
@@ -28,19 +29,7 @@ MESSAGES = 10
 def _app(
     bootstrap: str, topic: str, group: str, datadir: Path, release: threading.Event, acked: list[int]
 ) -> faust.App:
-    app = faust.App(
-        group,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        autodiscover=False,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,
-        datadir=str(datadir),
-        broker_commit_interval=0.1,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    app = raw_app(bootstrap, group, datadir, commit_interval_s=0.1)
     source = app.topic(topic, key_serializer="raw", value_serializer="raw")
 
     async def agent(stream: faust.StreamT) -> None:

@@ -12,11 +12,8 @@ CI: a 30 s outage, one simulated day at scale 1; `TAWASUL_FAULTS_FULL=1`: 5 minu
 
 from __future__ import annotations
 
-import json
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,10 +24,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tawasul.infra.topics import partition_end_offsets
-from tests.faults.conftest import FULL, REPO, _child_env, run_tawasul, simulated
+from tests.faults.conftest import FULL
+from tests.faults.live import stored_events
+from tests.faults.sink_outage import BATCH, outage_run
 from tests.stack.harness import TcpProxy
-from tests.support.kafka import committed_offsets
 from tests.support.postgres import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -110,84 +107,32 @@ def schema_url(postgres_url: str) -> Iterator[tuple[str, str]]:
     engine.dispose()
 
 
-def _stored(direct_url: str) -> tuple[int, set[str]]:
-    """(rows in `events`, distinct ids); (0, empty) before the sink made its tables."""
-    engine = create_engine(direct_url)
-    try:
-        with engine.connect() as connection:
-            ids = [row[0] for row in connection.execute(text("select id from events"))]
-        return len(ids), set(ids)
-    except Exception:  # noqa: BLE001 - the schema may not exist yet
-        return 0, set()
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.timeout(1200)
 def test_the_sink_waits_out_an_unreachable_database_and_loses_nothing(
-    kafka_bootstrap: str, schema_url: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    kafka_bootstrap: str, schema_url: tuple[str, str], outage_day: Path, tmp_path: Path
 ) -> None:
     _, direct = schema_url
     parts = make_url(direct)
     proxy = BlackHoleProxy(free_port(), (parts.host or "127.0.0.1", parts.port or 5432))
     proxied = parts.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    days = simulated(tmp_path_factory, "black-hole", scale="4" if FULL else "1", days=("2025-03-03", "2025-03-04"))
-    lines = [line for line in days.read_text(encoding="utf-8").splitlines() if line]
-    expected = {json.loads(line)["id"] for line in lines}
-    prefix = f"blackhole-{uuid.uuid4().hex[:8]}."
-    env = {"TAWASUL_KAFKA": kafka_bootstrap, "TAWASUL_TOPIC_PREFIX": prefix, "TAWASUL_DATABASE_URL": proxied}
-    assert run_tawasul("topics", "create", env=env).returncode == 0
-    halves = [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
-    files = []
-    for n, half in enumerate(halves):
-        files.append(tmp_path / f"half-{n}.jsonl")
-        files[-1].write_text("\n".join(half) + "\n", encoding="utf-8")
-
-    log = tmp_path / "sink.log"
-    with log.open("ab") as out:
-        sink = subprocess.Popen(
-            [sys.executable, "-m", "tawasul", "sink", "--metrics-port", "0", "--batch-max", "300"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_child_env(env),
-            cwd=REPO,
-        )
-    events = f"{prefix}tawasul.events"
-    group = f"{prefix}tawasul-sink"
     try:
-        assert run_tawasul("publish", str(files[0]), env=env).returncode == 0
-        deadline = time.monotonic() + 120
-        while _stored(direct)[0] < len(halves[0]) // 4:  # mid-way through the first half
-            assert sink.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.05)
-        proxy.black_hole()
-        went = time.monotonic()
-        assert run_tawasul("publish", str(files[1]), env=env).returncode == 0
-        frozen_rows, _ = _stored(direct)
-        frozen_offsets = sum(committed_offsets(kafka_bootstrap, group, events).values())
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - went)))
-        during_rows, _ = _stored(direct)
-        assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-        assert during_rows <= frozen_rows + 300  # at most the batch already past the proxy
-        assert sum(committed_offsets(kafka_bootstrap, group, events).values()) <= frozen_offsets + 300
-        proxy.come_back()
-        back = time.monotonic()
-        deadline = back + 180
-        rows, ids = _stored(direct)
-        while ids != expected and time.monotonic() < deadline:
-            assert sink.poll() is None, log.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
-            rows, ids = _stored(direct)
-        drained_s = time.monotonic() - back
-        ends = {p: end for (_, p), end in partition_end_offsets(kafka_bootstrap, [events]).items()}
-        deadline = time.monotonic() + 60
-        while committed_offsets(kafka_bootstrap, group, events) != ends and time.monotonic() < deadline:
-            time.sleep(0.5)
-        lag = {p: end - committed_offsets(kafka_bootstrap, group, events).get(p, 0) for p, end in ends.items()}
+        with outage_run(kafka_bootstrap, proxied, direct, "black-hole", outage_day, tmp_path) as run:
+            run.publish(0)
+            run.wait_a_quarter_stored()
+            proxy.black_hole()
+            went = time.monotonic()
+            run.publish(1)
+            frozen_rows, _ = stored_events(direct)
+            frozen_offsets = run.committed()
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - went)))
+            during_rows, _ = stored_events(direct)
+            run.alive()
+            assert during_rows <= frozen_rows + BATCH  # at most the batch already past the proxy
+            assert run.committed() <= frozen_offsets + BATCH
+            proxy.come_back()
+            rows, ids, drained_s, lag = run.wait_all_stored()
+            expected, log = run.expected, run.log
     finally:
-        if sink.poll() is None:
-            sink.terminate()
-            sink.wait(timeout=60)
         proxy.close()
     print(
         f"\nblack hole {OUTAGE_S:.0f} s: {len(expected)} events, {frozen_rows} stored before, "

@@ -42,6 +42,19 @@ def _expected(path: Path) -> dict[str, object]:
     return build_report(events, period.start, period.end, load_policies(default_policy_path())).to_json()
 
 
+def test_no_command_line_shows_a_scram_password_while_the_cluster_starts(secure_broker: LocalCluster) -> None:
+    """`kafka-storage format --add-scram` gets the users' passwords in an owner-only argument
+    file (`java @file`), not on its command line, which `ps` shows to every user."""
+    saved = json.loads((secure_broker.home / "secure" / "passwords.json").read_text(encoding="utf-8"))
+    passwords = [saved["client"], saved["broker"], secure_broker.env["TAWASUL_KAFKA_SASL_PASSWORD"]]
+    seen = secure_broker.command_lines
+    formats = [line for line in seen if line.startswith("java @") and ".java-args-" in line]
+    assert formats, f"the storage format was not seen among {len(seen)} command lines"
+    assert all(len(password) >= 20 for password in passwords)
+    showing = [line for line in seen if any(password in line for password in passwords)]
+    assert not showing, f"{len(showing)} command lines show a password"
+
+
 def test_start_prints_only_export_lines_and_eval_is_all_a_user_needs(secure_broker: LocalCluster) -> None:
     env = secure_broker.env
     assert env["TAWASUL_KAFKA"] == secure_broker.bootstrap

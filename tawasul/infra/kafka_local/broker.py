@@ -4,29 +4,29 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from tawasul.infra.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_local.java import (
+    KAFKA_VERSION,
+    MIN_JAVA,
+    ensure_libs,
+    format_storage,
+    java_command,
+    java_major_version,
+    resource_text,
+)
 from tawasul.infra.kafka_security import KafkaSecurity
 
-KAFKA_VERSION = "4.1.1"
-"""Pinned in pom.xml too; a test keeps the two in step."""
-
-MIN_JAVA = 17
 CONTROLLER_PORT = 19093
 """Not Kafka's usual 9093: that is Alertmanager's default port, which docs/monitoring.md runs
 beside the broker (and 9094 is its cluster port)."""
@@ -89,55 +89,6 @@ def default_home() -> Path:
     return Path(cache) / "tawasul"
 
 
-def _resource_text(name: str) -> str:
-    return resources.files("tawasul.infra.kafka_local").joinpath(name).read_text(encoding="utf-8")
-
-
-def java_major_version(java: str = "java") -> int:
-    """The major version of the `java` on PATH; raises BrokerError when there is none."""
-    if shutil.which(java) is None:
-        raise BrokerError(
-            f"no Java found: install Java {MIN_JAVA} or newer (e.g. the openjdk-{MIN_JAVA}-jre-headless package)"
-        )
-    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    text = result.stderr + result.stdout
-    for token in text.replace('"', " ").split():
-        head = token.split(".")[0]
-        if head.isdigit() and (token.count(".") >= 1 or token.isdigit()):
-            major = int(head)
-            return int(token.split(".")[1]) if major == 1 else major
-    raise BrokerError(f"could not read the Java version from: {text.strip()[:200]}")
-
-
-def ensure_libs(layout: BrokerLayout, *, echo: Callable[[str], None] = print) -> Path:
-    """Fetch the pinned Kafka jars with Maven once; later calls return the cached folder."""
-    marker = layout.libs_dir / ".complete"
-    if marker.exists():
-        return layout.libs_dir
-    if shutil.which("mvn") is None:
-        raise BrokerError("no Maven found: install Maven (the `maven` package) so Apache Kafka can be fetched")
-    layout.libs_dir.parent.mkdir(parents=True, exist_ok=True)
-    echo(f"Fetching Apache Kafka {KAFKA_VERSION} with Maven (first start only)...")
-    with tempfile.TemporaryDirectory(dir=layout.libs_dir.parent) as tmp:
-        pom = Path(tmp) / "pom.xml"
-        pom.write_text(_resource_text("pom.xml"), encoding="utf-8")
-        staging = Path(tmp) / "libs"
-        result = subprocess.run(
-            ["mvn", "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-            raise BrokerError(f"Maven could not fetch Apache Kafka {KAFKA_VERSION}:\n{tail}")
-        (staging / ".complete").write_text(KAFKA_VERSION, encoding="utf-8")
-        if layout.libs_dir.exists():
-            shutil.rmtree(layout.libs_dir)
-        staging.rename(layout.libs_dir)
-    return layout.libs_dir
-
-
 def bind_error(host: str, port: int) -> OSError | None:
     """Why a server could not listen on `host:port` now (the port taken, ...), None when it could."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -191,11 +142,10 @@ def read_pid(layout: BrokerLayout) -> int | None:
     return None
 
 
-_PLAINTEXT = KafkaSecurity()
-
-
-def probe(bootstrap: str, timeout_s: float = 3.0, client: KafkaSecurity = _PLAINTEXT) -> str | None:
-    """None when a broker at `bootstrap` answers a metadata request, else why it did not."""
+def probe(bootstrap: str, timeout_s: float = 3.0, client: KafkaSecurity | None = None) -> str | None:
+    """None when a broker at `bootstrap` answers a metadata request, else why it did not
+    (`client`: the security settings to connect with, plaintext by default)."""
+    client = client or KafkaSecurity()
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -242,16 +192,8 @@ def _quiet(logger_name: str) -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _cluster_id() -> str:
-    """A random KRaft cluster id (base64url UUID); like Kafka's own, never starting with '-'."""
-    while True:
-        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
-        if not candidate.startswith("-"):
-            return candidate
-
-
 def _write_config(layout: BrokerLayout) -> None:
-    text = _resource_text("server.properties.template").format(
+    text = resource_text("server.properties.template").format(
         host=layout.host,
         port=layout.port,
         controller_port=layout.controller_port,
@@ -265,44 +207,6 @@ def _write_config(layout: BrokerLayout) -> None:
     fd = os.open(layout.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as config:
         config.write(text + ("\n" + layout.extra_properties if layout.extra_properties else ""))
-
-
-def _java_command(layout: BrokerLayout, main_class: str, *args: str, heap: str) -> list[str]:
-    log4j = layout.home / "log4j2.properties"
-    log4j.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
-    return [
-        "java",
-        f"-Xmx{heap}",
-        "-Xms256m",
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={log4j}",
-        f"-Dtawasul.kafka.log={layout.log_file}",
-        "-cp",
-        str(layout.libs_dir / "*"),
-        main_class,
-        *args,
-    ]
-
-
-def _format_storage(layout: BrokerLayout, cluster_id: str | None = None, extra: tuple[str, ...] = ()) -> None:
-    if (layout.data_dir / "meta.properties").exists():
-        return
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
-    command = _java_command(
-        layout,
-        "kafka.tools.StorageTool",
-        "format",
-        "-t",
-        cluster_id or _cluster_id(),
-        "-c",
-        str(layout.config_file),
-        *extra,
-        heap="256m",
-    )
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BrokerError(f"formatting the broker storage failed:\n{(result.stdout + result.stderr).strip()[-2000:]}")
 
 
 def log_tail(layout: BrokerLayout, lines: int = 20) -> str:
@@ -388,13 +292,13 @@ def launch(
     layout.home.mkdir(parents=True, exist_ok=True)
     layout.log_file.parent.mkdir(parents=True, exist_ok=True)
     _write_config(layout)
-    _format_storage(layout, cluster_id, format_extra)
+    format_storage(layout, cluster_id, format_extra)
     process: subprocess.Popen[bytes] | None = None
     log_start = layout.log_file.stat().st_size if layout.log_file.exists() else 0
     if read_pid(layout) is None:
         with layout.console_file.open("ab") as console:
             process = subprocess.Popen(
-                _java_command(layout, "kafka.Kafka", str(layout.config_file), heap=heap),
+                java_command(layout, "kafka.Kafka", str(layout.config_file), heap=heap),
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

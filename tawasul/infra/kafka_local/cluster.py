@@ -21,7 +21,6 @@ from typing import Any
 from tawasul.infra.kafka_local.broker import (
     CONTROLLER_PORT,
     BrokerLayout,
-    _cluster_id,
     _is_ours,
     await_ready,
     launch,
@@ -29,6 +28,7 @@ from tawasul.infra.kafka_local.broker import (
     read_pid,
 )
 from tawasul.infra.kafka_local.errors import BrokerError
+from tawasul.infra.kafka_local.java import new_cluster_id
 from tawasul.infra.kafka_local.tls import (
     CLIENT_USER,
     Secrets,
@@ -157,7 +157,7 @@ def resolve(home: Path, **requested: Any) -> Cluster:
         raise BrokerError(
             f"{home} holds a {shape}: stop it and delete that folder, or choose another --home / TAWASUL_HOME"
         )
-    return Cluster(home, plan, cluster_id or _cluster_id(), ensure_secrets(home, plan.host) if plan.secure else None)
+    return Cluster(home, plan, cluster_id or new_cluster_id(), ensure_secrets(home, plan.host) if plan.secure else None)
 
 
 def _save(cluster: Cluster) -> None:
