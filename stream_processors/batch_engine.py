@@ -27,10 +27,10 @@ from datetime import timedelta
 from typing import Any
 
 from schemas import Event, InvalidEvent, decode_event
-from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
-from stream_processors.deadlines import DeadlineIndex
+from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, read_tick
 from stream_processors.outcome_event import encode_outcome
-from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
+from stream_processors.sla_engine import DictStore, SlaEngine
+from stream_processors.sla_step import Stored
 from stream_processors.snapshots import SnapshotPacer, snapshot_messages
 from stream_processors.ticket_state import encode_state, ticket_state
 from tawasul.domain.errors import DomainError
@@ -65,52 +65,55 @@ class EngineCounts:
 
 
 class SlaBatch:
-    """The SLA engine of one replay: every ticket's `Stored` value in memory, per-partition
-    watermarks and deadline index (as `sla_agent.SlaProcessor` in replay mode)."""
+    """The SLA engine of one replay (`sla_engine.SlaEngine` over a dict in memory): every
+    ticket's `Stored` value, per-partition watermarks and deadline index (as
+    `sla_agent.SlaProcessor` in replay mode). It is its own `SlaOutput`: outcomes and the
+    changed tickets wait for `take_outcomes` / `take_states`."""
 
     def __init__(self, book: PolicyBook, lateness: timedelta = DEFAULT_LATENESS) -> None:
         self.book = book
-        self.table: dict[str, Stored] = {}
-        self.index = DeadlineIndex()
-        self.watermarks = Watermarks(lateness)
+        self.store = DictStore()
         self.outcomes: list[SlaOutcome] = []
         self.duplicates = 0
-        self._parsed: dict[str, Event] = {}
-        """Events waiting for the watermark, parsed (see `sla_step.replay_event`)."""
-        self._changed: dict[str, int] = {}
+        self._changed: dict[bytes, int] = {}
+        self.engine = SlaEngine(book, self.store, self, lateness=lateness, parsed={})
+        self.watermarks = self.engine.watermarks
+        self.index = self.engine.index
 
     def on_event(self, partition: int, event: Event) -> None:
-        watermark = self.watermarks.observe(partition, event.time)
-        if is_ticket_event(event.type):
-            key = event.subject
-            stored = self.table.get(key) or decode(None, key)
-            self._commit(partition, key, replay_event(stored, event, watermark, self.book, self._parsed))
-        self.fire_due(partition, watermark)
+        self.engine.on_replay_event(partition, event)
 
     def on_watermark(self, partition: int, at_us: int) -> None:
-        self.fire_due(partition, self.watermarks.advance(partition, at_us))
+        self.engine.on_watermark(partition, at_us)
 
     def fire_due(self, partition: int, now_us: int) -> None:
-        for raw_key in self.index.pop_due(partition, now_us, None):
-            key = raw_key.decode()
-            stored = self.table.get(key)
-            if stored is not None:
-                self._commit(partition, key, advance(stored, now_us, self.book, replay=True, parsed=self._parsed))
+        self.engine.fire_due(partition, now_us)
 
-    def _commit(self, partition: int, key: str, step: Step) -> None:
-        if step.duplicate:
-            self.duplicates += 1
-        self.outcomes.extend(step.outcomes)
-        if step.changed:
-            self.table[key] = step.stored
-            self._changed[key] = partition
-        self.index.set(partition, key.encode(), step.stored.next_at)
+    # -- SlaOutput ----------------------------------------------------------------------------
+
+    def outcome(self, partition: int, key: bytes, outcome: SlaOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def state(self, partition: int, key: bytes, stored: Stored, now_us: int | None) -> None:
+        self._changed[key] = partition  # its state goes out once per batch, at the watermark
+
+    def expired(self, partition: int, key: bytes) -> None:
+        raise AssertionError("a replay keeps closed tickets")  # no retention in a replay
+
+    def poisoned(self, partition: int, key: bytes, stored: Stored, exc: Exception) -> None:
+        raise exc  # a replay stops on a ticket it cannot bring up to date
+
+    def counted(self, duplicates: int, ignored_after_close: int) -> None:
+        self.duplicates += duplicates
+
+    # -- taken at each flush ------------------------------------------------------------------
 
     def take_states(self) -> list[dict[str, Any]]:
         """The current state of every ticket changed since the last call (at its partition's watermark)."""
         views = []
+        tickets = self.store.tickets
         for key, partition in self._changed.items():
-            view = ticket_state(self.table[key], self.watermarks.get(partition) or 0, self.book)
+            view = ticket_state(tickets[key], self.watermarks.get(partition) or 0, self.book)
             if view is not None:
                 views.append(view)
         self._changed = {}
