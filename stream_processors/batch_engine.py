@@ -51,6 +51,10 @@ class Outputs:
     outcomes: list[Message] = field(default_factory=list)
     states: list[Message] = field(default_factory=list)
     snapshots: list[Message] = field(default_factory=list)
+    kpi_events: list[bytes] = field(default_factory=list)
+    """`forward_kpis`: the KPI processor's input events of the batch (JSON), for a KPI process."""
+    kpi_states: list[dict[str, Any]] = field(default_factory=list)
+    """`forward_kpis`: the ticket states of the batch, for a KPI process."""
 
     def __len__(self) -> int:
         return len(self.outcomes) + len(self.states) + len(self.snapshots)
@@ -171,9 +175,14 @@ class BatchEngine:
         *,
         lateness: timedelta = DEFAULT_LATENESS,
         with_kpis: bool = True,
+        forward_kpis: bool = False,
     ) -> None:
+        """`forward_kpis` (without `with_kpis`): the KPI processor's input goes out with each
+        flush (`Outputs.kpi_events`, `Outputs.kpi_states`), for a KPI process fed by several
+        engines (`batch_jobs`)."""
         self.sla = SlaBatch(book, lateness)
         self.kpi = KpiBatch(kpi_config) if with_kpis else None
+        self.forward: Outputs | None = Outputs() if forward_kpis and not with_kpis else None
         self.snapshots = snapshots
         self.end_of_input = EndOfInput()
         self.counts = EngineCounts()
@@ -198,6 +207,8 @@ class BatchEngine:
         self.sla.on_event(partition, event)
         if self.kpi is not None:
             self.kpi.on_event(event)
+        elif self.forward is not None and event.type in KPI_EVENT_TYPES:
+            self.forward.kpi_events.append(value)
 
     def on_tick(self, partition: int, value: bytes | None) -> None:
         """One record of the ticks topic: an end-of-input marker moves the partition's clock
@@ -216,6 +227,8 @@ class BatchEngine:
         """The outputs of everything fed since the last flush (snapshots at their pace, or all
         pending ones with `force_snapshots`)."""
         out = Outputs()
+        if self.forward is not None:
+            out.kpi_events, self.forward.kpi_events = self.forward.kpi_events, []
         for outcome in self.sla.take_outcomes():
             out.outcomes.append((outcome.ticket_id.encode(), encode_outcome(outcome, self.sla.book.sha256)))
         self.counts.outcomes += len(out.outcomes)
@@ -224,8 +237,15 @@ class BatchEngine:
             out.states.append((str(view["ticket_id"]).encode(), encode_state(view)))
             if self.kpi is not None:
                 self.kpi.on_state(view)
+            elif self.forward is not None:
+                out.kpi_states.append(view)
         if self.kpi is not None:
-            self.kpi.settle()
-            book = self.kpi.book
-            out.snapshots = snapshot_messages(self.snapshots.changed_rows(book, force=force_snapshots), book.as_of_us)
+            out.snapshots = kpi_snapshots(self.kpi, self.snapshots, force=force_snapshots)
         return out
+
+
+def kpi_snapshots(kpi: KpiBatch, pacer: SnapshotPacer, *, force: bool) -> list[Message]:
+    """Settle the KPI aggregator; the snapshots due (at their pace, or all pending with `force`)."""
+    kpi.settle()
+    book = kpi.book
+    return snapshot_messages(pacer.changed_rows(book, force=force), book.as_of_us)
