@@ -5,7 +5,11 @@ Prints, in one run on one machine:
   * the end-to-end replay rate (events/s from file to stored rows) and rows/s written,
   * the report's time, and replay + report together (goal: under 60 s; replay >= 20,000 events/s).
 
-Usage: python bench/bench_replay.py [--from 2025-01-01 --to 2025-07-01] [--scale 1.0] [--db URL]
+With `--jobs 1,2` the replay runs once per value (`tawasul replay --jobs`, each into a fresh
+database of its own; the report reads the last), and each run's outputs are compared with the
+first's (the digest of the engine tests: outcomes, tickets, targets, figures).
+
+Usage: python bench/bench_replay.py [--from 2025-01-01 --to 2025-07-01] [--scale 1.0] [--db URL] [--jobs 1,2]
 """
 
 from __future__ import annotations
@@ -105,6 +109,67 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, str, float]:
     return seconds, result.stderr + result.stdout, cpu_seconds
 
 
+def _replay(
+    engine: str, jobs: int | None, events_file: Path, count: int, env: dict[str, str], db: str
+) -> tuple[dict[str, str], float]:
+    """One `tawasul replay`, its figures printed; returns the digest of its outputs and its seconds."""
+    args = ["replay", str(events_file), "--no-progress", "--engine", engine]
+    if jobs is not None:
+        args += ["--jobs", str(jobs)]
+    replay_seconds, output, replay_cpu = _run(args, env)
+    summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
+    print(
+        f"replay (engine {engine}, jobs {jobs or 'default'}): {replay_seconds:.1f} s wall = "
+        f"{count / replay_seconds:,.0f} events/s end to end; "
+        f"CPU {replay_cpu:.1f} s in all its processes ({replay_cpu / replay_seconds:.2f} CPUs busy)"
+    )
+    print(f"        {summary}")
+    cpus = os.cpu_count() or 1
+    floor = replay_cpu / cpus
+    print(
+        f"        bound on {cpus} CPUs: this much CPU takes at least {floor:.1f} s even with every CPU busy "
+        f"(at most {count / floor:,.0f} events/s); {REPLAY_GOAL:,} events/s would need at most "
+        f"{count / REPLAY_GOAL * cpus:.1f} s of CPU in all"
+    )
+    rows = _rows(db)
+    print(
+        f"rows written: {sum(rows.values()):,} = {sum(rows.values()) / replay_seconds:,.0f} rows/s over the replay ("
+        + ", ".join(f"{table} {n:,}" for table, n in rows.items())
+        + ")"
+    )
+    return _digest(db), replay_seconds
+
+
+DIGESTS = {
+    "outcomes": "SELECT * FROM sla_outcomes",
+    "tickets": "SELECT * FROM tickets",
+    "targets": "SELECT * FROM ticket_targets",
+    "figures": "SELECT key, value, count FROM kpi_snapshots "
+    "WHERE NOT (key LIKE 'tickets.open|now|%' AND value = 0 AND count = 0)",
+    "as_of": "SELECT max(as_of) FROM kpi_snapshots",
+}
+"""What a replay stored, as the engine tests compare it (zero `tickets.open|now|` keys depend on
+batch boundaries)."""
+
+
+def _digest(db: str) -> dict[str, str]:
+    import hashlib
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db)
+    try:
+        with engine.connect() as connection:
+            return {
+                name: hashlib.sha256(
+                    "\n".join(sorted(repr(tuple(row)) for row in connection.execute(text(sql)))).encode()
+                ).hexdigest()
+                for name, sql in DIGESTS.items()
+            }
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="start", default="2025-01-01")
@@ -113,6 +178,7 @@ def main() -> None:
     parser.add_argument("--kafka", default=os.environ.get("TAWASUL_KAFKA", "localhost:9092"))
     parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--engine", default="batch", choices=("batch", "faust"), help="tawasul replay --engine")
+    parser.add_argument("--jobs", default=None, help="tawasul replay --jobs, or several: 1,2 (default: its default)")
     options = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tawasul-bench-replay-"))
     events_file = work / "events.jsonl"
@@ -146,29 +212,17 @@ def main() -> None:
         f"{raw_count / raw_seconds:,.0f} events/s"
     )
 
-    replay_seconds, output, replay_cpu = _run(
-        ["replay", str(events_file), "--no-progress", "--engine", options.engine], env
-    )
-    summary = next((line for line in output.splitlines() if line.startswith("replayed")), output[-500:])
-    print(
-        f"replay (engine {options.engine}): {replay_seconds:.1f} s wall = "
-        f"{count / replay_seconds:,.0f} events/s end to end; "
-        f"CPU {replay_cpu:.1f} s in all its processes ({replay_cpu / replay_seconds:.2f} CPUs busy)"
-    )
-    print(f"        {summary}")
-    cpus = os.cpu_count() or 1
-    floor = replay_cpu / cpus
-    print(
-        f"        bound on {cpus} CPUs: this much CPU takes at least {floor:.1f} s even with every CPU busy "
-        f"(at most {count / floor:,.0f} events/s); {REPLAY_GOAL:,} events/s would need at most "
-        f"{count / REPLAY_GOAL * cpus:.1f} s of CPU in all"
-    )
-    rows = _rows(db)
-    print(
-        f"rows written: {sum(rows.values()):,} = {sum(rows.values()) / replay_seconds:,.0f} rows/s over the replay ("
-        + ", ".join(f"{table} {n:,}" for table, n in rows.items())
-        + ")"
-    )
+    runs = [None] if options.jobs is None else [int(n) for n in options.jobs.split(",")]
+    first: dict[str, str] | None = None
+    for index, jobs in enumerate(runs):
+        if len(runs) > 1:
+            db = f"sqlite:///{work / f'replay-{index}.db'}" if options.db is None else db
+            env["TAWASUL_DATABASE_URL"] = db
+        digest, replay_seconds = _replay(options.engine, jobs, events_file, count, env, db)
+        if first is None:
+            first = digest
+        elif options.db is None:
+            print(f"        outputs identical to the first run's: {'yes' if digest == first else 'NO'}")
 
     report_seconds, _, _ = _run(["report", "--from", options.start, "--to", options.end, "--format", "json"], env)
     print(f"report: {report_seconds:.1f} s")

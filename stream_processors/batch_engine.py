@@ -27,14 +27,15 @@ from datetime import timedelta
 from typing import Any
 
 from schemas import Event, InvalidEvent, decode_event
-from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, Watermarks, read_tick
-from stream_processors.deadlines import DeadlineIndex
+from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, read_tick
 from stream_processors.kpi_batch import KpiBatch
 from stream_processors.outcome_event import encode_outcome
-from stream_processors.sla_step import Step, Stored, advance, decode, is_ticket_event, replay_event
+from stream_processors.sla_engine import DictStore, SlaEngine
+from stream_processors.sla_step import Stored
 from stream_processors.snapshots import SnapshotPacer, snapshot_messages
 from stream_processors.ticket_state import encode_state, ticket_state
 from tawasul.domain.errors import DomainError
+from tawasul.domain.kpi_records import KPI_EVENT_TYPES
 from tawasul.domain.kpi_state import KpiConfig
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import SlaOutcome
@@ -52,6 +53,10 @@ class Outputs:
     outcomes: list[Message] = field(default_factory=list)
     states: list[Message] = field(default_factory=list)
     snapshots: list[Message] = field(default_factory=list)
+    kpi_events: list[bytes] = field(default_factory=list)
+    """`forward_kpis`: the KPI processor's input events of the batch (JSON), for a KPI process."""
+    kpi_states: list[dict[str, Any]] = field(default_factory=list)
+    """`forward_kpis`: the ticket states of the batch, for a KPI process."""
 
     def __len__(self) -> int:
         return len(self.outcomes) + len(self.states) + len(self.snapshots)
@@ -66,52 +71,55 @@ class EngineCounts:
 
 
 class SlaBatch:
-    """The SLA engine of one replay: every ticket's `Stored` value in memory, per-partition
-    watermarks and deadline index (as `sla_agent.SlaProcessor` in replay mode)."""
+    """The SLA engine of one replay (`sla_engine.SlaEngine` over a dict in memory): every
+    ticket's `Stored` value, per-partition watermarks and deadline index (as
+    `sla_agent.SlaProcessor` in replay mode). It is its own `SlaOutput`: outcomes and the
+    changed tickets wait for `take_outcomes` / `take_states`."""
 
     def __init__(self, book: PolicyBook, lateness: timedelta = DEFAULT_LATENESS) -> None:
         self.book = book
-        self.table: dict[str, Stored] = {}
-        self.index = DeadlineIndex()
-        self.watermarks = Watermarks(lateness)
+        self.store = DictStore()
         self.outcomes: list[SlaOutcome] = []
         self.duplicates = 0
-        self._parsed: dict[str, Event] = {}
-        """Events waiting for the watermark, parsed (see `sla_step.replay_event`)."""
-        self._changed: dict[str, int] = {}
+        self._changed: dict[bytes, int] = {}
+        self.engine = SlaEngine(book, self.store, self, lateness=lateness, parsed={})
+        self.watermarks = self.engine.watermarks
+        self.index = self.engine.index
 
     def on_event(self, partition: int, event: Event) -> None:
-        watermark = self.watermarks.observe(partition, event.time)
-        if is_ticket_event(event.type):
-            key = event.subject
-            stored = self.table.get(key) or decode(None, key)
-            self._commit(partition, key, replay_event(stored, event, watermark, self.book, self._parsed))
-        self.fire_due(partition, watermark)
+        self.engine.on_replay_event(partition, event)
 
     def on_watermark(self, partition: int, at_us: int) -> None:
-        self.fire_due(partition, self.watermarks.advance(partition, at_us))
+        self.engine.on_watermark(partition, at_us)
 
     def fire_due(self, partition: int, now_us: int) -> None:
-        for raw_key in self.index.pop_due(partition, now_us, None):
-            key = raw_key.decode()
-            stored = self.table.get(key)
-            if stored is not None:
-                self._commit(partition, key, advance(stored, now_us, self.book, replay=True, parsed=self._parsed))
+        self.engine.fire_due(partition, now_us)
 
-    def _commit(self, partition: int, key: str, step: Step) -> None:
-        if step.duplicate:
-            self.duplicates += 1
-        self.outcomes.extend(step.outcomes)
-        if step.changed:
-            self.table[key] = step.stored
-            self._changed[key] = partition
-        self.index.set(partition, key.encode(), step.stored.next_at)
+    # -- SlaOutput ----------------------------------------------------------------------------
+
+    def outcome(self, partition: int, key: bytes, outcome: SlaOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def state(self, partition: int, key: bytes, stored: Stored, now_us: int | None) -> None:
+        self._changed[key] = partition  # its state goes out once per batch, at the watermark
+
+    def expired(self, partition: int, key: bytes) -> None:
+        raise AssertionError("a replay keeps closed tickets")  # no retention in a replay
+
+    def poisoned(self, partition: int, key: bytes, stored: Stored, exc: Exception) -> None:
+        raise exc  # a replay stops on a ticket it cannot bring up to date
+
+    def counted(self, duplicates: int, ignored_after_close: int) -> None:
+        self.duplicates += duplicates
+
+    # -- taken at each flush ------------------------------------------------------------------
 
     def take_states(self) -> list[dict[str, Any]]:
         """The current state of every ticket changed since the last call (at its partition's watermark)."""
         views = []
+        tickets = self.store.tickets
         for key, partition in self._changed.items():
-            view = ticket_state(self.table[key], self.watermarks.get(partition) or 0, self.book)
+            view = ticket_state(tickets[key], self.watermarks.get(partition) or 0, self.book)
             if view is not None:
                 views.append(view)
         self._changed = {}
@@ -133,9 +141,14 @@ class BatchEngine:
         *,
         lateness: timedelta = DEFAULT_LATENESS,
         with_kpis: bool = True,
+        forward_kpis: bool = False,
     ) -> None:
+        """`forward_kpis` (without `with_kpis`): the KPI processor's input goes out with each
+        flush (`Outputs.kpi_events`, `Outputs.kpi_states`), for a KPI process fed by several
+        engines (`batch_jobs`)."""
         self.sla = SlaBatch(book, lateness)
         self.kpi = KpiBatch(kpi_config) if with_kpis else None
+        self.forward: Outputs | None = Outputs() if forward_kpis and not with_kpis else None
         self.snapshots = snapshots
         self.end_of_input = EndOfInput()
         self.counts = EngineCounts()
@@ -160,6 +173,8 @@ class BatchEngine:
         self.sla.on_event(partition, event)
         if self.kpi is not None:
             self.kpi.on_event(event)
+        elif self.forward is not None and event.type in KPI_EVENT_TYPES:
+            self.forward.kpi_events.append(value)
 
     def on_tick(self, partition: int, value: bytes | None) -> None:
         """One record of the ticks topic: an end-of-input marker moves the partition's clock
@@ -178,6 +193,8 @@ class BatchEngine:
         """The outputs of everything fed since the last flush (snapshots at their pace, or all
         pending ones with `force_snapshots`)."""
         out = Outputs()
+        if self.forward is not None:
+            out.kpi_events, self.forward.kpi_events = self.forward.kpi_events, []
         for outcome in self.sla.take_outcomes():
             out.outcomes.append((outcome.ticket_id.encode(), encode_outcome(outcome, self.sla.book.sha256)))
         self.counts.outcomes += len(out.outcomes)
@@ -186,8 +203,15 @@ class BatchEngine:
             out.states.append((str(view["ticket_id"]).encode(), encode_state(view)))
             if self.kpi is not None:
                 self.kpi.on_state(view)
+            elif self.forward is not None:
+                out.kpi_states.append(view)
         if self.kpi is not None:
-            self.kpi.settle()
-            book = self.kpi.book
-            out.snapshots = snapshot_messages(self.snapshots.changed_rows(book, force=force_snapshots), book.as_of_us)
+            out.snapshots = kpi_snapshots(self.kpi, self.snapshots, force=force_snapshots)
         return out
+
+
+def kpi_snapshots(kpi: KpiBatch, pacer: SnapshotPacer, *, force: bool) -> list[Message]:
+    """Settle the KPI aggregator; the snapshots due (at their pace, or all pending with `force`)."""
+    kpi.settle()
+    book = kpi.book
+    return snapshot_messages(pacer.changed_rows(book, force=force), book.as_of_us)

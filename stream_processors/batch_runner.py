@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import multiprocessing.synchronize
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from stream_processors.batch_engine import BatchEngine, Outputs
 from stream_processors.clock import DEFAULT_LATENESS
-from stream_processors.kpi_agent import config_from_env
+from stream_processors.kpi_config import config_from_env
 from stream_processors.snapshots import SnapshotPacer
 from tawasul.domain.policies import load_policies
 from tawasul.infra.kafka_security import aiokafka_options
@@ -69,26 +70,53 @@ class BatchJob:
     lateness: timedelta = DEFAULT_LATENESS
     with_kpis: bool = True
     snapshot_interval_s: float = SNAPSHOT_INTERVAL_S
+    jobs: int = 1
+    """SLA engines, each in a process of its own over a group of partitions, feeding one KPI
+    process (`batch_jobs`); 1: one process does everything."""
+
+
+Offsets = dict[TopicPartition, OffsetAndMetadata]
+Flushed = Callable[[Outputs, Offsets, bool], Awaitable[None]]
+"""Told (outputs, input offsets, at the end of the input) once a flush's outputs are acknowledged."""
 
 
 def run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
     """Process the run's input until `stop` is set (the caller waits with `input_drained`)."""
-    asyncio.run(_run_batch(job, stop))
+    if job.jobs > 1:
+        from stream_processors.batch_jobs import run_jobs
+
+        asyncio.run(run_jobs(job, stop))
+    else:
+        asyncio.run(run_engine(job, stop))
 
 
-async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> None:
+def snapshot_pacer(job: BatchJob) -> SnapshotPacer:
+    return SnapshotPacer(min_interval_s=job.snapshot_interval_s, slow_interval_s=job.snapshot_interval_s)
+
+
+async def run_engine(
+    job: BatchJob,
+    stop: multiprocessing.synchronize.Event,
+    *,
+    group: int | None = None,
+    flushed: Flushed | None = None,
+) -> None:
+    """The engine over the run's input: every partition with the KPI processor (the input
+    offsets committed after each flush), or (`group` j of `job.jobs`) the partitions p with
+    p % jobs == j, SLA only, each flush told to `flushed` (which commits)."""
     settings = job.settings
     engine = BatchEngine(
         load_policies(settings.policies_path),
         config_from_env(),
-        SnapshotPacer(min_interval_s=job.snapshot_interval_s, slow_interval_s=job.snapshot_interval_s),
+        snapshot_pacer(job),
         lateness=job.lateness,
-        with_kpis=job.with_kpis,
+        with_kpis=job.with_kpis and group is None,
+        forward_kpis=job.with_kpis and group is not None,
     )
     events, ticks = settings.topic(EVENTS.name), settings.topic(SLA_TICKS.name)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka,
-        group_id=job.group_id,
+        group_id=job.group_id if group is None else None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=16 * 1024 * 1024,
@@ -96,14 +124,7 @@ async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> 
         client_id="tawasul-replay-engine",
         **aiokafka_options(),
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka,
-        acks="all",
-        linger_ms=20,
-        max_batch_size=1024 * 1024,
-        client_id="tawasul-replay-engine",
-        **aiokafka_options(),
-    )
+    producer = engine_producer(settings, "tawasul-replay-engine")
     outputs = Producing(
         producer,
         {
@@ -118,7 +139,8 @@ async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> 
         await producer.start()
         running.push_async_callback(producer.stop)
         try:
-            await _consume(consumer, outputs, engine, (events, ticks), stop)
+            chosen = None if group is None else (lambda partition: partition % job.jobs == group)
+            await _consume(consumer, outputs, engine, (events, ticks), stop, chosen=chosen, flushed=flushed)
         finally:
             counts = engine.counts
             log.info(
@@ -132,17 +154,34 @@ async def _run_batch(job: BatchJob, stop: multiprocessing.synchronize.Event) -> 
             )
 
 
+def engine_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    """The producer of an engine's outputs (acknowledged by every in-sync replica)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka,
+        acks="all",
+        linger_ms=20,
+        max_batch_size=1024 * 1024,
+        client_id=client_id,
+        **aiokafka_options(),
+    )
+
+
 async def _consume(
     consumer: AIOKafkaConsumer,
     outputs: Producing,
     engine: BatchEngine,
     inputs: tuple[str, str],
     stop: multiprocessing.synchronize.Event,
+    *,
+    chosen: Callable[[int], bool] | None = None,
+    flushed: Flushed | None = None,
 ) -> None:
-    """The loop of the module docstring, until `stop` is set or the parent process is gone."""
+    """The loop of the module docstring, until `stop` is set or the parent process is gone
+    (`chosen`: the partitions to read; `flushed`: see `run_engine`)."""
     events = inputs[0]
-    consumer.assign(await _partitions(outputs.producer, inputs))
-    pending_snapshots = False
+    partitions = await input_partitions(outputs.producer, inputs)
+    consumer.assign([tp for tp in partitions if chosen is None or chosen(tp.partition)])
+    pending_snapshots = flushed is not None  # an SLA engine of a group tells its end once at least
     parent = multiprocessing.parent_process()
     offsets: dict[TopicPartition, OffsetAndMetadata] = {}
     fed, last_flush = 0, time.monotonic()
@@ -168,14 +207,17 @@ async def _consume(
         # of the input every pending snapshot goes out before the commit, so that once the
         # input is drained (`runner.input_drained`) every output is in Kafka.
         at_end = idle or await _caught_up(consumer)
-        await outputs.send(engine.flush(force_snapshots=at_end))
-        if offsets:
+        out = engine.flush(force_snapshots=at_end)
+        await outputs.send(out)
+        if flushed is not None:
+            await flushed(out, offsets, at_end)
+        elif offsets:
             await consumer.commit(offsets)
         pending_snapshots = not at_end
         offsets, fed, last_flush = {}, 0, time.monotonic()
 
 
-async def _partitions(producer: AIOKafkaProducer, topics: tuple[str, ...]) -> list[TopicPartition]:
+async def input_partitions(producer: AIOKafkaProducer, topics: tuple[str, ...]) -> list[TopicPartition]:
     """Every partition of `topics`, once the metadata knows them all (the producer's
     `partitions_for` fetches it; the consumer's own view is filled only by fetching)."""
     give_up = time.monotonic() + METADATA_TIMEOUT_S
@@ -253,11 +295,16 @@ a tenth of the engine's CPU in a half-year replay). The state holds no reference
 the engine collects far less often."""
 
 
-def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) -> None:
+def prepare_process(level: str) -> None:
+    """Logging and collector thresholds of an engine's process."""
     from tawasul.infra.logs import configure_logging
 
     configure_logging(level)
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _main(job: BatchJob, stop: multiprocessing.synchronize.Event, level: str) -> None:
+    prepare_process(level)
     run_batch(job, stop)
 
 
@@ -270,7 +317,10 @@ class BatchProcess:
         log_level = log_level or logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
         self._stop = context.Event()
         self._process = context.Process(
-            target=_main, args=(job, self._stop, log_level), name="tawasul-replay-engine", daemon=True
+            target=_main,
+            args=(job, self._stop, log_level),
+            name="tawasul-replay-engine",
+            daemon=job.jobs == 1,  # a daemon has no children; the KPI process stops when its parent is gone
         )
 
     def start(self) -> BatchProcess:

@@ -34,43 +34,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from datetime import timedelta
 
 import faust
 from faust.types import TP, EventT
 
-from schemas import Event, InvalidEvent, decode_event
-from stream_processors.clock import EndOfInput, LiveClock, WallClock, Watermarks, read_tick, tick_run
+from schemas import InvalidEvent, decode_event
+from stream_processors.clock import EndOfInput, LiveClock, WallClock, read_tick, tick_run
 from stream_processors.context import ProcessorContext
-from stream_processors.deadlines import DeadlineIndex
-from stream_processors.held_writes import Held, HeldWrites
-from stream_processors.outcome_event import encode_outcome
+from stream_processors.group_offsets import committed_offset, committed_offsets
+from stream_processors.held_writes import HeldWrites
 from stream_processors.poison import PoisonOutbox
 from stream_processors.retention import closed_retention_us
-from stream_processors.sla_step import (
-    Step,
-    Stored,
-    StoredStateError,
-    advance,
-    decode,
-    encode,
-    expires_at,
-    folded,
-    is_ticket_event,
-    live_event,
-    next_at_of,
-    next_due,
-    replay_event,
-)
+from stream_processors.sla_engine import SlaEngine
+from stream_processors.sla_step import is_ticket_event, next_at_of
+from stream_processors.sla_table import TableEffects, TableIO
 from stream_processors.table_store import local_items, table_options
-from stream_processors.ticket_state import encode_state, ticket_state
-from tawasul.domain import sla
 from tawasul.domain.calendars import to_us
 from tawasul.domain.errors import DomainError
-from tawasul.domain.policies import PolicyBook
-from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
-from tawasul.infra.kafka_security import kafka_python_options
-from tawasul.infra.settings import Settings
 from tawasul.infra.topics import SLA_OUTCOMES, TICKET_STATE
 
 log = logging.getLogger(__name__)
@@ -105,19 +86,13 @@ class SlaProcessor:
     def __init__(self, app: faust.App, ctx: ProcessorContext, *, durable: bool) -> None:
         self.app, self.ctx = app, ctx
         self.replay = ctx.mode == "replay"
-        self.confirm_before_write = not self.replay
         self.durable = durable
-        self.index = DeadlineIndex()
         self._indexed: set[int] = set()
         self._changelog_read = 0
         self.held: HeldWrites[EventT] = HeldWrites()
         self._message: EventT | None = None
-        self._holding: Held[EventT] | None = None
-        """The held changes of `_message`, the message being processed (made on its first held change)."""
         self.wall = WallClock()
-        self.watermarks = Watermarks(ctx.lateness)
         self.live = LiveClock(ctx.lateness)
-        self.lateness_us = self.watermarks.lateness_us
         self.retention_us = None if self.replay else closed_retention_us()
         self._positioned: set[int] = set()
         self.end_of_input = EndOfInput()
@@ -140,8 +115,37 @@ class SlaProcessor:
         self.states = app.topic(ctx.settings.topic(TICKET_STATE.name), **raw)
         source = app.topic(self.events_name, ctx.ticks.get_topic_name(), partitions=ctx.events.partitions, **raw)
         app.agent(source, name="tawasul-sla", concurrency=1)(self._agent)
+        self.effects: TableEffects[EventT] = TableEffects(
+            TableIO(
+                self.table,
+                self.held,
+                self.outcomes,
+                self.states,
+                self.poison,
+                ctx.metrics,
+                ctx.book,
+                TABLE_NAME,
+                lateness_us=ctx.lateness // timedelta(microseconds=1),
+                replay=self.replay,
+                message=self._current,
+            )
+        )
+        self.core = SlaEngine(
+            ctx.book,
+            self.effects,
+            self.effects,
+            lateness=ctx.lateness,
+            retention_us=self.retention_us,
+            rewrite_duplicates=True,
+            probe_queued=True,
+        )
+        self.index, self.watermarks = self.core.index, self.core.watermarks
         if not self.replay:
             app.task(self._timer)
+
+    def _current(self) -> EventT:
+        assert self._message is not None, "held writes are made while a message is processed"
+        return self._message
 
     # -- the agent -------------------------------------------------------------------------
 
@@ -163,7 +167,7 @@ class SlaProcessor:
                 ended = self.end_of_input.read(message.partition, message.offset)
                 if ended is not None:
                     await self._fire_due(message.partition, self.watermarks.advance(message.partition, ended))
-            holding, self._holding = self._holding, None
+            holding = self.effects.take_holding()
             if holding is not None:
                 self.held.add(message.partition, holding)
             else:
@@ -204,14 +208,10 @@ class SlaProcessor:
             end, wall = self._end_offset(partition), self.wall.now_us()
             now, queue = self.live.now_us(partition, end, wall), not self.live.caught_up(partition, end, wall)
         if is_ticket_event(ev.type):
-            key = ev.subject.encode()
-            stored = self._load(key)
-            if queue or stored.pending:  # event time: applied in order once the clock passes them
-                probe(stored, ev, self.ctx.book)  # a poison event raises now, not when it is released
-                step = replay_event(stored, ev, now, self.ctx.book)
-            else:
-                step = live_event(stored, ev, now, self.ctx.book)
-            await self._commit(partition, [(key, stored, step)], now)
+            try:
+                self.core.on_ticket_event(partition, ev, now, queue=queue)
+            finally:
+                await self.effects.carry_out()
         if now is not None:  # live: up to the partition's clock, the rest by the timer's ticks
             await self._fire_due(partition, now, limit=None if self.replay else TICK_BATCH)
 
@@ -268,30 +268,10 @@ class SlaProcessor:
         self._positioned = active
 
     async def _fire_due(self, partition: int, now_us: int, limit: int | None = None) -> None:
-        changes: list[tuple[bytes, Stored, Step]] = []
-        for key in self.index.pop_due(partition, now_us, limit):
-            if self.held.holds(key) or key in self.table:
-                stored = self._load(key)
-                expiry = expires_at(stored, self.retention_us)
-                if expiry is not None and expiry <= now_us and not self.held.holds(key):
-                    await self._expire(key)
-                    continue
-                try:  # releases pending events too (a live partition queues them while catching up)
-                    step = advance(stored, now_us, self.ctx.book, replay=True)
-                except Exception as exc:  # one poisoned ticket never stops the others
-                    await self.poison.send(encode(stored), exc, f"table {TABLE_NAME}:{partition}")
-                    continue
-                changes.append((key, stored, step))
-        if changes:
-            await self._commit(partition, changes, now_us)
-
-    async def _expire(self, key: bytes) -> None:
-        """A closed ticket past its retention leaves the table: a tombstone in
-        `tawasul.tickets.state` (the sink and the KPI processor skip tombstones, so no figure
-        changes), then one in the table's changelog."""
-        await self.states.send(key=key, value=None)
-        del self.table[key]
-        self.ctx.metrics.closed_tickets_expired.inc()
+        try:
+            self.core.fire_due(partition, now_us, limit)
+        finally:
+            await self.effects.carry_out()
 
     def _now(self, partition: int) -> int | None:
         """The partition's SLA clock: its watermark in replay; live, `LiveClock` (the wall clock
@@ -307,63 +287,6 @@ class SlaProcessor:
         except (AssertionError, KeyError, AttributeError, RuntimeError):
             return None
         return end if isinstance(end, int) else None
-
-    def _load(self, key: bytes) -> Stored:
-        ticket_id = key.decode()
-        held = self.held.value(key)
-        try:
-            return decode(held if held is not None else self.table.get(key), ticket_id)
-        except StoredStateError:
-            log.exception("sla: unreadable table value replaced by an empty state")
-            return decode(None, ticket_id)
-
-    async def _commit(self, partition: int, changes: list[tuple[bytes, Stored, Step]], now_us: int | None) -> None:
-        """Publish the outcomes and ticket states of the changes, then write them to the table,
-        or hold the writes (live) of changes that decided outcomes or follow a held one."""
-        metrics = self.ctx.metrics
-        for key, before, step in changes:
-            if step.duplicate:
-                metrics.duplicates.labels(stage="sla").inc()
-            sent: list[tuple[Awaitable[object], tuple[bytes, bytes]]] = []
-            for outcome in step.outcomes:
-                sent.append(await self._publish(key, outcome))
-            store = step.changed or (step.duplicate and before.version > 0)
-            if store:
-                try:
-                    view = ticket_state(step.stored, now_us if now_us is not None else 0, self.ctx.book)
-                except Exception:  # an instant the calendars cannot represent: the state is still stored
-                    log.exception("sla: ticket state not computable", extra={"partition": partition})
-                    view = None
-                if view is not None:
-                    await self.states.send(key=key, value=encode_state(view))
-                value = encode(folded(step.stored, self.lateness_us))  # bounded: `sla_fold`
-                # keys are distinct within one message (one ticket per event, `pop_due` per tick)
-                if self.confirm_before_write and (sent or self.held.holds(key)):
-                    holding = self._holding = self._holding or Held(self._message)
-                    holding.writes.append((key, value))
-                    for delivery, message in sent:
-                        holding.deliveries.append(asyncio.ensure_future(delivery))
-                        holding.messages.append(message)
-                else:
-                    self.table[key] = value
-                ignored = step.stored.sla.ignored_after_close - before.sla.ignored_after_close
-                if ignored > 0:
-                    metrics.ignored_after_close.inc(ignored)
-            self.index.set(partition, key, next_due(step.stored, self.retention_us))
-
-    async def _publish(self, key: bytes, outcome: SlaOutcome) -> tuple[Awaitable[object], tuple[bytes, bytes]]:
-        """Hand one outcome to the producer; returns its delivery (the broker's acknowledgement)
-        and the message, to send again should the delivery fail."""
-        value = encode_outcome(outcome, self.ctx.book.sha256)
-        delivery = await self.outcomes.send(key=key, value=value)
-        metrics = self.ctx.metrics
-        metrics.sla_outcomes_emitted.labels(
-            outcome=outcome.type.removeprefix("sla."), channel=outcome.channel, kind=outcome.kind, target=outcome.target
-        ).inc()
-        if not self.replay and outcome.type in (WARNING, BREACHED):
-            delay = time.time() - outcome.at.timestamp()
-            metrics.deadline_delay.observe(max(0.0, delay))
-        return delivery, (key, value)
 
     # -- index rebuild and live timers ------------------------------------------------------
 
@@ -466,39 +389,6 @@ class SlaProcessor:
         if not wakes:
             return TIMER_MAX_SLEEP_S
         return min(TIMER_MAX_SLEEP_S, max(TIMER_MIN_SLEEP_S, (min(wakes) - now) / 1_000_000))
-
-
-def probe(stored: Stored, event: Event, book: PolicyBook) -> None:
-    """Raise what applying `event` and firing the ticket's next outcome would raise (an instant
-    the calendars cannot represent), without keeping the result: an event queued until the
-    clock passes it is checked when it arrives."""
-    state, _ = sla.apply(stored.sla, event, book)
-    if state.next_fire is not None:
-        sla.due_us(state, state.next_fire, book)
-
-
-def committed_offset(settings: Settings, group_id: str, topic: str, partition: int) -> int:
-    """The group's committed offset of one partition (0 when none)."""
-    return committed_offsets(settings, group_id, topic, [partition])[partition]
-
-
-def committed_offsets(settings: Settings, group_id: str, topic: str, partitions: list[int]) -> dict[int, int]:
-    """The group's committed offsets of some partitions of a topic (0 when none)."""
-    from kafka import KafkaAdminClient, TopicPartition
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka, client_id="tawasul-sla-position", **kafka_python_options()
-    )
-    try:
-        tps = [TopicPartition(topic, partition) for partition in partitions]
-        found = admin.list_group_offsets({group_id: tps}).get(group_id, {})
-        out: dict[int, int] = {}
-        for tp in tps:
-            offset = found.get(tp)
-            out[tp.partition] = max(offset.offset, 0) if offset is not None else 0
-        return out
-    finally:
-        admin.close()
 
 
 def register_sla(app: faust.App, ctx: ProcessorContext, *, durable: bool = False) -> SlaProcessor:

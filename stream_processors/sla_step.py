@@ -117,7 +117,7 @@ def expires_at(stored: Stored, retention_us: int | None) -> int | None:
     the retention; None while it is not closed, has queued events, or without a retention."""
     if retention_us is None or stored.pending or not stored.sla.closed:
         return None
-    return stored.sla.marks[-1][0] + retention_us
+    return stored.sla.marks[-1].at + retention_us
 
 
 def next_due(stored: Stored, retention_us: int | None) -> int | None:

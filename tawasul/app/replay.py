@@ -186,6 +186,7 @@ def replay_file(
     engine: Engine = "batch",
     counted: Counted | None = None,
     favour_engine: bool = False,
+    jobs: int | None = None,
 ) -> ReplaySummary:
     """Publish, process and store one JSON Lines file; returns when everything is in the database.
 
@@ -195,7 +196,9 @@ def replay_file(
     `counted(stage, done, total)` is told, while the replay waits, how many input messages the
     processors handled ("processing") and how many output records the sink stored ("storing").
     `favour_engine` (batch engine only): see `_yield_cpu`; for a process that ends with the
-    replay, as `tawasul replay`.
+    replay, as `tawasul replay`. `jobs` (batch engine only): SLA engine processes, by partition
+    group, feeding one KPI process (`stream_processors.batch_jobs`); by default the number of
+    CPUs; the outputs are the same whatever the number.
     """
     from producers.lines import default_workers, publish_lines
     from producers.publish_run import open_file_publisher, pseudonymiser_from_env
@@ -216,7 +219,7 @@ def replay_file(
         stage("starting the stream processors")
         sink_failure: list[BaseException] = []
         with contextlib.ExitStack() as running:
-            processors, app_id = running.enter_context(_processors(run, engine, metrics))
+            processors, app_id = running.enter_context(_processors(run, engine, metrics, default_jobs(jobs)))
             if favour_engine and engine == "batch":
                 _yield_cpu()  # the engine runs: the sink and the publisher, started next, inherit it
             sink = running.enter_context(_sink_thread(run, metrics, stored, sink_failure))
@@ -342,13 +345,13 @@ class _FaustProcessors:
 
 
 @contextmanager
-def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tuple[_Processors, str]]:
+def _processors(run: Settings, engine: Engine, metrics: Metrics, jobs: int) -> Iterator[tuple[_Processors, str]]:
     """The stream processors of the run, started, with the consumer group that tells their progress."""
     if engine == "batch":
         from stream_processors.batch_runner import BatchJob, BatchProcess
 
         group_id = run.topic(f"tawasul-replay-engine-{uuid.uuid4().hex[:12]}")
-        with BatchProcess(BatchJob(run, group_id)) as process:
+        with BatchProcess(BatchJob(run, group_id, jobs=jobs)) as process:
             yield process, group_id
         return
     from stream_processors.app import build_app
@@ -365,6 +368,11 @@ def _processors(run: Settings, engine: Engine, metrics: Metrics) -> Iterator[tup
     with AppThread(app) as thread:
         thread.wait_ready(timeout_s=120)
         yield _FaustProcessors(thread, registered[0]), app.conf.id
+
+
+def default_jobs(jobs: int | None) -> int:
+    """`--jobs`: as asked (at least 1), by default the number of CPUs."""
+    return max(1, jobs if jobs is not None else os.cpu_count() or 1)
 
 
 def _told(counted: Counted | None, name: str, done: int, total: int) -> bool:

@@ -27,9 +27,22 @@ from tawasul.infra.settings import Settings
     help="batch: the processors' replay logic over large batches (fast); "
     "faust: the live worker's faust agents (same results, slower)",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="batch engine: SLA engine processes, by partition group, feeding one KPI process "
+    "(default: the number of CPUs; the results are the same whatever the number)",
+)
 @settings_options
 def replay(
-    file: str, progress: bool | None, keep_topics: bool, timeout_s: float, engine: Engine, settings: Settings
+    file: str,
+    progress: bool | None,
+    keep_topics: bool,
+    timeout_s: float,
+    engine: Engine,
+    jobs: int | None,
+    settings: Settings,
 ) -> None:
     """Replay FILE (JSON Lines, `-` = stdin) through the stream processors on the event-time clock
     into the database, and exit when every event has been processed and stored.
@@ -85,6 +98,7 @@ def replay(
                 engine=engine,
                 counted=counted,
                 favour_engine=True,
+                jobs=jobs,
             )
         except ReplayError as error:
             raise click.ClickException(str(error)) from error

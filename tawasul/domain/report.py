@@ -117,7 +117,7 @@ def ticket_mark(event: ReportEvent) -> Mark:
         )
     elif rank == PRIORITY:
         payload = _text(data.priority)
-    return to_us(event.time), rank, event.id, payload
+    return Mark(to_us(event.time), rank, event.id, payload)
 
 
 def ticket_state(ticket_id: str, marks: Iterable[Mark]) -> TicketSla:

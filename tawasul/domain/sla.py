@@ -103,16 +103,16 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
     if rank is None:
         return state, []
     mark = _mark(event, rank)
-    if state.seen(mark[2], mark[0]):
+    if state.seen(mark.id, mark.at):
         return state, []
     marks = list(state.marks)
-    if marks and marks[-1][1] == CLOSED and mark > marks[-1]:
-        return replace(state, ignored=tuple(sorted((*state.ignored, mark[2])))), []
+    if marks and marks[-1].rank == CLOSED and mark > marks[-1]:
+        return replace(state, ignored=tuple(sorted((*state.ignored, mark.id)))), []
     bisect.insort(marks, mark)
     ignored = state.ignored
     if rank == CLOSED:
-        cut = next(i for i, m in enumerate(marks) if m[1] == CLOSED) + 1
-        ignored = tuple(sorted((*ignored, *(m[2] for m in marks[cut:]))))
+        cut = next(i for i, m in enumerate(marks) if m.rank == CLOSED) + 1
+        ignored = tuple(sorted((*ignored, *(m.id for m in marks[cut:]))))
         marks = marks[:cut]
     new = TicketSla(state.ticket_id, tuple(marks), state.fired, ignored, state.next_fire, *_folding(state))
     if rank == ASSIGNED:  # `build_timeline` skips assignments: the clocks are as they were
@@ -203,7 +203,7 @@ def _mark(event: TicketEvent, rank: int) -> Mark:
         )
     elif rank == PRIORITY:
         payload = _text(data.priority)
-    return to_us(event.time), rank, str(event.id), payload
+    return Mark(to_us(event.time), rank, str(event.id), payload)
 
 
 def _advance(state: TicketSla, book: PolicyBook, now: int | None) -> tuple[TicketSla, list[SlaOutcome]]:
@@ -327,7 +327,7 @@ class _Run:
         stop, or just before a priority change ahead of it, more than the limit (or the warning
         share of it) of the policy then in force had elapsed. False: it was fired live ahead of
         an event that arrived late, and is withdrawn."""
-        instants = [m[0] for m in self.state.marks if m[1] == PRIORITY and m[0] < stop.time]
+        instants = [m.at for m in self.state.marks if m.rank == PRIORITY and m.at < stop.time]
         for at in (*instants, stop.time):
             status = evaluate_us(self.state, at, self.book).get(target)
             if status is None:

@@ -111,14 +111,14 @@ def fold(state: TicketSla, lateness_us: int) -> TicketSla:
     its ignored ids beyond `IGNORED_KEPT`, folded into the digest; `state` itself when it holds
     no more than `FOLD_FROM` events, is not opened, or has nothing to fold."""
     marks = state.marks
-    if len(marks) + len(state.ignored) <= FOLD_FROM or not any(m[1] == OPENED for m in marks):
+    if len(marks) + len(state.ignored) <= FOLD_FROM or not any(m.rank == OPENED for m in marks):
         return state
-    cutoff = marks[-1][0] - lateness_us
+    cutoff = marks[-1].at - lateness_us
     kept: list[Mark] = []
     gone: list[str] = []
     for mark, still in zip(marks, neutral(marks), strict=True):
-        if still and mark[0] < cutoff:
-            gone.append(mark[2])
+        if still and mark.at < cutoff:
+            gone.append(mark.id)
         else:
             kept.append(mark)
     ignored, gone_ignored = state.ignored, ()

@@ -70,12 +70,12 @@ class TicketSla:
     @property
     def opened(self) -> bool:
         """True once `ticket.opened` is stored."""
-        return any(m[1] == OPENED for m in self.marks)
+        return any(m.rank == OPENED for m in self.marks)
 
     @property
     def closed(self) -> bool:
         """True once `ticket.closed` is stored."""
-        return bool(self.marks) and self.marks[-1][1] == CLOSED
+        return bool(self.marks) and self.marks[-1].rank == CLOSED
 
     @property
     def ignored_after_close(self) -> int:
@@ -90,15 +90,15 @@ class TicketSla:
     @property
     def profile(self) -> Profile | None:
         """(channel, kind, category, priority at opening, department), once opened."""
-        mark = next((m for m in self.marks if m[1] == OPENED), None)
-        return mark[3] if mark is not None and isinstance(mark[3], tuple) else None
+        mark = next((m for m in self.marks if m.rank == OPENED), None)
+        return mark.payload if mark is not None and isinstance(mark.payload, tuple) else None
 
     def has_event(self, event_id: str) -> bool:
         """True when an event with this id was seen (stored or ignored after closing)."""
         if event_id in self.ignored:
             return True
         for mark in self.marks:  # a plain loop: cheaper than any() over a generator here
-            if mark[2] == event_id:
+            if mark.id == event_id:
                 return True
         return False
 
@@ -110,7 +110,7 @@ class TicketSla:
         if not self.digest:
             return False
         folded_era = self.folded_before is not None and time_us < self.folded_before
-        after_close = self.closed and time_us >= self.marks[-1][0]
+        after_close = self.closed and time_us >= self.marks[-1].at
         return (folded_era or after_close) and digest_has(self.digest, event_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,7 +134,7 @@ class TicketSla:
     def from_dict(cls, raw: Mapping[str, Any]) -> TicketSla:
         """Read back `to_dict` output; raises SlaError on anything else."""
         try:
-            marks = tuple((int(t), int(r), str(i), _payload(p)) for t, r, i, p in raw["marks"])
+            marks = tuple(Mark(int(t), int(r), str(i), _payload(p)) for t, r, i, p in raw["marks"])
             next_fire = raw.get("next_fire")
             folded_marks, folded_ignored, folded_before = raw.get("folded", (0, 0, None))
             return cls(

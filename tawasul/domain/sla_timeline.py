@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tawasul.domain.calendars import BusinessCalendar
 
@@ -27,8 +28,22 @@ RANKS: dict[str, int] = {
 Profile = tuple[str, str, str, str, "str | None"]
 """What a policy matches: (channel, kind, category, priority, department)."""
 Payload = Profile | str | None
-Mark = tuple[int, int, str, Payload]
-"""A stored ticket event: (time in us, rank of its type, event id, profile or new priority)."""
+
+
+class Mark(NamedTuple):
+    """A stored ticket event. A tuple, so marks sort by time, then rank, then id, and compare
+    equal to the plain 4-tuples of earlier code."""
+
+    at: int
+    """The event's time, microseconds since the epoch."""
+    rank: int
+    """The rank of its type (`RANKS`)."""
+    id: str
+    """The event id."""
+    payload: Payload
+    """The profile (`ticket.opened`), the new priority (`ticket.priority_changed`), or None."""
+
+
 Segment = tuple[int, "int | None", int]
 """A running stretch of a clock: (start, end or None while running, resolution cycle)."""
 
@@ -85,10 +100,10 @@ def build_timeline(marks: tuple[Mark, ...], until: int | None = None) -> Timelin
     """Replay sorted marks (those before `until` only); None while the ticket is not opened."""
     if until is not None:
         marks = marks[: bisect_left(marks, (until,))]  # (until,) sorts before every mark at `until`
-    opened = next((m for m in marks if m[1] == OPENED), None)
-    if opened is None or not isinstance(opened[3], tuple):
+    opened = next((m for m in marks if m.rank == OPENED), None)
+    if opened is None or not isinstance(opened.payload, tuple):
         return None
-    t0, profile = opened[0], opened[3]
+    t0, profile = opened.at, opened.payload
     first, res = Clock(start=t0), Clock(start=t0)
     priority, paused, cycle = profile[3], False, 0
     for time, rank, _, payload in marks:

@@ -112,3 +112,51 @@ def test_an_invalid_last_event_does_not_hold_the_end_of_input_marker() -> None:
     subject.on_event(0, len(events), b'{"not": "an event"}')
     assert subject.counts.unreadable == 1
     assert subject.sla.watermarks.get(0) == to_us(end)  # read: the marker took effect
+
+
+def test_sla_engines_by_partition_group_feed_one_kpi_aggregator_to_the_same_figures() -> None:
+    """`--jobs 2` without a broker: two SLA engines over partitions {0, 2} and {1} forward the
+    KPI input events and ticket states of each flush to one `KpiBatch` (as `batch_jobs` does);
+    same outcomes, ticket states and final figures as one engine with its KPI aggregator."""
+    from schemas import decode_event as decode
+    from stream_processors.batch_engine import KpiBatch, kpi_snapshots
+
+    partitions, end = recorded()
+    single = run(partitions, end, marker_first=False, batch=40)
+    book = load_policies(default_policies_path())
+    groups = [BatchEngine(book, KpiConfig(), SnapshotPacer(), with_kpis=False, forward_kpis=True) for _ in range(2)]
+    kpi, pacer = KpiBatch(KpiConfig()), SnapshotPacer(min_interval_s=0.0, slow_interval_s=0.0)
+    parallel: list[Outputs] = []
+    cursor, longest = 0, max(len(events) for events in partitions)
+    while cursor <= longest:
+        for p, events in enumerate(partitions):
+            group = groups[p % 2]
+            for offset in range(cursor, min(cursor + 40, len(events))):
+                group.on_event(p, offset, events[offset])
+        if cursor + 40 > longest:
+            for p, events in enumerate(partitions):
+                groups[p % 2].on_tick(p, watermark_message(end, len(events)))
+        for group in groups:
+            out = group.flush()
+            assert out.snapshots == [] and len(out.kpi_states) == len(out.states)
+            for value in out.kpi_events:
+                kpi.on_event(decode(value))
+            for view in out.kpi_states:
+                kpi.on_state(view)
+            parallel.append(out)
+        parallel.append(Outputs(snapshots=kpi_snapshots(kpi, pacer, force=cursor + 40 > longest)))
+        cursor += 40
+
+    def finals(outputs: list[Outputs]) -> tuple[list[str], dict[bytes, bytes], dict[str, object]]:
+        states = {key: value for out in outputs for key, value in out.states}
+        figures = {
+            key.decode(): (json.loads(value)["data"]["value"], json.loads(value)["data"].get("count"))
+            for out in outputs
+            for key, value in out.snapshots
+        }
+        zero = {k for k, v in figures.items() if k.startswith("tickets.open|now|") and v in ((0, 0), (0.0, 0))}
+        return outcome_ids(outputs), states, {k: v for k, v in figures.items() if k not in zero}
+
+    one, two = finals(single), finals(parallel)
+    assert len(one[0]) > 50 and len(one[2]) > 200 and sum(len(out.kpi_events) for out in parallel) > 200
+    assert two == one
