@@ -24,16 +24,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from schemas import Event, InvalidEvent, decode_event
+from schemas.ticket_state import TicketStateMessage
 from stream_processors.clock import DEFAULT_LATENESS, EndOfInput, read_tick
 from stream_processors.kpi_batch import KpiBatch
 from stream_processors.outcome_event import encode_outcome
 from stream_processors.sla_engine import DictStore, SlaEngine
 from stream_processors.sla_step import Stored
 from stream_processors.snapshots import SnapshotPacer, snapshot_messages
-from stream_processors.ticket_state import encode_state, ticket_state
+from stream_processors.ticket_state import build_ticket_state, encode_state
 from tawasul.domain.errors import DomainError
 from tawasul.domain.kpi_records import KPI_EVENT_TYPES
 from tawasul.domain.kpi_state import KpiConfig
@@ -55,7 +55,7 @@ class Outputs:
     snapshots: list[Message] = field(default_factory=list)
     kpi_events: list[bytes] = field(default_factory=list)
     """`forward_kpis`: the KPI processor's input events of the batch (JSON), for a KPI process."""
-    kpi_states: list[dict[str, Any]] = field(default_factory=list)
+    kpi_states: list[TicketStateMessage] = field(default_factory=list)
     """`forward_kpis`: the ticket states of the batch, for a KPI process."""
 
     def __len__(self) -> int:
@@ -114,12 +114,12 @@ class SlaBatch:
 
     # -- taken at each flush ------------------------------------------------------------------
 
-    def take_states(self) -> list[dict[str, Any]]:
+    def take_states(self) -> list[TicketStateMessage]:
         """The current state of every ticket changed since the last call (at its partition's watermark)."""
         views = []
         tickets = self.store.tickets
         for key, partition in self._changed.items():
-            view = ticket_state(tickets[key], self.watermarks.get(partition) or 0, self.book)
+            view = build_ticket_state(tickets[key], self.watermarks.get(partition) or 0, self.book)
             if view is not None:
                 views.append(view)
         self._changed = {}
@@ -200,7 +200,7 @@ class BatchEngine:
         self.counts.outcomes += len(out.outcomes)
         self.counts.duplicates = self.sla.duplicates
         for view in self.sla.take_states():
-            out.states.append((str(view["ticket_id"]).encode(), encode_state(view)))
+            out.states.append((view.ticket_id.encode(), encode_state(view)))
             if self.kpi is not None:
                 self.kpi.on_state(view)
             elif self.forward is not None:

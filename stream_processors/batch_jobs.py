@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from schemas import InvalidEvent, decode_event
+from schemas.ticket_state import TicketStateMessage
 from stream_processors.batch_engine import Outputs, kpi_snapshots
 from stream_processors.batch_runner import (
     FLUSH_EVERY_S,
@@ -58,7 +59,7 @@ class Forwarded:
     """What an SLA engine hands the KPI process after a flush."""
 
     kpi_events: list[bytes]
-    kpi_states: list[dict[str, object]]
+    kpi_states: list[TicketStateMessage]
     offsets: dict[tuple[str, int], int]
     at_end: bool
 

@@ -7,10 +7,8 @@ once per batch (moving its clock to the latest record time), then deletes the ex
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from schemas import Event
+from schemas.ticket_state import TicketStateMessage
 from tawasul.domain.kpi_book import KpiBook
 from tawasul.domain.kpi_fold import DictStore, KpiFold
 from tawasul.domain.kpi_tallies import KpiConfig
@@ -33,7 +31,7 @@ class KpiBatch:
     def on_event(self, event: Event) -> None:
         self.fold.on_event(event)
 
-    def on_state(self, view: Mapping[str, Any]) -> None:
+    def on_state(self, view: TicketStateMessage) -> None:
         self.fold.on_state(view)
 
     def settle(self) -> None:

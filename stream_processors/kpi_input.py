@@ -18,6 +18,7 @@ from typing import Any
 from schemas import InvalidEvent, parse_event
 from tawasul.domain.kpi_fold import KpiFold
 from tawasul.domain.kpi_records import KpiStateError, SubjectRecord
+from tawasul.domain.kpi_ticket_state import as_message
 
 log = logging.getLogger("stream_processors.kpi_agent")
 
@@ -106,7 +107,7 @@ def fold_batch(fold: KpiFold, value: bytes | None, kind: bytes) -> Poisoned | No
     for item in items:
         try:
             if states:
-                fold.on_state(item)
+                fold.on_state(as_message(item))
             else:
                 fold.on_event(parse_event(item))
         except (InvalidEvent, KpiStateError) as exc:

@@ -21,7 +21,7 @@ from stream_processors.held_writes import Held, HeldWrites, Token
 from stream_processors.outcome_event import encode_outcome
 from stream_processors.poison import PoisonOutbox
 from stream_processors.sla_step import Stored, StoredStateError, decode, encode, folded
-from stream_processors.ticket_state import encode_state, ticket_state
+from stream_processors.ticket_state import build_ticket_state, encode_state
 from tawasul.domain.policies import PolicyBook
 from tawasul.domain.sla_state import BREACHED, WARNING, SlaOutcome
 from tawasul.infra.metrics import Metrics
@@ -100,7 +100,7 @@ class TableEffects(Generic[Token]):
 
     def state(self, partition: int, key: bytes, stored: Stored, now_us: int | None) -> None:
         try:
-            view = ticket_state(stored, now_us if now_us is not None else 0, self.io.book)
+            view = build_ticket_state(stored, now_us if now_us is not None else 0, self.io.book)
         except Exception:  # an instant the calendars cannot represent: the state is still stored
             log.exception("sla: ticket state not computable", extra={"partition": partition})
             return

@@ -17,12 +17,13 @@ keeps what the records imply, so both give the same figures.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from schemas import Event
+from schemas.ticket_state import TicketStateMessage
 from tawasul.domain.kpi_book import KpiBook
-from tawasul.domain.kpi_records import KPI_EVENT_TYPES, KpiStateError, SubjectRecord, apply
+from tawasul.domain.kpi_records import KPI_EVENT_TYPES, SubjectRecord, apply
 from tawasul.domain.kpi_ticket_state import apply_backlog, read_ticket_state
 
 __all__ = ["DictStore", "KpiFold", "RecordStore"]
@@ -67,10 +68,8 @@ class KpiFold:
             return False
         return self._keep(event.subject, apply(self.store.get(event.subject), event))
 
-    def on_state(self, state: Mapping[str, Any]) -> bool:
-        """Fold one ticket-state message; True when the ticket's record changed. Raises KpiStateError."""
-        if not isinstance(state, Mapping):
-            raise KpiStateError("ticket state: not an object")
+    def on_state(self, state: TicketStateMessage) -> bool:
+        """Fold one ticket-state message; True when the ticket's record changed."""
         view = read_ticket_state(state)
         return self._keep(view.subject, apply_backlog(self.store.get(view.subject), view))
 

@@ -1,7 +1,10 @@
 """The ticket-state messages (`tawasul.tickets.state`) as the KPIs read them: the backlog class.
 
-`read_ticket_state` is the one place that reads the message's fields; `apply_ticket_state`
-folds its result into the ticket's `SubjectRecord` (a later state wins, see `state_rank`).
+`read_ticket_state` is the one place that reads the message (the typed
+`schemas.ticket_state.TicketStateMessage`); `apply_ticket_state` folds its result into the
+ticket's `SubjectRecord` (a later state wins, see `state_rank`). `sla_state_of` and `state_rank`
+also take the plain form (a dict with the message's field names), which the sink builds from its
+tables for the wall display and the metrics of open tickets.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import datetime
 from sys import intern
 from typing import Any, NamedTuple
 
+from schemas.ticket_state import BadTicketState, TicketStateMessage, ticket_state_from
 from tawasul.domain.kpi_records import Backlog, KpiStateError, SubjectRecord, _replace
 from tawasul.domain.windows import to_us
 
@@ -18,6 +22,7 @@ __all__ = [
     "TicketStateView",
     "apply_backlog",
     "apply_ticket_state",
+    "as_message",
     "read_ticket_state",
     "sla_state_of",
     "state_rank",
@@ -76,27 +81,44 @@ class TicketStateView(NamedTuple):
     """The state's `updated_at` (0 when missing or unreadable)."""
 
 
-def read_ticket_state(state: Mapping[str, Any]) -> TicketStateView:
-    """The ticket id, backlog class and update time of a ticket-state message. Raises KpiStateError."""
+def read_ticket_state(state: TicketStateMessage) -> TicketStateView:
+    """The ticket id, backlog class and update time of a ticket-state message."""
+    backlog = Backlog(
+        state.version,
+        state.status == "open",
+        intern(state.channel),
+        intern(state.kind),
+        intern(state.priority),
+        _sla_state(state),
+    )
+    return TicketStateView(state.ticket_id, backlog, _updated_us(state.updated_at))
+
+
+def as_message(state: TicketStateMessage | Mapping[str, Any]) -> TicketStateMessage:
+    """The typed message of a state given either way; raises KpiStateError naming what is wrong."""
+    if isinstance(state, TicketStateMessage):
+        return state
     try:
-        subject = str(state["ticket_id"])
-        version = int(state["version"])
-        backlog = Backlog(
-            version,
-            state["status"] == "open",
-            intern(str(state["channel"])),
-            intern(str(state["kind"])),
-            intern(str(state["priority"])),
-            sla_state_of(state),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KpiStateError(f"unreadable ticket state: {type(exc).__name__}") from None
-    return TicketStateView(subject, backlog, _updated_us(state))
+        return ticket_state_from(state)
+    except BadTicketState as exc:
+        raise KpiStateError(f"unreadable ticket state: {exc}") from None
 
 
-def apply_ticket_state(record: SubjectRecord | None, state: Mapping[str, Any]) -> SubjectRecord:
+def _sla_state(state: TicketStateMessage) -> str:
+    """`sla_state_of` of the typed message."""
+    if state.policy is None:
+        return "none"
+    targets = state.targets.values()
+    if any(t.breached or t.state == "breached" for t in targets):
+        return "breached"
+    if any(t.warned and t.state in ("running", "paused") for t in targets):
+        return "at_risk"
+    return "on_track"
+
+
+def apply_ticket_state(record: SubjectRecord | None, state: TicketStateMessage | Mapping[str, Any]) -> SubjectRecord:
     """Fold a `tawasul.tickets.state` message into the ticket's record (`apply_backlog`)."""
-    return apply_backlog(record, read_ticket_state(state))
+    return apply_backlog(record, read_ticket_state(as_message(state)))
 
 
 def apply_backlog(record: SubjectRecord | None, view: TicketStateView) -> SubjectRecord:
@@ -116,9 +138,8 @@ def apply_backlog(record: SubjectRecord | None, view: TicketStateView) -> Subjec
     return _replace(current, {"backlog": backlog, "seen_us": max(current.seen_us, view.updated_us)})
 
 
-def _updated_us(state: Mapping[str, Any]) -> int:
-    text = state.get("updated_at")
-    if not isinstance(text, str):
+def _updated_us(text: str | None) -> int:
+    if text is None:
         return 0
     try:
         return to_us(datetime.fromisoformat(text))

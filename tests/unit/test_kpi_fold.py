@@ -10,7 +10,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from schemas import Event
+from schemas.ticket_state import TicketStateMessage, ticket_state_from
 from stream_processors.kpi_batch import KpiBatch
 from stream_processors.kpi_input import EVENT, STATE, TableStore, decode_record, fold_batch, pack
 from tawasul.domain.kpi_book import KpiBook, rebuild
@@ -58,7 +61,7 @@ def test_the_faust_path_and_the_batch_engine_fold_to_the_same_records_and_figure
     for event in events:
         batch.on_event(event)
     for view in states:
-        batch.on_state(view)
+        batch.on_state(ticket_state_from(view))  # the batch engine hands over the typed message
     batch.settle()
 
     stored = {key.decode(): decode_record(value) for key, value in table.items()}
@@ -72,7 +75,9 @@ def test_the_faust_path_and_the_batch_engine_fold_to_the_same_records_and_figure
     assert every_row(rebuilt) == every_row(faust_path.book)
 
 
-def test_unreadable_items_are_skipped_and_a_poison_item_is_returned_without_stopping_the_batch() -> None:
+def test_unreadable_items_are_skipped_and_a_poison_item_is_returned_without_stopping_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table: dict[bytes, bytes] = {}
     fold = KpiFold(KpiBook(CONFIG, 0), TableStore(table))
     good = ev("call.offered", "C1", "10:00:00", {"queue": "general"})
@@ -86,10 +91,18 @@ def test_unreadable_items_are_skipped_and_a_poison_item_is_returned_without_stop
     answered = {r.key: r.value for r in fold.book.window_rows(()) if r.window == "15m"}
     assert answered["calls.offered|15m|"] == 1.0 and answered["calls.answered|15m|"] == 1.0
 
-    poison = json.dumps(state("T1", 1)).replace('"version": 1', '"version": Infinity').encode()
-    states = [b"1", b"{}", poison, json.dumps(state("T2", 1)).encode()]
+    broken = json.dumps(state("T0", 1)).replace('"version": 1', '"version": Infinity').encode()
+    states = [b"1", b"{}", broken, json.dumps(state("T1", 1)).encode(), json.dumps(state("T2", 1)).encode()]
+    step = fold.on_state
+
+    def raising_on_t1(message: TicketStateMessage) -> bool:  # a step that raises: the poison path
+        if message.ticket_id == "T1":
+            raise OverflowError("a step that raises")
+        return step(message)
+
+    monkeypatch.setattr(fold, "on_state", raising_on_t1)
     poisoned = fold_batch(fold, pack(states), STATE)
-    assert poisoned is not None and len(poisoned) == 1  # not an object, no ticket id: skipped
+    assert poisoned is not None and len(poisoned) == 1  # not an object, no ticket id, no integer version: skipped
     item, exc = poisoned[0]
     assert item["ticket_id"] == "T1" and isinstance(exc, OverflowError)
     assert set(table) == {b"C1", b"T2"}  # the item after the poison one was folded
