@@ -129,8 +129,8 @@ def ticket_state(ticket_id: str, marks: Iterable[Mark]) -> TicketSla:
     about ten times faster than with `apply`, which re-derives the outcomes after every event.
     """
     ordered = sorted(marks)
-    cut = next((i + 1 for i, m in enumerate(ordered) if m[1] == CLOSED), len(ordered))
-    ignored = tuple(sorted(m[2] for m in ordered[cut:]))
+    cut = next((i + 1 for i, m in enumerate(ordered) if m.rank == CLOSED), len(ordered))
+    ignored = tuple(sorted(m.id for m in ordered[cut:]))
     return TicketSla(ticket_id=ticket_id, marks=tuple(ordered[:cut]), ignored=ignored)
 
 
@@ -279,12 +279,12 @@ class _Group:
 
 
 def _opened_at(state: TicketSla) -> int | None:
-    return next((m[0] for m in state.marks if m[1] == OPENED), None)
+    return next((m.at for m in state.marks if m.rank == OPENED), None)
 
 
 def _resolved(state: TicketSla) -> bool:
     """Resolved or closed as of the end: the last of resolved / reopened / closed is not a reopening."""
-    last = next((m[1] for m in reversed(state.marks) if m[1] in (RESOLVED, REOPENED, CLOSED)), None)
+    last = next((m.rank for m in reversed(state.marks) if m.rank in (RESOLVED, REOPENED, CLOSED)), None)
     return last in (RESOLVED, CLOSED)
 
 

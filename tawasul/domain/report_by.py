@@ -150,10 +150,10 @@ def build_report_by(
         groups.setdefault(key, _Group()).service.add_call(tally.handle_us / 1_000_000 if tally.ended else None)
     for subject, ticket in tickets.items():
         state = ticket_state(subject, ticket.marks)
-        opened = next((m[0] for m in state.marks if m[1] == OPENED), None)
+        opened = next((m.at for m in state.marks if m.rank == OPENED), None)
         if opened is None:
             continue
-        assigned = ticket.assignee(next((m for m in state.marks if m[1] == CLOSED), None))
+        assigned = ticket.assignee(next((m for m in state.marks if m.rank == CLOSED), None))
         key = None if assigned is None else (assigned[2] if by == "agent" else assigned[3])
         owner[subject] = key
         if not start_us <= opened < end_us:

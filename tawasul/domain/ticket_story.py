@@ -242,7 +242,7 @@ def _story_event(event: sla.TicketEvent, state: TicketSla, at_us: int, zone: Any
         if value is not None:
             details[name] = str(getattr(value, "value", value))
     time_us = to_us(event.time)
-    opened = next((m[0] for m in state.marks if m[1] == RANKS["ticket.opened"]), None)
+    opened = next((m.at for m in state.marks if m.rank == RANKS["ticket.opened"]), None)
     note = None
     if time_us >= at_us:
         note = "after the as-of instant"
