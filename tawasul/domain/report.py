@@ -53,7 +53,7 @@ __all__ = [
     "ReportEvent",
     "build_report",
     "ticket_mark",
-    "ticket_state",
+    "ticket_sla_of",
 ]
 
 FIRST_EVENT_TYPES: dict[str, str] = {"call.offered": "call", "ticket.opened": "ticket", "visit.checked_in": "visit"}
@@ -120,7 +120,7 @@ def ticket_mark(event: ReportEvent) -> Mark:
     return Mark(to_us(event.time), rank, event.id, payload)
 
 
-def ticket_state(ticket_id: str, marks: Iterable[Mark]) -> TicketSla:
+def ticket_sla_of(ticket_id: str, marks: Iterable[Mark]) -> TicketSla:
     """The SLA state `sla.apply` builds from these (distinct) events, in one step.
 
     The same marks and ignored ids as folding the events with `sla.apply` in any order (events
@@ -183,7 +183,7 @@ def build_report(
     collector = _Collector(end)
     for event in events:
         collector.add(event)
-    tickets = {subject: ticket_state(subject, marks) for subject, marks in collector.tickets.items()}
+    tickets = {subject: ticket_sla_of(subject, marks) for subject, marks in collector.tickets.items()}
     known_tickets = {subject for subject, state in tickets.items() if state.opened}
     span = (to_us(period.start), to_us(period.end))
     config = KpiConfig(default_threshold_seconds=threshold_seconds)

@@ -30,7 +30,7 @@ from tawasul.domain.kpi_records import record_of
 from tawasul.domain.kpi_tallies import KpiConfig, call_tally
 from tawasul.domain.period import Period
 from tawasul.domain.policies import PolicyBook
-from tawasul.domain.report import TARGETS, BookFor, ReportEvent, ticket_mark, ticket_state
+from tawasul.domain.report import TARGETS, BookFor, ReportEvent, ticket_mark, ticket_sla_of
 from tawasul.domain.report_result import GroupFigures, ReportBy, TargetFigures
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET
 from tawasul.domain.sla_timeline import ASSIGNED, CLOSED, OPENED, RANKS, Mark
@@ -149,7 +149,7 @@ def build_report_by(
         tally = call_tally(call, rules)
         groups.setdefault(key, _Group()).service.add_call(tally.handle_us / 1_000_000 if tally.ended else None)
     for subject, ticket in tickets.items():
-        state = ticket_state(subject, ticket.marks)
+        state = ticket_sla_of(subject, ticket.marks)
         opened = next((m.at for m in state.marks if m.rank == OPENED), None)
         if opened is None:
             continue

@@ -19,7 +19,7 @@ from sinks.report_render import RenderError, render_markdown
 from tawasul.domain import sla
 from tawasul.domain.period import Period, PeriodError, parse_instant, parse_period, rfc3339
 from tawasul.domain.policies import PolicyBook, default_policy_path, load_policies, load_policies_text
-from tawasul.domain.report import build_report, ticket_mark, ticket_state
+from tawasul.domain.report import build_report, ticket_mark, ticket_sla_of
 from tawasul.domain.report_result import Report
 
 DUBAI = timezone(timedelta(hours=4))
@@ -398,7 +398,7 @@ def _ticket_groups(events: list[Event]) -> Iterator[tuple[str, list[Event]]]:
     yield from groups.items()
 
 
-def test_ticket_state_is_the_state_apply_builds() -> None:
+def test_ticket_sla_of_is_the_state_apply_builds() -> None:
     simulated, book = list(_simulated()), _default_book()
     extra = Day()
     extra.ticket("X1", "08:00", "crm", "request", "crm.permit")
@@ -413,7 +413,7 @@ def test_ticket_state_is_the_state_apply_builds() -> None:
         for event in events:
             state, _ = sla.apply(state, event, book)
         assert state is not None
-        built = ticket_state(subject, [ticket_mark(e) for e in events])
+        built = ticket_sla_of(subject, [ticket_mark(e) for e in events])
         assert (built.marks, built.ignored) == (state.marks, state.ignored)
         for when in (END, datetime(2025, 3, 5, 9, tzinfo=DUBAI), datetime(2025, 3, 9, tzinfo=DUBAI)):
             assert sla.evaluate(built, when, book) == sla.evaluate(state, when, book)
