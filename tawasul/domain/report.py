@@ -41,7 +41,7 @@ from tawasul.domain.report_result import (
     WalkInFigures,
 )
 from tawasul.domain.sla_state import STATUS_BREACHED, STATUS_MET, TicketSla
-from tawasul.domain.sla_timeline import CLOSED, OPENED, PRIORITY, RANKS, REOPENED, RESOLVED, Mark, Payload
+from tawasul.domain.sla_timeline import CLOSED, OPENED, RANKS, REOPENED, RESOLVED, Mark
 
 __all__ = [
     "DATA_EVENT_TYPES",
@@ -102,22 +102,8 @@ def _text(value: Any) -> str:
 
 
 def ticket_mark(event: ReportEvent) -> Mark:
-    """The ticket event as the SLA state stores it: (time us, type rank, id, profile or priority)."""
-    rank = RANKS[event.type]
-    data = event.data
-    payload: Payload = None
-    if rank == OPENED:
-        department = getattr(data, "department", None)
-        payload = (
-            _text(data.channel),
-            _text(data.kind),
-            _text(data.category),
-            _text(data.priority),
-            None if department is None else _text(department),
-        )
-    elif rank == PRIORITY:
-        payload = _text(data.priority)
-    return Mark(to_us(event.time), rank, event.id, payload)
+    """The ticket event as the SLA state stores it (`sla.mark_of`, the engine's own rule)."""
+    return sla.mark_of(event, RANKS[event.type])
 
 
 def ticket_sla_of(ticket_id: str, marks: Iterable[Mark]) -> TicketSla:

@@ -102,7 +102,7 @@ def apply(state: TicketSla | None, event: TicketEvent, book: PolicyBook) -> tupl
     rank = RANKS.get(str(event.type))
     if rank is None:
         return state, []
-    mark = _mark(event, rank)
+    mark = mark_of(event, rank)
     if state.seen(mark.id, mark.at):
         return state, []
     marks = list(state.marks)
@@ -189,7 +189,8 @@ def _text(value: Any) -> str:
     return sys.intern(str(getattr(value, "value", value)))
 
 
-def _mark(event: TicketEvent, rank: int) -> Mark:
+def mark_of(event: TicketEvent, rank: int) -> Mark:
+    """The ticket event as the SLA state stores it: (time us, type rank, id, profile or priority)."""
     payload: Payload = None
     data = event.data
     if rank == OPENED:
