@@ -47,7 +47,7 @@ def reference_apply(state: TicketSla | None, event: Event) -> tuple[TicketSla, l
     rank = RANKS.get(str(event.type))
     if rank is None or state.has_event(str(event.id)):
         return state, []
-    mark = sla._mark(event, rank)
+    mark = sla.mark_of(event, rank)
     marks = list(state.marks)
     if marks and marks[-1][1] == CLOSED and mark > marks[-1]:
         return replace(state, ignored=tuple(sorted((*state.ignored, mark[2])))), []
@@ -184,7 +184,7 @@ def test_build_timeline_matches_the_reference(
     events = build(opened, steps)
     if data.draw(st.booleans()):
         events = events[1:]  # never opened
-    marks = tuple(sorted(sla._mark(e, RANKS[e.type]) for e in events))
+    marks = tuple(sorted(sla.mark_of(e, RANKS[e.type]) for e in events))
     assert build_timeline(marks) == reference_build_timeline(marks)
     for cut in cuts:
         until = to_us(opened) + cut * 1_000_000
