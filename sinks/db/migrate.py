@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL
 
 from sinks.db.engine import make_engine
@@ -108,15 +109,46 @@ def upgrade(target: str | URL | Engine, revision: str = "head") -> SchemaStatus:
     try:
         with engine.connect() as connection:
             _check_known(_current(connection), script, head)
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        migrating = _all_or_nothing(engine)
+        try:
+            with migrating.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        finally:
+            if migrating is not engine:
+                migrating.dispose()
         with engine.connect() as connection:
             current = _current(connection)
     finally:
         if owned:
             engine.dispose()
     return SchemaStatus(current=current, head=head)
+
+
+def _all_or_nothing(engine: Engine) -> Engine:
+    """An engine whose transactions take DDL in too, for migrating a SQLite file.
+
+    Python's sqlite3 driver opens a transaction only before INSERT/UPDATE/DELETE, so each CREATE
+    TABLE of a migration commits on its own: a process killed mid-migration (a sink stopped in
+    its first seconds) left half a schema that no later start could migrate. Here the driver's
+    own transaction handling is off and every transaction starts with `BEGIN IMMEDIATE`, which
+    also makes a second migrating process wait instead of interleaving. PostgreSQL's DDL is
+    transactional already; an in-memory SQLite database is private to its engine and kept as is.
+    """
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:") or database.startswith("file::memory:"):
+        return engine
+    migrating = make_engine(engine.url)
+
+    @event.listens_for(migrating, "connect")
+    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(migrating, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return migrating
 
 
 def stamp(target: str | URL | Engine, revision: str) -> None:

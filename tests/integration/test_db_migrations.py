@@ -72,3 +72,35 @@ def test_a_newer_database_is_refused(database_url: str) -> None:
     assert upgraded.exit_code == 1 and "upgrade Tawasul" in upgraded.output
     current = runner.invoke(db, ["current", "--db", database_url])
     assert current.exit_code == 1 and "newer than this Tawasul" in current.output
+
+
+def test_a_migration_stopped_half_way_leaves_nothing_and_the_next_start_migrates(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sink killed in its first seconds stops its migration half way: on SQLite each CREATE TABLE
+    used to commit on its own, leaving half a schema no later start could migrate."""
+    from alembic.operations import Operations
+
+    create_table = Operations.create_table
+    created: list[str] = []
+
+    def stopped_after_three(self: Operations, name: str, *columns: object, **kw: object) -> object:
+        if len(created) == 3:
+            raise KeyboardInterrupt("the process stops here")
+        created.append(name)
+        return create_table(self, name, *columns, **kw)
+
+    monkeypatch.setattr(Operations, "create_table", stopped_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        migrate.upgrade(database_url)
+    assert len(created) == 3
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            left = set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+    assert left.isdisjoint(created), f"half a schema left: {sorted(left)}"
+    monkeypatch.undo()
+    state = migrate.upgrade(database_url)
+    assert state.up_to_date and migrate.status(database_url).current == migrate.head_revision()
